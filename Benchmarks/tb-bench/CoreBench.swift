@@ -1,0 +1,1 @@
+func coreBenchmark(_ arguments: [String]) { print("core benchmark: not written yet") }

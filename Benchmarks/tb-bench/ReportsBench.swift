@@ -1,0 +1,1 @@
+func reportsBenchmark(_ arguments: [String]) { print("reports benchmark: not written yet") }

@@ -1,0 +1,63 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let strict: [SwiftSetting] = [.swiftLanguageMode(.v6)]
+
+let package = Package(
+    name: "takeover-bridge",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "takeover-bridge", targets: ["takeover-bridge"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+    ],
+    targets: [
+        // libldap and libsasl2 through pkg-config; the shim header holds the prefixed helpers.
+        .systemLibrary(
+            name: "CLDAP",
+            pkgConfig: "ldap",
+            providers: [.apt(["libldap-dev", "libsasl2-dev"])]
+        ),
+        // Pure LDAP text syntax: RFC 4514 DNs, RFC 4515 filters, RFC 2849 LDIF. No C.
+        .target(name: "LDAPSyntax", swiftSettings: strict),
+        // The only module that touches libldap's pointers.
+        .target(name: "LDAPClient", dependencies: ["CLDAP", "LDAPSyntax"], swiftSettings: strict),
+        // Pure reconciliation: users, connections, reports, bindings in; a Plan out.
+        .target(name: "TakeoverCore", dependencies: ["LDAPSyntax"], swiftSettings: strict),
+        // Report files -> DeviceReport values.
+        .target(name: "DeviceReports", dependencies: ["TakeoverCore"], swiftSettings: strict),
+        // Glue: configuration, directory <-> model, apply, state.
+        .target(
+            name: "TakeoverBridge",
+            dependencies: [
+                "LDAPClient", "LDAPSyntax", "TakeoverCore", "DeviceReports",
+                .product(name: "TOMLKit", package: "TOMLKit"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "takeover-bridge",
+            dependencies: [
+                "TakeoverBridge",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict
+        ),
+        // Benchmarks are executables, never timed assertions in the test suite.
+        .executableTarget(
+            name: "tb-bench",
+            dependencies: ["TakeoverCore", "DeviceReports", "LDAPSyntax"],
+            path: "Benchmarks/tb-bench",
+            swiftSettings: strict
+        ),
+        .testTarget(name: "LDAPSyntaxTests", dependencies: ["LDAPSyntax"], swiftSettings: strict),
+        .testTarget(name: "LDAPClientTests", dependencies: ["LDAPClient", "LDAPSyntax"], swiftSettings: strict),
+        .testTarget(name: "TakeoverCoreTests", dependencies: ["TakeoverCore"], resources: [.copy("Golden")], swiftSettings: strict),
+        .testTarget(name: "DeviceReportsTests", dependencies: ["DeviceReports", "TakeoverCore"], resources: [.copy("Fixtures")], swiftSettings: strict),
+        .testTarget(name: "TakeoverBridgeTests", dependencies: ["TakeoverBridge", "LDAPClient", "TakeoverCore"], swiftSettings: strict),
+    ]
+)

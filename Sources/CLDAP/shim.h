@@ -1,0 +1,6 @@
+#ifndef CLDAP_SHIM_H
+#define CLDAP_SHIM_H
+#include <ldap.h>
+#include <lber.h>
+#include <sasl/sasl.h>
+#endif

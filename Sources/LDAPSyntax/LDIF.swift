@@ -1,0 +1,73 @@
+// RFC 2849 LDIF output: attribute lines with base64 for unsafe values, folded at 76 columns.
+
+public enum LDIF {
+    /// One `name: value` (or `name:: base64`) line, folded, ending in "\n".
+    public static func line(_ name: String, _ value: String) -> String {
+        let raw: String
+        if isSafe(value) {
+            raw = "\(name): \(value)"
+        } else {
+            raw = "\(name):: \(base64(Array(value.utf8)))"
+        }
+        return fold(raw)
+    }
+
+    /// RFC 2849 SAFE-STRING: no NUL, LF, CR; non-ASCII needs base64; must not start with
+    /// space, ':' or '<'; we also base64 a trailing space so it survives editors.
+    public static func isSafe(_ value: String) -> Bool {
+        let bytes = value.utf8
+        guard let first = bytes.first else { return true }
+        if first == UInt8(ascii: " ") || first == UInt8(ascii: ":") || first == UInt8(ascii: "<") { return false }
+        if bytes.last == UInt8(ascii: " ") { return false }
+        for b in bytes where b == 0 || b == 10 || b == 13 || b >= 0x80 {
+            return false
+        }
+        return true
+    }
+
+    /// Folds a line longer than 76 bytes: continuation lines start with one space.
+    /// Folding never splits a UTF-8 sequence (values with non-ASCII are base64 anyway).
+    public static func fold(_ line: String, width: Int = 76) -> String {
+        let bytes = Array(line.utf8)
+        if bytes.count <= width { return line + "\n" }
+        var out = [UInt8]()
+        out.reserveCapacity(bytes.count + bytes.count / width * 2 + 2)
+        var index = 0
+        var first = true
+        while index < bytes.count {
+            let room = first ? width : width - 1
+            var end = min(index + room, bytes.count)
+            while end < bytes.count && end > index + 1 && (bytes[end] & 0xC0) == 0x80 { end -= 1 }
+            if !first { out.append(UInt8(ascii: " ")) }
+            out.append(contentsOf: bytes[index..<end])
+            out.append(UInt8(ascii: "\n"))
+            index = end
+            first = false
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    public static func base64(_ bytes: [UInt8]) -> String {
+        let table = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+        var out = [UInt8]()
+        out.reserveCapacity((bytes.count + 2) / 3 * 4)
+        var i = 0
+        while i + 2 < bytes.count {
+            let n = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2])
+            out.append(table[Int(n >> 18 & 63)]); out.append(table[Int(n >> 12 & 63)])
+            out.append(table[Int(n >> 6 & 63)]); out.append(table[Int(n & 63)])
+            i += 3
+        }
+        let rest = bytes.count - i
+        if rest == 1 {
+            let n = UInt32(bytes[i]) << 16
+            out.append(table[Int(n >> 18 & 63)]); out.append(table[Int(n >> 12 & 63)])
+            out.append(UInt8(ascii: "=")); out.append(UInt8(ascii: "="))
+        } else if rest == 2 {
+            let n = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8
+            out.append(table[Int(n >> 18 & 63)]); out.append(table[Int(n >> 12 & 63)])
+            out.append(table[Int(n >> 6 & 63)]); out.append(UInt8(ascii: "="))
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}

@@ -1,0 +1,1 @@
+print("takeover-bridge: not built yet")
