@@ -480,3 +480,42 @@ func parseProblems(_ toml: String) -> [ConfigProblem] {
         #expect(e.description == "a:1: x\na: [state]: y")
     }
 }
+
+@Suite struct ExampleConfigTests {
+    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().path
+
+    /// config.example.toml parses, documents every key, and states the real defaults.
+    @Test func exampleConfigDocumentsEveryKey() throws {
+        let path = ExampleConfigTests.repository + "/config.example.toml"
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        let c = try BridgeConfig.parse(toml: text, source: "config.example.toml", baseDirectory: "/etc/takeover-bridge")
+        for section in ConfigSchema.sections {
+            #expect(text.contains("[\(section.name)]\n"))
+            for (key, _) in section.keys {
+                let documented = text.contains("\n\(key) = ") || text.contains("\n# \(key) = ")
+                #expect(documented, "\(section.name).\(key) is not in config.example.toml")
+            }
+        }
+        #expect(c.ldap.tlsReqcert == BridgeConfig.LDAP(uri: "x").tlsReqcert)
+        #expect(c.ldap.pageSize == BridgeConfig.LDAP(uri: "x").pageSize)
+        #expect(c.ldap.timeout == BridgeConfig.LDAP(uri: "x").timeout)
+        #expect(c.users == BridgeConfig.Users(searchBase: c.users.searchBase, localAccountAttribute: "localUserAccount"))
+        #expect(c.devices == BridgeConfig.Devices(searchBase: c.devices.searchBase, reports: c.devices.reports))
+        #expect(c.bindings == BridgeConfig.Bindings(searchBase: c.bindings.searchBase))
+        #expect(c.policy == BridgeConfig.PolicySection())
+        #expect(c.safety == BridgeConfig.Safety())
+        #expect(c.state == BridgeConfig.State())
+    }
+
+    /// examples/config.toml (the demo's) is valid.
+    @Test func demoConfigParses() throws {
+        let path = ExampleConfigTests.repository + "/examples/config.toml"
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        let c = try BridgeConfig.parse(toml: text, source: "examples/config.toml", baseDirectory: "/demo")
+        #expect(c.devices.reports == "/demo/reports")
+        #expect(c.ldap.bindPasswordFile == "/demo/bridge.pw")
+        #expect(c.state.dir == "/demo/state")
+        #expect(c.cleartextProblem() == nil)
+    }
+}
