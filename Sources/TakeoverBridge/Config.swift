@@ -335,7 +335,7 @@ public struct BridgeConfig: Sendable {
     /// connection, or a SASL mechanism that does not send the password itself
     /// (PLAIN and LOGIN do, so they count as cleartext).
     public func cleartextProblem() -> String? {
-        if allowCleartext || ldap.startTLS { return nil }
+        if ldap.allowCleartext || ldap.startTLS { return nil }
         let sendsPassword: Bool
         if let mech = ldap.saslMech {
             let upper = mech.uppercased()
@@ -359,8 +359,6 @@ public struct BridgeConfig: Sendable {
         }
         return nil
     }
-
-    private var allowCleartext: Bool { ldap.allowCleartext }
 
     /// A problem about `key`, located at its line when known.
     public func problem(_ key: String, _ message: String) -> ConfigProblem {
