@@ -64,7 +64,7 @@ struct JSONParser {
     private let maxDepth: Int
 
     /// Hard ceiling on nesting whatever the caller asks: recursion stays far from any stack limit.
-    static let depthCeiling = 512
+    static let depthCeiling = 256
 
     init(_ buffer: UnsafeBufferPointer<UInt8>, position: Int = 0, maxDepth: Int) {
         self.buf = buffer

@@ -166,6 +166,10 @@ struct ReportBuilder {
             warnings.append(InputProblem(source: source, message:
                 "\(warningCount - ReportBuilder.maxListedWarnings) more warnings in this file not listed"))
         }
+        if order.isEmpty && errorCount == 0 {
+            // E.g. a CSV with only its header, a log with no users query: no evidence at all.
+            fileError(at: nil, "no accounts found in this file")
+        }
         if order.isEmpty && (fileFailed || errorCount > 0) {
             // Nothing could be attributed: the device named by the file fails.
             touch(fallbackDevice)
