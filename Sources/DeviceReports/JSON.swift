@@ -6,12 +6,23 @@
 // offset (turned into a line by the caller), caps nesting depth instead of overflowing
 // the stack, and never traps on any input.
 
+/// A string or number as it appears in the text: a byte range, decoded only on demand.
+/// Most members of a report row are never read (PowerShell prints ~15 per account), so
+/// not making a String of each one is most of this reader's speed.
+struct JSONText: Sendable, Equatable {
+    /// Byte range of the content (inside the quotes for strings).
+    var start: Int
+    var end: Int
+    /// The string holds backslash escapes: decode before use.
+    var hasEscapes: Bool
+}
+
 enum JSONValue: Sendable, Equatable {
     case object(JSONObject)
     case array([JSONValue])
-    case string(String)
+    case string(JSONText)
     /// The number exactly as written (grammar-checked).
-    case number(String)
+    case number(JSONText)
     case bool(Bool)
     case null
 
@@ -34,7 +45,7 @@ enum JSONValue: Sendable, Equatable {
 }
 
 struct JSONMember: Sendable, Equatable {
-    var key: String
+    var key: JSONText
     var value: JSONValue
 }
 
@@ -42,14 +53,48 @@ struct JSONObject: Sendable, Equatable {
     var members: [JSONMember]
     /// Byte offset of the opening brace in the parsed text (for line numbers).
     var offset: Int
+}
 
-    /// The first member named `key` (exact match; objects here have few keys).
-    subscript(key: String) -> JSONValue? {
-        for member in members where member.key == key { return member.value }
+/// The parsed text, needed to read the strings, numbers and member names of values.
+/// Only valid inside the `withUnsafeBufferPointer` that produced the buffer.
+struct JSONDocument {
+    let buf: UnsafeBufferPointer<UInt8>
+
+    /// The first member named `key` (compared byte for byte; escaped names decoded).
+    func member(_ o: JSONObject, _ key: StaticString) -> JSONValue? {
+        let count = key.utf8CodeUnitCount
+        let k = key.utf8Start
+        for m in o.members {
+            if m.key.hasEscapes {
+                if string(m.key).utf8.elementsEqual(UnsafeBufferPointer(start: k, count: count)) { return m.value }
+                continue
+            }
+            guard m.key.end - m.key.start == count else { continue }
+            var i = 0
+            while i < count, buf[m.key.start + i] == k[i] { i += 1 }
+            if i == count { return m.value }
+        }
         return nil
     }
 
-    func has(_ key: String) -> Bool { self[key] != nil }
+    func has(_ o: JSONObject, _ key: StaticString) -> Bool { member(o, key) != nil }
+
+    /// The decoded string (or the number's text).
+    func string(_ t: JSONText) -> String {
+        guard t.start < t.end else { return "" }
+        let raw = UnsafeBufferPointer(rebasing: buf[t.start..<t.end])
+        guard t.hasEscapes else { return String(decoding: raw, as: UTF8.self) }
+        return String(decoding: JSONParser.unescape(raw), as: UTF8.self)
+    }
+
+    /// The raw bytes of a string without escapes, or its decoded bytes.
+    func withBytes<R>(_ t: JSONText, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
+        let raw = UnsafeBufferPointer(rebasing: buf[t.start..<max(t.start, t.end)])
+        guard t.hasEscapes else { return body(raw) }
+        return JSONParser.unescape(raw).withUnsafeBufferPointer(body)
+    }
+
+    func isEmpty(_ t: JSONText) -> Bool { t.end <= t.start }
 }
 
 struct JSONParseError: Error, Equatable {
@@ -147,6 +192,7 @@ struct JSONParser {
         }
         position += 1
         var members: [JSONMember] = []
+        members.reserveCapacity(16)
         skipWhitespace()
         if position < buf.count, buf[position] == UInt8(ascii: "}") {
             position += 1
@@ -186,6 +232,7 @@ struct JSONParser {
         }
         position += 1
         var elements: [JSONValue] = []
+        elements.reserveCapacity(8)
         skipWhitespace()
         if position < buf.count, buf[position] == UInt8(ascii: "]") {
             position += 1
@@ -219,7 +266,7 @@ struct JSONParser {
         position += count
     }
 
-    private mutating func parseNumber() throws(JSONParseError) -> String {
+    private mutating func parseNumber() throws(JSONParseError) -> JSONText {
         let start = position
         if buf[position] == UInt8(ascii: "-") { position += 1 }
         guard position < buf.count, isDigit(buf[position]) else {
@@ -248,24 +295,41 @@ struct JSONParser {
             }
             while position < buf.count, isDigit(buf[position]) { position += 1 }
         }
-        return String(decoding: UnsafeBufferPointer(rebasing: buf[start..<position]), as: UTF8.self)
+        return JSONText(start: start, end: position, hasEscapes: false)
     }
 
     private func isDigit(_ b: UInt8) -> Bool { b >= 0x30 && b <= 0x39 }
 
-    /// Parses a string at the opening quote. Fast path: no escapes, one copy.
-    private mutating func parseString() throws(JSONParseError) -> String {
+    /// Checks a string at the opening quote and returns its content range; escapes are
+    /// validated here and decoded by `unescape` when the value is read.
+    private mutating func parseString() throws(JSONParseError) -> JSONText {
         let open = position
         position += 1
         let start = position
+        var escapes = false
         while position < buf.count {
+            // Eight bytes at a time while none is '"', '\\' or a control character.
+            if let base = buf.baseAddress {
+                while position + 8 <= buf.count {
+                    let w = UnsafeRawPointer(base + position).loadUnaligned(as: UInt64.self)
+                    let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
+                    let q = w ^ (ones &* 0x22), bs = w ^ (ones &* 0x5C)
+                    let special = ((q &- ones) & ~q) | ((bs &- ones) & ~bs) | ((w &- ones &* 0x20) & ~w)
+                    if special & highs != 0 { break }
+                    position += 8
+                }
+            }
+            guard position < buf.count else { break }
             let b = buf[position]
             if b == UInt8(ascii: "\"") {
-                let s = String(decoding: UnsafeBufferPointer(rebasing: buf[start..<position]), as: UTF8.self)
                 position += 1
-                return s
+                return JSONText(start: start, end: position - 1, hasEscapes: escapes)
             }
-            if b == UInt8(ascii: "\\") { return try parseEscapedString(open: open, start: start) }
+            if b == UInt8(ascii: "\\") {
+                escapes = true
+                try checkEscape()
+                continue
+            }
             if b < 0x20 { throw controlCharacter(b, open: open) }
             position += 1
         }
@@ -279,55 +343,80 @@ struct JSONParser {
         return JSONParseError(offset: position, message: "unescaped control character 0x\(hex2(b)) in a string")
     }
 
-    private mutating func parseEscapedString(open: Int, start: Int) throws(JSONParseError) -> String {
-        var out: [UInt8] = Array(UnsafeBufferPointer(rebasing: buf[start..<position]))
-        while position < buf.count {
-            let b = buf[position]
-            if b == UInt8(ascii: "\"") {
-                position += 1
-                return String(decoding: out, as: UTF8.self)
+    /// Validates one escape at the backslash and moves past it.
+    private mutating func checkEscape() throws(JSONParseError) {
+        let escapeAt = position
+        position += 1
+        guard position < buf.count else {
+            throw JSONParseError(offset: escapeAt, message: "unterminated string (truncated JSON?)")
+        }
+        let e = buf[position]
+        position += 1
+        switch e {
+        case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"), UInt8(ascii: "f"),
+             UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
+            return
+        case UInt8(ascii: "u"):
+            let scalar = try hex4(escapeAt: escapeAt)
+            if scalar >= 0xD800 && scalar <= 0xDBFF {
+                guard position + 1 < buf.count, buf[position] == UInt8(ascii: "\\"), buf[position + 1] == UInt8(ascii: "u") else {
+                    throw JSONParseError(offset: escapeAt, message: "invalid \\u escape: high surrogate without a following low surrogate")
+                }
+                position += 2
+                let low = try hex4(escapeAt: position - 2)
+                guard low >= 0xDC00 && low <= 0xDFFF else {
+                    throw JSONParseError(offset: escapeAt, message: "invalid \\u escape: high surrogate followed by a non-low-surrogate")
+                }
+            } else if scalar >= 0xDC00 && scalar <= 0xDFFF {
+                throw JSONParseError(offset: escapeAt, message: "invalid \\u escape: unpaired low surrogate")
             }
-            if b < 0x20 { throw controlCharacter(b, open: open) }
-            if b != UInt8(ascii: "\\") {
+        default:
+            throw JSONParseError(offset: escapeAt, message: "invalid escape sequence '\\\(printable(e))' in a string")
+        }
+    }
+
+    /// Decodes the content of a string that `parseString` validated.
+    static func unescape(_ raw: UnsafeBufferPointer<UInt8>) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(raw.count)
+        var i = 0
+        func hex(_ at: Int) -> UInt32 {
+            var v: UInt32 = 0
+            for k in at..<min(at + 4, raw.count) {
+                let c = raw[k]
+                let d: UInt32 = c >= 0x61 ? UInt32(c) - 0x61 + 10 : c >= 0x41 ? UInt32(c) - 0x41 + 10 : UInt32(c) &- 0x30
+                v = v << 4 | (d & 0xF)
+            }
+            return v
+        }
+        while i < raw.count {
+            let b = raw[i]
+            guard b == UInt8(ascii: "\\"), i + 1 < raw.count else {
                 out.append(b)
-                position += 1
+                i += 1
                 continue
             }
-            let escapeAt = position
-            position += 1
-            guard position < buf.count else { break }
-            let e = buf[position]
-            position += 1
+            let e = raw[i + 1]
+            i += 2
             switch e {
-            case UInt8(ascii: "\""): out.append(0x22)
-            case UInt8(ascii: "\\"): out.append(0x5C)
-            case UInt8(ascii: "/"): out.append(0x2F)
             case UInt8(ascii: "b"): out.append(0x08)
             case UInt8(ascii: "f"): out.append(0x0C)
             case UInt8(ascii: "n"): out.append(0x0A)
             case UInt8(ascii: "r"): out.append(0x0D)
             case UInt8(ascii: "t"): out.append(0x09)
             case UInt8(ascii: "u"):
-                var scalar = try hex4(escapeAt: escapeAt)
-                if scalar >= 0xD800 && scalar <= 0xDBFF {
-                    guard position + 1 < buf.count, buf[position] == UInt8(ascii: "\\"), buf[position + 1] == UInt8(ascii: "u") else {
-                        throw JSONParseError(offset: escapeAt, message: "invalid \\u escape: high surrogate without a following low surrogate")
-                    }
-                    position += 2
-                    let low = try hex4(escapeAt: position - 2)
-                    guard low >= 0xDC00 && low <= 0xDFFF else {
-                        throw JSONParseError(offset: escapeAt, message: "invalid \\u escape: high surrogate followed by a non-low-surrogate")
-                    }
-                    scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
-                } else if scalar >= 0xDC00 && scalar <= 0xDFFF {
-                    throw JSONParseError(offset: escapeAt, message: "invalid \\u escape: unpaired low surrogate")
+                var scalar = hex(i)
+                i += 4
+                if scalar >= 0xD800 && scalar <= 0xDBFF, i + 6 <= raw.count, raw[i] == UInt8(ascii: "\\") {
+                    let low = hex(i + 2)
+                    i += 6
+                    scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low &- 0xDC00)
                 }
                 TextDecoding.appendUTF8(scalar, to: &out)
-            default:
-                throw JSONParseError(offset: escapeAt, message: "invalid escape sequence '\\\(printable(e))' in a string")
+            default: out.append(e)   // \" \\ \/
             }
         }
-        throw JSONParseError(offset: open, message: "unterminated string (truncated JSON?)")
+        return out
     }
 
     private mutating func hex4(escapeAt: Int) throws(JSONParseError) -> UInt32 {

@@ -87,28 +87,24 @@ extension ReportsFolder {
             return failure(ReportParser.tooLarge(size, limits: limits))
         }
         // Read to the end (the file may have grown since fstat), never past the cap.
-        var bytes = [UInt8](repeating: 0, count: size + 1)
-        var filled = 0
-        while true {
-            if filled == bytes.count {
-                if bytes.count > limits.maxFileBytes { break }
-                bytes.append(contentsOf: repeatElement(0, count: min(max(bytes.count, 4096), limits.maxFileBytes + 1 - bytes.count)))
-            }
-            let n = bytes.withUnsafeMutableBytes { raw -> Int in
-                guard let p = raw.baseAddress else { return 0 }
-                return posixRead(fd, p + filled, raw.count - filled)
-            }
-            if n < 0 {
-                if errno == EINTR { continue }
-                return failure("cannot read: \(describe(errno: errno) ?? "unknown error")")
-            }
-            if n == 0 { break }
-            filled += n
+        var readError: Int32 = 0
+        var bytes = [UInt8](unsafeUninitializedCapacity: size + 1) { buf, initialized in
+            initialized = readFully(fd, buf, error: &readError)
         }
-        if filled > limits.maxFileBytes {
-            return failure(ReportParser.tooLarge(filled, limits: limits))
+        while readError == 0, bytes.count > size, bytes.count <= limits.maxFileBytes {
+            // It grew: read on in chunks.
+            let chunk = [UInt8](unsafeUninitializedCapacity: 1 << 16) { buf, initialized in
+                initialized = readFully(fd, buf, error: &readError)
+            }
+            if chunk.isEmpty { break }
+            bytes += chunk
         }
-        bytes.removeSubrange(filled...)
+        if readError != 0 {
+            return failure("cannot read: \(describe(errno: readError) ?? "unknown error")")
+        }
+        if bytes.count > limits.maxFileBytes {
+            return failure(ReportParser.tooLarge(bytes.count, limits: limits))
+        }
         return ReportParser.parse(bytes: bytes, fileName: name, source: source, modificationTime: mtime, limits: limits)
     }
 
@@ -126,9 +122,22 @@ extension ReportsFolder {
     }
 }
 
-/// read(2), named apart from `ReportsFolder.read`.
-private func posixRead(_ fd: Int32, _ buffer: UnsafeMutableRawPointer, _ count: Int) -> Int {
-    read(fd, buffer, count)
+/// Fills `buf` with read(2) until it is full or the file ends; returns the bytes read.
+/// (A free function: inside ReportsFolder, `read` names `ReportsFolder.read`.)
+private func readFully(_ fd: Int32, _ buf: UnsafeMutableBufferPointer<UInt8>, error: inout Int32) -> Int {
+    guard let base = buf.baseAddress else { return 0 }
+    var filled = 0
+    while filled < buf.count {
+        let n = read(fd, base + filled, buf.count - filled)
+        if n < 0 {
+            if errno == EINTR { continue }
+            error = errno
+            break
+        }
+        if n == 0 { break }
+        filled += n
+    }
+    return filled
 }
 
 /// Per-file results written from `concurrentPerform`.
