@@ -23,9 +23,7 @@ enum TextDecoding {
         if bytes.count >= 2, bytes[0] == 0xFE, bytes[1] == 0xFF {
             return transcodeUTF16(bytes, from: 2, littleEndian: false)
         }
-        if let nul = bytes.firstIndex(of: 0) {
-            return .failure(nulFailure(bytes, firstNUL: nul))
-        }
+        // validateUTF8 also stops at a NUL byte (then nulFailure explains what the file is).
         return validateUTF8(bytes).map { bytes }
     }
 
@@ -63,11 +61,13 @@ enum TextDecoding {
                 // ASCII fast path, eight bytes at a time.
                 while i + 8 <= n {
                     let word = UnsafeRawPointer(base + i).loadUnaligned(as: UInt64.self)
-                    if word & 0x8080_8080_8080_8080 != 0 { break }
+                    let hasZero = (word &- 0x0101_0101_0101_0101) & ~word
+                    if (word | hasZero) & 0x8080_8080_8080_8080 != 0 { break }
                     i += 8
                 }
                 if i >= n { break }
                 let b0 = buf[i]
+                if b0 == 0 { return i }
                 if b0 < 0x80 { i += 1; continue }
                 if b0 < 0xC2 { return i }
                 if b0 < 0xE0 {
@@ -98,6 +98,7 @@ enum TextDecoding {
             return nil
         }
         guard let offset = bad else { return .success(()) }
+        if bytes[offset] == 0 { return .failure(nulFailure(bytes, firstNUL: offset)) }
         let byte = String(bytes[offset], radix: 16, uppercase: true)
         let hex = byte.count == 1 ? "0" + byte : byte
         return .failure(DecodingFailure(
