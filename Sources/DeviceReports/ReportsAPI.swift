@@ -78,7 +78,13 @@ public enum ReportParser {
             switch TextReports.detect(text) {
             case .passwd?: Passwd.read(text, into: &builder)
             case .csv?: CSVReports.read(text, into: &builder)
-            case nil: builder.fileError(at: nil, "unrecognised report format (\(JSONReports.acceptedFormats))")
+            case nil:
+                if let separator = TextReports.csvHeaderWithOtherSeparator(text) {
+                    builder.fileError(at: .line(1), "looks like a CSV header separated by '\(separator)': "
+                        + "CSV reports must be comma-separated (\(JSONReports.acceptedFormats))")
+                } else {
+                    builder.fileError(at: nil, "unrecognised report format (\(JSONReports.acceptedFormats))")
+                }
             }
         }
         return builder.finish()

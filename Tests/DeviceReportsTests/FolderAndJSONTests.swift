@@ -38,6 +38,13 @@ struct TempFolder {
         try dir.write("Bob's MacBook Pro.json", [0xFF, 0x00, 0x13])
         try dir.write(".hidden.json", "garbage")
         try dir.write("README.md", "# what these files are")
+        try dir.write("readme.txt", "notes")
+        #expect(mkfifo(dir.path + "/agent.pipe", 0o600) == 0)
+        // A name that is not UTF-8 cannot name a device: said, not guessed.
+        let rawName = Array((dir.path + "/bad-").utf8) + [0xFF] + Array(".json".utf8) + [0]
+        let fd = open(rawName.map { CChar(bitPattern: $0) }, O_CREAT | O_WRONLY, 0o644)
+        #expect(fd >= 0)
+        close(fd)
         try FileManager.default.createDirectory(atPath: dir.path + "/archive", withIntermediateDirectories: false)
         try dir.write("archive/old.json", "garbage")
 
@@ -46,7 +53,10 @@ struct TempFolder {
         #expect(r.report("web01")?.reportedAt == 1_700_000_123, "mtime is the fallback report time")
         #expect(r.report("web01")?.source == "reports/web01.passwd")
         #expect(r.report("lab-01")?.source == "reports/osqueryd.results.log")
-        #expect(r.problems.count == 2)
+        #expect(r.problems.count == 3, "\(r.problems.map(\.reportLine))")
+        let badUTF8 = try #require(r.problems.first { $0.message.contains("not valid UTF-8: not read") })
+        #expect(badUTF8.device == nil)
+        #expect(badUTF8.source == "reports/bad-\u{FFFD}.json")
         let bob = try #require(r.problems.first { $0.source == "reports/Bob's MacBook Pro.json" })
         #expect(bob.device == "Bob's MacBook Pro")
         let kiosk = try #require(r.problems.first { $0.source == "reports/kiosk,ou=Users.json" })
