@@ -110,8 +110,8 @@ indirect enum Plain: Equatable {
 
     init(_ v: JSONValue, _ doc: JSONDocument) {
         switch v {
-        case .object(let o): self = .object(o.members.map { PlainMember(key: doc.string($0.key), value: Plain($0.value, doc)) }, offset: o.offset)
-        case .array(let a): self = .array(a.map { Plain($0, doc) })
+        case .object(let o): self = .object(doc.members(o).map { PlainMember(key: doc.string($0.key), value: Plain($0.value, doc)) }, offset: o.offset)
+        case .array(let a): self = .array(doc.elements(a).map { Plain($0, doc) })
         case .string(let t): self = .string(doc.string(t))
         case .number(let t): self = .number(doc.string(t))
         case .bool(let b): self = .bool(b)
@@ -131,7 +131,8 @@ struct PlainMember: Equatable {
         return bytes.withUnsafeBufferPointer { buf in
             var p = JSONParser(buf, maxDepth: depth)
             do throws(JSONParseError) {
-                return .success(Plain(try p.parseDocument(), JSONDocument(buf: buf)))
+                let v = try p.parseDocument()
+                return .success(p.storage.withDocument(buf) { Plain(v, $0) })
             } catch {
                 return .failure(error)
             }
@@ -157,9 +158,11 @@ struct PlainMember: Equatable {
         bytes.withUnsafeBufferPointer { buf in
             var p = JSONParser(buf, maxDepth: 8)
             guard let v = try? p.parseDocument(), let o = v.object else { Issue.record("no object"); return }
-            let row = Row(doc: JSONDocument(buf: buf), object: o)
-            #expect(row.optionalString("username") == "root")
-            #expect((try? row.integer("uid")) == 0)
+            p.storage.withDocument(buf) { doc in
+                let row = Row(doc: doc, object: o)
+                #expect(row.optionalString("username") == "root")
+                #expect((try? row.integer("uid")) == 0)
+            }
         }
     }
 
