@@ -43,6 +43,8 @@ enum JSONReports {
                     }
                 }
             }
+            // Nothing parsed: the errors already say why.
+            if values.isEmpty && b.hasErrors { return }
             p.storage.withDocument(buf) { doc in
                 if isArray, case .array(let a)? = values.first {
                     readElements(Array(doc.elements(a)), doc: doc, into: &b)

@@ -85,6 +85,22 @@ struct TempFolder {
         #expect(sized.problems.first?.message.contains("1000-byte cap") == true)
     }
 
+    @Test func deepestAllowedNestingOnWorkerThreads() throws {
+        // The depth ceiling must hold on Dispatch worker threads, whose stacks are smaller.
+        let dir = try TempFolder("deep")
+        defer { dir.cleanup() }
+        let depth = JSONParser.depthCeiling
+        for i in 0..<4 {
+            try dir.write("deep\(i).json", String(repeating: "[", count: depth) + String(repeating: "]", count: depth))
+            try dir.write("deeper\(i).json", String(repeating: "{\"a\":", count: 100_000))
+        }
+        let r = ReportsFolder.read(path: dir.path, limits: ReportLimits(maxJSONDepth: .max))
+        #expect(r.reports.isEmpty)
+        #expect(r.problems.count == 8, "\(r.problems.map(\.reportLine))")
+        #expect(r.problems.filter { $0.message.contains("deeper than \(depth)") }.count == 4)
+        #expect(r.problems.filter { $0.message.contains("holds no objects") }.count == 4)
+    }
+
     @Test func missingFolderIsOneProblem() {
         let r = ReportsFolder.read(path: "/nonexistent/tb-reports-\(UUID().uuidString)")
         #expect(r.reports.isEmpty)
