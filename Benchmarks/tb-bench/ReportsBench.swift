@@ -88,6 +88,15 @@ private func format(_ d: Duration) -> String {
 
 // MARK: - Generation
 
+private enum BenchError: Error, CustomStringConvertible {
+    case notOurs(String)
+    var description: String {
+        switch self {
+        case .notOurs(let dir): return "\(dir) exists and was not made by tb-bench (no .tb-bench-complete): not touching it"
+        }
+    }
+}
+
 /// Deterministic pseudo-random numbers (SplitMix64).
 private struct BenchRNG {
     var state: UInt64
@@ -187,7 +196,14 @@ private func osqueryRow(_ a: GenAccount, platform: GenPlatform) -> String {
 
 private func generateReports(files: Int, accounts: Int, dir: String) throws {
     let fm = FileManager.default
-    if fm.fileExists(atPath: dir) { try fm.removeItem(atPath: dir) }
+    if fm.fileExists(atPath: dir) {
+        // Only ever delete a folder this benchmark made (it holds the marker file).
+        let contents = try fm.contentsOfDirectory(atPath: dir)
+        guard contents.isEmpty || fm.fileExists(atPath: dir + "/.tb-bench-complete") else {
+            throw BenchError.notOurs(dir)
+        }
+        try fm.removeItem(atPath: dir)
+    }
     try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
     var rng = BenchRNG(state: 0x7B_BE4C)
     // Accounts per file: around the average, in +/- pairs so the total is exact.
