@@ -177,18 +177,6 @@ struct JSONParser {
         }
     }
 
-    /// Skips spaces and tabs only; returns true when the rest of the line is blank.
-    mutating func restOfLineIsBlank() -> Bool {
-        while position < buf.count {
-            switch buf[position] {
-            case 0x20, 0x09, 0x0D: position += 1
-            case 0x0A: return true
-            default: return false
-            }
-        }
-        return true
-    }
-
     /// True when the current line's first non-blank character opens an object.
     func lineStartsObject() -> Bool {
         var i = position
