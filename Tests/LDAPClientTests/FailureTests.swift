@@ -54,7 +54,9 @@ struct FailureTests {
             await watcher.close()
             #expect(error?.isConnectionLost == true)
             let index = try #require(error?.firstUnknownIndex)
-            #expect(index >= 100 * groups.count && index < requests.count)
+            // The server had applied ~2,000 when the watcher saw it; replies for up to a
+            // window's worth may not have reached the client.
+            #expect(index >= 100 * groups.count - 64 - 20 && index < requests.count)
             #expect(error?.description.contains("outcome unknown from request #\(index)") == true)
             await root.close()
 
