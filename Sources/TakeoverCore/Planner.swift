@@ -354,10 +354,10 @@ final class Planning {
             devices[d].connected = out
         }
         for (_, u) in unknown {
-            let names = u.devices.map { name($0) }
+            let names = u.devices.sorted { stringLess(devices[$0].folded, devices[$1].folded) }.map { name($0) }
             warnings.append(Finding(
                 kind: Kind.unknownMember, value: u.spelling, devices: names,
-                message: "the device \(names.count == 1 ? "entry" : "entries") of \(names.sorted(by: stringLess).joined(separator: ", ")) \(names.count == 1 ? "names" : "name") \(u.byDN ? "the member" : "the user") \(q(u.spelling)), which is not a user read from the directory",
+                message: "the device \(names.count == 1 ? "entry" : "entries") of \(names.joined(separator: ", ")) \(names.count == 1 ? "names" : "name") \(u.byDN ? "the member" : "the user") \(q(u.spelling)), which is not a user read from the directory",
                 fix: u.byDN
                     ? "remove the stale member value \(q(u.spelling)) from the device entry, or check that [users] search_base and filter include that entry"
                     : "remove the stale memberUid \(q(u.spelling)) from the device entry, or check [users] name_attribute, search_base and filter"))
@@ -423,6 +423,21 @@ final class Planning {
                 guard let rec = layout.parseRecord(raw) else { continue }
                 let n = DNNormalizer.normalize(rec.userDN)
                 entries[n, default: BindingEntry(normDN: n)].records.append((g.index, raw, rec.localName))
+            }
+        }
+        // The input's order of values never shows (R14): sort by group, then value.
+        if groups.count > 1 || entries.values.contains(where: { $0.members.count > 1 || $0.records.count > 1 }) {
+            var position: [Int: Int] = [:]
+            for (p, g) in groups.enumerated() { position[g.index] = p }
+            for (key, e) in entries where e.members.count > 1 || e.records.count > 1 {
+                var e = e
+                e.members.sort { a, b in
+                    a.group != b.group ? (position[a.group] ?? 0) < (position[b.group] ?? 0) : stringLess(a.raw, b.raw)
+                }
+                e.records.sort { a, b in
+                    a.group != b.group ? (position[a.group] ?? 0) < (position[b.group] ?? 0) : stringLess(a.raw, b.raw)
+                }
+                entries[key] = e
             }
         }
         var boundRanks: [Int] = []
