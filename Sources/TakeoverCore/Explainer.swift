@@ -157,7 +157,7 @@ public enum Explainer {
         }
         let age = input.now - r.reportedAt
         let active = age <= input.policy.activeWithin
-        lines.append("    report: \(r.source), \(platformName(r.platform)), \(ISOTime.format(r.reportedAt)), \(ISOTime.age(age)) old: \(active ? "active" : "inactive") (R8: active_within \(ISOTime.duration(input.policy.activeWithin))), \(r.accounts.count) accounts")
+        lines.append("    report: \(r.source), \(platformName(r.platform)), \(ISOTime.format(r.reportedAt)), \(ISOTime.age(age)) old: \(active ? "active" : "inactive") (R8: active_within \(ISOTime.duration(input.policy.activeWithin))), \(r.accounts.count) \(r.accounts.count == 1 ? "account" : "accounts")")
         if reports.count > 1 {
             lines.append("    older reports ignored: " + reports.dropFirst().map { "\($0.source) (\(ISOTime.format($0.reportedAt)))" }.joined(separator: ", "))
         }
@@ -227,6 +227,8 @@ public enum Explainer {
         var lines: [String] = []
         for c in plan.changes {
             if c.op == .addEntry {
+                let cn = c.attributes.first { Folding.fold($0.name) == "cn" }?.values.first ?? DNNormalizer.firstRDNValue(c.dn)
+                guard Folding.fold(cn) == Folding.fold(device) else { continue }
                 let members = c.attributes.filter { Folding.fold($0.name) == Folding.fold(plan.layout?.memberAttribute ?? "member") }
                     .flatMap(\.values)
                 guard members.contains(where: { DNNormalizer.normalize($0) == norm }) else { continue }
