@@ -1,6 +1,6 @@
 // R5, R6, R7 and R13 for the pairs of one active device that have no binding yet.
 
-extension Planning {
+extension DeviceStage {
     /// A total order on a report's accounts, so the report's own order never matters (R14).
     func accountLess(_ a: LocalAccount, _ b: LocalAccount) -> Bool {
         var c = stringCompare(a.name, b.name); if c != 0 { return c < 0 }
@@ -17,30 +17,20 @@ extension Planning {
     /// - Parameters:
     ///   - wanted: user ranks (connected, free of conflicts, not bound here).
     ///   - heldNames: folded local names held by bindings on this device that stay, with their entry key.
-    func evaluate(_ wanted: [Int], report: DeviceReport, deviceName: String, heldNames: [String: String],
-                  entries: [String: BindingEntry]) -> [Int: FreshOutcome] {
+    func evaluate(_ wanted: [Int], report: DeviceReport, scan: AccountScan, deviceName: String, heldNames: [String: Int],
+                  slots: [BindingEntry]) -> [Int: FreshOutcome] {
         var result: [Int: FreshOutcome] = [:]
         result.reserveCapacity(wanted.count)
-        var slot: [String: Int] = [:]
-        slot.reserveCapacity(wanted.count)
-        for (k, r) in wanted.enumerated() where slot[users[r].foldedLocal] == nil { slot[users[r].foldedLocal] = k }
-        var matches = [[Int]](repeating: [], count: wanted.count)
         let accounts = report.accounts
-        var foldedNames = [String]()
-        foldedNames.reserveCapacity(accounts.count)
-        for (a, account) in accounts.enumerated() {
-            let f = Folding.fold(account.name)
-            foldedNames.append(f)
-            if let k = slot[f] { matches[k].append(a) }
-        }
+        let foldedNames = scan.folded
         var r7: [Int] = []
-        for (k, r) in wanted.enumerated() {
+        for r in wanted {
             let info = users[r]
             let u = user(r)
-            if let holderKey = heldNames[info.foldedLocal], holderKey != info.normDN {
-                let holder = entries[holderKey]
-                let holderName = holder.flatMap { $0.user >= 0 ? user($0.user).username : nil } ?? DNNormalizer.firstRDNValue(holderKey)
-                let holderDN = holder.flatMap { $0.user >= 0 ? user($0.user).dn : $0.members.first?.raw } ?? holderKey
+            if let holderSlot = heldNames[info.foldedLocal], slots[holderSlot].user != r {
+                let holder = slots[holderSlot]
+                let holderName = holder.user >= 0 ? user(holder.user).username : DNNormalizer.firstRDNValue(holder.normDN)
+                let holderDN = holder.user >= 0 ? user(holder.user).dn : (holder.members.first?.raw ?? holder.normDN)
                 result[r] = .conflict(kind: Kind.accountAlreadyBound, finding: Finding(
                     kind: Kind.accountAlreadyBound, value: u.localName, users: [u.username], devices: [deviceName],
                     message: "the local account \(q(u.localName)) on \(q(deviceName)) is already bound to \(holderName) (\(holderDN)); \(u.username) can't take it over",
@@ -48,7 +38,7 @@ extension Planning {
                     localAccount: nil)
                 continue
             }
-            let m = matches[slot[info.foldedLocal] ?? k]
+            let m = scan.matches(info.foldedLocal)
             if !m.isEmpty {
                 let exact = m.filter { accounts[$0].name == u.localName }.min { accountLess(accounts[$0], accounts[$1]) }
                 if exact == nil && m.count > 1 {
@@ -126,42 +116,69 @@ extension Planning {
 
     /// R7: unbound, unprotected accounts that share the uid number (Linux, macOS), the home
     /// folder name or the full name with a user; accounts whose name is another user's
-    /// local name are that user's, not candidates.
+    /// local name are that user's, not candidates. Few candidates are compared directly
+    /// (no allocation); many go through dictionaries of folded keys.
     private func findLikely(_ ranks: [Int], report: DeviceReport, foldedNames: [String],
-                            heldNames: [String: String]) -> [Int: [LikelyMatch]] {
+                            heldNames: [String: Int]) -> [Int: [LikelyMatch]] {
+        struct Candidate {
+            var rank: Int
+            var uid: Int64?
+            var keys: [String] // folded username and local name
+            var display: String?
+        }
+        let useUID = report.platform != .windows
+        let candidates = ranks.map { r -> Candidate in
+            let u = user(r)
+            let info = users[r]
+            return Candidate(rank: r, uid: useUID ? u.uidNumber : nil,
+                             keys: info.foldedLocal == info.foldedName ? [info.foldedName] : [info.foldedName, info.foldedLocal],
+                             display: u.displayName.flatMap { $0.isEmpty ? nil : Folding.fold($0) })
+        }
+        let many = candidates.count > 16
         var byUID: [Int64: [Int]] = [:]
         var byHome: [String: [Int]] = [:]
         var byFull: [String: [Int]] = [:]
-        let useUID = report.platform != .windows
-        for r in ranks {
-            let u = user(r)
-            if useUID, let n = u.uidNumber { byUID[n, default: []].append(r) }
-            byHome[users[r].foldedName, default: []].append(r)
-            if users[r].foldedLocal != users[r].foldedName { byHome[users[r].foldedLocal, default: []].append(r) }
-            if let display = u.displayName, !display.isEmpty { byFull[Folding.fold(display), default: []].append(r) }
+        if many {
+            for (c, cand) in candidates.enumerated() {
+                if let n = cand.uid { byUID[n, default: []].append(c) }
+                for k in cand.keys { byHome[k, default: []].append(c) }
+                if let d = cand.display { byFull[d, default: []].append(c) }
+            }
         }
         var out: [Int: [LikelyMatch]] = [:]
-        for (a, account) in report.accounts.enumerated() {
-            var hits: [(Int, String)] = []
-            if !byUID.isEmpty, let uid = account.effectiveUID, let rs = byUID[uid] {
-                for r in rs { hits.append((r, "same uid number \(uid)")) }
-            }
-            if let home = account.home, let base = homeBase(home), let rs = byHome[Folding.fold(String(base))] {
-                for r in rs { hits.append((r, "home directory \(home)")) }
-            }
-            if !byFull.isEmpty, let full = account.fullName, !full.isEmpty, let rs = byFull[Folding.fold(full)] {
-                for r in rs { hits.append((r, "full name \(q(full))")) }
-            }
-            if hits.isEmpty { continue }
-            let f = foldedNames[a]
-            if heldNames[f] != nil { continue }
-            if protection(account, f, report.platform) != nil { continue }
-            for (r, why) in hits {
-                if let claim = byLocal[f], claim != r { continue }
-                var list = out[r] ?? []
-                if let i = list.firstIndex(where: { $0.account == a }) { list[i].why.append(why) }
-                else { list.append(LikelyMatch(account: a, why: [why])) }
-                out[r] = list
+        report.accounts.withUnsafeBufferPointer { accounts in
+            for a in accounts.indices {
+                var hits: [(Int, String)] = []
+                let uid = accounts[a].effectiveUID
+                let base = accounts[a].home.flatMap(homeBase)
+                let full = accounts[a].fullName.flatMap { $0.isEmpty ? nil : $0[...] }
+                if many {
+                    if let uid, let cs = byUID[uid] { for c in cs { hits.append((c, "same uid number \(uid)")) } }
+                    if let base, let cs = byHome[Folding.fold(String(base))] { for c in cs { hits.append((c, "home directory \(accounts[a].home ?? "")")) } }
+                    if let full, let cs = byFull[Folding.fold(String(full))] { for c in cs { hits.append((c, "full name \(q(String(full)))")) } }
+                } else {
+                    for (c, cand) in candidates.enumerated() {
+                        if let uid, uid == cand.uid { hits.append((c, "same uid number \(uid)")) }
+                        if let base, cand.keys.contains(where: { Folding.equals(base, folded: $0) }) {
+                            hits.append((c, "home directory \(accounts[a].home ?? "")"))
+                        }
+                        if let full, let d = cand.display, Folding.equals(full, folded: d) {
+                            hits.append((c, "full name \(q(String(full)))"))
+                        }
+                    }
+                }
+                if hits.isEmpty { continue }
+                let f = foldedNames[a]
+                if heldNames[f] != nil { continue }
+                if protection(accounts[a], f, report.platform) != nil { continue }
+                for (c, why) in hits {
+                    let r = candidates[c].rank
+                    if let claim = localOwner(f), claim != r { continue }
+                    var list = out[r] ?? []
+                    if let i = list.firstIndex(where: { $0.account == a }) { list[i].why.append(why) }
+                    else { list.append(LikelyMatch(account: a, why: [why])) }
+                    out[r] = list
+                }
             }
         }
         for (r, list) in out where list.count > 1 {
@@ -170,9 +187,53 @@ extension Planning {
         return out
     }
 
+    /// The last path component of a home directory ('/' or '\\' separated), without allocating.
     private func homeBase(_ home: String) -> Substring? {
-        let parts = home.split(whereSeparator: { $0 == "/" || $0 == "\\" })
-        return parts.last
+        let bytes = home.utf8
+        var end = bytes.endIndex
+        func isSeparator(_ b: UInt8) -> Bool { b == UInt8(ascii: "/") || b == UInt8(ascii: "\\") }
+        while end > bytes.startIndex, isSeparator(bytes[bytes.index(before: end)]) { end = bytes.index(before: end) }
+        guard end > bytes.startIndex else { return nil }
+        var start = end
+        while start > bytes.startIndex, !isSeparator(bytes[bytes.index(before: start)]) { start = bytes.index(before: start) }
+        return home[start..<end]
+    }
+}
+
+/// One pass over a device's accounts: every name folded, and where the wanted names are.
+struct AccountScan {
+    var folded: [String] = []
+    /// Wanted folded name -> first matching account, or -1.
+    private var first: [String: Int] = [:]
+    private var multiple: Set<String> = []
+
+    init() {}
+
+    init(_ accounts: [LocalAccount], wanted: [String: Int]) {
+        var folded: [String] = []
+        folded.reserveCapacity(accounts.count)
+        var first = wanted
+        var multiple: Set<String> = []
+        accounts.withUnsafeBufferPointer { buffer in
+            for a in buffer.indices {
+                let f = Folding.fold(buffer[a].name)
+                folded.append(f)
+                if let v = first[f] {
+                    if v < 0 { first[f] = a } else { multiple.insert(f) }
+                }
+            }
+        }
+        self.folded = folded
+        self.first = first
+        self.multiple = multiple
+    }
+
+    func has(_ f: String) -> Bool { (first[f] ?? -1) >= 0 }
+
+    func matches(_ f: String) -> [Int] {
+        guard let v = first[f], v >= 0 else { return [] }
+        if !multiple.contains(f) { return [v] }
+        return folded.indices.filter { folded[$0] == f }
     }
 }
 
