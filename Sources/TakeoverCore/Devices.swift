@@ -1,4 +1,7 @@
 import Dispatch
+#if canImport(Glibc)
+import Glibc
+#endif
 import LDAPSyntax
 
 // Deciding every pair of each device (R4-R13) once users, devices and connections are
@@ -22,6 +25,34 @@ final class OutputSlots: @unchecked Sendable {
         buffer.deallocate()
     }
 }
+
+/// Moves `count` elements from `base[from...]` down to `base[to...]`, then gives the pages
+/// the move vacated back to the system, so compacting the chunks never holds two copies.
+func moveDown<T>(_ base: UnsafeMutablePointer<T>, from: Int, to: Int, count: Int) {
+    guard from != to else { return }
+    (base + to).moveInitialize(from: base + from, count: count)
+    let vacatedStart = max(from, to + count)
+    if vacatedStart < from + count {
+        releasePages(UnsafeMutableRawPointer(base + vacatedStart), UnsafeMutableRawPointer(base + from + count))
+    }
+}
+
+/// Returns the whole pages inside `[start, end)` to the system (Linux `madvise(MADV_DONTNEED)`);
+/// their content must not be needed. Elsewhere a no-op.
+func releasePages(_ start: UnsafeMutableRawPointer, _ end: UnsafeMutableRawPointer) {
+    #if canImport(Glibc)
+    let page = pageSize
+    let lo = (Int(bitPattern: start) + page - 1) / page * page
+    let hi = Int(bitPattern: end) / page * page
+    if hi > lo, let p = UnsafeMutableRawPointer(bitPattern: lo) {
+        _ = madvise(p, hi - lo, MADV_DONTNEED)
+    }
+    #endif
+}
+
+#if canImport(Glibc)
+private let pageSize = max(4096, sysconf(Int32(_SC_PAGESIZE)))
+#endif
 
 /// A pointer handed to the chunks; each writes only its own region of it.
 struct SharedPointer<Element>: @unchecked Sendable {
@@ -93,8 +124,10 @@ struct DeviceStage: Sendable {
         let chunks = order.count < tuning.parallelFrom ? 1 : max(1, tuning.chunks)
         let boundScale = max(1, tuning.boundScale)
         @Sendable func range(_ c: Int) -> Range<Int> { (order.count * c / chunks)..<(order.count * (c + 1) / chunks) }
-        // Upper bounds: a decision per connected user or binding value; per decision at
-        // most three changes, plus the group entry.
+        // Upper bounds. A decision is about a connected user or a user named by at least one
+        // binding value. A connected pair makes at most two changes (member and record); any
+        // other change removes or records at least one existing binding value; plus the
+        // group entry.
         var decisionBounds = [0], changeBounds = [0]
         for c in 0..<chunks {
             var d = 0, ch = 0
@@ -103,7 +136,7 @@ struct DeviceStage: Sendable {
                 var values = 0
                 for g in dev.groups { values += input.bindingGroups[g].members.count + input.bindingGroups[g].records.count }
                 d += dev.connected.count + values
-                ch += 1 + 3 * (dev.connected.count + values)
+                ch += 1 + 2 * dev.connected.count + values
             }
             decisionBounds.append(decisionBounds[c] + d / boundScale)
             changeBounds.append(changeBounds[c] + ch / boundScale)
@@ -146,10 +179,10 @@ struct DeviceStage: Sendable {
                         result.changes += o.changes.overflow
                     } else {
                         if let base = dbase.pointer, o.decisions.count > 0 {
-                            (base + dn).moveInitialize(from: base + decisionOffset[c], count: o.decisions.count)
+                            moveDown(base, from: decisionOffset[c], to: dn, count: o.decisions.count)
                         }
                         if let base = cbase.pointer, o.changes.count > 0 {
-                            (base + cn).moveInitialize(from: base + changeOffset[c], count: o.changes.count)
+                            moveDown(base, from: changeOffset[c], to: cn, count: o.changes.count)
                         }
                         dn += o.decisions.count
                         cn += o.changes.count
