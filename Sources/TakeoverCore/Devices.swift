@@ -61,8 +61,9 @@ struct SharedPointer<Element>: @unchecked Sendable {
 }
 
 /// The read-only indexes the device stage works from. Everything is a `let` of value types:
-/// safe to share between threads, no dynamic exclusivity checks on the hot path.
-struct DeviceStage: Sendable {
+/// safe to share between threads, no dynamic exclusivity checks on the hot path. A class,
+/// so closures capture one reference instead of copying every index.
+final class DeviceStage: Sendable {
     let input: PlanInput
     let layout: BindingLayout
     let policy: Policy
@@ -74,6 +75,22 @@ struct DeviceStage: Sendable {
     let fieldHead: [String: Int]
     let fieldNext: [Int]
     let devices: ContiguousArray<DeviceInfo>
+
+    init(input: PlanInput, layout: BindingLayout, policy: Policy, policyNames: Set<String>, placeholderNorm: String?,
+         users: ContiguousArray<UserInfo>, byDN: [String: Int], byName: [String: Int], fieldHead: [String: Int],
+         fieldNext: [Int], devices: ContiguousArray<DeviceInfo>) {
+        self.input = input
+        self.layout = layout
+        self.policy = policy
+        self.policyNames = policyNames
+        self.placeholderNorm = placeholderNorm
+        self.users = users
+        self.byDN = byDN
+        self.byName = byName
+        self.fieldHead = fieldHead
+        self.fieldNext = fieldNext
+        self.devices = devices
+    }
 
     func user(_ rank: Int) -> DirectoryUser { input.users[users[rank].source] }
 
@@ -154,7 +171,7 @@ struct DeviceStage: Sendable {
                     var out = DeviceOutput()
                     out.decisions = Sink(base: dbase.pointer.map { $0 + decisionOffset[c] }, capacity: decisionOffset[c + 1] - decisionOffset[c])
                     out.changes = Sink(base: cbase.pointer.map { $0 + changeOffset[c] }, capacity: changeOffset[c + 1] - changeOffset[c])
-                    for k in range(c) { processDevice(order[k], into: &out) }
+                    for k in range(c) { self.processDevice(order[k], into: &out) }
                     slots.store(out, at: c)
                 }
                 if chunks == 1 { work(0) } else { DispatchQueue.concurrentPerform(iterations: chunks, execute: work) }
@@ -378,7 +395,18 @@ struct DeviceStage: Sendable {
                 wanted.append(s.rank)
             }
             if !names.isEmpty {
-                scan = AccountScan(report.accounts, wanted: names)
+                // R7 keys of the pairs to decide; the hits only matter for those no name matches.
+                var uids = MultiIndex<Int64>(), homes = MultiIndex<String>(), fullNames = MultiIndex<String>()
+                for (c, r) in wanted.enumerated() {
+                    let u = users[r]
+                    let source = input.users[u.source]
+                    if report.platform != .windows, let n = source.uidNumber { uids.insert(n, c) }
+                    homes.insert(u.foldedName, c)
+                    if u.foldedLocal != u.foldedName { homes.insert(u.foldedLocal, c) }
+                    if let display = source.displayName, !display.isEmpty { fullNames.insert(Folding.fold(display), c) }
+                }
+                scan = AccountScan(report.accounts, wanted: names, candidates: wanted, uids: uids, homes: homes,
+                                   fullNames: fullNames)
                 if !wanted.isEmpty {
                     fresh = evaluate(wanted, report: report, scan: scan, deviceName: deviceName, heldNames: heldNames, slots: slots)
                 }
@@ -387,7 +415,10 @@ struct DeviceStage: Sendable {
 
         for s in subjects {
             let r = s.rank
-            let u = user(r)
+            let src = users[r].source
+            let username = input.users[src].username
+            let dn = input.users[src].dn
+            let localName = input.users[src].localName
             let info = users[r]
             let entry = entry(r)
             let managed = entry?.managed ?? false
@@ -399,36 +430,36 @@ struct DeviceStage: Sendable {
             if let kind = info.conflict {
                 // R4: held, not undone; gains nothing.
                 if s.connected || managed {
-                    emit(Decision(user: u.username, userDN: u.dn, device: deviceName, action: .conflict,
+                    emit(Decision(user: username, userDN: dn, device: deviceName, action: .conflict,
                                   localAccount: boundName, reason: kind, notices: managed ? Notice.heldNotices : []),
                          folded: info.foldedName, norm: info.normDN, from: start)
                 } else if memberOnly, let entry {
-                    unmanagedWarning(entry, username: u.username)
+                    unmanagedWarning(entry, username: username)
                 }
                 continue
             }
             if let deferred {
                 if s.connected || managed {
-                    emit(Decision(user: u.username, userDN: u.dn, device: deviceName, action: .deferred,
+                    emit(Decision(user: username, userDN: dn, device: deviceName, action: .deferred,
                                   localAccount: boundName, reason: deferred),
                          folded: info.foldedName, norm: info.normDN, from: start)
                 } else if memberOnly, let entry {
-                    unmanagedWarning(entry, username: u.username)
+                    unmanagedWarning(entry, username: username)
                 }
                 continue
             }
             guard s.connected else {
                 if managed, let entry {
-                    unbindChanges(entry, subject: u.dn)
-                    emit(Decision(user: u.username, userDN: u.dn, device: deviceName, action: .unbind,
+                    unbindChanges(entry, subject: dn)
+                    emit(Decision(user: username, userDN: dn, device: deviceName, action: .unbind,
                                   localAccount: boundName, reason: Reason.notConnected),
                          folded: info.foldedName, norm: info.normDN, from: start)
                 } else if memberOnly, let entry {
-                    unmanagedWarning(entry, username: u.username)
+                    unmanagedWarning(entry, username: username)
                 } else if recordOnly, let entry {
                     local.append(Change(dn: groupDN(entry.records[0].group), op: .deleteRecord, attribute: layout.recordAttribute,
-                                        values: entry.records.map(\.raw), subject: u.dn))
-                    staleRecordWarning(entry, username: u.username)
+                                        values: entry.records.map(\.raw), subject: dn))
+                    staleRecordWarning(entry, username: username)
                 }
                 continue
             }
@@ -439,16 +470,16 @@ struct DeviceStage: Sendable {
                     if report != nil, !scan.has(info.foldedLocal) {
                         notices.append(Notice.boundAccountMissing(rec.local))
                     }
-                    emit(Decision(user: u.username, userDN: u.dn, device: deviceName, action: .bound,
+                    emit(Decision(user: username, userDN: dn, device: deviceName, action: .bound,
                                   localAccount: rec.local, reason: Reason.bound, notices: notices),
                          folded: info.foldedName, norm: info.normDN, from: start)
                 } else {
                     // R10.
                     out.conflicts.append(Finding(
-                        kind: Kind.changedAfterBinding, value: u.localName, users: [u.username], devices: [deviceName],
-                        message: "\(u.username) is bound to \(q(deviceName)) with the local account \(q(rec.local)), but the user's local name is now \(q(u.localName)); the fields can only be edited before binding, so the binding stays as it is",
-                        fix: "restore the Local User Account field of \(u.username) to \(q(rec.local)), or unbind \(u.username) from \(q(deviceName)) first (remove the connection and run apply), then change the field and connect again"))
-                    emit(Decision(user: u.username, userDN: u.dn, device: deviceName, action: .conflict,
+                        kind: Kind.changedAfterBinding, value: localName, users: [username], devices: [deviceName],
+                        message: "\(username) is bound to \(q(deviceName)) with the local account \(q(rec.local)), but the user's local name is now \(q(localName)); the fields can only be edited before binding, so the binding stays as it is",
+                        fix: "restore the Local User Account field of \(username) to \(q(rec.local)), or unbind \(username) from \(q(deviceName)) first (remove the connection and run apply), then change the field and connect again"))
+                    emit(Decision(user: username, userDN: dn, device: deviceName, action: .conflict,
                                   localAccount: rec.local, reason: Kind.changedAfterBinding),
                          folded: info.foldedName, norm: info.normDN, from: start)
                 }
@@ -460,15 +491,15 @@ struct DeviceStage: Sendable {
                 out.conflicts.append(finding)
                 if recordOnly, let entry {
                     local.append(Change(dn: groupDN(entry.records[0].group), op: .deleteRecord, attribute: layout.recordAttribute,
-                                        values: entry.records.map(\.raw), subject: u.dn))
-                    staleRecordWarning(entry, username: u.username)
+                                        values: entry.records.map(\.raw), subject: dn))
+                    staleRecordWarning(entry, username: username)
                 }
-                emit(Decision(user: u.username, userDN: u.dn, device: deviceName, action: .conflict,
+                emit(Decision(user: username, userDN: dn, device: deviceName, action: .conflict,
                               localAccount: account, reason: kind),
                      folded: info.foldedName, norm: info.normDN, from: start)
             case .takeover, .provision:
                 var action = Action.provision
-                var accountName = u.localName
+                var accountName = localName
                 var notices: [String] = []
                 var reason = Reason.provision
                 if case .takeover(let a) = outcome {
@@ -477,28 +508,28 @@ struct DeviceStage: Sendable {
                     let account = report.accounts[a]
                     accountName = account.name
                     notices = report.platform == .macos ? Notice.takeoverNoticesMacOS : Notice.takeoverNotices
-                    if account.name != u.localName {
-                        notices.append(Notice.caseOnly(device: account.name, local: u.localName))
+                    if account.name != localName {
+                        notices.append(Notice.caseOnly(device: account.name, local: localName))
                     }
                     if unprotected == nil { unprotected = countUnprotected(report, scan, upTo: 2) }
-                    if unprotected == 1 { out.warnings.append(soleAccountWarning(report: report, account: a, user: u, deviceName: deviceName)) }
+                    if unprotected == 1 { out.warnings.append(soleAccountWarning(report: report, account: a, user: user(r), deviceName: deviceName)) }
                 } else if case .provision(let likely) = outcome, !likely.isEmpty {
                     let names = likely.map { q(report.accounts[$0.account].name) }.joined(separator: ", ")
                     notices.append("likely mismatch: \(names) may be this user's account; provisioned anyway (on_likely_mismatch = \"provision\")")
-                    out.warnings.append(likelyFinding(u, deviceName: deviceName, report: report, likely: likely, hold: false))
+                    out.warnings.append(likelyFinding(user(r), deviceName: deviceName, report: report, likely: likely, hold: false))
                 }
                 if memberOnly {
                     // Adopt a membership a person added: record it, change nothing else.
                     if let entry {
                         local.append(Change(dn: groupDN(entry.members[0].group), op: .addRecord, attribute: layout.recordAttribute,
-                                            values: [layout.recordValue(localName: accountName, userDN: u.dn)], subject: u.dn))
+                                            values: [layout.recordValue(localName: accountName, userDN: dn)], subject: dn))
                     }
-                    emit(Decision(user: u.username, userDN: u.dn, device: deviceName, action: .bound,
+                    emit(Decision(user: username, userDN: dn, device: deviceName, action: .bound,
                                   localAccount: accountName, reason: Reason.adopted, notices: Notice.adoptedNotices),
                          folded: info.foldedName, norm: info.normDN, from: start)
                     continue
                 }
-                let record = layout.recordValue(localName: accountName, userDN: u.dn)
+                let record = layout.recordValue(localName: accountName, userDN: dn)
                 var keepRecord = false
                 if recordOnly, let entry {
                     let foldedAccount = Folding.fold(accountName)
@@ -506,19 +537,19 @@ struct DeviceStage: Sendable {
                     keepRecord = stale.count < entry.records.count
                     if !stale.isEmpty {
                         local.append(Change(dn: groupDN(stale[0].group), op: .deleteRecord, attribute: layout.recordAttribute,
-                                            values: stale.map(\.raw), subject: u.dn))
+                                            values: stale.map(\.raw), subject: dn))
                     }
                 }
                 if groupExists {
-                    local.append(Change(dn: targetDN, op: .addMember, attribute: layout.memberAttribute, values: [u.dn], subject: u.dn))
+                    local.append(Change(dn: targetDN, op: .addMember, attribute: layout.memberAttribute, values: [dn], subject: dn))
                     if !keepRecord {
-                        local.append(Change(dn: targetDN, op: .addRecord, attribute: layout.recordAttribute, values: [record], subject: u.dn))
+                        local.append(Change(dn: targetDN, op: .addRecord, attribute: layout.recordAttribute, values: [record], subject: dn))
                     }
                 } else {
-                    newMembers.append(u.dn)
+                    newMembers.append(dn)
                     newRecords.append(record)
                 }
-                emit(Decision(user: u.username, userDN: u.dn, device: deviceName, action: action,
+                emit(Decision(user: username, userDN: dn, device: deviceName, action: action,
                               localAccount: accountName, reason: reason, notices: notices),
                      folded: info.foldedName, norm: info.normDN, from: start)
             }
@@ -597,7 +628,7 @@ struct DeviceStage: Sendable {
     func countUnprotected(_ report: DeviceReport, _ scan: AccountScan, upTo limit: Int) -> Int {
         var count = 0
         report.accounts.withUnsafeBufferPointer { accounts in
-            for a in accounts.indices where protection(accounts[a], scan.folded[a], report.platform) == nil {
+            for a in accounts.indices where protection(accounts[a], scan.folded(a), report.platform) == nil {
                 count += 1
                 if count >= limit { return }
             }

@@ -22,7 +22,6 @@ extension DeviceStage {
         var result: [Int: FreshOutcome] = [:]
         result.reserveCapacity(wanted.count)
         let accounts = report.accounts
-        let foldedNames = scan.folded
         var r7: [Int] = []
         for r in wanted {
             let info = users[r]
@@ -52,7 +51,7 @@ extension DeviceStage {
                 }
                 let a = exact ?? m[0]
                 let account = accounts[a]
-                if let why = protection(account, foldedNames[a], report.platform) {
+                if let why = protection(account, scan.folded(a), report.platform) {
                     result[r] = .conflict(kind: Kind.protectedAccount, finding: protectedFinding(u, deviceName: deviceName, account: account.name, why: why, reported: true), localAccount: account.name)
                 } else {
                     result[r] = .takeover(account: a)
@@ -67,7 +66,7 @@ extension DeviceStage {
             r7.append(r)
         }
         guard !r7.isEmpty else { return result }
-        let likely = findLikely(r7, report: report, foldedNames: foldedNames, heldNames: heldNames)
+        let likely = findLikely(Set(r7), report: report, scan: scan, heldNames: heldNames)
         for r in r7 {
             let u = user(r)
             let l = likely[r] ?? []
@@ -114,126 +113,191 @@ extension DeviceStage {
                 + (hold ? " or set [policy] on_likely_mismatch = \"provision\"" : ""))
     }
 
-    /// R7: unbound, unprotected accounts that share the uid number (Linux, macOS), the home
-    /// folder name or the full name with a user; accounts whose name is another user's
-    /// local name are that user's, not candidates. Few candidates are compared directly
-    /// (no allocation); many go through dictionaries of folded keys.
-    private func findLikely(_ ranks: [Int], report: DeviceReport, foldedNames: [String],
+    /// R7 from the scan's hits: unbound, unprotected accounts that share the uid number
+    /// (Linux, macOS), the home folder name or the full name with a user; accounts whose
+    /// name is another user's local name are that user's, not candidates.
+    private func findLikely(_ ranks: Set<Int>, report: DeviceReport, scan: AccountScan,
                             heldNames: [String: Int]) -> [Int: [LikelyMatch]] {
-        struct Candidate {
-            var rank: Int
-            var uid: Int64?
-            var keys: [String] // folded username and local name
-            var display: String?
-        }
-        let useUID = report.platform != .windows
-        let candidates = ranks.map { r -> Candidate in
-            let u = user(r)
-            let info = users[r]
-            return Candidate(rank: r, uid: useUID ? u.uidNumber : nil,
-                             keys: info.foldedLocal == info.foldedName ? [info.foldedName] : [info.foldedName, info.foldedLocal],
-                             display: u.displayName.flatMap { $0.isEmpty ? nil : Folding.fold($0) })
-        }
-        let many = candidates.count > 16
-        var byUID: [Int64: [Int]] = [:]
-        var byHome: [String: [Int]] = [:]
-        var byFull: [String: [Int]] = [:]
-        if many {
-            for (c, cand) in candidates.enumerated() {
-                if let n = cand.uid { byUID[n, default: []].append(c) }
-                for k in cand.keys { byHome[k, default: []].append(c) }
-                if let d = cand.display { byFull[d, default: []].append(c) }
-            }
-        }
         var out: [Int: [LikelyMatch]] = [:]
-        report.accounts.withUnsafeBufferPointer { accounts in
-            for a in accounts.indices {
-                var hits: [(Int, String)] = []
-                let uid = accounts[a].effectiveUID
-                let base = accounts[a].home.flatMap(homeBase)
-                let full = accounts[a].fullName.flatMap { $0.isEmpty ? nil : $0[...] }
-                if many {
-                    if let uid, let cs = byUID[uid] { for c in cs { hits.append((c, "same uid number \(uid)")) } }
-                    if let base, let cs = byHome[Folding.fold(String(base))] { for c in cs { hits.append((c, "home directory \(accounts[a].home ?? "")")) } }
-                    if let full, let cs = byFull[Folding.fold(String(full))] { for c in cs { hits.append((c, "full name \(q(String(full)))")) } }
-                } else {
-                    for (c, cand) in candidates.enumerated() {
-                        if let uid, uid == cand.uid { hits.append((c, "same uid number \(uid)")) }
-                        if let base, cand.keys.contains(where: { Folding.equals(base, folded: $0) }) {
-                            hits.append((c, "home directory \(accounts[a].home ?? "")"))
-                        }
-                        if let full, let d = cand.display, Folding.equals(full, folded: d) {
-                            hits.append((c, "full name \(q(String(full)))"))
-                        }
-                    }
-                }
-                if hits.isEmpty { continue }
-                let f = foldedNames[a]
-                if heldNames[f] != nil { continue }
-                if protection(accounts[a], f, report.platform) != nil { continue }
-                for (c, why) in hits {
-                    let r = candidates[c].rank
-                    if let claim = localOwner(f), claim != r { continue }
-                    var list = out[r] ?? []
-                    if let i = list.firstIndex(where: { $0.account == a }) { list[i].why.append(why) }
-                    else { list.append(LikelyMatch(account: a, why: [why])) }
-                    out[r] = list
-                }
+        for hit in scan.hits {
+            let r = scan.candidates[hit.candidate]
+            guard ranks.contains(r) else { continue }
+            let a = hit.account
+            let account = report.accounts[a]
+            let f = scan.folded(a)
+            if heldNames[f] != nil { continue }
+            if protection(account, f, report.platform) != nil { continue }
+            if let claim = localOwner(f), claim != r { continue }
+            let why: String
+            switch hit.reason {
+            case .uid: why = "same uid number \(account.effectiveUID ?? 0)"
+            case .home: why = "home directory \(account.home ?? "")"
+            case .fullName: why = "full name \(q(account.fullName ?? ""))"
             }
+            var list = out[r] ?? []
+            if let i = list.firstIndex(where: { $0.account == a }) { list[i].why.append(why) }
+            else { list.append(LikelyMatch(account: a, why: [why])) }
+            out[r] = list
         }
         for (r, list) in out where list.count > 1 {
             out[r] = list.sorted { accountLess(report.accounts[$0.account], report.accounts[$1.account]) }
         }
         return out
     }
+}
 
-    /// The last path component of a home directory ('/' or '\\' separated), without allocating.
-    private func homeBase(_ home: String) -> Substring? {
-        let bytes = home.utf8
-        var end = bytes.endIndex
-        func isSeparator(_ b: UInt8) -> Bool { b == UInt8(ascii: "/") || b == UInt8(ascii: "\\") }
-        while end > bytes.startIndex, isSeparator(bytes[bytes.index(before: end)]) { end = bytes.index(before: end) }
-        guard end > bytes.startIndex else { return nil }
-        var start = end
-        while start > bytes.startIndex, !isSeparator(bytes[bytes.index(before: start)]) { start = bytes.index(before: start) }
-        return home[start..<end]
+/// The last path component of a home directory ('/' or '\\' separated), without allocating.
+func homeBase(_ home: String) -> Substring? {
+    let bytes = home.utf8
+    var end = bytes.endIndex
+    func isSeparator(_ b: UInt8) -> Bool { b == UInt8(ascii: "/") || b == UInt8(ascii: "\\") }
+    while end > bytes.startIndex, isSeparator(bytes[bytes.index(before: end)]) { end = bytes.index(before: end) }
+    guard end > bytes.startIndex else { return nil }
+    var start = end
+    while start > bytes.startIndex, !isSeparator(bytes[bytes.index(before: start)]) { start = bytes.index(before: start) }
+    return home[start..<end]
+}
+
+/// A dictionary from a key to one or more small integers, allocating only for repeats.
+struct MultiIndex<Key: Hashable> {
+    private var first: [Key: Int] = [:]
+    private var more: [[Int]] = []
+
+    var isEmpty: Bool { first.isEmpty }
+
+    mutating func insert(_ key: Key, _ value: Int) {
+        guard let v = first[key] else { first[key] = value; return }
+        if v >= 0 {
+            more.append([v, value])
+            first[key] = -more.count
+        } else {
+            more[-v - 1].append(value)
+        }
+    }
+
+    var keys: Dictionary<Key, Int>.Keys { first.keys }
+
+    func forEach(_ key: Key, _ body: (Int) -> Void) {
+        guard let v = first[key] else { return }
+        if v >= 0 { body(v) } else { for x in more[-v - 1] { body(x) } }
     }
 }
 
-/// One pass over a device's accounts: every name folded, and where the wanted names are.
+/// A 256-bit filter on (length, first byte, last byte) of folded ASCII keys: most names a
+/// device reports are ruled out without folding or hashing them. Never a false negative:
+/// raw names that are not ASCII, or any key that is not, always pass.
+struct QuickFilter {
+    private var bits: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+    private var all = false
+    private(set) var isEmpty = true
+
+    private static func signature<C: Collection>(_ bytes: C) -> Int? where C.Element == UInt8 {
+        var count = 0
+        var first: UInt8 = 0, last: UInt8 = 0
+        for b in bytes {
+            if b >= 0x80 { return nil }
+            let l = (b &- 0x41 < 26) ? b | 0x20 : b
+            if count == 0 { first = l }
+            last = l
+            count += 1
+        }
+        return (count &* 131 &+ Int(first) &* 31 &+ Int(last)) & 255
+    }
+
+    mutating func insert(folded key: String) {
+        isEmpty = false
+        guard let s = Self.signature(key.utf8) else { all = true; return }
+        set(s)
+    }
+
+    private mutating func set(_ s: Int) {
+        let bit = UInt64(1) << UInt64(s & 63)
+        switch s >> 6 {
+        case 0: bits.0 |= bit
+        case 1: bits.1 |= bit
+        case 2: bits.2 |= bit
+        default: bits.3 |= bit
+        }
+    }
+
+    func mayContain<C: Collection>(raw bytes: C) -> Bool where C.Element == UInt8 {
+        if isEmpty { return false }
+        if all { return true }
+        guard let s = Self.signature(bytes) else { return true }
+        let bit = UInt64(1) << UInt64(s & 63)
+        switch s >> 6 {
+        case 0: return bits.0 & bit != 0
+        case 1: return bits.1 & bit != 0
+        case 2: return bits.2 & bit != 0
+        default: return bits.3 & bit != 0
+        }
+    }
+}
+
+/// One pass over a device's accounts: where the wanted names are, and which accounts look
+/// like a candidate user's (R7: uid number, home folder, full name).
 struct AccountScan {
-    var folded: [String] = []
+    enum Reason { case uid, home, fullName }
+
+    private var accounts: [LocalAccount] = []
+    /// Candidate index -> user rank.
+    var candidates: [Int] = []
+    var hits: [(account: Int, candidate: Int, reason: Reason)] = []
     /// Wanted folded name -> first matching account, or -1.
     private var first: [String: Int] = [:]
     private var multiple: Set<String> = []
 
     init() {}
 
-    init(_ accounts: [LocalAccount], wanted: [String: Int]) {
-        var folded: [String] = []
-        folded.reserveCapacity(accounts.count)
+    /// - Parameters:
+    ///   - wanted: folded local names to find, each mapped to -1.
+    ///   - candidates: user ranks R7 may apply to, with their keys (values index `candidates`).
+    init(_ accounts: [LocalAccount], wanted: [String: Int], candidates: [Int] = [],
+         uids: MultiIndex<Int64> = MultiIndex(), homes: MultiIndex<String> = MultiIndex(),
+         fullNames: MultiIndex<String> = MultiIndex()) {
         var first = wanted
         var multiple: Set<String> = []
+        var hits: [(account: Int, candidate: Int, reason: Reason)] = []
+        var nameFilter = QuickFilter(), homeFilter = QuickFilter(), fullFilter = QuickFilter()
+        for k in wanted.keys { nameFilter.insert(folded: k) }
+        for k in homes.keys { homeFilter.insert(folded: k) }
+        for k in fullNames.keys { fullFilter.insert(folded: k) }
         accounts.withUnsafeBufferPointer { buffer in
             for a in buffer.indices {
-                let f = Folding.fold(buffer[a].name)
-                folded.append(f)
-                if let v = first[f] {
-                    if v < 0 { first[f] = a } else { multiple.insert(f) }
+                let name = buffer[a].name
+                if nameFilter.mayContain(raw: name.utf8) {
+                    let f = Folding.fold(name)
+                    if let v = first[f] {
+                        if v < 0 { first[f] = a } else { multiple.insert(f) }
+                    }
+                }
+                if !uids.isEmpty, let uid = buffer[a].effectiveUID {
+                    uids.forEach(uid) { hits.append((a, $0, .uid)) }
+                }
+                if !homeFilter.isEmpty, let home = buffer[a].home, let base = homeBase(home),
+                   homeFilter.mayContain(raw: base.utf8) {
+                    homes.forEach(Folding.fold(String(base))) { hits.append((a, $0, .home)) }
+                }
+                if !fullFilter.isEmpty, let full = buffer[a].fullName, !full.isEmpty, fullFilter.mayContain(raw: full.utf8) {
+                    fullNames.forEach(Folding.fold(full)) { hits.append((a, $0, .fullName)) }
                 }
             }
         }
-        self.folded = folded
+        self.accounts = accounts
         self.first = first
         self.multiple = multiple
+        self.candidates = candidates
+        self.hits = hits
     }
+
+    func folded(_ a: Int) -> String { Folding.fold(accounts[a].name) }
 
     func has(_ f: String) -> Bool { (first[f] ?? -1) >= 0 }
 
     func matches(_ f: String) -> [Int] {
         guard let v = first[f], v >= 0 else { return [] }
         if !multiple.contains(f) { return [v] }
-        return folded.indices.filter { folded[$0] == f }
+        return accounts.indices.filter { folded($0) == f }
     }
 }
 

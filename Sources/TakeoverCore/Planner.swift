@@ -126,6 +126,8 @@ final class Planning {
     var fieldNext: [Int] = []
 
     var devices = ContiguousArray<DeviceInfo>()
+    /// The device index of each input connection.
+    var connectionDevice: [Int] = []
     var deviceIndex: [String: Int] = [:]
 
     var decisions: [Decision] = []
@@ -347,9 +349,18 @@ final class Planning {
     }
 
     private func indexDevices() {
+        connectionDevice.reserveCapacity(input.connections.count)
+        // A device entry's connections come together: skip the lookup for a repeated name.
+        var last: (name: String, device: Int)?
         for c in input.connections {
+            if let last, last.name.utf8.elementsEqual(c.device.utf8) {
+                connectionDevice.append(last.device)
+                continue
+            }
             let d = device(c.device)
             devices[d].entrySpelling = Self.minSpelling(devices[d].entrySpelling, c.device)
+            connectionDevice.append(d)
+            last = (c.device, d)
         }
         for name in input.knownDevices {
             let d = device(name)
@@ -398,12 +409,20 @@ final class Planning {
 
     private func resolveConnections() {
         var unknown: [String: (spelling: String, devices: Set<Int>, byDN: Bool)] = [:]
-        for c in input.connections {
-            guard let d = deviceIndex[Folding.fold(c.device)] else { continue }
+        // Resolve into flat pairs first, then give each device one exactly sized array.
+        var pairDevice: [Int32] = [], pairUser: [Int32] = []
+        pairDevice.reserveCapacity(input.connections.count)
+        pairUser.reserveCapacity(input.connections.count)
+        for (i, c) in input.connections.enumerated() {
+            let d = connectionDevice[i]
             switch c.member {
             case .dn(let dn):
                 let n = DNNormalizer.normalize(dn)
-                if let r = byDN[n] { devices[d].connected.append(r); continue }
+                if let r = byDN[n] {
+                    pairDevice.append(Int32(d))
+                    pairUser.append(Int32(r))
+                    continue
+                }
                 let key = "dn:" + n
                 if unknown[key] == nil { unknown[key] = (dn, [], true) }
                 else if let old = unknown[key], stringLess(dn, old.spelling) { unknown[key]?.spelling = dn }
@@ -411,7 +430,10 @@ final class Planning {
             case .name(let name):
                 let f = Folding.fold(name)
                 if let first = byName[f] {
-                    for r in nameRun(first) { devices[d].connected.append(r) }
+                    for r in nameRun(first) {
+                        pairDevice.append(Int32(d))
+                        pairUser.append(Int32(r))
+                    }
                     continue
                 }
                 let key = "name:" + f
@@ -420,12 +442,21 @@ final class Planning {
                 unknown[key]?.devices.insert(d)
             }
         }
+        var counts = [Int](repeating: 0, count: devices.count)
+        for d in pairDevice { counts[Int(d)] += 1 }
+        for d in devices.indices where counts[d] > 0 { devices[d].connected.reserveCapacity(counts[d]) }
+        for k in pairDevice.indices { devices[Int(pairDevice[k])].connected.append(Int(pairUser[k])) }
         for d in devices.indices where devices[d].connected.count > 1 {
-            devices[d].connected.sort()
-            var out: [Int] = []
-            out.reserveCapacity(devices[d].connected.count)
-            for r in devices[d].connected where out.last != r { out.append(r) }
-            devices[d].connected = out
+            var list = devices[d].connected
+            devices[d].connected = []
+            list.sort()
+            var w = 1
+            for k in 1..<list.count where list[k] != list[w - 1] {
+                list[w] = list[k]
+                w += 1
+            }
+            list.removeLast(list.count - w)
+            devices[d].connected = list
         }
         for (_, u) in unknown {
             let names = u.devices.sorted { stringLess(devices[$0].folded, devices[$1].folded) }.map { name($0) }
