@@ -56,12 +56,15 @@ private func coreBenchRun(_ size: CoreBenchSize, runs: Int, seed: UInt64) -> Cor
     coreBenchResetPeak()
     var times: [Double] = []
     var cpu: [Double] = []
+    var faults: [Int] = []
     var summary = Summary()
     for _ in 0..<runs {
         var plan: Plan?
         let before = coreBenchCPU()
+        let faultsBefore = coreBenchFaults()
         let t = clock.measure { plan = Planner.plan(input) }
         cpu.append(coreBenchCPU() - before)
+        faults.append(coreBenchFaults() - faultsBefore)
         times.append(coreBenchSeconds(t))
         summary = plan?.summary ?? summary
     }
@@ -72,6 +75,7 @@ private func coreBenchRun(_ size: CoreBenchSize, runs: Int, seed: UInt64) -> Cor
     print("core: \(size.users) users, \(size.devices) devices, \(size.accounts) local accounts, \(size.connections) connections")
     print(String(format: "  generation %.3f s; planning median %.3f s of %d runs (min %.3f, max %.3f); CPU time median %.3f s",
                  coreBenchSeconds(generation), median, runs, times.first ?? 0, times.last ?? 0, cpu[cpu.count / 2]))
+    print("  page faults per run: \(faults.map(String.init).joined(separator: ", "))")
     print(String(format: "  RSS with the input %.1f MiB; peak RSS while planning %.1f MiB (+%.1f MiB over the input)",
                  inputRSS, peak, peak - inputRSS))
     print("  plan: \(summary.takeover) takeover, \(summary.provision) provision, \(summary.bound) bound, \(summary.unbind) unbind, "
@@ -85,6 +89,13 @@ private func coreBenchCPU() -> Double {
     getrusage(RUSAGE_SELF.rawValue, &usage)
     return Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6
         + Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6
+}
+
+/// Minor page faults of the process so far (getrusage).
+private func coreBenchFaults() -> Int {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return usage.ru_minflt
 }
 
 private func coreBenchSeconds(_ d: Duration) -> Double {

@@ -71,13 +71,12 @@ final class DeviceStage: Sendable {
     let placeholderNorm: String?
     let users: ContiguousArray<UserInfo>
     let byDN: [String: Int]
-    let byName: [String: Int]
     let fieldHead: [String: Int]
     let fieldNext: [Int]
     let devices: ContiguousArray<DeviceInfo>
 
     init(input: PlanInput, layout: BindingLayout, policy: Policy, policyNames: Set<String>, placeholderNorm: String?,
-         users: ContiguousArray<UserInfo>, byDN: [String: Int], byName: [String: Int], fieldHead: [String: Int],
+         users: ContiguousArray<UserInfo>, byDN: [String: Int], fieldHead: [String: Int],
          fieldNext: [Int], devices: ContiguousArray<DeviceInfo>) {
         self.input = input
         self.layout = layout
@@ -86,7 +85,6 @@ final class DeviceStage: Sendable {
         self.placeholderNorm = placeholderNorm
         self.users = users
         self.byDN = byDN
-        self.byName = byName
         self.fieldHead = fieldHead
         self.fieldNext = fieldNext
         self.devices = devices
@@ -97,7 +95,7 @@ final class DeviceStage: Sendable {
     /// The rank of the user whose local name folds to `f`, -2 when several, nil when none.
     func localOwner(_ f: String) -> Int? {
         var found: Int?
-        if var r = byName[f] {
+        if var r = firstRank(named: f, in: users) {
             while r < users.count && users[r].foldedName == f {
                 if !users[r].hasField {
                     if found != nil { return -2 }

@@ -120,8 +120,6 @@ final class Planning {
 
     var users = ContiguousArray<UserInfo>()
     var byDN: [String: Int] = [:]
-    /// Folded username -> first rank of its (contiguous) run.
-    var byName: [String: Int] = [:]
     var fieldHead: [String: Int] = [:]
     var fieldNext: [Int] = []
 
@@ -155,7 +153,7 @@ final class Planning {
         var order = Array(devices.indices)
         order.sort { stringLess(devices[$0].folded, devices[$1].folded) }
         let stage = DeviceStage(input: input, layout: layout, policy: policy, policyNames: policyNames,
-                                placeholderNorm: placeholderNorm, users: users, byDN: byDN, byName: byName, fieldHead: fieldHead,
+                                placeholderNorm: placeholderNorm, users: users, byDN: byDN, fieldHead: fieldHead,
                                 fieldNext: fieldNext, devices: devices)
         let out = stage.run(order: order, tuning: tuning)
         decisions = out.decisions
@@ -182,30 +180,32 @@ final class Planning {
 
     private func indexUsers() {
         let source = input.users
-        var all = ContiguousArray<UserInfo>()
-        all.reserveCapacity(source.count)
+        users.reserveCapacity(source.count)
         for (i, u) in source.enumerated() {
             let name = Folding.fold(u.username)
             let field = u.localAccountField.map(Folding.fold)
-            all.append(UserInfo(source: i, foldedName: name, foldedLocal: field ?? name,
-                                normDN: DNNormalizer.normalize(u.dn), hasField: field != nil))
+            users.append(UserInfo(source: i, foldedName: name, foldedLocal: field ?? name,
+                                  normDN: DNNormalizer.normalize(u.dn), hasField: field != nil))
         }
-        all.sort { a, b in
+        users.sort { a, b in
             let c = stringCompare(a.foldedName, b.foldedName)
             return c != 0 ? c < 0 : userTieLess(source[a.source], a.normDN, source[b.source], b.normDN)
         }
-        users.reserveCapacity(all.count)
-        byDN.reserveCapacity(all.count)
+        // One entry per DN (the first in rank order), compacted in place.
+        byDN.reserveCapacity(users.count)
         var duplicates: [String: [Int]] = [:]
-        for info in all {
+        var kept = 0
+        for k in users.indices {
+            let info = users[k]
             if let first = byDN[info.normDN] {
                 duplicates[info.normDN, default: [users[first].source]].append(info.source)
                 continue
             }
-            byDN[info.normDN] = users.count
-            users.append(info)
+            byDN[info.normDN] = kept
+            users[kept] = info
+            kept += 1
         }
-        all = []
+        users.removeLast(users.count - kept)
         for (_, sources) in duplicates {
             let u = source[sources[0]]
             warnings.append(Finding(
@@ -214,10 +214,8 @@ final class Planning {
                 fix: "check [users] search_base and filter: one entry must be read once"))
         }
         fieldNext = [Int](repeating: -1, count: users.count)
-        byName.reserveCapacity(users.count)
         for r in users.indices.reversed() {
             let u = users[r]
-            byName[u.foldedName] = r // reversed: the first rank wins
             if u.hasField {
                 if let next = fieldHead[u.foldedLocal] { fieldNext[r] = next }
                 fieldHead[u.foldedLocal] = r
@@ -429,7 +427,7 @@ final class Planning {
                 unknown[key]?.devices.insert(d)
             case .name(let name):
                 let f = Folding.fold(name)
-                if let first = byName[f] {
+                if let first = firstRank(named: f, in: users) {
                     for r in nameRun(first) {
                         pairDevice.append(Int32(d))
                         pairUser.append(Int32(r))
@@ -520,3 +518,14 @@ func sortedContains(_ array: [Int], _ value: Int) -> Bool {
     return lo < array.count && array[lo] == value
 }
 
+
+/// The first rank whose folded username is `f`: users are sorted by folded name, so a
+/// binary search finds the (contiguous) run without a dictionary of every name.
+func firstRank(named f: String, in users: ContiguousArray<UserInfo>) -> Int? {
+    var lo = 0, hi = users.count
+    while lo < hi {
+        let mid = (lo + hi) >> 1
+        if users[mid].foldedName < f { lo = mid + 1 } else { hi = mid }
+    }
+    return lo < users.count && users[lo].foldedName == f ? lo : nil
+}
