@@ -10,12 +10,12 @@ import TakeoverCore
 
 func coreBenchmark(_ arguments: [String]) {
     var options: [String: Int] = ["users": 100_000, "devices": 20_000, "accounts": 1_000_000, "connections": 200_000,
-                                  "runs": 5, "seed": 42]
+                                  "runs": 5, "seed": 42, "single": 0]
     var i = 0
     while i < arguments.count {
         let key = arguments[i].hasPrefix("--") ? String(arguments[i].dropFirst(2)) : ""
         guard options[key] != nil, i + 1 < arguments.count, let value = Int(arguments[i + 1]), value >= 0 else {
-            print("usage: tb-bench core [--users N] [--devices N] [--accounts N] [--connections N] [--runs N] [--seed N]")
+            print("usage: tb-bench core [--users N] [--devices N] [--accounts N] [--connections N] [--runs N] [--seed N] [--single 1]")
             return
         }
         options[key] = value
@@ -26,6 +26,10 @@ func coreBenchmark(_ arguments: [String]) {
     let runs = max(1, options["runs"] ?? 5)
     let seed = UInt64(options["seed"] ?? 42)
 
+    if options["single"] == 1 {
+        _ = coreBenchRun(size, runs: runs, seed: seed)
+        return
+    }
     let small = coreBenchRun(size.scaled(by: 10), runs: runs, seed: seed)
     let full = coreBenchRun(size, runs: runs, seed: seed)
     let ratio = full.median / max(small.median, 1e-9)

@@ -90,7 +90,7 @@ final class DeviceStage: Sendable {
         self.devices = devices
     }
 
-    func user(_ rank: Int) -> DirectoryUser { input.users[users[rank].source] }
+    func user(_ rank: Int) -> DirectoryUser { input.users[Int(users[rank].source)] }
 
     /// The rank of the user whose local name folds to `f`, -2 when several, nil when none.
     func localOwner(_ f: String) -> Int? {
@@ -267,17 +267,35 @@ final class DeviceStage: Sendable {
         var slots: [BindingEntry] = []
         var slotOfRank: [Int: Int] = [:]
         var slotOfGone: [String: Int] = [:]
+        // Most binding values name a connected user: match those before the global index.
+        let connectedRanks = devices[d].connected
+        var connectedByDN: [String: Int]?
+        func rank(of norm: String) -> Int? {
+            if connectedRanks.count <= 24 {
+                for r in connectedRanks where users[r].normDN == norm { return r }
+            } else {
+                if connectedByDN == nil {
+                    var m: [String: Int] = [:]
+                    m.reserveCapacity(connectedRanks.count)
+                    for r in connectedRanks { m[users[r].normDN] = r }
+                    connectedByDN = m
+                }
+                if let r = connectedByDN?[norm] { return r }
+            }
+            return byDN[norm]
+        }
         func slot(_ norm: String) -> Int {
-            if let r = byDN[norm] {
+            if let r = rank(of: norm) {
                 if let k = slotOfRank[r] { return k }
                 slotOfRank[r] = slots.count
+                var e = BindingEntry(normDN: norm)
+                e.user = r
+                slots.append(e)
             } else {
                 if let k = slotOfGone[norm] { return k }
                 slotOfGone[norm] = slots.count
+                slots.append(BindingEntry(normDN: norm))
             }
-            var e = BindingEntry(normDN: norm)
-            e.user = byDN[norm] ?? -1
-            slots.append(e)
             return slots.count - 1
         }
         for g in groups {
@@ -313,7 +331,6 @@ final class DeviceStage: Sendable {
         /// Folded local name -> the slot of the managed binding that holds it and stays
         /// bound after this run (its user is connected, or held by a conflict).
         var heldNames: [String: Int] = [:]
-        let connectedRanks = devices[d].connected
         for (k, e) in slots.enumerated() where e.managed {
             out.currentBindings += 1
             if e.user >= 0 && (users[e.user].conflict != nil || sortedContains(connectedRanks, e.user)) {
@@ -389,19 +406,17 @@ final class DeviceStage: Sendable {
             var names: [String: Int] = [:]
             for s in subjects where s.connected && users[s.rank].conflict == nil {
                 names[users[s.rank].foldedLocal] = -1
-                if let e = entry(s.rank), e.managed { continue }
+                if let k = slotOfRank[s.rank], slots[k].managed { continue }
                 wanted.append(s.rank)
             }
             if !names.isEmpty {
                 // R7 keys of the pairs to decide; the hits only matter for those no name matches.
                 var uids = MultiIndex<Int64>(), homes = MultiIndex<String>(), fullNames = MultiIndex<String>()
                 for (c, r) in wanted.enumerated() {
-                    let u = users[r]
-                    let source = input.users[u.source]
-                    if report.platform != .windows, let n = source.uidNumber { uids.insert(n, c) }
-                    homes.insert(u.foldedName, c)
-                    if u.foldedLocal != u.foldedName { homes.insert(u.foldedLocal, c) }
-                    if let display = source.displayName, !display.isEmpty { fullNames.insert(Folding.fold(display), c) }
+                    if report.platform != .windows, let n = users[r].uidNumber { uids.insert(n, c) }
+                    homes.insert(users[r].foldedName, c)
+                    if users[r].foldedLocal != users[r].foldedName { homes.insert(users[r].foldedLocal, c) }
+                    if let display = users[r].foldedDisplay { fullNames.insert(display, c) }
                 }
                 scan = AccountScan(report.accounts, wanted: names, candidates: wanted, uids: uids, homes: homes,
                                    fullNames: fullNames)
@@ -413,10 +428,9 @@ final class DeviceStage: Sendable {
 
         for s in subjects {
             let r = s.rank
-            let src = users[r].source
-            let username = input.users[src].username
-            let dn = input.users[src].dn
-            let localName = input.users[src].localName
+            let username = users[r].username
+            let dn = users[r].dn
+            let localName = users[r].localName
             let info = users[r]
             let entry = entry(r)
             let managed = entry?.managed ?? false
@@ -643,3 +657,4 @@ final class DeviceStage: Sendable {
     }
 
 }
+

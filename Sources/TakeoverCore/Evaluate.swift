@@ -25,7 +25,7 @@ extension DeviceStage {
         var r7: [Int] = []
         for r in wanted {
             let info = users[r]
-            let u = user(r)
+            let u = info
             if let holderSlot = heldNames[info.foldedLocal], slots[holderSlot].user != r {
                 let holder = slots[holderSlot]
                 let holderName = holder.user >= 0 ? user(holder.user).username : DNNormalizer.firstRDNValue(holder.normDN)
@@ -52,7 +52,7 @@ extension DeviceStage {
                 let a = exact ?? m[0]
                 let account = accounts[a]
                 if let why = protection(account, scan.folded(a), report.platform) {
-                    result[r] = .conflict(kind: Kind.protectedAccount, finding: protectedFinding(u, deviceName: deviceName, account: account.name, why: why, reported: true), localAccount: account.name)
+                    result[r] = .conflict(kind: Kind.protectedAccount, finding: protectedFinding(user(r), deviceName: deviceName, account: account.name, why: why, reported: true), localAccount: account.name)
                 } else {
                     result[r] = .takeover(account: a)
                 }
@@ -60,7 +60,7 @@ extension DeviceStage {
             }
             // Not reported: a protected name is still never provisioned (root, `_x`, policy names).
             if let why = protection(LocalAccount(name: u.localName), info.foldedLocal, report.platform) {
-                result[r] = .conflict(kind: Kind.protectedAccount, finding: protectedFinding(u, deviceName: deviceName, account: u.localName, why: why, reported: false), localAccount: nil)
+                result[r] = .conflict(kind: Kind.protectedAccount, finding: protectedFinding(user(r), deviceName: deviceName, account: u.localName, why: why, reported: false), localAccount: nil)
                 continue
             }
             r7.append(r)
@@ -68,10 +68,10 @@ extension DeviceStage {
         guard !r7.isEmpty else { return result }
         let likely = findLikely(Set(r7), report: report, scan: scan, heldNames: heldNames)
         for r in r7 {
-            let u = user(r)
+            let u = users[r]
             let l = likely[r] ?? []
             if !l.isEmpty && policy.onLikelyMismatch == .hold {
-                let finding = likelyFinding(u, deviceName: deviceName, report: report, likely: l, hold: true)
+                let finding = likelyFinding(user(r), deviceName: deviceName, report: report, likely: l, hold: true)
                 result[r] = .conflict(kind: Kind.likelyMismatch, finding: finding, localAccount: nil)
                 continue
             }
@@ -224,6 +224,66 @@ struct QuickFilter {
         if isEmpty { return false }
         if all { return true }
         guard let s = Self.signature(bytes) else { return true }
+        return test(s)
+    }
+
+    /// `mayContain` for a whole string, reading its UTF-8 in place.
+    func mayContain(_ raw: String) -> Bool {
+        if isEmpty { return false }
+        if all { return true }
+        let fast = raw.utf8.withContiguousStorageIfAvailable { buffer -> Bool in
+            guard let s = Self.signature(buffer) else { return true }
+            return test(s)
+        }
+        return fast ?? mayContain(raw: raw.utf8)
+    }
+
+    /// `mayContain` for the last path component of `path` ('/' or '\\' separated).
+    func mayContainLastComponent(of path: String) -> Bool {
+        if isEmpty { return false }
+        if all { return true }
+        let fast = path.utf8.withContiguousStorageIfAvailable { buffer -> Bool in
+            var end = buffer.count
+            while end > 0 && (buffer[end - 1] == 0x2F || buffer[end - 1] == 0x5C) { end -= 1 }
+            var start = end
+            while start > 0 && buffer[start - 1] != 0x2F && buffer[start - 1] != 0x5C { start -= 1 }
+            if start == end { return false }
+            guard let s = Self.signature(UnsafeBufferPointer(rebasing: buffer[start..<end])) else { return true }
+            return test(s)
+        }
+        return fast ?? true
+    }
+
+    private func test(_ s: Int) -> Bool {
+        let bit = UInt64(1) << UInt64(s & 63)
+        switch s >> 6 {
+        case 0: return bits.0 & bit != 0
+        case 1: return bits.1 & bit != 0
+        case 2: return bits.2 & bit != 0
+        default: return bits.3 & bit != 0
+        }
+    }
+}
+
+/// A 256-bit filter on the low byte of integer keys.
+struct IntFilter {
+    private var bits: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+    private(set) var isEmpty = true
+
+    mutating func insert(_ key: Int64) {
+        isEmpty = false
+        let s = Int(truncatingIfNeeded: key) & 255
+        let bit = UInt64(1) << UInt64(s & 63)
+        switch s >> 6 {
+        case 0: bits.0 |= bit
+        case 1: bits.1 |= bit
+        case 2: bits.2 |= bit
+        default: bits.3 |= bit
+        }
+    }
+
+    func mayContain(_ key: Int64) -> Bool {
+        let s = Int(truncatingIfNeeded: key) & 255
         let bit = UInt64(1) << UInt64(s & 63)
         switch s >> 6 {
         case 0: return bits.0 & bit != 0
@@ -259,26 +319,27 @@ struct AccountScan {
         var multiple: Set<String> = []
         var hits: [(account: Int, candidate: Int, reason: Reason)] = []
         var nameFilter = QuickFilter(), homeFilter = QuickFilter(), fullFilter = QuickFilter()
+        var uidFilter = IntFilter()
         for k in wanted.keys { nameFilter.insert(folded: k) }
         for k in homes.keys { homeFilter.insert(folded: k) }
         for k in fullNames.keys { fullFilter.insert(folded: k) }
+        for k in uids.keys { uidFilter.insert(k) }
         accounts.withUnsafeBufferPointer { buffer in
             for a in buffer.indices {
-                let name = buffer[a].name
-                if nameFilter.mayContain(raw: name.utf8) {
-                    let f = Folding.fold(name)
+                if nameFilter.mayContain(buffer[a].name) {
+                    let f = Folding.fold(buffer[a].name)
                     if let v = first[f] {
                         if v < 0 { first[f] = a } else { multiple.insert(f) }
                     }
                 }
-                if !uids.isEmpty, let uid = buffer[a].effectiveUID {
+                if !uidFilter.isEmpty, let uid = buffer[a].effectiveUID, uidFilter.mayContain(uid) {
                     uids.forEach(uid) { hits.append((a, $0, .uid)) }
                 }
-                if !homeFilter.isEmpty, let home = buffer[a].home, let base = homeBase(home),
-                   homeFilter.mayContain(raw: base.utf8) {
+                if !homeFilter.isEmpty, let home = buffer[a].home, homeFilter.mayContainLastComponent(of: home),
+                   let base = homeBase(home) {
                     homes.forEach(Folding.fold(String(base))) { hits.append((a, $0, .home)) }
                 }
-                if !fullFilter.isEmpty, let full = buffer[a].fullName, !full.isEmpty, fullFilter.mayContain(raw: full.utf8) {
+                if !fullFilter.isEmpty, let full = buffer[a].fullName, !full.isEmpty, fullFilter.mayContain(full) {
                     fullNames.forEach(Folding.fold(full)) { hits.append((a, $0, .fullName)) }
                 }
             }

@@ -30,11 +30,20 @@ public enum Planner {
 
 /// A directory user with everything the planner compares, in rank (output) order.
 struct UserInfo {
-    var source: Int
+    /// Copies of the entry's username, DN and local name (shared storage, no bytes copied),
+    /// so deciding a pair reads one array element instead of two.
+    var username: String
+    var dn: String
+    var localName: String
     var foldedName: String
     /// The folded Local User Account field when set, else the folded username.
     var foldedLocal: String
     var normDN: String
+    /// The folded display name (R7), nil when absent or empty.
+    var foldedDisplay: String?
+    var uidNumber: Int64?
+    /// Index in `PlanInput.users`.
+    var source: Int32
     var hasField: Bool
     /// 1 + the index in `Kind.userConflicts` of the first R1-R3 conflict (R4 holds them); 0 = none.
     var conflictCode: UInt8 = 0
@@ -184,12 +193,14 @@ final class Planning {
         for (i, u) in source.enumerated() {
             let name = Folding.fold(u.username)
             let field = u.localAccountField.map(Folding.fold)
-            users.append(UserInfo(source: i, foldedName: name, foldedLocal: field ?? name,
-                                  normDN: DNNormalizer.normalize(u.dn), hasField: field != nil))
+            let display = u.displayName.flatMap { $0.isEmpty ? nil : Folding.fold($0) }
+            users.append(UserInfo(username: u.username, dn: u.dn, localName: u.localName, foldedName: name,
+                                  foldedLocal: field ?? name, normDN: DNNormalizer.normalize(u.dn), foldedDisplay: display,
+                                  uidNumber: u.uidNumber, source: Int32(i), hasField: field != nil))
         }
         users.sort { a, b in
             let c = stringCompare(a.foldedName, b.foldedName)
-            return c != 0 ? c < 0 : userTieLess(source[a.source], a.normDN, source[b.source], b.normDN)
+            return c != 0 ? c < 0 : userTieLess(source[Int(a.source)], a.normDN, source[Int(b.source)], b.normDN)
         }
         // One entry per DN (the first in rank order), compacted in place.
         byDN.reserveCapacity(users.count)
@@ -198,7 +209,7 @@ final class Planning {
         for k in users.indices {
             let info = users[k]
             if let first = byDN[info.normDN] {
-                duplicates[info.normDN, default: [users[first].source]].append(info.source)
+                duplicates[info.normDN, default: [Int(users[first].source)]].append(Int(info.source))
                 continue
             }
             byDN[info.normDN] = kept
@@ -223,7 +234,7 @@ final class Planning {
         }
     }
 
-    func user(_ rank: Int) -> DirectoryUser { input.users[users[rank].source] }
+    func user(_ rank: Int) -> DirectoryUser { input.users[Int(users[rank].source)] }
 
     private func nameRun(_ first: Int) -> Range<Int> {
         var end = first + 1
