@@ -15,7 +15,12 @@ public struct DirectoryUser: Sendable, Hashable {
     /// attribute, else the first value (R2).
     public var username: String
     /// Every value of the name attribute. More than one: warning `multi-valued-username`.
-    public var allUsernames: [String]
+    /// Stored only when it is not just `[username]` (one array less per user).
+    public var allUsernames: [String] {
+        get { otherUsernames ?? [username] }
+        set { otherUsernames = newValue.count == 1 && newValue[0] == username ? nil : newValue }
+    }
+    private var otherUsernames: [String]?
     /// The Local User Account field; nil when absent or empty.
     public var localAccountField: String?
     /// uidNumber (first numeric value); duplicates across users: warning `duplicate-uid-number`.
@@ -28,7 +33,11 @@ public struct DirectoryUser: Sendable, Hashable {
                 uidNumber: Int64? = nil, displayName: String? = nil, stableID: String? = nil) {
         self.dn = dn
         self.username = username
-        self.allUsernames = allUsernames ?? [username]
+        if let all = allUsernames, !(all.count == 1 && all[0] == username) {
+            self.otherUsernames = all
+        } else {
+            self.otherUsernames = nil
+        }
         self.localAccountField = (localAccountField?.isEmpty ?? true) ? nil : localAccountField
         self.uidNumber = uidNumber
         self.displayName = displayName

@@ -417,6 +417,7 @@ final class Planning {
     }
 
     private func resolveConnections() {
+        defer { connectionDevice = [] }
         var unknown: [String: (spelling: String, devices: Set<Int>, byDN: Bool)] = [:]
         // Resolve into flat pairs first, then give each device one exactly sized array.
         var pairDevice: [Int32] = [], pairUser: [Int32] = []
