@@ -62,6 +62,7 @@ private func coreBenchRun(_ size: CoreBenchSize, runs: Int, seed: UInt64) -> Cor
     var cpu: [Double] = []
     var faults: [Int] = []
     var summary = Summary()
+    var lastPlan: Plan?
     for _ in 0..<runs {
         var plan: Plan?
         // Each run starts like a fresh process: memory freed by the previous run goes back to
@@ -74,6 +75,7 @@ private func coreBenchRun(_ size: CoreBenchSize, runs: Int, seed: UInt64) -> Cor
         faults.append(coreBenchFaults() - faultsBefore)
         times.append(coreBenchSeconds(t))
         summary = plan?.summary ?? summary
+        lastPlan = plan
     }
     cpu.sort()
     let peak = coreBenchStatus("VmHWM")
@@ -85,6 +87,17 @@ private func coreBenchRun(_ size: CoreBenchSize, runs: Int, seed: UInt64) -> Cor
     print("  page faults per run: \(faults.map(String.init).joined(separator: ", "))")
     print(String(format: "  RSS with the input %.1f MiB; peak RSS while planning %.1f MiB (+%.1f MiB over the input)",
                  inputRSS, peak, peak - inputRSS))
+    if let plan = lastPlan {
+        var sizes: [String] = []
+        for (name, render) in [("json", ReportRenderer.json), ("text", ReportRenderer.text), ("csv", ReportRenderer.csv),
+                               ("ldif", ReportRenderer.ldif)] as [(String, (Plan) -> String)] {
+            var bytes = 0
+            let t = clock.measure { bytes = render(plan).utf8.count }
+            sizes.append(String(format: "%@ %.3f s (%.1f MiB)", name, coreBenchSeconds(t), Double(bytes) / 1_048_576))
+        }
+        print("  rendering: " + sizes.joined(separator: ", "))
+    }
+    lastPlan = nil
     print("  plan: \(summary.takeover) takeover, \(summary.provision) provision, \(summary.bound) bound, \(summary.unbind) unbind, "
         + "\(summary.deferred) deferred, \(summary.conflict) conflict; \(summary.changes) changes")
     return CoreBenchResult(median: median, peakMiB: peak)
