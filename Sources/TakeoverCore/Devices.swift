@@ -380,11 +380,20 @@ final class DeviceStage: Sendable {
                 }
             }
         }
+        /// Deletes record values, one change per group that holds some (same subject: one modify each).
+        func deleteRecords(_ records: [(group: Int, raw: String, local: String)], subject: String) {
+            var byGroup: [Int] = []
+            for r in records where !byGroup.contains(r.group) { byGroup.append(r.group) }
+            for g in byGroup {
+                local.append(Change(dn: groupDN(g), op: .deleteRecord, attribute: layout.recordAttribute,
+                                    values: records.filter { $0.group == g }.map(\.raw), subject: subject))
+            }
+        }
         func staleRecordWarning(_ e: BindingEntry, username: String?) {
             out.warnings.append(Finding(
                 kind: Kind.staleRecord, value: e.records.map(\.raw).sorted(by: stringLess).joined(separator: "; "),
                 users: username.map { [$0] } ?? [], devices: [deviceName],
-                message: "the binding group of \(q(deviceName)) records a binding for \(e.records[0].raw.isEmpty ? e.normDN : (layout.parseRecord(e.records[0].raw)?.userDN ?? e.normDN)) without the membership (an interrupted earlier run?)" + (deferred == nil ? "; the record is removed" : "; left alone while the device is deferred"),
+                message: "the binding group of \(q(deviceName)) records a binding for \(layout.parseRecord(e.records[0].raw)?.userDN ?? e.normDN) without the membership (an interrupted earlier run?); the record is removed",
                 fix: "nothing to do: the next apply cleans it up"))
         }
         func unmanagedWarning(_ e: BindingEntry, username: String?) {
@@ -469,8 +478,7 @@ final class DeviceStage: Sendable {
                 } else if memberOnly, let entry {
                     unmanagedWarning(entry, username: username)
                 } else if recordOnly, let entry {
-                    local.append(Change(dn: groupDN(entry.records[0].group), op: .deleteRecord, attribute: layout.recordAttribute,
-                                        values: entry.records.map(\.raw), subject: dn))
+                    deleteRecords(entry.records, subject: dn)
                     staleRecordWarning(entry, username: username)
                 }
                 continue
@@ -502,8 +510,7 @@ final class DeviceStage: Sendable {
             case .conflict(let kind, let finding, let account):
                 out.conflicts.append(finding)
                 if recordOnly, let entry {
-                    local.append(Change(dn: groupDN(entry.records[0].group), op: .deleteRecord, attribute: layout.recordAttribute,
-                                        values: entry.records.map(\.raw), subject: dn))
+                    deleteRecords(entry.records, subject: dn)
                     staleRecordWarning(entry, username: username)
                 }
                 emit(Decision(user: username, userDN: dn, device: deviceName, action: .conflict,
@@ -547,10 +554,7 @@ final class DeviceStage: Sendable {
                     let foldedAccount = Folding.fold(accountName)
                     let stale = entry.records.filter { Folding.fold($0.local) != foldedAccount }
                     keepRecord = stale.count < entry.records.count
-                    if !stale.isEmpty {
-                        local.append(Change(dn: groupDN(stale[0].group), op: .deleteRecord, attribute: layout.recordAttribute,
-                                            values: stale.map(\.raw), subject: dn))
-                    }
+                    deleteRecords(stale, subject: dn)
                 }
                 if groupExists {
                     local.append(Change(dn: targetDN, op: .addMember, attribute: layout.memberAttribute, values: [dn], subject: dn))
@@ -589,8 +593,7 @@ final class DeviceStage: Sendable {
             } else if !e.members.isEmpty {
                 unmanagedWarning(e, username: nil)
             } else if deferred == nil {
-                local.append(Change(dn: groupDN(e.records[0].group), op: .deleteRecord, attribute: layout.recordAttribute,
-                                    values: e.records.map(\.raw), subject: dn))
+                deleteRecords(e.records, subject: dn)
                 staleRecordWarning(e, username: nil)
             }
         }
