@@ -2,10 +2,16 @@ import LDAPSyntax
 
 // The reconciliation: every rule of PRODUCT.md section 3 as one pure function.
 //
-// Work is linear in the input: users, devices and binding entries are indexed once in
-// dictionaries keyed by folded names or normalised DNs; each device's accounts are
-// scanned once (twice when R7 has candidates there). Output order is fixed by sorting
-// users and devices once (R14), never by input order.
+// 1. Users are folded, sorted (their rank is their output order) and indexed by normalised
+//    DN; R1-R3 and the user warnings come from runs of equal folded names and fields.
+// 2. Devices are gathered from every source by folded name; connections resolve to ranks.
+// 3. Each device is decided on its own (Devices.swift): its binding groups, one pass over
+//    its reported accounts, then every connected or bound user. Devices are independent,
+//    so they run in parallel chunks of the sorted order.
+//
+// Work is linear in the input: hash maps keyed by folded names or normalised DNs, one
+// scan per device, no pairwise loops over users or accounts. Output order comes from the
+// sorts, never from input order (R14): shuffled input gives byte-identical reports.
 
 public enum Planner {
     public static func plan(_ input: PlanInput) -> Plan {
