@@ -283,9 +283,8 @@ final class Planning {
 
     private func findUserConflicts() {
         // R1: Local User Account fields that fold equal.
-        for (_, head) in fieldHead {
+        for (_, head) in fieldHead where fieldNext[head] >= 0 {
             let chain = fieldChain(head)
-            guard chain.count > 1 else { continue }
             for r in chain { mark(r, Kind.duplicateLocalAccount) }
             let names = chain.map { user($0).username }
             let value = user(chain[0]).localAccountField ?? users[chain[0]].foldedLocal
@@ -380,27 +379,35 @@ final class Planning {
     }
 
     private func indexDevices() {
+        let expected = input.reports.count + input.knownDevices.count + input.bindingGroups.count / 2
+        deviceIndex.reserveCapacity(expected)
+        devices.reserveCapacity(expected)
         connectionDevice.reserveCapacity(input.connections.count)
         // A device entry's connections come together: skip the lookup for a repeated name.
+        // (Only the device name is read: copying a whole connection would touch its member's
+        // string, a cache miss per connection on large directories.)
         var last: (name: String, device: Int)?
-        for c in input.connections {
-            if let last, sameBytes(last.name, c.device) {
+        let connections = input.connections
+        for i in connections.indices {
+            let name = connections[i].device
+            if let last, sameBytes(last.name, name) {
                 connectionDevice.append(last.device)
                 continue
             }
-            let d = device(c.device)
-            devices[d].entrySpelling = Self.minSpelling(devices[d].entrySpelling, c.device)
+            let d = device(name)
+            devices[d].entrySpelling = Self.minSpelling(devices[d].entrySpelling, name)
             connectionDevice.append(d)
-            last = (c.device, d)
+            last = (name, d)
         }
         for name in input.knownDevices {
             let d = device(name)
             devices[d].entrySpelling = Self.minSpelling(devices[d].entrySpelling, name)
         }
-        for (i, r) in input.reports.enumerated() {
-            let d = device(r.device)
+        let reports = input.reports
+        for i in reports.indices {
+            let d = device(reports[i].device)
             let old = devices[d].report
-            if old < 0 || reportNewer(r, than: input.reports[old]) { devices[d].report = i }
+            if old < 0 || reportNewer(reports[i], than: reports[old]) { devices[d].report = i }
         }
         for (i, p) in input.problems.enumerated() {
             guard let name = p.device else { continue }
@@ -463,15 +470,15 @@ final class Planning {
             }
             count = connections.count
         }
-        for (i, c) in input.connections.enumerated() {
+        for i in connections.indices {
             let d = connectionDevice[i]
-            switch c.member {
+            if found[i] >= 0, case .dn = connections[i].member {
+                pairDevice.append(Int32(d))
+                pairUser.append(found[i])
+                continue
+            }
+            switch connections[i].member {
             case .dn(let dn):
-                if found[i] >= 0 {
-                    pairDevice.append(Int32(d))
-                    pairUser.append(found[i])
-                    continue
-                }
                 let n = DNNormalizer.normalize(dn)
                 let key = "dn:" + n
                 if unknown[key] == nil { unknown[key] = (dn, [], true) }
