@@ -41,13 +41,8 @@ public struct ReportsReadResult: Sendable, Hashable {
     }
 }
 
-public enum ReportsFolder {
-    /// Reads every regular file in `path` (not recursive; skips hidden files and README*),
-    /// in parallel; the result is sorted and deterministic.
-    public static func read(path: String, limits: ReportLimits = ReportLimits()) -> ReportsReadResult {
-        ReportsReadResult()
-    }
-}
+/// The `[devices] reports` folder. `read(path:limits:)` is in ReportsFolder.swift.
+public enum ReportsFolder {}
 
 public enum ReportParser {
     /// Parses one file's bytes. `fileName` is the base name (device fallback = name without
@@ -60,6 +55,49 @@ public enum ReportParser {
     /// (e.g. "reports/mbp.json") and explicit limits.
     public static func parse(bytes: [UInt8], fileName: String, source: String, modificationTime: UnixTime,
                              limits: ReportLimits) -> ReportsReadResult {
-        ReportsReadResult()
+        let device = deviceName(fromFileName: fileName)
+        func failure(_ line: Int?, _ message: String) -> ReportsReadResult {
+            ReportsReadResult(problems: [InputProblem(source: source, line: line, device: device, message: message)])
+        }
+        if bytes.count > limits.maxFileBytes {
+            return failure(nil, tooLarge(bytes.count, limits: limits))
+        }
+        if bytes.isEmpty { return failure(nil, "empty file: no report") }
+        let text: [UInt8]
+        switch TextDecoding.utf8Bytes(bytes) {
+        case .success(let t): text = t
+        case .failure(let f): return failure(f.line, f.message)
+        }
+        guard let first = text.first(where: { $0 != 0x20 && $0 != 0x09 && $0 != 0x0A && $0 != 0x0D }) else {
+            return failure(nil, "empty file (only whitespace): no report")
+        }
+        var builder = ReportBuilder(source: source, fallbackDevice: device, modificationTime: modificationTime, text: text)
+        if first == UInt8(ascii: "[") || first == UInt8(ascii: "{") {
+            JSONReports.read(text, into: &builder, limits: limits)
+        } else {
+            switch TextReports.detect(text) {
+            case .passwd?: Passwd.read(text, into: &builder)
+            case .csv?: CSVReports.read(text, into: &builder)
+            case nil: builder.fileError(at: nil, "unrecognised report format (\(JSONReports.acceptedFormats))")
+            }
+        }
+        return builder.finish()
+    }
+
+    static func tooLarge(_ size: Int, limits: ReportLimits) -> String {
+        "file is \(size) bytes, larger than the \(limits.maxFileBytes)-byte cap for one report "
+            + "(ReportLimits.maxFileBytes, \(limits.maxFileBytes / (1024 * 1024)) MiB); not read"
+    }
+
+    /// File extensions stripped to name the device: `Bob's MacBook Pro.json` is device
+    /// `Bob's MacBook Pro`. Other extensions are kept (`web01.example.com` stays whole).
+    static let reportExtensions: Set<String> = ["json", "jsonl", "ndjson", "log", "txt", "csv", "passwd", "getent", "out"]
+
+    /// The device a file names when its content names none: the file name without a
+    /// report extension. Never interpreted further (`kiosk,ou=Users.json` is device `kiosk,ou=Users`).
+    public static func deviceName(fromFileName fileName: String) -> String {
+        guard let dot = fileName.lastIndex(of: "."), dot != fileName.startIndex else { return fileName }
+        let ext = fileName[fileName.index(after: dot)...].lowercased()
+        return reportExtensions.contains(ext) ? String(fileName[..<dot]) : fileName
     }
 }
