@@ -489,3 +489,54 @@ func allFileContents(_ folder: String) -> [(path: String, text: String)] {
     }
     return out
 }
+
+// MARK: - Replication
+
+extension GlueServer {
+    /// A provider and a read-only consumer: syncrepl (refreshAndPersist) from the
+    /// provider, `updateref` pointing writes back to it, so the consumer answers every
+    /// write with a referral (10), like a replica in production. The consumer starts
+    /// empty and copies everything, the service account's password included.
+    static func startReplicaPair() throws -> (provider: LDAPTestServer, consumer: LDAPTestServer) {
+        var provider = try startAnother()
+        var consumer = try startAnother()
+        let providerConf = provider.directory + "/slapd.conf"
+        var text = try String(contentsOfFile: providerConf, encoding: .utf8)
+        text = text.replacingOccurrences(of: "moduleload back_mdb\n", with: "moduleload back_mdb\nmoduleload syncprov\n")
+        text += "overlay syncprov\n"
+        try text.write(toFile: providerConf, atomically: true, encoding: .utf8)
+        provider = try restart(provider)
+
+        let rootPassword = try String(contentsOfFile: provider.rootPasswordFile, encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let consumerConf = consumer.directory + "/slapd.conf"
+        var ctext = try String(contentsOfFile: consumerConf, encoding: .utf8)
+        ctext += "syncrepl rid=001 provider=\(provider.ldapURI) bindmethod=simple binddn=\"\(provider.rootDN)\" "
+            + "credentials=\(rootPassword) searchbase=\"\(provider.base)\" type=refreshAndPersist retry=\"1 +\"\n"
+        ctext += "updateref \(provider.ldapURI)\n"
+        try ctext.write(toFile: consumerConf, atomically: true, encoding: .utf8)
+        _ = try runProgram("/bin/bash", [script, "stop", consumer.directory])
+        // Entries seeded separately have other entryUUIDs: start empty, copy everything.
+        for file in (try? FileManager.default.contentsOfDirectory(atPath: consumer.directory + "/db")) ?? [] {
+            try? FileManager.default.removeItem(atPath: consumer.directory + "/db/" + file)
+        }
+        consumer = try restart(consumer)
+        let ready = waitUntil(seconds: 15) {
+            let probe = try? runProgram("/usr/bin/ldapwhoami", ["-x", "-H", consumer.ldapURI, "-D", provider.bindDN,
+                                                                "-y", provider.bindPasswordFile])
+            return probe?.status == 0
+        }
+        guard ready else { throw GlueTestError("the consumer did not replicate the provider within 15 s") }
+        return (provider, consumer)
+    }
+}
+
+/// Polls `condition` every 50 ms until it holds or `seconds` pass.
+func waitUntil(seconds: Double, _ condition: () -> Bool) -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        if condition() { return true }
+        usleep(50_000)
+    }
+    return condition()
+}
