@@ -92,6 +92,9 @@ public enum Explainer {
             lines.append("  connected to no device and bound to none: nothing to decide")
             return lines
         }
+        if let deviceFilter, devices[deviceFilter] == nil {
+            lines.append("  not connected to or bound on \(deviceFilter): nothing to decide there")
+        }
         let order = devices.keys.sorted(by: stringLess)
         lines.append("  connected to: " + (connections.isEmpty ? "no device" : order.filter { connections[$0] != nil }.compactMap { devices[$0] }.joined(separator: ", ")))
         for f in order {
@@ -157,7 +160,7 @@ public enum Explainer {
         }
         let age = input.now - r.reportedAt
         let active = age <= input.policy.activeWithin
-        lines.append("    report: \(r.source), \(platformName(r.platform)), \(ISOTime.format(r.reportedAt)), \(ISOTime.age(age)) old: \(active ? "active" : "inactive") (R8: active_within \(ISOTime.duration(input.policy.activeWithin))), \(r.accounts.count) accounts")
+        lines.append("    report: \(r.source), \(platformName(r.platform)), \(ISOTime.format(r.reportedAt)), \(ISOTime.age(age)) old: \(active ? "active" : "inactive") (R8: active_within \(ISOTime.duration(input.policy.activeWithin))), \(r.accounts.count) \(r.accounts.count == 1 ? "account" : "accounts")")
         if reports.count > 1 {
             lines.append("    older reports ignored: " + reports.dropFirst().map { "\($0.source) (\(ISOTime.format($0.reportedAt)))" }.joined(separator: ", "))
         }
@@ -166,6 +169,14 @@ public enum Explainer {
         let policyNames = ProtectedAccounts.policyNames(input.policy)
         if named.isEmpty {
             lines.append("    no account is named \(q(u.localName)) (compared case-insensitively)")
+            if let why = ProtectedAccounts.reason(for: LocalAccount(name: u.localName), folded: local, platform: r.platform,
+                                                  policy: input.policy, policyNames: policyNames) {
+                lines.append("    \(q(u.localName)) is a protected name (\(why)): never provisioned (R5)")
+            } else if let why = AccountNames.validate(u.localName, platform: r.platform) {
+                lines.append("    \(q(u.localName)) is not a valid \(platformName(r.platform)) account name: \(why) (R13)")
+            } else {
+                lines.append("    \(q(u.localName)) is a valid \(platformName(r.platform)) account name (R13)")
+            }
         }
         for a in named {
             let why = ProtectedAccounts.reason(for: a, folded: Folding.fold(a.name), platform: r.platform, policy: input.policy, policyNames: policyNames)
@@ -227,6 +238,8 @@ public enum Explainer {
         var lines: [String] = []
         for c in plan.changes {
             if c.op == .addEntry {
+                let cn = c.attributes.first { Folding.fold($0.name) == "cn" }?.values.first ?? DNNormalizer.firstRDNValue(c.dn)
+                guard Folding.fold(cn) == Folding.fold(device) else { continue }
                 let members = c.attributes.filter { Folding.fold($0.name) == Folding.fold(plan.layout?.memberAttribute ?? "member") }
                     .flatMap(\.values)
                 guard members.contains(where: { DNNormalizer.normalize($0) == norm }) else { continue }
