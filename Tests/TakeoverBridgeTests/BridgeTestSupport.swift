@@ -174,6 +174,23 @@ func runProgram(_ executable: String, _ arguments: [String], environment: [Strin
     return ProcessResult(status: exitStatus, stdout: stdout, stderr: stderr)
 }
 
+/// Starts a program in the background (output discarded); returns its pid. Reap it
+/// with `waitpid` after killing it.
+func spawnBackground(_ executable: String, _ arguments: [String]) throws -> pid_t {
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+    let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+    defer { for p in argv { free(p) } }
+    var pid: pid_t = 0
+    let rc = posix_spawn(&pid, executable, &actions, nil, argv, environ)
+    guard rc == 0 else { throw GlueTestError("cannot run \(executable): \(String(cString: strerror(rc)))") }
+    return pid
+}
+
 /// The `takeover-bridge` executable `swift build` / `swift test` built: next to the test
 /// bundle, else `$TB_BRIDGE_BINARY`, else `.build/debug/takeover-bridge`.
 enum BridgeBinary {

@@ -124,6 +124,21 @@ struct SafetyAndExitTests {
         #expect(after.status == 0, "\(after.all)")
     }
 
+    /// A run killed while holding the lock does not block the next one: the lock is an
+    /// flock, dropped by the kernel with its holder. (Another process holds it here, as
+    /// a killed apply would have.)
+    @Test func aLockLeftByAKilledRunDoesNotBlock() throws {
+        let s = try boundWorld()
+        _ = try StateDirectory(path: s.state)
+        let holder = try spawnBackground("/usr/bin/flock", ["--exclusive", "--close", s.state + "/lock", "/bin/sleep", "10"])
+        #expect(waitUntil(seconds: 5) { (try? s.bridge(["apply"]))?.status == 75 })
+        kill(holder, SIGKILL)
+        var status: Int32 = 0
+        waitpid(holder, &status, 0)
+        let after = try s.bridge(["apply"])
+        #expect(after.status == 0, "\(after.all)")
+    }
+
     // MARK: Exit codes
 
     @Test func usageErrorsExit64() throws {
