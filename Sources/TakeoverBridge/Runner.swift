@@ -300,6 +300,14 @@ public final class BridgeRunner: @unchecked Sendable {
             "connections": "\(snapshot.connections.count)", "binding_groups": "\(snapshot.bindingGroups.count)",
         ])
 
+        // A missing or unreadable folder would defer every device silently: a failure.
+        var isDirectory: ObjCBool = false
+        if !FileManager.default.fileExists(atPath: config.devices.reports, isDirectory: &isDirectory) || !isDirectory.boolValue
+            || access(config.devices.reports, R_OK | X_OK) != 0 {
+            if keepConnection { await connection.close() }
+            throw RunFailure(.failure, "[devices] reports: \(config.devices.reports) is not a readable folder; "
+                + "check the path, its permissions and that it is mounted")
+        }
         let reports = ReportsFolder.read(path: config.devices.reports)
         lap("reports read", ["reports": "\(reports.reports.count)", "problems": "\(reports.problems.count)"])
         for warning in reports.warnings.prefix(200) {

@@ -216,6 +216,11 @@ struct SafetyAndExitTests {
         result = try s.bridge(["plan"])
         #expect(result.status == 5, "\(result.all)")
         #expect(result.stderr.contains("No such object"), "\(result.stderr)")
+        // A reports folder that is not there: a failure, not every device deferred.
+        s.configOverrides = ["devices.reports": s.q(s.folder + "/no-such-folder")]
+        result = try s.bridge(["apply"])
+        #expect(result.status == 5, "\(result.all)")
+        #expect(result.stderr.contains("not a readable folder"))
     }
 
     /// The default size limit (500) stops a non-root reader's search: a failure (5),
