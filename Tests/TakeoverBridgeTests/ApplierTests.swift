@@ -286,6 +286,39 @@ struct ApplierServerTests {
         #expect(try await s.groups().first?.members.count == count + 1)
     }
 
+    /// A person adds and removes members of the same group while a big apply writes to
+    /// it: value-level writes leave the person's edits exactly as the person left them.
+    @Test func concurrentEditsByAPersonSurviveABigApply() async throws {
+        let s = try Scenario()
+        try await seedMany(s, count: 1500)
+        let group = s.groupDN("big")
+        let people = s.people
+        let root = s
+        let editor = Thread {
+            for i in 0..<40 {
+                let add = LDIF.line("dn", group) + "changetype: modify\nadd: member\n"
+                    + LDIF.line("member", "cn=person-\(i),\(people)") + "-\n\n"
+                try? root.modify(add)
+                if i % 2 == 1 {
+                    let remove = LDIF.line("dn", group) + "changetype: modify\ndelete: member\n"
+                        + LDIF.line("member", "cn=person-\(i - 1),\(people)") + "-\n\n"
+                    try? root.modify(remove)
+                }
+            }
+        }
+        editor.start()
+        let result = try s.bridge(["apply"])
+        while !editor.isFinished { usleep(10_000) }
+        #expect(result.status == 0, "\(result.stderr.suffix(1500))")
+        let members = Set(try await s.groups().first?.members ?? [])
+        for i in 0..<40 {
+            let dn = "cn=person-\(i),\(people)"
+            #expect(members.contains(dn) == (i % 2 == 1), "\(dn)")
+        }
+        #expect(members.count == 1501 + 20)
+        #expect(try s.bridge(["plan", "--check"]).status == 0)
+    }
+
     /// One group with one bound user, then `count` more users connected to it.
     func seedMany(_ s: Scenario, count: Int) async throws {
         try s.addUsers([("m0", nil)])

@@ -171,6 +171,18 @@ struct DirectoryServerTests {
         #expect(doctor.stdout.contains("OK   tls: StartTLS"), "\(doctor.stdout)")
     }
 
+    /// Several servers in `uri`: libldap tries them in order.
+    @Test func severalURIsAreTriedInOrder() throws {
+        let s = try Scenario()
+        try s.addUsers([("m1", nil)])
+        try s.addDevice("pc", ["m1"])
+        try s.writeReport("pc", [("m1", 1001)])
+        s.configOverrides["ldap.uri"] = s.q("ldap://127.0.0.1:9 \(s.server.ldapURI)")
+        let result = try s.bridge(["apply"])
+        #expect(result.status == 0, "\(result.all)")
+        #expect(try s.bridge(["plan", "--check"]).status == 0)
+    }
+
     /// SASL EXTERNAL over ldapi:// (the test server maps this user to the rootdn).
     @Test func saslExternalOverLdapi() throws {
         let s = try Scenario()
