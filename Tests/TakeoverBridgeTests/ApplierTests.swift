@@ -265,8 +265,17 @@ struct ApplierServerTests {
         try await seedMany(s, count: count)
         s.configOverrides["ldap.timeout"] = "3"
         let victim = server
+        let scenario = s
+        // Kill once this run's writes have begun (the group holds more than the seeded
+        // member), not after a fixed delay that a loaded machine may spend still reading.
         let killer = Thread {
-            usleep(300_000)
+            let deadline = Date().addingTimeInterval(30)
+            while Date() < deadline {
+                let members = (try? scenario.dump(scenario.bindings))?
+                    .split(separator: "\n").filter { $0.hasPrefix("member:") }.count ?? 0
+                if members > 2 { break }
+                usleep(5_000)
+            }
             victim.kill(signal: SIGKILL)
         }
         killer.start()
