@@ -1,0 +1,341 @@
+// Collects what one file says, device by device, then turns it into reports, errors and
+// warnings. Every format parser feeds one of these; the rules that are the same for all
+// formats live here: duplicate names, empty reports, platform inference, which devices a
+// file's errors make "no valid report", and how many messages one file may produce.
+
+import TakeoverCore
+
+/// Where something is in the file: a line number (text formats) or a byte offset into the
+/// UTF-8 text (JSON), turned into a line only when a message needs it.
+struct Position: Sendable {
+    var value: Int
+    var isOffset: Bool
+
+    static func line(_ n: Int) -> Position { Position(value: n, isOffset: false) }
+    static func offset(_ n: Int) -> Position { Position(value: n, isOffset: true) }
+}
+
+struct ReportBuilder {
+    let source: String
+    let fallbackDevice: String
+    let modificationTime: UnixTime
+    /// The decoded UTF-8 text, for offset -> line.
+    private let text: [UInt8]
+    private var lineIndex: LineIndex?
+
+    private struct DeviceState {
+        var name: String
+        var accounts: [LocalAccount] = []
+        /// Where each account was reported, parallel to `accounts`.
+        var positions: [Position] = []
+        /// Folded names already reported.
+        var seen: Set<String> = []
+        var evidence = PlatformEvidence()
+        var reportedAt: UnixTime?
+        /// This device has an error in this file: no report from this file.
+        var failed = false
+        /// The device already has an error naming it (no extra "see above" problem needed).
+        var named = false
+
+        init(name: String) { self.name = name }
+    }
+
+    /// Devices in order of first appearance, and where each one is.
+    private var states: [DeviceState] = []
+    private var slots: [String: Int] = [:]
+    /// Rows of one device come together: remember the last one looked up.
+    private var lastDevice = ""
+    private var lastSlot = -1
+
+    private var problems: [InputProblem] = []
+    private var warnings: [InputProblem] = []
+    private var errorCount = 0
+    private var warningCount = 0
+    /// Errors that cannot be pinned on one device: every device of the file fails.
+    private var fileFailed = false
+    private var fileErrorLines: [Int?] = []
+    /// Indices in `problems` of file-wide errors (device still nil).
+    private var fileErrorIndices: [Int] = []
+
+    /// Messages listed per file; further ones are counted in one summary line.
+    static let maxListedErrors = 20
+    static let maxListedWarnings = 20
+
+    init(source: String, fallbackDevice: String, modificationTime: UnixTime, text: [UInt8]) {
+        self.source = source
+        self.fallbackDevice = fallbackDevice
+        self.modificationTime = modificationTime
+        self.text = text
+    }
+
+    mutating func line(_ position: Position?) -> Int? {
+        guard let position else { return nil }
+        if !position.isOffset { return position.value }
+        if lineIndex == nil { lineIndex = LineIndex(text) }
+        return lineIndex?.line(at: position.value)
+    }
+
+    // MARK: Devices and accounts
+
+    /// The index of `device` in `states`, adding it on first use.
+    private mutating func slot(_ device: String) -> Int {
+        if lastSlot >= 0 && device == lastDevice { return lastSlot }
+        let i: Int
+        if let known = slots[device] {
+            i = known
+        } else {
+            i = states.count
+            states.append(DeviceState(name: device))
+            slots[device] = i
+        }
+        lastDevice = device
+        lastSlot = i
+        return i
+    }
+
+    /// Makes sure `device` exists (a report may list no accounts yet).
+    mutating func touch(_ device: String) { _ = slot(device) }
+
+    /// Adds one account; a second account whose name folds equal is a warning and is skipped.
+    mutating func add(_ account: LocalAccount, device: String, at position: Position) {
+        let i = slot(device)
+        let key = NameFolding.fold(account.name)
+        guard states[i].seen.insert(key).inserted else {
+            let firstIndex = states[i].accounts.firstIndex { NameFolding.fold($0.name) == key }
+            let firstLine = firstIndex.flatMap { line(states[i].positions[$0]) }
+            let where_ = firstLine.map { " (first at line \($0))" } ?? ""
+            warn(device: device, at: position,
+                 "account '\(account.name)' is reported twice for device '\(device)'\(where_); the first is used")
+            return
+        }
+        states[i].evidence.observe(account)
+        states[i].accounts.append(account)
+        states[i].positions.append(position)
+    }
+
+    /// The report time of `device` is the newest time any of its rows carries.
+    mutating func noteTime(_ time: UnixTime, device: String) {
+        let i = slot(device)
+        if let current = states[i].reportedAt, current >= time { return }
+        states[i].reportedAt = time
+    }
+
+    mutating func hint(_ platform: Platform, weight: Int, device: String) {
+        let i = slot(device)
+        states[i].evidence.add(platform, weight)
+    }
+
+    mutating func force(_ platform: Platform, device: String) {
+        let i = slot(device)
+        if states[i].evidence.forced == nil { states[i].evidence.forced = platform }
+    }
+
+    // MARK: Messages
+
+    /// An error about one device: that device gets no report from this file.
+    mutating func error(device: String, at position: Position?, _ message: String) {
+        let i = slot(device)
+        states[i].failed = true
+        if record(InputProblem(source: source, line: line(position), device: device, message: message)) {
+            states[i].named = true
+        }
+    }
+
+    /// An error that cannot be pinned on one device: no device of this file gets a report.
+    mutating func fileError(at position: Position?, _ message: String) {
+        fileFailed = true
+        let l = line(position)
+        fileErrorLines.append(l)
+        if record(InputProblem(source: source, line: l, device: nil, message: message)) {
+            fileErrorIndices.append(problems.count - 1)
+        }
+    }
+
+    mutating func warn(device: String? = nil, at position: Position?, _ message: String) {
+        warningCount += 1
+        if warningCount <= ReportBuilder.maxListedWarnings {
+            warnings.append(InputProblem(source: source, line: line(position), device: device, message: message))
+        }
+    }
+
+    /// Returns true when the problem was listed (not only counted).
+    @discardableResult
+    private mutating func record(_ problem: InputProblem) -> Bool {
+        errorCount += 1
+        guard errorCount <= ReportBuilder.maxListedErrors else { return false }
+        problems.append(problem)
+        return true
+    }
+
+    var hasErrors: Bool { errorCount > 0 }
+
+    // MARK: Result
+
+    mutating func finish() -> ReportsReadResult {
+        var reports: [DeviceReport] = []
+        var deviceProblems: [InputProblem] = []
+        if errorCount > ReportBuilder.maxListedErrors {
+            problems.append(InputProblem(source: source, message:
+                "\(errorCount - ReportBuilder.maxListedErrors) more errors in this file not listed"))
+        }
+        if warningCount > ReportBuilder.maxListedWarnings {
+            warnings.append(InputProblem(source: source, message:
+                "\(warningCount - ReportBuilder.maxListedWarnings) more warnings in this file not listed"))
+        }
+        if states.isEmpty && errorCount == 0 {
+            // E.g. a CSV with only its header, a log with no users query: no evidence at all.
+            fileError(at: nil, "no accounts found in this file")
+        }
+        if states.isEmpty && (fileFailed || errorCount > 0) {
+            // Nothing could be attributed: the device named by the file fails.
+            touch(fallbackDevice)
+        }
+        let fileLine = fileErrorLines.compactMap { $0 }.first
+        let fileWhere = fileLine.map { " (line \($0))" } ?? ""
+        // With a single device, file-wide errors are that device's own errors.
+        if fileFailed, states.count == 1 {
+            for i in fileErrorIndices { problems[i].device = states[0].name }
+            if !fileErrorIndices.isEmpty { states[0].named = true }
+        }
+        for state in states {
+            let name = state.name
+            if fileFailed || state.failed {
+                if !state.named {
+                    deviceProblems.append(InputProblem(source: source, line: fileLine, device: name, message:
+                        "no valid report for device '\(name)' from this file: the file has errors\(fileWhere)"))
+                }
+                continue
+            }
+            if state.accounts.isEmpty {
+                deviceProblems.append(InputProblem(source: source, device: name, message:
+                    "the report for device '\(name)' lists no accounts; every real system has at least one "
+                    + "(root, Administrator), so the report is treated as incomplete"))
+                continue
+            }
+            reports.append(DeviceReport(device: name, platform: state.evidence.decide(),
+                                        reportedAt: state.reportedAt ?? modificationTime,
+                                        accounts: state.accounts, source: source))
+        }
+        return ReportsReadResult(reports: reports, problems: problems + deviceProblems, warnings: warnings)
+    }
+}
+
+/// Case folding used for duplicate detection inside one report. ASCII names (nearly all of
+/// them) take a fast path; others use Swift's full Unicode lowercasing.
+enum NameFolding {
+    static func fold(_ name: String) -> String {
+        var needsWork = false
+        for b in name.utf8 where b >= 0x80 || (b >= 0x41 && b <= 0x5A) {
+            needsWork = true
+            break
+        }
+        return needsWork ? name.lowercased() : name
+    }
+}
+
+/// Weighted clues about the platform of one device. Strong clues (a SID, `/Users/` or
+/// `/home/` homes, `cmd.exe`, the `is_hidden` column) outweigh weak ones (`_` names,
+/// `/var/empty`), so a Debian `_apt` account does not make a Linux box a Mac.
+struct PlatformEvidence: Sendable {
+    var linux = 0
+    var macos = 0
+    var windows = 0
+    var forced: Platform?
+
+    mutating func add(_ platform: Platform, _ weight: Int) {
+        switch platform {
+        case .linux: linux += weight
+        case .macos: macos += weight
+        case .windows: windows += weight
+        case .unknown: break
+        }
+    }
+
+    mutating func observe(_ a: LocalAccount) {
+        if let sid = a.sid, hasPrefix(sid, "S-1-") { windows += 10 }
+        if let type = a.accountType, type == "local" || type == "roaming" || type == "special" { windows += 10 }
+        if let home = a.home {
+            let h = home.utf8
+            if hasPrefix(home, "/Users/") || home == "/var/root" { macos += 10 }
+            else if hasPrefix(home, "/home/") { linux += 10 }
+            else if home == "/root" { linux += 5 }
+            else if home == "/nonexistent" { linux += 3 }
+            else if home == "/var/empty" { macos += 2 }
+            else if isWindowsPath(h) { windows += 10 }
+        }
+        if let shell = a.shell {
+            if shell.utf8.count >= 7, shell.utf8.last == UInt8(ascii: "e") || shell.utf8.last == UInt8(ascii: "E"),
+               shell.lowercased().hasSuffix("cmd.exe") { windows += 10 }
+            else if shell == "/usr/sbin/nologin" || shell == "/sbin/nologin" { linux += 3 }
+            else if shell == "/bin/zsh" { macos += 1 }
+        }
+        if a.name.utf8.first == UInt8(ascii: "_") { macos += 1 }
+        if a.uidSigned == -2 { macos += 3 }
+    }
+
+    private func hasPrefix(_ s: String, _ prefix: StaticString) -> Bool {
+        let n = prefix.utf8CodeUnitCount
+        let p = UnsafeBufferPointer(start: prefix.utf8Start, count: n)
+        let r = s.utf8.withContiguousStorageIfAvailable { b -> Bool in
+            guard b.count >= n else { return false }
+            for i in 0..<n where b[i] != p[i] { return false }
+            return true
+        }
+        if let r { return r }
+        return s.utf8.starts(with: p)
+    }
+
+    private func isWindowsPath<S: Collection>(_ h: S) -> Bool where S.Element == UInt8 {
+        var it = h.makeIterator()
+        guard let d = it.next(), let c = it.next(), let s = it.next() else { return false }
+        let letter = (d >= 0x41 && d <= 0x5A) || (d >= 0x61 && d <= 0x7A)
+        return letter && c == UInt8(ascii: ":") && (s == UInt8(ascii: "\\") || s == UInt8(ascii: "/"))
+    }
+
+    func decide() -> Platform {
+        if let forced { return forced }
+        let best = max(linux, macos, windows)
+        guard best > 0 else { return .unknown }
+        let winners = (linux == best ? 1 : 0) + (macos == best ? 1 : 0) + (windows == best ? 1 : 0)
+        guard winners == 1 else { return .unknown }
+        if windows == best { return .windows }
+        if macos == best { return .macos }
+        return .linux
+    }
+}
+
+/// uid / uid_signed as osquery means them: uid unsigned, uid_signed the 32-bit signed view.
+enum UIDs {
+    static func normalized(uid: Int64?, uidSigned: Int64?) -> (uid: Int64?, uidSigned: Int64?) {
+        let twoTo32: Int64 = 1 << 32
+        var u = uid, s = uidSigned
+        if let v = u, v < 0, v >= Int64(Int32.min) {
+            // A signed uid where an unsigned one belongs (macOS /etc/passwd: nobody is -2).
+            if s == nil { s = v }
+            u = v + twoTo32
+        }
+        if s == nil, let v = u {
+            s = (v >= Int64(Int32.max) + 1 && v < twoTo32) ? v - twoTo32 : v
+        }
+        if u == nil, let v = s {
+            u = (v < 0 && v >= Int64(Int32.min)) ? v + twoTo32 : v
+        }
+        return (u, s)
+    }
+
+    /// The RID of a Windows SID (its last sub-authority), e.g. 500 for Administrator.
+    static func rid(ofSID sid: String) -> Int64? {
+        guard sid.utf8.starts(with: "S-1-".utf8), let dash = sid.utf8.lastIndex(of: UInt8(ascii: "-")) else { return nil }
+        let tail = sid.utf8[sid.utf8.index(after: dash)...]
+        guard !tail.isEmpty, tail.count <= 10 else { return nil }
+        return Timestamps.parseInteger(ArraySlice(tail))
+    }
+}
+
+extension InputProblem {
+    /// `"<source>:<line>: <message>"`, or `"<source>: <message>"` without a line.
+    public var reportLine: String {
+        if let line { return "\(source):\(line): \(message)" }
+        return "\(source): \(message)"
+    }
+}
