@@ -54,11 +54,14 @@ func reportsBenchmark(_ arguments: [String]) {
     var last = ReportsReadResult()
     for run in 1...runs {
         last = ReportsReadResult()   // free the previous result outside the timed part
+        let cpuStart = processCPUSeconds()
         let started = ContinuousClock.now
         last = ReportsFolder.read(path: dir)
         let elapsed = ContinuousClock.now - started
+        let cpu = processCPUSeconds() - cpuStart
         times.append(elapsed)
-        print("run \(run): \(format(elapsed))")
+        // CPU time shows the cost when other processes share the two cores.
+        print("run \(run): \(format(elapsed)) wall, \(String(format: "%.2f", cpu)) s CPU")
     }
     let total = last.reports.reduce(0) { $0 + $1.accounts.count }
     var byPlatform: [Platform: Int] = [:]
@@ -70,6 +73,13 @@ func reportsBenchmark(_ arguments: [String]) {
     print("ReportsFolder.read median of \(runs): \(format(median)) (target <= 2 s)")
 }
 
+/// CPU time used by this process so far (all threads), in seconds.
+private func processCPUSeconds() -> Double {
+    var t = timespec()
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t)
+    return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
+}
+
 private func format(_ d: Duration) -> String {
     let (s, atto) = d.components
     let ms = Double(s) * 1000 + Double(atto) / 1e15
@@ -77,6 +87,15 @@ private func format(_ d: Duration) -> String {
 }
 
 // MARK: - Generation
+
+private enum BenchError: Error, CustomStringConvertible {
+    case notOurs(String)
+    var description: String {
+        switch self {
+        case .notOurs(let dir): return "\(dir) exists and was not made by tb-bench (no .tb-bench-complete): not touching it"
+        }
+    }
+}
 
 /// Deterministic pseudo-random numbers (SplitMix64).
 private struct BenchRNG {
@@ -177,7 +196,14 @@ private func osqueryRow(_ a: GenAccount, platform: GenPlatform) -> String {
 
 private func generateReports(files: Int, accounts: Int, dir: String) throws {
     let fm = FileManager.default
-    if fm.fileExists(atPath: dir) { try fm.removeItem(atPath: dir) }
+    if fm.fileExists(atPath: dir) {
+        // Only ever delete a folder this benchmark made (it holds the marker file).
+        let contents = try fm.contentsOfDirectory(atPath: dir)
+        guard contents.isEmpty || fm.fileExists(atPath: dir + "/.tb-bench-complete") else {
+            throw BenchError.notOurs(dir)
+        }
+        try fm.removeItem(atPath: dir)
+    }
     try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
     var rng = BenchRNG(state: 0x7B_BE4C)
     // Accounts per file: around the average, in +/- pairs so the total is exact.

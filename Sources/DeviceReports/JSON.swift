@@ -19,7 +19,7 @@ struct JSONText: Sendable, Equatable {
 
 enum JSONValue: Sendable, Equatable {
     case object(JSONObject)
-    case array([JSONValue])
+    case array(JSONArray)
     case string(JSONText)
     /// The number exactly as written (grammar-checked).
     case number(JSONText)
@@ -49,22 +49,47 @@ struct JSONMember: Sendable, Equatable {
     var value: JSONValue
 }
 
+/// An object: its members are `count` consecutive entries of the document's member store.
+/// Values hold no references, so passing them around costs no reference counting.
 struct JSONObject: Sendable, Equatable {
-    var members: [JSONMember]
+    var start: Int32
+    var count: Int32
     /// Byte offset of the opening brace in the parsed text (for line numbers).
     var offset: Int
 }
 
-/// The parsed text, needed to read the strings, numbers and member names of values.
-/// Only valid inside the `withUnsafeBufferPointer` that produced the buffer.
+/// An array: `count` consecutive entries of the document's element store.
+struct JSONArray: Sendable, Equatable {
+    var start: Int32
+    var count: Int32
+}
+
+/// Where the members and elements of every object and array of one parse are kept.
+struct JSONStorage {
+    var members: [JSONMember] = []
+    var elements: [JSONValue] = []
+}
+
+/// The parsed text and its value stores, needed to read what values refer to.
+/// Only valid inside `JSONStorage.withDocument` (it holds unsafe views).
 struct JSONDocument {
     let buf: UnsafeBufferPointer<UInt8>
+    let memberStore: UnsafeBufferPointer<JSONMember>
+    let elementStore: UnsafeBufferPointer<JSONValue>
+
+    func members(_ o: JSONObject) -> UnsafeBufferPointer<JSONMember> {
+        UnsafeBufferPointer(rebasing: memberStore[Int(o.start)..<Int(o.start) + Int(o.count)])
+    }
+
+    func elements(_ a: JSONArray) -> UnsafeBufferPointer<JSONValue> {
+        UnsafeBufferPointer(rebasing: elementStore[Int(a.start)..<Int(a.start) + Int(a.count)])
+    }
 
     /// The first member named `key` (compared byte for byte; escaped names decoded).
     func member(_ o: JSONObject, _ key: StaticString) -> JSONValue? {
         let count = key.utf8CodeUnitCount
         let k = key.utf8Start
-        for m in o.members {
+        for m in members(o) {
             if m.key.hasEscapes {
                 if string(m.key).utf8.elementsEqual(UnsafeBufferPointer(start: k, count: count)) { return m.value }
                 continue
@@ -97,6 +122,17 @@ struct JSONDocument {
     func isEmpty(_ t: JSONText) -> Bool { t.end <= t.start }
 }
 
+extension JSONStorage {
+    /// Runs `body` with a document over `buf` and these stores.
+    func withDocument<R>(_ buf: UnsafeBufferPointer<UInt8>, _ body: (JSONDocument) -> R) -> R {
+        members.withUnsafeBufferPointer { m in
+            elements.withUnsafeBufferPointer { e in
+                body(JSONDocument(buf: buf, memberStore: m, elementStore: e))
+            }
+        }
+    }
+}
+
 struct JSONParseError: Error, Equatable {
     /// Byte offset where the problem was found.
     var offset: Int
@@ -107,6 +143,11 @@ struct JSONParser {
     private let buf: UnsafeBufferPointer<UInt8>
     private(set) var position: Int
     private let maxDepth: Int
+    /// Members and elements of every finished object and array, in one place each.
+    private(set) var storage = JSONStorage()
+    /// Members and elements of objects and arrays still open (a stack; nested ones on top).
+    private var openMembers: [JSONMember] = []
+    private var openElements: [JSONValue] = []
 
     /// Hard ceiling on nesting whatever the caller asks: recursion stays far from any stack limit.
     static let depthCeiling = 256
@@ -115,6 +156,8 @@ struct JSONParser {
         self.buf = buffer
         self.position = position
         self.maxDepth = max(1, min(maxDepth, JSONParser.depthCeiling))
+        storage.members.reserveCapacity(buffer.count / 24)
+        storage.elements.reserveCapacity(64)
     }
 
     var atEnd: Bool { position >= buf.count }
@@ -134,16 +177,11 @@ struct JSONParser {
         }
     }
 
-    /// Skips spaces and tabs only; returns true when the rest of the line is blank.
-    mutating func restOfLineIsBlank() -> Bool {
-        while position < buf.count {
-            switch buf[position] {
-            case 0x20, 0x09, 0x0D: position += 1
-            case 0x0A: return true
-            default: return false
-            }
-        }
-        return true
+    /// True when the current line's first non-blank character opens an object.
+    func lineStartsObject() -> Bool {
+        var i = position
+        while i < buf.count, buf[i] == 0x20 || buf[i] == 0x09 { i += 1 }
+        return i < buf.count && buf[i] == UInt8(ascii: "{")
     }
 
     /// Moves past the next newline (or to the end): resynchronises line-oriented input after an error.
@@ -191,12 +229,14 @@ struct JSONParser {
             throw JSONParseError(offset: position, message: "JSON nested deeper than \(maxDepth) levels")
         }
         position += 1
-        var members: [JSONMember] = []
-        members.reserveCapacity(16)
+        let base = openMembers.count
+        // An error unwinds every open level: the caller stops using this parse, but the
+        // parser resynchronises on the next value, so leave the stack as it was.
+        defer { openMembers.removeSubrange(base...) }
         skipWhitespace()
         if position < buf.count, buf[position] == UInt8(ascii: "}") {
             position += 1
-            return JSONObject(members: members, offset: start)
+            return try closeObject(base: base, offset: start)
         }
         while true {
             skipWhitespace()
@@ -213,7 +253,7 @@ struct JSONParser {
             }
             position += 1
             let value = try parseValue(depth: depth)
-            members.append(JSONMember(key: key, value: value))
+            openMembers.append(JSONMember(key: key, value: value))
             skipWhitespace()
             guard position < buf.count else {
                 throw JSONParseError(offset: position, message: "unexpected end of input inside an object (truncated JSON?)")
@@ -221,25 +261,38 @@ struct JSONParser {
             let b = buf[position]
             position += 1
             if b == UInt8(ascii: ",") { continue }
-            if b == UInt8(ascii: "}") { return JSONObject(members: members, offset: start) }
+            if b == UInt8(ascii: "}") { return try closeObject(base: base, offset: start) }
             throw JSONParseError(offset: position - 1, message: "unexpected \(describe(position - 1)), expected ',' or '}' in an object")
         }
+    }
+
+    /// Moves an object's members from the open stack to the store.
+    private mutating func closeObject(base: Int, offset: Int) throws(JSONParseError) -> JSONObject {
+        let start = storage.members.count
+        let count = openMembers.count - base
+        guard start + count < Int(Int32.max) else {
+            throw JSONParseError(offset: offset, message: "too many JSON values in one file")
+        }
+        storage.members.append(contentsOf: openMembers[base...])
+        return JSONObject(start: Int32(start), count: Int32(count), offset: offset)
     }
 
     private mutating func parseArray(depth: Int) throws(JSONParseError) -> JSONValue {
         if depth > maxDepth {
             throw JSONParseError(offset: position, message: "JSON nested deeper than \(maxDepth) levels")
         }
+        let open = position
         position += 1
-        var elements: [JSONValue] = []
-        elements.reserveCapacity(8)
+        let base = openElements.count
+        defer { openElements.removeSubrange(base...) }
         skipWhitespace()
         if position < buf.count, buf[position] == UInt8(ascii: "]") {
             position += 1
-            return .array(elements)
+            return .array(try closeArray(base: base, offset: open))
         }
         while true {
-            elements.append(try parseValue(depth: depth))
+            let element = try parseValue(depth: depth)
+            openElements.append(element)
             skipWhitespace()
             guard position < buf.count else {
                 throw JSONParseError(offset: position, message: "unexpected end of input inside an array (truncated JSON?)")
@@ -247,9 +300,19 @@ struct JSONParser {
             let b = buf[position]
             position += 1
             if b == UInt8(ascii: ",") { continue }
-            if b == UInt8(ascii: "]") { return .array(elements) }
+            if b == UInt8(ascii: "]") { return .array(try closeArray(base: base, offset: open)) }
             throw JSONParseError(offset: position - 1, message: "unexpected \(describe(position - 1)), expected ',' or ']' in an array")
         }
+    }
+
+    private mutating func closeArray(base: Int, offset: Int) throws(JSONParseError) -> JSONArray {
+        let start = storage.elements.count
+        let count = openElements.count - base
+        guard start + count < Int(Int32.max) else {
+            throw JSONParseError(offset: offset, message: "too many JSON values in one file")
+        }
+        storage.elements.append(contentsOf: openElements[base...])
+        return JSONArray(start: Int32(start), count: Int32(count))
     }
 
     private mutating func literal(_ word: StaticString) throws(JSONParseError) {

@@ -8,45 +8,50 @@ enum JSONReports {
     /// `text` starts (after whitespace) with '[' or '{'.
     static func read(_ text: [UInt8], into b: inout ReportBuilder, limits: ReportLimits) {
         text.withUnsafeBufferPointer { buf in
-            let doc = JSONDocument(buf: buf)
             var p = JSONParser(buf, maxDepth: limits.maxJSONDepth)
             p.skipWhitespace()
+            var values: [JSONValue] = []
+            var isArray = false
             if p.current == UInt8(ascii: "[") {
                 do throws(JSONParseError) {
                     let value = try p.parseDocument()
-                    guard case .array(let elements) = value else { return }
-                    readElements(elements, doc: doc, into: &b)
+                    guard case .array = value else { return }
+                    isArray = true
+                    values = [value]
                 } catch {
                     b.fileError(at: .offset(error.offset), error.message)
+                    return
                 }
-                return
-            }
-            // One object, or a sequence of objects (osqueryd logs: one per line).
-            var values: [JSONValue] = []
-            while true {
-                p.skipWhitespace()
-                if p.atEnd { break }
-                let start = p.position
-                do throws(JSONParseError) {
-                    let v = try p.parseValue(depth: 0)
-                    if case .object = v {
-                        values.append(v)
-                    } else {
-                        b.fileError(at: .offset(start), "expected a JSON object, found \(v.kindName)")
-                    }
-                } catch {
-                    b.fileError(at: .offset(error.offset), error.message)
-                    // Resynchronise at the next line that starts an object.
-                    p.seek(to: max(error.offset, start))
-                    while !p.atEnd {
-                        p.skipPastNewline()
-                        var probe = p
-                        _ = probe.restOfLineIsBlank()
-                        if probe.current == UInt8(ascii: "{") { break }
+            } else {
+                // One object, or a sequence of objects (osqueryd logs: one per line).
+                while true {
+                    p.skipWhitespace()
+                    if p.atEnd { break }
+                    let start = p.position
+                    do throws(JSONParseError) {
+                        let v = try p.parseValue(depth: 0)
+                        if case .object = v {
+                            values.append(v)
+                        } else {
+                            b.fileError(at: .offset(start), "expected a JSON object, found \(v.kindName)")
+                        }
+                    } catch {
+                        b.fileError(at: .offset(error.offset), error.message)
+                        // Resynchronise at the next line that starts an object.
+                        p.seek(to: max(error.offset, start))
+                        repeat { p.skipPastNewline() } while !p.atEnd && !p.lineStartsObject()
                     }
                 }
             }
-            readElements(values, doc: doc, into: &b)
+            // Nothing parsed: the errors already say why.
+            if values.isEmpty && b.hasErrors { return }
+            p.storage.withDocument(buf) { doc in
+                if isArray, case .array(let a)? = values.first {
+                    readElements(Array(doc.elements(a)), doc: doc, into: &b)
+                } else {
+                    readElements(values, doc: doc, into: &b)
+                }
+            }
         }
     }
 
@@ -81,7 +86,7 @@ enum JSONReports {
             return
         }
         guard let kind = classify(Row(doc: doc, object: firstObject)) else {
-            let keys = firstObject.members.prefix(6).map { doc.string($0.key) }.joined(separator: ", ")
+            let keys = doc.members(firstObject).prefix(6).map { doc.string($0.key) }.joined(separator: ", ")
             b.fileError(at: .offset(firstObject.offset),
                         "unrecognised report format: JSON objects with members \(keys) (\(acceptedFormats))")
             return

@@ -78,7 +78,7 @@ enum OsquerydLog {
         func bytes(_ t: JSONText) -> UnsafeBufferPointer<UInt8> {
             UnsafeBufferPointer(rebasing: doc.buf[t.start..<max(t.start, t.end)])
         }
-        let members = row.object.members.sorted { bytes($0.key).lexicographicallyPrecedes(bytes($1.key)) }
+        let members = doc.members(row.object).sorted { bytes($0.key).lexicographicallyPrecedes(bytes($1.key)) }
         var out: [UInt8] = []
         out.reserveCapacity(256)
         for m in members {
@@ -284,9 +284,10 @@ enum OsquerydLog {
     }
 
     private static func objects(_ doc: JSONDocument, _ v: JSONValue, _ field: String) throws(FieldError) -> [Row] {
-        guard case .array(let elements) = v else {
+        guard case .array(let a) = v else {
             throw FieldError(message: "field '\(field)' must be an array, found \(v.kindName)")
         }
+        let elements = doc.elements(a)
         var out: [Row] = []
         out.reserveCapacity(elements.count)
         for e in elements {

@@ -37,7 +37,10 @@ struct ReportBuilder {
         /// The device already has an error naming it (no extra "see above" problem needed).
         var named = false
 
-        init(name: String) { self.name = name }
+        init(name: String) {
+            self.name = name
+            seen.reserveCapacity(64)   // most devices have fewer accounts: no rehashing
+        }
     }
 
     /// Devices in order of first appearance, and where each one is.

@@ -220,10 +220,6 @@ struct LineIndex {
         }
     }
 
-    init(_ buf: UnsafeBufferPointer<UInt8>) {
-        for i in 0..<buf.count where buf[i] == 0x0A { newlines.append(i) }
-    }
-
     /// The line holding the byte at `offset` (a newline belongs to the line it ends).
     func line(at offset: Int) -> Int {
         var lo = 0, hi = newlines.count

@@ -85,6 +85,22 @@ struct TempFolder {
         #expect(sized.problems.first?.message.contains("1000-byte cap") == true)
     }
 
+    @Test func deepestAllowedNestingOnWorkerThreads() throws {
+        // The depth ceiling must hold on Dispatch worker threads, whose stacks are smaller.
+        let dir = try TempFolder("deep")
+        defer { dir.cleanup() }
+        let depth = JSONParser.depthCeiling
+        for i in 0..<4 {
+            try dir.write("deep\(i).json", String(repeating: "[", count: depth) + String(repeating: "]", count: depth))
+            try dir.write("deeper\(i).json", String(repeating: "{\"a\":", count: 100_000))
+        }
+        let r = ReportsFolder.read(path: dir.path, limits: ReportLimits(maxJSONDepth: .max))
+        #expect(r.reports.isEmpty)
+        #expect(r.problems.count == 8, "\(r.problems.map(\.reportLine))")
+        #expect(r.problems.filter { $0.message.contains("deeper than \(depth)") }.count == 4)
+        #expect(r.problems.filter { $0.message.contains("holds no objects") }.count == 4)
+    }
+
     @Test func missingFolderIsOneProblem() {
         let r = ReportsFolder.read(path: "/nonexistent/tb-reports-\(UUID().uuidString)")
         #expect(r.reports.isEmpty)
@@ -110,8 +126,8 @@ indirect enum Plain: Equatable {
 
     init(_ v: JSONValue, _ doc: JSONDocument) {
         switch v {
-        case .object(let o): self = .object(o.members.map { PlainMember(key: doc.string($0.key), value: Plain($0.value, doc)) }, offset: o.offset)
-        case .array(let a): self = .array(a.map { Plain($0, doc) })
+        case .object(let o): self = .object(doc.members(o).map { PlainMember(key: doc.string($0.key), value: Plain($0.value, doc)) }, offset: o.offset)
+        case .array(let a): self = .array(doc.elements(a).map { Plain($0, doc) })
         case .string(let t): self = .string(doc.string(t))
         case .number(let t): self = .number(doc.string(t))
         case .bool(let b): self = .bool(b)
@@ -131,7 +147,8 @@ struct PlainMember: Equatable {
         return bytes.withUnsafeBufferPointer { buf in
             var p = JSONParser(buf, maxDepth: depth)
             do throws(JSONParseError) {
-                return .success(Plain(try p.parseDocument(), JSONDocument(buf: buf)))
+                let v = try p.parseDocument()
+                return .success(p.storage.withDocument(buf) { Plain(v, $0) })
             } catch {
                 return .failure(error)
             }
@@ -157,9 +174,11 @@ struct PlainMember: Equatable {
         bytes.withUnsafeBufferPointer { buf in
             var p = JSONParser(buf, maxDepth: 8)
             guard let v = try? p.parseDocument(), let o = v.object else { Issue.record("no object"); return }
-            let row = Row(doc: JSONDocument(buf: buf), object: o)
-            #expect(row.optionalString("username") == "root")
-            #expect((try? row.integer("uid")) == 0)
+            p.storage.withDocument(buf) { doc in
+                let row = Row(doc: doc, object: o)
+                #expect(row.optionalString("username") == "root")
+                #expect((try? row.integer("uid")) == 0)
+            }
         }
     }
 
