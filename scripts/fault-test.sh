@@ -252,6 +252,12 @@ outside_dump() {
 }
 
 slapd_pid() { cat "$srv/slapd.pid" 2>/dev/null; }
+# Running and not a zombie.
+alive() {
+    local state
+    state=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) || return 1
+    [ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]
+}
 restart_server() {
     bash "$repo/scripts/test-slapd.sh" restart "$srv" >/dev/null 2>&1 || { sleep 1; bash "$repo/scripts/test-slapd.sh" restart "$srv" >&2; }
 }
@@ -354,7 +360,7 @@ declare -A exits
 passed=0 failed=0 kills=0 kills_in_writes=0 reconnected=0 quick_restarts=0 records_expected=0
 fail() { failed=$((failed + 1)); say "FAIL: $*"; }
 pass() { passed=$((passed + 1)); }
-last_duration_ms=1500
+last_duration_ms=800
 
 say "seed $seed: $users users, $devices devices, $(wc -l < "$work/conn.tsv") connections; $runs runs; work $work"
 for (( round = 1; round <= runs; round++ )); do
@@ -383,12 +389,12 @@ for (( round = 1; round <= runs; round++ )); do
     killed_while_running=false
     if $kill_it; then
         sleep "$(awk -v ms="$delay_ms" 'BEGIN { printf "%.3f", ms / 1000 }')"
-        if kill -0 "$bridge" 2>/dev/null; then killed_while_running=true; fi
+        if alive "$bridge"; then killed_while_running=true; fi
         pid=$(slapd_pid)
         [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null
         kills=$((kills + 1))
         # The pid file stays behind a SIGKILL; wait until the process is gone.
-        for _ in $(seq 1 200); do [ -n "$pid" ] && [ -e "/proc/$pid" ] && [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ] || break; sleep 0.01; done
+        for _ in $(seq 1 200); do [ -n "$pid" ] && alive "$pid" || break; sleep 0.01; done
         if $quick; then
             quick_restarts=$((quick_restarts + 1))
             restart_server
@@ -404,7 +410,11 @@ for (( round = 1; round <= runs; round++ )); do
     t1=$(date +%s%N)
     if $kill_it && ! $quick; then restart_server; fi
     exits[$status]=$(( ${exits[$status]:-0} + 1 ))
-    if ! $kill_it && [ "$status" -eq 0 ]; then last_duration_ms=$(( (t1 - t0) / 1000000 )); fi
+    # The next delay window: this run's own duration (its summary line), when it ran to the end.
+    if [ "$status" -eq 0 ] && ! $killed_while_running; then
+        d=$(grep -o 'duration_ms=[0-9]*' "$work/err.$round" | tail -n 1 | cut -d= -f2)
+        [ -n "$d" ] && last_duration_ms=$((d + 30))
+    fi
     if grep -q 'connection lost\|wrote [0-9]* of' "$work/err.$round"; then kills_in_writes=$((kills_in_writes + 1)); fi
     grep -q 'msg=reconnected\|msg="reconnected"' "$work/err.$round" && reconnected=$((reconnected + 1))
 

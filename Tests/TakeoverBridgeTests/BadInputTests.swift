@@ -141,6 +141,8 @@ struct BadConfig: Sendable, CustomStringConvertible {
         BadConfig(name: "hostile TOML key", body: .bytes { _ in Array("[{x]\n".utf8) }, line: 1, fragments: []),
         BadConfig(name: "deep nesting", body: .bytes { _ in Array(("a = " + String(repeating: "[", count: 100_000) + "\n").utf8) },
                   line: nil, fragments: []),
+        BadConfig(name: "deep inline tables", body: .bytes { _ in Array(("a = " + String(repeating: "{b = ", count: 20_000) + "\n").utf8) },
+                  line: nil, fragments: []),
         BadConfig(name: "NUL in a value", body: .bytes { text in
             Array(text.replacingOccurrences(of: "timeout = 10", with: "timeout = 1\u{0}0").utf8)
         }, line: nil, fragments: []),
