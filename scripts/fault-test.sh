@@ -21,7 +21,7 @@
 #      hundreds of changes), sometimes deletes a user (leaving its DN dangling in device
 #      entries, like a directory without refint) or adds one;
 #   2. starts `apply` and, in most runs, SIGKILLs slapd after a random delay (uniform
-#      over 0 to 1.3 x the last measured apply time), then restarts it with
+#      over 0.2 to 1.0 x the last measured apply time), then restarts it with
 #      scripts/test-slapd.sh restart, either at once (the bridge may reconnect and
 #      finish) or after the bridge gave up;
 #   3. checks the run: exit 0 or 5 (never a crash, never another code), ou=people and
@@ -38,6 +38,7 @@
 # the loop stops after 480 s (counted as a failure) so the whole script ends in < 10 min.
 # The last line is `N passed, M failed`; exit 0 when M is 0, else 1 (64: usage).
 set -uo pipefail
+{ # The whole script is read before it runs: editing it during a run is harmless.
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 runs=50 users=400 devices=200 seed=$(( $(date +%s) % 32768 )) kill_percent=80 bin=${TB_BRIDGE_BINARY:-} keep=false
@@ -369,16 +370,16 @@ for (( round = 1; round <= runs; round++ )); do
         break
     fi
     if [ "$round" -gt 1 ]; then
-        # Mostly tens of changes, now and then a reorganisation of hundreds.
+        # Mostly tens to a couple of hundred changes, now and then a reorganisation of hundreds.
         rnd 100
-        if [ "$R" -lt 20 ]; then rnd 250; n=$((150 + R)); else rnd 90; n=$((10 + R)); fi
+        if [ "$R" -lt 20 ]; then rnd 400; n=$((300 + R)); else rnd 160; n=$((40 + R)); fi
         change_directory "$n" || { fail "round $round: could not change the directory"; continue; }
     fi
     before_outside=$(outside_dump)
 
     kill_it=false
     rnd 100; [ "$R" -lt "$kill_percent" ] && kill_it=true
-    rnd $(( last_duration_ms * 13 / 10 + 1 )); delay_ms=$R
+    rnd $(( last_duration_ms * 8 / 10 + 1 )); delay_ms=$(( last_duration_ms / 5 + R ))
     quick=false
     rnd 2; [ "$R" -eq 0 ] && quick=true
 
@@ -508,3 +509,5 @@ echo "final check: apply exit $status, plan --check exit $check_status"
 echo "time: $((SECONDS - started)) s"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
+exit
+}

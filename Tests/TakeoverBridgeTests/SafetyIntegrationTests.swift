@@ -1067,6 +1067,7 @@ struct FaultTests {
         try server.restart()
         #expect(started, "the apply never started writing")
         expectStatus(outcome, 5, "apply with the server killed")
+        #expect(outcome.seconds < 60, "bounded retries, then give up: it took \(outcome.seconds) s")
         let summary = SafetyKit.lines(outcome.stderr, containing: "changes (")
         #expect(summary.contains { $0.contains("wrote ") && $0.contains(" of ") }, "no 'wrote N of M' line: \(outcome)")
         let written = SafetyKit.lines(outcome.stderr, containing: "msg=written")
