@@ -1033,6 +1033,35 @@ struct FaultTests {
         #expect(try world.members()["lab-9"]?.contains(world.userDN("u05")) == true)
     }
 
+    /// A server that stops answering in the middle of the paged user search: a failure
+    /// (exit 5) naming the read, never a short list of users.
+    @Test func aTimeoutInTheMiddleOfTheReadIsAFailure() throws {
+        let world = try SafetyWorld(try Self.server.get())
+        let server = try Self.server.get()
+        try world.addUsers(uids(1...3000, prefix: "r"))
+        try world.addDevice("read-1", uids(2991...3000, prefix: "r"))
+        try world.writeReport("read-1", accounts: uids(2991...3000, prefix: "r"))
+        expectStatus(try world.bridge(["apply"]), 0, "first apply")
+        try world.disconnect(["r2991"], from: "read-1")
+        // One entry per page: the user search alone takes thousands of round trips.
+        world.settings["ldap.page_size"] = "1"
+        world.settings["ldap.timeout"] = "2"
+        let before = try server.dump(operational: true)
+        let apply = try world.startBridge(["apply"])
+        usleep(400_000)
+        server.pause()
+        let outcome = apply.finish(timeout: 120)
+        server.resume()
+        expectStatus(outcome, 5, "apply with the server stopped during the read")
+        #expect(outcome.seconds < 30, "timeout = 2 s, but the run took \(outcome.seconds) s")
+        #expect(outcome.stderr.contains("reading users under"), "the failure names the read: \(outcome)")
+        #expect(try server.dump(operational: true) == before)
+
+        world.settings["ldap.page_size"] = "500"
+        expectStatus(try world.bridge(["apply"]), 0, "apply after the server came back")
+        #expect(try world.members()["read-1"] == Set(uids(2992...3000, prefix: "r").map(world.userDN)))
+    }
+
     @Test func aServerKilledMidApplyIsExit5ListingWhatWasWritten() throws {
         let world = try SafetyWorld(try Self.server.get())
         let server = try Self.server.get()
