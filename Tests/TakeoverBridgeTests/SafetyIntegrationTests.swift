@@ -1005,7 +1005,7 @@ struct FaultTests {
             let outcome = try world.bridge(command)
             expectStatus(outcome, 5, "\(command) past the size limit (page_size \(pageSize))")
             #expect(outcome.stderr.contains("Size limit exceeded"), "\(outcome)")
-            #expect(!outcome.stdout.contains("\"unbind\""), "a plan was printed from a truncated read: \(outcome)")
+            #expect(!outcome.stdout.contains("\"decisions\""), "a plan was printed from a truncated read: \(outcome)")
         }
         #expect(try server.dump(operational: true) == before)
     }
