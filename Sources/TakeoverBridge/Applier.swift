@@ -214,7 +214,14 @@ public final class Applier {
             let results: [Result<Void, LDAPError>]
             do {
                 results = try await connection.modifyPipelined(requests, window: options.window)
-            } catch let error as LDAPError where error.isConnectionLost {
+            } catch {
+                guard error.isConnectionLost else {
+                    // Not a loss (a local failure building requests): each fails alone.
+                    for i in pending {
+                        result.failed += operations[i].changes.map { ($0, error.description) }
+                    }
+                    return
+                }
                 // Every request sent may or may not have been applied.
                 for i in pending { uncertain.insert(i) }
                 do {
@@ -224,16 +231,12 @@ public final class Applier {
                     throw error
                 }
                 continue
-            } catch {
-                // Not a loss (a local failure building requests): each fails alone.
-                for i in pending {
-                    result.failed += operations[i].changes.map { ($0, String(describing: error)) }
-                }
-                return
             }
             var referred: [Int] = []
             var referralURIs: [String] = []
-            var splitRemaining: [Int] = []
+            // Operations retried one by one: split into single values, or with the
+            // placeholder member added so a MUST-member group does not become empty.
+            var retries: [(index: Int, withPlaceholder: Bool)] = []
             for (position, outcome) in results.enumerated() {
                 let i = pending[position]
                 let operation = operations[i]
@@ -247,17 +250,24 @@ public final class Applier {
                     } else if error.isAlreadyDone {
                         record(alreadyDone: operation.changes, uncertain: uncertain.contains(i))
                     } else if Applier.isValueConflict(error) && Applier.singleValues(operation.changes).count > 1 {
-                        splitRemaining.append(i)
+                        retries.append((i, false))
+                    } else if error.code == 65, layout.placeholderMember != nil,
+                              operation.changes.contains(where: { $0.op == .deleteMember }) {
+                        retries.append((i, true))
                     } else {
                         result.failed += operation.changes.map { ($0, error.description) }
                     }
                 }
             }
-            for (position, i) in splitRemaining.enumerated() {
+            for (position, retry) in retries.enumerated() {
                 do {
-                    try await split(operations[i], uncertain: uncertain.contains(i))
+                    if retry.withPlaceholder {
+                        try await withPlaceholder(operations[retry.index])
+                    } else {
+                        try await split(operations[retry.index], uncertain: uncertain.contains(retry.index))
+                    }
                 } catch {
-                    for j in splitRemaining[(position + 1)...] { result.notWritten += operations[j].changes }
+                    for later in retries[(position + 1)...] { result.notWritten += operations[later.index].changes }
                     for j in referred { result.notWritten += operations[j].changes }
                     throw error
                 }
@@ -287,7 +297,7 @@ public final class Applier {
                 try await connection.add(dn: change.dn, attributes: attributes)
                 result.applied.append(change)
                 return
-            } catch let error as LDAPError {
+            } catch {
                 if error.isConnectionLost {
                     uncertain = true
                     try await connectionLost(error)
@@ -311,9 +321,6 @@ public final class Applier {
                     return
                 }
                 result.failed.append((change, error.description))
-                return
-            } catch {
-                result.failed.append((change, String(describing: error)))
                 return
             }
         }
@@ -344,6 +351,44 @@ public final class Applier {
         }
     }
 
+    /// Deleting the last member of a group whose class requires one (groupOfNames made
+    /// without the placeholder, by a person or an old version): the same modify with the
+    /// placeholder member added first, atomically, so the group stays valid.
+    private func withPlaceholder(_ operation: Operation) async throws(GiveUp) {
+        guard let placeholder = layout.placeholderMember else { return }
+        let add = Change(dn: operation.dn, op: .addMember, attribute: layout.memberAttribute, values: [placeholder])
+        var hops = 0
+        var uncertain = false
+        while true {
+            let connection = try await liveConnection()
+            do {
+                try await connection.modify(dn: operation.dn, [Modification(.add, add.attribute, add.values)] + operation.modifications)
+                logger.notice("the binding group's last member is gone; the placeholder member keeps it valid",
+                              metadata: ["dn": "\(operation.dn)", "placeholder": "\(placeholder)"])
+                result.applied += [add] + operation.changes
+                return
+            } catch {
+                if error.isConnectionLost {
+                    uncertain = true
+                    try await connectionLost(error)
+                    continue
+                }
+                if uncertain && Applier.isValueConflict(error) {
+                    // Done by the attempt whose answer was lost.
+                    result.applied += [add] + operation.changes
+                    return
+                }
+                if error.code == 10 {
+                    hops += 1
+                    try await follow(error.referrals, hops: hops, dn: operation.dn)
+                    continue
+                }
+                result.failed += operation.changes.map { ($0, error.description) }
+                return
+            }
+        }
+    }
+
     /// One single-value modification, judged alone.
     private func writeSingle(_ change: Change, uncertain initiallyUncertain: Bool) async throws(GiveUp) {
         var uncertain = initiallyUncertain
@@ -354,7 +399,7 @@ public final class Applier {
                 try await connection.modify(dn: change.dn, [Modification(Applier.modOp(change.op), change.attribute, change.values)])
                 result.applied.append(change)
                 return
-            } catch let error as LDAPError {
+            } catch {
                 if error.isConnectionLost {
                     uncertain = true
                     try await connectionLost(error)
@@ -370,9 +415,6 @@ public final class Applier {
                     return
                 }
                 result.failed.append((change, error.description))
-                return
-            } catch {
-                result.failed.append((change, String(describing: error)))
                 return
             }
         }

@@ -21,6 +21,9 @@ public struct DirectoryUser: Sendable, Hashable {
         set { otherUsernames = newValue.count == 1 && newValue[0] == username ? nil : newValue }
     }
     private var otherUsernames: [String]?
+
+    /// How many values the name attribute has (no array is made for the usual one).
+    var usernameValueCount: Int { otherUsernames?.count ?? 1 }
     /// The Local User Account field; nil when absent or empty.
     public var localAccountField: String?
     /// uidNumber (first numeric value); duplicates across users: warning `duplicate-uid-number`.

@@ -1,3 +1,4 @@
+import Dispatch
 import LDAPSyntax
 
 // The reconciliation: every rule of PRODUCT.md section 3 as one pure function.
@@ -27,6 +28,8 @@ public enum Planner {
         var parallelFrom = 256
         /// Divides the output bounds (tests force the overflow path with a large value).
         var boundScale = 1
+        /// Indexing users and connections splits into parts of at least this many items.
+        var indexChunkMinimum = 8192
     }
 
     static func plan(_ input: PlanInput, tuning: Tuning) -> Plan {
@@ -51,6 +54,8 @@ struct UserInfo {
     /// Index in `PlanInput.users`.
     var source: Int32
     var hasField: Bool
+    /// The entry has more than one username value (warning `multi-valued-username`).
+    var severalUsernames = false
     /// 1 + the index in `Kind.userConflicts` of the first R1-R3 conflict (R4 holds them); 0 = none.
     var conflictCode: UInt8 = 0
 
@@ -195,14 +200,25 @@ final class Planning {
 
     private func indexUsers() {
         let source = input.users
-        users.reserveCapacity(source.count)
-        for (i, u) in source.enumerated() {
-            let name = Folding.fold(u.username)
-            let field = u.localAccountField.map(Folding.fold)
-            let display = u.displayName.flatMap { $0.isEmpty ? nil : Folding.fold($0) }
-            users.append(UserInfo(username: u.username, dn: u.dn, localName: u.localName, foldedName: name,
-                                  foldedLocal: field ?? name, normDN: DNNormalizer.normalize(u.dn), foldedDisplay: display,
-                                  uidNumber: u.uidNumber, source: Int32(i), hasField: field != nil))
+        // Folding and normalising every entry is independent work: done in parallel chunks,
+        // each writing its own range of the array.
+        users = ContiguousArray(unsafeUninitializedCapacity: source.count) { buffer, count in
+            let base = SharedPointer(buffer.baseAddress)
+            parallelChunks(source.count, minimumPerChunk: tuning.indexChunkMinimum) { range in
+                guard let base = base.pointer else { return }
+                for i in range {
+                    let u = source[i]
+                    let name = Folding.fold(u.username)
+                    let field = u.localAccountField.map(Folding.fold)
+                    let display = u.displayName.flatMap { $0.isEmpty ? nil : Folding.fold($0) }
+                    (base + i).initialize(to: UserInfo(
+                        username: u.username, dn: u.dn, localName: u.localName, foldedName: name,
+                        foldedLocal: field ?? name, normDN: DNNormalizer.normalize(u.dn), foldedDisplay: display,
+                        uidNumber: u.uidNumber, source: Int32(i), hasField: field != nil,
+                        severalUsernames: u.usernameValueCount > 1))
+                }
+            }
+            count = source.count
         }
         users.sort { a, b in
             let c = stringCompare(a.foldedName, b.foldedName)
@@ -267,9 +283,8 @@ final class Planning {
 
     private func findUserConflicts() {
         // R1: Local User Account fields that fold equal.
-        for (_, head) in fieldHead {
+        for (_, head) in fieldHead where fieldNext[head] >= 0 {
             let chain = fieldChain(head)
-            guard chain.count > 1 else { continue }
             for r in chain { mark(r, Kind.duplicateLocalAccount) }
             let names = chain.map { user($0).username }
             let value = user(chain[0]).localAccountField ?? users[chain[0]].foldedLocal
@@ -319,9 +334,9 @@ final class Planning {
         var uids: [(uid: Int64, rank: Int)] = []
         uids.reserveCapacity(users.count)
         for r in users.indices {
+            if let n = users[r].uidNumber { uids.append((n, r)) }
+            guard users[r].severalUsernames else { continue }
             let u = user(r)
-            if let n = u.uidNumber { uids.append((n, r)) }
-            guard u.allUsernames.count > 1 else { continue }
             var seen = Set<String>()
             for name in u.allUsernames { seen.insert(Folding.fold(name)) }
             if seen.count > 1 {
@@ -364,27 +379,35 @@ final class Planning {
     }
 
     private func indexDevices() {
+        let expected = input.reports.count + input.knownDevices.count + input.bindingGroups.count / 2
+        deviceIndex.reserveCapacity(expected)
+        devices.reserveCapacity(expected)
         connectionDevice.reserveCapacity(input.connections.count)
         // A device entry's connections come together: skip the lookup for a repeated name.
+        // (Only the device name is read: copying a whole connection would touch its member's
+        // string, a cache miss per connection on large directories.)
         var last: (name: String, device: Int)?
-        for c in input.connections {
-            if let last, last.name.utf8.elementsEqual(c.device.utf8) {
+        let connections = input.connections
+        for i in connections.indices {
+            let name = connections[i].device
+            if let last, sameBytes(last.name, name) {
                 connectionDevice.append(last.device)
                 continue
             }
-            let d = device(c.device)
-            devices[d].entrySpelling = Self.minSpelling(devices[d].entrySpelling, c.device)
+            let d = device(name)
+            devices[d].entrySpelling = Self.minSpelling(devices[d].entrySpelling, name)
             connectionDevice.append(d)
-            last = (c.device, d)
+            last = (name, d)
         }
         for name in input.knownDevices {
             let d = device(name)
             devices[d].entrySpelling = Self.minSpelling(devices[d].entrySpelling, name)
         }
-        for (i, r) in input.reports.enumerated() {
-            let d = device(r.device)
+        let reports = input.reports
+        for i in reports.indices {
+            let d = device(reports[i].device)
             let old = devices[d].report
-            if old < 0 || reportNewer(r, than: input.reports[old]) { devices[d].report = i }
+            if old < 0 || reportNewer(reports[i], than: reports[old]) { devices[d].report = i }
         }
         for (i, p) in input.problems.enumerated() {
             guard let name = p.device else { continue }
@@ -429,29 +452,47 @@ final class Planning {
         var pairDevice: [Int32] = [], pairUser: [Int32] = []
         pairDevice.reserveCapacity(input.connections.count)
         pairUser.reserveCapacity(input.connections.count)
-        for (i, c) in input.connections.enumerated() {
+        // Looking members up is independent work: in parallel, one rank (or -1) per connection.
+        let connections = input.connections, index = byDN, sorted = users
+        let minimum = tuning.indexChunkMinimum > Int.max / 2 ? Int.max : 2 * tuning.indexChunkMinimum
+        let found = [Int32](unsafeUninitializedCapacity: connections.count) { buffer, count in
+            let base = SharedPointer(buffer.baseAddress)
+            parallelChunks(connections.count, minimumPerChunk: minimum) { range in
+                guard let base = base.pointer else { return }
+                for i in range {
+                    let r: Int?
+                    switch connections[i].member {
+                    case .dn(let dn): r = index[DNNormalizer.normalize(dn)]
+                    case .name(let name): r = firstRank(named: Folding.fold(name), in: sorted)
+                    }
+                    (base + i).initialize(to: Int32(r ?? -1))
+                }
+            }
+            count = connections.count
+        }
+        for i in connections.indices {
             let d = connectionDevice[i]
-            switch c.member {
+            if found[i] >= 0, case .dn = connections[i].member {
+                pairDevice.append(Int32(d))
+                pairUser.append(found[i])
+                continue
+            }
+            switch connections[i].member {
             case .dn(let dn):
                 let n = DNNormalizer.normalize(dn)
-                if let r = byDN[n] {
-                    pairDevice.append(Int32(d))
-                    pairUser.append(Int32(r))
-                    continue
-                }
                 let key = "dn:" + n
                 if unknown[key] == nil { unknown[key] = (dn, [], true) }
                 else if let old = unknown[key], stringLess(dn, old.spelling) { unknown[key]?.spelling = dn }
                 unknown[key]?.devices.insert(d)
             case .name(let name):
-                let f = Folding.fold(name)
-                if let first = firstRank(named: f, in: users) {
-                    for r in nameRun(first) {
+                if found[i] >= 0 {
+                    for r in nameRun(Int(found[i])) {
                         pairDevice.append(Int32(d))
                         pairUser.append(Int32(r))
                     }
                     continue
                 }
+                let f = Folding.fold(name)
                 let key = "name:" + f
                 if unknown[key] == nil { unknown[key] = (name, [], false) }
                 else if let old = unknown[key], stringLess(name, old.spelling) { unknown[key]?.spelling = name }
@@ -546,4 +587,26 @@ func firstRank(named f: String, in users: ContiguousArray<UserInfo>) -> Int? {
         if users[mid].foldedName < f { lo = mid + 1 } else { hi = mid }
     }
     return lo < users.count && users[lo].foldedName == f ? lo : nil
+}
+
+/// Byte equality of two strings (not canonical equivalence), reading them in place.
+func sameBytes(_ a: String, _ b: String) -> Bool {
+    guard a.utf8.count == b.utf8.count else { return false }
+    let fast = a.utf8.withContiguousStorageIfAvailable { x in
+        b.utf8.withContiguousStorageIfAvailable { y in x.elementsEqual(y) }
+    }
+    return (fast ?? nil) ?? a.utf8.elementsEqual(b.utf8)
+}
+
+/// Runs `body` on contiguous parts of `0..<count`, in parallel when there is enough work
+/// (at least `minimumPerChunk` items per part), and returns when all are done.
+func parallelChunks(_ count: Int, minimumPerChunk: Int, _ body: @Sendable (Range<Int>) -> Void) {
+    let chunks = max(1, min(8, count / max(1, minimumPerChunk)))
+    if chunks == 1 {
+        body(0..<count)
+        return
+    }
+    DispatchQueue.concurrentPerform(iterations: chunks) { c in
+        body((count * c / chunks)..<(count * (c + 1) / chunks))
+    }
 }

@@ -248,8 +248,9 @@ extension String {
         var rng = SplitMix64(seed: 0x5EED_0006)
         for i in 0..<200 {
             let input = RandomWorld.make(&rng)
-            let expected = ReportRenderer.json(Planner.plan(input, tuning: .init(chunks: 1, parallelFrom: Int.max)))
-            for tuning in [Planner.Tuning(chunks: 3, parallelFrom: 0), Planner.Tuning(chunks: 7, parallelFrom: 0, boundScale: 1000),
+            let expected = ReportRenderer.json(Planner.plan(input, tuning: .init(chunks: 1, parallelFrom: Int.max, indexChunkMinimum: Int.max)))
+            for tuning in [Planner.Tuning(chunks: 3, parallelFrom: 0, indexChunkMinimum: 1),
+                           Planner.Tuning(chunks: 7, parallelFrom: 0, boundScale: 1000, indexChunkMinimum: 2),
                            Planner.Tuning(chunks: 1, parallelFrom: 0, boundScale: 2)] {
                 let json = ReportRenderer.json(Planner.plan(input, tuning: tuning))
                 #expect(json == expected, "world \(i), \(tuning): \(firstDifference(expected, json))")
