@@ -268,147 +268,149 @@ struct BadReport: Sendable, CustomStringConvertible {
 
 // MARK: - The tests
 
-@Suite("bad input: clear messages, no crash, nobody unbound", .serialized,
-       .enabled(if: safetyServerTestsEnabled, "needs TB_TEST_ENV (run scripts/test.sh)"))
-struct BadInputTests {
-    static let server = SafetyServer.start()
+extension Issue6Tests {
+    @Suite("bad input: clear messages, no crash, nobody unbound", .serialized,
+           .enabled(if: safetyServerTestsEnabled, "needs TB_TEST_ENV (run scripts/test.sh)"))
+    struct BadInputTests {
+        static let server = SafetyServer.start()
 
-    /// A world where `victim` has three bindings (u01-u03) and u01 has since been
-    /// disconnected: any run that took bad evidence for good would unbind u01.
-    static let victimWorld: Result<SafetyWorld, SafetyFailure> = {
-        do {
-            let world = try SafetyWorld(try server.get())
-            try world.addUsers(uids(1...5))
-            try world.addDevice("victim", uids(1...3))
-            try world.addDevice("bystander", ["u04"])
-            try world.writeReport("victim", accounts: uids(1...5), fileName: "victim.csv")
-            try world.writeReport("bystander", accounts: uids(1...5), fileName: "bystander.csv")
-            let first = try world.bridge(["apply"])
-            guard first.status == 0 else { return .failure(SafetyFailure("first apply: \(first)")) }
-            try world.disconnect(["u01"], from: "victim")
-            return .success(world)
-        } catch {
-            return .failure(SafetyFailure("\(error)"))
-        }
-    }()
+        /// A world where `victim` has three bindings (u01-u03) and u01 has since been
+        /// disconnected: any run that took bad evidence for good would unbind u01.
+        static let victimWorld: Result<SafetyWorld, SafetyFailure> = {
+            do {
+                let world = try SafetyWorld(try server.get())
+                try world.addUsers(uids(1...5))
+                try world.addDevice("victim", uids(1...3))
+                try world.addDevice("bystander", ["u04"])
+                try world.writeReport("victim", accounts: uids(1...5), fileName: "victim.csv")
+                try world.writeReport("bystander", accounts: uids(1...5), fileName: "bystander.csv")
+                let first = try world.bridge(["apply"])
+                guard first.status == 0 else { return .failure(SafetyFailure("first apply: \(first)")) }
+                try world.disconnect(["u01"], from: "victim")
+                return .success(world)
+            } catch {
+                return .failure(SafetyFailure("\(error)"))
+            }
+        }()
 
-    @Test(arguments: BadConfig.all) func aBrokenConfigIsRefusedWithFileAndLine(_ bad: BadConfig) throws {
-        let world = try Self.victimWorld.get()
-        let server = try Self.server.get()
-        let path = world.folder + "/bad-\(UUID().uuidString.prefix(6)).toml"
-        let good = BadConfig.template(world).joined(separator: "\n") + "\n"
-        switch bad.body {
-        case .lines(let change):
-            try world.writeFile(path, change(BadConfig.template(world)).joined(separator: "\n") + "\n", mode: 0o600)
-        case .bytes(let make):
-            guard FileManager.default.createFile(atPath: path, contents: Data(make(good))) else { throw SafetyFailure("write") }
-            chmod(path, 0o600)
-        case .folder:
-            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false)
-        case .missing:
-            break
+        @Test(arguments: BadConfig.all) func aBrokenConfigIsRefusedWithFileAndLine(_ bad: BadConfig) throws {
+            let world = try Self.victimWorld.get()
+            let server = try Self.server.get()
+            let path = world.folder + "/bad-\(UUID().uuidString.prefix(6)).toml"
+            let good = BadConfig.template(world).joined(separator: "\n") + "\n"
+            switch bad.body {
+            case .lines(let change):
+                try world.writeFile(path, change(BadConfig.template(world)).joined(separator: "\n") + "\n", mode: 0o600)
+            case .bytes(let make):
+                guard FileManager.default.createFile(atPath: path, contents: Data(make(good))) else { throw SafetyFailure("write") }
+                chmod(path, 0o600)
+            case .folder:
+                try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false)
+            case .missing:
+                break
+            }
+            defer { try? FileManager.default.removeItem(atPath: path) }
+            let before = try server.dump(operational: true)
+            for command in [["apply"], ["plan"], ["doctor"]] {
+                let outcome = try SafetyKit.run(SafetyKit.binary, ["-c", path] + command, directory: world.folder, timeout: 60)
+                #expect(!outcome.signalled, "\(bad.name): \(command) crashed: \(outcome)")
+                #expect(outcome.status == 78, "\(bad.name): \(command): \(outcome)")
+                // doctor reports on stdout, the other commands on stderr.
+                #expect(outcome.all.contains(path), "\(bad.name): the message names the file: \(outcome)")
+                if let line = bad.line {
+                    #expect(outcome.all.contains("\(path):\(line):"), "\(bad.name): the message names line \(line): \(outcome)")
+                }
+                for fragment in bad.fragments {
+                    #expect(outcome.all.contains(fragment), "\(bad.name): expected '\(fragment)': \(outcome)")
+                }
+                for secret in bad.secrets {
+                    #expect(!outcome.all.contains(secret), "\(bad.name): the secret was printed")
+                }
+                #expect(outcome.stderr.count < 100_000, "\(bad.name): \(outcome.stderr.count) bytes of messages")
+            }
+            #expect(try server.dump(operational: true) == before, "\(bad.name): the directory changed")
+            #expect(try world.members()["victim"] == Set(uids(1...3).map(world.userDN)))
         }
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        let before = try server.dump(operational: true)
-        for command in [["apply"], ["plan"], ["doctor"]] {
-            let outcome = try SafetyKit.run(SafetyKit.binary, ["-c", path] + command, directory: world.folder, timeout: 60)
-            #expect(!outcome.signalled, "\(bad.name): \(command) crashed: \(outcome)")
-            #expect(outcome.status == 78, "\(bad.name): \(command): \(outcome)")
-            // doctor reports on stdout, the other commands on stderr.
-            #expect(outcome.all.contains(path), "\(bad.name): the message names the file: \(outcome)")
-            if let line = bad.line {
-                #expect(outcome.all.contains("\(path):\(line):"), "\(bad.name): the message names line \(line): \(outcome)")
-            }
-            for fragment in bad.fragments {
-                #expect(outcome.all.contains(fragment), "\(bad.name): expected '\(fragment)': \(outcome)")
-            }
-            for secret in bad.secrets {
-                #expect(!outcome.all.contains(secret), "\(bad.name): the secret was printed")
-            }
-            #expect(outcome.stderr.count < 100_000, "\(bad.name): \(outcome.stderr.count) bytes of messages")
-        }
-        #expect(try server.dump(operational: true) == before, "\(bad.name): the directory changed")
-        #expect(try world.members()["victim"] == Set(uids(1...3).map(world.userDN)))
-    }
 
-    @Test(arguments: BadReport.all) func aBrokenReportIsNamedAndUnbindsNobody(_ bad: BadReport) throws {
-        let world = try Self.victimWorld.get()
-        let server = try Self.server.get()
-        // Only the bystander's good report and the broken one.
-        for file in (try? FileManager.default.contentsOfDirectory(atPath: world.reports)) ?? [] where file != "bystander.csv" {
-            try FileManager.default.removeItem(atPath: world.reports + "/" + file)
-        }
-        let path = world.reports + "/" + bad.file
-        try bad.make(path)
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        let victimBefore = try server.dump(world.groupDN("victim"), operational: true)
-        let outsideBefore = try server.dump("ou=people,\(server.base)", operational: true)
-            + server.dump("ou=devices,\(server.base)", operational: true)
-
-        for command in [["plan", "--format", "json"], ["apply"]] {
-            let outcome = try world.bridge(command, timeout: 60)
-            #expect(!outcome.signalled, "\(bad.name): \(command) crashed: \(outcome)")
-            #expect(outcome.seconds < 50, "\(bad.name): \(command) took \(outcome.seconds) s")
-            #expect([0, 2, 3].contains(outcome.status), "\(bad.name): \(command): \(outcome)")
-            if bad.named {
-                #expect(outcome.stderr.contains(bad.file), "\(bad.name): the message names the file: \(outcome)")
+        @Test(arguments: BadReport.all) func aBrokenReportIsNamedAndUnbindsNobody(_ bad: BadReport) throws {
+            let world = try Self.victimWorld.get()
+            let server = try Self.server.get()
+            // Only the bystander's good report and the broken one.
+            for file in (try? FileManager.default.contentsOfDirectory(atPath: world.reports)) ?? [] where file != "bystander.csv" {
+                try FileManager.default.removeItem(atPath: world.reports + "/" + file)
             }
-            if let line = bad.line {
-                #expect(outcome.stderr.contains("\(bad.file):\(line)"), "\(bad.name): the message names line \(line): \(outcome)")
-            }
-            for fragment in bad.fragments {
-                #expect(outcome.stderr.contains(fragment), "\(bad.name): expected '\(fragment)': \(outcome)")
-            }
-            #expect(!outcome.stdout.replacingOccurrences(of: " ", with: "").contains("\"action\":\"unbind\""),
-                    "\(bad.name): the plan unbinds someone: \(outcome)")
-        }
-        #expect(try server.dump(world.groupDN("victim"), operational: true) == victimBefore,
-                "\(bad.name): the victim's binding group changed")
-        #expect(try world.members()["victim"] == Set(uids(1...3).map(world.userDN)))
-        #expect(try server.dump("ou=people,\(server.base)", operational: true)
-            + server.dump("ou=devices,\(server.base)", operational: true) == outsideBefore)
-        // The rest of the run went on: the bystander is bound.
-        #expect(try world.members()["bystander"] == [world.userDN("u04")])
-    }
+            let path = world.reports + "/" + bad.file
+            try bad.make(path)
+            defer { try? FileManager.default.removeItem(atPath: path) }
+            let victimBefore = try server.dump(world.groupDN("victim"), operational: true)
+            let outsideBefore = try server.dump("ou=people,\(server.base)", operational: true)
+                + server.dump("ou=devices,\(server.base)", operational: true)
 
-    /// Hostile names inside otherwise valid reports: log injection, control characters,
-    /// a non-UTF-8 file name, a huge name. No crash, no forged log line, nobody unbound.
-    @Test func hostileNamesInReportsForgeNothing() throws {
-        let world = try Self.victimWorld.get()
-        let server = try Self.server.get()
-        for file in (try? FileManager.default.contentsOfDirectory(atPath: world.reports)) ?? [] where file != "bystander.csv" {
-            try FileManager.default.removeItem(atPath: world.reports + "/" + file)
+            for command in [["plan", "--format", "json"], ["apply"]] {
+                let outcome = try world.bridge(command, timeout: 60)
+                #expect(!outcome.signalled, "\(bad.name): \(command) crashed: \(outcome)")
+                #expect(outcome.seconds < 50, "\(bad.name): \(command) took \(outcome.seconds) s")
+                #expect([0, 2, 3].contains(outcome.status), "\(bad.name): \(command): \(outcome)")
+                if bad.named {
+                    #expect(outcome.stderr.contains(bad.file), "\(bad.name): the message names the file: \(outcome)")
+                }
+                if let line = bad.line {
+                    #expect(outcome.stderr.contains("\(bad.file):\(line)"), "\(bad.name): the message names line \(line): \(outcome)")
+                }
+                for fragment in bad.fragments {
+                    #expect(outcome.stderr.contains(fragment), "\(bad.name): expected '\(fragment)': \(outcome)")
+                }
+                #expect(!outcome.stdout.replacingOccurrences(of: " ", with: "").contains("\"action\":\"unbind\""),
+                        "\(bad.name): the plan unbinds someone: \(outcome)")
+            }
+            #expect(try server.dump(world.groupDN("victim"), operational: true) == victimBefore,
+                    "\(bad.name): the victim's binding group changed")
+            #expect(try world.members()["victim"] == Set(uids(1...3).map(world.userDN)))
+            #expect(try server.dump("ou=people,\(server.base)", operational: true)
+                + server.dump("ou=devices,\(server.base)", operational: true) == outsideBefore)
+            // The rest of the run went on: the bystander is bound.
+            #expect(try world.members()["bystander"] == [world.userDN("u04")])
         }
-        let forged = "ts=2000-01-01T00:00:00Z level=error msg=FORGED"
-        let t = BadReport.timeNow
-        var csv = "device,username,uid,home,reported_at\n"
-        csv += "\"dev\n\(forged)\",u01,20000,/home/u01,\(t)\n"
-        csv += "victim-x,\"name\n\(forged)\",20001,/home/x,\(t)\n"
-        csv += "\"\u{1B}[31mred\u{1B}[0m\",u02,20002,/home/u02,\(t)\n"
-        csv += "\"rtl\u{202E}txt.exe\",u03,20003,/home/u03,\(t)\n"
-        csv += "\"\(String(repeating: "L", count: 100_000))\",u04,20004,/home/u04,not-a-date\n"
-        csv += "\"bad-date\n\(forged)\",u05,20005,/home/u05,not-a-date\n"
-        try world.writeFile(world.reports + "/hostile.csv", csv, mode: 0o644)
-        // A file name that is not UTF-8, and one with a newline and a forged line in it.
-        let made = try SafetyKit.run("/bin/bash", ["-c", "printf '[]' > \"$1\"$'\\xff\\xfe.json'", "x", world.reports + "/bad"])
-        #expect(made.status == 0, "\(made)")
-        try world.writeFile(world.reports + "/x\n\(forged).json", "[{\"username\":\"u01\"", mode: 0o644)
-        let victimBefore = try server.dump(world.groupDN("victim"), operational: true)
 
-        for command in [["plan"], ["apply"], ["explain", "u01"]] {
-            let outcome = try world.bridge(command, timeout: 60)
-            #expect(!outcome.signalled, "\(command) crashed: \(outcome)")
-            #expect([0, 2, 3].contains(outcome.status), "\(command): \(outcome)")
-            let forgedLines = outcome.stderr.split(separator: "\n").filter { $0.hasPrefix("ts=2000-01-01") }
-            #expect(forgedLines.isEmpty, "a name forged a log line: \(forgedLines)")
-            #expect(!outcome.stderr.contains("\u{1B}["), "a terminal escape went to the log unescaped")
-            #expect(outcome.stderr.count < 2_000_000)
+        /// Hostile names inside otherwise valid reports: log injection, control characters,
+        /// a non-UTF-8 file name, a huge name. No crash, no forged log line, nobody unbound.
+        @Test func hostileNamesInReportsForgeNothing() throws {
+            let world = try Self.victimWorld.get()
+            let server = try Self.server.get()
+            for file in (try? FileManager.default.contentsOfDirectory(atPath: world.reports)) ?? [] where file != "bystander.csv" {
+                try FileManager.default.removeItem(atPath: world.reports + "/" + file)
+            }
+            let forged = "ts=2000-01-01T00:00:00Z level=error msg=FORGED"
+            let t = BadReport.timeNow
+            var csv = "device,username,uid,home,reported_at\n"
+            csv += "\"dev\n\(forged)\",u01,20000,/home/u01,\(t)\n"
+            csv += "victim-x,\"name\n\(forged)\",20001,/home/x,\(t)\n"
+            csv += "\"\u{1B}[31mred\u{1B}[0m\",u02,20002,/home/u02,\(t)\n"
+            csv += "\"rtl\u{202E}txt.exe\",u03,20003,/home/u03,\(t)\n"
+            csv += "\"\(String(repeating: "L", count: 100_000))\",u04,20004,/home/u04,not-a-date\n"
+            csv += "\"bad-date\n\(forged)\",u05,20005,/home/u05,not-a-date\n"
+            try world.writeFile(world.reports + "/hostile.csv", csv, mode: 0o644)
+            // A file name that is not UTF-8, and one with a newline and a forged line in it.
+            let made = try SafetyKit.run("/bin/bash", ["-c", "printf '[]' > \"$1\"$'\\xff\\xfe.json'", "x", world.reports + "/bad"])
+            #expect(made.status == 0, "\(made)")
+            try world.writeFile(world.reports + "/x\n\(forged).json", "[{\"username\":\"u01\"", mode: 0o644)
+            let victimBefore = try server.dump(world.groupDN("victim"), operational: true)
+
+            for command in [["plan"], ["apply"], ["explain", "u01"]] {
+                let outcome = try world.bridge(command, timeout: 60)
+                #expect(!outcome.signalled, "\(command) crashed: \(outcome)")
+                #expect([0, 2, 3].contains(outcome.status), "\(command): \(outcome)")
+                let forgedLines = outcome.stderr.split(separator: "\n").filter { $0.hasPrefix("ts=2000-01-01") }
+                #expect(forgedLines.isEmpty, "a name forged a log line: \(forgedLines)")
+                #expect(!outcome.stderr.contains("\u{1B}["), "a terminal escape went to the log unescaped")
+                #expect(outcome.stderr.count < 2_000_000)
+            }
+            #expect(try server.dump(world.groupDN("victim"), operational: true) == victimBefore)
+            // Clean up the odd files for the other tests.
+            for file in (try? FileManager.default.contentsOfDirectory(atPath: world.reports)) ?? [] where file != "bystander.csv" {
+                try? FileManager.default.removeItem(atPath: world.reports + "/" + file)
+            }
+            _ = try? SafetyKit.run("/bin/bash", ["-c", "rm -f \"$1\"$'\\xff\\xfe.json'", "x", world.reports + "/bad"])
         }
-        #expect(try server.dump(world.groupDN("victim"), operational: true) == victimBefore)
-        // Clean up the odd files for the other tests.
-        for file in (try? FileManager.default.contentsOfDirectory(atPath: world.reports)) ?? [] where file != "bystander.csv" {
-            try? FileManager.default.removeItem(atPath: world.reports + "/" + file)
-        }
-        _ = try? SafetyKit.run("/bin/bash", ["-c", "rm -f \"$1\"$'\\xff\\xfe.json'", "x", world.reports + "/bad"])
     }
 }

@@ -690,581 +690,599 @@ func uids(_ range: ClosedRange<Int>, prefix: String = "u") -> [String] {
     range.map { String(format: "\(prefix)%02d", $0) }
 }
 
+// MARK: - The parent suite
+
+/// Issue 6's suites, one test at a time: each starts private servers and loads thousands
+/// of entries, and several measure time (a lock refused "at once", a timeout "within
+/// bounds"); run serially they neither crowd the other targets' timing-sensitive tests
+/// nor get crowded by them.
+@Suite("issue 6: safety, security, bad input", .serialized,
+       .enabled(if: safetyServerTestsEnabled, "needs TB_TEST_ENV (run scripts/test.sh)"))
+struct Issue6Tests {}
+
 // MARK: - Safety limits
 
-@Suite("safety limits trip before the first write", .serialized,
-       .enabled(if: safetyServerTestsEnabled, "needs TB_TEST_ENV (run scripts/test.sh)"))
-struct SafetyLimitTests {
-    static let server = SafetyServer.start()
+extension Issue6Tests {
+    @Suite("safety limits trip before the first write", .serialized,
+           .enabled(if: safetyServerTestsEnabled, "needs TB_TEST_ENV (run scripts/test.sh)"))
+    struct SafetyLimitTests {
+        static let server = SafetyServer.start()
 
-    /// 12 users on lab-01 and 3 on lab-02, all taken over: 15 bindings.
-    func boundWorld() throws -> SafetyWorld {
-        let world = try SafetyWorld(try Self.server.get())
-        try world.addUsers(uids(1...14))
-        try world.addDevice("lab-01", uids(1...12))
-        try world.addDevice("lab-02", uids(1...3))
-        try world.writeReport("lab-01", accounts: uids(1...14))
-        try world.writeReport("lab-02", accounts: uids(1...14))
-        expectStatus(try world.bridge(["apply"]), 0, "first apply")
-        #expect(try world.members()["lab-01"]?.count == 12)
-        return world
-    }
-
-    @Test func maxUnbindsStopsTheRunAndAllowUnbindsLiftsItForOneRun() throws {
-        let world = try boundWorld()
-        let server = try Self.server.get()
-        world.settings["safety.max_unbinds"] = "3"
-        try world.disconnect(uids(1...4), from: "lab-01")
-        try world.connect(["u13"], to: "lab-01")  // a pending add: not written either
-        let before = try server.dump(operational: true)
-
-        let refused = try world.bridge(["apply"])
-        expectStatus(refused, 4, "apply past max_unbinds")
-        #expect(refused.stderr.contains("limit=max_unbinds"), "\(refused)")
-        #expect(refused.stderr.contains("would unbind 4 of 15 bindings"), "\(refused)")
-        #expect(refused.stderr.contains("1 above max_unbinds = 3"), "\(refused)")
-        #expect(refused.stderr.contains("--allow-unbinds 4"), "\(refused)")
-        #expect(refused.stderr.contains("written=0"), "\(refused)")
-        #expect(try server.dump(operational: true) == before, "a refused apply wrote something")
-        #expect(world.journalLines().last?.contains("refused") == true, "the refusal leaves a run record")
-
-        // Too small an allowance is refused the same way, naming the allowance.
-        let tooFew = try world.bridge(["apply", "--allow-unbinds", "3"])
-        expectStatus(tooFew, 4, "apply --allow-unbinds 3")
-        #expect(tooFew.stderr.contains("1 more than --allow-unbinds 3"), "\(tooFew)")
-        #expect(try server.dump(operational: true) == before)
-
-        let allowed = try world.bridge(["apply", "--allow-unbinds", "4"])
-        expectStatus(allowed, 0, "apply --allow-unbinds 4")
-        let members = try world.members()
-        #expect(members["lab-01"] == Set(uids(5...13).map(world.userDN)))
-        #expect(members["lab-02"] == Set(uids(1...3).map(world.userDN)))
-
-        // For one run only: the next run without it trips again.
-        try world.disconnect(uids(5...8), from: "lab-01")
-        let after = try server.dump(operational: true)
-        let again = try world.bridge(["apply"])
-        expectStatus(again, 4, "the next apply without --allow-unbinds")
-        #expect(again.stderr.contains("would unbind 4 of 12 bindings"), "\(again)")
-        #expect(try server.dump(operational: true) == after)
-    }
-
-    @Test func maxUnbindPercentStopsTheRun() throws {
-        let world = try boundWorld()
-        let server = try Self.server.get()
-        world.settings["safety.max_unbind_percent"] = "10"
-        world.settings["safety.max_unbinds"] = "100"
-        try world.disconnect(["u01", "u02"], from: "lab-01")
-        try world.disconnect(["u01"], from: "lab-02")
-        let before = try server.dump(operational: true)
-
-        let refused = try world.bridge(["apply"])
-        expectStatus(refused, 4, "apply past max_unbind_percent")
-        #expect(refused.stderr.contains("limit=max_unbind_percent"), "\(refused)")
-        #expect(refused.stderr.contains("would unbind 3 of 15 bindings (20%), above max_unbind_percent = 10"), "\(refused)")
-        #expect(!refused.stderr.split(separator: "\n").contains { $0.hasSuffix("limit=max_unbinds") || $0.contains("limit=max_unbinds ") },
-                "only the percentage tripped: \(refused)")
-        #expect(try server.dump(operational: true) == before)
-
-        // One unbind of 15 (6.7%) is within the limit.
-        try world.connect(["u01", "u02"], to: "lab-01")
-        let within = try world.bridge(["apply"])
-        expectStatus(within, 0, "apply with 1 of 15 unbinds")
-        #expect(try world.members()["lab-02"] == Set(["u02", "u03"].map(world.userDN)))
-    }
-
-    @Test func tooFewUsersStopsTheRunEvenWithAllowUnbinds() throws {
-        let world = try boundWorld()
-        let server = try Self.server.get()
-        // A filter edited by mistake: 9 of 14 users match.
-        world.settings["users.filter"] = world.q("(&(objectClass=posixAccount)(uid=u0*))")
-        world.settings["safety.min_users"] = "10"
-        let before = try server.dump(operational: true)
-
-        for arguments in [["apply"], ["apply", "--allow-unbinds", "1000"]] {
-            let refused = try world.bridge(arguments)
-            expectStatus(refused, 4, arguments.joined(separator: " "))
-            #expect(refused.stderr.contains("limit=min_users"), "\(refused)")
-            #expect(refused.stderr.contains("read 9 users, 1 fewer than min_users = 10, while 15 bindings exist"),
-                    "\(refused)")
-            #expect(try server.dump(operational: true) == before, "\(arguments) wrote something")
+        /// 12 users on lab-01 and 3 on lab-02, all taken over: 15 bindings.
+        func boundWorld() throws -> SafetyWorld {
+            let world = try SafetyWorld(try Self.server.get())
+            try world.addUsers(uids(1...14))
+            try world.addDevice("lab-01", uids(1...12))
+            try world.addDevice("lab-02", uids(1...3))
+            try world.writeReport("lab-01", accounts: uids(1...14))
+            try world.writeReport("lab-02", accounts: uids(1...14))
+            expectStatus(try world.bridge(["apply"]), 0, "first apply")
+            #expect(try world.members()["lab-01"]?.count == 12)
+            return world
         }
-    }
 
-    @Test func anEmptyUserSearchWhileBindingsExistIsRefused() throws {
-        let world = try boundWorld()
-        let server = try Self.server.get()
-        // An empty OU (a wrong search_base), with min_users = 0 so only this rule can refuse.
-        let empty = "ou=empty-\(world.name),ou=people,\(server.base)"
-        try server.add("dn: \(empty)\nobjectClass: organizationalUnit\nou: empty-\(world.name)\n\n")
-        world.settings["users.search_base"] = world.q(empty)
-        world.settings["safety.min_users"] = "0"
-        let before = try server.dump(operational: true)
+        @Test func maxUnbindsStopsTheRunAndAllowUnbindsLiftsItForOneRun() throws {
+            let world = try boundWorld()
+            let server = try Self.server.get()
+            world.settings["safety.max_unbinds"] = "3"
+            try world.disconnect(uids(1...4), from: "lab-01")
+            try world.connect(["u13"], to: "lab-01")  // a pending add: not written either
+            let before = try server.dump(operational: true)
 
-        for arguments in [["apply"], ["apply", "--allow-unbinds", "1000"]] {
-            let refused = try world.bridge(arguments)
-            expectStatus(refused, 4, arguments.joined(separator: " "))
-            #expect(refused.stderr.contains("limit=empty-user-search"), "\(refused)")
-            #expect(refused.stderr.contains("the user search returned no users while 15 bindings exist"), "\(refused)")
+            let refused = try world.bridge(["apply"])
+            expectStatus(refused, 4, "apply past max_unbinds")
+            #expect(refused.stderr.contains("limit=max_unbinds"), "\(refused)")
+            #expect(refused.stderr.contains("would unbind 4 of 15 bindings"), "\(refused)")
+            #expect(refused.stderr.contains("1 above max_unbinds = 3"), "\(refused)")
+            #expect(refused.stderr.contains("--allow-unbinds 4"), "\(refused)")
+            #expect(refused.stderr.contains("written=0"), "\(refused)")
+            #expect(try server.dump(operational: true) == before, "a refused apply wrote something")
+            #expect(world.journalLines().last?.contains("refused") == true, "the refusal leaves a run record")
+
+            // Too small an allowance is refused the same way, naming the allowance.
+            let tooFew = try world.bridge(["apply", "--allow-unbinds", "3"])
+            expectStatus(tooFew, 4, "apply --allow-unbinds 3")
+            #expect(tooFew.stderr.contains("1 more than --allow-unbinds 3"), "\(tooFew)")
+            #expect(try server.dump(operational: true) == before)
+
+            let allowed = try world.bridge(["apply", "--allow-unbinds", "4"])
+            expectStatus(allowed, 0, "apply --allow-unbinds 4")
+            let members = try world.members()
+            #expect(members["lab-01"] == Set(uids(5...13).map(world.userDN)))
+            #expect(members["lab-02"] == Set(uids(1...3).map(world.userDN)))
+
+            // For one run only: the next run without it trips again.
+            try world.disconnect(uids(5...8), from: "lab-01")
+            let after = try server.dump(operational: true)
+            let again = try world.bridge(["apply"])
+            expectStatus(again, 4, "the next apply without --allow-unbinds")
+            #expect(again.stderr.contains("would unbind 4 of 12 bindings"), "\(again)")
+            #expect(try server.dump(operational: true) == after)
+        }
+
+        @Test func maxUnbindPercentStopsTheRun() throws {
+            let world = try boundWorld()
+            let server = try Self.server.get()
+            world.settings["safety.max_unbind_percent"] = "10"
+            world.settings["safety.max_unbinds"] = "100"
+            try world.disconnect(["u01", "u02"], from: "lab-01")
+            try world.disconnect(["u01"], from: "lab-02")
+            let before = try server.dump(operational: true)
+
+            let refused = try world.bridge(["apply"])
+            expectStatus(refused, 4, "apply past max_unbind_percent")
+            #expect(refused.stderr.contains("limit=max_unbind_percent"), "\(refused)")
+            #expect(refused.stderr.contains("would unbind 3 of 15 bindings (20%), above max_unbind_percent = 10"), "\(refused)")
+            #expect(!refused.stderr.split(separator: "\n").contains { $0.hasSuffix("limit=max_unbinds") || $0.contains("limit=max_unbinds ") },
+                    "only the percentage tripped: \(refused)")
+            #expect(try server.dump(operational: true) == before)
+
+            // One unbind of 15 (6.7%) is within the limit.
+            try world.connect(["u01", "u02"], to: "lab-01")
+            let within = try world.bridge(["apply"])
+            expectStatus(within, 0, "apply with 1 of 15 unbinds")
+            #expect(try world.members()["lab-02"] == Set(["u02", "u03"].map(world.userDN)))
+        }
+
+        @Test func tooFewUsersStopsTheRunEvenWithAllowUnbinds() throws {
+            let world = try boundWorld()
+            let server = try Self.server.get()
+            // A filter edited by mistake: 9 of 14 users match.
+            world.settings["users.filter"] = world.q("(&(objectClass=posixAccount)(uid=u0*))")
+            world.settings["safety.min_users"] = "10"
+            let before = try server.dump(operational: true)
+
+            for arguments in [["apply"], ["apply", "--allow-unbinds", "1000"]] {
+                let refused = try world.bridge(arguments)
+                expectStatus(refused, 4, arguments.joined(separator: " "))
+                #expect(refused.stderr.contains("limit=min_users"), "\(refused)")
+                #expect(refused.stderr.contains("read 9 users, 1 fewer than min_users = 10, while 15 bindings exist"),
+                        "\(refused)")
+                #expect(try server.dump(operational: true) == before, "\(arguments) wrote something")
+            }
+        }
+
+        @Test func anEmptyUserSearchWhileBindingsExistIsRefused() throws {
+            let world = try boundWorld()
+            let server = try Self.server.get()
+            // An empty OU (a wrong search_base), with min_users = 0 so only this rule can refuse.
+            let empty = "ou=empty-\(world.name),ou=people,\(server.base)"
+            try server.add("dn: \(empty)\nobjectClass: organizationalUnit\nou: empty-\(world.name)\n\n")
+            world.settings["users.search_base"] = world.q(empty)
+            world.settings["safety.min_users"] = "0"
+            let before = try server.dump(operational: true)
+
+            for arguments in [["apply"], ["apply", "--allow-unbinds", "1000"]] {
+                let refused = try world.bridge(arguments)
+                expectStatus(refused, 4, arguments.joined(separator: " "))
+                #expect(refused.stderr.contains("limit=empty-user-search"), "\(refused)")
+                #expect(refused.stderr.contains("the user search returned no users while 15 bindings exist"), "\(refused)")
+                #expect(try server.dump(operational: true) == before)
+            }
+
+            // A search base that does not exist is an LDAP error: a failure (5), never "no users".
+            world.settings["users.search_base"] = world.q("ou=nowhere,\(server.base)")
+            let missing = try world.bridge(["apply"])
+            expectStatus(missing, 5, "apply with a missing search base")
+            #expect(missing.stderr.contains("No such object"), "\(missing)")
             #expect(try server.dump(operational: true) == before)
         }
-
-        // A search base that does not exist is an LDAP error: a failure (5), never "no users".
-        world.settings["users.search_base"] = world.q("ou=nowhere,\(server.base)")
-        let missing = try world.bridge(["apply"])
-        expectStatus(missing, 5, "apply with a missing search base")
-        #expect(missing.stderr.contains("No such object"), "\(missing)")
-        #expect(try server.dump(operational: true) == before)
     }
 }
 
 // MARK: - Lock and run records
 
-@Suite("one run at a time; run records undo exactly", .serialized,
-       .enabled(if: safetyServerTestsEnabled, "needs TB_TEST_ENV (run scripts/test.sh)"))
-struct LockAndRunRecordTests {
-    static let server = SafetyServer.start()
+extension Issue6Tests {
+    @Suite("one run at a time; run records undo exactly", .serialized,
+           .enabled(if: safetyServerTestsEnabled, "needs TB_TEST_ENV (run scripts/test.sh)"))
+    struct LockAndRunRecordTests {
+        static let server = SafetyServer.start()
 
-    func smallWorld() throws -> SafetyWorld {
-        let world = try SafetyWorld(try Self.server.get())
-        try world.addUsers(uids(1...6))
-        try world.addDevice("desk-1", uids(1...3))
-        try world.writeReport("desk-1", accounts: uids(1...6))
-        return world
-    }
-
-    /// Holds an exclusive flock on `path` from a child process (one process: a SIGKILL
-    /// releases it).
-    func holdLock(_ path: String) throws -> Background {
-        let holder = try SafetyKit.spawn("/bin/bash", ["-c", "exec 9>>\"$1\" && flock -x 9 && exec sleep 120", "holder", path])
-        let held = SafetyKit.waitUntil(timeout: 20) {
-            (try? SafetyKit.run(SafetyKit.which("flock"), ["-n", "-x", path, "true"]).status) == 1
-        }
-        #expect(held, "the child did not take the lock")
-        return holder
-    }
-
-    @Test func aHeldLockMakesTheSecondApplyExit75AtOnce() throws {
-        let world = try smallWorld()
-        let server = try Self.server.get()
-        expectStatus(try world.bridge(["apply"]), 0, "first apply")  // creates the state folder
-        try world.connect(["u04"], to: "desk-1")
-
-        let holder = try holdLock(world.state + "/lock")
-        let before = try server.dump(operational: true)
-        let second = try world.bridge(["apply"])
-        expectStatus(second, 75, "apply while another holds the lock")
-        #expect(second.seconds < 5, "it must not wait for the lock: \(second.seconds) s")
-        #expect(second.stderr.contains("another takeover-bridge run holds the lock"), "\(second)")
-        #expect(try server.dump(operational: true) == before, "a locked-out apply wrote something")
-
-        // The holder dies without releasing anything: the lock does not outlive it.
-        kill(holder.pid, SIGKILL)
-        _ = holder.finish(timeout: 10)
-        let next = try world.bridge(["apply"])
-        expectStatus(next, 0, "apply after the holder was killed")
-        #expect(try world.members()["desk-1"]?.contains(world.userDN("u04")) == true)
-    }
-
-    @Test func aRunningApplyHoldsTheLockAndAKilledOneDoesNotBlock() throws {
-        let world = try smallWorld()
-        let server = try Self.server.get()
-        world.settings["ldap.timeout"] = "120"
-        try world.writeConfig()
-
-        // The first apply hangs on a paused server while holding the lock.
-        server.pause()
-        defer { server.resume() }
-        let first = try world.startBridge(["apply"])
-        let lock = world.state + "/lock"
-        let holding = SafetyKit.waitUntil(timeout: 20) {
-            FileManager.default.fileExists(atPath: lock)
-                && (try? SafetyKit.run(SafetyKit.which("flock"), ["-n", "-x", lock, "true"]).status) == 1
-        }
-        #expect(holding, "the first apply did not take the lock")
-
-        let second = try world.bridge(["apply"])
-        expectStatus(second, 75, "apply while a running apply holds the lock")
-        #expect(second.seconds < 5, "it must not wait: \(second.seconds) s")
-        #expect(second.stderr.contains("pid \(first.pid)") || second.stderr.contains("pid=\(first.pid)"),
-                "the message names the holder: \(second)")
-
-        // The holder is killed (a cron job killed by a reboot or the OOM killer).
-        kill(first.pid, SIGKILL)
-        let killed = first.finish(timeout: 10)
-        #expect(killed.signalled)
-        server.resume()
-        let third = try world.bridge(["apply"])
-        expectStatus(third, 0, "apply after the lock holder was killed")
-        #expect(try world.members()["desk-1"] == Set(uids(1...3).map(world.userDN)))
-    }
-
-    @Test func theUndoFileRestoresTheDirectoryExactly() throws {
-        let world = try smallWorld()
-        let server = try Self.server.get()
-        try world.addUsers(uids(7...9))
-        try world.addDevice("desk-2", ["u04", "u05"])
-        try world.writeReport("desk-2", accounts: uids(1...9))
-        expectStatus(try world.bridge(["apply"]), 0, "first apply")
-
-        // A run with every kind of change: a new group (add-entry), members and records
-        // added to and removed from existing groups, a user who left the directory.
-        try world.disconnect(["u02"], from: "desk-1")
-        try world.connect(["u06", "u07"], to: "desk-1")
-        try world.addDevice("desk-3", ["u08", "u09"])
-        try world.writeReport("desk-3", accounts: ["u08"])
-        try server.root("ldapdelete", [world.userDN("u05")])
-        let before = try server.dump()
-
-        let applied = try world.bridge(["apply"])
-        expectStatus(applied, 0, "the apply")
-        let after = try server.dump()
-        #expect(after != before)
-        let record = try world.lastRunRecord()
-        #expect(record.line.contains("\"outcome\":\"ok\""), "\(record.line)")
-        let recordText = try String(contentsOfFile: record.record, encoding: .utf8)
-        for dn in [world.groupDN("desk-1"), world.groupDN("desk-2"), world.groupDN("desk-3")] {
-            #expect(recordText.contains("dn: \(dn)"), "the record lists \(dn)")
+        func smallWorld() throws -> SafetyWorld {
+            let world = try SafetyWorld(try Self.server.get())
+            try world.addUsers(uids(1...6))
+            try world.addDevice("desk-1", uids(1...3))
+            try world.writeReport("desk-1", accounts: uids(1...6))
+            return world
         }
 
-        // The undo, applied as the service account (it writes under ou=bindings only).
-        let auth = ["-x", "-H", server.ldapURI, "-D", server.server.bindDN, "-y", server.server.bindPasswordFile]
-        let undo = try SafetyKit.run(SafetyKit.which("ldapmodify"), auth + ["-f", record.undo])
-        #expect(undo.status == 0, "ldapmodify -f undo: \(undo)")
-        #expect(try server.dump() == before, "the undo did not restore the directory")
+        /// Holds an exclusive flock on `path` from a child process (one process: a SIGKILL
+        /// releases it).
+        func holdLock(_ path: String) throws -> Background {
+            let holder = try SafetyKit.spawn("/bin/bash", ["-c", "exec 9>>\"$1\" && flock -x 9 && exec sleep 120", "holder", path])
+            let held = SafetyKit.waitUntil(timeout: 20) {
+                (try? SafetyKit.run(SafetyKit.which("flock"), ["-n", "-x", path, "true"]).status) == 1
+            }
+            #expect(held, "the child did not take the lock")
+            return holder
+        }
 
-        // And the record itself redoes the run.
-        let redo = try SafetyKit.run(SafetyKit.which("ldapmodify"), auth + ["-f", record.record])
-        #expect(redo.status == 0, "ldapmodify -f record: \(redo)")
-        #expect(try server.dump() == after)
+        @Test func aHeldLockMakesTheSecondApplyExit75AtOnce() throws {
+            let world = try smallWorld()
+            let server = try Self.server.get()
+            expectStatus(try world.bridge(["apply"]), 0, "first apply")  // creates the state folder
+            try world.connect(["u04"], to: "desk-1")
+
+            let holder = try holdLock(world.state + "/lock")
+            let before = try server.dump(operational: true)
+            let second = try world.bridge(["apply"])
+            expectStatus(second, 75, "apply while another holds the lock")
+            #expect(second.seconds < 5, "it must not wait for the lock: \(second.seconds) s")
+            #expect(second.stderr.contains("another takeover-bridge run holds the lock"), "\(second)")
+            #expect(try server.dump(operational: true) == before, "a locked-out apply wrote something")
+
+            // The holder dies without releasing anything: the lock does not outlive it.
+            kill(holder.pid, SIGKILL)
+            _ = holder.finish(timeout: 10)
+            let next = try world.bridge(["apply"])
+            expectStatus(next, 0, "apply after the holder was killed")
+            #expect(try world.members()["desk-1"]?.contains(world.userDN("u04")) == true)
+        }
+
+        @Test func aRunningApplyHoldsTheLockAndAKilledOneDoesNotBlock() throws {
+            let world = try smallWorld()
+            let server = try Self.server.get()
+            world.settings["ldap.timeout"] = "120"
+            try world.writeConfig()
+
+            // The first apply hangs on a paused server while holding the lock.
+            server.pause()
+            defer { server.resume() }
+            let first = try world.startBridge(["apply"])
+            let lock = world.state + "/lock"
+            let holding = SafetyKit.waitUntil(timeout: 20) {
+                FileManager.default.fileExists(atPath: lock)
+                    && (try? SafetyKit.run(SafetyKit.which("flock"), ["-n", "-x", lock, "true"]).status) == 1
+            }
+            #expect(holding, "the first apply did not take the lock")
+
+            let second = try world.bridge(["apply"])
+            expectStatus(second, 75, "apply while a running apply holds the lock")
+            #expect(second.seconds < 5, "it must not wait: \(second.seconds) s")
+            #expect(second.stderr.contains("pid \(first.pid)") || second.stderr.contains("pid=\(first.pid)"),
+                    "the message names the holder: \(second)")
+
+            // The holder is killed (a cron job killed by a reboot or the OOM killer).
+            kill(first.pid, SIGKILL)
+            let killed = first.finish(timeout: 10)
+            #expect(killed.signalled)
+            server.resume()
+            let third = try world.bridge(["apply"])
+            expectStatus(third, 0, "apply after the lock holder was killed")
+            #expect(try world.members()["desk-1"] == Set(uids(1...3).map(world.userDN)))
+        }
+
+        @Test func theUndoFileRestoresTheDirectoryExactly() throws {
+            let world = try smallWorld()
+            let server = try Self.server.get()
+            try world.addUsers(uids(7...9))
+            try world.addDevice("desk-2", ["u04", "u05"])
+            try world.writeReport("desk-2", accounts: uids(1...9))
+            expectStatus(try world.bridge(["apply"]), 0, "first apply")
+
+            // A run with every kind of change: a new group (add-entry), members and records
+            // added to and removed from existing groups, a user who left the directory.
+            try world.disconnect(["u02"], from: "desk-1")
+            try world.connect(["u06", "u07"], to: "desk-1")
+            try world.addDevice("desk-3", ["u08", "u09"])
+            try world.writeReport("desk-3", accounts: ["u08"])
+            try server.root("ldapdelete", [world.userDN("u05")])
+            let before = try server.dump()
+
+            let applied = try world.bridge(["apply"])
+            expectStatus(applied, 0, "the apply")
+            let after = try server.dump()
+            #expect(after != before)
+            let record = try world.lastRunRecord()
+            #expect(record.line.contains("\"outcome\":\"ok\""), "\(record.line)")
+            let recordText = try String(contentsOfFile: record.record, encoding: .utf8)
+            for dn in [world.groupDN("desk-1"), world.groupDN("desk-2"), world.groupDN("desk-3")] {
+                #expect(recordText.contains("dn: \(dn)"), "the record lists \(dn)")
+            }
+
+            // The undo, applied as the service account (it writes under ou=bindings only).
+            let auth = ["-x", "-H", server.ldapURI, "-D", server.server.bindDN, "-y", server.server.bindPasswordFile]
+            let undo = try SafetyKit.run(SafetyKit.which("ldapmodify"), auth + ["-f", record.undo])
+            #expect(undo.status == 0, "ldapmodify -f undo: \(undo)")
+            #expect(try server.dump() == before, "the undo did not restore the directory")
+
+            // And the record itself redoes the run.
+            let redo = try SafetyKit.run(SafetyKit.which("ldapmodify"), auth + ["-f", record.record])
+            #expect(redo.status == 0, "ldapmodify -f record: \(redo)")
+            #expect(try server.dump() == after)
+        }
     }
 }
 
 // MARK: - Faults
 
-@Suite("faults: failures are exit 5, never 'no entries'; the next run converges", .serialized,
-       .enabled(if: safetyServerTestsEnabled, "needs TB_TEST_ENV (run scripts/test.sh)"))
-struct FaultTests {
-    static let server = SafetyServer.start()
+extension Issue6Tests {
+    @Suite("faults: failures are exit 5, never 'no entries'; the next run converges", .serialized,
+           .enabled(if: safetyServerTestsEnabled, "needs TB_TEST_ENV (run scripts/test.sh)"))
+    struct FaultTests {
+        static let server = SafetyServer.start()
 
-    func boundWorld(users: Int = 8) throws -> SafetyWorld {
-        let world = try SafetyWorld(try Self.server.get())
-        try world.addUsers(uids(1...users))
-        try world.addDevice("lab-9", uids(1...4))
-        try world.writeReport("lab-9", accounts: uids(1...users))
-        expectStatus(try world.bridge(["apply"]), 0, "first apply")
-        return world
-    }
-
-    @Test func anUnreachableServerIsExit5WithAClearMessage() throws {
-        let world = try boundWorld()
-        let port = SafetyKit.closedPort()
-        world.settings["ldap.uri"] = world.q("ldap://127.0.0.1:\(port)")
-        for command in [["apply"], ["plan"], ["explain", "u01"]] {
-            let outcome = try world.bridge(command, timeout: 60)
-            expectStatus(outcome, 5, "\(command) against a closed port")
-            #expect(outcome.seconds < 30)
-            #expect(outcome.stderr.contains("cannot connect to ldap://127.0.0.1:\(port)"), "\(outcome)")
-            #expect(outcome.stderr.contains("Can't contact LDAP server"), "\(outcome)")
+        func boundWorld(users: Int = 8) throws -> SafetyWorld {
+            let world = try SafetyWorld(try Self.server.get())
+            try world.addUsers(uids(1...users))
+            try world.addDevice("lab-9", uids(1...4))
+            try world.writeReport("lab-9", accounts: uids(1...users))
+            expectStatus(try world.bridge(["apply"]), 0, "first apply")
+            return world
         }
-        #expect(world.journalLines().last?.contains("failed") == true, "a failed apply leaves a run record")
-    }
 
-    @Test func aRefusedBindIsExit5WithoutThePassword() throws {
-        let world = try boundWorld()
-        let wrong = "Wr0ng-\(UUID().uuidString)"
-        try world.writeFile(world.passwordFile, wrong + "\n", mode: 0o600)
-        for command in [["apply"], ["plan"], ["doctor"]] {
-            let outcome = try world.bridge(command)
-            #expect(outcome.status == 5 && !outcome.signalled, "\(command) with a wrong password: \(outcome)")
-            #expect(outcome.all.contains("Invalid credentials"), "\(outcome)")
-            #expect(!outcome.all.contains(wrong), "the password was printed by \(command)")
+        @Test func anUnreachableServerIsExit5WithAClearMessage() throws {
+            let world = try boundWorld()
+            let port = SafetyKit.closedPort()
+            world.settings["ldap.uri"] = world.q("ldap://127.0.0.1:\(port)")
+            for command in [["apply"], ["plan"], ["explain", "u01"]] {
+                let outcome = try world.bridge(command, timeout: 60)
+                expectStatus(outcome, 5, "\(command) against a closed port")
+                #expect(outcome.seconds < 30)
+                #expect(outcome.stderr.contains("cannot connect to ldap://127.0.0.1:\(port)"), "\(outcome)")
+                #expect(outcome.stderr.contains("Can't contact LDAP server"), "\(outcome)")
+            }
+            #expect(world.journalLines().last?.contains("failed") == true, "a failed apply leaves a run record")
         }
-    }
 
-    /// The read-only account has the default size limit (500): a search past it must be
-    /// a failure, never a short list of users that would unbind the rest.
-    @Test(arguments: ["1000", "100"]) func aSizeLimitIsAFailureNeverNoEntries(pageSize: String) throws {
-        let world = try SafetyWorld(try Self.server.get())
-        let server = try Self.server.get()
-        try world.addUsers(uids(1...620, prefix: "m"))
-        // The bound users are the last ones created: a truncated read would miss them.
-        try world.addDevice("big-1", uids(601...620, prefix: "m"))
-        try world.writeReport("big-1", accounts: uids(601...620, prefix: "m"))
-        expectStatus(try world.bridge(["apply"]), 0, "first apply (service account, unlimited)")
-        #expect(try world.members()["big-1"]?.count == 20)
-
-        let reader = server.server
-        try world.writeFile(world.passwordFile, try String(contentsOfFile: reader.values["TB_READER_PW_FILE"] ?? "",
-                                                           encoding: .utf8), mode: 0o600)
-        world.settings["ldap.bind_dn"] = world.q(reader.readerDN)
-        world.settings["ldap.page_size"] = pageSize
-        world.settings["safety.min_users"] = "0"
-        let before = try server.dump(operational: true)
-        for command in [["apply"], ["plan", "--format", "json"]] {
-            let outcome = try world.bridge(command)
-            expectStatus(outcome, 5, "\(command) past the size limit (page_size \(pageSize))")
-            #expect(outcome.stderr.contains("Size limit exceeded"), "\(outcome)")
-            #expect(!outcome.stdout.contains("\"decisions\""), "a plan was printed from a truncated read: \(outcome)")
-        }
-        #expect(try server.dump(operational: true) == before)
-    }
-
-    @Test func aTimeoutIsExit5WithinBounds() throws {
-        let world = try boundWorld()
-        let server = try Self.server.get()
-        world.settings["ldap.timeout"] = "2"
-        try world.connect(["u05"], to: "lab-9")
-        server.pause()
-        var outcomes: [Outcome] = []
-        for command in [["apply"], ["plan"]] {
-            outcomes.append(try world.bridge(command, timeout: 90))
-        }
-        server.resume()
-        for outcome in outcomes {
-            expectStatus(outcome, 5, "a run against a paused server")
-            #expect(outcome.seconds < 30, "timeout = 2 s, but the run took \(outcome.seconds) s")
-            #expect(outcome.stderr.lowercased().contains("timed out") || outcome.stderr.lowercased().contains("timeout"),
-                    "\(outcome)")
-        }
-        // The server is back: the next run does the pending work.
-        let next = try world.bridge(["apply"])
-        expectStatus(next, 0, "apply after the server came back")
-        #expect(try world.members()["lab-9"]?.contains(world.userDN("u05")) == true)
-    }
-
-    /// A server that stops answering in the middle of the paged user search: a failure
-    /// (exit 5) naming the read, never a short list of users.
-    @Test func aTimeoutInTheMiddleOfTheReadIsAFailure() throws {
-        let world = try SafetyWorld(try Self.server.get())
-        let server = try Self.server.get()
-        try world.addUsers(uids(1...3000, prefix: "r"))
-        try world.addDevice("read-1", uids(2991...3000, prefix: "r"))
-        try world.writeReport("read-1", accounts: uids(2991...3000, prefix: "r"))
-        expectStatus(try world.bridge(["apply"]), 0, "first apply")
-        try world.disconnect(["r2991"], from: "read-1")
-        // One entry per page: the user search alone takes thousands of round trips.
-        world.settings["ldap.page_size"] = "1"
-        world.settings["ldap.timeout"] = "2"
-        let before = try server.dump(operational: true)
-        let apply = try world.startBridge(["apply"])
-        usleep(400_000)
-        server.pause()
-        let outcome = apply.finish(timeout: 120)
-        server.resume()
-        expectStatus(outcome, 5, "apply with the server stopped during the read")
-        #expect(outcome.seconds < 30, "timeout = 2 s, but the run took \(outcome.seconds) s")
-        #expect(outcome.stderr.contains("reading users under"), "the failure names the read: \(outcome)")
-        #expect(try server.dump(operational: true) == before)
-
-        world.settings["ldap.page_size"] = "500"
-        expectStatus(try world.bridge(["apply"]), 0, "apply after the server came back")
-        #expect(try world.members()["read-1"] == Set(uids(2992...3000, prefix: "r").map(world.userDN)))
-    }
-
-    @Test func aServerKilledMidApplyIsExit5ListingWhatWasWritten() throws {
-        let world = try SafetyWorld(try Self.server.get())
-        let server = try Self.server.get()
-        // 900 devices with 1-2 users each: 900 entries to add, one after another.
-        let users = uids(1...300, prefix: "k")
-        try world.addUsers(users)
-        var expected: [String: Set<String>] = [:]
-        var ldif = ""
-        for i in 0..<900 {
-            let device = String(format: "pc-%04d", i)
-            let connected = i % 3 == 0 ? [users[i % 300], users[(i * 7 + 1) % 300]] : [users[i % 300]]
-            expected[device] = Set(connected.map(world.userDN))
-            ldif += "dn: \(world.deviceDN(device))\nobjectClass: groupOfNames\ncn: \(device)\n"
-                + connected.map { "member: \(world.userDN($0))\n" }.joined() + "\n"
-        }
-        try server.add(ldif)
-        var csv = "device,username,uid,home,full_name,shell,reported_at\n"
-        let time = ISO8601DateFormatter().string(from: Date().addingTimeInterval(-600))
-        for device in expected.keys.sorted() {
-            csv += "\(device),root,0,/root,,/bin/bash,\(time)\n"
-        }
-        try world.writeFile(world.reports + "/all.csv", csv, mode: 0o644)
-
-        let apply = try world.startBridge(["apply"])
-        // Kill the server once the first groups are there.
-        let started = SafetyKit.waitUntil(timeout: 60) {
-            let out = try? server.root("ldapsearch", ["-LLL", "-b", world.bindings, "-s", "one", "(cn=*)", "1.1"])
-            return (out?.components(separatedBy: "dn:").count ?? 0) > 20
-        }
-        server.killHard()
-        let outcome = apply.finish(timeout: 120)
-        try server.restart()
-        #expect(started, "the apply never started writing")
-        expectStatus(outcome, 5, "apply with the server killed")
-        #expect(outcome.seconds < 60, "bounded retries, then give up: it took \(outcome.seconds) s")
-        let summary = SafetyKit.lines(outcome.stderr, containing: "changes (")
-        #expect(summary.contains { $0.contains("wrote ") && $0.contains(" of ") }, "no 'wrote N of M' line: \(outcome)")
-        let written = SafetyKit.lines(outcome.stderr, containing: "msg=written")
-        #expect(!written.isEmpty, "what was written is listed: \(outcome)")
-        #expect(outcome.stderr.contains("the next run converges"), "\(outcome)")
-
-        // What it says it wrote is there after the restart.
-        let groups = try world.members()
-        for line in written.prefix(50) {
-            if let range = line.range(of: "add-entry cn=") {
-                let device = line[range.upperBound...].prefix { $0 != "," }
-                #expect(groups[String(device)] != nil, "listed as written but missing: \(line)")
+        @Test func aRefusedBindIsExit5WithoutThePassword() throws {
+            let world = try boundWorld()
+            let wrong = "Wr0ng-\(UUID().uuidString)"
+            try world.writeFile(world.passwordFile, wrong + "\n", mode: 0o600)
+            for command in [["apply"], ["plan"], ["doctor"]] {
+                let outcome = try world.bridge(command)
+                #expect(outcome.status == 5 && !outcome.signalled, "\(command) with a wrong password: \(outcome)")
+                #expect(outcome.all.contains("Invalid credentials"), "\(outcome)")
+                #expect(!outcome.all.contains(wrong), "the password was printed by \(command)")
             }
         }
-        let record = try world.lastRunRecord()
-        #expect(record.line.contains("\"outcome\":\"failed"), "\(record.line)")
 
-        // The next run converges to exactly the right bindings.
-        let next = try world.bridge(["apply"])
-        expectStatus(next, 0, "apply after the restart")
-        expectStatus(try world.bridge(["plan", "--check"]), 0, "plan --check after convergence")
-        #expect(try world.members() == expected)
-    }
+        /// The read-only account has the default size limit (500): a search past it must be
+        /// a failure, never a short list of users that would unbind the rest.
+        @Test(arguments: ["1000", "100"]) func aSizeLimitIsAFailureNeverNoEntries(pageSize: String) throws {
+            let world = try SafetyWorld(try Self.server.get())
+            let server = try Self.server.get()
+            try world.addUsers(uids(1...620, prefix: "m"))
+            // The bound users are the last ones created: a truncated read would miss them.
+            try world.addDevice("big-1", uids(601...620, prefix: "m"))
+            try world.writeReport("big-1", accounts: uids(601...620, prefix: "m"))
+            expectStatus(try world.bridge(["apply"]), 0, "first apply (service account, unlimited)")
+            #expect(try world.members()["big-1"]?.count == 20)
 
-    @Test func theFaultScriptPassesAShortRun() throws {
-        let outcome = try SafetyKit.run("/bin/bash", [SafetyKit.scriptsFolder + "/fault-test.sh", "--runs", "6",
-                                                      "--users", "80", "--devices", "40", "--seed", "4242",
-                                                      "--bin", SafetyKit.binary], timeout: 400)
-        expectStatus(outcome, 0, "scripts/fault-test.sh --runs 6")
-        let last = outcome.stdout.split(separator: "\n").last.map(String.init) ?? ""
-        #expect(last.hasSuffix("passed, 0 failed"), "\(outcome)")
-        #expect(outcome.stdout.contains("runs: 6;"), "\(outcome)")
+            let reader = server.server
+            try world.writeFile(world.passwordFile, try String(contentsOfFile: reader.values["TB_READER_PW_FILE"] ?? "",
+                                                               encoding: .utf8), mode: 0o600)
+            world.settings["ldap.bind_dn"] = world.q(reader.readerDN)
+            world.settings["ldap.page_size"] = pageSize
+            world.settings["safety.min_users"] = "0"
+            let before = try server.dump(operational: true)
+            for command in [["apply"], ["plan", "--format", "json"]] {
+                let outcome = try world.bridge(command)
+                expectStatus(outcome, 5, "\(command) past the size limit (page_size \(pageSize))")
+                #expect(outcome.stderr.contains("Size limit exceeded"), "\(outcome)")
+                #expect(!outcome.stdout.contains("\"decisions\""), "a plan was printed from a truncated read: \(outcome)")
+            }
+            #expect(try server.dump(operational: true) == before)
+        }
+
+        @Test func aTimeoutIsExit5WithinBounds() throws {
+            let world = try boundWorld()
+            let server = try Self.server.get()
+            world.settings["ldap.timeout"] = "2"
+            try world.connect(["u05"], to: "lab-9")
+            server.pause()
+            var outcomes: [Outcome] = []
+            for command in [["apply"], ["plan"]] {
+                outcomes.append(try world.bridge(command, timeout: 90))
+            }
+            server.resume()
+            for outcome in outcomes {
+                expectStatus(outcome, 5, "a run against a paused server")
+                #expect(outcome.seconds < 30, "timeout = 2 s, but the run took \(outcome.seconds) s")
+                #expect(outcome.stderr.lowercased().contains("timed out") || outcome.stderr.lowercased().contains("timeout"),
+                        "\(outcome)")
+            }
+            // The server is back: the next run does the pending work.
+            let next = try world.bridge(["apply"])
+            expectStatus(next, 0, "apply after the server came back")
+            #expect(try world.members()["lab-9"]?.contains(world.userDN("u05")) == true)
+        }
+
+        /// A server that stops answering in the middle of the paged user search: a failure
+        /// (exit 5) naming the read, never a short list of users.
+        @Test func aTimeoutInTheMiddleOfTheReadIsAFailure() throws {
+            let world = try SafetyWorld(try Self.server.get())
+            let server = try Self.server.get()
+            try world.addUsers(uids(1...3000, prefix: "r"))
+            try world.addDevice("read-1", uids(2991...3000, prefix: "r"))
+            try world.writeReport("read-1", accounts: uids(2991...3000, prefix: "r"))
+            expectStatus(try world.bridge(["apply"]), 0, "first apply")
+            try world.disconnect(["r2991"], from: "read-1")
+            // One entry per page: the user search alone takes thousands of round trips.
+            world.settings["ldap.page_size"] = "1"
+            world.settings["ldap.timeout"] = "2"
+            let before = try server.dump(operational: true)
+            let apply = try world.startBridge(["apply"])
+            usleep(400_000)
+            server.pause()
+            let outcome = apply.finish(timeout: 120)
+            server.resume()
+            expectStatus(outcome, 5, "apply with the server stopped during the read")
+            #expect(outcome.seconds < 30, "timeout = 2 s, but the run took \(outcome.seconds) s")
+            #expect(outcome.stderr.contains("reading users under"), "the failure names the read: \(outcome)")
+            #expect(try server.dump(operational: true) == before)
+
+            world.settings["ldap.page_size"] = "500"
+            expectStatus(try world.bridge(["apply"]), 0, "apply after the server came back")
+            #expect(try world.members()["read-1"] == Set(uids(2992...3000, prefix: "r").map(world.userDN)))
+        }
+
+        @Test func aServerKilledMidApplyIsExit5ListingWhatWasWritten() throws {
+            let world = try SafetyWorld(try Self.server.get())
+            let server = try Self.server.get()
+            // 900 devices with 1-2 users each: 900 entries to add, one after another.
+            let users = uids(1...300, prefix: "k")
+            try world.addUsers(users)
+            var expected: [String: Set<String>] = [:]
+            var ldif = ""
+            for i in 0..<900 {
+                let device = String(format: "pc-%04d", i)
+                let connected = i % 3 == 0 ? [users[i % 300], users[(i * 7 + 1) % 300]] : [users[i % 300]]
+                expected[device] = Set(connected.map(world.userDN))
+                ldif += "dn: \(world.deviceDN(device))\nobjectClass: groupOfNames\ncn: \(device)\n"
+                    + connected.map { "member: \(world.userDN($0))\n" }.joined() + "\n"
+            }
+            try server.add(ldif)
+            var csv = "device,username,uid,home,full_name,shell,reported_at\n"
+            let time = ISO8601DateFormatter().string(from: Date().addingTimeInterval(-600))
+            for device in expected.keys.sorted() {
+                csv += "\(device),root,0,/root,,/bin/bash,\(time)\n"
+            }
+            try world.writeFile(world.reports + "/all.csv", csv, mode: 0o644)
+
+            let apply = try world.startBridge(["apply"])
+            // Kill the server once the first groups are there.
+            let started = SafetyKit.waitUntil(timeout: 60) {
+                let out = try? server.root("ldapsearch", ["-LLL", "-b", world.bindings, "-s", "one", "(cn=*)", "1.1"])
+                return (out?.components(separatedBy: "dn:").count ?? 0) > 20
+            }
+            server.killHard()
+            let outcome = apply.finish(timeout: 120)
+            try server.restart()
+            #expect(started, "the apply never started writing")
+            expectStatus(outcome, 5, "apply with the server killed")
+            #expect(outcome.seconds < 60, "bounded retries, then give up: it took \(outcome.seconds) s")
+            let summary = SafetyKit.lines(outcome.stderr, containing: "changes (")
+            #expect(summary.contains { $0.contains("wrote ") && $0.contains(" of ") }, "no 'wrote N of M' line: \(outcome)")
+            let written = SafetyKit.lines(outcome.stderr, containing: "msg=written")
+            #expect(!written.isEmpty, "what was written is listed: \(outcome)")
+            #expect(outcome.stderr.contains("the next run converges"), "\(outcome)")
+
+            // What it says it wrote is there after the restart.
+            let groups = try world.members()
+            for line in written.prefix(50) {
+                if let range = line.range(of: "add-entry cn=") {
+                    let device = line[range.upperBound...].prefix { $0 != "," }
+                    #expect(groups[String(device)] != nil, "listed as written but missing: \(line)")
+                }
+            }
+            let record = try world.lastRunRecord()
+            #expect(record.line.contains("\"outcome\":\"failed"), "\(record.line)")
+
+            // The next run converges to exactly the right bindings.
+            let next = try world.bridge(["apply"])
+            expectStatus(next, 0, "apply after the restart")
+            expectStatus(try world.bridge(["plan", "--check"]), 0, "plan --check after convergence")
+            #expect(try world.members() == expected)
+        }
+
+        @Test func theFaultScriptPassesAShortRun() throws {
+            let outcome = try SafetyKit.run("/bin/bash", [SafetyKit.scriptsFolder + "/fault-test.sh", "--runs", "6",
+                                                          "--users", "80", "--devices", "40", "--seed", "4242",
+                                                          "--bin", SafetyKit.binary], timeout: 400)
+            expectStatus(outcome, 0, "scripts/fault-test.sh --runs 6")
+            let last = outcome.stdout.split(separator: "\n").last.map(String.init) ?? ""
+            #expect(last.hasSuffix("passed, 0 failed"), "\(outcome)")
+            #expect(outcome.stdout.contains("runs: 6;"), "\(outcome)")
+        }
     }
 }
 
 // MARK: - Concurrent edits
 
-@Suite("a person's edits during an apply survive", .serialized,
-       .enabled(if: safetyServerTestsEnabled, "needs TB_TEST_ENV (run scripts/test.sh)"))
-struct ConcurrentEditTests {
-    static let server = SafetyServer.start()
+extension Issue6Tests {
+    @Suite("a person's edits during an apply survive", .serialized,
+           .enabled(if: safetyServerTestsEnabled, "needs TB_TEST_ENV (run scripts/test.sh)"))
+    struct ConcurrentEditTests {
+        static let server = SafetyServer.start()
 
-    @Test(arguments: SafetyWorld.Layout.allCases) func editsDuringABigApplySurvive(layout: SafetyWorld.Layout) throws {
-        let server = try Self.server.get()
-        let world = try SafetyWorld(server, layout: layout)
-        let users = uids(1...900, prefix: "c")
-        try world.addUsers(users)
-        // 300 devices with 2 users each, then a reorganisation: 3 more users each, 1 less.
-        var ldif = ""
-        var expected: [String: Set<String>] = [:]
-        for i in 0..<300 {
-            let device = String(format: "host-%03d", i)
-            let connected = [users[i], users[i + 300]]
-            expected[device] = Set(connected.map(world.userDN))
-            ldif += "dn: \(world.deviceDN(device))\nobjectClass: groupOfNames\ncn: \(device)\n"
-                + connected.map { "member: \(world.userDN($0))\n" }.joined() + "\n"
-        }
-        try server.add(ldif)
-        let time = ISO8601DateFormatter().string(from: Date().addingTimeInterval(-600))
-        var csv = "device,username,uid,home,full_name,shell,reported_at\n"
-        for device in expected.keys.sorted() { csv += "\(device),root,0,/root,,/bin/bash,\(time)\n" }
-        try world.writeFile(world.reports + "/all.csv", csv, mode: 0o644)
-        expectStatus(try world.bridge(["apply"]), 0, "first apply")
-
-        var change = ""
-        for i in 0..<300 {
-            let device = String(format: "host-%03d", i)
-            let added = [users[(i + 1) % 300 + 600], users[(i + 2) % 300 + 600], users[(i + 3) % 300 + 600]]
-            change += "dn: \(world.deviceDN(device))\nchangetype: modify\nadd: member\n"
-                + added.map { "member: \(world.userDN($0))\n" }.joined()
-                + "-\ndelete: member\nmember: \(world.userDN(users[i]))\n-\n\n"
-            expected[device] = expected[device, default: []].subtracting([world.userDN(users[i])])
-                .union(added.map(world.userDN))
-        }
-        try server.modify(change)
-
-        // The person: as the rootdn, one ldapmodify per edit, round-robin over the groups:
-        // adds an unrelated member and a description; every third edit removes the member
-        // added two edits before. Each line of the log is written after its edit succeeded.
-        let log = world.folder + "/person.log"
-        let stop = world.folder + "/stop"
-        let script = """
-            set -u
-            i=0
-            while [ ! -e "$STOP" ]; do
-              i=$((i + 1))
-              g=$(printf 'host-%03d' $(( (i * 37) % 300 )))
-              v="cn=person-$i,ou=services,$BASE"
-              if ldapmodify -x -H "$URI" -D "$ROOTDN" -y "$ROOTPW" >/dev/null 2>>"$LOG.err" <<EOF
-            dn: cn=$g,$BINDINGS
-            changetype: modify
-            add: member
-            member: $v
-            -
-            add: description
-            description: Pat's note $i
-            -
-
-            EOF
-              then echo "$EPOCHREALTIME add $g $v" >> "$LOG"; fi
-              if [ $((i % 3)) -eq 0 ] && [ $i -gt 2 ]; then
-                j=$((i - 2)); h=$(printf 'host-%03d' $(( (j * 37) % 300 )))
-                if ldapmodify -x -H "$URI" -D "$ROOTDN" -y "$ROOTPW" >/dev/null 2>>"$LOG.err" <<EOF
-            dn: cn=$h,$BINDINGS
-            changetype: modify
-            delete: member
-            member: cn=person-$j,ou=services,$BASE
-            -
-
-            EOF
-                then echo "$EPOCHREALTIME del $h cn=person-$j,ou=services,$BASE" >> "$LOG"; fi
-              fi
-            done
-            """
-        let person = try SafetyKit.spawn("/bin/bash", ["-c", script], environment: [
-            "STOP": stop, "LOG": log, "BASE": server.base, "URI": server.ldapURI, "ROOTDN": server.server.rootDN,
-            "ROOTPW": server.server.rootPasswordFile, "BINDINGS": world.bindings,
-        ])
-        // Let the person start, then run the big apply.
-        _ = SafetyKit.waitUntil(timeout: 20) { FileManager.default.fileExists(atPath: log) }
-        let applyStart = Date().timeIntervalSince1970
-        let applied = try world.bridge(["apply"])
-        let applyEnd = Date().timeIntervalSince1970
-        _ = FileManager.default.createFile(atPath: stop, contents: nil)
-        let personOutcome = person.finish(timeout: 60)
-        expectStatus(applied, 0, "the big apply")
-        #expect(!personOutcome.signalled)
-
-        // Replay the person's log: what must be there, what must not.
-        let lines = ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n")
-        var present: [String: Set<String>] = [:]
-        var removed: [String: Set<String>] = [:]
-        var during = 0
-        for line in lines {
-            let parts = line.split(separator: " ", maxSplits: 3).map(String.init)
-            guard parts.count == 4, let at = Double(parts[0]) else { continue }
-            if at > applyStart && at < applyEnd { during += 1 }
-            if parts[1] == "add" {
-                present[parts[2], default: []].insert(parts[3])
-                removed[parts[2]]?.remove(parts[3])
-            } else {
-                present[parts[2]]?.remove(parts[3])
-                removed[parts[2], default: []].insert(parts[3])
+        @Test(arguments: SafetyWorld.Layout.allCases) func editsDuringABigApplySurvive(layout: SafetyWorld.Layout) throws {
+            let server = try Self.server.get()
+            let world = try SafetyWorld(server, layout: layout)
+            let users = uids(1...900, prefix: "c")
+            try world.addUsers(users)
+            // 300 devices with 2 users each, then a reorganisation: 3 more users each, 1 less.
+            var ldif = ""
+            var expected: [String: Set<String>] = [:]
+            for i in 0..<300 {
+                let device = String(format: "host-%03d", i)
+                let connected = [users[i], users[i + 300]]
+                expected[device] = Set(connected.map(world.userDN))
+                ldif += "dn: \(world.deviceDN(device))\nobjectClass: groupOfNames\ncn: \(device)\n"
+                    + connected.map { "member: \(world.userDN($0))\n" }.joined() + "\n"
             }
-        }
-        #expect(during >= 5, "only \(during) of the person's edits happened during the apply (\(applyEnd - applyStart) s)")
-        let entries = try world.groupEntries()
-        let members = try world.members()
-        var lost = 0
-        for (group, values) in present {
-            for value in values where !(members[group]?.contains(value) ?? false) { lost += 1 }
-        }
-        var resurrected = 0
-        for (group, values) in removed {
-            for value in values where members[group]?.contains(value) ?? false { resurrected += 1 }
-        }
-        #expect(lost == 0, "\(lost) member values added by the person are gone")
-        #expect(resurrected == 0, "\(resurrected) member values removed by the person came back")
-        let notes = entries.values.flatMap { $0 }.filter { $0.0.lowercased() == "description" && $0.1.hasPrefix("Pat's note") }
-        let adds = lines.filter { $0.contains(" add ") }.count
-        #expect(notes.count == adds, "the person's descriptions: \(notes.count) of \(adds)")
+            try server.add(ldif)
+            let time = ISO8601DateFormatter().string(from: Date().addingTimeInterval(-600))
+            var csv = "device,username,uid,home,full_name,shell,reported_at\n"
+            for device in expected.keys.sorted() { csv += "\(device),root,0,/root,,/bin/bash,\(time)\n" }
+            try world.writeFile(world.reports + "/all.csv", csv, mode: 0o644)
+            expectStatus(try world.bridge(["apply"]), 0, "first apply")
 
-        // The bridge's own part is exactly right.
-        expectStatus(try world.bridge(["plan", "--check"]), 0, "plan --check after the apply")
-        var bridgeMembers = members
-        for (group, values) in bridgeMembers {
-            bridgeMembers[group] = values.filter { !$0.hasPrefix("cn=person-") }
+            var change = ""
+            for i in 0..<300 {
+                let device = String(format: "host-%03d", i)
+                let added = [users[(i + 1) % 300 + 600], users[(i + 2) % 300 + 600], users[(i + 3) % 300 + 600]]
+                change += "dn: \(world.deviceDN(device))\nchangetype: modify\nadd: member\n"
+                    + added.map { "member: \(world.userDN($0))\n" }.joined()
+                    + "-\ndelete: member\nmember: \(world.userDN(users[i]))\n-\n\n"
+                expected[device] = expected[device, default: []].subtracting([world.userDN(users[i])])
+                    .union(added.map(world.userDN))
+            }
+            try server.modify(change)
+
+            // The person: as the rootdn, one ldapmodify per edit, round-robin over the groups:
+            // adds an unrelated member and a description; every third edit removes the member
+            // added two edits before. Each line of the log is written after its edit succeeded.
+            let log = world.folder + "/person.log"
+            let stop = world.folder + "/stop"
+            let script = """
+                set -u
+                i=0
+                while [ ! -e "$STOP" ]; do
+                  i=$((i + 1))
+                  g=$(printf 'host-%03d' $(( (i * 37) % 300 )))
+                  v="cn=person-$i,ou=services,$BASE"
+                  if ldapmodify -x -H "$URI" -D "$ROOTDN" -y "$ROOTPW" >/dev/null 2>>"$LOG.err" <<EOF
+                dn: cn=$g,$BINDINGS
+                changetype: modify
+                add: member
+                member: $v
+                -
+                add: description
+                description: Pat's note $i
+                -
+
+                EOF
+                  then echo "$EPOCHREALTIME add $g $v" >> "$LOG"; fi
+                  if [ $((i % 3)) -eq 0 ] && [ $i -gt 2 ]; then
+                    j=$((i - 2)); h=$(printf 'host-%03d' $(( (j * 37) % 300 )))
+                    if ldapmodify -x -H "$URI" -D "$ROOTDN" -y "$ROOTPW" >/dev/null 2>>"$LOG.err" <<EOF
+                dn: cn=$h,$BINDINGS
+                changetype: modify
+                delete: member
+                member: cn=person-$j,ou=services,$BASE
+                -
+
+                EOF
+                    then echo "$EPOCHREALTIME del $h cn=person-$j,ou=services,$BASE" >> "$LOG"; fi
+                  fi
+                done
+                """
+            let person = try SafetyKit.spawn("/bin/bash", ["-c", script], environment: [
+                "STOP": stop, "LOG": log, "BASE": server.base, "URI": server.ldapURI, "ROOTDN": server.server.rootDN,
+                "ROOTPW": server.server.rootPasswordFile, "BINDINGS": world.bindings,
+            ])
+            // Let the person start, then run the big apply.
+            _ = SafetyKit.waitUntil(timeout: 20) { FileManager.default.fileExists(atPath: log) }
+            let applyStart = Date().timeIntervalSince1970
+            let applied = try world.bridge(["apply"])
+            let applyEnd = Date().timeIntervalSince1970
+            _ = FileManager.default.createFile(atPath: stop, contents: nil)
+            let personOutcome = person.finish(timeout: 60)
+            expectStatus(applied, 0, "the big apply")
+            #expect(!personOutcome.signalled)
+
+            // Replay the person's log: what must be there, what must not.
+            let lines = ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n")
+            var present: [String: Set<String>] = [:]
+            var removed: [String: Set<String>] = [:]
+            var during = 0
+            for line in lines {
+                let parts = line.split(separator: " ", maxSplits: 3).map(String.init)
+                guard parts.count == 4, let at = Double(parts[0]) else { continue }
+                if at > applyStart && at < applyEnd { during += 1 }
+                if parts[1] == "add" {
+                    present[parts[2], default: []].insert(parts[3])
+                    removed[parts[2]]?.remove(parts[3])
+                } else {
+                    present[parts[2]]?.remove(parts[3])
+                    removed[parts[2], default: []].insert(parts[3])
+                }
+            }
+            #expect(during >= 5, "only \(during) of the person's edits happened during the apply (\(applyEnd - applyStart) s)")
+            let entries = try world.groupEntries()
+            let members = try world.members()
+            var lost = 0
+            for (group, values) in present {
+                for value in values where !(members[group]?.contains(value) ?? false) { lost += 1 }
+            }
+            var resurrected = 0
+            for (group, values) in removed {
+                for value in values where members[group]?.contains(value) ?? false { resurrected += 1 }
+            }
+            #expect(lost == 0, "\(lost) member values added by the person are gone")
+            #expect(resurrected == 0, "\(resurrected) member values removed by the person came back")
+            let notes = entries.values.flatMap { $0 }.filter { $0.0.lowercased() == "description" && $0.1.hasPrefix("Pat's note") }
+            let adds = lines.filter { $0.contains(" add ") }.count
+            #expect(notes.count == adds, "the person's descriptions: \(notes.count) of \(adds)")
+
+            // The bridge's own part is exactly right.
+            expectStatus(try world.bridge(["plan", "--check"]), 0, "plan --check after the apply")
+            var bridgeMembers = members
+            for (group, values) in bridgeMembers {
+                bridgeMembers[group] = values.filter { !$0.hasPrefix("cn=person-") }
+            }
+            #expect(bridgeMembers == expected)
         }
-        #expect(bridgeMembers == expected)
     }
 }
