@@ -408,29 +408,47 @@ struct SafetyServer: Sendable {
     }
 }
 
-/// Servers to stop at exit (a SIGSTOPped one gets SIGCONT first).
+/// Servers to stop at exit (a SIGSTOPped one gets SIGCONT first), and test folders to
+/// remove (a world held in a static property is never deinitialised).
 final class SafetyServerRegistry: @unchecked Sendable {
-    // @unchecked: `directories` is only touched while holding `lock`.
+    // @unchecked: `directories` and `folders` are only touched while holding `lock`.
     static let shared = SafetyServerRegistry()
     private let lock = NSLock()
     private var directories: [String] = []
+    private var folders: [String] = []
     private var installed = false
 
-    func add(_ directory: String) {
-        lock.lock()
-        defer { lock.unlock() }
-        directories.append(directory)
+    private func installOnce() {
         if !installed {
             installed = true
             atexit { SafetyServerRegistry.shared.stopAll() }
         }
     }
 
+    func add(_ directory: String) {
+        lock.lock()
+        defer { lock.unlock() }
+        directories.append(directory)
+        installOnce()
+    }
+
+    func addFolder(_ folder: String) {
+        lock.lock()
+        defer { lock.unlock() }
+        folders.append(folder)
+        installOnce()
+    }
+
     func stopAll() {
         lock.lock()
         let all = directories
+        let scratch = folders
         directories = []
+        folders = []
         lock.unlock()
+        for folder in scratch where folder.hasPrefix(NSTemporaryDirectory()) {
+            try? FileManager.default.removeItem(atPath: folder)
+        }
         for directory in all {
             if let text = try? String(contentsOfFile: directory + "/slapd.pid", encoding: .utf8),
                let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
@@ -485,6 +503,7 @@ final class SafetyWorld: @unchecked Sendable {
         devices = "ou=\(name),ou=devices,\(server.base)"
         bindings = "ou=\(name),ou=bindings,\(server.base)"
         folder = SafetyKit.temporaryFolder("tb-safety-\(name)")
+        SafetyServerRegistry.shared.addFolder(folder)
         try FileManager.default.createDirectory(atPath: reports, withIntermediateDirectories: true)
         let password = try String(contentsOfFile: server.server.bindPasswordFile, encoding: .utf8)
         try writeFile(passwordFile, password, mode: 0o600)
