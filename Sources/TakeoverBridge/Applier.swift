@@ -64,7 +64,7 @@ public struct ApplyOptions: Sendable {
 }
 
 /// One LDAP operation of the plan.
-struct Operation: Sendable {
+struct WriteOperation: Sendable {
     var dn: String
     var subject: String?
     var changes: [Change]
@@ -105,7 +105,7 @@ public final class Applier {
     /// Applies `changes` in order; never throws: everything is in the result.
     public func apply(_ changes: [Change]) async -> ApplyResult {
         var remaining = ChangeLDIF.operations(changes).map { slice in
-            Operation(dn: slice.first?.dn ?? "", subject: slice.first?.subject, changes: Array(slice))
+            WriteOperation(dn: slice.first?.dn ?? "", subject: slice.first?.subject, changes: Array(slice))
         }
         while !remaining.isEmpty {
             let (wave, rest) = Applier.nextWave(remaining)
@@ -132,7 +132,7 @@ public final class Applier {
     /// The longest prefix-respecting set of operations that may be in flight together:
     /// per entry, in plan order, stopping at the first one that does not commute with
     /// those already taken. Operations on other entries are independent.
-    static func nextWave(_ operations: [Operation]) -> (wave: [Operation], rest: [Operation]) {
+    static func nextWave(_ operations: [WriteOperation]) -> (wave: [WriteOperation], rest: [WriteOperation]) {
         struct Taken {
             var hasAdd = false
             var hasNilSubject = false
@@ -140,8 +140,8 @@ public final class Applier {
         }
         var taken: [String: Taken] = [:]
         var blocked: Set<String> = []
-        var wave: [Operation] = []
-        var rest: [Operation] = []
+        var wave: [WriteOperation] = []
+        var rest: [WriteOperation] = []
         for operation in operations {
             let key = operation.dn.lowercased()
             if blocked.contains(key) {
@@ -169,7 +169,7 @@ public final class Applier {
 
     // MARK: Running a wave
 
-    private func run(_ wave: [Operation]) async throws(GiveUp) {
+    private func run(_ wave: [WriteOperation]) async throws(GiveUp) {
         let adds = wave.filter(\.isAdd)
         let modifies = wave.filter { !$0.isAdd }
         var index = 0
@@ -198,7 +198,7 @@ public final class Applier {
 
     /// Pipelined modifies with reconnects and referral following. On giving up, the
     /// operations whose outcome is not known are added to `notWritten` before throwing.
-    private func modifyPipelined(_ operations: [Operation]) async throws(GiveUp) {
+    private func modifyPipelined(_ operations: [WriteOperation]) async throws(GiveUp) {
         var pending = Array(operations.indices)
         var uncertain = Set<Int>()
         var hops = 0
@@ -286,7 +286,7 @@ public final class Applier {
     }
 
     /// An add-entry; an entry already there gets its values added one by one instead.
-    private func add(_ operation: Operation) async throws(GiveUp) {
+    private func add(_ operation: WriteOperation) async throws(GiveUp) {
         guard let change = operation.changes.first else { return }
         let attributes = change.attributes.map { ($0.name, $0.values) }
         var hops = 0
@@ -345,7 +345,7 @@ public final class Applier {
     }
 
     /// A combined modify that failed with "value exists" / "no such value": every value alone.
-    private func split(_ operation: Operation, uncertain: Bool) async throws(GiveUp) {
+    private func split(_ operation: WriteOperation, uncertain: Bool) async throws(GiveUp) {
         for change in Applier.singleValues(operation.changes) {
             try await writeSingle(change, uncertain: uncertain)
         }
@@ -354,7 +354,7 @@ public final class Applier {
     /// Deleting the last member of a group whose class requires one (groupOfNames made
     /// without the placeholder, by a person or an old version): the same modify with the
     /// placeholder member added first, atomically, so the group stays valid.
-    private func withPlaceholder(_ operation: Operation) async throws(GiveUp) {
+    private func withPlaceholder(_ operation: WriteOperation) async throws(GiveUp) {
         guard let placeholder = layout.placeholderMember else { return }
         let add = Change(dn: operation.dn, op: .addMember, attribute: layout.memberAttribute, values: [placeholder])
         var hops = 0

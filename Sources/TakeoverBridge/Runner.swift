@@ -271,13 +271,21 @@ public final class BridgeRunner: @unchecked Sendable {
     func prepare(_ config: BridgeConfig, keepConnection: Bool) async throws(RunFailure)
         -> (prepared: PreparedRun, connection: LDAPConnection) {
         let connector = Connector(config: config, password: try password(config))
+        var phase = DispatchTime.now().uptimeNanoseconds
+        func lap(_ name: String, _ metadata: Logger.Metadata = [:]) {
+            let now = DispatchTime.now().uptimeNanoseconds
+            var all = metadata
+            all["ms"] = "\((now - phase) / 1_000_000)"
+            logger.debug("\(name)", metadata: all)
+            phase = now
+        }
         let connection: LDAPConnection
         do {
             connection = try await connector.openRead()
         } catch {
             throw RunFailure(.failure, "cannot connect to \(config.ldap.uri): \(error)")
         }
-        logger.debug("connected", metadata: ["uri": "\(config.ldap.uri)"])
+        lap("connected", ["uri": "\(config.ldap.uri)"])
         let snapshot: DirectorySnapshot
         do {
             snapshot = try await DirectoryReader(config: config).read(connection)
@@ -287,12 +295,21 @@ public final class BridgeRunner: @unchecked Sendable {
         }
         if !keepConnection { await connection.close() }
         logDirectoryWarnings(snapshot.warnings)
-        logger.debug("directory read", metadata: [
+        lap("directory read", [
             "users": "\(snapshot.users.count)", "device_entries": "\(snapshot.deviceEntries)",
             "connections": "\(snapshot.connections.count)", "binding_groups": "\(snapshot.bindingGroups.count)",
         ])
 
+        // A missing or unreadable folder would defer every device silently: a failure.
+        var isDirectory: ObjCBool = false
+        if !FileManager.default.fileExists(atPath: config.devices.reports, isDirectory: &isDirectory) || !isDirectory.boolValue
+            || access(config.devices.reports, R_OK | X_OK) != 0 {
+            if keepConnection { await connection.close() }
+            throw RunFailure(.failure, "[devices] reports: \(config.devices.reports) is not a readable folder; "
+                + "check the path, its permissions and that it is mounted")
+        }
         let reports = ReportsFolder.read(path: config.devices.reports)
+        lap("reports read", ["reports": "\(reports.reports.count)", "problems": "\(reports.problems.count)"])
         for warning in reports.warnings.prefix(200) {
             logger.warning("\(BridgeRunner.where(warning)): \(warning.message)")
         }
@@ -307,6 +324,7 @@ public final class BridgeRunner: @unchecked Sendable {
                               reports: reports.reports, problems: reports.problems, bindingGroups: snapshot.bindingGroups,
                               layout: config.layout(), policy: config.corePolicy(), now: clock())
         let plan = Planner.plan(input)
+        lap("planned", ["changes": "\(plan.changes.count)", "decisions": "\(plan.decisions.count)"])
         let prepared = PreparedRun(config: config, connector: connector, snapshot: snapshot, reports: reports,
                                    input: input, plan: plan)
         return (prepared, connection)

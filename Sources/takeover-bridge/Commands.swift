@@ -63,7 +63,11 @@ extension PlanFormat: ExpressibleByArgument {}
 struct PlanCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "plan",
-        abstract: "Read the directory and the reports and show what apply would do. Writes nothing.")
+        abstract: "Read the directory and the reports and show what apply would do. Writes nothing.",
+        discussion: """
+            Exit 0, or 3 with conflicts; with --check, 2 when changes are pending; 4 when \
+            apply would refuse this plan (a safety limit; the reason is on stderr).
+            """)
 
     @OptionGroup var global: GlobalOptions
 
@@ -85,7 +89,12 @@ struct PlanCommand: AsyncParsableCommand {
 struct ApplyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "apply",
-        abstract: "Compute the plan and write it to the directory, within the safety limits.")
+        abstract: "Compute the plan and write it to the directory, within the safety limits.",
+        discussion: """
+            Takes the lock in [state] dir first (75 when another run holds it), checks every \
+            safety limit before the first write (4: nothing written), and appends a run \
+            record with its undo LDIF to [state] dir whatever happens.
+            """)
 
     @OptionGroup var global: GlobalOptions
 

@@ -51,6 +51,10 @@ enum GlueServer {
         }
         let server = try LDAPTestServer(envFile: directory + "/env")
         register(server)
+        // A watchdog stops it even when this process dies without running atexit.
+        let watch = "while kill -0 \(getpid()) 2>/dev/null; do sleep 1; done; "
+            + "bash '\(script)' stop '\(directory)'; rm -rf '\(directory)'"
+        _ = try? spawnBackground("/bin/sh", ["-c", watch])
         return server
     }
 
@@ -97,15 +101,8 @@ enum GlueServer {
         registry.servers = []
         registry.lock.unlock()
         for server in servers {
-            // The pid file names the live process (a restart changes it).
-            var pid = server.pid
-            if let text = try? String(contentsOfFile: server.directory + "/slapd.pid", encoding: .utf8),
-               let value = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
-                pid = value
-            }
-            if pid > 0 { kill(pid, SIGTERM) }
+            _ = try? runProgram("/bin/bash", [script, "stop", server.directory])
             if server.directory.hasPrefix("/tmp/tb-glue-slapd-") {
-                usleep(50_000)
                 try? FileManager.default.removeItem(atPath: server.directory)
             }
         }
@@ -124,6 +121,24 @@ struct ProcessResult: Sendable {
     var stdout: String
     var stderr: String
     var all: String { stdout + "\n" + stderr }
+}
+
+/// Spawn attributes for children: an empty signal mask and default dispositions.
+/// posix_spawn copies the calling thread's mask, and the threads Swift runs tests on
+/// block most signals: a slapd started with them blocked ignores SIGTERM.
+func withCleanSpawnAttributes<T>(_ body: (inout posix_spawnattr_t) throws -> T) rethrows -> T {
+    var attributes = posix_spawnattr_t()
+    posix_spawnattr_init(&attributes)
+    defer { posix_spawnattr_destroy(&attributes) }
+    var empty = sigset_t()
+    sigemptyset(&empty)
+    posix_spawnattr_setsigmask(&attributes, &empty)
+    var defaults = sigset_t()
+    sigemptyset(&defaults)
+    for signal in [SIGPIPE, SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGUSR1, SIGUSR2] { sigaddset(&defaults, signal) }
+    posix_spawnattr_setsigdefault(&attributes, &defaults)
+    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+    return try body(&attributes)
 }
 
 /// Runs a program with stdout and stderr captured through files, by posix_spawn and
@@ -162,7 +177,7 @@ func runProgram(_ executable: String, _ arguments: [String], environment: [Strin
         for p in envp { free(p) }
     }
     var pid: pid_t = 0
-    let rc = posix_spawn(&pid, program, &actions, nil, argv, envp)
+    let rc = withCleanSpawnAttributes { posix_spawn(&pid, program, &actions, &$0, argv, envp) }
     guard rc == 0 else { throw GlueTestError("cannot run \(executable): \(String(cString: strerror(rc)))") }
     var status: Int32 = 0
     while waitpid(pid, &status, 0) < 0 {
@@ -172,6 +187,23 @@ func runProgram(_ executable: String, _ arguments: [String], environment: [Strin
     let stdout = (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
     let stderr = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
     return ProcessResult(status: exitStatus, stdout: stdout, stderr: stderr)
+}
+
+/// Starts a program in the background (output discarded); returns its pid. Reap it
+/// with `waitpid` after killing it.
+func spawnBackground(_ executable: String, _ arguments: [String]) throws -> pid_t {
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+    let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+    defer { for p in argv { free(p) } }
+    var pid: pid_t = 0
+    let rc = withCleanSpawnAttributes { posix_spawn(&pid, executable, &actions, &$0, argv, environ) }
+    guard rc == 0 else { throw GlueTestError("cannot run \(executable): \(String(cString: strerror(rc)))") }
+    return pid
 }
 
 /// The `takeover-bridge` executable `swift build` / `swift test` built: next to the test
@@ -488,4 +520,55 @@ func allFileContents(_ folder: String) -> [(path: String, text: String)] {
         }
     }
     return out
+}
+
+// MARK: - Replication
+
+extension GlueServer {
+    /// A provider and a read-only consumer: syncrepl (refreshAndPersist) from the
+    /// provider, `updateref` pointing writes back to it, so the consumer answers every
+    /// write with a referral (10), like a replica in production. The consumer starts
+    /// empty and copies everything, the service account's password included.
+    static func startReplicaPair() throws -> (provider: LDAPTestServer, consumer: LDAPTestServer) {
+        var provider = try startAnother()
+        var consumer = try startAnother()
+        let providerConf = provider.directory + "/slapd.conf"
+        var text = try String(contentsOfFile: providerConf, encoding: .utf8)
+        text = text.replacingOccurrences(of: "moduleload back_mdb\n", with: "moduleload back_mdb\nmoduleload syncprov\n")
+        text += "overlay syncprov\n"
+        try text.write(toFile: providerConf, atomically: true, encoding: .utf8)
+        provider = try restart(provider)
+
+        let rootPassword = try String(contentsOfFile: provider.rootPasswordFile, encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let consumerConf = consumer.directory + "/slapd.conf"
+        var ctext = try String(contentsOfFile: consumerConf, encoding: .utf8)
+        ctext += "syncrepl rid=001 provider=\(provider.ldapURI) bindmethod=simple binddn=\"\(provider.rootDN)\" "
+            + "credentials=\(rootPassword) searchbase=\"\(provider.base)\" type=refreshAndPersist retry=\"1 +\"\n"
+        ctext += "updateref \(provider.ldapURI)\n"
+        try ctext.write(toFile: consumerConf, atomically: true, encoding: .utf8)
+        _ = try runProgram("/bin/bash", [script, "stop", consumer.directory])
+        // Entries seeded separately have other entryUUIDs: start empty, copy everything.
+        for file in (try? FileManager.default.contentsOfDirectory(atPath: consumer.directory + "/db")) ?? [] {
+            try? FileManager.default.removeItem(atPath: consumer.directory + "/db/" + file)
+        }
+        consumer = try restart(consumer)
+        let ready = waitUntil(seconds: 15) {
+            let probe = try? runProgram("/usr/bin/ldapwhoami", ["-x", "-H", consumer.ldapURI, "-D", provider.bindDN,
+                                                                "-y", provider.bindPasswordFile])
+            return probe?.status == 0
+        }
+        guard ready else { throw GlueTestError("the consumer did not replicate the provider within 15 s") }
+        return (provider, consumer)
+    }
+}
+
+/// Polls `condition` every 50 ms until it holds or `seconds` pass.
+func waitUntil(seconds: Double, _ condition: () -> Bool) -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        if condition() { return true }
+        usleep(50_000)
+    }
+    return condition()
 }

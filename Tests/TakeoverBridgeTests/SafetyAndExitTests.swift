@@ -124,6 +124,21 @@ struct SafetyAndExitTests {
         #expect(after.status == 0, "\(after.all)")
     }
 
+    /// A run killed while holding the lock does not block the next one: the lock is an
+    /// flock, dropped by the kernel with its holder. (Another process holds it here, as
+    /// a killed apply would have.)
+    @Test func aLockLeftByAKilledRunDoesNotBlock() throws {
+        let s = try boundWorld()
+        _ = try StateDirectory(path: s.state)
+        let holder = try spawnBackground("/usr/bin/flock", ["--exclusive", "--close", s.state + "/lock", "/bin/sleep", "10"])
+        #expect(waitUntil(seconds: 5) { (try? s.bridge(["apply"]))?.status == 75 })
+        kill(holder, SIGKILL)
+        var status: Int32 = 0
+        waitpid(holder, &status, 0)
+        let after = try s.bridge(["apply"])
+        #expect(after.status == 0, "\(after.all)")
+    }
+
     // MARK: Exit codes
 
     @Test func usageErrorsExit64() throws {
@@ -201,6 +216,11 @@ struct SafetyAndExitTests {
         result = try s.bridge(["plan"])
         #expect(result.status == 5, "\(result.all)")
         #expect(result.stderr.contains("No such object"), "\(result.stderr)")
+        // A reports folder that is not there: a failure, not every device deferred.
+        s.configOverrides = ["devices.reports": s.q(s.folder + "/no-such-folder")]
+        result = try s.bridge(["apply"])
+        #expect(result.status == 5, "\(result.all)")
+        #expect(result.stderr.contains("not a readable folder"))
     }
 
     /// The default size limit (500) stops a non-root reader's search: a failure (5),
