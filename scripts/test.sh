@@ -53,6 +53,13 @@ bash scripts/test-slapd.sh start "$server_dir"
 export TB_TEST_ENV="$server_dir/env"
 log "test server: $(grep '^TB_LDAP_URI=' "$TB_TEST_ENV" | cut -d= -f2-) (env $TB_TEST_ENV)"
 
+# The suite runs in a session of its own, so every slapd a test starts for itself (its
+# private servers for kill and restart tests) can be found and stopped afterwards, even
+# when a test crashed before stopping it: nothing outlives this script.
+sid_file="$server_dir/test-session"
 status=0
-swift test "$@" || status=$?
+setsid --wait bash -c 'echo $$ > "$0"; exec swift test "$@"' "$sid_file" "$@" || status=$?
+if [ -s "$sid_file" ]; then
+    pkill -TERM -s "$(cat "$sid_file")" slapd 2>/dev/null || true
+fi
 exit "$status"

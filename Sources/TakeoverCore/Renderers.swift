@@ -119,35 +119,7 @@ public enum ReportRenderer {
     /// `add-entry` becomes `changetype: add`; consecutive changes with the same DN and
     /// subject become one `changetype: modify` record (member and record together).
     public static func ldif(_ plan: Plan) -> String {
-        var out = "version: 1\n"
-        var i = 0
-        let changes = plan.changes
-        while i < changes.count {
-            let c = changes[i]
-            out += "\n"
-            out += LDIF.line("dn", c.dn)
-            if c.op == .addEntry {
-                out += "changetype: add\n"
-                for a in c.attributes {
-                    for v in a.values { out += LDIF.line(a.name, v) }
-                }
-                i += 1
-                continue
-            }
-            out += "changetype: modify\n"
-            var j = i
-            while j < changes.count, changes[j].op != .addEntry, changes[j].dn == c.dn, changes[j].subject == c.subject,
-                  j == i || c.subject != nil {
-                let m = changes[j]
-                let verb = (m.op == .addMember || m.op == .addRecord) ? "add" : "delete"
-                out += LDIF.line(verb, m.attribute)
-                for v in m.values { out += LDIF.line(m.attribute, v) }
-                out += "-\n"
-                j += 1
-            }
-            i = j
-        }
-        return out
+        ChangeLDIF.render(plan.changes)
     }
 
     // MARK: Text

@@ -96,7 +96,7 @@ import Testing
 
     @Test func emptyPlan() {
         let plan = Planner.plan(W.input(users: []))
-        #expect(ReportRenderer.ldif(plan) == "version: 1\n")
+        #expect(ReportRenderer.ldif(plan) == "")  // nothing to apply: an empty change file
         #expect(ReportRenderer.csv(plan) == "device,user,userDN,action,localAccount,reason,notices\r\n")
         #expect(ReportRenderer.text(plan).hasSuffix("summary: 0 users, 0 devices: 0 takeover, 0 provision, 0 bound, 0 unbind, 0 deferred, 0 conflict; 0 changes, 0 conflicts to fix, 0 warnings\n"))
     }
