@@ -1073,6 +1073,11 @@ struct TOMLPrecheck {
     /// Where each table header ("ldap") and key ("ldap.uri") first appears.
     var lines: [String: Int] = [:]
     var section: [String] = []
+    /// How many arrays and inline tables enclose the current value.
+    var depth = 0
+    /// Deeper nesting is refused: the lexer (and the parser after it) recurse once per level,
+    /// and a config has no use for more than a few.
+    static let maxDepth = 64
 
     struct Failure: Error {
         var line: Int
@@ -1176,6 +1181,7 @@ struct TOMLPrecheck {
             }
             skipSpaces()
             guard current == UInt8(ascii: ".") else { return parts }
+            guard parts.count < Self.maxDepth else { throw fail("a dotted key has more than \(Self.maxDepth) parts") }
             i += 1
         }
     }
@@ -1232,6 +1238,14 @@ struct TOMLPrecheck {
     }
 
     mutating func value(path: [String]) throws(Failure) {
+        let nests = current == UInt8(ascii: "[") || current == UInt8(ascii: "{")
+        if nests {
+            guard depth < Self.maxDepth else {
+                throw fail("arrays and inline tables are nested more than \(Self.maxDepth) deep")
+            }
+            depth += 1
+        }
+        defer { if nests { depth -= 1 } }
         switch current {
         case UInt8(ascii: "\""):
             if peek(1) == current && peek(2) == current { try multilineString(quote: current) } else { try basicString() }
