@@ -11,8 +11,9 @@ import Darwin
 #endif
 
 extension ReportsFolder {
-    /// Reads every regular file in `path` (not recursive; skips hidden files and README*),
-    /// in parallel; the result is sorted and deterministic.
+    /// Reads every regular file in `path` (and every symbolic link to one), in parallel; not
+    /// recursive; skips hidden files and README*. Folders, FIFOs, sockets and devices are
+    /// skipped with a warning naming them. The result is sorted and deterministic.
     public static func read(path: String, limits: ReportLimits = ReportLimits()) -> ReportsReadResult {
         let folderLabel = label(ofFolder: path)
         var result = ReportsReadResult()
@@ -96,26 +97,75 @@ extension ReportsFolder {
         return parts.last.map(String.init) ?? path
     }
 
-    /// Reads one file (nil when it is not a regular file) and parses it.
+    /// What kind of file a mode is, for messages about files that are not read.
+    static func kindName(_ mode: mode_t) -> String {
+        switch mode & S_IFMT {
+        case S_IFDIR: return "a folder"
+        case S_IFIFO: return "a FIFO"
+        case S_IFSOCK: return "a socket"
+        case S_IFCHR: return "a character device"
+        case S_IFBLK: return "a block device"
+        case S_IFLNK: return "a symbolic link"
+        default: return "not a regular file"
+        }
+    }
+
+    /// Reads one file and parses it. Anything but a regular file (or a symbolic link to one)
+    /// is skipped with a warning naming it; a FIFO or device is never opened.
     static func readOne(fullPath: String, name: String, source: String, limits: ReportLimits) -> ReportsReadResult? {
         let device = ReportParser.deviceName(fromFileName: name)
         func failure(_ message: String) -> ReportsReadResult {
             ReportsReadResult(problems: [InputProblem(source: source, device: device, message: message)])
         }
-        // O_NONBLOCK: a FIFO dropped in the folder must not hang the run (regular files ignore it).
-        let fd = open(fullPath, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+        func skipped(_ mode: mode_t, link: Bool) -> ReportsReadResult {
+            let kind = kindName(mode)
+            let message: String
+            if (mode & S_IFMT) == S_IFDIR {
+                message = (link ? "a symbolic link to a folder" : "a folder")
+                    + ": skipped (the reports folder is not read recursively)"
+            } else {
+                message = "not a regular file (" + (link ? "a symbolic link to " : "")
+                    + (kind == "not a regular file" ? "something else" : kind) + "): skipped"
+            }
+            return ReportsReadResult(warnings: [InputProblem(source: source, device: device, message: message)])
+        }
+        func disappeared() -> ReportsReadResult {
+            ReportsReadResult(warnings: [InputProblem(source: source, device: device,
+                message: "file disappeared before it could be read")])
+        }
+        // Look before opening: opening a FIFO or a device could block or have effects.
+        var linkStat = stat()
+        guard lstat(fullPath, &linkStat) == 0 else {
+            let e = errno
+            return e == ENOENT ? disappeared() : failure("cannot stat: \(describe(errno: e) ?? "error \(e)")")
+        }
+        let isLink = (linkStat.st_mode & S_IFMT) == S_IFLNK
+        if isLink {
+            var target = stat()
+            guard stat(fullPath, &target) == 0 else {
+                let e = errno
+                if e == ENOENT || e == ELOOP {
+                    return ReportsReadResult(warnings: [InputProblem(source: source, device: device,
+                        message: "a symbolic link to nothing (\(describe(errno: e) ?? "error \(e)")): skipped")])
+                }
+                return failure("cannot stat: \(describe(errno: e) ?? "error \(e)")")
+            }
+            guard (target.st_mode & S_IFMT) == S_IFREG else { return skipped(target.st_mode, link: true) }
+        } else if (linkStat.st_mode & S_IFMT) != S_IFREG {
+            return skipped(linkStat.st_mode, link: false)
+        }
+        // O_NONBLOCK: should the file be swapped for a FIFO after the check, opening it must not
+        // hang the run (regular files ignore the flag); fstat below catches the swap.
+        let fd = open(fullPath, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
         if fd < 0 {
             let e = errno
-            if e == ENOENT {
-                return ReportsReadResult(warnings: [InputProblem(source: source, device: device,
-                    message: "file disappeared before it could be read")])
-            }
+            if e == ENOENT { return disappeared() }
             return failure("cannot open: \(describe(errno: e) ?? "error \(e)")")
         }
         defer { close(fd) }
         var st = stat()
         guard fstat(fd, &st) == 0 else { return failure("cannot stat: \(describe(errno: errno) ?? "unknown error")") }
-        guard (st.st_mode & S_IFMT) == S_IFREG else { return nil }
+        guard (st.st_mode & S_IFMT) == S_IFREG else { return skipped(st.st_mode, link: isLink) }
         #if canImport(Darwin)
         let mtime = UnixTime(st.st_mtimespec.tv_sec)
         #else

@@ -134,7 +134,9 @@ struct CSVError: Error {
 }
 
 /// RFC 4180 records: comma-separated, fields optionally in double quotes ("" is a quote;
-/// commas and line breaks allowed inside quotes), CRLF or LF line endings.
+/// commas and line breaks allowed inside quotes), CRLF or LF line endings. Unquoted fields
+/// lose their surrounding spaces and tabs; quoted fields are kept exactly as written (a
+/// device named " kiosk " must be quoted).
 struct CSVReader {
     private let buf: UnsafeBufferPointer<UInt8>
     private var position = 0
@@ -187,7 +189,12 @@ struct CSVReader {
                     if c == UInt8(ascii: ",") || c == 0x0A || c == 0x0D { break }
                     position += 1
                 }
-                fields.append(String(decoding: UnsafeBufferPointer(rebasing: buf[start..<position]), as: UTF8.self))
+                // Spaces around an unquoted field are not part of it; a quoted field is verbatim.
+                var from = start
+                var to = position
+                while from < to, buf[from] == 0x20 || buf[from] == 0x09 { from += 1 }
+                while to > from, buf[to - 1] == 0x20 || buf[to - 1] == 0x09 { to -= 1 }
+                fields.append(String(decoding: UnsafeBufferPointer(rebasing: buf[from..<to]), as: UTF8.self))
             }
             // After a field: a comma (another field), a line ending or the end (record done).
             guard position < buf.count else { return (fields, startLine) }
@@ -269,10 +276,18 @@ enum CSVReports {
     }
 
     private static func readRow(_ fields: [String], width: Int, columns: [Column: Int], at: Position, into b: inout ReportBuilder) {
+        /// Names and paths as written (the reader trimmed unquoted fields; quoted ones keep
+        /// their spaces); numbers, dates and flags without surrounding spaces. A field of
+        /// spaces only is empty.
         func field(_ c: Column) -> String? {
             guard let i = columns[c], i < fields.count else { return nil }
-            let v = fields[i].trimmingSpaces
-            return v.isEmpty ? nil : v
+            let v = fields[i]
+            let trimmed = v.trimmingSpaces
+            if trimmed.isEmpty { return nil }
+            switch c {
+            case .device, .username, .home, .fullName, .shell: return v
+            case .uid, .uidSigned, .sid, .hidden, .reportedAt, .platform: return trimmed
+            }
         }
         guard let device = field(.device) else {
             b.fileError(at: at, "row has an empty 'device': cannot tell which device it belongs to")

@@ -30,9 +30,9 @@ public struct ConfigProblem: Sendable, Hashable, CustomStringConvertible {
         out += ": "
         if let key {
             if let dot = key.firstIndex(of: ".") {
-                out += "[\(key[..<dot])] \(key[key.index(after: dot)...]): "
+                out += "[\(key[..<dot])] \(ConfigSchema.excerpt(String(key[key.index(after: dot)...]))): "
             } else {
-                out += "[\(key)]: "
+                out += "[\(ConfigSchema.excerpt(key))]: "
             }
         }
         return out + message
@@ -349,11 +349,11 @@ public struct BridgeConfig: Sendable {
         for uri in all {
             guard let parsed = LDAPURI(uri), parsed.scheme == "ldap" else { continue }
             if parsed.host.isEmpty {
-                return "\(uri) names no host, so the password could go in cleartext to a host that is not "
+                return "\(ConfigSchema.excerpt(uri)) names no host, so the password could go in cleartext to a host that is not "
                     + "loopback; name the host, use ldaps:// or starttls = true, or set allow_cleartext = true"
             }
             if !LDAPURI.isLoopback(parsed.host) {
-                return "refusing to send the bind password in cleartext to \(parsed.host) (\(uri)); "
+                return "refusing to send the bind password in cleartext to \(ConfigSchema.excerpt(parsed.host)) (\(ConfigSchema.excerpt(uri))); "
                     + "use ldaps://, set starttls = true, or set allow_cleartext = true to accept the risk"
             }
         }
@@ -498,6 +498,16 @@ enum ConfigSchema {
 
     static func kind(section: String, key: String) -> ConfigKeyKind? {
         sections.first(where: { $0.name == section })?.keys.first(where: { $0.0 == key })?.1
+    }
+
+    /// A value or name as shown in a message: at most `limit` characters, then how long it
+    /// was, so a huge value (a 1 MB URI) cannot flood the log.
+    static func excerpt(_ s: String, limit: Int = 80) -> String {
+        let count = s.utf8.count
+        guard count > limit else { return s }
+        var prefix = Substring(s.unicodeScalars.prefix(limit))
+        if prefix.utf8.count > limit { prefix = prefix.prefix(limit) }
+        return prefix + "\u{2026} (\(count) bytes)"
     }
 
     /// Keys that would hold a secret in the file itself: refused, value never echoed.
@@ -697,7 +707,7 @@ struct ConfigReader {
             seconds = Int64(i)
         } else if let s = v.string {
             guard let parsed = ConfigSchema.parseDuration(s) else {
-                add("\(section).\(key)", "\"\(s)\" is not a duration; write seconds (604800) or a string like \"7d\", \"12h\", \"30m\", \"3600s\"")
+                add("\(section).\(key)", "\"\(ConfigSchema.excerpt(s))\" is not a duration; write seconds (604800) or a string like \"7d\", \"12h\", \"30m\", \"3600s\"")
                 return fallback
             }
             seconds = parsed
@@ -731,11 +741,11 @@ struct ConfigReader {
             }
             guard known.contains(top) else {
                 if v.type == .table {
-                    var message = "unknown section [\(top)]"
+                    var message = "unknown section [\(ConfigSchema.excerpt(top))]"
                     if let near = ConfigSchema.closest(top, among: known) { message += "; did you mean [\(near)]?" }
                     problems.append(ConfigProblem(source: source, line: line(for: top), key: nil, message: message))
                 } else {
-                    var message = "\(top): keys must be inside a section"
+                    var message = "\(ConfigSchema.excerpt(top)): keys must be inside a section"
                     if let owner = ConfigSchema.sections.first(where: { s in s.keys.contains(where: { $0.0 == top }) }) {
                         message += "; did you mean to put it under [\(owner.name)]?"
                     }
@@ -816,7 +826,7 @@ struct ConfigReader {
             add(key, "must name at least one server, like ldaps://ldap.example.org")
         }
         for uri in uris where LDAPURI(uri) == nil {
-            add(key, "\"\(uri)\" is not an LDAP URI; it must start with ldap://, ldaps:// or ldapi://")
+            add(key, "\"\(ConfigSchema.excerpt(uri))\" is not an LDAP URI; it must start with ldap://, ldaps:// or ldapi://")
         }
         if text.contains(",") {
             add(key, "separate several URIs with spaces, not commas")
@@ -825,14 +835,14 @@ struct ConfigReader {
 
     mutating func oneOf(_ key: String, _ value: String, _ allowed: [String]) -> String? {
         if let match = allowed.first(where: { $0.caseInsensitiveCompare(value) == .orderedSame }) { return match }
-        add(key, "must be one of \(allowed.joined(separator: ", ")) (found \"\(value)\")")
+        add(key, "must be one of \(allowed.joined(separator: ", ")) (found \"\(ConfigSchema.excerpt(value))\")")
         return nil
     }
 
     mutating func attribute(_ section: String, _ key: String, _ fallback: String) -> String {
         guard let s = string(section, key) else { return fallback }
         if !ConfigReader.isAttributeName(s) {
-            add("\(section).\(key)", "\"\(s)\" is not an attribute name")
+            add("\(section).\(key)", "\"\(ConfigSchema.excerpt(s))\" is not an attribute name")
             return fallback
         }
         return s
@@ -859,7 +869,7 @@ struct ConfigReader {
             let line = error.source.begin.line
             let column = error.source.begin.column
             throw ConfigError(ConfigProblem(source: source, line: line > 0 ? line : nil,
-                                            message: "not valid TOML: \(error.description)"
+                                            message: "not valid TOML: \(ConfigSchema.excerpt(error.description, limit: 300))"
                                                 + (column > 0 ? " (column \(column))" : "")))
         } catch {
             throw ConfigError(ConfigProblem(source: source, message: "not valid TOML"))
@@ -877,7 +887,7 @@ struct ConfigReader {
         }
         ldap.bindDN = optionalString("ldap", "bind_dn")
         if let dn = ldap.bindDN, !ConfigReader.looksLikeDN(dn) {
-            add("ldap.bind_dn", "\"\(dn)\" does not look like a DN (like cn=bridge,ou=services,dc=example,dc=org)")
+            add("ldap.bind_dn", "\"\(ConfigSchema.excerpt(dn))\" does not look like a DN (like cn=bridge,ou=services,dc=example,dc=org)")
         }
         ldap.bindPasswordFile = optionalString("ldap", "bind_password_file").map(resolve)
         ldap.bindPasswordEnv = optionalString("ldap", "bind_password_env")
@@ -889,7 +899,7 @@ struct ConfigReader {
             if mech.unicodeScalars.allSatisfy({ $0.isASCII && (CharacterSet.alphanumerics.contains($0) || $0 == "-" || $0 == "_") }) {
                 ldap.saslMech = mech.uppercased()
             } else {
-                add("ldap.sasl_mech", "\"\(mech)\" is not a SASL mechanism name (like EXTERNAL or GSSAPI)")
+                add("ldap.sasl_mech", "\"\(ConfigSchema.excerpt(mech))\" is not a SASL mechanism name (like EXTERNAL or GSSAPI)")
             }
         }
         ldap.saslAuthcID = optionalString("ldap", "sasl_authcid")
@@ -934,7 +944,7 @@ struct ConfigReader {
         // [users]
         var users = BridgeConfig.Users(searchBase: required("users", "search_base", hint: "where the user entries are, like ou=people,dc=example,dc=org"))
         if !users.searchBase.isEmpty && !ConfigReader.looksLikeDN(users.searchBase) {
-            add("users.search_base", "\"\(users.searchBase)\" does not look like a DN")
+            add("users.search_base", "\"\(ConfigSchema.excerpt(users.searchBase))\" does not look like a DN")
         }
         if let f = string("users", "filter") {
             if let p = ConfigReader.filterProblem(f) { add("users.filter", p) } else { users.filter = f }
@@ -944,7 +954,7 @@ struct ConfigReader {
             if local.isEmpty || ConfigReader.isAttributeName(local) {
                 users.localAccountAttribute = local
             } else {
-                add("users.local_account_attribute", "\"\(local)\" is not an attribute name")
+                add("users.local_account_attribute", "\"\(ConfigSchema.excerpt(local))\" is not an attribute name")
             }
         }
         users.uidNumberAttribute = attribute("users", "uid_number_attribute", users.uidNumberAttribute)
@@ -955,7 +965,7 @@ struct ConfigReader {
         let reports = required("devices", "reports", hint: "the folder of device reports")
         var devices = BridgeConfig.Devices(searchBase: devicesBase, reports: reports.isEmpty ? "" : resolve(reports))
         if !devicesBase.isEmpty && !ConfigReader.looksLikeDN(devicesBase) {
-            add("devices.search_base", "\"\(devicesBase)\" does not look like a DN")
+            add("devices.search_base", "\"\(ConfigSchema.excerpt(devicesBase))\" does not look like a DN")
         }
         if let f = string("devices", "filter") {
             if let p = ConfigReader.filterProblem(f) { add("devices.filter", p) } else { devices.filter = f }
@@ -970,7 +980,7 @@ struct ConfigReader {
         // [bindings]
         var bindings = BridgeConfig.Bindings(searchBase: required("bindings", "search_base", hint: "where the bridge keeps binding groups, like ou=bindings,dc=example,dc=org"))
         if !bindings.searchBase.isEmpty && !ConfigReader.looksLikeDN(bindings.searchBase) {
-            add("bindings.search_base", "\"\(bindings.searchBase)\" does not look like a DN")
+            add("bindings.search_base", "\"\(ConfigSchema.excerpt(bindings.searchBase))\" does not look like a DN")
         }
         if let c = string("bindings", "object_class"),
            let match = oneOf("bindings.object_class", c, ["takeoverBindingGroup", "groupOfNames", "groupOfUniqueNames"]) {
@@ -1073,6 +1083,11 @@ struct TOMLPrecheck {
     /// Where each table header ("ldap") and key ("ldap.uri") first appears.
     var lines: [String: Int] = [:]
     var section: [String] = []
+    /// How many arrays and inline tables enclose the current value.
+    var depth = 0
+    /// Deeper nesting is refused: the lexer (and the parser after it) recurse once per level,
+    /// and a config has no use for more than a few.
+    static let maxDepth = 64
 
     struct Failure: Error {
         var line: Int
@@ -1176,6 +1191,7 @@ struct TOMLPrecheck {
             }
             skipSpaces()
             guard current == UInt8(ascii: ".") else { return parts }
+            guard parts.count < Self.maxDepth else { throw fail("a dotted key has more than \(Self.maxDepth) parts") }
             i += 1
         }
     }
@@ -1232,6 +1248,14 @@ struct TOMLPrecheck {
     }
 
     mutating func value(path: [String]) throws(Failure) {
+        let nests = current == UInt8(ascii: "[") || current == UInt8(ascii: "{")
+        if nests {
+            guard depth < Self.maxDepth else {
+                throw fail("arrays and inline tables are nested more than \(Self.maxDepth) deep")
+            }
+            depth += 1
+        }
+        defer { if nests { depth -= 1 } }
         switch current {
         case UInt8(ascii: "\""):
             if peek(1) == current && peek(2) == current { try multilineString(quote: current) } else { try basicString() }

@@ -18,12 +18,12 @@ public enum Explainer {
             let c = stringCompare(Folding.fold(a.username), Folding.fold(b.username))
             return c != 0 ? c < 0 : stringLess(a.dn, b.dn)
         }
-        let deviceFilter = device.map(Folding.fold)
+        let deviceFilter = device.map(Folding.deviceKey)
         if matches.isEmpty {
             lines.append("no user \(q(user)) among the \(input.users.count) users read from the directory (check [users] search_base, filter and name_attribute)")
             // A user gone from the directory can still be bound somewhere (R11).
             for d in plan.decisions where Folding.fold(d.user) == wanted || DNNormalizer.normalize(d.userDN) == wantedDN {
-                if let deviceFilter, Folding.fold(d.device) != deviceFilter { continue }
+                if let deviceFilter, Folding.deviceKey(d.device) != deviceFilter { continue }
                 lines.append("device \(d.device): \(d.action.rawValue)\(d.localAccount.map { " " + q($0) } ?? ""): \(d.reason) (R11: bindings of users no longer in the directory are removed)")
                 lines += changeLines(plan, subject: d.userDN, device: d.device, indent: "  ")
             }
@@ -82,12 +82,12 @@ public enum Explainer {
             case .name(let name): hit = Folding.fold(name) == Folding.fold(u.username)
             }
             guard hit else { continue }
-            let f = Folding.fold(c.device)
+            let f = Folding.deviceKey(c.device)
             devices[f] = devices[f] ?? c.device
             connections[f, default: []].append(c.sourceDN ?? "device entry \(c.device)")
         }
         let decisions = plan.decisions.filter { DNNormalizer.normalize($0.userDN) == normDN }
-        for d in decisions { devices[Folding.fold(d.device)] = d.device }
+        for d in decisions { devices[Folding.deviceKey(d.device)] = d.device }
         if devices.isEmpty {
             lines.append("  connected to no device and bound to none: nothing to decide")
             return lines
@@ -109,15 +109,15 @@ public enum Explainer {
             }
             lines += reportLines(u, deviceFolded: f, input: input)
             lines += bindingLines(u, normDN: normDN, device: name, input: input)
-            for d in decisions where Folding.fold(d.device) == f {
+            for d in decisions where Folding.deviceKey(d.device) == f {
                 lines.append("    decision: \(d.action.rawValue)\(d.localAccount.map { " " + q($0) } ?? ""): \(d.reason) (\(rule(for: d)))")
                 for n in d.notices { lines.append("    notice: \(n)") }
             }
-            for c in mine where c.devices.contains(where: { Folding.fold($0) == f }) {
+            for c in mine where c.devices.contains(where: { Folding.deviceKey($0) == f }) {
                 lines.append("    conflict \(c.kind): \(c.message)")
                 lines.append("    fix: \(c.fix)")
             }
-            for w in plan.warnings where w.users.contains(u.username) && w.devices.contains(where: { Folding.fold($0) == f }) {
+            for w in plan.warnings where w.users.contains(u.username) && w.devices.contains(where: { Folding.deviceKey($0) == f }) {
                 lines.append("    warning \(w.kind): \(w.message)")
                 if !w.fix.isEmpty { lines.append("    fix: \(w.fix)") }
             }
@@ -149,10 +149,10 @@ public enum Explainer {
 
     private static func reportLines(_ u: DirectoryUser, deviceFolded f: String, input: PlanInput) -> [String] {
         var lines: [String] = []
-        for p in input.problems where p.device.map(Folding.fold) == f {
+        for p in input.problems where p.device.map(Folding.deviceKey) == f {
             lines.append("    bad report \(p.source)\(p.line.map { ":\($0)" } ?? ""): \(p.message) (R8: deferred)")
         }
-        let reports = input.reports.filter { Folding.fold($0.device) == f }
+        let reports = input.reports.filter { Folding.deviceKey($0.device) == f }
             .sorted { $0.reportedAt != $1.reportedAt ? $0.reportedAt > $1.reportedAt : stringLess($0.source, $1.source) }
         guard let r = reports.first else {
             lines.append("    report: none (R8: deferred)")
@@ -210,8 +210,8 @@ public enum Explainer {
 
     private static func bindingLines(_ u: DirectoryUser, normDN: String, device: String, input: PlanInput) -> [String] {
         var lines: [String] = []
-        let f = Folding.fold(device)
-        let groups = input.bindingGroups.filter { Folding.fold($0.device) == f }
+        let f = Folding.deviceKey(device)
+        let groups = input.bindingGroups.filter { Folding.deviceKey($0.device) == f }
         if groups.isEmpty {
             lines.append("    binding group: none yet (\(input.layout.groupDN(device: device)) is created by the first binding)")
             return lines
@@ -239,13 +239,13 @@ public enum Explainer {
         for c in plan.changes {
             if c.op == .addEntry {
                 let cn = c.attributes.first { Folding.fold($0.name) == "cn" }?.values.first ?? DNNormalizer.firstRDNValue(c.dn)
-                guard Folding.fold(cn) == Folding.fold(device) else { continue }
+                guard Folding.deviceKey(cn) == Folding.deviceKey(device) else { continue }
                 let members = c.attributes.filter { Folding.fold($0.name) == Folding.fold(plan.layout?.memberAttribute ?? "member") }
                     .flatMap(\.values)
                 guard members.contains(where: { DNNormalizer.normalize($0) == norm }) else { continue }
                 lines.append("\(indent)change: add-entry \(c.dn) (the binding group, with this user as a member)")
             } else if let s = c.subject, DNNormalizer.normalize(s) == norm,
-                      Folding.fold(DNNormalizer.firstRDNValue(c.dn)) == Folding.fold(device) {
+                      Folding.deviceKey(DNNormalizer.firstRDNValue(c.dn)) == Folding.deviceKey(device) {
                 lines.append("\(indent)change: \(c.op.rawValue) \(c.dn): \(c.values.joined(separator: ", "))")
             }
         }

@@ -66,6 +66,48 @@ public enum Folding {
         return String(out)
     }
 
+    /// A device's identity, as the directory sees it: `fold`, then LDAP's insignificant
+    /// space handling for caseIgnoreMatch (RFC 4518 section 2.6.1): leading and trailing
+    /// spaces dropped, each inner run of spaces one space. The space-like characters whose
+    /// compatibility decomposition is a space (U+00A0, U+2000-U+200A, U+202F, U+205F,
+    /// U+3000) count as spaces, as in OpenLDAP; a tab does not. So "trail", "trail " and
+    /// " Trail" are one device, like `cn=trail` and `cn=trail\20` are one entry.
+    public static func deviceKey(_ s: String) -> String {
+        let f = fold(s)
+        // Fast path: ASCII, no space at either end, no two spaces in a row.
+        var previousSpace = true
+        var plain = true
+        for b in f.utf8 {
+            if b >= 0x80 { plain = false; break }
+            if b == 0x20 {
+                if previousSpace { plain = false; break }
+                previousSpace = true
+            } else {
+                previousSpace = false
+            }
+        }
+        if plain && (!previousSpace || f.isEmpty) { return f }
+        var out = String.UnicodeScalarView()
+        var pendingSpace = false
+        for scalar in f.unicodeScalars {
+            if isSpace(scalar) {
+                pendingSpace = !out.isEmpty
+                continue
+            }
+            if pendingSpace { out.append(" "); pendingSpace = false }
+            out.append(scalar)
+        }
+        return String(out)
+    }
+
+    /// U+0020 and the characters whose NFKD is U+0020.
+    static func isSpace(_ scalar: Unicode.Scalar) -> Bool {
+        switch scalar.value {
+        case 0x20, 0xA0, 0x2000...0x200A, 0x202F, 0x205F, 0x3000: return true
+        default: return false
+        }
+    }
+
     /// `fold(String(raw)) == folded` without allocating when both are ASCII.
     public static func equals(_ raw: Substring, folded: String) -> Bool {
         for f in folded.utf8 where f >= 0x80 { return fold(String(raw)) == folded }

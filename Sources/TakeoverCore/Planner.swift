@@ -366,7 +366,7 @@ final class Planning {
     // MARK: - Devices and connections
 
     private func device(_ name: String) -> Int {
-        let f = Folding.fold(name)
+        let f = Folding.deviceKey(name)
         if let d = deviceIndex[f] { return d }
         deviceIndex[f] = devices.count
         devices.append(DeviceInfo(folded: f))

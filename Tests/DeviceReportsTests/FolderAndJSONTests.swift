@@ -47,9 +47,20 @@ struct TempFolder {
         close(fd)
         try FileManager.default.createDirectory(atPath: dir.path + "/archive", withIntermediateDirectories: false)
         try dir.write("archive/old.json", "garbage")
+        // A symbolic link to a regular file is read; one to a device is not opened.
+        #expect(symlink(dir.path + "/web01.passwd", dir.path + "/web02.passwd") == 0)
+        #expect(symlink("/dev/zero", dir.path + "/zero.json") == 0)
 
         let r = ReportsFolder.read(path: dir.path)
-        #expect(r.devices == ["Bob's PC", "kiosk-07", "lab-01", "lab-02", "mbp", "mbp-alice", "ps", "web01"])
+        #expect(r.devices == ["Bob's PC", "kiosk-07", "lab-01", "lab-02", "mbp", "mbp-alice", "ps", "web01", "web02"])
+        #expect(r.warnings.contains { $0.source == "reports/agent.pipe" && $0.message == "not a regular file (a FIFO): skipped" },
+                "\(r.warnings.map(\.reportLine))")
+        #expect(r.warnings.contains {
+            $0.source == "reports/zero.json" && $0.message == "not a regular file (a symbolic link to a character device): skipped"
+        }, "\(r.warnings.map(\.reportLine))")
+        #expect(r.warnings.contains {
+            $0.source == "reports/archive" && $0.message == "a folder: skipped (the reports folder is not read recursively)"
+        }, "\(r.warnings.map(\.reportLine))")
         #expect(r.report("web01")?.reportedAt == 1_700_000_123, "mtime is the fallback report time")
         #expect(r.report("web01")?.source == "reports/web01.passwd")
         #expect(r.report("lab-01")?.source == "reports/osqueryd.results.log")

@@ -334,6 +334,19 @@ import TakeoverCore
         #expect(r.problems.first?.reportLine == "inv.csv:3: account \"root\": column 'uid' must be an integer, found \"zero\"")
     }
 
+    @Test func quotedFieldsAreVerbatimUnquotedOnesTrimmed() {
+        let text = "device , username,uid\n\"trail \",root,0\n  plain  , root , 0 \n\" lead\",\" x \",\" 7 \"\n"
+        let r = parseText(text, fileName: "inv.csv")
+        #expect(r.devices == [" lead", "plain", "trail "], "\(r.devices)")
+        #expect(r.report("trail ")?.account("root")?.uid == 0)
+        #expect(r.report("plain")?.account("root")?.uid == 0)
+        #expect(r.report(" lead")?.account(" x ")?.uid == 7, "a quoted name keeps its spaces; a number does not need them")
+        #expect(r.problems.isEmpty, "\(r.problems.map(\.reportLine))")
+        let blank = parseText("device,username\n\"   \",root\n", fileName: "inv.csv")
+        #expect(blank.problems.first?.reportLine == "inv.csv:2: row has an empty 'device': cannot tell which device it belongs to",
+                "a quoted device of spaces only is empty")
+    }
+
     @Test func headerMustNameDeviceAndUsername() {
         let r = parseText("host,user\nd1,root\n", fileName: "inv.csv")
         #expect(r.reports.isEmpty)

@@ -30,6 +30,23 @@ import Testing
         #expect(keys.contains(Folding.fold("jose\u{301}")))
     }
 
+    /// Device identity follows LDAP caseIgnoreMatch (checked against OpenLDAP 2.5: `cn=tr\\20`
+    /// matches (cn=tr); "a  b" matches (cn=a b); U+00A0 matches a space; a tab does not).
+    @Test(arguments: [
+        ("trail", "trail"), ("trail ", "trail"), ("  Trail", "trail"), (" a  B ", "a b"),
+        ("a\u{A0}b", "a b"), ("x\u{3000}\u{2003}y", "x y"), ("   ", ""), ("", ""),
+        ("Kiosk-07", "kiosk-07"), ("MÜNCHEN 1", "münchen 1"),
+    ])
+    func deviceKeyHandlesInsignificantSpaces(_ pair: (String, String)) {
+        #expect(Folding.deviceKey(pair.0) == pair.1)
+    }
+
+    @Test func deviceKeyKeepsTabsAndPlainNames() {
+        #expect(Folding.deviceKey("t\tab") == "t\tab")
+        #expect(Folding.deviceKey("t\tab") != Folding.deviceKey("t ab"))
+        #expect(Folding.deviceKey("a b") == "a b")
+    }
+
     @Test func asciiFastPathKeepsLowercaseStringsAsIs() {
         let s = "a-long-lowercase-account-name-beyond-fifteen-bytes"
         #expect(Folding.fold(s) == s)
