@@ -86,7 +86,10 @@ struct FailureTests {
         try await withPrivateServer { server in
             let connection = try await server.connect(as: .bind, timeout: 1)
             let pid = try #require(server.pid)
-            kill(pid, SIGSTOP)
+            #expect(kill(pid, SIGSTOP) == 0)
+            // SIGSTOP is delivered asynchronously: wait until every thread of slapd is
+            // stopped, so that a loaded machine cannot answer the search in between.
+            #expect(waitUntilStopped(pid), "slapd \(pid) did not stop")
             let started = ContinuousClock.now
             let error = await expectLDAPError {
                 _ = try await connection.search(base: server.base, scope: .sub, filter: "(objectClass=*)", attributes: []) { _ in }
@@ -115,4 +118,19 @@ struct FailureTests {
             await again.close()
         }
     }
+}
+
+/// True once /proc says every thread of `pid` is stopped (state T), within 5 s.
+private func waitUntilStopped(_ pid: Int32) -> Bool {
+    for _ in 0..<500 {
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+        let states = tasks.compactMap { task -> Character? in
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { return nil }
+            return stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).first
+        }
+        if !states.isEmpty && states.allSatisfy({ $0 == "T" || $0 == "t" }) { return true }
+        usleep(10_000)
+    }
+    return false
 }
