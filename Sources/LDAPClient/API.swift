@@ -17,8 +17,12 @@ public struct LDAPError: Error, Sendable, CustomStringConvertible {
     public var referrals: [String]
     /// The DN the operation was about.
     public var dn: String?
-    /// For `modifyPipelined`: the index of the first request whose outcome is unknown.
+    /// For `writePipelined`/`modifyPipelined`: the index of the first request whose outcome is unknown.
     public var firstUnknownIndex: Int?
+    /// For `writePipelined`/`modifyPipelined` when the connection is lost: one element per
+    /// request, the result the server sent, or nil where the outcome is unknown (never
+    /// sent, or sent and not answered). Lets the caller redo only the unknown requests.
+    public var partialResults: [Result<Void, LDAPError>?]?
     /// The change was already in place: 20 attributeOrValueExists on a value add,
     /// 16 noSuchAttribute on a value delete, 68 entryAlreadyExists on an entry add,
     /// 32 noSuchObject on an entry delete.
@@ -209,6 +213,21 @@ public struct ModifyRequest: Sendable {
     public init(dn: String, modifications: [Modification]) {
         self.dn = dn
         self.modifications = modifications
+    }
+}
+
+/// One request of `LDAPConnection.writePipelined`.
+public enum WriteRequest: Sendable {
+    /// A value-level modify, judged as `LDAPConnection.modify` judges it.
+    case modify(ModifyRequest)
+    /// An entry add; an existing entry fails with 68 and `isAlreadyDone`, as `LDAPConnection.add`.
+    case add(dn: String, attributes: [(String, [String])])
+
+    public var dn: String {
+        switch self {
+        case .modify(let request): request.dn
+        case .add(let dn, _): dn
+        }
     }
 }
 

@@ -378,13 +378,9 @@ public actor LDAPConnection {
 
     /// Adds an entry (`ldap_add_ext`). An existing entry: error 68 with `isAlreadyDone`.
     public func add(dn: String, attributes: [(String, [String])]) throws(LDAPError) {
-        let arena = CArena()
-        var mods: [UnsafeMutablePointer<LDAPMod>?] = []
-        for (name, values) in attributes {
-            guard let mod = arena.mod(op: LDAP_MOD_ADD, type: name, values: values) else { throw nulError("add", dn: dn) }
-            mods.append(mod)
-        }
-        try add(dn: dn, mods: mods, arena: arena)
+        let handle = try live("add", dn: dn)
+        let msgid = try sendAdd(handle, dn: dn, attributes: attributes)
+        try finishAdd(handle, msgid: msgid, dn: dn)
     }
 
     /// Adds an entry whose values are bytes (binary attributes such as `jpegPhoto`).
@@ -402,15 +398,37 @@ public actor LDAPConnection {
 
     private func add(dn: String, mods: [UnsafeMutablePointer<LDAPMod>?], arena: CArena) throws(LDAPError) {
         let handle = try live("add", dn: dn)
-        guard let cDN = arena.cString(dn) else { throw nulError("add", dn: dn) }
-        var msgid: Int32 = 0
-        let rc = ldap_add_ext(handle, cDN, arena.nullTerminated(mods), nil, nil, &msgid)
-        if rc != LDAP_SUCCESS { throw handleError(rc, "add", dn: dn) }
+        let msgid = try sendAdd(handle, dn: dn, mods: mods, arena: arena)
+        try finishAdd(handle, msgid: msgid, dn: dn)
+    }
+
+    private func finishAdd(_ handle: OpaquePointer, msgid: Int32, dn: String) throws(LDAPError) {
         let message = try waitForResult(handle, msgid: msgid, operation: "add", dn: dn)
         if var error = parseResult(handle, message, operation: "add", dn: dn, free: true) {
             error.isAlreadyDone = error.code == LDAP_ALREADY_EXISTS
             throw error
         }
+    }
+
+    /// `ldap_add_ext` of text values; the message id. The arena is freed on return (the
+    /// request is already encoded).
+    private func sendAdd(_ handle: OpaquePointer, dn: String, attributes: [(String, [String])]) throws(LDAPError) -> Int32 {
+        let arena = CArena()
+        var mods: [UnsafeMutablePointer<LDAPMod>?] = []
+        mods.reserveCapacity(attributes.count)
+        for (name, values) in attributes {
+            guard let mod = arena.mod(op: LDAP_MOD_ADD, type: name, values: values) else { throw nulError("add", dn: dn) }
+            mods.append(mod)
+        }
+        return try sendAdd(handle, dn: dn, mods: mods, arena: arena)
+    }
+
+    private func sendAdd(_ handle: OpaquePointer, dn: String, mods: [UnsafeMutablePointer<LDAPMod>?], arena: CArena) throws(LDAPError) -> Int32 {
+        guard let cDN = arena.cString(dn) else { throw nulError("add", dn: dn) }
+        var msgid: Int32 = 0
+        let rc = ldap_add_ext(handle, cDN, arena.nullTerminated(mods), nil, nil, &msgid)
+        if rc != LDAP_SUCCESS { throw handleError(rc, "add", dn: dn) }
+        return msgid
     }
 
     /// Deletes an entry (`ldap_delete_ext`). A missing entry: error 32 with `isAlreadyDone`.
@@ -442,15 +460,26 @@ public actor LDAPConnection {
         }
     }
 
-    /// Asynchronous pipelined modifies with at most `window` requests outstanding
-    /// (clamped to 1...256: slapd drops clients with about 1000 outstanding). Returns one
-    /// result per request, in request order; per-request failures are values, with
-    /// `isAlreadyDone` as for `modify`. Throws only when the connection is lost or times
-    /// out: the error's `firstUnknownIndex` is the first request whose outcome is
-    /// unknown (requests after it may or may not have been applied; all before it are
-    /// known to have completed).
+    /// Asynchronous pipelined modifies: `writePipelined` with modify requests only.
     public func modifyPipelined(_ requests: [ModifyRequest], window: Int = 64) throws(LDAPError) -> [Result<Void, LDAPError>] {
-        let handle = try live("modify")
+        try writePipelined(requests.map(WriteRequest.modify), window: window)
+    }
+
+    /// Asynchronous pipelined adds and modifies with at most `window` requests outstanding
+    /// (clamped to 1...256: slapd drops clients with about 1000 outstanding). Requests in
+    /// flight together may be applied in any order: the caller keeps dependent requests
+    /// (an add and a modify of the same entry) in separate calls. Returns one result per
+    /// request, in request order; per-request failures are values, with `isAlreadyDone`
+    /// as for `add` and `modify`. Throws only when the connection is lost or times out:
+    /// the error's `firstUnknownIndex` is the first request whose outcome is unknown
+    /// (requests after it may or may not have been applied; all before it are known to
+    /// have completed), and `partialResults` holds every result received (nil: unknown).
+    public func writePipelined(_ requests: [WriteRequest], window: Int = 64) throws(LDAPError) -> [Result<Void, LDAPError>] {
+        let adds = requests.reduce(0) { count, request in
+            if case .add = request { count + 1 } else { count }
+        }
+        let operation = adds == 0 ? "modify" : adds == requests.count ? "add" : "write"
+        let handle = try live(operation)
         let window = min(max(window, 1), 256)
         var results = [Result<Void, LDAPError>?](repeating: nil, count: requests.count)
         var pending: [Int32: Int] = [:]
@@ -463,14 +492,20 @@ public actor LDAPConnection {
             while firstUnknown < results.count, results[firstUnknown] != nil { firstUnknown += 1 }
             var error = error
             error.firstUnknownIndex = firstUnknown
+            error.partialResults = results
             return error
         }
 
         while next < requests.count || !pending.isEmpty {
             while pending.count < window && next < requests.count {
-                let request = requests[next]
                 do {
-                    let msgid = try sendModify(handle, dn: request.dn, request.modifications)
+                    let msgid: Int32
+                    switch requests[next] {
+                    case .modify(let request):
+                        msgid = try sendModify(handle, dn: request.dn, request.modifications)
+                    case .add(let dn, let attributes):
+                        msgid = try sendAdd(handle, dn: dn, attributes: attributes)
+                    }
                     pending[msgid] = next
                 } catch {
                     if error.isConnectionLost { throw lost(error) }
@@ -481,7 +516,7 @@ public actor LDAPConnection {
             if pending.isEmpty { continue }
             let message: OpaquePointer
             do {
-                message = try nextMessage(handle, msgid: LDAP_RES_ANY, all: LDAP_MSG_ALL, operation: "modify", dn: nil)
+                message = try nextMessage(handle, msgid: LDAP_RES_ANY, all: LDAP_MSG_ALL, operation: operation, dn: nil)
             } catch {
                 throw lost(error)
             }
@@ -490,14 +525,24 @@ public actor LDAPConnection {
                 continue
             }
             let request = requests[index]
-            if var error = parseResult(handle, message, operation: "modify", dn: request.dn, free: true) {
-                error.isAlreadyDone = Self.isAlreadyDone(error.code, request.modifications)
+            if var error = parseResult(handle, message, operation: Self.operation(request), dn: request.dn, free: true) {
+                switch request {
+                case .modify(let modify): error.isAlreadyDone = Self.isAlreadyDone(error.code, modify.modifications)
+                case .add: error.isAlreadyDone = error.code == LDAP_ALREADY_EXISTS
+                }
                 results[index] = .failure(error)
             } else {
                 results[index] = .success(())
             }
         }
         return results.map { $0 ?? .success(()) }
+    }
+
+    private static func operation(_ request: WriteRequest) -> String {
+        switch request {
+        case .modify: "modify"
+        case .add: "add"
+        }
     }
 
     private static func isAlreadyDone(_ code: Int32, _ modifications: [Modification]) -> Bool {

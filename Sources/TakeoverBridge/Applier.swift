@@ -3,10 +3,11 @@
 // - The LDAP operations are exactly `ChangeLDIF.operations(plan.changes)`, the grouping
 //   `plan --format ldif` prints: an add-entry alone, or consecutive changes with the same
 //   dn and subject as one atomic modify of single values.
-// - Modifies are pipelined (window 64). Operations on the same entry are only in flight
-//   together when they commute (different, non-nil subjects, no add-entry); anything else
-//   waits for the next wave, so per-entry order is kept while slapd runs requests in
-//   parallel.
+// - Add-entries and modifies are pipelined together (window 64). Operations on the same
+//   entry are only in flight together when they commute (different, non-nil subjects, no
+//   add-entry); anything else waits for the next wave, so per-entry order is kept while
+//   slapd runs requests in parallel. After a lost connection the answers received stand
+//   and only the operations whose outcome is unknown are redone.
 // - "value exists" / "no such value" on a single value counts as done; a combined modify
 //   failing that way is retried split, each value judged alone; an add-entry that finds
 //   the entry present becomes value adds on it.
@@ -51,7 +52,7 @@ public struct ApplyResult: Sendable {
 public struct ApplyOptions: Sendable {
     /// Requests in flight on one connection (slapd drops a client near 1000).
     public var window: Int = 64
-    /// Requests handed to one `modifyPipelined` call; bounds how much is redone after a loss.
+    /// Requests handed to one `writePipelined` call; bounds how much is redone after a loss.
     public var chunk: Int = 1024
     /// Sleeps before each reconnect attempt after a loss, in seconds.
     public var backoff: [Double] = [0.5, 1, 2]
@@ -170,35 +171,25 @@ public final class Applier {
     // MARK: Running a wave
 
     private func run(_ wave: [WriteOperation]) async throws(GiveUp) {
-        let adds = wave.filter(\.isAdd)
-        let modifies = wave.filter { !$0.isAdd }
-        var index = 0
-        do {
-            while index < adds.count {
-                try await add(adds[index])
-                index += 1
-            }
-        } catch {
-            for operation in adds[index...] { result.notWritten += operation.changes }
-            for operation in modifies { result.notWritten += operation.changes }
-            throw error
-        }
         var start = 0
-        while start < modifies.count {
-            let end = min(start + max(options.chunk, 1), modifies.count)
+        while start < wave.count {
+            let end = min(start + max(options.chunk, 1), wave.count)
             do {
-                try await modifyPipelined(Array(modifies[start..<end]))
+                try await writePipelined(Array(wave[start..<end]))
             } catch {
-                for operation in modifies[end...] { result.notWritten += operation.changes }
+                for operation in wave[end...] { result.notWritten += operation.changes }
                 throw error
             }
             start = end
         }
     }
 
-    /// Pipelined modifies with reconnects and referral following. On giving up, the
-    /// operations whose outcome is not known are added to `notWritten` before throwing.
-    private func modifyPipelined(_ operations: [WriteOperation]) async throws(GiveUp) {
+    /// Pipelined add-entries and modifies (one wave: no two touch the same entry in a way
+    /// that could interfere) with reconnects and referral following. After a lost
+    /// connection the outcomes received are kept and only the unknown ones are redone. On
+    /// giving up, the operations whose outcome is not known are added to `notWritten`
+    /// before throwing.
+    private func writePipelined(_ operations: [WriteOperation]) async throws(GiveUp) {
         var pending = Array(operations.indices)
         var uncertain = Set<Int>()
         var hops = 0
@@ -210,10 +201,11 @@ public final class Applier {
                 for i in pending { result.notWritten += operations[i].changes }
                 throw error
             }
-            let requests = pending.map { ModifyRequest(dn: operations[$0].dn, modifications: operations[$0].modifications) }
-            let results: [Result<Void, LDAPError>]
+            let requests = pending.map { Applier.request(operations[$0]) }
+            var outcomes: [Result<Void, LDAPError>?]
+            var loss: LDAPError?
             do {
-                results = try await connection.modifyPipelined(requests, window: options.window)
+                outcomes = try await connection.writePipelined(requests, window: options.window)
             } catch {
                 guard error.isConnectionLost else {
                     // Not a loss (a local failure building requests): each fails alone.
@@ -222,24 +214,26 @@ public final class Applier {
                     }
                     return
                 }
-                // Every request sent may or may not have been applied.
-                for i in pending { uncertain.insert(i) }
-                do {
-                    try await connectionLost(error)
-                } catch {
-                    for i in pending { result.notWritten += operations[i].changes }
-                    throw error
-                }
-                continue
+                // What the server answered stands; every other request sent may or may
+                // not have been applied.
+                outcomes = error.partialResults ?? []
+                if outcomes.count != requests.count { outcomes = Array(repeating: nil, count: requests.count) }
+                loss = error
             }
+            var unknown: [Int] = []
             var referred: [Int] = []
             var referralURIs: [String] = []
             // Operations retried one by one: split into single values, or with the
             // placeholder member added so a MUST-member group does not become empty.
-            var retries: [(index: Int, withPlaceholder: Bool)] = []
-            for (position, outcome) in results.enumerated() {
+            var retries: [(index: Int, kind: Retry)] = []
+            for (position, outcome) in outcomes.enumerated() {
                 let i = pending[position]
                 let operation = operations[i]
+                guard let outcome else {
+                    uncertain.insert(i)
+                    unknown.append(i)
+                    continue
+                }
                 switch outcome {
                 case .success:
                     result.applied += operation.changes
@@ -247,83 +241,86 @@ public final class Applier {
                     if error.code == 10 {
                         referred.append(i)
                         if referralURIs.isEmpty { referralURIs = error.referrals }
+                    } else if operation.isAdd {
+                        if error.isAlreadyDone || error.code == 68 {
+                            if uncertain.contains(i) {
+                                // Created by this run just before the connection dropped.
+                                result.applied += operation.changes
+                                logger.warning("entry created before the connection was lost", metadata: ["dn": "\(operation.dn)"])
+                            } else {
+                                retries.append((i, .addValues))
+                            }
+                        } else {
+                            result.failed += operation.changes.map { ($0, error.description) }
+                        }
                     } else if error.isAlreadyDone {
                         record(alreadyDone: operation.changes, uncertain: uncertain.contains(i))
                     } else if Applier.isValueConflict(error) && Applier.singleValues(operation.changes).count > 1 {
-                        retries.append((i, false))
+                        retries.append((i, .split))
                     } else if error.code == 65, layout.placeholderMember != nil,
                               operation.changes.contains(where: { $0.op == .deleteMember }) {
-                        retries.append((i, true))
+                        retries.append((i, .placeholder))
                     } else {
                         result.failed += operation.changes.map { ($0, error.description) }
                     }
                 }
             }
-            for (position, retry) in retries.enumerated() {
+            if let loss {
                 do {
-                    if retry.withPlaceholder {
-                        try await withPlaceholder(operations[retry.index])
-                    } else {
-                        try await split(operations[retry.index], uncertain: uncertain.contains(retry.index))
-                    }
+                    try await connectionLost(loss)
                 } catch {
-                    for later in retries[(position + 1)...] { result.notWritten += operations[later.index].changes }
-                    for j in referred { result.notWritten += operations[j].changes }
+                    for i in unknown + referred { result.notWritten += operations[i].changes }
+                    for retry in retries { result.notWritten += operations[retry.index].changes }
                     throw error
                 }
             }
-            pending = referred
+            for (position, retry) in retries.enumerated() {
+                do {
+                    switch retry.kind {
+                    case .addValues:
+                        logger.notice("binding group exists already; adding its values instead",
+                                      metadata: ["dn": "\(operations[retry.index].dn)"])
+                        if let change = operations[retry.index].changes.first { try await addValues(of: change) }
+                    case .split:
+                        try await split(operations[retry.index], uncertain: uncertain.contains(retry.index))
+                    case .placeholder:
+                        try await withPlaceholder(operations[retry.index])
+                    }
+                } catch {
+                    for later in retries[(position + 1)...] { result.notWritten += operations[later.index].changes }
+                    for j in unknown + referred { result.notWritten += operations[j].changes }
+                    throw error
+                }
+            }
+            pending = (unknown + referred).sorted()
             if !referred.isEmpty {
                 hops += 1
                 do {
                     try await follow(referralURIs, hops: hops, dn: operations[referred[0]].dn)
                 } catch {
-                    for i in referred { result.notWritten += operations[i].changes }
+                    for i in pending { result.notWritten += operations[i].changes }
                     throw error
                 }
             }
         }
     }
 
-    /// An add-entry; an entry already there gets its values added one by one instead.
-    private func add(_ operation: WriteOperation) async throws(GiveUp) {
-        guard let change = operation.changes.first else { return }
-        let attributes = change.attributes.map { ($0.name, $0.values) }
-        var hops = 0
-        var uncertain = false
-        while true {
-            let connection = try await liveConnection()
-            do {
-                try await connection.add(dn: change.dn, attributes: attributes)
-                result.applied.append(change)
-                return
-            } catch {
-                if error.isConnectionLost {
-                    uncertain = true
-                    try await connectionLost(error)
-                    continue
-                }
-                if error.code == 10 {
-                    hops += 1
-                    try await follow(error.referrals, hops: hops, dn: change.dn)
-                    continue
-                }
-                if error.isAlreadyDone || error.code == 68 {
-                    if uncertain {
-                        // Created by this run just before the connection dropped.
-                        result.applied.append(change)
-                        logger.warning("entry created before the connection was lost", metadata: ["dn": "\(change.dn)"])
-                        return
-                    }
-                    logger.notice("binding group exists already; adding its values instead",
-                                  metadata: ["dn": "\(change.dn)"])
-                    try await addValues(of: change)
-                    return
-                }
-                result.failed.append((change, error.description))
-                return
-            }
+    /// How an operation whose pipelined attempt failed is retried alone.
+    private enum Retry {
+        /// An add-entry that found the entry: its values added one by one.
+        case addValues
+        /// A combined modify that met "value exists" / "no such value": each value alone.
+        case split
+        /// A member delete refused (65): with the placeholder member added first.
+        case placeholder
+    }
+
+    /// The LDAP request of one operation.
+    static func request(_ operation: WriteOperation) -> WriteRequest {
+        if operation.isAdd, let change = operation.changes.first {
+            return .add(dn: change.dn, attributes: change.attributes.map { ($0.name, $0.values) })
         }
+        return .modify(ModifyRequest(dn: operation.dn, modifications: operation.modifications))
     }
 
     /// The values of an add-entry that exists: members and records added one at a time.

@@ -58,6 +58,11 @@ struct FailureTests {
             // window's worth may not have reached the client.
             #expect(index >= 100 * groups.count - 64 - 20 && index < requests.count)
             #expect(error?.description.contains("outcome unknown from request #\(index)") == true)
+            // Every answer received is handed back; the first unknown one is nil.
+            let partial = try #require(error?.partialResults)
+            #expect(partial.count == requests.count)
+            #expect(partial[..<index].allSatisfy { $0 != nil })
+            #expect(partial[index] == nil)
             await root.close()
 
             // After a restart, everything before the index is there; the rest can be

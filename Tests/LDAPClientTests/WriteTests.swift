@@ -157,4 +157,77 @@ struct WriteTests {
         await bridge.close()
         try await removeSubtree(server, ou)
     }
+
+    @Test func pipelinedAddsAndModifiesMixReturnOneResultPerRequestInOrder() async throws {
+        let server = try sharedServer()
+        let ou = try await makeSubtree(server, under: server.bindingsBase, prefix: "pipeadd")
+        let bridge = try await server.connect(as: .bind)
+        func group(_ name: String, members: [String]) -> (String, [(String, [String])]) {
+            ("cn=\(name),\(ou)", [("objectClass", ["groupOfNames"]), ("cn", [name]), ("member", members)])
+        }
+        let (existing, existingAttributes) = group("existing", members: [server.bindDN])
+        try await bridge.add(dn: existing, attributes: existingAttributes)
+        // 1,500 new groups, interleaved with member adds to the existing group, one add of
+        // the existing group (68, done), one schema violation (65) and one value already there (20).
+        var requests: [WriteRequest] = []
+        var newGroups: [String] = []
+        for index in 0..<1_500 {
+            let (dn, attributes) = group("n\(index)", members: ["uid=u\(index),\(server.peopleBase)"])
+            newGroups.append(dn)
+            requests.append(.add(dn: dn, attributes: attributes))
+            if index % 3 == 0 {
+                requests.append(.modify(ModifyRequest(dn: existing, modifications: [Modification(.add, "member", ["uid=m\(index),\(server.peopleBase)"])])))
+            }
+        }
+        let duplicateAdd = requests.count
+        requests.append(.add(dn: existing, attributes: existingAttributes))
+        let invalidAdd = requests.count
+        requests.append(.add(dn: "cn=no-member,\(ou)", attributes: [("objectClass", ["groupOfNames"]), ("cn", ["no-member"])]))
+        let presentValue = requests.count
+        requests.append(.modify(ModifyRequest(dn: existing, modifications: [Modification(.add, "member", [server.bindDN])])))
+
+        let results = try await bridge.writePipelined(requests, window: 64)
+        #expect(results.count == requests.count)
+        for (index, result) in results.enumerated() {
+            switch (index, result) {
+            case (duplicateAdd, .failure(let error)):
+                #expect(error.code == 68)
+                #expect(error.isAlreadyDone)
+                #expect(error.operation == "add")
+                #expect(error.dn == existing)
+            case (invalidAdd, .failure(let error)):
+                #expect(error.code == 65)
+                #expect(!error.isAlreadyDone)
+                #expect(error.operation == "add")
+            case (presentValue, .failure(let error)):
+                #expect(error.code == 20)
+                #expect(error.isAlreadyDone)
+                #expect(error.operation == "modify")
+            case (_, .success):
+                #expect(index < duplicateAdd, "request \(index) succeeded")
+            case (_, .failure(let error)):
+                Issue.record("request \(index) (\(requests[index].dn)) failed: \(error)")
+            }
+        }
+        var found = 0
+        _ = try await bridge.search(base: ou, scope: .one, filter: "(objectClass=groupOfNames)", attributes: ["member"]) { entry in
+            if entry.dn.lowercased() == existing.lowercased() {
+                #expect(entry.values("member").count == 1 + 500)
+            } else {
+                found += 1
+                #expect(entry.values("member").count == 1)
+            }
+        }
+        #expect(found == newGroups.count)
+
+        // Again, window 1: every add is now "already done", every modify too.
+        let again = try await bridge.writePipelined(Array(requests.prefix(40)), window: 1)
+        #expect(again.count == 40)
+        #expect(again.allSatisfy { result in
+            if case .failure(let error) = result { return error.isAlreadyDone }
+            return false
+        })
+        await bridge.close()
+        try await removeSubtree(server, ou)
+    }
 }
