@@ -61,10 +61,12 @@ let package = Package(
             path: "Tests/LeakLoop",
             swiftSettings: strict
         ),
-        .testTarget(name: "LDAPSyntaxTests", dependencies: ["LDAPSyntax"], swiftSettings: strict),
+        // Helpers shared by the test targets (the seeded generator of the property tests).
+        .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: strict),
+        .testTarget(name: "LDAPSyntaxTests", dependencies: ["LDAPSyntax", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "LDAPClientTests", dependencies: ["LDAPClient", "LDAPSyntax"], swiftSettings: strict),
-        .testTarget(name: "TakeoverCoreTests", dependencies: ["TakeoverCore"], resources: [.copy("Golden")], swiftSettings: strict),
-        .testTarget(name: "DeviceReportsTests", dependencies: ["DeviceReports", "TakeoverCore"], resources: [.copy("Fixtures")], swiftSettings: strict),
-        .testTarget(name: "TakeoverBridgeTests", dependencies: ["TakeoverBridge", "LDAPClient", "TakeoverCore"], resources: [.copy("Golden")], swiftSettings: strict),
+        .testTarget(name: "TakeoverCoreTests", dependencies: ["TestSupport", "TakeoverCore"], resources: [.copy("Golden")], swiftSettings: strict),
+        .testTarget(name: "DeviceReportsTests", dependencies: ["TestSupport", "DeviceReports", "TakeoverCore"], resources: [.copy("Fixtures")], swiftSettings: strict),
+        .testTarget(name: "TakeoverBridgeTests", dependencies: ["TestSupport", "TakeoverBridge", "LDAPClient", "TakeoverCore"], resources: [.copy("Golden")], swiftSettings: strict),
     ]
 )

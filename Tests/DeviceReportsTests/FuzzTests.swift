@@ -4,6 +4,7 @@
 import Testing
 @testable import DeviceReports
 import TakeoverCore
+import TestSupport
 
 let fixtureNames = [
     "linux-osqueryi.json", "linux-osqueryi-pretty.json", "macos-osqueryi.json", "windows-osqueryi.json",

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 @testable import DeviceReports
 import TakeoverCore
+import TestSupport
 
 /// A fixed mtime for fixtures, so the fallback report time is checkable.
 let fixtureMTime: UnixTime = 1_700_000_000
@@ -33,16 +34,3 @@ extension DeviceReport {
     var names: [String] { accounts.map(\.name) }
 }
 
-/// SplitMix64: small, seeded, deterministic.
-struct SplitMix64 {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func below(_ n: Int) -> Int { n <= 0 ? 0 : Int(next() % UInt64(n)) }
-}

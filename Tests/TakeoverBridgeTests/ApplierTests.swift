@@ -12,6 +12,7 @@ import Testing
 
 #if canImport(Glibc)
 import Glibc
+import TestSupport
 #endif
 
 @Suite("applier: waves")
@@ -50,7 +51,7 @@ struct ApplierWaveTests {
     /// Property: over random operation lists, waves keep every entry's operations in
     /// plan order and never put two non-commuting operations in flight together.
     @Test func wavesPreservePerEntryOrder() {
-        var rng = GlueRandom(seed: 0x5EED)
+        var rng = SplitMix64(seed: 0x5EED)
         for _ in 0..<500 {
             var ops: [WriteOperation] = []
             for index in 0..<Int(rng.next() % 30) {
@@ -85,18 +86,6 @@ struct ApplierWaveTests {
     }
 }
 
-/// SplitMix64, seeded: deterministic property tests.
-struct GlueRandom {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 @Suite("applier against slapd", .enabled(if: bridgeTestsEnabled, "needs TB_TEST_ENV (run scripts/test.sh)"))
 struct ApplierServerTests {

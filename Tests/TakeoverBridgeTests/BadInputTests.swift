@@ -14,6 +14,7 @@ import Testing
 
 #if canImport(Glibc)
 import Glibc
+import TestSupport
 #endif
 
 // MARK: - The configuration corpus
@@ -148,7 +149,7 @@ struct BadConfig: Sendable, CustomStringConvertible {
         }, line: nil, fragments: []),
         BadConfig(name: "empty file", body: .bytes { _ in [] }, line: nil, fragments: ["missing section [ldap]"]),
         BadConfig(name: "binary", body: .bytes { _ in
-            var rng = SafetyRandom(seed: 6)
+            var rng = SplitMix64(seed: 6)
             return (0..<4096).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
         }, line: nil, fragments: []),
         BadConfig(name: "UTF-16 with BOM", body: .bytes { text in
@@ -163,18 +164,6 @@ struct BadConfig: Sendable, CustomStringConvertible {
     ]
 }
 
-/// SplitMix64, for reproducible random bytes.
-struct SafetyRandom: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 // MARK: - The report corpus
 
@@ -219,7 +208,7 @@ struct BadReport: Sendable, CustomStringConvertible {
             return lines[0] + "\n" + lines[1] + "\n" + lines[2].prefix(20)
         }()), line: 3, fragments: ["truncated"]),
         BadReport(name: "binary", file: "victim.json", make: { path in
-            var rng = SafetyRandom(seed: 42)
+            var rng = SplitMix64(seed: 42)
             try bytes((0..<8192).map { _ in UInt8(truncatingIfNeeded: rng.next()) })(path)
         }, line: nil, fragments: []),
         BadReport(name: "empty", file: "victim.json", make: text(""), line: nil, fragments: ["empty"]),

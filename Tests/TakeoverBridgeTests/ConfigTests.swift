@@ -5,6 +5,7 @@ import TakeoverCore
 
 #if canImport(Glibc)
 import Glibc
+import TestSupport
 #endif
 
 /// A fresh temporary folder, removed by the caller with `cleanup`.
@@ -530,7 +531,7 @@ func parseProblems(_ toml: String) -> [ConfigProblem] {
                                 "bind_password = \"p\"\n", "uri = 1\n", "\"\"\"", "=\n", ".", "'''", "[[", "]]", " ", "\t",
                                 "\r", "{a=1}", "[1,[2]]", "1979-05-27 07:32:00Z", "+inf", "0x1F", "1e5", "\\u00e9", "\u{FEFF}"]
         let environment = ProcessInfo.processInfo.environment
-        var rng = SplitMix64(state: environment["TB_FUZZ_SEED"].flatMap { UInt64($0) } ?? 0xC0FF_EE00)
+        var rng = SplitMix64(seed: environment["TB_FUZZ_SEED"].flatMap { UInt64($0) } ?? 0xC0FF_EE00)
         let iterations = environment["TB_FUZZ_ITERATIONS"].flatMap { Int($0) } ?? 600
         var refused = 0
         let lineCount = original.filter { $0 == "\n" }.count + 1

@@ -10,6 +10,7 @@ import LDAPClient
 import LDAPSyntax
 import TakeoverCore
 import Testing
+import TestSupport
 @testable import TakeoverBridge
 
 #if canImport(Glibc)
@@ -21,7 +22,7 @@ struct FaultTests {
     @Test func applyWithTheServerKilledAtRandomMomentsConverges() async throws {
         let environment = ProcessInfo.processInfo.environment
         let runs = Int(environment["TB_FAULT_RUNS"] ?? "") ?? 8
-        var rng = GlueRandom(seed: UInt64(environment["TB_FAULT_SEED"] ?? "") ?? 42)
+        var rng = SplitMix64(seed: UInt64(environment["TB_FAULT_SEED"] ?? "") ?? 42)
         let server = try GlueServer.startAnother()
         defer { GlueServer.stop(server) }
         let s = try Scenario(server: server)

@@ -6,6 +6,7 @@ import TakeoverCore
 
 #if canImport(Glibc)
 import Glibc
+import TestSupport
 #endif
 
 // MARK: - A tiny LDIF change applier (test oracle)
@@ -112,18 +113,6 @@ func canonical(_ d: FakeDirectory) -> [String: [String: [String]]] {
     d.mapValues { $0.mapValues { $0.sorted() } }
 }
 
-/// SplitMix64: deterministic, seeded.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 @Suite(.serialized) struct StateTests {
     // MARK: LDIF rendering
 
@@ -211,7 +200,7 @@ struct SplitMix64: RandomNumberGenerator {
     /// applies cleanly, matches applying the changes directly, and the inverse restores
     /// the starting directory exactly.
     @Test func inverseRestoresTheDirectory() throws {
-        var rng = SplitMix64(state: 0x7A6B_0000_0000_0001)
+        var rng = SplitMix64(seed: 0x7A6B_0000_0000_0001)
         let alphabet: [String] = ["a", "b", "Z", " ", ":", "<", "é", "=", ",", "+", "\\", "'", "漢", "x"]
         func randomValue() -> String {
             let length = Int.random(in: 1...(Int.random(in: 0...9, using: &rng) == 0 ? 120 : 10), using: &rng)
@@ -425,7 +414,7 @@ struct SplitMix64: RandomNumberGenerator {
         #expect(UTCTime.iso8601(-1) == "1969-12-31T23:59:59Z")
         #expect(UTCTime.compact(4_102_444_799) == "20991231T235959Z")
         // Against the C library for many instants.
-        var rng = SplitMix64(state: 99)
+        var rng = SplitMix64(seed: 99)
         for _ in 0..<2000 {
             let t = Int64.random(in: -2_000_000_000...8_000_000_000, using: &rng)
             var tt = time_t(t)

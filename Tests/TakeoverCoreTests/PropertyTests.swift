@@ -1,21 +1,7 @@
 import Testing
 @testable import TakeoverCore
+import TestSupport
 
-/// SplitMix64: a small, seeded, deterministic generator for property tests.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func int(_ n: Int) -> Int { Int(next() % UInt64(n)) }
-    mutating func chance(_ percent: Int) -> Bool { int(100) < percent }
-    mutating func pick<T>(_ xs: [T]) -> T { xs[int(xs.count)] }
-}
 
 /// Random worlds full of the collisions the rules are about: case variants, shared fields,
 /// protected names, stale devices, hand-made members, interrupted runs.
