@@ -106,7 +106,7 @@ public final class BridgeRunner: @unchecked Sendable {
             let text: String
             switch format {
             case .text: text = ReportRenderer.text(plan)
-            case .json: text = ReportRenderer.json(plan)
+            case .json: text = ReportRenderer.json(plan) + "\n"  // a text file ends in a newline
             case .csv: text = ReportRenderer.csv(plan)
             case .ldif: text = ChangeLDIF.render(plan.changes)
             }
