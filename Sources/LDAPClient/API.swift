@@ -1,0 +1,146 @@
+// Public value types of the LDAP client. Everything here is plain data; only
+// LDAPConnection touches libldap.
+
+/// A failed LDAP operation, as a value. Never holds a password.
+public struct LDAPError: Error, Sendable, CustomStringConvertible {
+    /// LDAP result code (RFC 4511) or libldap's negative API code (-1 server down, -5 timeout ...).
+    public var code: Int32
+    /// "connect", "bind", "starttls", "whoami", "search", "add", "delete", "modify" ...
+    public var operation: String
+    /// libldap's text for `code` (`ldap_err2string`).
+    public var message: String
+    /// The server's diagnostic text, when it sent one.
+    public var diagnostic: String?
+    public var matchedDN: String?
+    /// Referral URIs when `code == 10` (referral).
+    public var referrals: [String]
+    /// The DN the operation was about.
+    public var dn: String?
+    /// For `modifyPipelined`: the index of the first request whose outcome is unknown.
+    public var firstUnknownIndex: Int?
+    /// The change was already in place: 20 attributeOrValueExists on a value add,
+    /// 16 noSuchAttribute on a value delete, 68 entryAlreadyExists on an entry add,
+    /// 32 noSuchObject on an entry delete.
+    public var isAlreadyDone: Bool
+
+    public init(code: Int32, operation: String, message: String, diagnostic: String? = nil,
+                matchedDN: String? = nil, referrals: [String] = [], dn: String? = nil,
+                firstUnknownIndex: Int? = nil, isAlreadyDone: Bool = false) {
+        self.code = code
+        self.operation = operation
+        self.message = message
+        self.diagnostic = diagnostic
+        self.matchedDN = matchedDN
+        self.referrals = referrals
+        self.dn = dn
+        self.firstUnknownIndex = firstUnknownIndex
+        self.isAlreadyDone = isAlreadyDone
+    }
+
+    /// Server down, connect error, timeout: the connection cannot be trusted any more.
+    public var isConnectionLost: Bool { fatalError("not yet") }
+    public var description: String { fatalError("not yet") }
+}
+
+/// `LDAP_OPT_X_TLS_REQUIRE_CERT` values (ldap.conf `TLS_REQCERT`).
+public enum TLSRequireCert: String, Sendable {
+    case never, allow, `try`, demand, hard
+}
+
+/// A password. Prints as `<redacted>` everywhere.
+public struct Secret: Sendable, CustomStringConvertible, CustomDebugStringConvertible {
+    public let value: String
+    public init(_ value: String) { self.value = value }
+    public var description: String { "<redacted>" }
+    public var debugDescription: String { "<redacted>" }
+}
+
+public struct LDAPConnectionOptions: Sendable {
+    /// One URI, or several separated by spaces (libldap tries them in order).
+    public var uri: String
+    public var startTLS: Bool
+    public var tlsRequireCert: TLSRequireCert
+    public var tlsCACertFile: String?
+    public var tlsCertFile: String?
+    public var tlsKeyFile: String?
+    /// Seconds, for the network connect and for each operation.
+    public var timeout: Double
+
+    public init(uri: String, startTLS: Bool = false, tlsRequireCert: TLSRequireCert = .demand,
+                tlsCACertFile: String? = nil, tlsCertFile: String? = nil, tlsKeyFile: String? = nil,
+                timeout: Double = 30) {
+        self.uri = uri
+        self.startTLS = startTLS
+        self.tlsRequireCert = tlsRequireCert
+        self.tlsCACertFile = tlsCACertFile
+        self.tlsCertFile = tlsCertFile
+        self.tlsKeyFile = tlsKeyFile
+        self.timeout = timeout
+    }
+}
+
+public enum LDAPCredentials: Sendable {
+    case anonymous
+    case simple(dn: String, password: Secret)
+    case sasl(mechanism: String, authcID: String? = nil, password: Secret? = nil, realm: String? = nil, authzID: String? = nil)
+}
+
+public enum SearchScope: Sendable {
+    case base, one, sub
+}
+
+/// One attribute value: the exact bytes, with a checked UTF-8 view.
+public struct LDAPValue: Sendable, Hashable {
+    public var bytes: [UInt8]
+    public init(bytes: [UInt8]) { self.bytes = bytes }
+    public init(_ string: String) { self.bytes = Array(string.utf8) }
+    /// The value as text; nil when the bytes are not valid UTF-8.
+    public var string: String? { fatalError("not yet") }
+}
+
+public struct LDAPEntry: Sendable {
+    public var dn: String
+    /// Attributes in the order the server sent them.
+    public var attributes: [(name: String, values: [LDAPValue])]
+    public init(dn: String, attributes: [(name: String, values: [LDAPValue])]) {
+        self.dn = dn
+        self.attributes = attributes
+    }
+    /// Values of the attribute whose name equals `name` ignoring ASCII case (options included literally).
+    public func values(_ name: String) -> [LDAPValue] { fatalError("not yet") }
+    /// The UTF-8 values of `name`; non-UTF-8 values are left out.
+    public func strings(_ name: String) -> [String] { fatalError("not yet") }
+    /// The first UTF-8 value of `name`.
+    public func first(_ name: String) -> String? { fatalError("not yet") }
+}
+
+public struct SearchResult: Sendable {
+    public var entries: Int
+    public var pages: Int
+    public init(entries: Int, pages: Int) { self.entries = entries; self.pages = pages }
+}
+
+public enum ModOp: Sendable {
+    case add, delete
+}
+
+/// One value-level change. `.delete` with no values deletes the whole attribute.
+public struct Modification: Sendable {
+    public var op: ModOp
+    public var attribute: String
+    public var values: [String]
+    public init(_ op: ModOp, _ attribute: String, _ values: [String]) {
+        self.op = op
+        self.attribute = attribute
+        self.values = values
+    }
+}
+
+public struct ModifyRequest: Sendable {
+    public var dn: String
+    public var modifications: [Modification]
+    public init(dn: String, modifications: [Modification]) {
+        self.dn = dn
+        self.modifications = modifications
+    }
+}

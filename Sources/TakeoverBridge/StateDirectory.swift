@@ -1,0 +1,510 @@
+// The state directory (PRODUCT.md section 6): one run at a time through a lock file, and
+// an append-only trail of run records with the inverse of every write.
+//
+// Layout of `[state] dir` (created 0700):
+//   lock                                  flock()ed by the running apply; holds "pid=... since=..."
+//   runs/<UTC time>-<pid>.ldif            what the run wrote, as LDIF, with a comment header
+//   runs/<UTC time>-<pid>-undo.ldif       its inverse: `ldapmodify -f` restores the directory
+//   runs.jsonl                            one JSON summary line per run, appended
+
+import Foundation
+import LDAPSyntax
+import TakeoverCore
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+// MARK: - Errors
+
+public enum LockError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// Another process holds the lock (its pid and start time when it wrote them).
+    case held(pid: Int32?, since: String?)
+    /// The lock file could not be opened or locked.
+    case failed(path: String, message: String)
+
+    public var description: String {
+        switch self {
+        case .held(let pid, let since):
+            var out = "another takeover-bridge run holds the lock"
+            if let pid { out += " (pid \(pid)" + (since.map { ", since \($0)" } ?? "") + ")" }
+            return out + "; try again when it has finished"
+        case .failed(let path, let message):
+            return "cannot lock \(path): \(message)"
+        }
+    }
+}
+
+/// A failure creating or writing the state directory.
+public struct StateError: Error, Sendable, Hashable, CustomStringConvertible {
+    public var path: String
+    public var message: String
+
+    public init(path: String, message: String) {
+        self.path = path
+        self.message = message
+    }
+
+    public var description: String { "\(path): \(message)" }
+}
+
+// MARK: - Run records
+
+public struct RunRecord: Sendable, Hashable {
+    /// A change that failed, described for people, with the server's error text.
+    public struct Failure: Sendable, Hashable {
+        public var change: String
+        public var error: String
+
+        public init(change: String, error: String) {
+            self.change = change
+            self.error = error
+        }
+    }
+
+    public var startedAt: UnixTime
+    public var finishedAt: UnixTime
+    public var host: String
+    public var configPath: String
+    /// Changes the server performed, in order. Only these are inverted in the undo file:
+    /// pass a change here only when this run made it.
+    public var applied: [Change]
+    /// Changes that were already in place ("value exists" / "no such value"): listed as
+    /// comments, never inverted (undoing them would remove what this run did not add).
+    public var alreadyDone: [Change]
+    public var failed: [Failure]
+    /// "ok", "conflicts", "failed", ... (free text, one word preferred).
+    public var outcome: String
+
+    public init(startedAt: UnixTime, finishedAt: UnixTime, host: String, configPath: String, applied: [Change],
+                alreadyDone: [Change] = [], failed: [Failure] = [], outcome: String) {
+        self.startedAt = startedAt
+        self.finishedAt = finishedAt
+        self.host = host
+        self.configPath = configPath
+        self.applied = applied
+        self.alreadyDone = alreadyDone
+        self.failed = failed
+        self.outcome = outcome
+    }
+}
+
+/// Where `writeRunRecord` put a record.
+public struct RunRecordPaths: Sendable, Hashable {
+    public var record: String
+    public var undo: String
+}
+
+// MARK: - The directory
+
+public final class StateDirectory: Sendable {
+    public let path: String
+
+    /// Opens `path`, creating it (mode 0700, parents 0755) when missing. Refuses a
+    /// directory that others can write without the sticky bit.
+    public init(path: String) throws(StateError) {
+        self.path = path
+        try StateDirectory.makeDirectory(path, mode: 0o700)
+        var st = stat()
+        guard stat(path, &st) == 0 else { throw StateError(path: path, message: StateDirectory.errnoText()) }
+        guard (st.st_mode & S_IFMT) == S_IFDIR else { throw StateError(path: path, message: "not a directory") }
+        let mode = st.st_mode & 0o7777
+        if mode & 0o002 != 0 && mode & 0o1000 == 0 {
+            throw StateError(path: path, message: "anyone can write to it (mode \(FileSecurity.octal(mode))); run chmod 700 on it")
+        }
+    }
+
+    public var lockPath: String { path + "/lock" }
+    public var runsPath: String { path + "/runs" }
+    public var journalPath: String { path + "/runs.jsonl" }
+
+    /// Takes the run lock at once or fails with `.held`: `flock(LOCK_EX | LOCK_NB)` on
+    /// `lock`. The kernel drops an flock when its holder dies, so a killed run never
+    /// blocks the next one; the pid and time written into the file only feed the message.
+    public func acquireLock(now: UnixTime = UnixTime(time(nil))) throws(LockError) -> RunLock {
+        let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        if fd < 0 {
+            throw LockError.failed(path: lockPath, message: StateDirectory.errnoText())
+        }
+        if flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            let code = errno
+            if code == EWOULDBLOCK || code == EAGAIN {
+                let (pid, since) = StateDirectory.readLockInfo(fd)
+                close(fd)
+                throw LockError.held(pid: pid, since: since)
+            }
+            close(fd)
+            throw LockError.failed(path: lockPath, message: String(cString: strerror(code)))
+        }
+        let info = "pid=\(getpid()) since=\(UTCTime.iso8601(now))\n"
+        _ = ftruncate(fd, 0)
+        _ = info.withCString { pwrite(fd, $0, strlen($0), 0) }
+        return RunLock(fd: fd)
+    }
+
+    /// Writes `runs/<time>-<pid>.ldif` (what was applied) and `...-undo.ldif` (its
+    /// inverse), both 0600 and never overwriting, then appends a summary line to
+    /// `runs.jsonl`. Returns the record's path.
+    @discardableResult
+    public func writeRunRecord(_ record: RunRecord) throws(StateError) -> String {
+        try writeRunRecordFiles(record).record
+    }
+
+    /// Like `writeRunRecord`, returning both paths.
+    public func writeRunRecordFiles(_ record: RunRecord) throws(StateError) -> RunRecordPaths {
+        try StateDirectory.makeDirectory(runsPath, mode: 0o700)
+        let stem = "\(UTCTime.compact(record.startedAt))-\(getpid())"
+        var attempt = 0
+        var recordPath = ""
+        var recordFD: Int32 = -1
+        while recordFD < 0 {
+            let suffix = attempt == 0 ? "" : "-\(attempt)"
+            recordPath = "\(runsPath)/\(stem)\(suffix).ldif"
+            let undoCandidate = "\(runsPath)/\(stem)\(suffix)-undo.ldif"
+            if access(undoCandidate, F_OK) == 0 { attempt += 1; continue }
+            recordFD = open(recordPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
+            if recordFD < 0 {
+                if errno == EEXIST && attempt < 1000 { attempt += 1; continue }
+                throw StateError(path: recordPath, message: StateDirectory.errnoText())
+            }
+        }
+        let undoPath = String(recordPath.dropLast(".ldif".count)) + "-undo.ldif"
+        let undoFD = open(undoPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        if undoFD < 0 {
+            let text = StateDirectory.errnoText()
+            close(recordFD)
+            throw StateError(path: undoPath, message: text)
+        }
+
+        let header = RunRecordText.header(record, recordPath: recordPath, undoPath: undoPath)
+        let recordText = "# takeover-bridge run record\n" + header + "\n" + ChangeLDIF.render(record.applied)
+        let undoText = "# takeover-bridge undo for the run record \(RunRecordText.commentSafe(recordPath))\n"
+            + header
+            + "# Apply with: ldapmodify -f \(RunRecordText.commentSafe(undoPath)) (plus your bind options)\n\n"
+            + ChangeLDIF.renderInverse(record.applied)
+        do {
+            try StateDirectory.writeAll(recordFD, recordText, path: recordPath)
+            try StateDirectory.writeAll(undoFD, undoText, path: undoPath)
+        } catch {
+            close(recordFD)
+            close(undoFD)
+            throw error
+        }
+        close(recordFD)
+        close(undoFD)
+
+        let line = RunRecordText.journalLine(record, recordPath: recordPath, undoPath: undoPath, runsFolder: runsPath)
+        let journalFD = open(journalPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        if journalFD < 0 { throw StateError(path: journalPath, message: StateDirectory.errnoText()) }
+        defer { close(journalFD) }
+        try StateDirectory.writeAll(journalFD, line, path: journalPath)
+        return RunRecordPaths(record: recordPath, undo: undoPath)
+    }
+
+    // MARK: Helpers
+
+    static func errnoText() -> String { String(cString: strerror(errno)) }
+
+    static func writeAll(_ fd: Int32, _ text: String, path: String) throws(StateError) {
+        let bytes = Array(text.utf8)
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw StateError(path: path, message: errnoText())
+            }
+            offset += n
+        }
+        if fsync(fd) != 0 && errno != EINVAL {
+            throw StateError(path: path, message: errnoText())
+        }
+    }
+
+    /// mkdir -p; the last component gets `mode`, created parents 0755.
+    static func makeDirectory(_ path: String, mode: mode_t) throws(StateError) {
+        var st = stat()
+        if stat(path, &st) == 0 {
+            if (st.st_mode & S_IFMT) != S_IFDIR { throw StateError(path: path, message: "exists and is not a directory") }
+            return
+        }
+        let parent = FileSecurity.parentFolder(path)
+        if parent != path && parent != "." && parent != "/" {
+            try makeDirectory(parent, mode: 0o755)
+        }
+        if mkdir(path, mode) != 0 && errno != EEXIST {
+            throw StateError(path: path, message: "cannot create: " + errnoText())
+        }
+        _ = chmod(path, mode)
+    }
+
+    static func readLockInfo(_ fd: Int32) -> (Int32?, String?) {
+        var buffer = [UInt8](repeating: 0, count: 256)
+        let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, 0) }
+        guard n > 0 else { return (nil, nil) }
+        let text = String(decoding: buffer[0..<n], as: UTF8.self)
+        var pid: Int32? = nil
+        var since: String? = nil
+        for field in text.split(whereSeparator: { $0 == " " || $0 == "\n" }) {
+            if field.hasPrefix("pid=") { pid = Int32(field.dropFirst(4)) }
+            if field.hasPrefix("since=") { since = String(field.dropFirst(6)) }
+        }
+        return (pid, since)
+    }
+}
+
+/// The held run lock. `release()` (or deinit) clears the pid note and closes the file,
+/// which drops the flock.
+public final class RunLock: @unchecked Sendable {
+    // @unchecked: `fd` is only read or changed while holding `mutex`.
+    private let mutex = NSLock()
+    private var fd: Int32
+
+    init(fd: Int32) {
+        self.fd = fd
+    }
+
+    public var isHeld: Bool {
+        mutex.lock()
+        defer { mutex.unlock() }
+        return fd >= 0
+    }
+
+    public func release() {
+        mutex.lock()
+        defer { mutex.unlock() }
+        guard fd >= 0 else { return }
+        _ = ftruncate(fd, 0)
+        close(fd)
+        fd = -1
+    }
+
+    deinit {
+        if fd >= 0 {
+            _ = ftruncate(fd, 0)
+            close(fd)
+        }
+    }
+}
+
+// MARK: - LDIF of changes
+
+/// The one LDIF writer for changes: plans (`plan --format ldif`), run records and their
+/// undo files all use it, so what `plan` shows is exactly what `apply` writes.
+public enum ChangeLDIF {
+    /// One step of an undo: a modification, or deleting an entry the run created.
+    public enum UndoStep: Sendable, Hashable {
+        case modify(Change)
+        case deleteEntry(dn: String)
+    }
+
+    /// The LDAP operations: an add-entry alone, or consecutive modifications with the
+    /// same `dn` and `subject` (one atomic modify). Order is preserved.
+    public static func operations(_ changes: [Change]) -> [ArraySlice<Change>] {
+        var out: [ArraySlice<Change>] = []
+        var start = changes.startIndex
+        while start < changes.endIndex {
+            var end = start + 1
+            if changes[start].op != .addEntry {
+                while end < changes.endIndex, changes[end].op != .addEntry, changes[end].dn == changes[start].dn,
+                      changes[end].subject == changes[start].subject {
+                    end += 1
+                }
+            }
+            out.append(changes[start..<end])
+            start = end
+        }
+        return out
+    }
+
+    /// LDIF for `ldapmodify`: `changetype: add` blocks for new entries and one
+    /// `changetype: modify` block per operation, each block ending in a blank line.
+    public static func render(_ changes: [Change]) -> String {
+        var out = ""
+        for operation in operations(changes) {
+            guard let first = operation.first else { continue }
+            out += LDIF.line("dn", first.dn)
+            if first.op == .addEntry {
+                out += "changetype: add\n"
+                for attribute in first.attributes {
+                    for value in attribute.values { out += LDIF.line(attribute.name, value) }
+                }
+            } else {
+                out += "changetype: modify\n"
+                for change in operation {
+                    let verb = (change.op == .addMember || change.op == .addRecord) ? "add" : "delete"
+                    out += "\(verb): \(change.attribute)\n"
+                    for value in change.values { out += LDIF.line(change.attribute, value) }
+                    out += "-\n"
+                }
+            }
+            out += "\n"
+        }
+        return out
+    }
+
+    /// The changes that undo `changes`, in reverse order: add <-> delete of the same
+    /// values, and a created entry deleted.
+    public static func inverse(_ changes: [Change]) -> [UndoStep] {
+        var out: [UndoStep] = []
+        out.reserveCapacity(changes.count)
+        for change in changes.reversed() {
+            var flipped = change
+            switch change.op {
+            case .addEntry:
+                out.append(.deleteEntry(dn: change.dn))
+                continue
+            case .addMember: flipped.op = .deleteMember
+            case .deleteMember: flipped.op = .addMember
+            case .addRecord: flipped.op = .deleteRecord
+            case .deleteRecord: flipped.op = .addRecord
+            }
+            out.append(.modify(flipped))
+        }
+        return out
+    }
+
+    /// LDIF of `inverse(changes)`: `ldapmodify -f` with it restores the directory.
+    public static func renderInverse(_ changes: [Change]) -> String {
+        render(inverse(changes))
+    }
+
+    /// LDIF of undo steps (modifications grouped as in `render`, deletions as
+    /// `changetype: delete`).
+    public static func render(_ steps: [UndoStep]) -> String {
+        var out = ""
+        var pending: [Change] = []
+        for step in steps {
+            switch step {
+            case .modify(let change):
+                pending.append(change)
+            case .deleteEntry(let dn):
+                out += render(pending)
+                pending.removeAll()
+                out += LDIF.line("dn", dn) + "changetype: delete\n\n"
+            }
+        }
+        return out + render(pending)
+    }
+}
+
+// MARK: - Text of run records
+
+enum RunRecordText {
+    static func commentSafe(_ s: String) -> String {
+        var out = ""
+        for scalar in s.unicodeScalars {
+            if scalar.value < 0x20 || scalar.value == 0x7F {
+                out += "\\x" + String(scalar.value, radix: 16, uppercase: true)
+            } else {
+                out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
+    }
+
+    static func header(_ r: RunRecord, recordPath: String, undoPath: String) -> String {
+        var out = ""
+        out += "# started:  \(UTCTime.iso8601(r.startedAt))\n"
+        out += "# finished: \(UTCTime.iso8601(r.finishedAt))\n"
+        out += "# host:     \(commentSafe(r.host))\n"
+        out += "# config:   \(commentSafe(r.configPath))\n"
+        out += "# pid:      \(getpid())\n"
+        out += "# outcome:  \(commentSafe(r.outcome))\n"
+        out += "# applied:  \(r.applied.count) changes in \(ChangeLDIF.operations(r.applied).count) operations\n"
+        out += "# already in place: \(r.alreadyDone.count)\n"
+        out += "# failed:   \(r.failed.count)\n"
+        out += "# record:   \(commentSafe(recordPath))\n"
+        out += "# undo:     \(commentSafe(undoPath))\n"
+        for change in r.alreadyDone {
+            out += "# already in place: \(change.op.rawValue) \(commentSafe(change.dn)) \(commentSafe(change.values.joined(separator: ", ")))\n"
+        }
+        for failure in r.failed {
+            out += "# failed: \(commentSafe(failure.change)): \(commentSafe(failure.error))\n"
+        }
+        return out
+    }
+
+    static func journalLine(_ r: RunRecord, recordPath: String, undoPath: String, runsFolder: String) -> String {
+        func rel(_ p: String) -> String {
+            p.hasPrefix(runsFolder + "/") ? "runs/" + p.dropFirst(runsFolder.count + 1) : p
+        }
+        let fields: [(String, String)] = [
+            ("startedAt", json(UTCTime.iso8601(r.startedAt))),
+            ("finishedAt", json(UTCTime.iso8601(r.finishedAt))),
+            ("host", json(r.host)),
+            ("config", json(r.configPath)),
+            ("pid", String(getpid())),
+            ("outcome", json(r.outcome)),
+            ("applied", String(r.applied.count)),
+            ("alreadyDone", String(r.alreadyDone.count)),
+            ("failed", String(r.failed.count)),
+            ("record", json(rel(recordPath))),
+            ("undo", json(rel(undoPath))),
+        ]
+        return "{" + fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}\n"
+    }
+
+    static func json(_ s: String) -> String {
+        var out = "\""
+        for scalar in s.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if scalar.value < 0x20 {
+                    let hex = String(scalar.value, radix: 16)
+                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return out + "\""
+    }
+}
+
+// MARK: - UTC time text
+
+public enum UTCTime {
+    /// "2026-11-29T08:00:00Z"
+    public static func iso8601(_ t: UnixTime) -> String {
+        let p = parts(t)
+        return "\(pad(p.year, 4))-\(pad(p.month, 2))-\(pad(p.day, 2))T\(pad(p.hour, 2)):\(pad(p.minute, 2)):\(pad(p.second, 2))Z"
+    }
+
+    /// "20261129T080000Z" (for file names).
+    public static func compact(_ t: UnixTime) -> String {
+        let p = parts(t)
+        return "\(pad(p.year, 4))\(pad(p.month, 2))\(pad(p.day, 2))T\(pad(p.hour, 2))\(pad(p.minute, 2))\(pad(p.second, 2))Z"
+    }
+
+    static func pad(_ n: Int64, _ width: Int) -> String {
+        let s = String(n)
+        return s.count >= width ? s : String(repeating: "0", count: width - s.count) + s
+    }
+
+    /// Civil date from days since the epoch (Howard Hinnant's algorithm), no libc, no locale.
+    static func parts(_ t: UnixTime) -> (year: Int64, month: Int64, day: Int64, hour: Int64, minute: Int64, second: Int64) {
+        var days = t / 86_400
+        var secs = t % 86_400
+        if secs < 0 { secs += 86_400; days -= 1 }
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let day = doy - (153 * mp + 2) / 5 + 1
+        let month = mp < 10 ? mp + 3 : mp - 9
+        let year = yoe + era * 400 + (month <= 2 ? 1 : 0)
+        return (year, month, day, secs / 3600, secs % 3600 / 60, secs % 60)
+    }
+}
