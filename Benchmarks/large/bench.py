@@ -407,47 +407,82 @@ def seconds(value: str) -> float | None:
 
 
 def bridge_timing(stderr: str, names: tuple[str, ...]) -> float | None:
-    """The first of `names` found as a timing key in the bridge's logfmt diagnostics."""
+    """The first of `names` found as a timing key in the bridge's logfmt diagnostics, in
+    seconds (a key ending in _ms holds milliseconds)."""
     for pairs in logfmt_pairs(stderr):
         for n in names:
             if n in pairs:
                 s = seconds(pairs[n])
                 if s is not None:
-                    return s
+                    return s / 1000 if n.endswith("_ms") and not pairs[n].endswith("s") else s
     return None
 
 
-USERS_TIMING_KEYS = ("users_seconds", "users_s", "users_ms", "read_users_seconds", "time_users", "users_time")
-REPORTS_TIMING_KEYS = ("reports_seconds", "reports_s", "reports_ms", "read_reports_seconds", "time_reports", "reports_time")
-WRITE_TIMING_KEYS = ("write_seconds", "write_s", "write_ms", "apply_seconds", "time_write", "write_time")
+LOG_LINE = re.compile(r'^([0-9a-f]{8})\.([0-9a-f]{8}) \S+ conn=(\d+) op=(\d+) '
+                      r'(?:SRCH base="((?:[^"\\]|\\.)*)"|SEARCH RESULT .*?nentries=(\d+))', re.M)
 
 
-def discover_user_search(slapd: Slapd, bridge: Bridge) -> dict:
-    """The bridge's own user search as slapd logged it (loglevel stats): base, scope, filter,
+def search_span(log_text: str, base: str) -> tuple[float, int] | None:
+    """From slapd's stats log: seconds from the first request of the paged search of `base`
+    to its last result, and the entries returned. The server's view of one client's read,
+    the same for the bridge and for ldapsearch."""
+    ops = {}
+    first = last = None
+    entries = 0
+    for m in LOG_LINE.finditer(log_text):
+        ts = int(m.group(1), 16) + int(m.group(2), 16) / 1e9
+        key = (m.group(3), m.group(4))
+        if m.group(5) is not None:
+            if m.group(5).lower() == base.lower():
+                ops[key] = True
+                first = ts if first is None else min(first, ts)
+        elif key in ops:
+            last = ts if last is None else max(last, ts)
+            entries += int(m.group(6))
+    if first is None or last is None:
+        return None
+    return last - first, entries
+
+
+USERS_TIMING_KEYS = ("users_ms", "read_users_ms", "users_seconds", "users_s")
+REPORTS_TIMING_KEYS = ("reports_ms", "read_reports_ms", "reports_seconds", "reports_s")
+WRITE_TIMING_KEYS = ("write_ms", "writes_ms", "write_seconds", "write_s")
+
+
+def parse_user_search(log_text: str, base: str) -> dict:
+    """The bridge's user search as slapd logged it (loglevel stats): base, scope, filter,
     attributes. The ldapsearch leg repeats exactly this request."""
-    slapd.stop()
-    open(slapd.log, "w").close()
-    slapd.start(loglevel="stats")
-    try:
-        run(bridge.cmd("plan", "--format", "json", "--output", os.devnull), ok=(0, 2, 3), env=bridge.env())
-    finally:
-        slapd.stop()
-    slapd.start()
-    text = open(slapd.log, encoding="utf-8", errors="replace").read()
-    people = "ou=people," + slapd.base
     searches = {}
-    for m in re.finditer(r'conn=(\d+) op=(\d+) SRCH base="([^"]*)" scope=(\d) deref=\d filter="((?:[^"\\]|\\.)*)"', text):
+    for m in re.finditer(r'conn=(\d+) op=(\d+) SRCH base="([^"]*)" scope=(\d) deref=\d filter="((?:[^"\\]|\\.)*)"', log_text):
         searches[(m.group(1), m.group(2))] = {"base": m.group(3), "scope": int(m.group(4)), "filter": m.group(5),
                                               "attrs": []}
-    for m in re.finditer(r"conn=(\d+) op=(\d+) SRCH attr=(.*)", text):
+    for m in re.finditer(r"conn=(\d+) op=(\d+) SRCH attr=(.*)", log_text):
         key = (m.group(1), m.group(2))
         if key in searches:
             searches[key]["attrs"] += m.group(3).split()
     for s in searches.values():
-        if s["base"].lower() == people.lower():
+        if s["base"].lower() == base.lower():
             s["scope"] = {0: "base", 1: "one", 2: "sub", 3: "children"}[s["scope"]]
             return s
-    raise BenchError("slapd logged no search of %s by the bridge" % people)
+    raise BenchError("slapd logged no search of %s by the bridge" % base)
+
+
+class LogWindow:
+    """The part of slapd's log written while a block runs."""
+
+    def __init__(self, slapd: "Slapd"):
+        self.path = slapd.log
+
+    def __enter__(self):
+        self.offset = os.path.getsize(self.path)
+        return self
+
+    def __exit__(self, *exc):
+        time.sleep(0.05)  # slapd logs the last result just after sending it
+        with open(self.path, "rb") as f:
+            f.seek(self.offset)
+            self.text = f.read().decode("utf-8", "replace")
+        return False
 
 
 # --------------------------------------------------------------------------- legs
@@ -461,78 +496,98 @@ def bench_case(users: int, args, binary: str) -> dict:
     case = json.load(open(os.path.join(case_dir, "case.json")))
     slapd = Slapd(case_dir, case["base"], case["bindDN"], nosync=not args.sync)
     bridge = Bridge(binary, case_dir)
-    res = {"users": users, "case": case, "runs": args.runs, "raw": {}, "dbnosync": not args.sync}
+    people = "ou=people," + case["base"]
+    res = {"users": users, "case": case, "runs": args.runs, "raw": {}, "dbnosync": not args.sync,
+           "loadavgBefore": os.getloadavg()}
     raw = res["raw"]
     ldapsearch = find_tool("ldapsearch")
     ldapmodify = find_tool("ldapmodify")
+    ok_plan = (0, 2, 3)  # 3: conflicts present (the case has deliberate ones)
     try:
         res["slapaddSeconds"] = slapd.load()
         slapd.restore()
-        slapd.start()
+        open(slapd.log, "w").close()
+
+        # --- 1: reading the users, slapd logging operations (stats) for both clients.
+        slapd.start(loglevel="stats")
         bridge.write_config(slapd.uri)
         bridge.reset_state()
-
-        # What the bridge asks the directory for users; ldapsearch asks exactly that.
-        search = discover_user_search(slapd, bridge)
-        bridge.write_config(slapd.uri)
+        plan_cmd = bridge.cmd("plan", "--format", "json", "--output", os.path.join(case_dir, "plan.json"))
+        log("%d users: reading users (bridge plan vs ldapsearch), %d runs" % (users, args.runs))
+        with LogWindow(slapd) as w:
+            run(plan_cmd, ok=ok_plan, env=bridge.env())  # warm-up; shows what the bridge asks for
+        search = parse_user_search(w.text, people)
         res["userSearch"] = search
         ls_cmd = ([ldapsearch] + slapd.ldap_args() +
                   ["-E", "pr=%d/noprompt" % args.page_size, "-b", search["base"], "-s", search["scope"],
                    search["filter"]] + search["attrs"])
         res["ldapsearchCommand"] = " ".join(ls_cmd)
-        # Check the ldapsearch leg returns every user, once.
         _, p = run(ls_cmd, stdout=subprocess.PIPE)
         n = sum(1 for line in p.stdout.splitlines() if line.startswith(b"dn: "))
         if n != case["users"]:
             raise BenchError("ldapsearch returned %d entries, the case has %d users" % (n, case["users"]))
-
-        # 1-3: users, reports, plan. One warm-up of each, then alternate.
-        plan_json = os.path.join(case_dir, "plan.json")
-        plan_cmd = bridge.cmd("plan", "--format", "json", "--output", plan_json)
-        run(ls_cmd)
-        run(plan_cmd, ok=(0, 2, 3), env=bridge.env())
-        for key in ("ldapsearch", "bridgeUsers", "bridgeReports", "planWall", "planRSS"):
+        for key in ("ldapsearch", "ldapsearchSpan", "bridgeUsersSpan", "bridgeUsers"):
             raw[key] = []
         for r in range(args.runs):
-            dt, _ = run(ls_cmd)
+            with LogWindow(slapd) as w:
+                dt, _ = run(ls_cmd)
             raw["ldapsearch"].append(dt)
-            dt, rss, p = run_rss(plan_cmd, ok=(0, 2, 3), env=bridge.env())
+            span = search_span(w.text, people)
+            if not span or span[1] != case["users"]:
+                raise BenchError("slapd's log does not show ldapsearch reading %d users: %r" % (case["users"], span))
+            raw["ldapsearchSpan"].append(span[0])
+            with LogWindow(slapd) as w:
+                _, p = run(plan_cmd, ok=ok_plan, env=bridge.env())
+            span = search_span(w.text, people)
+            if not span or span[1] != case["users"]:
+                raise BenchError("slapd's log does not show the bridge reading %d users: %r" % (case["users"], span))
+            raw["bridgeUsersSpan"].append(span[0])
+            u = bridge_timing(p.stderr.decode("utf-8", "replace"), USERS_TIMING_KEYS)
+            if u is not None:
+                raw["bridgeUsers"].append(u)
+        slapd.stop()
+
+        # --- 2-3: plan end to end (and the reports read inside it), slapd logging nothing.
+        slapd.start()
+        bridge.write_config(slapd.uri)
+        log("%d users: plan end to end, %d runs" % (users, args.runs))
+        for key in ("bridgeReports", "planWall", "planRSS"):
+            raw[key] = []
+        for r in range(args.runs):
+            dt, rss, p = run_rss(plan_cmd, ok=ok_plan, env=bridge.env())
             err = p.stderr.decode("utf-8", "replace")
             raw["planWall"].append(dt)
             raw["planRSS"].append(rss)
-            u = bridge_timing(err, USERS_TIMING_KEYS)
-            if u is not None:
-                raw["bridgeUsers"].append(u)
             rp = bridge_timing(err, REPORTS_TIMING_KEYS)
             if rp is not None:
                 raw["bridgeReports"].append(rp)
             if r == 0:
-                res["planStderrSample"] = err[-2000:]
-        plan = json.load(open(plan_json))
-        res["planSummary"] = plan.get("summary")
+                res["planStderrTail"] = err[-3000:]
         res["planExit"] = p.returncode
-        # tb-bench reports, when it exists, times the reports reader alone.
+        plan = json.load(open(os.path.join(case_dir, "plan.json")))
+        res["planSummary"] = plan.get("summary")
+        res["planConflictKinds"] = {}
+        for c in plan.get("conflicts", []):
+            res["planConflictKinds"][c.get("kind")] = res["planConflictKinds"].get(c.get("kind"), 0) + 1
+        res["planErrors"] = len(plan.get("errors", []))
+        del plan
+        # tb-bench reports, when it is written, times the reports reader alone.
         tb = os.path.join(os.path.dirname(binary), "tb-bench")
         if os.path.exists(tb):
-            raw["tbBenchReports"] = []
-            for r in range(args.runs):
-                dt, p = run([tb, "reports", "--folder", os.path.join(case_dir, "reports")], stdout=subprocess.PIPE,
-                            ok=(0, 1, 2, 64))
-                if p.returncode != 0:
-                    res["tbBenchReportsNote"] = "tb-bench reports exited %d: %s" % (
-                        p.returncode, (p.stdout + p.stderr).decode("utf-8", "replace")[-500:])
-                    raw.pop("tbBenchReports")
-                    break
-                raw["tbBenchReports"].append(dt)
+            _, p = run([tb, "reports", "--help"], stdout=subprocess.PIPE, ok=tuple(range(256)))
+            res["tbBenchReportsHelp"] = (p.stdout + p.stderr).decode("utf-8", "replace")[-1000:]
 
-        # 4-5: apply vs ldapmodify on identical copies; second apply writes nothing.
+        # --- 4-5: apply vs ldapmodify on identical copies; a second apply writes nothing.
         ldif = os.path.join(case_dir, "changes.ldif")
-        run(bridge.cmd("plan", "--format", "ldif", "--output", ldif), ok=(0, 2, 3), env=bridge.env())
+        run(bridge.cmd("plan", "--format", "ldif", "--output", ldif), ok=ok_plan, env=bridge.env())
         res["ldifBytes"] = os.path.getsize(ldif)
         with open(ldif, "rb") as f:
             text = f.read()
         res["ldifOperations"] = text.count(b"\nchangetype: ") + (1 if text.startswith(b"changetype: ") else 0)
-        for key in ("apply", "applyWrite", "ldapmodify", "applyAgain", "applyAgainWrites", "applyWrites"):
+        del text
+        log("%d users: apply vs ldapmodify -f (%d operations), %d runs" % (users, res["ldifOperations"], args.runs))
+        for key in ("apply", "applyWrite", "ldapmodify", "applyAgain", "applyAgainWrites", "applyWrites",
+                    "ldapmodifyWrites"):
             raw[key] = []
         for r in range(args.runs):
             slapd.stop()
@@ -542,7 +597,8 @@ def bench_case(users: int, args, binary: str) -> dict:
             c0 = slapd.write_counters()
             dt, p = run(bridge.cmd("apply"), ok=(0, 3), env=bridge.env())
             raw["apply"].append(dt)
-            w = bridge_timing(p.stderr.decode("utf-8", "replace"), WRITE_TIMING_KEYS)
+            err = p.stderr.decode("utf-8", "replace")
+            w = bridge_timing(err, WRITE_TIMING_KEYS)
             if w is not None:
                 raw["applyWrite"].append(w)
             c1 = slapd.write_counters()
@@ -552,8 +608,9 @@ def bench_case(users: int, args, binary: str) -> dict:
             raw["applyAgain"].append(dt)
             raw["applyAgainWrites"].append({k: c2[k] - c1[k] for k in c2})
             if r == 0:
+                res["applyStderrTail"] = err[-3000:]
+                res["applyAgainStderrTail"] = p.stderr.decode("utf-8", "replace")[-3000:]
                 after_bridge = slapd.dump("ou=bindings," + slapd.base)
-                res["applyAgainStderrSample"] = p.stderr.decode("utf-8", "replace")[-2000:]
             slapd.stop()
             slapd.restore()
             slapd.start()
@@ -561,18 +618,22 @@ def bench_case(users: int, args, binary: str) -> dict:
             dt, _ = run([ldapmodify] + slapd.ldap_args() + ["-f", ldif])
             raw["ldapmodify"].append(dt)
             c1 = slapd.write_counters()
-            res["ldapmodifyWrites"] = sum(c1.values()) - sum(c0.values())
+            raw["ldapmodifyWrites"].append(sum(c1.values()) - sum(c0.values()))
             if r == 0:
                 after_ldapmodify = slapd.dump("ou=bindings," + slapd.base)
-                res["sameDirectory"] = after_bridge == after_ldapmodify
-                if not res["sameDirectory"]:
+                res["sameBindings"] = after_bridge == after_ldapmodify
+                res["bindingEntries"] = len(after_bridge)
+                if not res["sameBindings"]:
                     a, b = set(after_bridge), set(after_ldapmodify)
-                    diff = sorted((a ^ b) or [dn for dn in a if after_bridge[dn] != after_ldapmodify[dn]])
-                    res["sameDirectoryDiff"] = diff[:5]
+                    diff = sorted(a ^ b) or sorted(dn for dn in a if after_bridge[dn] != after_ldapmodify[dn])
+                    res["sameBindingsDiff"] = diff[:5]
+                del after_bridge, after_ldapmodify
     finally:
         slapd.stop()
+    res["loadavgAfter"] = os.getloadavg()
     m = {k: med(v) for k, v in raw.items() if v and not isinstance(v[0], dict)}
-    m["applyAgainWritesMax"] = max(sum(d.values()) for d in raw["applyAgainWrites"]) if raw.get("applyAgainWrites") else None
+    m["applyAgainWritesMax"] = (max(sum(d.values()) for d in raw["applyAgainWrites"])
+                                if raw.get("applyAgainWrites") else None)
     res["median"] = m
     with open(os.path.join(case_dir, "results.json"), "w") as f:
         json.dump(res, f, indent=2, sort_keys=True)
@@ -583,6 +644,10 @@ def bench_case(users: int, args, binary: str) -> dict:
 
 def fmt_s(x):
     return "-" if x is None else ("%.2f s" % x if x >= 0.1 else "%.0f ms" % (x * 1000))
+
+
+def fmt_n(x):
+    return "-" if x is None else "%d" % x
 
 
 def fmt_mb(x):
@@ -636,12 +701,21 @@ def table(small: dict | None, big: dict, args) -> str:
         g = ratio(val(big, key), val(small, key))
         return "growth %s" % fmt_x(g)
 
-    bu = [val(c, "bridgeUsers") for c in cols]
     ls = [val(c, "ldapsearch") for c in cols]
-    row("1 users: bridge read", [fmt_s(x) for x in bu], growth("bridgeUsers"))
-    row("  ldapsearch pr=%d" % args.page_size, [fmt_s(x) for x in ls], growth("ldapsearch"))
-    r1 = [ratio(a, b) for a, b in zip(bu, ls)]
-    row("  ratio (target <= 1.05x)", [fmt_x(x) for x in r1], verdict(r1[-1], 1.05))
+    bu = [val(c, "bridgeUsers") for c in cols]
+    if all(x is not None for x in bu):
+        row("1 users: bridge read (its timing)", [fmt_s(x) for x in bu], growth("bridgeUsers"))
+        row("  ldapsearch pr=%d (process)" % args.page_size, [fmt_s(x) for x in ls], growth("ldapsearch"))
+        r1 = [ratio(a, b) for a, b in zip(bu, ls)]
+        row("  ratio (target <= 1.05x)", [fmt_x(x) for x in r1], verdict(r1[-1], 1.05))
+    else:
+        row("1 users: ldapsearch pr=%d (process)" % args.page_size, [fmt_s(x) for x in ls], growth("ldapsearch"))
+    bs = [val(c, "bridgeUsersSpan") for c in cols]
+    lss = [val(c, "ldapsearchSpan") for c in cols]
+    row("  server log: bridge search", [fmt_s(x) for x in bs], growth("bridgeUsersSpan"))
+    row("  server log: ldapsearch search", [fmt_s(x) for x in lss], growth("ldapsearchSpan"))
+    r1s = [ratio(a, b) for a, b in zip(bs, lss)]
+    row("  ratio, server log (target <= 1.05x)", [fmt_x(x) for x in r1s], verdict(r1s[-1], 1.05))
     row("2 reports: bridge read", [fmt_s(val(c, "bridgeReports")) for c in cols], growth("bridgeReports"))
     if all(val(c, "tbBenchReports") is not None for c in cols):
         row("  tb-bench reports (process)", [fmt_s(val(c, "tbBenchReports")) for c in cols], growth("tbBenchReports"))
@@ -657,9 +731,9 @@ def table(small: dict | None, big: dict, args) -> str:
     row("  ldapmodify -f", [fmt_s(x) for x in lm], growth("ldapmodify"))
     r4 = [ratio(a, b) for a, b in zip(ap, lm)]
     row("  ratio (target <= 0.8x)", [fmt_x(x) for x in r4], verdict(r4[-1], 0.8))
-    row("  operations written", ["%s / %s" % (val(c, "applyWrites") if val(c, "applyWrites") is not None else "-",
-                                              c.get("ldapmodifyWrites", "-")) for c in cols], "bridge / ldapmodify")
-    row("  same bindings subtree", ["yes" if c.get("sameDirectory") else "NO" for c in cols])
+    row("  operations written", ["%s / %s" % (fmt_n(val(c, "applyWrites")), fmt_n(val(c, "ldapmodifyWrites")))
+                                 for c in cols], "bridge / ldapmodify (cn=Monitor)")
+    row("  same bindings subtree after", ["yes" if c.get("sameBindings") else "NO" for c in cols])
     row("5 apply again: wall", [fmt_s(val(c, "applyAgain")) for c in cols], growth("applyAgain"))
     row("  writes (target 0)", [str(val(c, "applyAgainWritesMax")) for c in cols],
         "met" if all(val(c, "applyAgainWritesMax") == 0 for c in cols) else "MISSED")
