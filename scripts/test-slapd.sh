@@ -165,6 +165,9 @@ TLSVerifyClient allow
 # test client certificate over TLS is the service account.
 authz-regexp "^gidNumber=$(id -g)[+]uidNumber=$(id -u),cn=peercred,cn=external,cn=auth\$" "$root_dn"
 authz-regexp "^cn=bridge-client,o=takeover-bridge test\$" "$bind_dn"
+# Password SASL mechanisms (SCRAM-*, DIGEST-MD5, PLAIN): authcid NAME is
+# uid=NAME,ou=people (such an entry needs a cleartext userPassword for SCRAM/DIGEST).
+authz-regexp "^uid=([^,]+),(cn=[^,]+,)?cn=[^,]+,cn=auth\$" "uid=\$1,ou=people,$base"
 
 database mdb
 suffix "$base"

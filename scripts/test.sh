@@ -18,6 +18,8 @@ have_cmd ldapsearch || missing+=(ldap-utils)
 [ -f /usr/include/sasl/sasl.h ] || missing+=(libsasl2-dev)
 have_cmd pkg-config || missing+=(pkg-config)
 have_cmd openssl || have_cmd certtool || missing+=(openssl)
+# SCRAM/DIGEST SASL mechanisms (the SASL interactive-bind tests); only "Recommended".
+compgen -G "/usr/lib/*/sasl2/libscram.so*" >/dev/null || missing+=(libsasl2-modules)
 [ -f /etc/ldap/schema/inetorgperson.schema ] || missing+=(slapd)
 
 if [ ${#missing[@]} -gt 0 ]; then

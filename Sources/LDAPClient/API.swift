@@ -9,7 +9,8 @@ public struct LDAPError: Error, Sendable, CustomStringConvertible {
     public var operation: String
     /// libldap's text for `code` (`ldap_err2string`).
     public var message: String
-    /// The server's diagnostic text, when it sent one.
+    /// The server's diagnostic text, when it sent one, or libldap's detail for local
+    /// failures (TLS, SASL, options).
     public var diagnostic: String?
     public var matchedDN: String?
     /// Referral URIs when `code == 10` (referral).
@@ -37,9 +38,24 @@ public struct LDAPError: Error, Sendable, CustomStringConvertible {
         self.isAlreadyDone = isAlreadyDone
     }
 
-    /// Server down, connect error, timeout: the connection cannot be trusted any more.
-    public var isConnectionLost: Bool { fatalError("not yet") }
-    public var description: String { fatalError("not yet") }
+    /// Server down (-1), connect error (-11), timeout (-5): the connection cannot be
+    /// trusted any more and the outcome of the operation is unknown.
+    public var isConnectionLost: Bool {
+        code == -1 || code == -11 || code == -5
+    }
+
+    /// One line: `search of 'ou=people,dc=example,dc=org' failed: Size limit exceeded (4);
+    /// diagnostic: ...; matched: ...; referrals: ...`. Holds no password (none is ever stored).
+    public var description: String {
+        var text = operation
+        if let dn, !dn.isEmpty { text += " of '\(dn)'" }
+        text += " failed: \(message) (\(code))"
+        if let diagnostic, !diagnostic.isEmpty { text += "; diagnostic: \(diagnostic)" }
+        if let matchedDN, !matchedDN.isEmpty { text += "; matched: '\(matchedDN)'" }
+        if !referrals.isEmpty { text += "; referrals: \(referrals.joined(separator: " "))" }
+        if let firstUnknownIndex { text += "; outcome unknown from request #\(firstUnknownIndex)" }
+        return text.replacingNewlines()
+    }
 }
 
 /// `LDAP_OPT_X_TLS_REQUIRE_CERT` values (ldap.conf `TLS_REQCERT`).
@@ -95,7 +111,7 @@ public struct LDAPValue: Sendable, Hashable {
     public init(bytes: [UInt8]) { self.bytes = bytes }
     public init(_ string: String) { self.bytes = Array(string.utf8) }
     /// The value as text; nil when the bytes are not valid UTF-8.
-    public var string: String? { fatalError("not yet") }
+    public var string: String? { String(validating: bytes, as: UTF8.self) }
 }
 
 public struct LDAPEntry: Sendable {
@@ -107,17 +123,46 @@ public struct LDAPEntry: Sendable {
         self.attributes = attributes
     }
     /// Values of the attribute whose name equals `name` ignoring ASCII case (options included literally).
-    public func values(_ name: String) -> [LDAPValue] { fatalError("not yet") }
+    public func values(_ name: String) -> [LDAPValue] {
+        var found: [LDAPValue] = []
+        for attribute in attributes where asciiCaseInsensitiveEqual(attribute.name, name) {
+            found.append(contentsOf: attribute.values)
+        }
+        return found
+    }
     /// The UTF-8 values of `name`; non-UTF-8 values are left out.
-    public func strings(_ name: String) -> [String] { fatalError("not yet") }
+    public func strings(_ name: String) -> [String] {
+        values(name).compactMap(\.string)
+    }
     /// The first UTF-8 value of `name`.
-    public func first(_ name: String) -> String? { fatalError("not yet") }
+    public func first(_ name: String) -> String? {
+        for attribute in attributes where asciiCaseInsensitiveEqual(attribute.name, name) {
+            for value in attribute.values {
+                if let string = value.string { return string }
+            }
+        }
+        return nil
+    }
+    /// Whether the entry has the attribute (any values).
+    public func has(_ name: String) -> Bool {
+        attributes.contains { asciiCaseInsensitiveEqual($0.name, name) }
+    }
 }
 
 public struct SearchResult: Sendable {
+    /// Entries handed to the handler.
     public var entries: Int
+    /// Search requests sent (1 for an unpaged search).
     public var pages: Int
-    public init(entries: Int, pages: Int) { self.entries = entries; self.pages = pages }
+    /// Search continuation references (RFC 4511 4.5.3) the server returned instead of
+    /// entries: parts of the tree held elsewhere. Referral chasing is off, so a caller
+    /// that needs every entry must treat a non-empty list as incomplete results.
+    public var references: [String]
+    public init(entries: Int, pages: Int, references: [String] = []) {
+        self.entries = entries
+        self.pages = pages
+        self.references = references
+    }
 }
 
 public enum ModOp: Sendable {
@@ -142,5 +187,25 @@ public struct ModifyRequest: Sendable {
     public init(dn: String, modifications: [Modification]) {
         self.dn = dn
         self.modifications = modifications
+    }
+}
+
+/// Attribute type names (descriptors) are ASCII and compare case-insensitively.
+func asciiCaseInsensitiveEqual(_ a: String, _ b: String) -> Bool {
+    let x = a.utf8, y = b.utf8
+    guard x.count == y.count else { return false }
+    for (p, q) in zip(x, y) where p != q {
+        let lp = (p >= 65 && p <= 90) ? p | 0x20 : p
+        let lq = (q >= 65 && q <= 90) ? q | 0x20 : q
+        if lp != lq { return false }
+    }
+    return true
+}
+
+extension String {
+    /// Keeps error text on one line.
+    func replacingNewlines() -> String {
+        guard contains(where: \.isNewline) else { return self }
+        return String(map { $0.isNewline ? " " : $0 })
     }
 }

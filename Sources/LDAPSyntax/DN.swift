@@ -1,22 +1,266 @@
-// RFC 4514 distinguished names: parsing and re-serialisation.
+// RFC 4514 distinguished names: parsing and re-serialisation. Pure Swift, no libldap.
 
-public struct DNParseError: Error, Sendable, CustomStringConvertible {
+/// A DN string that does not parse, with the byte offset where it went wrong.
+public struct DNParseError: Error, Sendable, CustomStringConvertible, Equatable {
     public var input: String
+    /// Byte offset into the UTF-8 of `input`.
     public var offset: Int
     public var reason: String
-    public var description: String { "invalid DN at byte \(offset): \(reason)" }
+    public var description: String { "invalid DN '\(input)' at byte \(offset): \(reason)" }
 }
 
-public struct DN: Sendable, Hashable {
-    public var rdns: [[AVA]]
+/// A distinguished name: a list of RDNs, most specific first (`uid=a,ou=people,dc=x`
+/// has rdns `[[uid=a], [ou=people], [dc=x]]`). An RDN is one or more attribute value
+/// assertions joined by `+`. Values are held unescaped.
+///
+/// Equality (`==`, `Hashable`) is exact; use `normalized` or `comparisonKey` to compare
+/// DNs the way a directory would.
+public struct DN: Sendable, Hashable, CustomStringConvertible {
+    /// One attribute value assertion, `type=value`, value unescaped.
     public struct AVA: Sendable, Hashable {
         public var type: String
         public var value: String
-        public init(type: String, value: String) { self.type = type; self.value = value }
+        public init(type: String, value: String) {
+            self.type = type
+            self.value = value
+        }
     }
-    public init(rdns: [[AVA]]) { self.rdns = rdns }
-    public init(parsing text: String) throws { fatalError("not yet") }
-    public var string: String { fatalError("not yet") }
-    public var normalized: String { fatalError("not yet") }
-    public var parent: DN? { fatalError("not yet") }
+
+    public var rdns: [[AVA]]
+
+    public init(rdns: [[AVA]]) {
+        self.rdns = rdns
+    }
+
+    /// Parses an RFC 4514 string. Accepts (leniently, like OpenLDAP) spaces around `,`,
+    /// `+` and `=`, unescaped `;`, `<`, `>`, `"`, `=` and `#` inside a value, and `\`
+    /// followed by any character. `#`-hex values (BER) are decoded when they hold a
+    /// string type (OCTET STRING, UTF8String, PrintableString, IA5String, T61String).
+    /// The empty string is the root DN (no RDNs).
+    public init(parsing text: String) throws(DNParseError) {
+        var parser = DNParser(text)
+        self.rdns = try parser.parse()
+    }
+
+    /// RFC 4514 string with every value escaped (`DNEscaping.escapeValue`), types as given.
+    public var string: String {
+        rdns.map { rdn in rdn.map { "\($0.type)=\(DNEscaping.escapeValue($0.value))" }.joined(separator: "+") }
+            .joined(separator: ",")
+    }
+
+    public var description: String { string }
+
+    /// Types lowercased (ASCII), the AVAs of a multi-valued RDN sorted by type, values
+    /// re-escaped, no spaces. Two spellings of the same DN with the same value case give
+    /// the same text.
+    public var normalized: String {
+        rdns.map { rdn in
+            rdn.map { AVA(type: asciiLowercased($0.type), value: $0.value) }
+                .sorted { ($0.type, $0.value) < ($1.type, $1.value) }
+                .map { "\($0.type)=\(DNEscaping.escapeValue($0.value))" }
+                .joined(separator: "+")
+        }.joined(separator: ",")
+    }
+
+    /// `normalized` with values lowercased too: the key to compare DNs whose naming
+    /// attributes match case-insensitively (cn, uid, ou, dc, o: the usual ones).
+    public var comparisonKey: String {
+        rdns.map { rdn in
+            rdn.map { AVA(type: asciiLowercased($0.type), value: $0.value.lowercased()) }
+                .sorted { ($0.type, $0.value) < ($1.type, $1.value) }
+                .map { "\($0.type)=\(DNEscaping.escapeValue($0.value))" }
+                .joined(separator: "+")
+        }.joined(separator: ",")
+    }
+
+    /// The DN without its first RDN; nil for the root DN.
+    public var parent: DN? {
+        rdns.isEmpty ? nil : DN(rdns: Array(rdns.dropFirst()))
+    }
+
+    /// The first RDN's first AVA (`uid=alice` of `uid=alice,ou=people,...`).
+    public var first: AVA? { rdns.first?.first }
+
+    /// A DN one level below this one: `type=value,self`. `value` is escaped on output.
+    public func child(_ type: String, _ value: String) -> DN {
+        DN(rdns: [[AVA(type: type, value: value)]] + rdns)
+    }
+
+    /// Whether this DN equals `base` or lies below it (compared by `comparisonKey`).
+    public func isWithin(_ base: DN) -> Bool {
+        guard rdns.count >= base.rdns.count else { return false }
+        if base.rdns.isEmpty { return true }
+        let tail = DN(rdns: Array(rdns.suffix(base.rdns.count)))
+        return tail.comparisonKey == base.comparisonKey
+    }
+}
+
+func asciiLowercased(_ text: String) -> String {
+    var bytes = Array(text.utf8)
+    for index in bytes.indices where bytes[index] >= 65 && bytes[index] <= 90 {
+        bytes[index] |= 0x20
+    }
+    return String(decoding: bytes, as: UTF8.self)
+}
+
+private struct DNParser {
+    let input: String
+    let bytes: [UInt8]
+    var index = 0
+
+    init(_ input: String) {
+        self.input = input
+        self.bytes = Array(input.utf8)
+    }
+
+    func fail(_ reason: String, at offset: Int? = nil) -> DNParseError {
+        DNParseError(input: input, offset: offset ?? index, reason: reason)
+    }
+
+    var atEnd: Bool { index >= bytes.count }
+    var current: UInt8? { index < bytes.count ? bytes[index] : nil }
+
+    mutating func skipSpaces() {
+        while let byte = current, byte == 0x20 { index += 1 }
+    }
+
+    mutating func parse() throws(DNParseError) -> [[DN.AVA]] {
+        skipSpaces()
+        if atEnd { return [] }
+        var rdns: [[DN.AVA]] = []
+        while true {
+            rdns.append(try parseRDN())
+            skipSpaces()
+            guard let byte = current else { return rdns }
+            // `,` separates RDNs; RFC 2253 also allowed `;`.
+            guard byte == UInt8(ascii: ",") || byte == UInt8(ascii: ";") else {
+                throw fail("expected ',' between RDNs")
+            }
+            index += 1
+            skipSpaces()
+            if atEnd { throw fail("empty RDN after ','") }
+        }
+    }
+
+    mutating func parseRDN() throws(DNParseError) -> [DN.AVA] {
+        var avas: [DN.AVA] = []
+        while true {
+            avas.append(try parseAVA())
+            skipSpaces()
+            guard current == UInt8(ascii: "+") else { return avas }
+            index += 1
+            skipSpaces()
+        }
+    }
+
+    mutating func parseAVA() throws(DNParseError) -> DN.AVA {
+        skipSpaces()
+        let type = try parseType()
+        skipSpaces()
+        guard current == UInt8(ascii: "=") else { throw fail("expected '=' after attribute type '\(type)'") }
+        index += 1
+        skipSpaces()
+        let value = current == UInt8(ascii: "#") ? try parseHexValue() : try parseStringValue()
+        return DN.AVA(type: type, value: value)
+    }
+
+    /// descr (`ALPHA *(ALPHA / DIGIT / "-")`) or numericoid (`1.2.3`).
+    mutating func parseType() throws(DNParseError) -> String {
+        let start = index
+        guard let first = current else { throw fail("expected an attribute type") }
+        if isAlpha(first) {
+            while let byte = current, isAlpha(byte) || isDigit(byte) || byte == UInt8(ascii: "-") { index += 1 }
+        } else if isDigit(first) {
+            while let byte = current, isDigit(byte) || byte == UInt8(ascii: ".") { index += 1 }
+            if bytes[index - 1] == UInt8(ascii: ".") { throw fail("numeric OID ends with '.'", at: index - 1) }
+        } else {
+            throw fail("expected an attribute type")
+        }
+        return String(decoding: bytes[start..<index], as: UTF8.self)
+    }
+
+    mutating func parseStringValue() throws(DNParseError) -> String {
+        var value: [UInt8] = []
+        // Length of `value` up to the last byte that must be kept (not an unescaped
+        // trailing space).
+        var keep = 0
+        let start = index
+        while let byte = current {
+            if byte == UInt8(ascii: ",") || byte == UInt8(ascii: "+") || byte == UInt8(ascii: ";") { break }
+            if byte == UInt8(ascii: "\\") {
+                index += 1
+                guard let next = current else { throw fail("'\\' at the end of the DN", at: index - 1) }
+                if isHex(next) {
+                    guard index + 1 < bytes.count, isHex(bytes[index + 1]) else {
+                        throw fail("'\\' must be followed by two hex digits or a special character", at: index - 1)
+                    }
+                    value.append(hexValue(next) << 4 | hexValue(bytes[index + 1]))
+                    index += 2
+                } else {
+                    value.append(next)
+                    index += 1
+                }
+                keep = value.count
+                continue
+            }
+            value.append(byte)
+            index += 1
+            if byte != 0x20 { keep = value.count }
+        }
+        value.removeLast(value.count - keep)
+        guard let text = String(validating: value, as: UTF8.self) else {
+            throw fail("value is not valid UTF-8", at: start)
+        }
+        return text
+    }
+
+    /// `#` followed by the hex of a BER encoding (RFC 4514 2.4).
+    mutating func parseHexValue() throws(DNParseError) -> String {
+        let start = index
+        index += 1
+        var encoded: [UInt8] = []
+        while let byte = current, isHex(byte) {
+            guard index + 1 < bytes.count, isHex(bytes[index + 1]) else { throw fail("odd number of hex digits") }
+            encoded.append(hexValue(byte) << 4 | hexValue(bytes[index + 1]))
+            index += 2
+        }
+        skipSpaces()
+        if let byte = current, byte != UInt8(ascii: ","), byte != UInt8(ascii: "+"), byte != UInt8(ascii: ";") {
+            throw fail("unexpected character in a '#' hex value")
+        }
+        guard encoded.count >= 2 else { throw fail("empty '#' hex value", at: start) }
+        // Tag: OCTET STRING, UTF8String, PrintableString, T61String, IA5String.
+        let tag = encoded[0]
+        guard [0x04, 0x0C, 0x13, 0x14, 0x16].contains(tag) else {
+            throw fail("'#' hex value with BER tag \(tag) is not a string", at: start)
+        }
+        var position = 1
+        var length = 0
+        let lengthByte = encoded[position]
+        position += 1
+        if lengthByte < 0x80 {
+            length = Int(lengthByte)
+        } else {
+            let count = Int(lengthByte & 0x7F)
+            guard count >= 1, count <= 4, position + count <= encoded.count else { throw fail("bad BER length", at: start) }
+            for _ in 0..<count {
+                length = length << 8 | Int(encoded[position])
+                position += 1
+            }
+        }
+        guard position + length == encoded.count else { throw fail("BER length does not match the value", at: start) }
+        guard let text = String(validating: encoded[position...], as: UTF8.self) else {
+            throw fail("'#' hex value is not valid UTF-8", at: start)
+        }
+        return text
+    }
+}
+
+@inline(__always) private func isAlpha(_ b: UInt8) -> Bool { (b >= 65 && b <= 90) || (b >= 97 && b <= 122) }
+@inline(__always) private func isDigit(_ b: UInt8) -> Bool { b >= 48 && b <= 57 }
+@inline(__always) private func isHex(_ b: UInt8) -> Bool { isDigit(b) || (b >= 65 && b <= 70) || (b >= 97 && b <= 102) }
+@inline(__always) private func hexValue(_ b: UInt8) -> UInt8 {
+    if isDigit(b) { return b - 48 }
+    if b >= 97 { return b - 87 }
+    return b - 55
 }

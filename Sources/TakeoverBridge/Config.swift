@@ -309,7 +309,7 @@ public struct BridgeConfig: Sendable {
             case .success(let t): text = t
             case .failure(let message): throw ConfigError(problem("ldap.bind_password_file", message))
             }
-            if text.hasSuffix("\n") {
+            if text.hasSuffix("\r\n") || text.hasSuffix("\n") {
                 text.removeLast()  // "\r\n" is one Character in Swift: removes both.
             }
             if text.isEmpty {
@@ -765,7 +765,7 @@ struct ConfigReader {
         for top in root.keys.sorted() {
             guard let v = root[top] else { continue }
             if ConfigSchema.looksLikeSecret(top) {
-                add(nil, ConfigSchema.secretMessage)
+                problems.append(ConfigProblem(source: source, line: index.lines[top], key: nil, message: ConfigSchema.secretMessage))
                 continue
             }
             guard known.contains(top) else {
@@ -796,7 +796,7 @@ struct ConfigReader {
                 var message = "unknown key"
                 if let near = ConfigSchema.closest(key, among: keys) {
                     message += "; did you mean \(near)?"
-                } else if let owner = ConfigSchema.sections.first(where: { s in s.keys.contains(where: { $0.0 == key }) }) {
+                } else if let owner = ConfigSchema.sections.first(where: { s in s.keys.contains(where: { $0.0 == key.lowercased() }) }) {
                     message += "; it belongs in [\(owner.name)]"
                 }
                 add(dotted, message)
@@ -814,7 +814,7 @@ struct ConfigReader {
 
     static func filterProblem(_ s: String) -> String? {
         let t = s.trimmingCharacters(in: .whitespaces)
-        guard t.hasPrefix("("), t.hasSuffix(")") else { return "must be an LDAP filter in parentheses, like (objectClass=posixAccount)" }
+        guard t.hasPrefix("(") else { return "must be an LDAP filter in parentheses, like (objectClass=posixAccount)" }
         var depth = 0
         var escaped = false
         for ch in t {
@@ -829,6 +829,7 @@ struct ConfigReader {
             }
         }
         if depth != 0 { return "has an unmatched '('" }
+        if !t.hasSuffix(")") { return "has text after its closing ')'" }
         if !t.contains("=") { return "has no comparison (attribute=value)" }
         return nil
     }

@@ -370,12 +370,12 @@ public enum ChangeLDIF {
 
     /// LDIF of `inverse(changes)`: `ldapmodify -f` with it restores the directory.
     public static func renderInverse(_ changes: [Change]) -> String {
-        render(inverse(changes))
+        renderUndo(inverse(changes))
     }
 
     /// LDIF of undo steps (modifications grouped as in `render`, deletions as
     /// `changetype: delete`).
-    public static func render(_ steps: [UndoStep]) -> String {
+    public static func renderUndo(_ steps: [UndoStep]) -> String {
         var out = ""
         var pending: [Change] = []
         for step in steps {

@@ -375,6 +375,9 @@ public struct Plan: Sendable, Hashable {
     public var changes: [Change]
     /// Bindings (managed members) that exist in the directory now: the base of `max_unbind_percent`.
     public var currentBindings: Int = 0
+    /// The binding layout the changes were computed for (set by `Planner.plan`); lets
+    /// `applied(to:)` tell member values from record values in an `add-entry`.
+    public var layout: BindingLayout?
 
     public init(generatedAt: UnixTime, summary: Summary, decisions: [Decision], conflicts: [Finding],
                 warnings: [Finding], errors: [InputProblem], changes: [Change]) {

@@ -1,0 +1,247 @@
+// JSON report formats: osqueryi --json arrays, JumpCloud System Insights users,
+// PowerShell Get-LocalUser | ConvertTo-Json, and (dispatched to OsquerydLog) osqueryd
+// result logs. The format is decided by the members of the objects, never by file name.
+
+import TakeoverCore
+
+enum JSONReports {
+    /// `text` starts (after whitespace) with '[' or '{'.
+    static func read(_ text: [UInt8], into b: inout ReportBuilder, limits: ReportLimits) {
+        text.withUnsafeBufferPointer { buf in
+            var p = JSONParser(buf, maxDepth: limits.maxJSONDepth)
+            p.skipWhitespace()
+            if p.current == UInt8(ascii: "[") {
+                do throws(JSONParseError) {
+                    let value = try p.parseDocument()
+                    guard case .array(let elements) = value else { return }
+                    readElements(elements, into: &b)
+                } catch {
+                    b.fileError(at: .offset(error.offset), error.message)
+                }
+                return
+            }
+            // One object, or a sequence of objects (osqueryd logs: one per line).
+            var values: [JSONValue] = []
+            while true {
+                p.skipWhitespace()
+                if p.atEnd { break }
+                let start = p.position
+                do throws(JSONParseError) {
+                    let v = try p.parseValue(depth: 0)
+                    if case .object = v {
+                        values.append(v)
+                    } else {
+                        b.fileError(at: .offset(start), "expected a JSON object, found \(v.kindName)")
+                    }
+                } catch {
+                    b.fileError(at: .offset(error.offset), error.message)
+                    // Resynchronise at the next line that starts an object.
+                    p.seek(to: max(error.offset, start))
+                    while !p.atEnd {
+                        p.skipPastNewline()
+                        var probe = p
+                        _ = probe.restOfLineIsBlank()
+                        if probe.current == UInt8(ascii: "{") { break }
+                    }
+                }
+            }
+            readElements(values, into: &b)
+        }
+    }
+
+    private enum Kind {
+        case osquerydLog, jumpCloud, powerShell, osqueryRows
+    }
+
+    private static func classify(_ o: JSONObject) -> Kind? {
+        if o.has("snapshot") || o.has("diffResults") || (o.has("columns") && o.has("action")) {
+            if o.has("hostIdentifier") || o.has("hostname") || o.has("name") { return .osquerydLog }
+        }
+        if o.has("system_id") && o.has("username") { return .jumpCloud }
+        if o.has("username") { return .osqueryRows }
+        if o.has("Name") && (o.has("SID") || o.has("PrincipalSource") || o.has("Enabled") || o.has("ObjectClass")) {
+            return .powerShell
+        }
+        return nil
+    }
+
+    static let acceptedFormats = "accepted formats: osqueryi --json array of users rows; osqueryd result log "
+        + "(one JSON object per line); JumpCloud System Insights users (JSON array with system_id); "
+        + "PowerShell Get-LocalUser | ConvertTo-Json; getent passwd / /etc/passwd text; CSV with a "
+        + "'device,username' header"
+
+    private static func readElements(_ elements: [JSONValue], into b: inout ReportBuilder) {
+        guard let firstObject = elements.lazy.compactMap({ $0.object }).first else {
+            if elements.isEmpty {
+                b.fileError(at: nil, "empty JSON array: the report lists no accounts")
+            } else {
+                b.fileError(at: nil, "JSON array holds no objects; unrecognised report format (\(acceptedFormats))")
+            }
+            return
+        }
+        guard let kind = classify(firstObject) else {
+            let keys = firstObject.members.prefix(6).map(\.key).joined(separator: ", ")
+            b.fileError(at: .offset(firstObject.offset),
+                        "unrecognised report format: JSON objects with members \(keys) (\(acceptedFormats))")
+            return
+        }
+        var rows: [JSONObject] = []
+        rows.reserveCapacity(elements.count)
+        for (i, element) in elements.enumerated() {
+            if let o = element.object {
+                rows.append(o)
+            } else {
+                b.fileError(at: rows.last.map { .offset($0.offset) },
+                            "array element \(i + 1) is \(element.kindName), expected an object")
+            }
+        }
+        switch kind {
+        case .osquerydLog: OsquerydLog.read(rows, into: &b)
+        case .jumpCloud: readJumpCloud(rows, into: &b)
+        case .powerShell: readPowerShell(rows, into: &b)
+        case .osqueryRows: readOsqueryRows(rows, into: &b)
+        }
+    }
+
+    // MARK: osqueryi --json
+
+    private static func readOsqueryRows(_ rows: [JSONObject], into b: inout ReportBuilder) {
+        let device = b.fallbackDevice
+        b.touch(device)
+        // The extended columns tell the platform: macOS adds is_hidden, Windows adds type.
+        if let first = rows.first {
+            if first.has("is_hidden") { b.hint(.macos, weight: 20, device: device) }
+            if first.has("type") { b.hint(.windows, weight: 5, device: device) }
+        }
+        for row in rows {
+            do throws(FieldError) {
+                if let account = try OsqueryRows.account(row) {
+                    b.add(account, device: device, at: .offset(row.offset))
+                } else {
+                    b.warn(device: device, at: .offset(row.offset), "row with an empty username skipped")
+                }
+            } catch {
+                b.error(device: device, at: .offset(row.offset), rowMessage(row, error))
+            }
+        }
+    }
+
+    static func rowMessage(_ row: JSONObject, _ error: FieldError) -> String {
+        if case .string(let name)? = row["username"], !name.isEmpty {
+            return "account \(Fields.quoted(name)): \(error.message)"
+        }
+        return error.message
+    }
+
+    // MARK: JumpCloud System Insights users
+
+    private static func readJumpCloud(_ rows: [JSONObject], into b: inout ReportBuilder) {
+        for row in rows {
+            let systemID: String
+            do throws(FieldError) {
+                guard let id = try Fields.string(row, "system_id") else {
+                    b.fileError(at: .offset(row.offset), "row has no 'system_id': cannot tell which device it belongs to")
+                    continue
+                }
+                systemID = id
+            } catch {
+                b.fileError(at: .offset(row.offset), error.message)
+                continue
+            }
+            do throws(FieldError) {
+                guard let text = try Fields.string(row, "collection_time") else {
+                    throw FieldError(message: "row has no 'collection_time'")
+                }
+                guard let time = Timestamps.parse(text) else {
+                    throw FieldError(message: "field 'collection_time' is not a date, found \(Fields.quoted(text))")
+                }
+                b.noteTime(time, device: systemID)
+                if let account = try OsqueryRows.account(row) {
+                    b.add(account, device: systemID, at: .offset(row.offset))
+                } else {
+                    b.warn(device: systemID, at: .offset(row.offset), "row with an empty username skipped")
+                }
+            } catch {
+                b.error(device: systemID, at: .offset(row.offset), rowMessage(row, error))
+            }
+        }
+    }
+
+    // MARK: PowerShell Get-LocalUser | ConvertTo-Json
+
+    private static func readPowerShell(_ rows: [JSONObject], into b: inout ReportBuilder) {
+        for row in rows {
+            var device = b.fallbackDevice
+            // Invoke-Command adds PSComputerName: then the file carries its hosts.
+            if case .string(let host)? = row["PSComputerName"], !host.isEmpty { device = host }
+            b.force(.windows, device: device)
+            do throws(FieldError) {
+                b.add(try powerShellAccount(row), device: device, at: .offset(row.offset))
+            } catch {
+                var message = error.message
+                if case .string(let name)? = row["Name"], !name.isEmpty {
+                    message = "account \(Fields.quoted(name)): " + message
+                }
+                b.error(device: device, at: .offset(row.offset), message)
+            }
+        }
+    }
+
+    static func powerShellAccount(_ o: JSONObject) throws(FieldError) -> LocalAccount {
+        guard let nameValue = o["Name"] else { throw FieldError(message: "object has no 'Name'") }
+        guard case .string(let name) = nameValue else {
+            throw FieldError(message: "field 'Name' must be a string, found \(nameValue.kindName)")
+        }
+        guard !name.isEmpty else { throw FieldError(message: "field 'Name' is empty") }
+        var sid: String?
+        switch o["SID"] {
+        case .object(let s)?: sid = try Fields.string(s, "Value")
+        case .string(let s)?: sid = s.isEmpty ? nil : s
+        case nil, .null?: sid = nil
+        case let other?: throw FieldError(message: "field 'SID' must be an object with 'Value' or a string, found \(other.kindName)")
+        }
+        if let s = sid, !(s.utf8.starts(with: "S-1-".utf8) || s.utf8.starts(with: "s-1-".utf8)) {
+            throw FieldError(message: "field 'SID' is not a SID, found \(Fields.quoted(s))")
+        }
+        sid = sid?.uppercased()
+        let rid = sid.flatMap { UIDs.rid(ofSID: $0) }
+        var fullName = try Fields.string(o, "FullName")
+        if fullName == nil { fullName = try Fields.string(o, "Description") }
+        // Date members (LastLogon, PasswordLastSet, ...) are "\/Date(ms)\/" in Windows
+        // PowerShell 5.1 and ISO 8601 in PowerShell 7; both are read by Timestamps.parse but
+        // no date is needed for a takeover decision, so they are only type-checked.
+        for key in ["LastLogon", "PasswordLastSet", "AccountExpires"] {
+            if let v = o[key] {
+                switch v {
+                case .string(let s) where !s.isEmpty && Timestamps.parse(s) == nil:
+                    throw FieldError(message: "field '\(key)' is not a date, found \(Fields.quoted(s))")
+                case .string, .null: break
+                default: throw FieldError(message: "field '\(key)' must be a date string, found \(v.kindName)")
+                }
+            }
+        }
+        return LocalAccount(name: name, uid: rid, uidSigned: rid, sid: sid, fullName: fullName,
+                            accountType: try principalSource(o["PrincipalSource"]),
+                            enabled: try Fields.bool(o, "Enabled"))
+    }
+
+    /// PrincipalSource (1 = Local) -> the osquery `type` vocabulary: local accounts are
+    /// `local` (a Microsoft-account-linked one too: it is still a SAM account); domain and
+    /// Entra principals are not local accounts, like osquery's `roaming`.
+    private static func principalSource(_ v: JSONValue?) throws(FieldError) -> String? {
+        guard let v else { return nil }
+        let code: String
+        switch v {
+        case .null: return nil
+        case .number(let raw): code = raw
+        case .string(let s): code = s.lowercased()
+        default: throw FieldError(message: "field 'PrincipalSource' must be a number or a string, found \(v.kindName)")
+        }
+        switch code {
+        case "1", "local", "4", "microsoftaccount": return "local"
+        case "2", "activedirectory", "3", "azuread": return "roaming"
+        case "0", "unknown", "": return nil
+        default: throw FieldError(message: "field 'PrincipalSource' has an unknown value \(Fields.quoted(code))")
+        }
+    }
+}

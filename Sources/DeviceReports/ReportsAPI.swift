@@ -1,0 +1,103 @@
+// Public entry points of DeviceReports: report files in, DeviceReport values out.
+// PRODUCT.md section 9; REFERENCE.md "Device reports".
+
+import TakeoverCore
+
+/// Limits applied while reading the reports folder.
+public struct ReportLimits: Sendable, Hashable {
+    /// Largest report file read, in bytes. Bigger files are an error naming this cap.
+    /// Default 64 MiB: a `getent passwd` of 100,000 accounts is about 8 MiB.
+    public var maxFileBytes: Int
+    /// Most files read from the folder; files past it (in name order) are an error each.
+    public var maxFiles: Int
+    /// Deepest JSON nesting accepted (arrays/objects); deeper input is an error, never a crash.
+    public var maxJSONDepth: Int
+
+    public static let defaultMaxFileBytes = 64 * 1024 * 1024
+    public static let defaultMaxFiles = 200_000
+
+    public init(maxFileBytes: Int = ReportLimits.defaultMaxFileBytes, maxFiles: Int = ReportLimits.defaultMaxFiles,
+                maxJSONDepth: Int = 64) {
+        self.maxFileBytes = maxFileBytes
+        self.maxFiles = maxFiles
+        self.maxJSONDepth = maxJSONDepth
+    }
+}
+
+/// What reading one file or a whole folder produced.
+public struct ReportsReadResult: Sendable, Hashable {
+    /// One per (device, file); several devices per file where the format carries host ids.
+    public var reports: [DeviceReport]
+    /// Errors: a file unusable or partly unusable. `device` is set when the device is known
+    /// (at least the file-name fallback), so the planner defers it.
+    public var problems: [InputProblem]
+    /// Non-fatal: a name reported twice on one device, skipped unrecognised rows.
+    public var warnings: [InputProblem]
+
+    public init(reports: [DeviceReport] = [], problems: [InputProblem] = [], warnings: [InputProblem] = []) {
+        self.reports = reports
+        self.problems = problems
+        self.warnings = warnings
+    }
+}
+
+/// The `[devices] reports` folder. `read(path:limits:)` is in ReportsFolder.swift.
+public enum ReportsFolder {}
+
+public enum ReportParser {
+    /// Parses one file's bytes. `fileName` is the base name (device fallback = name without
+    /// extension), `modificationTime` the file's mtime (time fallback).
+    public static func parse(bytes: [UInt8], fileName: String, modificationTime: UnixTime) -> ReportsReadResult {
+        parse(bytes: bytes, fileName: fileName, source: fileName, modificationTime: modificationTime, limits: ReportLimits())
+    }
+
+    /// As `parse(bytes:fileName:modificationTime:)`, with the `source` used in messages
+    /// (e.g. "reports/mbp.json") and explicit limits.
+    public static func parse(bytes: [UInt8], fileName: String, source: String, modificationTime: UnixTime,
+                             limits: ReportLimits) -> ReportsReadResult {
+        let device = deviceName(fromFileName: fileName)
+        func failure(_ line: Int?, _ message: String) -> ReportsReadResult {
+            ReportsReadResult(problems: [InputProblem(source: source, line: line, device: device, message: message)])
+        }
+        if bytes.count > limits.maxFileBytes {
+            return failure(nil, tooLarge(bytes.count, limits: limits))
+        }
+        if bytes.isEmpty { return failure(nil, "empty file: no report") }
+        let text: [UInt8]
+        switch TextDecoding.utf8Bytes(bytes) {
+        case .success(let t): text = t
+        case .failure(let f): return failure(f.line, f.message)
+        }
+        guard let first = text.first(where: { $0 != 0x20 && $0 != 0x09 && $0 != 0x0A && $0 != 0x0D }) else {
+            return failure(nil, "empty file (only whitespace): no report")
+        }
+        var builder = ReportBuilder(source: source, fallbackDevice: device, modificationTime: modificationTime, text: text)
+        if first == UInt8(ascii: "[") || first == UInt8(ascii: "{") {
+            JSONReports.read(text, into: &builder, limits: limits)
+        } else {
+            switch TextReports.detect(text) {
+            case .passwd?: Passwd.read(text, into: &builder)
+            case .csv?: CSVReports.read(text, into: &builder)
+            case nil: builder.fileError(at: nil, "unrecognised report format (\(JSONReports.acceptedFormats))")
+            }
+        }
+        return builder.finish()
+    }
+
+    static func tooLarge(_ size: Int, limits: ReportLimits) -> String {
+        "file is \(size) bytes, larger than the \(limits.maxFileBytes)-byte cap for one report "
+            + "(ReportLimits.maxFileBytes, \(limits.maxFileBytes / (1024 * 1024)) MiB); not read"
+    }
+
+    /// File extensions stripped to name the device: `Bob's MacBook Pro.json` is device
+    /// `Bob's MacBook Pro`. Other extensions are kept (`web01.example.com` stays whole).
+    static let reportExtensions: Set<String> = ["json", "jsonl", "ndjson", "log", "txt", "csv", "passwd", "getent", "out"]
+
+    /// The device a file names when its content names none: the file name without a
+    /// report extension. Never interpreted further (`kiosk,ou=Users.json` is device `kiosk,ou=Users`).
+    public static func deviceName(fromFileName fileName: String) -> String {
+        guard let dot = fileName.lastIndex(of: "."), dot != fileName.startIndex else { return fileName }
+        let ext = fileName[fileName.index(after: dot)...].lowercased()
+        return reportExtensions.contains(ext) ? String(fileName[..<dot]) : fileName
+    }
+}

@@ -1,0 +1,341 @@
+// Text report formats: getent passwd / /etc/passwd, and CSV with a header (RFC 4180).
+
+import TakeoverCore
+
+/// Lines of UTF-8 text: each without its line ending ("\n" or "\r\n"), with its number.
+struct LineCursor {
+    let buf: UnsafeBufferPointer<UInt8>
+    var position = 0
+    var lineNumber = 0
+
+    init(_ buf: UnsafeBufferPointer<UInt8>) { self.buf = buf }
+
+    mutating func next() -> (range: Range<Int>, line: Int)? {
+        guard position < buf.count else { return nil }
+        let start = position
+        var end = start
+        while end < buf.count, buf[end] != 0x0A { end += 1 }
+        position = end < buf.count ? end + 1 : end
+        lineNumber += 1
+        var stop = end
+        if stop > start, buf[stop - 1] == 0x0D { stop -= 1 }
+        return (start..<stop, lineNumber)
+    }
+}
+
+enum TextReports {
+    enum Kind { case passwd, csv }
+
+    /// Decides from the first line that is neither blank nor a '#' comment.
+    static func detect(_ text: [UInt8]) -> Kind? {
+        text.withUnsafeBufferPointer { buf -> Kind? in
+            var lines = LineCursor(buf)
+            while let (range, _) = lines.next() {
+                let line = buf[range]
+                guard let first = line.first(where: { $0 != 0x20 && $0 != 0x09 }) else { continue }
+                if first == UInt8(ascii: "#") { continue }
+                if Passwd.looksLikeEntry(line) { return .passwd }
+                if line.contains(UInt8(ascii: ",")) { return .csv }
+                return nil
+            }
+            return nil
+        }
+    }
+
+    static func string(_ slice: Slice<UnsafeBufferPointer<UInt8>>) -> String {
+        String(decoding: UnsafeBufferPointer(rebasing: slice), as: UTF8.self)
+    }
+}
+
+// MARK: - passwd
+
+enum Passwd {
+    /// `name:password:uid:gid:gecos:home:shell`, or a NIS compat line (`+name::::::`).
+    static func looksLikeEntry(_ line: Slice<UnsafeBufferPointer<UInt8>>) -> Bool {
+        var colons = 0
+        for b in line where b == UInt8(ascii: ":") { colons += 1 }
+        guard colons == 6 else { return false }
+        if line.first == UInt8(ascii: "+") || line.first == UInt8(ascii: "-") { return true }
+        let fields = line.split(separator: UInt8(ascii: ":"), omittingEmptySubsequences: false)
+        return fields.count == 7 && Timestamps.parseInteger(ArraySlice(fields[2])) != nil
+    }
+
+    static func read(_ text: [UInt8], into b: inout ReportBuilder) {
+        let device = b.fallbackDevice
+        b.touch(device)
+        b.hint(.linux, weight: 1, device: device)
+        text.withUnsafeBufferPointer { buf in
+            var lines = LineCursor(buf)
+            while let (range, number) = lines.next() {
+                let line = buf[range]
+                guard let first = line.first(where: { $0 != 0x20 && $0 != 0x09 }) else { continue }
+                if first == UInt8(ascii: "#") { continue }
+                if line.first == UInt8(ascii: "+") || line.first == UInt8(ascii: "-") {
+                    b.warn(device: device, at: .line(number), "NIS compat entry skipped")
+                    continue
+                }
+                // Never quote the line itself: the second field may hold a password hash.
+                var fields: [Slice<UnsafeBufferPointer<UInt8>>] = []
+                fields.reserveCapacity(7)
+                var start = line.startIndex
+                for i in line.indices where buf[i] == UInt8(ascii: ":") {
+                    fields.append(buf[start..<i])
+                    start = i + 1
+                }
+                fields.append(buf[start..<line.endIndex])
+                guard fields.count == 7 else {
+                    b.error(device: device, at: .line(number),
+                            "expected 7 colon-separated fields (name:password:uid:gid:gecos:home:shell), found \(fields.count)")
+                    continue
+                }
+                let name = TextReports.string(fields[0])
+                guard !name.isEmpty else {
+                    b.error(device: device, at: .line(number), "empty account name")
+                    continue
+                }
+                guard let uid = Timestamps.parseInteger(ArraySlice(fields[2])) else {
+                    b.error(device: device, at: .line(number),
+                            "account \(Fields.quoted(name)): uid must be an integer, found \(Fields.quoted(TextReports.string(fields[2])))")
+                    continue
+                }
+                // GECOS: "Full Name,Room,Work phone,Home phone,Other"; the full name is the first part.
+                let gecos = fields[4]
+                let nameEnd = gecos.firstIndex(of: UInt8(ascii: ",")) ?? gecos.endIndex
+                let fullName = TextReports.string(buf[gecos.startIndex..<nameEnd])
+                let home = TextReports.string(fields[5])
+                let shell = TextReports.string(fields[6])
+                let ids = UIDs.normalized(uid: uid, uidSigned: nil)
+                b.add(LocalAccount(name: name, uid: ids.uid, uidSigned: ids.uidSigned,
+                                   home: home.isEmpty ? nil : home, shell: shell.isEmpty ? nil : shell,
+                                   fullName: fullName.isEmpty ? nil : fullName),
+                      device: device, at: .line(number))
+            }
+        }
+    }
+}
+
+// MARK: - CSV
+
+struct CSVError: Error {
+    var line: Int
+    var message: String
+    /// Nothing after this point can be read (an unterminated quote swallows the rest).
+    var fatal: Bool
+}
+
+/// RFC 4180 records: comma-separated, fields optionally in double quotes ("" is a quote;
+/// commas and line breaks allowed inside quotes), CRLF or LF line endings.
+struct CSVReader {
+    private let buf: UnsafeBufferPointer<UInt8>
+    private var position = 0
+    private var line = 1
+
+    init(_ buf: UnsafeBufferPointer<UInt8>) { self.buf = buf }
+
+    /// The next record and the line it starts on; nil at the end.
+    mutating func next() throws(CSVError) -> (fields: [String], line: Int)? {
+        guard position < buf.count else { return nil }
+        let startLine = line
+        var fields: [String] = []
+        while true {
+            if position < buf.count, buf[position] == UInt8(ascii: "\"") {
+                let open = line
+                position += 1
+                var bytes: [UInt8] = []
+                var closed = false
+                while position < buf.count {
+                    let c = buf[position]
+                    position += 1
+                    if c == UInt8(ascii: "\"") {
+                        if position < buf.count, buf[position] == UInt8(ascii: "\"") {
+                            bytes.append(c)
+                            position += 1
+                            continue
+                        }
+                        closed = true
+                        break
+                    }
+                    if c == 0x0A { line += 1 }
+                    bytes.append(c)
+                }
+                guard closed else {
+                    throw CSVError(line: open, message: "quoted field is never closed (missing '\"')", fatal: true)
+                }
+                fields.append(String(decoding: bytes, as: UTF8.self))
+                if position < buf.count {
+                    let c = buf[position]
+                    if c != UInt8(ascii: ","), c != 0x0A, c != 0x0D {
+                        let badLine = line
+                        skipRestOfRecord()
+                        throw CSVError(line: badLine, message: "unexpected character after a closing quote (quotes inside a field must be doubled)", fatal: false)
+                    }
+                }
+            } else {
+                let start = position
+                while position < buf.count {
+                    let c = buf[position]
+                    if c == UInt8(ascii: ",") || c == 0x0A || c == 0x0D { break }
+                    position += 1
+                }
+                fields.append(String(decoding: UnsafeBufferPointer(rebasing: buf[start..<position]), as: UTF8.self))
+            }
+            // After a field: a comma (another field), a line ending or the end (record done).
+            guard position < buf.count else { return (fields, startLine) }
+            let c = buf[position]
+            position += 1
+            if c == UInt8(ascii: ",") { continue }
+            if c == 0x0D, position < buf.count, buf[position] == 0x0A { position += 1 }
+            line += 1
+            return (fields, startLine)
+        }
+    }
+
+    private mutating func skipRestOfRecord() {
+        while position < buf.count {
+            let c = buf[position]
+            position += 1
+            if c == 0x0A { line += 1; return }
+        }
+    }
+}
+
+enum CSVReports {
+    private enum Column: String, CaseIterable {
+        case device, username, uid, uidSigned = "uid_signed", sid, home, fullName = "full_name", shell, hidden
+        case reportedAt = "reported_at", platform
+    }
+
+    static func read(_ text: [UInt8], into b: inout ReportBuilder) {
+        text.withUnsafeBufferPointer { buf in
+            var reader = CSVReader(buf)
+            var columns: [Column: Int] = [:]
+            var width = 0
+            var haveHeader = false
+            while true {
+                let record: (fields: [String], line: Int)
+                do throws(CSVError) {
+                    guard let r = try reader.next() else { break }
+                    record = r
+                } catch {
+                    b.fileError(at: .line(error.line), error.message)
+                    if error.fatal || !haveHeader { return }
+                    continue
+                }
+                let fields = record.fields
+                let at = Position.line(record.line)
+                if fields.allSatisfy({ $0.allSatisfy { $0 == " " || $0 == "\t" } }) { continue }
+                if !haveHeader {
+                    if fields[0].hasPrefix("#") { continue }
+                    var unknown: [String] = []
+                    for (i, raw) in fields.enumerated() {
+                        let name = raw.trimmingSpaces.lowercased()
+                        guard let column = Column(rawValue: name) else {
+                            unknown.append(raw)
+                            continue
+                        }
+                        if columns[column] != nil {
+                            b.fileError(at: at, "CSV header names column '\(name)' twice")
+                            return
+                        }
+                        columns[column] = i
+                    }
+                    guard columns[.device] != nil, columns[.username] != nil else {
+                        let found = fields.prefix(8).map { Fields.quoted($0) }.joined(separator: ", ")
+                        b.fileError(at: at, "CSV header must name the columns 'device' and 'username' (found \(found)); "
+                            + "optional: uid, sid, home, full_name, shell, hidden, reported_at")
+                        return
+                    }
+                    if !unknown.isEmpty {
+                        b.warn(at: at, "CSV columns ignored: " + unknown.prefix(8).map { Fields.quoted($0) }.joined(separator: ", "))
+                    }
+                    width = fields.count
+                    haveHeader = true
+                    continue
+                }
+                readRow(fields, width: width, columns: columns, at: at, into: &b)
+            }
+            if !haveHeader { b.fileError(at: nil, "CSV file has no header line") }
+        }
+    }
+
+    private static func readRow(_ fields: [String], width: Int, columns: [Column: Int], at: Position, into b: inout ReportBuilder) {
+        func field(_ c: Column) -> String? {
+            guard let i = columns[c], i < fields.count else { return nil }
+            let v = fields[i].trimmingSpaces
+            return v.isEmpty ? nil : v
+        }
+        guard let device = field(.device) else {
+            b.fileError(at: at, "row has an empty 'device': cannot tell which device it belongs to")
+            return
+        }
+        guard fields.count == width else {
+            b.error(device: device, at: at, "row has \(fields.count) fields, the header has \(width)")
+            return
+        }
+        do throws(FieldError) {
+            guard let name = field(.username) else { throw FieldError(message: "row has an empty 'username'") }
+            func integer(_ c: Column) throws(FieldError) -> Int64? {
+                guard let v = field(c) else { return nil }
+                guard let n = Timestamps.parseInteger(ArraySlice(v.utf8)) else {
+                    throw FieldError(message: "account \(Fields.quoted(name)): column '\(c.rawValue)' must be an integer, found \(Fields.quoted(v))")
+                }
+                return n
+            }
+            var uid = try integer(.uid)
+            let uidSigned = try integer(.uidSigned)
+            var sid = field(.sid)
+            if let s = sid {
+                guard s.utf8.starts(with: "S-1-".utf8) || s.utf8.starts(with: "s-1-".utf8) else {
+                    throw FieldError(message: "account \(Fields.quoted(name)): column 'sid' is not a SID, found \(Fields.quoted(s))")
+                }
+                sid = s.uppercased()
+                if uid == nil { uid = UIDs.rid(ofSID: s) }
+            }
+            var hidden = false
+            if let h = field(.hidden) {
+                guard let v = Fields.parseBool(h) else {
+                    throw FieldError(message: "account \(Fields.quoted(name)): column 'hidden' must be 0/1 or true/false, found \(Fields.quoted(h))")
+                }
+                hidden = v
+            }
+            if let t = field(.reportedAt) {
+                guard let time = Timestamps.parse(t) else {
+                    throw FieldError(message: "column 'reported_at' is not a date (ISO 8601 or Unix seconds), found \(Fields.quoted(t))")
+                }
+                b.noteTime(time, device: device)
+            }
+            if let p = field(.platform) {
+                guard let platform = platformNamed(p) else {
+                    throw FieldError(message: "column 'platform' must be linux, macos or windows, found \(Fields.quoted(p))")
+                }
+                b.force(platform, device: device)
+            }
+            let ids = UIDs.normalized(uid: uid, uidSigned: uidSigned)
+            b.add(LocalAccount(name: name, uid: ids.uid, uidSigned: ids.uidSigned, sid: sid, home: field(.home),
+                               shell: field(.shell), fullName: field(.fullName), hidden: hidden),
+                  device: device, at: at)
+        } catch {
+            b.error(device: device, at: at, error.message)
+        }
+    }
+
+    private static func platformNamed(_ s: String) -> Platform? {
+        switch s.lowercased() {
+        case "linux": return .linux
+        case "macos", "mac", "darwin", "osx": return .macos
+        case "windows", "win": return .windows
+        default: return nil
+        }
+    }
+}
+
+extension String {
+    /// Without leading and trailing spaces and tabs.
+    var trimmingSpaces: String {
+        let u = utf8
+        guard let first = u.firstIndex(where: { $0 != 0x20 && $0 != 0x09 }),
+              let last = u.lastIndex(where: { $0 != 0x20 && $0 != 0x09 }) else { return "" }
+        if first == u.startIndex && last == u.index(before: u.endIndex) { return self }
+        return String(self[first...last])
+    }
+}

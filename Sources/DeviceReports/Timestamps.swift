@@ -1,0 +1,136 @@
+// Time values found in reports -> UnixTime (seconds, UTC). No Foundation formatters:
+// JumpCloud's collection_time alone appears once per account row.
+
+import TakeoverCore
+
+enum Timestamps {
+    /// Accepts, after trimming spaces:
+    /// - Unix seconds: `1708528960` (optionally negative);
+    /// - ISO 8601 / RFC 3339: `2019-06-03T19:41:29.71Z`, `2024-02-21 15:22:40+01:00`,
+    ///   `2024-02-21T15:22:40.1234567-0500`, `2024-02-21` (midnight); no zone means UTC;
+    /// - .NET JSON dates (Windows PowerShell 5.1): `/Date(1701379505092)/`, `\/Date(ms)\/`,
+    ///   `/Date(1701379505092+0100)/` (milliseconds since the epoch, UTC).
+    /// Fractions of a second are dropped.
+    static func parse(_ text: String) -> UnixTime? {
+        var bytes = Array(text.utf8)
+        while let last = bytes.last, last == 0x20 || last == 0x09 { bytes.removeLast() }
+        var start = 0
+        while start < bytes.count, bytes[start] == 0x20 || bytes[start] == 0x09 { start += 1 }
+        guard start < bytes.count else { return nil }
+        let b = Array(bytes[start...])
+        if let dotNet = parseDotNetDate(b) { return dotNet }
+        if let iso = parseISO8601(b) { return iso }
+        return parseInteger(b[...])
+    }
+
+    static func parseInteger(_ b: ArraySlice<UInt8>) -> Int64? {
+        var i = b.startIndex
+        var negative = false
+        if i < b.endIndex, b[i] == UInt8(ascii: "-") || b[i] == UInt8(ascii: "+") {
+            negative = b[i] == UInt8(ascii: "-")
+            i += 1
+        }
+        guard i < b.endIndex else { return nil }
+        var value: Int64 = 0
+        while i < b.endIndex {
+            let c = b[i]
+            guard c >= 0x30 && c <= 0x39 else { return nil }
+            let (m, o1) = value.multipliedReportingOverflow(by: 10)
+            let (a, o2) = m.addingReportingOverflow(Int64(c - 0x30))
+            if o1 || o2 { return nil }
+            value = a
+            i += 1
+        }
+        return negative ? -value : value
+    }
+
+    private static func parseDotNetDate(_ b: [UInt8]) -> UnixTime? {
+        // Strip optional backslashes produced when the JSON escape `\/` was kept literally.
+        let s = b.filter { $0 != UInt8(ascii: "\\") }
+        let prefix = Array("/Date(".utf8), suffix = Array(")/".utf8)
+        guard s.count > prefix.count + suffix.count,
+              Array(s[0..<prefix.count]) == prefix,
+              Array(s[(s.count - suffix.count)...]) == suffix else { return nil }
+        var inner = s[prefix.count..<(s.count - suffix.count)]
+        // An offset suffix (+hhmm / -hhmm) after the milliseconds is informational only.
+        if inner.count > 5 {
+            let signAt = inner.endIndex - 5
+            if inner[signAt] == UInt8(ascii: "+") || inner[signAt] == UInt8(ascii: "-"), signAt > inner.startIndex {
+                inner = inner[inner.startIndex..<signAt]
+            }
+        }
+        guard let ms = parseInteger(inner) else { return nil }
+        // Floor division, so pre-1970 dates round down like the rest.
+        return ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000)
+    }
+
+    private static func parseISO8601(_ b: [UInt8]) -> UnixTime? {
+        var i = 0
+        func digits(_ n: Int) -> Int64? {
+            guard i + n <= b.count else { return nil }
+            var v: Int64 = 0
+            for k in 0..<n {
+                let c = b[i + k]
+                guard c >= 0x30 && c <= 0x39 else { return nil }
+                v = v * 10 + Int64(c - 0x30)
+            }
+            i += n
+            return v
+        }
+        func expect(_ c: Character) -> Bool {
+            guard i < b.count, let a = c.asciiValue, b[i] == a else { return false }
+            i += 1
+            return true
+        }
+        guard let year = digits(4), expect("-"), let month = digits(2), expect("-"), let day = digits(2) else { return nil }
+        guard (1...12).contains(month), day >= 1, day <= daysInMonth(year: year, month: month) else { return nil }
+        var seconds = daysFromCivil(year: year, month: month, day: day) * 86_400
+        if i == b.count { return seconds }
+        guard b[i] == UInt8(ascii: "T") || b[i] == UInt8(ascii: "t") || b[i] == UInt8(ascii: " ") else { return nil }
+        i += 1
+        guard let hour = digits(2), expect(":"), let minute = digits(2) else { return nil }
+        var second: Int64 = 0
+        if expect(":") {
+            guard let s = digits(2) else { return nil }
+            second = s
+        }
+        guard hour <= 23, minute <= 59, second <= 60 else { return nil }
+        seconds += hour * 3600 + minute * 60 + second
+        if expect(".") || expect(",") {
+            let fractionStart = i
+            while i < b.count, b[i] >= 0x30 && b[i] <= 0x39 { i += 1 }
+            guard i > fractionStart else { return nil }
+        }
+        if i == b.count { return seconds }
+        if expect("Z") || expect("z") { return i == b.count ? seconds : nil }
+        guard i < b.count, b[i] == UInt8(ascii: "+") || b[i] == UInt8(ascii: "-") else { return nil }
+        let sign: Int64 = b[i] == UInt8(ascii: "-") ? -1 : 1
+        i += 1
+        guard let offsetHours = digits(2) else { return nil }
+        _ = expect(":")
+        let offsetMinutes = digits(2) ?? 0
+        guard i == b.count, offsetHours <= 23, offsetMinutes <= 59 else { return nil }
+        return seconds - sign * (offsetHours * 3600 + offsetMinutes * 60)
+    }
+
+    private static func isLeap(_ y: Int64) -> Bool { (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 }
+
+    private static func daysInMonth(year: Int64, month: Int64) -> Int64 {
+        switch month {
+        case 2: return isLeap(year) ? 29 : 28
+        case 4, 6, 9, 11: return 30
+        default: return 31
+        }
+    }
+
+    /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+    static func daysFromCivil(year: Int64, month: Int64, day: Int64) -> Int64 {
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yoe = y - era * 400
+        let mp = (month + 9) % 12
+        let doy = (153 * mp + 2) / 5 + day - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        return era * 146_097 + doe - 719_468
+    }
+}

@@ -1,0 +1,157 @@
+// Owned C copies of Swift values for the duration of one libldap call, and the
+// conversion of libldap's results into Swift values. Every allocation here has one
+// owner and is freed on every path.
+
+internal import CLDAP
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Owns every C allocation made to pass Swift values into one libldap call (strings,
+/// berval arrays, LDAPMod arrays). libldap encodes requests into its own BER buffer
+/// before the call returns, so everything is freed when the arena goes away.
+final class CArena {
+    private var blocks: [UnsafeMutableRawPointer] = []
+    private var secretBlocks: [(UnsafeMutableRawPointer, Int)] = []
+
+    deinit {
+        for (block, size) in secretBlocks {
+            memset(block, 0, size) // a password copy does not outlive the call
+            free(block)
+        }
+        for block in blocks { free(block) }
+    }
+
+    private func allocate(_ size: Int, secret: Bool = false) -> UnsafeMutableRawPointer {
+        // malloc(0) may return NULL; always ask for at least one byte.
+        guard let block = malloc(max(size, 1)) else { fatalError("out of memory") }
+        if secret { secretBlocks.append((block, max(size, 1))) } else { blocks.append(block) }
+        return block
+    }
+
+    /// A NUL-terminated copy. Fails (nil) when `string` contains NUL, which would
+    /// silently truncate it on the C side.
+    func cString(_ string: String, secret: Bool = false) -> UnsafeMutablePointer<CChar>? {
+        let utf8 = string.utf8
+        if utf8.contains(0) { return nil }
+        let block = allocate(utf8.count + 1, secret: secret).bindMemory(to: CChar.self, capacity: utf8.count + 1)
+        var index = 0
+        for byte in utf8 {
+            block[index] = CChar(bitPattern: byte)
+            index += 1
+        }
+        block[index] = 0
+        return block
+    }
+
+    /// A berval pointing at an owned copy of `bytes` (may contain NUL).
+    func berval(_ bytes: some Collection<UInt8>, secret: Bool = false) -> UnsafeMutablePointer<CLDAP.berval> {
+        let count = bytes.count
+        let data = allocate(count, secret: secret).bindMemory(to: UInt8.self, capacity: max(count, 1))
+        var index = 0
+        for byte in bytes {
+            data[index] = byte
+            index += 1
+        }
+        let value = allocate(MemoryLayout<CLDAP.berval>.stride).bindMemory(to: CLDAP.berval.self, capacity: 1)
+        value.initialize(to: CLDAP.berval(bv_len: ber_len_t(count), bv_val: UnsafeMutableRawPointer(data).assumingMemoryBound(to: CChar.self)))
+        return value
+    }
+
+    /// A NULL-terminated array of pointers.
+    func nullTerminated<T>(_ items: [UnsafeMutablePointer<T>?]) -> UnsafeMutablePointer<UnsafeMutablePointer<T>?> {
+        let array = allocate(MemoryLayout<UnsafeMutablePointer<T>?>.stride * (items.count + 1))
+            .bindMemory(to: UnsafeMutablePointer<T>?.self, capacity: items.count + 1)
+        for (index, item) in items.enumerated() { array[index] = item }
+        array[items.count] = nil
+        return array
+    }
+
+    /// The attribute list of a search: NULL (all user attributes) when empty.
+    func attributeList(_ names: [String]) -> UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?? {
+        if names.isEmpty { return .some(nil) }
+        var pointers: [UnsafeMutablePointer<CChar>?] = []
+        pointers.reserveCapacity(names.count)
+        for name in names {
+            guard let pointer = cString(name) else { return nil }
+            pointers.append(pointer)
+        }
+        return .some(nullTerminated(pointers))
+    }
+
+    /// One `LDAPMod` with text values.
+    func mod(op: Int32, type: String, values: [String]) -> UnsafeMutablePointer<LDAPMod>? {
+        mod(op: op, type: type, byteValues: values.map { $0.utf8 })
+    }
+
+    /// One `LDAPMod` with binary values (LDAP_MOD_BVALUES).
+    func mod<Bytes: Collection<UInt8>>(op: Int32, type: String, byteValues values: [Bytes]) -> UnsafeMutablePointer<LDAPMod>? {
+        guard let name = cString(type) else { return nil }
+        let mod = allocate(MemoryLayout<LDAPMod>.stride).bindMemory(to: LDAPMod.self, capacity: 1)
+        mod.initialize(to: LDAPMod())
+        mod.pointee.mod_op = op | LDAP_MOD_BVALUES
+        mod.pointee.mod_type = name
+        // An empty value list means "no values" (delete the whole attribute): NULL.
+        let values: UnsafeMutablePointer<UnsafeMutablePointer<CLDAP.berval>?>? =
+            values.isEmpty ? nil : nullTerminated(values.map { Optional(berval($0)) })
+        CLDAP_mod_set_bvalues(mod, values)
+        return mod
+    }
+}
+
+/// Copies `len` bytes at `val` (not NUL-terminated).
+@inline(__always)
+func bytes(of value: CLDAP.berval) -> [UInt8] {
+    guard let base = value.bv_val, value.bv_len > 0 else { return [] }
+    return Array(UnsafeRawBufferPointer(start: base, count: Int(value.bv_len)))
+}
+
+@inline(__always)
+func string(of value: CLDAP.berval) -> String {
+    guard let base = value.bv_val, value.bv_len > 0 else { return "" }
+    return String(decoding: UnsafeRawBufferPointer(start: base, count: Int(value.bv_len)), as: UTF8.self)
+}
+
+/// A C string returned by libldap (not freed here).
+@inline(__always)
+func string(ofC pointer: UnsafePointer<CChar>?) -> String? {
+    guard let pointer else { return nil }
+    return String(cString: pointer)
+}
+
+/// Reads one search entry with `ldap_get_dn_ber` / `ldap_get_attribute_ber`: the DN and
+/// attribute names point into the message's BER buffer (no copies by libldap), the
+/// value array is freed with `ber_memfree`, the BerElement with `ber_free(ber, 0)`.
+func parseEntry(_ ld: OpaquePointer, _ message: OpaquePointer) -> LDAPEntry? {
+    var ber: OpaquePointer?
+    var dnValue = CLDAP.berval()
+    guard ldap_get_dn_ber(ld, message, &ber, &dnValue) == LDAP_SUCCESS else {
+        if let ber { ber_free(ber, 0) }
+        return nil
+    }
+    defer { if let ber { ber_free(ber, 0) } }
+    let dn = string(of: dnValue)
+    var attributes: [(name: String, values: [LDAPValue])] = []
+    var name = CLDAP.berval()
+    var values: UnsafeMutablePointer<CLDAP.berval>?
+    while true {
+        let rc = ldap_get_attribute_ber(ld, message, ber, &name, &values)
+        defer {
+            if let values { ber_memfree(values) }
+            values = nil
+        }
+        guard rc == LDAP_SUCCESS, name.bv_val != nil else { break }
+        var list: [LDAPValue] = []
+        if let values {
+            var index = 0
+            while values[index].bv_val != nil {
+                list.append(LDAPValue(bytes: bytes(of: values[index])))
+                index += 1
+            }
+        }
+        attributes.append((name: string(of: name), values: list))
+    }
+    return LDAPEntry(dn: dn, attributes: attributes)
+}

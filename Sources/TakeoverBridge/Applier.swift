@@ -1,0 +1,502 @@
+// Writing a plan's changes (PRODUCT.md sections 6 and 8a).
+//
+// - The LDAP operations are exactly `ChangeLDIF.operations(plan.changes)`, the grouping
+//   `plan --format ldif` prints: an add-entry alone, or consecutive changes with the same
+//   dn and subject as one atomic modify of single values.
+// - Modifies are pipelined (window 64). Operations on the same entry are only in flight
+//   together when they commute (different, non-nil subjects, no add-entry); anything else
+//   waits for the next wave, so per-entry order is kept while slapd runs requests in
+//   parallel.
+// - "value exists" / "no such value" on a single value counts as done; a combined modify
+//   failing that way is retried split, each value judged alone; an add-entry that finds
+//   the entry present becomes value adds on it.
+// - A referral (a read-only replica) is followed: connect and bind there with the same
+//   options and credentials, redo the write, and keep writing there. Never success.
+// - A lost connection: bounded reconnects with backoff, then only what is not known done
+//   is redone. Past the bound: stop, and report what was written and what was not.
+
+import Logging
+import LDAPClient
+import TakeoverCore
+
+/// What an apply did, change by change (each `Change` as planned, or one value of it
+/// when a combined operation had to be split).
+public struct ApplyResult: Sendable {
+    /// Changes the server performed for this run (inverted in the undo file).
+    public var applied: [Change] = []
+    /// Changes that were already in place.
+    public var alreadyDone: [Change] = []
+    /// Changes the server refused, with its error.
+    public var failed: [(change: Change, error: String)] = []
+    /// Changes never attempted or whose outcome stayed unknown because the run gave up.
+    public var notWritten: [Change] = []
+    /// Why the run gave up (the connection could not be re-established), if it did.
+    public var gaveUp: String?
+    /// Referrals followed ("from -> to").
+    public var referralsFollowed: [String] = []
+    /// Connections re-established after a loss.
+    public var reconnects = 0
+
+    public init() {}
+
+    public var isComplete: Bool { failed.isEmpty && notWritten.isEmpty && gaveUp == nil }
+
+    public var failures: [RunRecord.Failure] {
+        failed.map { RunRecord.Failure(change: Applier.describe($0.change), error: $0.error) }
+            + notWritten.map { RunRecord.Failure(change: Applier.describe($0), error: "not written: " + (gaveUp ?? "stopped")) }
+    }
+}
+
+/// Tunables of the write path (tests shorten the backoff).
+public struct ApplyOptions: Sendable {
+    /// Requests in flight on one connection (slapd drops a client near 1000).
+    public var window: Int = 64
+    /// Requests handed to one `modifyPipelined` call; bounds how much is redone after a loss.
+    public var chunk: Int = 1024
+    /// Sleeps before each reconnect attempt after a loss, in seconds.
+    public var backoff: [Double] = [0.5, 1, 2]
+    /// Most connection losses survived in one run.
+    public var maxLosses: Int = 5
+    /// Most referral hops followed for one write.
+    public var maxReferralHops: Int = 3
+
+    public init() {}
+}
+
+/// One LDAP operation of the plan.
+struct Operation: Sendable {
+    var dn: String
+    var subject: String?
+    var changes: [Change]
+    var isAdd: Bool { changes.first?.op == .addEntry }
+
+    var modifications: [Modification] {
+        changes.map { Modification(Applier.modOp($0.op), $0.attribute, $0.values) }
+    }
+}
+
+/// The run gave up: the connection could not be re-established.
+struct GiveUp: Error {
+    var message: String
+}
+
+public final class Applier {
+    let connector: Connector
+    let layout: BindingLayout
+    let options: ApplyOptions
+    let logger: Logger
+    /// Where writes go now (changes when a referral is followed).
+    private(set) var uri: String
+    private var connection: LDAPConnection?
+    private var losses = 0
+    var result = ApplyResult()
+
+    /// `connection`: an open, bound connection to `uri` to start with (nil: opened on first use).
+    public init(connector: Connector, layout: BindingLayout, uri: String, connection: LDAPConnection?,
+                options: ApplyOptions = ApplyOptions(), logger: Logger) {
+        self.connector = connector
+        self.layout = layout
+        self.uri = uri
+        self.connection = connection
+        self.options = options
+        self.logger = logger
+    }
+
+    /// Applies `changes` in order; never throws: everything is in the result.
+    public func apply(_ changes: [Change]) async -> ApplyResult {
+        var remaining = ChangeLDIF.operations(changes).map { slice in
+            Operation(dn: slice.first?.dn ?? "", subject: slice.first?.subject, changes: Array(slice))
+        }
+        while !remaining.isEmpty {
+            let (wave, rest) = Applier.nextWave(remaining)
+            do {
+                try await run(wave)
+            } catch {
+                result.gaveUp = error.message
+                for operation in rest { result.notWritten += operation.changes }
+                break
+            }
+            remaining = rest
+        }
+        return result
+    }
+
+    /// Closes the write connection (when this applier opened or took it over).
+    public func close() async {
+        if let connection { await connection.close() }
+        connection = nil
+    }
+
+    // MARK: Waves
+
+    /// The longest prefix-respecting set of operations that may be in flight together:
+    /// per entry, in plan order, stopping at the first one that does not commute with
+    /// those already taken. Operations on other entries are independent.
+    static func nextWave(_ operations: [Operation]) -> (wave: [Operation], rest: [Operation]) {
+        struct Taken {
+            var hasAdd = false
+            var hasNilSubject = false
+            var subjects: Set<String> = []
+        }
+        var taken: [String: Taken] = [:]
+        var blocked: Set<String> = []
+        var wave: [Operation] = []
+        var rest: [Operation] = []
+        for operation in operations {
+            let key = operation.dn.lowercased()
+            if blocked.contains(key) {
+                rest.append(operation)
+                continue
+            }
+            if let t = taken[key] {
+                let subject = operation.subject?.lowercased()
+                let conflicts = operation.isAdd || t.hasAdd || t.hasNilSubject || subject == nil
+                    || t.subjects.contains(subject ?? "")
+                if conflicts {
+                    blocked.insert(key)
+                    rest.append(operation)
+                    continue
+                }
+            }
+            var t = taken[key] ?? Taken()
+            if operation.isAdd { t.hasAdd = true }
+            if let subject = operation.subject { t.subjects.insert(subject.lowercased()) } else { t.hasNilSubject = true }
+            taken[key] = t
+            wave.append(operation)
+        }
+        return (wave, rest)
+    }
+
+    // MARK: Running a wave
+
+    private func run(_ wave: [Operation]) async throws(GiveUp) {
+        let adds = wave.filter(\.isAdd)
+        let modifies = wave.filter { !$0.isAdd }
+        var index = 0
+        do {
+            while index < adds.count {
+                try await add(adds[index])
+                index += 1
+            }
+        } catch {
+            for operation in adds[index...] { result.notWritten += operation.changes }
+            for operation in modifies { result.notWritten += operation.changes }
+            throw error
+        }
+        var start = 0
+        while start < modifies.count {
+            let end = min(start + max(options.chunk, 1), modifies.count)
+            do {
+                try await modifyPipelined(Array(modifies[start..<end]))
+            } catch {
+                for operation in modifies[end...] { result.notWritten += operation.changes }
+                throw error
+            }
+            start = end
+        }
+    }
+
+    /// Pipelined modifies with reconnects and referral following. On giving up, the
+    /// operations whose outcome is not known are added to `notWritten` before throwing.
+    private func modifyPipelined(_ operations: [Operation]) async throws(GiveUp) {
+        var pending = Array(operations.indices)
+        var uncertain = Set<Int>()
+        var hops = 0
+        while !pending.isEmpty {
+            let connection: LDAPConnection
+            do {
+                connection = try await liveConnection()
+            } catch {
+                for i in pending { result.notWritten += operations[i].changes }
+                throw error
+            }
+            let requests = pending.map { ModifyRequest(dn: operations[$0].dn, modifications: operations[$0].modifications) }
+            let results: [Result<Void, LDAPError>]
+            do {
+                results = try await connection.modifyPipelined(requests, window: options.window)
+            } catch let error as LDAPError where error.isConnectionLost {
+                // Every request sent may or may not have been applied.
+                for i in pending { uncertain.insert(i) }
+                do {
+                    try await connectionLost(error)
+                } catch {
+                    for i in pending { result.notWritten += operations[i].changes }
+                    throw error
+                }
+                continue
+            } catch {
+                // Not a loss (a local failure building requests): each fails alone.
+                for i in pending {
+                    result.failed += operations[i].changes.map { ($0, String(describing: error)) }
+                }
+                return
+            }
+            var referred: [Int] = []
+            var referralURIs: [String] = []
+            var splitRemaining: [Int] = []
+            for (position, outcome) in results.enumerated() {
+                let i = pending[position]
+                let operation = operations[i]
+                switch outcome {
+                case .success:
+                    result.applied += operation.changes
+                case .failure(let error):
+                    if error.code == 10 {
+                        referred.append(i)
+                        if referralURIs.isEmpty { referralURIs = error.referrals }
+                    } else if error.isAlreadyDone {
+                        record(alreadyDone: operation.changes, uncertain: uncertain.contains(i))
+                    } else if Applier.isValueConflict(error) && Applier.singleValues(operation.changes).count > 1 {
+                        splitRemaining.append(i)
+                    } else {
+                        result.failed += operation.changes.map { ($0, error.description) }
+                    }
+                }
+            }
+            for (position, i) in splitRemaining.enumerated() {
+                do {
+                    try await split(operations[i], uncertain: uncertain.contains(i))
+                } catch {
+                    for j in splitRemaining[(position + 1)...] { result.notWritten += operations[j].changes }
+                    for j in referred { result.notWritten += operations[j].changes }
+                    throw error
+                }
+            }
+            pending = referred
+            if !referred.isEmpty {
+                hops += 1
+                do {
+                    try await follow(referralURIs, hops: hops, dn: operations[referred[0]].dn)
+                } catch {
+                    for i in referred { result.notWritten += operations[i].changes }
+                    throw error
+                }
+            }
+        }
+    }
+
+    /// An add-entry; an entry already there gets its values added one by one instead.
+    private func add(_ operation: Operation) async throws(GiveUp) {
+        guard let change = operation.changes.first else { return }
+        let attributes = change.attributes.map { ($0.name, $0.values) }
+        var hops = 0
+        var uncertain = false
+        while true {
+            let connection = try await liveConnection()
+            do {
+                try await connection.add(dn: change.dn, attributes: attributes)
+                result.applied.append(change)
+                return
+            } catch let error as LDAPError {
+                if error.isConnectionLost {
+                    uncertain = true
+                    try await connectionLost(error)
+                    continue
+                }
+                if error.code == 10 {
+                    hops += 1
+                    try await follow(error.referrals, hops: hops, dn: change.dn)
+                    continue
+                }
+                if error.isAlreadyDone || error.code == 68 {
+                    if uncertain {
+                        // Created by this run just before the connection dropped.
+                        result.applied.append(change)
+                        logger.warning("entry created before the connection was lost", metadata: ["dn": "\(change.dn)"])
+                        return
+                    }
+                    logger.notice("binding group exists already; adding its values instead",
+                                  metadata: ["dn": "\(change.dn)"])
+                    try await addValues(of: change)
+                    return
+                }
+                result.failed.append((change, error.description))
+                return
+            } catch {
+                result.failed.append((change, String(describing: error)))
+                return
+            }
+        }
+    }
+
+    /// The values of an add-entry that exists: members and records added one at a time.
+    private func addValues(of change: Change) async throws(GiveUp) {
+        for attribute in change.attributes {
+            let op: ChangeOp
+            if attribute.name.caseInsensitiveEquals(layout.memberAttribute) {
+                op = .addMember
+            } else if attribute.name.caseInsensitiveEquals(layout.recordAttribute) {
+                op = .addRecord
+            } else {
+                continue  // objectClass, cn: the entry has them
+            }
+            for value in attribute.values {
+                let single = Change(dn: change.dn, op: op, attribute: attribute.name, values: [value], subject: change.subject)
+                try await writeSingle(single, uncertain: false)
+            }
+        }
+    }
+
+    /// A combined modify that failed with "value exists" / "no such value": every value alone.
+    private func split(_ operation: Operation, uncertain: Bool) async throws(GiveUp) {
+        for change in Applier.singleValues(operation.changes) {
+            try await writeSingle(change, uncertain: uncertain)
+        }
+    }
+
+    /// One single-value modification, judged alone.
+    private func writeSingle(_ change: Change, uncertain initiallyUncertain: Bool) async throws(GiveUp) {
+        var uncertain = initiallyUncertain
+        var hops = 0
+        while true {
+            let connection = try await liveConnection()
+            do {
+                try await connection.modify(dn: change.dn, [Modification(Applier.modOp(change.op), change.attribute, change.values)])
+                result.applied.append(change)
+                return
+            } catch let error as LDAPError {
+                if error.isConnectionLost {
+                    uncertain = true
+                    try await connectionLost(error)
+                    continue
+                }
+                if error.code == 10 {
+                    hops += 1
+                    try await follow(error.referrals, hops: hops, dn: change.dn)
+                    continue
+                }
+                if error.isAlreadyDone || Applier.isValueConflict(error) {
+                    record(alreadyDone: [change], uncertain: uncertain)
+                    return
+                }
+                result.failed.append((change, error.description))
+                return
+            } catch {
+                result.failed.append((change, String(describing: error)))
+                return
+            }
+        }
+    }
+
+    /// Already in place. When the first attempt's outcome was unknown (the connection
+    /// dropped with it in flight), the plan — read before any write — says it was not in
+    /// place, so this run made it: it counts as applied (and is undone by the undo file).
+    private func record(alreadyDone changes: [Change], uncertain: Bool) {
+        if uncertain {
+            result.applied += changes
+        } else {
+            result.alreadyDone += changes
+        }
+    }
+
+    // MARK: Connections
+
+    private func liveConnection() async throws(GiveUp) -> LDAPConnection {
+        if let connection { return connection }
+        do {
+            let opened = try await connector.open(uri: uri)
+            connection = opened
+            return opened
+        } catch {
+            // The first connection to the write server: treat like a loss (retries).
+            try await connectionLost(error)
+            if let connection { return connection }
+            throw GiveUp(message: "no connection to \(uri)")
+        }
+    }
+
+    /// Bounded reconnects with backoff; throws `GiveUp` past the bounds.
+    private func connectionLost(_ error: LDAPError) async throws(GiveUp) {
+        if let old = connection { await old.close() }
+        connection = nil
+        losses += 1
+        if losses > options.maxLosses {
+            throw GiveUp(message: "the connection to \(uri) was lost \(losses) times; last: \(error)")
+        }
+        logger.warning("connection lost; reconnecting", metadata: ["uri": "\(uri)", "error": "\(error)"])
+        var last = error
+        for delay in options.backoff {
+            if delay > 0 { try? await Task.sleep(nanoseconds: UInt64(delay * 1_000_000_000)) }
+            do {
+                connection = try await connector.open(uri: uri)
+                result.reconnects += 1
+                logger.notice("reconnected", metadata: ["uri": "\(uri)"])
+                return
+            } catch {
+                last = error
+            }
+        }
+        throw GiveUp(message: "cannot reconnect to \(uri) after \(options.backoff.count) attempts: \(last)")
+    }
+
+    /// Switches writes to the server a referral names (the provider behind a read-only
+    /// replica). The referral is never taken as success: the caller redoes the write there.
+    private func follow(_ referrals: [String], hops: Int, dn: String) async throws(GiveUp) {
+        guard hops <= options.maxReferralHops else {
+            throw GiveUp(message: "more than \(options.maxReferralHops) referrals for '\(dn)'; last: \(referrals.joined(separator: " "))")
+        }
+        let targets = referrals.compactMap(Connector.serverPart(ofReferral:))
+        guard !targets.isEmpty else {
+            throw GiveUp(message: "the server answered '\(dn)' with a referral naming no usable server "
+                + "(\(referrals.joined(separator: " "))); set [ldap] write_uri to the provider")
+        }
+        var last = "no server tried"
+        for target in targets {
+            var probe = connector.config
+            probe.ldap.uri = target
+            probe.ldap.writeURI = nil
+            if let refusal = probe.cleartextProblem() {
+                last = "not following the referral to \(target): \(refusal)"
+                continue
+            }
+            do {
+                let opened = try await connector.open(uri: target)
+                if let old = connection { await old.close() }
+                logger.notice("following a referral; writes go to the referred server",
+                              metadata: ["from": "\(uri)", "to": "\(target)", "dn": "\(dn)"])
+                result.referralsFollowed.append("\(uri) -> \(target)")
+                connection = opened
+                uri = target
+                return
+            } catch {
+                last = "\(target): \(error)"
+            }
+        }
+        throw GiveUp(message: "cannot follow the referral for '\(dn)': \(last)")
+    }
+
+    // MARK: Helpers
+
+    static func modOp(_ op: ChangeOp) -> ModOp {
+        switch op {
+        case .addEntry, .addMember, .addRecord: .add
+        case .deleteMember, .deleteRecord: .delete
+        }
+    }
+
+    /// 20 attributeOrValueExists, 16 noSuchAttribute (the value to delete is absent).
+    static func isValueConflict(_ error: LDAPError) -> Bool { error.code == 20 || error.code == 16 }
+
+    /// Every change cut to one value per change.
+    static func singleValues(_ changes: [Change]) -> [Change] {
+        var out: [Change] = []
+        for change in changes {
+            if change.values.count <= 1 {
+                out.append(change)
+            } else {
+                for value in change.values {
+                    var one = change
+                    one.values = [value]
+                    out.append(one)
+                }
+            }
+        }
+        return out
+    }
+
+    /// `add-member cn=lab,ou=bindings,dc=example,dc=org uid=alice,ou=people,...`
+    public static func describe(_ change: Change) -> String {
+        if change.op == .addEntry { return "add-entry \(change.dn)" }
+        return "\(change.op.rawValue) \(change.dn) \(change.attribute): \(change.values.joined(separator: ", "))"
+    }
+}

@@ -1,0 +1,82 @@
+// Opening and binding LDAP connections the way the configuration says (PRODUCT.md
+// sections 7 and 8a): the read URIs, the write URI, and servers named by referrals all
+// get the same TLS options and the same credentials.
+
+import LDAPClient
+
+/// Everything needed to open one more connection like the first: options and credentials.
+/// The password lives only inside `credentials` (a `Secret`, printed as `<redacted>`).
+public struct Connector: Sendable {
+    public var config: BridgeConfig
+    public var credentials: LDAPCredentials
+
+    public init(config: BridgeConfig, password: String?) {
+        self.config = config
+        let ldap = config.ldap
+        if let mech = ldap.saslMech {
+            credentials = .sasl(mechanism: mech, authcID: ldap.saslAuthcID ?? ldap.bindDN,
+                                password: password.map(Secret.init), realm: ldap.saslRealm, authzID: nil)
+        } else if let dn = ldap.bindDN, let password {
+            credentials = .simple(dn: dn, password: Secret(password))
+        } else {
+            credentials = .anonymous
+        }
+    }
+
+    /// The connection options for `uri` (one URI or several separated by spaces).
+    public func options(uri: String) -> LDAPConnectionOptions {
+        let ldap = config.ldap
+        return LDAPConnectionOptions(uri: uri, startTLS: ldap.startTLS,
+                                     tlsRequireCert: TLSRequireCert(rawValue: ldap.tlsReqcert) ?? .demand,
+                                     tlsCACertFile: ldap.tlsCACert, tlsCertFile: ldap.tlsCert, tlsKeyFile: ldap.tlsKey,
+                                     timeout: ldap.timeout)
+    }
+
+    /// Connects to `uri` and binds. The half-open connection is closed when the bind fails.
+    public func open(uri: String) async throws(LDAPError) -> LDAPConnection {
+        let connection: LDAPConnection
+        do {
+            connection = try await LDAPConnection.connect(options(uri: uri))
+        } catch let error as LDAPError {
+            throw error
+        } catch {
+            throw LDAPError(code: -1, operation: "connect", message: "Can't contact LDAP server",
+                            diagnostic: String(describing: error), dn: nil)
+        }
+        do {
+            try await connection.bind(credentials)
+        } catch {
+            await connection.close()
+            if let error = error as? LDAPError { throw error }
+            throw LDAPError(code: 49, operation: "bind", message: "Bind failed", diagnostic: String(describing: error))
+        }
+        return connection
+    }
+
+    /// The read connection: `[ldap] uri` (libldap tries several in order).
+    public func openRead() async throws(LDAPError) -> LDAPConnection {
+        try await open(uri: config.ldap.uri)
+    }
+
+    /// The URI writes go to: `write_uri` when set, else `uri`.
+    public var writeURI: String { config.ldap.writeURI ?? config.ldap.uri }
+
+    /// Whether writes need a connection of their own.
+    public var hasSeparateWriteURI: Bool {
+        guard let write = config.ldap.writeURI else { return false }
+        return write != config.ldap.uri
+    }
+
+    /// Where a referral URI points: `scheme://host:port`, without DN, attributes or
+    /// extensions (RFC 4516), so the write is redone against the same DN there.
+    public static func serverPart(ofReferral referral: String) -> String? {
+        guard let schemeEnd = referral.range(of: "://") else { return nil }
+        let scheme = referral[..<schemeEnd.lowerBound].lowercased()
+        guard scheme == "ldap" || scheme == "ldaps" || scheme == "ldapi" else { return nil }
+        var rest = referral[schemeEnd.upperBound...]
+        if let slash = rest.firstIndex(of: "/") { rest = rest[..<slash] }
+        if let question = rest.firstIndex(of: "?") { rest = rest[..<question] }
+        guard !rest.isEmpty || scheme == "ldapi" else { return nil }
+        return "\(scheme)://\(rest)"
+    }
+}

@@ -1,0 +1,309 @@
+// Reading the directory into the planner's model (PRODUCT.md sections 2 and 6): users by
+// paged search, connections from device entries, and the binding groups with their
+// records. Every LDAP error, timeout, size limit or search reference is a failure, never
+// "no entries".
+
+import LDAPClient
+import LDAPSyntax
+import TakeoverCore
+
+/// What one read of the directory produced.
+public struct DirectorySnapshot: Sendable {
+    public var users: [DirectoryUser]
+    public var connections: [Connection]
+    /// Every device named by a device entry, connected users or not.
+    public var knownDevices: [String]
+    public var bindingGroups: [BindingGroup]
+    /// Values or entries skipped (not UTF-8, no name): each names the DN.
+    public var warnings: [InputProblem]
+    /// User and device entries that could not be used at all. While any exist, unbinding
+    /// is refused (a user missing because it could not be read is not a user who left).
+    public var unreadableEntries: [String]
+    /// Device entries read (with or without members).
+    public var deviceEntries: Int
+
+    public init(users: [DirectoryUser] = [], connections: [Connection] = [], knownDevices: [String] = [],
+                bindingGroups: [BindingGroup] = [], warnings: [InputProblem] = [], unreadableEntries: [String] = [],
+                deviceEntries: Int = 0) {
+        self.users = users
+        self.connections = connections
+        self.knownDevices = knownDevices
+        self.bindingGroups = bindingGroups
+        self.warnings = warnings
+        self.unreadableEntries = unreadableEntries
+        self.deviceEntries = deviceEntries
+    }
+}
+
+/// A directory read that failed: which part, and the LDAP error.
+public struct DirectoryReadError: Error, Sendable, CustomStringConvertible {
+    public var what: String
+    public var base: String
+    public var error: LDAPError?
+    public var message: String
+
+    public var description: String {
+        if let error { return "reading \(what) under '\(base)' failed: \(error)" }
+        return "reading \(what) under '\(base)' failed: \(message)"
+    }
+}
+
+public struct DirectoryReader: Sendable {
+    public var config: BridgeConfig
+    public var layout: BindingLayout
+
+    public init(config: BridgeConfig) {
+        self.config = config
+        self.layout = config.layout()
+    }
+
+    /// Users, devices and binding groups, in that order.
+    public func read(_ connection: LDAPConnection) async throws(DirectoryReadError) -> DirectorySnapshot {
+        var snapshot = DirectorySnapshot()
+        try await readUsers(connection, into: &snapshot)
+        try await readDevices(connection, into: &snapshot)
+        try await readBindingGroups(connection, into: &snapshot)
+        return snapshot
+    }
+
+    // MARK: Users
+
+    public var userAttributes: [String] {
+        let u = config.users
+        var names = [u.nameAttribute]
+        if !u.localAccountAttribute.isEmpty { names.append(u.localAccountAttribute) }
+        names += [u.uidNumberAttribute, u.displayNameAttribute, "entryUUID"]
+        return names
+    }
+
+    public func readUsers(_ connection: LDAPConnection, into snapshot: inout DirectorySnapshot)
+        async throws(DirectoryReadError) {
+        let u = config.users
+        let collector = Collector<DirectoryUser>()
+        try await search(connection, what: "users", base: u.searchBase, scope: .sub, filter: u.filter,
+                         attributes: userAttributes, collector: collector) { entry, collector in
+            if let user = self.user(from: entry, collector: collector) {
+                collector.items.append(user)
+            }
+        }
+        snapshot.users = collector.items
+        snapshot.warnings += collector.warnings
+        snapshot.unreadableEntries += collector.unreadable
+    }
+
+    /// One user entry, or nil (with a warning) when it has no usable username.
+    func user(from entry: LDAPEntry, collector: Collector<DirectoryUser>) -> DirectoryUser? {
+        let u = config.users
+        let names = strings(entry, u.nameAttribute, collector)
+        let rdnValue = DirectoryReader.rdnValue(entry.dn, attribute: u.nameAttribute)
+        let username: String
+        if let rdnValue {
+            // Prefer the stored spelling that equals the RDN value (the DN may be normalised).
+            username = names.first(where: { $0 == rdnValue })
+                ?? names.first(where: { Folding.fold($0) == Folding.fold(rdnValue) })
+                ?? rdnValue
+        } else if let first = names.first {
+            username = first
+        } else {
+            collector.warnings.append(InputProblem(
+                source: entry.dn, message: "user entry has no usable \(u.nameAttribute) value; it is skipped and "
+                    + "no binding of it is removed while it cannot be read"))
+            collector.unreadable.append(entry.dn)
+            return nil
+        }
+        var all = names
+        if !all.contains(username) { all.insert(username, at: 0) }
+        var local: String?
+        if !u.localAccountAttribute.isEmpty {
+            let values = strings(entry, u.localAccountAttribute, collector)
+            local = values.first(where: { !$0.isEmpty })
+            if values.count > 1 {
+                collector.warnings.append(InputProblem(
+                    source: entry.dn, message: "\(u.localAccountAttribute) has \(values.count) values; the first, "
+                        + "'\(local ?? "")', is used"))
+            }
+        }
+        var uidNumber: Int64?
+        for value in strings(entry, u.uidNumberAttribute, collector) {
+            if let n = Int64(value.trimmingSpaces()) {
+                uidNumber = n
+                break
+            }
+        }
+        let display = strings(entry, u.displayNameAttribute, collector).first
+        let stableID = entry.values("entryUUID").first?.string
+        return DirectoryUser(dn: entry.dn, username: username, allUsernames: all, localAccountField: local,
+                             uidNumber: uidNumber, displayName: display, stableID: stableID)
+    }
+
+    // MARK: Devices
+
+    public func readDevices(_ connection: LDAPConnection, into snapshot: inout DirectorySnapshot)
+        async throws(DirectoryReadError) {
+        let d = config.devices
+        let memberAttribute = d.memberAttribute
+        let byName = memberAttribute.caseInsensitiveEquals("memberUid")
+        let isUnique = memberAttribute.caseInsensitiveEquals("uniqueMember")
+        let collector = Collector<Connection>()
+        try await search(connection, what: "devices", base: d.searchBase, scope: .sub, filter: d.filter,
+                         attributes: [d.nameAttribute, memberAttribute], collector: collector) { entry, collector in
+            collector.entries += 1
+            let names = strings(entry, d.nameAttribute, collector)
+            let device: String
+            if let rdn = DirectoryReader.rdnValue(entry.dn, attribute: d.nameAttribute) {
+                device = names.first(where: { $0 == rdn }) ?? rdn
+            } else if let first = names.first {
+                device = first
+            } else {
+                collector.warnings.append(InputProblem(
+                    source: entry.dn, message: "device entry has no usable \(d.nameAttribute) value; it is skipped "
+                        + "and no binding is removed while it cannot be read"))
+                collector.unreadable.append(entry.dn)
+                return
+            }
+            collector.names.append(device)
+            for value in strings(entry, memberAttribute, collector) {
+                if byName {
+                    let name = value.trimmingSpaces()
+                    if !name.isEmpty {
+                        collector.items.append(Connection(device: device, member: .name(name), sourceDN: entry.dn))
+                    }
+                } else {
+                    let dn = isUnique ? DirectoryReader.strippingUID(value) : value
+                    if !dn.isEmpty {
+                        collector.items.append(Connection(device: device, member: .dn(dn), sourceDN: entry.dn))
+                    }
+                }
+            }
+        }
+        snapshot.connections = collector.items
+        snapshot.knownDevices = collector.names
+        snapshot.deviceEntries = collector.entries
+        snapshot.warnings += collector.warnings
+        snapshot.unreadableEntries += collector.unreadable
+    }
+
+    // MARK: Binding groups
+
+    public func readBindingGroups(_ connection: LDAPConnection, into snapshot: inout DirectorySnapshot)
+        async throws(DirectoryReadError) {
+        let b = config.bindings
+        let layout = self.layout
+        let collector = Collector<BindingGroup>()
+        let filter = FilterEscaping.equality("objectClass", b.objectClass)
+        try await search(connection, what: "binding groups", base: b.searchBase, scope: .one, filter: filter,
+                         attributes: ["cn", layout.memberAttribute, layout.recordAttribute],
+                         collector: collector) { entry, collector in
+            let device: String
+            if let rdn = DirectoryReader.rdnValue(entry.dn, attribute: "cn") {
+                device = rdn
+            } else if let cn = strings(entry, "cn", collector).first {
+                device = cn
+            } else {
+                collector.warnings.append(InputProblem(
+                    source: entry.dn, message: "binding group has no usable cn; it is left alone"))
+                return
+            }
+            let members = strings(entry, layout.memberAttribute, collector)
+            let records = layout.recordAttribute.caseInsensitiveEquals(layout.memberAttribute)
+                ? [] : strings(entry, layout.recordAttribute, collector)
+            collector.items.append(BindingGroup(device: device, dn: entry.dn, members: members, records: records))
+        }
+        snapshot.bindingGroups = collector.items
+        snapshot.warnings += collector.warnings
+    }
+
+    // MARK: Helpers
+
+    /// Entries and warnings gathered by a search handler (which runs on the connection's
+    /// queue before `search` returns, so it needs no locking).
+    final class Collector<Item>: @unchecked Sendable {
+        // @unchecked: only touched by the search handler, which runs synchronously inside
+        // `LDAPConnection.search` while the caller awaits it; never shared otherwise.
+        var items: [Item] = []
+        var warnings: [InputProblem] = []
+        var unreadable: [String] = []
+        var names: [String] = []
+        var entries = 0
+    }
+
+    private func search<Item>(_ connection: LDAPConnection, what: String, base: String, scope: SearchScope, filter: String,
+                              attributes: [String], collector: Collector<Item>,
+                              handler: (LDAPEntry, Collector<Item>) -> Void) async throws(DirectoryReadError) {
+        let result: SearchResult
+        do {
+            result = try await connection.search(base: base, scope: scope, filter: filter, attributes: attributes,
+                                                 pageSize: config.ldap.pageSize) { entry in
+                handler(entry, collector)
+            }
+        } catch let error as LDAPError {
+            throw DirectoryReadError(what: what, base: base, error: error, message: error.description)
+        } catch {
+            throw DirectoryReadError(what: what, base: base, error: nil, message: String(describing: error))
+        }
+        if !result.references.isEmpty {
+            throw DirectoryReadError(
+                what: what, base: base, error: nil,
+                message: "the server returned \(result.references.count) search reference(s) "
+                    + "(\(result.references.prefix(3).joined(separator: " "))): part of the tree is held elsewhere, "
+                    + "so the result is incomplete; point [ldap] uri at a server that holds all of it")
+        }
+    }
+
+    /// The UTF-8 values of `attribute`; every other value is skipped with a warning naming the DN.
+    private func strings<Item>(_ entry: LDAPEntry, _ attribute: String, _ collector: Collector<Item>) -> [String] {
+        let values = entry.values(attribute)
+        var out: [String] = []
+        out.reserveCapacity(values.count)
+        for value in values {
+            if let s = value.string {
+                out.append(s)
+            } else {
+                collector.warnings.append(InputProblem(
+                    source: entry.dn, message: "a value of \(attribute) is not valid UTF-8 "
+                        + "(\(value.bytes.count) bytes); it is skipped"))
+            }
+        }
+        return out
+    }
+
+    /// The value of the first RDN's `attribute` AVA, or nil when the RDN is another attribute.
+    public static func rdnValue(_ dn: String, attribute: String) -> String? {
+        guard let parsed = try? DN(parsing: dn), let first = parsed.rdns.first else { return nil }
+        return first.first(where: { $0.type.caseInsensitiveEquals(attribute) })?.value
+    }
+
+    /// `uniqueMember` values may carry an optional UID: `dn#'0101'B` (RFC 4517
+    /// NameAndOptionalUID). Returns the DN part.
+    public static func strippingUID(_ value: String) -> String {
+        let bytes = Array(value.utf8)
+        guard bytes.count >= 4, bytes[bytes.count - 1] == UInt8(ascii: "B"), bytes[bytes.count - 2] == UInt8(ascii: "'")
+        else { return value }
+        var i = bytes.count - 3
+        while i >= 0, bytes[i] == UInt8(ascii: "0") || bytes[i] == UInt8(ascii: "1") { i -= 1 }
+        guard i >= 1, bytes[i] == UInt8(ascii: "'"), bytes[i - 1] == UInt8(ascii: "#") else { return value }
+        // A '#' escaped with a backslash belongs to the DN.
+        if i >= 2, bytes[i - 2] == UInt8(ascii: "\\") { return value }
+        return String(decoding: bytes[0..<(i - 1)], as: UTF8.self)
+    }
+}
+
+extension String {
+    func caseInsensitiveEquals(_ other: String) -> Bool {
+        let a = utf8, b = other.utf8
+        guard a.count == b.count else { return false }
+        for (x, y) in zip(a, b) where x != y {
+            let lx = (x >= 65 && x <= 90) ? x | 0x20 : x
+            let ly = (y >= 65 && y <= 90) ? y | 0x20 : y
+            if lx != ly { return false }
+        }
+        return true
+    }
+
+    func trimmingSpaces() -> String {
+        var s = Substring(self)
+        while let f = s.first, f == " " || f == "\t" { s.removeFirst() }
+        while let l = s.last, l == " " || l == "\t" { s.removeLast() }
+        return String(s)
+    }
+}

@@ -1,0 +1,60 @@
+// The process exit codes of PRODUCT.md section 4, and how several outcomes of one run
+// combine: the most severe wins.
+//
+// | code | meaning                                                        |
+// | ---- | -------------------------------------------------------------- |
+// |  0   | ok                                                             |
+// |  2   | changes pending (`plan --check` only)                          |
+// |  3   | conflicts present (everything else was done)                   |
+// |  4   | a safety limit tripped, nothing written                        |
+// |  5   | directory or I/O failure                                       |
+// | 64   | usage error (command line)                                     |
+// | 75   | another run holds the lock                                     |
+// | 78   | configuration error                                            |
+//
+// Severity, most severe first: 78 = 64 > 75 > 5 > 4 > 3 > 2 > 0. 78 and 64 never meet in
+// one run (a usage error stops before the configuration is read); if they did, 78 wins.
+
+/// One exit code of the program, ordered by severity (`<` means "less severe").
+public enum ExitStatus: Int32, Sendable, CaseIterable, Comparable, CustomStringConvertible {
+    case ok = 0
+    case changesPending = 2
+    case conflicts = 3
+    case safetyLimit = 4
+    case failure = 5
+    case usage = 64
+    case lockHeld = 75
+    case configuration = 78
+
+    /// Position in the severity order; higher wins.
+    public var severity: Int {
+        switch self {
+        case .ok: 0
+        case .changesPending: 1
+        case .conflicts: 2
+        case .safetyLimit: 3
+        case .failure: 4
+        case .lockHeld: 5
+        case .usage: 6
+        case .configuration: 7
+        }
+    }
+
+    public static func < (lhs: ExitStatus, rhs: ExitStatus) -> Bool { lhs.severity < rhs.severity }
+
+    /// The most severe of two outcomes.
+    public func combined(with other: ExitStatus) -> ExitStatus { max(self, other) }
+
+    public var description: String {
+        switch self {
+        case .ok: "ok"
+        case .changesPending: "changes-pending"
+        case .conflicts: "conflicts"
+        case .safetyLimit: "safety-limit"
+        case .failure: "failure"
+        case .usage: "usage"
+        case .lockHeld: "lock-held"
+        case .configuration: "configuration"
+        }
+    }
+}

@@ -1,0 +1,441 @@
+// One run of the program (PRODUCT.md sections 4 and 6): configuration, connection,
+// directory, reports, plan, and then the command's own part (render, apply, explain).
+// Results go to the output sink (stdout or a file), diagnostics to the logger (stderr),
+// and every run ends with exactly one summary line.
+
+import DeviceReports
+import Foundation
+import LDAPClient
+import LDAPSyntax
+import Logging
+import TakeoverCore
+
+/// A run that stopped: the exit status it maps to and what to tell the admin.
+public struct RunFailure: Error, Sendable, CustomStringConvertible {
+    public var status: ExitStatus
+    public var message: String
+    /// Further lines (every configuration problem, say), each logged on its own.
+    public var details: [String]
+
+    public init(_ status: ExitStatus, _ message: String, details: [String] = []) {
+        self.status = status
+        self.message = message
+        self.details = details
+    }
+
+    public var description: String { message }
+}
+
+/// Where results go.
+public protocol OutputSink: Sendable {
+    func write(_ text: String)
+}
+
+/// Standard output, written in full with write(2).
+public struct StandardOutput: OutputSink {
+    public init() {}
+    public func write(_ text: String) {
+        let bytes = Array(text.utf8)
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes[offset...].withUnsafeBytes { Foundation.write(1, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                return
+            }
+            offset += n
+        }
+    }
+}
+
+public enum PlanFormat: String, Sendable, CaseIterable {
+    case text, json, csv, ldif
+}
+
+/// Everything read before deciding.
+public struct PreparedRun: Sendable {
+    public var config: BridgeConfig
+    public var connector: Connector
+    public var snapshot: DirectorySnapshot
+    public var reports: ReportsReadResult
+    public var input: PlanInput
+    public var plan: Plan
+}
+
+public final class BridgeRunner: @unchecked Sendable {
+    // @unchecked: a runner is used by one task at a time (the CLI's main task); its
+    // mutable state (`started`, the summary fields) is never shared.
+
+    public let configPath: String
+    public let environment: [String: String]
+    public let output: OutputSink
+    public let logger: Logger
+    public var applyOptions = ApplyOptions()
+    /// The current time (seconds); tests may pin it.
+    public var clock: @Sendable () -> UnixTime = { UnixTime(Date().timeIntervalSince1970) }
+
+    private var startedNanos: UInt64 = DispatchTime.now().uptimeNanoseconds
+    private var summary: Logger.Metadata = [:]
+
+    public init(configPath: String?, environment: [String: String] = ProcessInfo.processInfo.environment,
+                output: OutputSink = StandardOutput(), logger: Logger = Logger(label: "takeover-bridge")) {
+        self.configPath = BridgeRunner.resolveConfigPath(option: configPath, environment: environment)
+        self.environment = environment
+        self.output = output
+        self.logger = logger
+    }
+
+    /// `--config`, else `$TAKEOVER_BRIDGE_CONFIG`, else /etc/takeover-bridge/config.toml.
+    public static func resolveConfigPath(option: String?, environment: [String: String]) -> String {
+        if let option, !option.isEmpty { return option }
+        if let fromEnvironment = environment["TAKEOVER_BRIDGE_CONFIG"], !fromEnvironment.isEmpty { return fromEnvironment }
+        return BridgeConfig.defaultPath
+    }
+
+    // MARK: - Commands
+
+    /// `plan [--format] [--output] [--check]`: read-only. Exit 2 with `check` and changes
+    /// pending, 3 with conflicts, 4 when `apply` would trip a safety limit.
+    public func plan(format: PlanFormat, outputFile: String?, check: Bool) async -> ExitStatus {
+        start(command: "plan")
+        var status = ExitStatus.ok
+        do {
+            let config = try loadConfig()
+            let prepared = try await prepare(config)
+            let plan = prepared.plan
+            let text: String
+            switch format {
+            case .text: text = ReportRenderer.text(plan)
+            case .json: text = ReportRenderer.json(plan)
+            case .csv: text = ReportRenderer.csv(plan)
+            case .ldif: text = ChangeLDIF.render(plan.changes)
+            }
+            try emit(text, to: outputFile)
+            note(plan: plan, written: 0)
+            if check && plan.hasChanges { status = status.combined(with: .changesPending) }
+            if !plan.conflicts.isEmpty { status = status.combined(with: .conflicts) }
+            let refusals = refusalsFor(prepared, allowUnbinds: nil)
+            for refusal in refusals {
+                logger.warning("apply would refuse this plan: \(refusal.message)", metadata: ["limit": "\(refusal.limit)"])
+            }
+            if !refusals.isEmpty { status = status.combined(with: .safetyLimit) }
+        } catch {
+            status = report(error)
+        }
+        finish(status)
+        return status
+    }
+
+    /// `apply [--allow-unbinds N]`.
+    public func apply(allowUnbinds: Int?) async -> ExitStatus {
+        start(command: "apply")
+        var status = ExitStatus.ok
+        let config: BridgeConfig
+        do {
+            config = try loadConfig()
+        } catch {
+            status = report(error)
+            finish(status)
+            return status
+        }
+
+        // One run at a time: the lock comes before anything touches the network.
+        let state: StateDirectory
+        let lock: RunLock
+        do {
+            state = try StateDirectory(path: config.state.dir)
+        } catch {
+            status = report(RunFailure(.failure, "state directory: \(error)"))
+            finish(status)
+            return status
+        }
+        do {
+            lock = try state.acquireLock(now: clock())
+        } catch {
+            switch error {
+            case .held: status = report(RunFailure(.lockHeld, error.description))
+            case .failed: status = report(RunFailure(.failure, error.description))
+            }
+            finish(status)
+            return status
+        }
+        defer { lock.release() }
+
+        let startedAt = clock()
+        var record = RunRecord(startedAt: startedAt, finishedAt: startedAt, host: BridgeRunner.hostName(),
+                               configPath: config.sourcePath, applied: [], outcome: "failed")
+        var prepared: PreparedRun?
+        do {
+            let run = try await prepare(config, keepConnection: true)
+            prepared = run.prepared
+            let plan = run.prepared.plan
+            let refusals = refusalsFor(run.prepared, allowUnbinds: allowUnbinds)
+            if !refusals.isEmpty {
+                await run.connection.close()
+                for refusal in refusals {
+                    logger.error("safety limit: \(refusal.message)", metadata: ["limit": "\(refusal.limit)"])
+                }
+                record.outcome = "refused: " + refusals.map(\.limit).joined(separator: ", ")
+                note(plan: plan, written: 0)
+                throw RunFailure(.safetyLimit, "nothing written: \(refusals.count) safety limit\(refusals.count == 1 ? "" : "s") tripped")
+            }
+            if let allowUnbinds, plan.summary.unbind > 0 {
+                logger.notice("unbinds allowed for this run", metadata: ["allow_unbinds": "\(allowUnbinds)",
+                                                                          "unbind": "\(plan.summary.unbind)"])
+            }
+            let result = await write(plan, prepared: run.prepared, readConnection: run.connection)
+            record.applied = result.applied
+            record.alreadyDone = result.alreadyDone
+            record.failed = result.failures
+            note(plan: plan, written: result.applied.count)
+            summary["already_done"] = "\(result.alreadyDone.count)"
+            summary["failed"] = "\(result.failed.count + result.notWritten.count)"
+            if !result.isComplete {
+                logWriteFailures(result, total: plan.changes.count)
+                record.outcome = result.gaveUp != nil ? "failed: gave up" : "failed: \(result.failed.count) refused"
+                status = .failure
+            } else {
+                record.outcome = plan.conflicts.isEmpty ? "ok" : "conflicts"
+            }
+            if !plan.conflicts.isEmpty { status = status.combined(with: .conflicts) }
+        } catch {
+            status = status.combined(with: report(error))
+            if let failure = error as? RunFailure, record.outcome == "failed" {
+                record.outcome = "failed: " + failure.message
+            }
+            if prepared == nil, summary["takeover"] == nil { note(plan: nil, written: 0) }
+        }
+        record.finishedAt = clock()
+        do {
+            let paths = try state.writeRunRecordFiles(record)
+            summary["record"] = "\(paths.record)"
+            logger.info("run record written", metadata: ["record": "\(paths.record)", "undo": "\(paths.undo)"])
+        } catch {
+            logger.error("cannot write the run record: \(error)")
+            status = status.combined(with: .failure)
+        }
+        finish(status)
+        return status
+    }
+
+    /// `explain USER [--device NAME]`.
+    public func explain(user: String, device: String?) async -> ExitStatus {
+        start(command: "explain")
+        var status = ExitStatus.ok
+        do {
+            let config = try loadConfig()
+            let prepared = try await prepare(config)
+            let lines = Explainer.explain(user: user, device: device, input: prepared.input, plan: prepared.plan)
+            try emit(lines.map { $0 + "\n" }.joined(), to: nil)
+            note(plan: prepared.plan, written: 0)
+        } catch {
+            status = report(error)
+        }
+        finish(status)
+        return status
+    }
+
+    // MARK: - Steps
+
+    /// Loads and checks the configuration: every problem is a configuration error (78).
+    public func loadConfig() throws(RunFailure) -> BridgeConfig {
+        let config: BridgeConfig
+        do {
+            config = try BridgeConfig.load(path: configPath, environment: environment)
+        } catch {
+            throw RunFailure(.configuration, "configuration error in \(configPath)",
+                             details: error.problems.map(\.description))
+        }
+        if let refusal = config.cleartextProblem() {
+            throw RunFailure(.configuration, "configuration error in \(configPath)",
+                             details: [config.problem("ldap.allow_cleartext", refusal).description])
+        }
+        return config
+    }
+
+    func password(_ config: BridgeConfig) throws(RunFailure) -> String? {
+        do {
+            return try config.readBindPassword(environment: environment)
+        } catch {
+            throw RunFailure(.configuration, "configuration error in \(configPath)",
+                             details: error.problems.map(\.description))
+        }
+    }
+
+    public func prepare(_ config: BridgeConfig) async throws(RunFailure) -> PreparedRun {
+        let run = try await prepare(config, keepConnection: false)
+        return run.prepared
+    }
+
+    /// Connects, reads the directory and the reports, and plans.
+    func prepare(_ config: BridgeConfig, keepConnection: Bool) async throws(RunFailure)
+        -> (prepared: PreparedRun, connection: LDAPConnection) {
+        let connector = Connector(config: config, password: try password(config))
+        let connection: LDAPConnection
+        do {
+            connection = try await connector.openRead()
+        } catch {
+            throw RunFailure(.failure, "cannot connect to \(config.ldap.uri): \(error)")
+        }
+        logger.debug("connected", metadata: ["uri": "\(config.ldap.uri)"])
+        let snapshot: DirectorySnapshot
+        do {
+            snapshot = try await DirectoryReader(config: config).read(connection)
+        } catch {
+            await connection.close()
+            throw RunFailure(.failure, error.description)
+        }
+        if !keepConnection { await connection.close() }
+        logDirectoryWarnings(snapshot.warnings)
+        logger.debug("directory read", metadata: [
+            "users": "\(snapshot.users.count)", "device_entries": "\(snapshot.deviceEntries)",
+            "connections": "\(snapshot.connections.count)", "binding_groups": "\(snapshot.bindingGroups.count)",
+        ])
+
+        let reports = ReportsFolder.read(path: config.devices.reports)
+        for warning in reports.warnings.prefix(200) {
+            logger.warning("\(BridgeRunner.where(warning)): \(warning.message)")
+        }
+        for problem in reports.problems.prefix(200) {
+            logger.warning("\(BridgeRunner.where(problem)): \(problem.message)",
+                           metadata: problem.device.map { ["device": "\($0)"] } ?? [:])
+        }
+        let hidden = max(0, reports.warnings.count - 200) + max(0, reports.problems.count - 200)
+        if hidden > 0 { logger.warning("\(hidden) more report problems and warnings not shown (see the plan's errors)") }
+
+        let input = PlanInput(users: snapshot.users, connections: snapshot.connections, knownDevices: snapshot.knownDevices,
+                              reports: reports.reports, problems: reports.problems, bindingGroups: snapshot.bindingGroups,
+                              layout: config.layout(), policy: config.corePolicy(), now: clock())
+        let plan = Planner.plan(input)
+        let prepared = PreparedRun(config: config, connector: connector, snapshot: snapshot, reports: reports,
+                                   input: input, plan: plan)
+        return (prepared, connection)
+    }
+
+    func refusalsFor(_ prepared: PreparedRun, allowUnbinds: Int?) -> [SafetyRefusal] {
+        SafetyCheck.refusals(plan: prepared.plan, users: prepared.snapshot.users.count,
+                             bindingGroups: prepared.snapshot.bindingGroups, layout: prepared.input.layout,
+                             unreadableEntries: prepared.snapshot.unreadableEntries,
+                             limits: prepared.config.safety, allowUnbinds: allowUnbinds)
+    }
+
+    /// Writes the plan's changes: to `write_uri` on a connection of its own when set,
+    /// else on the read connection.
+    func write(_ plan: Plan, prepared: PreparedRun, readConnection: LDAPConnection) async -> ApplyResult {
+        let connector = prepared.connector
+        guard plan.hasChanges else {
+            await readConnection.close()
+            return ApplyResult()
+        }
+        var first: LDAPConnection? = readConnection
+        if connector.hasSeparateWriteURI {
+            await readConnection.close()
+            first = nil
+        }
+        let applier = Applier(connector: connector, layout: prepared.input.layout, uri: connector.writeURI,
+                              connection: first, options: applyOptions, logger: logger)
+        let result = await applier.apply(plan.changes)
+        await applier.close()
+        for change in result.applied {
+            logger.debug("change", metadata: ["op": "\(change.op.rawValue)", "dn": "\(change.dn)",
+                                              "values": .array(change.values.map { .string($0) })])
+        }
+        return result
+    }
+
+    // MARK: - Output and diagnostics
+
+    /// Writes results to stdout, or atomically to `file` (a temporary file renamed over it).
+    func emit(_ text: String, to file: String?) throws(RunFailure) {
+        guard let file else {
+            output.write(text)
+            return
+        }
+        let temporary = file + ".tmp-\(getpid())"
+        guard FileManager.default.createFile(atPath: temporary, contents: Data(text.utf8),
+                                             attributes: [.posixPermissions: 0o640]) else {
+            throw RunFailure(.failure, "cannot write \(file): \(String(cString: strerror(errno)))")
+        }
+        if rename(temporary, file) != 0 {
+            let message = String(cString: strerror(errno))
+            unlink(temporary)
+            throw RunFailure(.failure, "cannot write \(file): \(message)")
+        }
+    }
+
+    /// Logs a failure and returns its exit status.
+    func report(_ error: Error) -> ExitStatus {
+        if let failure = error as? RunFailure {
+            logger.error("\(failure.message)")
+            for detail in failure.details { logger.error("\(detail)") }
+            return failure.status
+        }
+        logger.error("\(error)")
+        return .failure
+    }
+
+    func logDirectoryWarnings(_ warnings: [InputProblem]) {
+        for warning in warnings.prefix(200) {
+            logger.warning("\(warning.message)", metadata: ["dn": "\(warning.source)"])
+        }
+        if warnings.count > 200 { logger.warning("\(warnings.count - 200) more directory warnings not shown") }
+    }
+
+    func logWriteFailures(_ result: ApplyResult, total: Int) {
+        logger.error("wrote \(result.applied.count) of \(total) changes (\(result.alreadyDone.count) already in place); "
+            + "\(result.failed.count) refused, \(result.notWritten.count) not written; the next run converges")
+        if let gaveUp = result.gaveUp { logger.error("gave up: \(gaveUp)") }
+        let limit = 200
+        for change in result.applied.prefix(limit) {
+            logger.error("written", metadata: ["change": "\(Applier.describe(change))"])
+        }
+        for (change, error) in result.failed.prefix(limit) {
+            logger.error("refused", metadata: ["change": "\(Applier.describe(change))", "error": "\(error)"])
+        }
+        for change in result.notWritten.prefix(limit) {
+            logger.error("not written", metadata: ["change": "\(Applier.describe(change))"])
+        }
+        let hidden = max(0, result.applied.count - limit) + max(0, result.failed.count - limit)
+            + max(0, result.notWritten.count - limit)
+        if hidden > 0 { logger.error("\(hidden) more not listed here; the run record lists them all") }
+    }
+
+    static func `where`(_ problem: InputProblem) -> String {
+        problem.source + (problem.line.map { ":\($0)" } ?? "")
+    }
+
+    static func hostName() -> String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "unknown" }
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    // MARK: - The summary line
+
+    func start(command: String) {
+        startedNanos = DispatchTime.now().uptimeNanoseconds
+        summary = ["command": "\(command)"]
+    }
+
+    func note(plan: Plan?, written: Int) {
+        let s = plan?.summary ?? Summary()
+        summary["takeover"] = "\(s.takeover)"
+        summary["provision"] = "\(s.provision)"
+        summary["bound"] = "\(s.bound)"
+        summary["unbind"] = "\(s.unbind)"
+        summary["deferred"] = "\(s.deferred)"
+        summary["conflicts"] = "\(plan?.conflicts.count ?? 0)"
+        summary["changes"] = "\(s.changes)"
+        summary["written"] = "\(written)"
+    }
+
+    /// The one summary line of the run.
+    func finish(_ status: ExitStatus) {
+        if summary["takeover"] == nil { note(plan: nil, written: 0) }
+        let elapsed = (DispatchTime.now().uptimeNanoseconds - startedNanos) / 1_000_000
+        summary["duration_ms"] = "\(elapsed)"
+        summary["exit"] = "\(status.rawValue)"
+        let level: Logger.Level = status.severity >= ExitStatus.safetyLimit.severity ? .error : .info
+        logger.log(level: level, "run finished", metadata: summary)
+    }
+}

@@ -1,1 +1,0 @@
-print("takeover-bridge: not built yet")

@@ -1,0 +1,156 @@
+import Foundation
+import Testing
+@testable import DeviceReports
+import TakeoverCore
+
+/// A fresh directory under the system temp dir, removed by `cleanup()`.
+struct TempFolder {
+    let path: String
+
+    init(_ label: String) throws {
+        path = NSTemporaryDirectory() + "tb-reports-\(label)-\(UUID().uuidString)/reports"
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+
+    func write(_ name: String, _ bytes: [UInt8], mtime: UnixTime? = nil) throws {
+        let file = path + "/" + name
+        try Data(bytes).write(to: URL(fileURLWithPath: file))
+        if let mtime {
+            try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSince1970: TimeInterval(mtime))], ofItemAtPath: file)
+        }
+    }
+
+    func write(_ name: String, _ text: String, mtime: UnixTime? = nil) throws { try write(name, Array(text.utf8), mtime: mtime) }
+
+    func cleanup() { try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent) }
+}
+
+@Suite struct ReportsFolderTests {
+    @Test func badFileDefersOnlyItsOwnDevice() throws {
+        let dir = try TempFolder("mix")
+        defer { dir.cleanup() }
+        try dir.write("web01.passwd", try fixtureBytes("getent-passwd.txt"), mtime: 1_700_000_123)
+        try dir.write("mbp.json", try fixtureBytes("macos-osqueryi.json"))
+        try dir.write("ps.json", try fixtureBytes("ps51-single-utf16le.json"))
+        try dir.write("inventory.csv", try fixtureBytes("inventory.csv"))
+        try dir.write("osqueryd.results.log", try fixtureBytes("osqueryd-events.log"))
+        try dir.write("kiosk,ou=Users.json", "[{\"username\":\"root\",\"uid\":\"0\"},{\"username\":")
+        try dir.write("Bob's MacBook Pro.json", [0xFF, 0x00, 0x13])
+        try dir.write(".hidden.json", "garbage")
+        try dir.write("README.md", "# what these files are")
+        try FileManager.default.createDirectory(atPath: dir.path + "/archive", withIntermediateDirectories: false)
+        try dir.write("archive/old.json", "garbage")
+
+        let r = ReportsFolder.read(path: dir.path)
+        #expect(r.devices == ["Bob's PC", "kiosk-07", "lab-01", "lab-02", "mbp", "mbp-alice", "ps", "web01"])
+        #expect(r.report("web01")?.reportedAt == 1_700_000_123, "mtime is the fallback report time")
+        #expect(r.report("web01")?.source == "reports/web01.passwd")
+        #expect(r.report("lab-01")?.source == "reports/osqueryd.results.log")
+        #expect(r.problems.count == 2)
+        let bob = try #require(r.problems.first { $0.source == "reports/Bob's MacBook Pro.json" })
+        #expect(bob.device == "Bob's MacBook Pro")
+        let kiosk = try #require(r.problems.first { $0.source == "reports/kiosk,ou=Users.json" })
+        #expect(kiosk.device == "kiosk,ou=Users")
+        #expect(kiosk.line == 1)
+        #expect(kiosk.reportLine.hasPrefix("reports/kiosk,ou=Users.json:1: "))
+        // Sorted and deterministic whatever the thread timing.
+        let again = ReportsFolder.read(path: dir.path)
+        #expect(again == r)
+        #expect(r.reports.map(\.device) == r.reports.map(\.device).sorted())
+    }
+
+    @Test func capsOnFileCountAndSize() throws {
+        let dir = try TempFolder("caps")
+        defer { dir.cleanup() }
+        for i in 0..<5 { try dir.write("h\(i).passwd", "root:x:0:0:root:/root:/bin/bash\n") }
+        try dir.write("h9.passwd", String(repeating: "root:x:0:0:root:/root:/bin/bash\n", count: 100))
+        let r = ReportsFolder.read(path: dir.path, limits: ReportLimits(maxFileBytes: 1000, maxFiles: 4))
+        #expect(r.devices == ["h0", "h1", "h2", "h3"])
+        #expect(r.problems.count == 2)
+        #expect(r.problems.allSatisfy { $0.message.contains("more than 4 files") })
+        #expect(Set(r.problems.compactMap(\.device)) == ["h4", "h9"])
+        let sized = ReportsFolder.read(path: dir.path, limits: ReportLimits(maxFileBytes: 1000))
+        #expect(sized.problems.count == 1)
+        #expect(sized.problems.first?.device == "h9")
+        #expect(sized.problems.first?.message.contains("1000-byte cap") == true)
+    }
+
+    @Test func missingFolderIsOneProblem() {
+        let r = ReportsFolder.read(path: "/nonexistent/tb-reports-\(UUID().uuidString)")
+        #expect(r.reports.isEmpty)
+        #expect(r.problems.count == 1)
+        #expect(r.problems.first?.message.contains("cannot list the reports folder") == true)
+    }
+
+    @Test func emptyFolderIsEmpty() throws {
+        let dir = try TempFolder("empty")
+        defer { dir.cleanup() }
+        #expect(ReportsFolder.read(path: dir.path) == ReportsReadResult())
+    }
+}
+
+@Suite struct JSONParserTests {
+    func parse(_ text: String, depth: Int = 64) -> Result<JSONValue, JSONParseError> {
+        let bytes = Array(text.utf8)
+        return bytes.withUnsafeBufferPointer { buf in
+            var p = JSONParser(buf, maxDepth: depth)
+            do throws(JSONParseError) { return .success(try p.parseDocument()) } catch { return .failure(error) }
+        }
+    }
+
+    @Test func valuesAndOrder() throws {
+        let v = try parse(#" {"b":[1,-2.5e3,true,false,null],"a":"x","b":"dup"} "#).get()
+        let o = try #require(v.object)
+        #expect(o.members.map(\.key) == ["b", "a", "b"])
+        #expect(o["b"] == .array([.number("1"), .number("-2.5e3"), .bool(true), .bool(false), .null]))
+        #expect(o["a"] == .string("x"))
+        #expect(o.offset == 1)
+    }
+
+    @Test func escapesAndSurrogatePairs() throws {
+        let v = try parse(#"["a\"b\\c\/d\b\f\n\r\t", "\u00e9\u20AC", "\ud83d\ude00", "\u0000"]"#).get()
+        #expect(v == .array([.string("a\"b\\c/d\u{8}\u{C}\n\r\t"), .string("é€"), .string("😀"), .string("\u{0}")]))
+    }
+
+    @Test func bigNumbersStayExact() throws {
+        #expect(try parse("18446744073709551615").get() == .number("18446744073709551615"))
+        #expect(try parse("4294967294").get() == .number("4294967294"))
+    }
+
+    @Test func errorsCarryOffsets() {
+        for (text, offset, fragment) in [
+            ("[1,2", 4, "truncated"), ("[1 2]", 3, "expected ',' or ']'"), ("{\"a\" 1}", 5, "expected ':'"),
+            ("{1:2}", 1, "quoted member name"), ("[01]", 1, "leading zero"), ("[1.]", 3, "after '.'"),
+            ("\"\\u12zz\"", 1, "four hex digits"), ("\"\\udc00\"", 1, "unpaired low surrogate"), ("nul", 3, "truncated"),
+            ("[\"a\u{1}\"]", 3, "control character"), ("", 0, "expected a value"), ("[]]", 2, "after the end"),
+        ] {
+            switch parse(text) {
+            case .success(let v): Issue.record("\(text) parsed as \(v)")
+            case .failure(let e):
+                #expect(e.offset == offset, "\(text): \(e)")
+                #expect(e.message.contains(fragment), "\(text): \(e.message)")
+            }
+        }
+    }
+
+    @Test func depthIsCapped() {
+        let ok = String(repeating: "[", count: 64) + String(repeating: "]", count: 64)
+        #expect((try? parse(ok).get()) != nil)
+        let deep = String(repeating: "[", count: 65) + String(repeating: "]", count: 65)
+        guard case .failure(let e) = parse(deep) else { Issue.record("65 levels accepted"); return }
+        #expect(e.message.contains("deeper than 64"))
+        // A huge depth request is still bounded by the ceiling.
+        let huge = String(repeating: "[", count: 100_000)
+        guard case .failure(let e2) = parse(huge, depth: Int.max) else { Issue.record("accepted"); return }
+        #expect(e2.message.contains("deeper than \(JSONParser.depthCeiling)"))
+    }
+
+    @Test func lineIndex() {
+        let idx = LineIndex(Array("ab\ncd\n\nef".utf8))
+        #expect(idx.line(at: 0) == 1)
+        #expect(idx.line(at: 2) == 1)
+        #expect(idx.line(at: 3) == 2)
+        #expect(idx.line(at: 6) == 3)
+        #expect(idx.line(at: 7) == 4)
+    }
+}

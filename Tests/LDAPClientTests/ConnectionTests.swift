@@ -1,0 +1,209 @@
+import Foundation
+import LDAPClient
+import Testing
+
+@Suite("connect, bind, TLS, SASL", .enabled(if: serverConfigured, "needs TB_TEST_ENV (run scripts/test.sh)"))
+struct ConnectionTests {
+    @Test func simpleBindAsServiceAccountAndWhoAmI() async throws {
+        let server = try sharedServer()
+        let connection = try await server.connect(as: .bind)
+        #expect(try await connection.whoAmI() == "dn:\(server.bindDN)")
+        await connection.close()
+    }
+
+    @Test func anonymousAndRootIdentities() async throws {
+        let server = try sharedServer()
+        let anonymous = try await server.connect(as: .anonymous)
+        #expect(try await anonymous.whoAmI() == "")
+        await anonymous.close()
+        let root = try await server.connect(as: .root)
+        #expect(try await root.whoAmI() == "dn:\(server.rootDN)")
+        // Rebinding on the same connection changes the identity.
+        try await root.bind(.simple(dn: server.bindDN, password: server.bindPassword()))
+        #expect(try await root.whoAmI() == "dn:\(server.bindDN)")
+        await root.close()
+    }
+
+    @Test func wrongPasswordIsInvalidCredentialsAndNeverPrintsThePassword() async throws {
+        let server = try sharedServer()
+        let connection = try await LDAPConnection.connect(LDAPConnectionOptions(uri: server.ldapURI))
+        let password = "not-the-password-\(UInt32.random(in: 0...UInt32.max))"
+        let error = await expectLDAPError {
+            try await connection.bind(.simple(dn: server.bindDN, password: Secret(password)))
+        }
+        #expect(error?.code == 49)
+        #expect(error?.operation == "bind")
+        #expect(error?.dn == server.bindDN)
+        #expect(error?.message == "Invalid credentials")
+        #expect(error?.isConnectionLost == false)
+        #expect(error.map { String(describing: $0) }?.contains(password) == false)
+        #expect(error?.description.hasPrefix("bind of '\(server.bindDN)' failed: Invalid credentials (49)") == true)
+        #expect("\(Secret(password))" == "<redacted>")
+        #expect(String(reflecting: Secret(password)) == "<redacted>")
+        // The connection survives a failed bind.
+        try await connection.bind(.simple(dn: server.bindDN, password: server.bindPassword()))
+        #expect(try await connection.whoAmI() == "dn:\(server.bindDN)")
+        await connection.close()
+    }
+
+    @Test func unreachableServerIsAConnectError() async throws {
+        let port = closedPort()
+        let error = await expectLDAPError {
+            _ = try await LDAPConnection.connect(LDAPConnectionOptions(uri: "ldap://127.0.0.1:\(port)", timeout: 2))
+        }
+        #expect(error?.code == -1)
+        #expect(error?.operation == "connect")
+        #expect(error?.isConnectionLost == true)
+        #expect(error?.description.contains("Can't contact LDAP server") == true)
+    }
+
+    @Test func badURIIsAParameterError() async throws {
+        let error = await expectLDAPError {
+            _ = try await LDAPConnection.connect(LDAPConnectionOptions(uri: "http://example.org"))
+        }
+        #expect(error?.code == -9)
+        #expect(error?.operation == "connect")
+    }
+
+    @Test func severalURIsAreTriedInOrder() async throws {
+        let server = try sharedServer()
+        let uri = "ldap://127.0.0.1:\(closedPort()) \(server.ldapURI)"
+        let connection = try await LDAPConnection.connect(LDAPConnectionOptions(uri: uri, timeout: 5))
+        try await connection.bind(.simple(dn: server.bindDN, password: server.bindPassword()))
+        #expect(try await connection.whoAmI() == "dn:\(server.bindDN)")
+        await connection.close()
+    }
+
+    @Test func startTLSWithTheRightCA() async throws {
+        let server = try sharedServer()
+        let connection = try await LDAPConnection.connect(
+            LDAPConnectionOptions(uri: server.ldapURI, startTLS: true, tlsCACertFile: server.caCert))
+        try await connection.bind(.simple(dn: server.bindDN, password: server.bindPassword()))
+        #expect(try await connection.whoAmI() == "dn:\(server.bindDN)")
+        await connection.close()
+    }
+
+    @Test func startTLSWithAWrongCAFails() async throws {
+        let server = try sharedServer()
+        let error = await expectLDAPError {
+            _ = try await LDAPConnection.connect(
+                LDAPConnectionOptions(uri: server.ldapURI, startTLS: true, tlsCACertFile: server.wrongCACert))
+        }
+        #expect(error?.operation == "starttls")
+        #expect(error?.code == -11)
+        #expect(error?.diagnostic?.contains("TLS handshake failed") == true)
+        #expect(error?.diagnostic?.contains(server.wrongCACert) == true)
+    }
+
+    @Test func ldapsWithTheRightCA() async throws {
+        let server = try sharedServer()
+        let connection = try await LDAPConnection.connect(LDAPConnectionOptions(uri: server.ldapsURI, tlsCACertFile: server.caCert))
+        try await connection.bind(.simple(dn: server.bindDN, password: server.bindPassword()))
+        #expect(try await connection.whoAmI() == "dn:\(server.bindDN)")
+        await connection.close()
+    }
+
+    @Test func ldapsWithAWrongCAFails() async throws {
+        let server = try sharedServer()
+        let error = await expectLDAPError {
+            _ = try await LDAPConnection.connect(LDAPConnectionOptions(uri: server.ldapsURI, tlsCACertFile: server.wrongCACert))
+        }
+        #expect(error?.operation == "connect")
+        #expect(error?.code == -1)
+        #expect(error?.diagnostic?.contains("TLS handshake failed") == true)
+    }
+
+    @Test func unreadableCAFileIsNamed() async throws {
+        let server = try sharedServer()
+        let error = await expectLDAPError {
+            _ = try await LDAPConnection.connect(LDAPConnectionOptions(uri: server.ldapURI, startTLS: true, tlsCACertFile: "/nonexistent/ca.pem"))
+        }
+        #expect(error?.code == -2)
+        #expect(error?.isConnectionLost == false)
+        #expect(error?.diagnostic?.contains("tls_cacert '/nonexistent/ca.pem'") == true)
+    }
+
+    @Test func verificationCanBeTurnedOffPerConnectionOnly() async throws {
+        let server = try sharedServer()
+        // reqcert never accepts the unknown CA on this handle...
+        let lax = try await LDAPConnection.connect(
+            LDAPConnectionOptions(uri: server.ldapsURI, tlsRequireCert: .never, tlsCACertFile: server.wrongCACert))
+        try await lax.bind(.anonymous)
+        await lax.close()
+        // ...and does not leak into the next handle, which still verifies.
+        let error = await expectLDAPError {
+            _ = try await LDAPConnection.connect(LDAPConnectionOptions(uri: server.ldapsURI, tlsCACertFile: server.wrongCACert))
+        }
+        #expect(error?.code == -1)
+    }
+
+    @Test func saslExternalOverLDAPI() async throws {
+        let server = try sharedServer()
+        let connection = try await LDAPConnection.connect(LDAPConnectionOptions(uri: server.ldapiURI))
+        try await connection.bind(.sasl(mechanism: "EXTERNAL"))
+        #expect(try await connection.whoAmI() == "dn:\(server.ldapiExternalDN)")
+        await connection.close()
+    }
+
+    @Test func saslExternalOverTLSWithAClientCertificate() async throws {
+        let server = try sharedServer()
+        let connection = try await LDAPConnection.connect(LDAPConnectionOptions(
+            uri: server.ldapsURI, tlsCACertFile: server.caCert, tlsCertFile: server.clientCert, tlsKeyFile: server.clientKey))
+        try await connection.bind(.sasl(mechanism: "EXTERNAL"))
+        #expect(try await connection.whoAmI() == "dn:\(server.bindDN)")
+        await connection.close()
+    }
+
+    @Test func saslInteractiveBindWithAPassword() async throws {
+        let server = try sharedServer()
+        // The test server maps SASL user NAME to uid=NAME,ou=people (flat), so the user
+        // lives directly under ou=people.
+        let name = uniqueName("sasl")
+        let dn = "uid=\(name),\(server.peopleBase)"
+        let password = "pw-\(UInt32.random(in: 0...UInt32.max))"
+        let root = try await server.connect(as: .root)
+        try await root.add(dn: dn, attributes: [
+            ("objectClass", ["inetOrgPerson"]), ("uid", [name]), ("cn", [name]), ("sn", [name]),
+            ("userPassword", [password]), // cleartext: SCRAM needs it on the server side
+        ])
+
+        let connection = try await LDAPConnection.connect(LDAPConnectionOptions(uri: server.ldapURI))
+        try await connection.bind(.sasl(mechanism: "SCRAM-SHA-256", authcID: name, password: Secret(password)))
+        #expect(try await connection.whoAmI() == "dn:\(dn)")
+
+        let error = await expectLDAPError {
+            try await connection.bind(.sasl(mechanism: "SCRAM-SHA-256", authcID: name, password: Secret("wrong")))
+        }
+        #expect(error?.code == 49)
+        #expect(error?.operation == "bind")
+        #expect(error?.description.contains("wrong") == false)
+        await connection.close()
+        try await root.delete(dn: dn)
+        await root.close()
+    }
+
+    @Test func rootDSEAndSubschema() async throws {
+        let server = try sharedServer()
+        let connection = try await server.connect(as: .bind)
+        let root = try await connection.rootDSE()
+        #expect(root.dn == "")
+        #expect(root.strings("namingContexts").contains(server.base))
+        #expect(root.strings("supportedControl").contains("1.2.840.113556.1.4.319")) // paged results
+        #expect(root.strings("supportedLDAPVersion") == ["3"])
+        #expect(root.first("SUPPORTEDldapVERSION") == "3") // names match case-insensitively
+        let schema = try await connection.subschema()
+        #expect(schema.dn.lowercased() == "cn=subschema")
+        #expect(schema.strings("objectClasses").contains { $0.contains("NAME 'inetOrgPerson'") })
+        #expect(schema.strings("attributeTypes").contains { $0.contains("NAME 'uidNumber'") })
+        await connection.close()
+    }
+
+    @Test func operationsAfterCloseFailCleanly() async throws {
+        let server = try sharedServer()
+        let connection = try await server.connect(as: .bind)
+        await connection.close()
+        await connection.close() // twice is fine
+        let error = await expectLDAPError { _ = try await connection.whoAmI() }
+        #expect(error?.isConnectionLost == true)
+    }
+}

@@ -1,0 +1,139 @@
+import Foundation
+import LDAPClient
+import LDAPSyntax
+import Testing
+
+/// Integration tests need the test server (scripts/test.sh sets TB_TEST_ENV).
+let serverConfigured = LDAPTestServer.isConfigured
+
+func sharedServer() throws -> LDAPTestServer { try LDAPTestServer.shared() }
+
+/// A name no other test (or test run) uses.
+func uniqueName(_ prefix: String) -> String {
+    "\(prefix)-\(UInt32.random(in: 0...UInt32.max))"
+}
+
+/// A fresh subtree `ou=NAME,PARENT` created by the rootdn; removed with `removeSubtree`.
+func makeSubtree(_ server: LDAPTestServer, under parent: String? = nil, prefix: String = "t") async throws -> String {
+    let dn = "ou=\(uniqueName(prefix)),\(parent ?? server.base)"
+    let root = try await server.connect(as: .root)
+    try await root.add(dn: dn, attributes: [("objectClass", ["organizationalUnit"]), ("ou", [String(dn.dropFirst(3).prefix { $0 != "," })])])
+    await root.close()
+    return dn
+}
+
+/// Deletes `dn` and everything below it, deepest first, as the rootdn.
+func removeSubtree(_ server: LDAPTestServer, _ dn: String) async throws {
+    let root = try await server.connect(as: .root)
+    var dns: [String] = []
+    do {
+        _ = try await root.search(base: dn, scope: .sub, filter: "(objectClass=*)", attributes: ["1.1"]) { dns.append($0.dn) }
+    } catch let error as LDAPError where error.code == 32 {
+        await root.close()
+        return
+    }
+    // Deepest first: more RDNs first.
+    let ordered = dns.sorted { ((try? DN(parsing: $0).rdns.count) ?? 0) > ((try? DN(parsing: $1).rdns.count) ?? 0) }
+    for entry in ordered { try await root.delete(dn: entry) }
+    await root.close()
+}
+
+/// Adds `count` inetOrgPerson entries `uid=PREFIXn,BASE` as the rootdn, pipelined in
+/// batches through ldapadd (fast), numbered 0..<count.
+func seedPeople(_ server: LDAPTestServer, base: String, count: Int, prefix: String = "u") throws {
+    var ldif = ""
+    ldif.reserveCapacity(count * 160)
+    for index in 0..<count {
+        ldif += "dn: uid=\(prefix)\(index),\(base)\nobjectClass: inetOrgPerson\nobjectClass: posixAccount\nuid: \(prefix)\(index)\ncn: Person \(index)\nsn: P\(index)\nuidNumber: \(10000 + index)\ngidNumber: 100\nhomeDirectory: /home/\(prefix)\(index)\n\n"
+    }
+    try runTool("ldapadd", ["-x", "-H", server.ldapURI, "-D", server.rootDN, "-y", server.rootPasswordFile], input: ldif)
+}
+
+/// Runs an ldap-utils tool; throws with its stderr on failure.
+@discardableResult
+func runTool(_ tool: String, _ arguments: [String], input: String? = nil) throws -> String {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = [tool] + arguments
+    let output = Pipe(), errors = Pipe(), stdin = Pipe()
+    process.standardOutput = output
+    process.standardError = errors
+    process.standardInput = input == nil ? FileHandle.nullDevice : stdin
+    try process.run()
+    if let input {
+        let handle = stdin.fileHandleForWriting
+        let data = Data(input.utf8)
+        DispatchQueue.global().async {
+            handle.write(data)
+            try? handle.close()
+        }
+    }
+    let errorData = LockedData()
+    let group = DispatchGroup()
+    group.enter()
+    DispatchQueue.global().async {
+        errorData.set(errors.fileHandleForReading.readDataToEndOfFile())
+        group.leave()
+    }
+    let outputData = output.fileHandleForReading.readDataToEndOfFile()
+    group.wait()
+    process.waitUntilExit()
+    guard process.terminationStatus == 0 else {
+        throw ToolError(description: "\(tool) exited \(process.terminationStatus): \(String(decoding: errorData.get(), as: UTF8.self))")
+    }
+    return String(decoding: outputData, as: UTF8.self)
+}
+
+struct ToolError: Error, CustomStringConvertible { var description: String }
+
+final class LockedData: @unchecked Sendable {
+    private let lock = NSLock()
+    private var data = Data()
+    func set(_ value: Data) { lock.withLock { data = value } }
+    func get() -> Data { lock.withLock { data } }
+}
+
+/// Runs `body` with a private server of its own; always stops it.
+func withPrivateServer<T>(_ body: (LDAPTestServer) async throws -> T) async throws -> T {
+    let server = try LDAPTestServer.startPrivate()
+    do {
+        let value = try await body(server)
+        try server.stop()
+        return value
+    } catch {
+        try? server.stop()
+        throw error
+    }
+}
+
+/// Runs `body` expecting an LDAPError, returning it (records an issue if none or another error).
+func expectLDAPError(_ body: () async throws -> Void, sourceLocation: SourceLocation = #_sourceLocation) async -> LDAPError? {
+    do {
+        try await body()
+        Issue.record("expected an LDAPError, got success", sourceLocation: sourceLocation)
+        return nil
+    } catch let error as LDAPError {
+        return error
+    } catch {
+        Issue.record("expected an LDAPError, got \(error)", sourceLocation: sourceLocation)
+        return nil
+    }
+}
+
+/// A TCP port on loopback with nobody listening (bound then closed).
+func closedPort() -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = 0
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+    }
+    _ = withUnsafeMutablePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+    }
+    return Int(UInt16(bigEndian: address.sin_port))
+}

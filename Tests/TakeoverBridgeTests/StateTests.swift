@@ -1,0 +1,531 @@
+import Foundation
+import Testing
+import LDAPSyntax
+import TakeoverCore
+@testable import TakeoverBridge
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// MARK: - A tiny LDIF change applier (test oracle)
+
+/// Directory content: dn (lowercased) -> attribute (lowercased) -> values (in order added).
+typealias FakeDirectory = [String: [String: [String]]]
+
+enum LDIFApplyError: Error, CustomStringConvertible {
+    case bad(String)
+    var description: String {
+        switch self { case .bad(let s): return s }
+    }
+}
+
+/// Applies `ldapmodify`-style LDIF strictly: adding a present value, deleting an absent
+/// one, adding an existing entry or deleting a missing one are errors, as on a server.
+func applyLDIF(_ text: String, to directory: inout FakeDirectory) throws {
+    // Unfold continuation lines.
+    var lines: [String] = []
+    for raw in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        if raw.hasPrefix(" "), !lines.isEmpty, !lines[lines.count - 1].isEmpty {
+            lines[lines.count - 1] += raw.dropFirst()
+        } else {
+            lines.append(String(raw))
+        }
+    }
+    func split(_ line: String) throws -> (String, String) {
+        guard let colon = line.firstIndex(of: ":") else { throw LDIFApplyError.bad("no colon: \(line)") }
+        if line[colon...].hasPrefix(":: ") {
+            let name = String(line[..<colon])
+            guard let data = Data(base64Encoded: String(line[line.index(colon, offsetBy: 3)...])),
+                  let value = String(data: data, encoding: .utf8) else { throw LDIFApplyError.bad("base64: \(line)") }
+            return (name, value)
+        }
+        guard line[colon...].hasPrefix(": ") else { throw LDIFApplyError.bad("bad line: \(line)") }
+        return (String(line[..<colon]), String(line[line.index(colon, offsetBy: 2)...]))
+    }
+    var blocks: [[String]] = [[]]
+    for line in lines where !line.hasPrefix("#") {
+        if line.isEmpty {
+            if !(blocks.last?.isEmpty ?? true) { blocks.append([]) }
+        } else {
+            blocks[blocks.count - 1].append(line)
+        }
+    }
+    for block in blocks where !block.isEmpty {
+        let (dnName, dnValue) = try split(block[0])
+        guard dnName == "dn" else { throw LDIFApplyError.bad("block without dn: \(block[0])") }
+        let dn = dnValue.lowercased()
+        guard block.count > 1 else { throw LDIFApplyError.bad("no changetype") }
+        let (ct, changetype) = try split(block[1])
+        guard ct == "changetype" else { throw LDIFApplyError.bad("no changetype") }
+        switch changetype {
+        case "add":
+            guard directory[dn] == nil else { throw LDIFApplyError.bad("entry exists: \(dn)") }
+            var entry: [String: [String]] = [:]
+            for line in block.dropFirst(2) {
+                let (name, value) = try split(line)
+                entry[name.lowercased(), default: []].append(value)
+            }
+            directory[dn] = entry
+        case "delete":
+            guard directory.removeValue(forKey: dn) != nil else { throw LDIFApplyError.bad("no entry: \(dn)") }
+        case "modify":
+            guard var entry = directory[dn] else { throw LDIFApplyError.bad("no entry: \(dn)") }
+            var index = 2
+            while index < block.count {
+                let (verb, attribute) = try split(block[index])
+                let attr = attribute.lowercased()
+                index += 1
+                var values: [String] = []
+                while index < block.count, block[index] != "-" {
+                    let (name, value) = try split(block[index])
+                    guard name.lowercased() == attr else { throw LDIFApplyError.bad("attribute mismatch \(name)") }
+                    values.append(value)
+                    index += 1
+                }
+                guard index < block.count else { throw LDIFApplyError.bad("part not closed with -") }
+                index += 1
+                for value in values {
+                    var current = entry[attr] ?? []
+                    switch verb {
+                    case "add":
+                        guard !current.contains(value) else { throw LDIFApplyError.bad("value exists: \(attr)=\(value)") }
+                        current.append(value)
+                    case "delete":
+                        guard let at = current.firstIndex(of: value) else { throw LDIFApplyError.bad("no such value: \(attr)=\(value)") }
+                        current.remove(at: at)
+                    default:
+                        throw LDIFApplyError.bad("verb \(verb)")
+                    }
+                    entry[attr] = current.isEmpty ? nil : current
+                }
+            }
+            directory[dn] = entry
+        default:
+            throw LDIFApplyError.bad("changetype \(changetype)")
+        }
+    }
+}
+
+/// Order-insensitive comparison form.
+func canonical(_ d: FakeDirectory) -> [String: [String: [String]]] {
+    d.mapValues { $0.mapValues { $0.sorted() } }
+}
+
+/// SplitMix64: deterministic, seeded.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+@Suite(.serialized) struct StateTests {
+    // MARK: LDIF rendering
+
+    @Test func rendersGroupedModifyAndAddEntryExactly() {
+        let group = "cn=mbp-alice,ou=bindings,dc=example,dc=org"
+        let alice = "uid=alice,ou=people,dc=example,dc=org"
+        let bob = "uid=bob,ou=people,dc=example,dc=org"
+        let changes = [
+            Change(dn: group, op: .addEntry, attributes: [
+                EntryAttribute(name: "objectClass", values: ["top", "takeoverBindingGroup"]),
+                EntryAttribute(name: "cn", values: ["mbp-alice"]),
+            ]),
+            Change(dn: group, op: .addMember, attribute: "member", values: [alice], subject: alice),
+            Change(dn: group, op: .addRecord, attribute: "takeoverBoundAccount", values: ["Alice:" + alice], subject: alice),
+            Change(dn: group, op: .deleteMember, attribute: "member", values: [bob], subject: bob),
+            Change(dn: group, op: .deleteRecord, attribute: "takeoverBoundAccount", values: ["bob:" + bob], subject: bob),
+        ]
+        let expected = """
+        dn: cn=mbp-alice,ou=bindings,dc=example,dc=org
+        changetype: add
+        objectClass: top
+        objectClass: takeoverBindingGroup
+        cn: mbp-alice
+
+        dn: cn=mbp-alice,ou=bindings,dc=example,dc=org
+        changetype: modify
+        add: member
+        member: uid=alice,ou=people,dc=example,dc=org
+        -
+        add: takeoverBoundAccount
+        takeoverBoundAccount: Alice:uid=alice,ou=people,dc=example,dc=org
+        -
+
+        dn: cn=mbp-alice,ou=bindings,dc=example,dc=org
+        changetype: modify
+        delete: member
+        member: uid=bob,ou=people,dc=example,dc=org
+        -
+        delete: takeoverBoundAccount
+        takeoverBoundAccount: bob:uid=bob,ou=people,dc=example,dc=org
+        -
+
+
+        """
+        #expect(ChangeLDIF.render(changes) == expected)
+        #expect(ChangeLDIF.operations(changes).map(\.count) == [1, 2, 2])
+
+        let undo = """
+        dn: cn=mbp-alice,ou=bindings,dc=example,dc=org
+        changetype: modify
+        add: takeoverBoundAccount
+        takeoverBoundAccount: bob:uid=bob,ou=people,dc=example,dc=org
+        -
+        add: member
+        member: uid=bob,ou=people,dc=example,dc=org
+        -
+
+        dn: cn=mbp-alice,ou=bindings,dc=example,dc=org
+        changetype: modify
+        delete: takeoverBoundAccount
+        takeoverBoundAccount: Alice:uid=alice,ou=people,dc=example,dc=org
+        -
+        delete: member
+        member: uid=alice,ou=people,dc=example,dc=org
+        -
+
+        dn: cn=mbp-alice,ou=bindings,dc=example,dc=org
+        changetype: delete
+
+
+        """
+        #expect(ChangeLDIF.renderInverse(changes) == undo)
+        #expect(ChangeLDIF.inverse(changes).last == .deleteEntry(dn: group))
+        #expect(ChangeLDIF.render([]) == "")
+    }
+
+    @Test func unsafeValuesAreBase64() {
+        let dn = "cn=Bob's MacBook Pro\\, Ünïcode,ou=bindings,dc=example,dc=org"
+        let text = ChangeLDIF.render([Change(dn: dn, op: .addMember, attribute: "member", values: [" leading"])])
+        #expect(text == LDIF.line("dn", dn) + "changetype: modify\nadd: member\nmember:: IGxlYWRpbmc=\n-\n\n")
+        #expect(text.hasPrefix("dn:: "))
+    }
+
+    /// Property: for random directories and random valid change lists, the rendered LDIF
+    /// applies cleanly, matches applying the changes directly, and the inverse restores
+    /// the starting directory exactly.
+    @Test func inverseRestoresTheDirectory() throws {
+        var rng = SplitMix64(state: 0x7A6B_0000_0000_0001)
+        let alphabet: [String] = ["a", "b", "Z", " ", ":", "<", "é", "=", ",", "+", "\\", "'", "漢", "x"]
+        func randomValue() -> String {
+            let length = Int.random(in: 1...(Int.random(in: 0...9, using: &rng) == 0 ? 120 : 10), using: &rng)
+            return (0..<length).map { _ in alphabet.randomElement(using: &rng)! }.joined()
+        }
+        for iteration in 0..<400 {
+            var directory: FakeDirectory = [:]
+            var groups: [String] = []
+            for g in 0..<Int.random(in: 0...3, using: &rng) {
+                let dn = "cn=g\(g)-\(randomValue()),ou=bindings,dc=example,dc=org"
+                var entry: [String: [String]] = ["objectclass": ["top", "takeoverBindingGroup"], "cn": ["g\(g)"]]
+                for _ in 0..<Int.random(in: 0...4, using: &rng) {
+                    let v = "uid=\(randomValue()),ou=people"
+                    if !(entry["member"] ?? []).contains(v) { entry["member", default: []].append(v) }
+                }
+                directory[dn.lowercased()] = entry
+                groups.append(dn)
+            }
+            let start = directory
+            // Random valid changes, tracked on a working copy.
+            var work = directory
+            var changes: [Change] = []
+            for _ in 0..<Int.random(in: 0...12, using: &rng) {
+                let roll = Int.random(in: 0..<10, using: &rng)
+                if roll == 0 || groups.isEmpty {
+                    let dn = "cn=new\(changes.count)-\(randomValue()),ou=bindings,dc=example,dc=org"
+                    guard work[dn.lowercased()] == nil else { continue }
+                    let user = "uid=\(randomValue()),ou=people"
+                    changes.append(Change(dn: dn, op: .addEntry, attributes: [
+                        EntryAttribute(name: "objectClass", values: ["top", "takeoverBindingGroup"]),
+                        EntryAttribute(name: "cn", values: ["new"]),
+                        EntryAttribute(name: "member", values: [user]),
+                    ]))
+                    work[dn.lowercased()] = ["objectclass": ["top", "takeoverBindingGroup"], "cn": ["new"], "member": [user]]
+                    groups.append(dn)
+                    continue
+                }
+                let dn = groups.randomElement(using: &rng)!
+                let members = work[dn.lowercased()]?["member"] ?? []
+                if roll < 6 || members.isEmpty {
+                    let user = "uid=\(randomValue()),ou=people"
+                    guard !members.contains(user) else { continue }
+                    let record = "\(randomValue()):\(user)"
+                    guard !(work[dn.lowercased()]?["takeoverboundaccount"] ?? []).contains(record) else { continue }
+                    changes.append(Change(dn: dn, op: .addMember, attribute: "member", values: [user], subject: user))
+                    changes.append(Change(dn: dn, op: .addRecord, attribute: "takeoverBoundAccount", values: [record], subject: user))
+                    work[dn.lowercased()]?["member", default: []].append(user)
+                    work[dn.lowercased()]?["takeoverboundaccount", default: []].append(record)
+                } else {
+                    let user = members.randomElement(using: &rng)!
+                    changes.append(Change(dn: dn, op: .deleteMember, attribute: "member", values: [user], subject: user))
+                    var left = members
+                    left.removeAll { $0 == user }
+                    work[dn.lowercased()]?["member"] = left.isEmpty ? nil : left
+                }
+            }
+            var applied = start
+            try applyLDIF(ChangeLDIF.render(changes), to: &applied)
+            #expect(canonical(applied) == canonical(work), "iteration \(iteration): LDIF differs from the changes")
+            try applyLDIF(ChangeLDIF.renderInverse(changes), to: &applied)
+            #expect(canonical(applied) == canonical(start), "iteration \(iteration): undo did not restore")
+        }
+    }
+
+    // MARK: Lock
+
+    @Test func secondLockIsRefusedAtOnceAndReleasedByReleaseOrDeinit() throws {
+        let dir = makeTemporaryFolder()
+        defer { cleanup(dir) }
+        let state = try StateDirectory(path: dir + "/state/nested")
+        var st = stat()
+        #expect(stat(dir + "/state/nested", &st) == 0)
+        #expect(st.st_mode & 0o777 == 0o700)
+        let lock = try state.acquireLock(now: 1_795_939_200)
+        #expect(lock.isHeld)
+        // A second open file description of the same file conflicts, even in-process.
+        let other = try StateDirectory(path: dir + "/state/nested")
+        #expect(throws: LockError.held(pid: getpid(), since: "2026-11-29T08:00:00Z")) { try other.acquireLock() }
+        lock.release()
+        #expect(!lock.isHeld)
+        lock.release()  // idempotent
+        do {
+            let again = try other.acquireLock()
+            #expect(throws: LockError.self) { try state.acquireLock() }
+            _ = again
+        }
+        // `again` went out of scope: deinit released it.
+        let third = try state.acquireLock()
+        third.release()
+        let message = LockError.held(pid: 42, since: "2026-11-29T08:00:00Z").description
+        #expect(message == "another takeover-bridge run holds the lock (pid 42, since 2026-11-29T08:00:00Z); try again when it has finished")
+    }
+
+    @Test func aLockHeldByAKilledProcessDoesNotBlock() throws {
+        let dir = makeTemporaryFolder()
+        defer { cleanup(dir) }
+        let state = try StateDirectory(path: dir)
+        let holder = Process()
+        holder.executableURL = URL(fileURLWithPath: "/usr/bin/flock")
+        holder.arguments = ["--no-fork", state.lockPath, "/bin/sh", "-c", "echo ready; exec sleep 60"]
+        let pipe = Pipe()
+        holder.standardOutput = pipe
+        try holder.run()
+        let ready = pipe.fileHandleForReading.availableData
+        #expect(String(decoding: ready, as: UTF8.self) == "ready\n")
+        do {
+            _ = try state.acquireLock()
+            Issue.record("lock acquired while another process holds it")
+        } catch {
+            guard case .held = error else {
+                Issue.record("unexpected \(error)")
+                return
+            }
+        }
+        kill(holder.processIdentifier, SIGKILL)
+        holder.waitUntilExit()
+        let lock = try state.acquireLock()
+        #expect(lock.isHeld)
+    }
+
+    @Test func refusesAWorldWritableStateDirectory() throws {
+        let dir = makeTemporaryFolder()
+        defer { cleanup(dir) }
+        chmod(dir, 0o777)
+        #expect(throws: StateError.self) { try StateDirectory(path: dir) }
+        writeFile(dir + "/file", "x")
+        chmod(dir, 0o700)
+        #expect(throws: StateError.self) { try StateDirectory(path: dir + "/file") }
+    }
+
+    // MARK: Run records
+
+    @Test func runRecordsAreAppendOnlyWithTheirUndo() throws {
+        let dir = makeTemporaryFolder()
+        defer { cleanup(dir) }
+        let state = try StateDirectory(path: dir)
+        let group = "cn=lnx-dev01,ou=bindings,dc=example,dc=org"
+        let sara = "uid=sara,ou=people,dc=example,dc=org"
+        let applied = [
+            Change(dn: group, op: .addMember, attribute: "member", values: [sara], subject: sara),
+            Change(dn: group, op: .addRecord, attribute: "takeoverBoundAccount", values: ["sara:" + sara], subject: sara),
+        ]
+        let record = RunRecord(startedAt: 1_795_939_200, finishedAt: 1_795_939_203, host: "cron1\nforged: line",
+                               configPath: "/etc/takeover-bridge/config.toml", applied: applied,
+                               alreadyDone: [Change(dn: group, op: .addMember, attribute: "member", values: ["uid=x"])],
+                               failed: [RunRecord.Failure(change: "add uid=y to cn=z", error: "Insufficient access (50)")],
+                               outcome: "failed")
+        let first = try state.writeRunRecordFiles(record)
+        let second = try state.writeRunRecordFiles(record)
+        let pid = getpid()
+        #expect(first.record == "\(dir)/runs/20261129T080000Z-\(pid).ldif")
+        #expect(first.undo == "\(dir)/runs/20261129T080000Z-\(pid)-undo.ldif")
+        #expect(second.record == "\(dir)/runs/20261129T080000Z-\(pid)-1.ldif")
+        #expect(second.undo == "\(dir)/runs/20261129T080000Z-\(pid)-1-undo.ldif")
+        let path = try state.writeRunRecord(record)
+        #expect(path == "\(dir)/runs/20261129T080000Z-\(pid)-2.ldif")
+
+        let header = """
+        # started:  2026-11-29T08:00:00Z
+        # finished: 2026-11-29T08:00:03Z
+        # host:     cron1\\xAforged: line
+        # config:   /etc/takeover-bridge/config.toml
+        # pid:      \(pid)
+        # outcome:  failed
+        # applied:  2 changes in 1 operations
+        # already in place: 1
+        # failed:   1
+        # record:   \(first.record)
+        # undo:     \(first.undo)
+        # already in place: add-member cn=lnx-dev01,ou=bindings,dc=example,dc=org uid=x
+        # failed: add uid=y to cn=z: Insufficient access (50)
+
+        """
+        let recordText = try String(contentsOfFile: first.record, encoding: .utf8)
+        #expect(recordText == "# takeover-bridge run record\n" + header + "\n" + ChangeLDIF.render(applied))
+        let undoText = try String(contentsOfFile: first.undo, encoding: .utf8)
+        #expect(undoText == "# takeover-bridge undo for the run record \(first.record)\n" + header
+            + "# Apply with: ldapmodify -f \(first.undo) (plus your bind options)\n\n"
+            + "dn: cn=lnx-dev01,ou=bindings,dc=example,dc=org\nchangetype: modify\n"
+            + "delete: takeoverBoundAccount\ntakeoverBoundAccount: sara:uid=sara,ou=people,dc=example,dc=org\n-\n"
+            + "delete: member\nmember: uid=sara,ou=people,dc=example,dc=org\n-\n\n")
+        for file in [first.record, first.undo, state.journalPath] {
+            var st = stat()
+            #expect(stat(file, &st) == 0)
+            #expect(st.st_mode & 0o777 == 0o600, "\(file)")
+        }
+        // The record applies and the undo restores (oracle directory).
+        var directory: FakeDirectory = [group.lowercased(): ["objectclass": ["top", "takeoverBindingGroup"], "cn": ["lnx-dev01"]]]
+        let before = directory
+        try applyLDIF(recordText, to: &directory)
+        #expect(directory[group.lowercased()]?["member"] == [sara])
+        try applyLDIF(undoText, to: &directory)
+        #expect(canonical(directory) == canonical(before))
+
+        let journal = try String(contentsOfFile: state.journalPath, encoding: .utf8)
+        let lines = journal.split(separator: "\n")
+        #expect(lines.count == 3)
+        #expect(String(lines[0]) == "{\"startedAt\":\"2026-11-29T08:00:00Z\",\"finishedAt\":\"2026-11-29T08:00:03Z\","
+            + "\"host\":\"cron1\\nforged: line\",\"config\":\"/etc/takeover-bridge/config.toml\",\"pid\":\(pid),"
+            + "\"outcome\":\"failed\",\"applied\":2,\"alreadyDone\":1,\"failed\":1,"
+            + "\"record\":\"runs/20261129T080000Z-\(pid).ldif\",\"undo\":\"runs/20261129T080000Z-\(pid)-undo.ldif\"}")
+        for line in lines {
+            #expect(try JSONSerialization.jsonObject(with: Data(line.utf8)) is [String: Any])
+        }
+    }
+
+    @Test func utcTimes() {
+        #expect(UTCTime.iso8601(0) == "1970-01-01T00:00:00Z")
+        #expect(UTCTime.iso8601(1_795_939_200) == "2026-11-29T08:00:00Z")
+        #expect(UTCTime.iso8601(951_782_400) == "2000-02-29T00:00:00Z")
+        #expect(UTCTime.iso8601(-1) == "1969-12-31T23:59:59Z")
+        #expect(UTCTime.compact(4_102_444_799) == "20991231T235959Z")
+        // Against the C library for many instants.
+        var rng = SplitMix64(state: 99)
+        for _ in 0..<2000 {
+            let t = Int64.random(in: -2_000_000_000...8_000_000_000, using: &rng)
+            var tt = time_t(t)
+            var tmv = tm()
+            gmtime_r(&tt, &tmv)
+            let expected = String(format: "%04d-%02d-%02dT%02d:%02d:%02dZ", Int(tmv.tm_year) + 1900, Int(tmv.tm_mon) + 1,
+                                  Int(tmv.tm_mday), Int(tmv.tm_hour), Int(tmv.tm_min), Int(tmv.tm_sec))
+            #expect(UTCTime.iso8601(t) == expected)
+        }
+    }
+}
+
+// MARK: - Against the real slapd
+
+/// The test server's env file (scripts/test-slapd.sh), when the suite runs under scripts/test.sh.
+func testServerEnvironment() -> [String: String]? {
+    guard let path = ProcessInfo.processInfo.environment["TB_TEST_ENV"],
+          let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
+    var env: [String: String] = [:]
+    for line in text.split(separator: "\n") {
+        guard let eq = line.firstIndex(of: "=") else { continue }
+        env[String(line[..<eq])] = String(line[line.index(after: eq)...])
+    }
+    return env
+}
+
+/// Runs a command; returns (exit status, stdout, stderr).
+func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws -> (Int32, String, String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    var env = ProcessInfo.processInfo.environment
+    env.merge(environment) { _, new in new }
+    process.environment = env
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    let stdout = out.fileHandleForReading.readDataToEndOfFile()
+    let stderr = err.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
+}
+
+@Suite struct RunRecordServerTests {
+    /// A run record applied with ldapmodify writes what it says, and its undo file
+    /// restores the bindings subtree exactly (as the service account, which may write
+    /// only there). Needs the project schema in the server.
+    @Test(.enabled(if: testServerEnvironment() != nil)) func undoRestoresTheRealDirectory() throws {
+        let env = try #require(testServerEnvironment())
+        let uri = try #require(env["TB_LDAPS_URI"])
+        let base = try #require(env["TB_BINDINGS_BASE"])
+        let people = try #require(env["TB_PEOPLE_BASE"])
+        let tls = ["LDAPTLS_CACERT": env["TB_CA_CERT"] ?? ""]
+        let auth = ["-x", "-H", uri, "-D", env["TB_BIND_DN"] ?? "", "-y", env["TB_BIND_PW_FILE"] ?? ""]
+        func snapshot() throws -> String {
+            let (status, out, err) = try run("/usr/bin/ldapsearch", auth + ["-LLL", "-o", "ldif-wrap=no", "-b", base,
+                                                                             "(objectClass=*)", "*"], environment: tls)
+            #expect(status == 0, "\(err)")
+            // Entries in server order; values in stored order: compare sorted entries.
+            return out.components(separatedBy: "\n\n").map { $0.split(separator: "\n").sorted().joined(separator: "\n") }
+                .sorted().joined(separator: "\n\n")
+        }
+        let before = try snapshot()
+        let suffix = UUID().uuidString.prefix(8)
+        let group = "cn=Lab\\, \\\"state\\\" \(suffix)\\+x,\(base)"  // an escaped, hostile RDN
+        let other = "cn=tb-state-\(suffix),\(base)"
+        let u1 = "uid=alice,\(people)", u2 = "uid=jürgen,\(people)"
+        let applied = [
+            Change(dn: other, op: .addEntry, attributes: [
+                EntryAttribute(name: "objectClass", values: ["top", "takeoverBindingGroup"]),
+                EntryAttribute(name: "cn", values: ["tb-state-\(suffix)"]),
+                EntryAttribute(name: "member", values: [u1]),
+                EntryAttribute(name: "takeoverBoundAccount", values: ["Alice:" + u1]),
+            ]),
+            Change(dn: group, op: .addEntry, attributes: [
+                EntryAttribute(name: "objectClass", values: ["top", "takeoverBindingGroup"]),
+                EntryAttribute(name: "cn", values: ["Lab, \"state\" \(suffix)+x"]),
+                EntryAttribute(name: "description", values: [" leading space"]),
+            ]),
+            Change(dn: group, op: .addMember, attribute: "member", values: [u1], subject: u1),
+            Change(dn: group, op: .addRecord, attribute: "takeoverBoundAccount", values: ["alice:" + u1], subject: u1),
+            Change(dn: group, op: .addMember, attribute: "member", values: [u2], subject: u2),
+            Change(dn: group, op: .addRecord, attribute: "takeoverBoundAccount", values: ["Jürgen:" + u2], subject: u2),
+            Change(dn: group, op: .deleteMember, attribute: "member", values: [u1], subject: u1),
+            Change(dn: group, op: .deleteRecord, attribute: "takeoverBoundAccount", values: ["alice:" + u1], subject: u1),
+            Change(dn: other, op: .deleteMember, attribute: "member", values: [u1], subject: u1),
+        ]
+        let folder = makeTemporaryFolder()
+        defer { cleanup(folder) }
+        let state = try StateDirectory(path: folder)
+        let paths = try state.writeRunRecordFiles(RunRecord(startedAt: 1_795_939_200, finishedAt: 1_795_939_201,
+                                                            host: "test", configPath: "c", applied: applied, outcome: "ok"))
+        let (s1, _, e1) = try run("/usr/bin/ldapmodify", auth + ["-f", paths.record], environment: tls)
+        #expect(s1 == 0, "\(e1)")
+        let during = try snapshot()
+        #expect(during.contains("member: \(u2)") || during.contains("member:: "))
+        #expect(during != before)
+        let (s2, _, e2) = try run("/usr/bin/ldapmodify", auth + ["-f", paths.undo], environment: tls)
+        #expect(s2 == 0, "\(e2)")
+        #expect(try snapshot() == before)
+    }
+}

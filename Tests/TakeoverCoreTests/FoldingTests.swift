@@ -1,0 +1,95 @@
+import Testing
+@testable import TakeoverCore
+
+@Suite struct FoldingTests {
+    @Test(arguments: [
+        ("alice", "alice"), ("ALICE", "alice"), ("Alice-1.x_Y", "alice-1.x_y"), ("", ""),
+        ("straße", "strasse"), ("STRASSE", "strasse"), ("ẞ", "ss"), ("ς", "σ"), ("Σ", "σ"),
+        ("\u{212A}", "k"), ("ﬁ", "fi"), ("İ", "i\u{307}"), ("ı", "ı"), ("ÅNGSTRÖM", "ångström"),
+        ("ZOË", "zoë"), ("ſ", "s"), ("Ꭰ", "ꭰ"), ("ꭰ", "ꭰ"),
+    ])
+    func foldsLikeCaseFoldingTxt(input: String, expected: String) {
+        #expect(Folding.fold(input) == expected)
+    }
+
+    @Test func foldedEqualityIsCanonical() {
+        // Precomposed and decomposed accents are the same name.
+        #expect(Folding.fold("Zo\u{EB}") == Folding.fold("zo\u{65}\u{308}"))
+        var keys = Set<String>()
+        keys.insert(Folding.fold("JOSÉ"))
+        #expect(keys.contains(Folding.fold("jose\u{301}")))
+    }
+
+    @Test func asciiFastPathKeepsLowercaseStringsAsIs() {
+        let s = "a-long-lowercase-account-name-beyond-fifteen-bytes"
+        #expect(Folding.fold(s) == s)
+        #expect(Folding.fold("MiXeD-Case-Name-Longer-Than-Small") == "mixed-case-name-longer-than-small")
+    }
+
+    @Test(arguments: [
+        ("uid=alice,ou=people,dc=example,dc=com", "UID=Alice, OU=People , DC=example,DC=COM"),
+        ("cn=lab\\,dc\\=evil,ou=b", "CN=lab\\2Cdc\\3devil,ou=b"),
+        ("cn=Bob's MacBook Pro,ou=b", "cn = bob's macbook pro ,ou=B"),
+        ("cn=zoë,ou=b", "cn=zo\\C3\\AB,ou=b"),
+        ("cn=trailing\\ ,ou=b", "cn=trailing\\20,ou=b"),
+    ])
+    func dnNormalisationEquates(a: String, b: String) {
+        #expect(DNNormalizer.normalize(a) == DNNormalizer.normalize(b))
+    }
+
+    @Test func dnNormalisationDistinguishes() {
+        #expect(DNNormalizer.normalize("cn=a\\,b,ou=x") != DNNormalizer.normalize("cn=a,b=,ou=x"))
+        #expect(DNNormalizer.normalize("cn=a b,ou=x") != DNNormalizer.normalize("cn=ab,ou=x"))
+        #expect(DNNormalizer.normalize("cn=a\\ ,ou=x") != DNNormalizer.normalize("cn=a,ou=x"))
+    }
+
+    @Test func firstRDNValue() {
+        #expect(DNNormalizer.firstRDNValue("uid=bob,ou=people,dc=x") == "bob")
+        #expect(DNNormalizer.firstRDNValue("cn=lab\\,dc\\3Devil,ou=b") == "lab,dc=evil")
+        #expect(DNNormalizer.firstRDNValue("cn= spaced ,ou=b") == "spaced")
+    }
+
+    @Test func isoTime() {
+        #expect(ISOTime.format(0) == "1970-01-01T00:00:00Z")
+        #expect(ISOTime.format(1_795_939_200) == "2026-11-29T08:00:00Z")
+        #expect(ISOTime.format(951_782_400) == "2000-02-29T00:00:00Z")
+        #expect(ISOTime.format(-1) == "1969-12-31T23:59:59Z")
+        #expect(ISOTime.age(30 * 86_400 + 5) == "30 days")
+        #expect(ISOTime.duration(7 * 86_400) == "7 days")
+        #expect(ISOTime.duration(90 * 60) == "90 minutes")
+    }
+
+    @Test func bindingRecords() throws {
+        let std = BindingLayout.standardSchema(base: "ou=b,dc=x")
+        let v = std.recordValue(localName: "Alice", userDN: "uid=alice,ou=p,dc=x")
+        #expect(v == "takeover-bridge:Alice:uid=alice,ou=p,dc=x")
+        let parsed = try #require(std.parseRecord(v))
+        #expect(parsed.localName == "Alice")
+        #expect(parsed.userDN == "uid=alice,ou=p,dc=x")
+        #expect(std.parseRecord("Laptop of the design team") == nil)
+        #expect(std.parseRecord("takeover-bridge::uid=x") == nil)
+        let project = BindingLayout.projectSchema(base: "ou=b,dc=x")
+        #expect(project.parseRecord("bob:uid=bob,ou=p,dc=x")?.localName == "bob")
+        #expect(project.groupDN(device: "lab,dc=evil") == "cn=lab\\,dc\\=evil,ou=b,dc=x")
+    }
+
+    @Test func protectedAccountsOnLinuxAndUnknown() {
+        let p = Policy()
+        #expect(ProtectedAccounts.reason(for: W.account("root", uid: 0), platform: .linux, policy: p) == "uid 0 below 1000")
+        #expect(ProtectedAccounts.reason(for: W.account("nobody", uid: 65534), platform: .linux, policy: p) == "nobody (uid 65534)")
+        #expect(ProtectedAccounts.reason(for: W.account("svc", uid: 1500, shell: "/usr/sbin/nologin"), platform: .linux, policy: p) == "login shell /usr/sbin/nologin")
+        #expect(ProtectedAccounts.reason(for: W.account("root"), platform: .linux, policy: p) == "the root account")
+        #expect(ProtectedAccounts.reason(for: W.person("alice"), platform: .linux, policy: p) == nil)
+        #expect(ProtectedAccounts.reason(for: W.account("x", uid: 600), platform: .linux, policy: Policy(minUIDLinux: 500)) == nil)
+        var jc = W.person("sys")
+        jc.realUser = false
+        #expect(ProtectedAccounts.reason(for: jc, platform: .linux, policy: p) == "not a real user (JumpCloud System Insights real_user = false)")
+        #expect(ProtectedAccounts.reason(for: W.account("entra", sid: "S-1-12-1-1-2-3-4"), platform: .windows, policy: p) == "Entra ID account (SID S-1-12-1-1-2-3-4)")
+        #expect(ProtectedAccounts.reason(for: W.account("x", type: "roaming"), platform: .windows, policy: p) == "Windows account type 'roaming'")
+        #expect(ProtectedAccounts.reason(for: W.account("Guest"), platform: .windows, policy: p) == "Windows built-in account 'Guest'")
+        // Unknown platform: the union of what the facts allow, with the macOS uid bound.
+        #expect(ProtectedAccounts.reason(for: W.account("_x", uid: 700), platform: .unknown, policy: p) != nil)
+        #expect(ProtectedAccounts.reason(for: W.account("u", uid: 600), platform: .unknown, policy: p) == nil)
+        #expect(ProtectedAccounts.reason(for: W.account("u", uid: 499), platform: .unknown, policy: p) == "uid 499 below 500")
+    }
+}
