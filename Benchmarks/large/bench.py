@@ -446,7 +446,46 @@ def search_span(log_text: str, base: str) -> tuple[float, int] | None:
 
 USERS_TIMING_KEYS = ("users_ms", "read_users_ms", "users_seconds", "users_s")
 REPORTS_TIMING_KEYS = ("reports_ms", "read_reports_ms", "reports_seconds", "reports_s")
-WRITE_TIMING_KEYS = ("write_ms", "writes_ms", "write_seconds", "write_s")
+
+
+WRITE_LINE = re.compile(r'^([0-9a-f]{8})\.([0-9a-f]{8}) \S+ conn=(\d+) op=(\d+) '
+                        r'(?:(ADD|MOD|DEL|MODRDN) dn=|RESULT tag=(\d+) err=(\d+))', re.M)
+
+
+def write_span(log_text: str) -> tuple[float, int, int] | None:
+    """From slapd's stats log: seconds from the first write request (add, modify, delete,
+    modrdn) to the last write's result, the number of writes, and how many failed."""
+    ops = set()
+    first = last = None
+    n = failed = 0
+    for m in WRITE_LINE.finditer(log_text):
+        ts = int(m.group(1), 16) + int(m.group(2), 16) / 1e9
+        key = (m.group(3), m.group(4))
+        if m.group(5):
+            ops.add(key)
+            first = ts if first is None else min(first, ts)
+        elif key in ops and m.group(6) in ("103", "105", "107", "109"):
+            last = ts if last is None else max(last, ts)
+            n += 1
+            failed += m.group(7) != "0"
+    if first is None or last is None:
+        return None
+    return last - first, n, failed
+
+
+def phase_timings(stderr: str) -> dict:
+    """Every *_ms key of the bridge's "run finished" summary line, in seconds."""
+    out = {}
+    for pairs in logfmt_pairs(stderr):
+        if pairs.get("msg") != "run finished":
+            continue
+        for k, v in pairs.items():
+            if k.endswith("_ms"):
+                try:
+                    out[k] = float(v) / 1000
+                except ValueError:
+                    pass
+    return out
 
 
 def parse_user_search(log_text: str, base: str) -> dict:
@@ -512,7 +551,8 @@ def bench_case(users: int, args, binary: str) -> dict:
         slapd.start(loglevel="stats")
         bridge.write_config(slapd.uri)
         bridge.reset_state()
-        plan_cmd = bridge.cmd("plan", "--format", "json", "--output", os.path.join(case_dir, "plan.json"))
+        # `plan` as an admin runs it: the default text report (to a file, not a terminal).
+        plan_cmd = bridge.cmd("plan", "--output", os.path.join(case_dir, "plan.txt"))
         log("%d users: reading users (bridge plan vs ldapsearch), %d runs" % (users, args.runs))
         with LogWindow(slapd) as w:
             run(plan_cmd, ok=ok_plan, env=bridge.env())  # warm-up; shows what the bridge asks for
@@ -553,18 +593,24 @@ def bench_case(users: int, args, binary: str) -> dict:
         log("%d users: plan end to end, %d runs" % (users, args.runs))
         for key in ("bridgeReports", "planWall", "planRSS"):
             raw[key] = []
+        raw["planPhases"] = []
         for r in range(args.runs):
             dt, rss, p = run_rss(plan_cmd, ok=ok_plan, env=bridge.env())
             err = p.stderr.decode("utf-8", "replace")
             raw["planWall"].append(dt)
             raw["planRSS"].append(rss)
+            raw["planPhases"].append(phase_timings(err))
             rp = bridge_timing(err, REPORTS_TIMING_KEYS)
             if rp is not None:
                 raw["bridgeReports"].append(rp)
             if r == 0:
                 res["planStderrTail"] = err[-3000:]
         res["planExit"] = p.returncode
-        plan = json.load(open(os.path.join(case_dir, "plan.json")))
+        plan_json = os.path.join(case_dir, "plan.json")
+        dt, _ = run(bridge.cmd("plan", "--format", "json", "--output", plan_json), ok=ok_plan, env=bridge.env())
+        res["planJsonWall"] = dt
+        res["planJsonBytes"] = os.path.getsize(plan_json)
+        plan = json.load(open(plan_json))
         res["planSummary"] = plan.get("summary")
         res["planConflictKinds"] = {}
         for c in plan.get("conflicts", []):
@@ -586,21 +632,26 @@ def bench_case(users: int, args, binary: str) -> dict:
         res["ldifOperations"] = text.count(b"\nchangetype: ") + (1 if text.startswith(b"changetype: ") else 0)
         del text
         log("%d users: apply vs ldapmodify -f (%d operations), %d runs" % (users, res["ldifOperations"], args.runs))
-        for key in ("apply", "applyWrite", "ldapmodify", "applyAgain", "applyAgainWrites", "applyWrites",
-                    "ldapmodifyWrites"):
+        for key in ("apply", "applyWriteSpan", "ldapmodify", "ldapmodifyWriteSpan", "applyAgain",
+                    "applyAgainWrites", "applyWrites", "ldapmodifyWrites", "applyFailed", "ldapmodifyFailed"):
             raw[key] = []
+        raw["applyPhases"] = []
         for r in range(args.runs):
+            # slapd logs operations (stats) for both writers: the write phase is read from its log.
             slapd.stop()
             slapd.restore()
-            slapd.start()
+            slapd.start(loglevel="stats")
             bridge.reset_state()
             c0 = slapd.write_counters()
-            dt, p = run(bridge.cmd("apply"), ok=(0, 3), env=bridge.env())
+            with LogWindow(slapd) as w:
+                dt, p = run(bridge.cmd("apply"), ok=(0, 3), env=bridge.env())
             raw["apply"].append(dt)
             err = p.stderr.decode("utf-8", "replace")
-            w = bridge_timing(err, WRITE_TIMING_KEYS)
-            if w is not None:
-                raw["applyWrite"].append(w)
+            raw["applyPhases"].append(phase_timings(err))
+            span = write_span(w.text)
+            if span:
+                raw["applyWriteSpan"].append(span[0])
+                raw["applyFailed"].append(span[2])
             c1 = slapd.write_counters()
             raw["applyWrites"].append(sum(c1.values()) - sum(c0.values()))
             dt, p = run(bridge.cmd("apply"), ok=(0, 3), env=bridge.env())
@@ -613,10 +664,15 @@ def bench_case(users: int, args, binary: str) -> dict:
                 after_bridge = slapd.dump("ou=bindings," + slapd.base)
             slapd.stop()
             slapd.restore()
-            slapd.start()
+            slapd.start(loglevel="stats")
             c0 = slapd.write_counters()
-            dt, _ = run([ldapmodify] + slapd.ldap_args() + ["-f", ldif])
+            with LogWindow(slapd) as w:
+                dt, _ = run([ldapmodify] + slapd.ldap_args() + ["-f", ldif])
             raw["ldapmodify"].append(dt)
+            span = write_span(w.text)
+            if span:
+                raw["ldapmodifyWriteSpan"].append(span[0])
+                raw["ldapmodifyFailed"].append(span[2])
             c1 = slapd.write_counters()
             raw["ldapmodifyWrites"].append(sum(c1.values()) - sum(c0.values()))
             if r == 0:
@@ -632,8 +688,13 @@ def bench_case(users: int, args, binary: str) -> dict:
         slapd.stop()
     res["loadavgAfter"] = os.getloadavg()
     m = {k: med(v) for k, v in raw.items() if v and not isinstance(v[0], dict)}
+    m["applyFailedMax"] = max(raw.get("applyFailed") or [0])
+    m["ldapmodifyFailedMax"] = max(raw.get("ldapmodifyFailed") or [0])
     m["applyAgainWritesMax"] = (max(sum(d.values()) for d in raw["applyAgainWrites"])
                                 if raw.get("applyAgainWrites") else None)
+    for key in ("planPhases", "applyPhases"):
+        names = sorted({k for d in raw.get(key, []) for k in d})
+        m[key] = {k: med([d[k] for d in raw[key] if k in d]) for k in names}
     res["median"] = m
     with open(os.path.join(case_dir, "results.json"), "w") as f:
         json.dump(res, f, indent=2, sort_keys=True)
@@ -716,31 +777,47 @@ def table(small: dict | None, big: dict, args) -> str:
     row("  server log: ldapsearch search", [fmt_s(x) for x in lss], growth("ldapsearchSpan"))
     r1s = [ratio(a, b) for a, b in zip(bs, lss)]
     row("  ratio, server log (target <= 1.05x)", [fmt_x(x) for x in r1s], verdict(r1s[-1], 1.05))
-    row("2 reports: bridge read", [fmt_s(val(c, "bridgeReports")) for c in cols], growth("bridgeReports"))
-    if all(val(c, "tbBenchReports") is not None for c in cols):
-        row("  tb-bench reports (process)", [fmt_s(val(c, "tbBenchReports")) for c in cols], growth("tbBenchReports"))
+    br = [val(c, "bridgeReports") for c in cols]
+    if all(x is not None for x in br):
+        row("2 reports: bridge read (its timing)", [fmt_s(x) for x in br], growth("bridgeReports"))
+    else:
+        row("2 reports: bridge read", ["not logged" for c in cols])
     pw = [val(c, "planWall") for c in cols]
     row("3 plan: wall (target <= 5 s)", [fmt_s(x) for x in pw], "%s; %s" % (verdict(pw[-1], 5.0), growth("planWall")))
     pr = [val(c, "planRSS") for c in cols]
     row("  peak RSS (target <= 600 MB)", [fmt_mb(x) for x in pr], verdict(pr[-1], 600e6))
+    phases = sorted({k for c in cols for k in (c["median"].get("planPhases") or {})})
+    for k in phases:
+        row("  bridge's own %s" % k, [fmt_s((c["median"].get("planPhases") or {}).get(k)) for c in cols])
     ap = [val(c, "apply") for c in cols]
     lm = [val(c, "ldapmodify") for c in cols]
     row("4 apply: bridge, whole run", [fmt_s(x) for x in ap], growth("apply"))
-    if all(val(c, "applyWrite") is not None for c in cols):
-        row("  bridge, writes only", [fmt_s(val(c, "applyWrite")) for c in cols], growth("applyWrite"))
-    row("  ldapmodify -f", [fmt_s(x) for x in lm], growth("ldapmodify"))
+    row("  ldapmodify -f, whole run", [fmt_s(x) for x in lm], growth("ldapmodify"))
     r4 = [ratio(a, b) for a, b in zip(ap, lm)]
-    row("  ratio (target <= 0.8x)", [fmt_x(x) for x in r4], verdict(r4[-1], 0.8))
+    row("  ratio, whole run (target <= 0.8x)", [fmt_x(x) for x in r4], verdict(r4[-1], 0.8))
+    aw = [val(c, "applyWriteSpan") for c in cols]
+    lw = [val(c, "ldapmodifyWriteSpan") for c in cols]
+    row("  server log: bridge writes", [fmt_s(x) for x in aw], growth("applyWriteSpan"))
+    row("  server log: ldapmodify writes", [fmt_s(x) for x in lw], growth("ldapmodifyWriteSpan"))
+    r4w = [ratio(a, b) for a, b in zip(aw, lw)]
+    row("  ratio, writes only (target <= 0.8x)", [fmt_x(x) for x in r4w], verdict(r4w[-1], 0.8))
     row("  operations written", ["%s / %s" % (fmt_n(val(c, "applyWrites")), fmt_n(val(c, "ldapmodifyWrites")))
                                  for c in cols], "bridge / ldapmodify (cn=Monitor)")
+    row("  operations refused", ["%s / %s" % (fmt_n(val(c, "applyFailedMax")), fmt_n(val(c, "ldapmodifyFailedMax")))
+                                 for c in cols], "bridge / ldapmodify (server log)")
     row("  same bindings subtree after", ["yes" if c.get("sameBindings") else "NO" for c in cols])
     row("5 apply again: wall", [fmt_s(val(c, "applyAgain")) for c in cols], growth("applyAgain"))
     row("  writes (target 0)", [str(val(c, "applyAgainWritesMax")) for c in cols],
         "met" if all(val(c, "applyAgainWritesMax") == 0 for c in cols) else "MISSED")
+    if small:
+        for key, label in (("planWall", "plan"), ("apply", "apply")):
+            g = ratio(val(big, key), val(small, key))
+            row("6 growth %s 10x users (target <= 11x)" % label, ["", fmt_x(g)], verdict(g, 11.0))
     widths = [max(len(r[i]) if i < len(r) else 0 for r in rows + [[""] + head]) for i in range(len(cols) + 2)]
     out = []
     out.append("takeover-bridge benchmark: medians of %d runs; %s; slapd %s"
                % (args.runs, machine(), "dbnosync (both sides)" if not args.sync else "synchronous writes (both sides)"))
+    out.append("load average (1 min) before each case: %s" % ", ".join("%.2f" % c["loadavgBefore"][0] for c in cols))
     out.append("  ".join(["".ljust(widths[0])] + [h.rjust(widths[i + 1]) for i, h in enumerate(head)]))
     for r in rows:
         cells = [r[0].ljust(widths[0])] + [r[i + 1].rjust(widths[i + 1]) for i in range(len(cols))]
