@@ -388,18 +388,29 @@ class Case:
             d = Device(name, platform, fmt)
             d.members.append(owners[i])
             devices.append(d)
-        # The remaining connections: shared Linux machines carry more people.
+        # The remaining connections. Laptops and desktops (macOS, Windows) mostly have their
+        # owner alone, sometimes one to three more people; shared Linux machines carry the rest.
         extra = self.n_connections - self.n_devices
-        weights = [4 if d.platform == "linux" else 1 for d in devices]
         member_sets = [set(d.members) for d in devices]
-        picks = rng.choices(range(self.n_devices), weights=weights, k=extra)
-        for di in picks:
+
+        def connect(di):
             while True:
                 ui = rng.randrange(self.n_users)
                 if ui not in member_sets[di]:
                     member_sets[di].add(ui)
                     devices[di].members.append(ui)
-                    break
+                    return
+
+        for di, d in enumerate(devices):
+            if d.platform != "linux" and extra > 0:
+                r = rng.random()
+                for _ in range(0 if r < 0.60 else 1 if r < 0.85 else 2 if r < 0.95 else 3):
+                    if extra > 0:
+                        connect(di)
+                        extra -= 1
+        linux = [di for di, d in enumerate(devices) if d.platform == "linux"] or list(range(self.n_devices))
+        for di in rng.choices(linux, k=extra):
+            connect(di)
         # Evidence quality: 1 % with no report, 1 % stale (explicit-time formats only),
         # a few malformed files. Everything else reported within the last 36 hours.
         order = list(range(self.n_devices))
@@ -478,7 +489,9 @@ class Case:
                     macs.pop()
         # Fill the rest with accounts of people not connected there (former users) and generic ones.
         if gap > 0:
-            picks = rng.choices(range(len(reporting)), k=gap)
+            # Shared Linux machines collect former users; a laptop has at most a few extras.
+            weights = [12 if d.platform == "linux" else 1 for d in reporting]
+            picks = rng.choices(range(len(reporting)), weights=weights, k=gap)
             for pi in picks:
                 d = reporting[pi]
                 seen = {a.name.casefold() for a in d.accounts}
