@@ -39,6 +39,5 @@ fi
 
 echo "bench: swift build -c release" >&2
 swift build -c release --product takeover-bridge >&2
-swift build -c release --product tb-bench >&2 || echo "bench: tb-bench did not build; the reports leg uses the bridge's own timing" >&2
 
 exec python3 Benchmarks/large/bench.py --binary "$repo/.build/release/takeover-bridge" "$@"

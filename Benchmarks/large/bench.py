@@ -617,12 +617,6 @@ def bench_case(users: int, args, binary: str) -> dict:
             res["planConflictKinds"][c.get("kind")] = res["planConflictKinds"].get(c.get("kind"), 0) + 1
         res["planErrors"] = len(plan.get("errors", []))
         del plan
-        # tb-bench reports, when it is written, times the reports reader alone.
-        tb = os.path.join(os.path.dirname(binary), "tb-bench")
-        if os.path.exists(tb):
-            _, p = run([tb, "reports", "--help"], stdout=subprocess.PIPE, ok=tuple(range(256)))
-            res["tbBenchReportsHelp"] = (p.stdout + p.stderr).decode("utf-8", "replace")[-1000:]
-
         # --- 4-5: apply vs ldapmodify on identical copies; a second apply writes nothing.
         ldif = os.path.join(case_dir, "changes.ldif")
         run(bridge.cmd("plan", "--format", "ldif", "--output", ldif), ok=ok_plan, env=bridge.env())
