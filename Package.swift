@@ -54,6 +54,13 @@ let package = Package(
             path: "Benchmarks/tb-bench",
             swiftSettings: strict
         ),
+        // A search-and-modify loop run under valgrind by scripts/leak-check.sh.
+        .executableTarget(
+            name: "ldap-leak-loop",
+            dependencies: ["LDAPClient"],
+            path: "Tests/LeakLoop",
+            swiftSettings: strict
+        ),
         .testTarget(name: "LDAPSyntaxTests", dependencies: ["LDAPSyntax"], swiftSettings: strict),
         .testTarget(name: "LDAPClientTests", dependencies: ["LDAPClient", "LDAPSyntax"], swiftSettings: strict),
         .testTarget(name: "TakeoverCoreTests", dependencies: ["TakeoverCore"], resources: [.copy("Golden")], swiftSettings: strict),

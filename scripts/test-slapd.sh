@@ -7,7 +7,7 @@
 #             repository), seeds the base entries with slapadd, starts slapd on two free
 #             loopback ports (ldap:// and ldaps://) and an ldapi socket in DIR, and
 #             writes DIR/env.
-# stop DIR    stops the server (SIGTERM, then SIGKILL after 5 s). Keeps DIR.
+# stop DIR    stops the server (SIGTERM, then SIGKILL after 2 s). Keeps DIR.
 # restart DIR stops and starts the same server (same ports, same database).
 # status DIR  exit 0 when the server answers.
 #
@@ -272,9 +272,13 @@ launch() { # starts slapd with DIR/urls; waits until it answers
     # daemonized slapd takes over a second to honour SIGTERM, a foreground one ~20 ms.
     # Its messages go to DIR/slapd.log.
     setsid "$slapd" -d 0 -h "$urls" -f "$dir/slapd.conf" </dev/null >>"$dir/slapd.log" 2>&1 &
-    local child=$! i
-    for i in $(seq 1 300); do
-        if [ -f "$dir/slapd.pid" ] && [ -S "$dir/ldapi" ]; then
+    local child=$! i p1 p2
+    p1=$(cat "$dir/port-ldap") p2=$(cat "$dir/port-ldaps")
+    # Ready = both TCP ports accept connections (slapd binds its sockets, creating the
+    # ldapi file, well before it calls listen()).
+    for i in $(seq 1 500); do
+        if [ -f "$dir/slapd.pid" ] && [ -S "$dir/ldapi" ] \
+            && (exec 3<>"/dev/tcp/127.0.0.1/$p1") 2>/dev/null && (exec 3<>"/dev/tcp/127.0.0.1/$p2") 2>/dev/null; then
             return 0
         fi
         alive "$child" || return 1
@@ -371,7 +375,9 @@ do_stop() {
     local pid i
     pid=$(running_pid) || { rm -f "$dir/slapd.pid"; return 0; }
     kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 1 500); do
+    # slapd honours SIGTERM in ~20 ms, unless it inherited a mask blocking it (a parent
+    # that spawned us from a thread with signals blocked): then SIGKILL after 2 s.
+    for i in $(seq 1 200); do
         alive "$pid" || { rm -f "$dir/slapd.pid"; return 0; }
         sleep 0.01
     done

@@ -6,12 +6,23 @@
 // offset (turned into a line by the caller), caps nesting depth instead of overflowing
 // the stack, and never traps on any input.
 
+/// A string or number as it appears in the text: a byte range, decoded only on demand.
+/// Most members of a report row are never read (PowerShell prints ~15 per account), so
+/// not making a String of each one is most of this reader's speed.
+struct JSONText: Sendable, Equatable {
+    /// Byte range of the content (inside the quotes for strings).
+    var start: Int
+    var end: Int
+    /// The string holds backslash escapes: decode before use.
+    var hasEscapes: Bool
+}
+
 enum JSONValue: Sendable, Equatable {
     case object(JSONObject)
-    case array([JSONValue])
-    case string(String)
+    case array(JSONArray)
+    case string(JSONText)
     /// The number exactly as written (grammar-checked).
-    case number(String)
+    case number(JSONText)
     case bool(Bool)
     case null
 
@@ -34,22 +45,92 @@ enum JSONValue: Sendable, Equatable {
 }
 
 struct JSONMember: Sendable, Equatable {
-    var key: String
+    var key: JSONText
     var value: JSONValue
 }
 
+/// An object: its members are `count` consecutive entries of the document's member store.
+/// Values hold no references, so passing them around costs no reference counting.
 struct JSONObject: Sendable, Equatable {
-    var members: [JSONMember]
+    var start: Int32
+    var count: Int32
     /// Byte offset of the opening brace in the parsed text (for line numbers).
     var offset: Int
+}
 
-    /// The first member named `key` (exact match; objects here have few keys).
-    subscript(key: String) -> JSONValue? {
-        for member in members where member.key == key { return member.value }
+/// An array: `count` consecutive entries of the document's element store.
+struct JSONArray: Sendable, Equatable {
+    var start: Int32
+    var count: Int32
+}
+
+/// Where the members and elements of every object and array of one parse are kept.
+struct JSONStorage {
+    var members: [JSONMember] = []
+    var elements: [JSONValue] = []
+}
+
+/// The parsed text and its value stores, needed to read what values refer to.
+/// Only valid inside `JSONStorage.withDocument` (it holds unsafe views).
+struct JSONDocument {
+    let buf: UnsafeBufferPointer<UInt8>
+    let memberStore: UnsafeBufferPointer<JSONMember>
+    let elementStore: UnsafeBufferPointer<JSONValue>
+
+    func members(_ o: JSONObject) -> UnsafeBufferPointer<JSONMember> {
+        UnsafeBufferPointer(rebasing: memberStore[Int(o.start)..<Int(o.start) + Int(o.count)])
+    }
+
+    func elements(_ a: JSONArray) -> UnsafeBufferPointer<JSONValue> {
+        UnsafeBufferPointer(rebasing: elementStore[Int(a.start)..<Int(a.start) + Int(a.count)])
+    }
+
+    /// The first member named `key` (compared byte for byte; escaped names decoded).
+    func member(_ o: JSONObject, _ key: StaticString) -> JSONValue? {
+        let count = key.utf8CodeUnitCount
+        let k = key.utf8Start
+        for m in members(o) {
+            if m.key.hasEscapes {
+                if string(m.key).utf8.elementsEqual(UnsafeBufferPointer(start: k, count: count)) { return m.value }
+                continue
+            }
+            guard m.key.end - m.key.start == count else { continue }
+            var i = 0
+            while i < count, buf[m.key.start + i] == k[i] { i += 1 }
+            if i == count { return m.value }
+        }
         return nil
     }
 
-    func has(_ key: String) -> Bool { self[key] != nil }
+    func has(_ o: JSONObject, _ key: StaticString) -> Bool { member(o, key) != nil }
+
+    /// The decoded string (or the number's text).
+    func string(_ t: JSONText) -> String {
+        guard t.start < t.end else { return "" }
+        let raw = UnsafeBufferPointer(rebasing: buf[t.start..<t.end])
+        guard t.hasEscapes else { return String(decoding: raw, as: UTF8.self) }
+        return String(decoding: JSONParser.unescape(raw), as: UTF8.self)
+    }
+
+    /// The raw bytes of a string without escapes, or its decoded bytes.
+    func withBytes<R>(_ t: JSONText, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
+        let raw = UnsafeBufferPointer(rebasing: buf[t.start..<max(t.start, t.end)])
+        guard t.hasEscapes else { return body(raw) }
+        return JSONParser.unescape(raw).withUnsafeBufferPointer(body)
+    }
+
+    func isEmpty(_ t: JSONText) -> Bool { t.end <= t.start }
+}
+
+extension JSONStorage {
+    /// Runs `body` with a document over `buf` and these stores.
+    func withDocument<R>(_ buf: UnsafeBufferPointer<UInt8>, _ body: (JSONDocument) -> R) -> R {
+        members.withUnsafeBufferPointer { m in
+            elements.withUnsafeBufferPointer { e in
+                body(JSONDocument(buf: buf, memberStore: m, elementStore: e))
+            }
+        }
+    }
 }
 
 struct JSONParseError: Error, Equatable {
@@ -62,6 +143,11 @@ struct JSONParser {
     private let buf: UnsafeBufferPointer<UInt8>
     private(set) var position: Int
     private let maxDepth: Int
+    /// Members and elements of every finished object and array, in one place each.
+    private(set) var storage = JSONStorage()
+    /// Members and elements of objects and arrays still open (a stack; nested ones on top).
+    private var openMembers: [JSONMember] = []
+    private var openElements: [JSONValue] = []
 
     /// Hard ceiling on nesting whatever the caller asks: recursion stays far from any stack limit.
     static let depthCeiling = 256
@@ -70,6 +156,8 @@ struct JSONParser {
         self.buf = buffer
         self.position = position
         self.maxDepth = max(1, min(maxDepth, JSONParser.depthCeiling))
+        storage.members.reserveCapacity(buffer.count / 24)
+        storage.elements.reserveCapacity(64)
     }
 
     var atEnd: Bool { position >= buf.count }
@@ -89,16 +177,11 @@ struct JSONParser {
         }
     }
 
-    /// Skips spaces and tabs only; returns true when the rest of the line is blank.
-    mutating func restOfLineIsBlank() -> Bool {
-        while position < buf.count {
-            switch buf[position] {
-            case 0x20, 0x09, 0x0D: position += 1
-            case 0x0A: return true
-            default: return false
-            }
-        }
-        return true
+    /// True when the current line's first non-blank character opens an object.
+    func lineStartsObject() -> Bool {
+        var i = position
+        while i < buf.count, buf[i] == 0x20 || buf[i] == 0x09 { i += 1 }
+        return i < buf.count && buf[i] == UInt8(ascii: "{")
     }
 
     /// Moves past the next newline (or to the end): resynchronises line-oriented input after an error.
@@ -146,11 +229,14 @@ struct JSONParser {
             throw JSONParseError(offset: position, message: "JSON nested deeper than \(maxDepth) levels")
         }
         position += 1
-        var members: [JSONMember] = []
+        let base = openMembers.count
+        // An error unwinds every open level: the caller stops using this parse, but the
+        // parser resynchronises on the next value, so leave the stack as it was.
+        defer { openMembers.removeSubrange(base...) }
         skipWhitespace()
         if position < buf.count, buf[position] == UInt8(ascii: "}") {
             position += 1
-            return JSONObject(members: members, offset: start)
+            return try closeObject(base: base, offset: start)
         }
         while true {
             skipWhitespace()
@@ -167,7 +253,7 @@ struct JSONParser {
             }
             position += 1
             let value = try parseValue(depth: depth)
-            members.append(JSONMember(key: key, value: value))
+            openMembers.append(JSONMember(key: key, value: value))
             skipWhitespace()
             guard position < buf.count else {
                 throw JSONParseError(offset: position, message: "unexpected end of input inside an object (truncated JSON?)")
@@ -175,24 +261,38 @@ struct JSONParser {
             let b = buf[position]
             position += 1
             if b == UInt8(ascii: ",") { continue }
-            if b == UInt8(ascii: "}") { return JSONObject(members: members, offset: start) }
+            if b == UInt8(ascii: "}") { return try closeObject(base: base, offset: start) }
             throw JSONParseError(offset: position - 1, message: "unexpected \(describe(position - 1)), expected ',' or '}' in an object")
         }
+    }
+
+    /// Moves an object's members from the open stack to the store.
+    private mutating func closeObject(base: Int, offset: Int) throws(JSONParseError) -> JSONObject {
+        let start = storage.members.count
+        let count = openMembers.count - base
+        guard start + count < Int(Int32.max) else {
+            throw JSONParseError(offset: offset, message: "too many JSON values in one file")
+        }
+        storage.members.append(contentsOf: openMembers[base...])
+        return JSONObject(start: Int32(start), count: Int32(count), offset: offset)
     }
 
     private mutating func parseArray(depth: Int) throws(JSONParseError) -> JSONValue {
         if depth > maxDepth {
             throw JSONParseError(offset: position, message: "JSON nested deeper than \(maxDepth) levels")
         }
+        let open = position
         position += 1
-        var elements: [JSONValue] = []
+        let base = openElements.count
+        defer { openElements.removeSubrange(base...) }
         skipWhitespace()
         if position < buf.count, buf[position] == UInt8(ascii: "]") {
             position += 1
-            return .array(elements)
+            return .array(try closeArray(base: base, offset: open))
         }
         while true {
-            elements.append(try parseValue(depth: depth))
+            let element = try parseValue(depth: depth)
+            openElements.append(element)
             skipWhitespace()
             guard position < buf.count else {
                 throw JSONParseError(offset: position, message: "unexpected end of input inside an array (truncated JSON?)")
@@ -200,9 +300,19 @@ struct JSONParser {
             let b = buf[position]
             position += 1
             if b == UInt8(ascii: ",") { continue }
-            if b == UInt8(ascii: "]") { return .array(elements) }
+            if b == UInt8(ascii: "]") { return .array(try closeArray(base: base, offset: open)) }
             throw JSONParseError(offset: position - 1, message: "unexpected \(describe(position - 1)), expected ',' or ']' in an array")
         }
+    }
+
+    private mutating func closeArray(base: Int, offset: Int) throws(JSONParseError) -> JSONArray {
+        let start = storage.elements.count
+        let count = openElements.count - base
+        guard start + count < Int(Int32.max) else {
+            throw JSONParseError(offset: offset, message: "too many JSON values in one file")
+        }
+        storage.elements.append(contentsOf: openElements[base...])
+        return JSONArray(start: Int32(start), count: Int32(count))
     }
 
     private mutating func literal(_ word: StaticString) throws(JSONParseError) {
@@ -219,7 +329,7 @@ struct JSONParser {
         position += count
     }
 
-    private mutating func parseNumber() throws(JSONParseError) -> String {
+    private mutating func parseNumber() throws(JSONParseError) -> JSONText {
         let start = position
         if buf[position] == UInt8(ascii: "-") { position += 1 }
         guard position < buf.count, isDigit(buf[position]) else {
@@ -248,24 +358,41 @@ struct JSONParser {
             }
             while position < buf.count, isDigit(buf[position]) { position += 1 }
         }
-        return String(decoding: UnsafeBufferPointer(rebasing: buf[start..<position]), as: UTF8.self)
+        return JSONText(start: start, end: position, hasEscapes: false)
     }
 
     private func isDigit(_ b: UInt8) -> Bool { b >= 0x30 && b <= 0x39 }
 
-    /// Parses a string at the opening quote. Fast path: no escapes, one copy.
-    private mutating func parseString() throws(JSONParseError) -> String {
+    /// Checks a string at the opening quote and returns its content range; escapes are
+    /// validated here and decoded by `unescape` when the value is read.
+    private mutating func parseString() throws(JSONParseError) -> JSONText {
         let open = position
         position += 1
         let start = position
+        var escapes = false
         while position < buf.count {
+            // Eight bytes at a time while none is '"', '\\' or a control character.
+            if let base = buf.baseAddress {
+                while position + 8 <= buf.count {
+                    let w = UnsafeRawPointer(base + position).loadUnaligned(as: UInt64.self)
+                    let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
+                    let q = w ^ (ones &* 0x22), bs = w ^ (ones &* 0x5C)
+                    let special = ((q &- ones) & ~q) | ((bs &- ones) & ~bs) | ((w &- ones &* 0x20) & ~w)
+                    if special & highs != 0 { break }
+                    position += 8
+                }
+            }
+            guard position < buf.count else { break }
             let b = buf[position]
             if b == UInt8(ascii: "\"") {
-                let s = String(decoding: UnsafeBufferPointer(rebasing: buf[start..<position]), as: UTF8.self)
                 position += 1
-                return s
+                return JSONText(start: start, end: position - 1, hasEscapes: escapes)
             }
-            if b == UInt8(ascii: "\\") { return try parseEscapedString(open: open, start: start) }
+            if b == UInt8(ascii: "\\") {
+                escapes = true
+                try checkEscape()
+                continue
+            }
             if b < 0x20 { throw controlCharacter(b, open: open) }
             position += 1
         }
@@ -279,55 +406,80 @@ struct JSONParser {
         return JSONParseError(offset: position, message: "unescaped control character 0x\(hex2(b)) in a string")
     }
 
-    private mutating func parseEscapedString(open: Int, start: Int) throws(JSONParseError) -> String {
-        var out: [UInt8] = Array(UnsafeBufferPointer(rebasing: buf[start..<position]))
-        while position < buf.count {
-            let b = buf[position]
-            if b == UInt8(ascii: "\"") {
-                position += 1
-                return String(decoding: out, as: UTF8.self)
+    /// Validates one escape at the backslash and moves past it.
+    private mutating func checkEscape() throws(JSONParseError) {
+        let escapeAt = position
+        position += 1
+        guard position < buf.count else {
+            throw JSONParseError(offset: escapeAt, message: "unterminated string (truncated JSON?)")
+        }
+        let e = buf[position]
+        position += 1
+        switch e {
+        case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"), UInt8(ascii: "f"),
+             UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
+            return
+        case UInt8(ascii: "u"):
+            let scalar = try hex4(escapeAt: escapeAt)
+            if scalar >= 0xD800 && scalar <= 0xDBFF {
+                guard position + 1 < buf.count, buf[position] == UInt8(ascii: "\\"), buf[position + 1] == UInt8(ascii: "u") else {
+                    throw JSONParseError(offset: escapeAt, message: "invalid \\u escape: high surrogate without a following low surrogate")
+                }
+                position += 2
+                let low = try hex4(escapeAt: position - 2)
+                guard low >= 0xDC00 && low <= 0xDFFF else {
+                    throw JSONParseError(offset: escapeAt, message: "invalid \\u escape: high surrogate followed by a non-low-surrogate")
+                }
+            } else if scalar >= 0xDC00 && scalar <= 0xDFFF {
+                throw JSONParseError(offset: escapeAt, message: "invalid \\u escape: unpaired low surrogate")
             }
-            if b < 0x20 { throw controlCharacter(b, open: open) }
-            if b != UInt8(ascii: "\\") {
+        default:
+            throw JSONParseError(offset: escapeAt, message: "invalid escape sequence '\\\(printable(e))' in a string")
+        }
+    }
+
+    /// Decodes the content of a string that `parseString` validated.
+    static func unescape(_ raw: UnsafeBufferPointer<UInt8>) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(raw.count)
+        var i = 0
+        func hex(_ at: Int) -> UInt32 {
+            var v: UInt32 = 0
+            for k in at..<min(at + 4, raw.count) {
+                let c = raw[k]
+                let d: UInt32 = c >= 0x61 ? UInt32(c) - 0x61 + 10 : c >= 0x41 ? UInt32(c) - 0x41 + 10 : UInt32(c) &- 0x30
+                v = v << 4 | (d & 0xF)
+            }
+            return v
+        }
+        while i < raw.count {
+            let b = raw[i]
+            guard b == UInt8(ascii: "\\"), i + 1 < raw.count else {
                 out.append(b)
-                position += 1
+                i += 1
                 continue
             }
-            let escapeAt = position
-            position += 1
-            guard position < buf.count else { break }
-            let e = buf[position]
-            position += 1
+            let e = raw[i + 1]
+            i += 2
             switch e {
-            case UInt8(ascii: "\""): out.append(0x22)
-            case UInt8(ascii: "\\"): out.append(0x5C)
-            case UInt8(ascii: "/"): out.append(0x2F)
             case UInt8(ascii: "b"): out.append(0x08)
             case UInt8(ascii: "f"): out.append(0x0C)
             case UInt8(ascii: "n"): out.append(0x0A)
             case UInt8(ascii: "r"): out.append(0x0D)
             case UInt8(ascii: "t"): out.append(0x09)
             case UInt8(ascii: "u"):
-                var scalar = try hex4(escapeAt: escapeAt)
-                if scalar >= 0xD800 && scalar <= 0xDBFF {
-                    guard position + 1 < buf.count, buf[position] == UInt8(ascii: "\\"), buf[position + 1] == UInt8(ascii: "u") else {
-                        throw JSONParseError(offset: escapeAt, message: "invalid \\u escape: high surrogate without a following low surrogate")
-                    }
-                    position += 2
-                    let low = try hex4(escapeAt: position - 2)
-                    guard low >= 0xDC00 && low <= 0xDFFF else {
-                        throw JSONParseError(offset: escapeAt, message: "invalid \\u escape: high surrogate followed by a non-low-surrogate")
-                    }
-                    scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
-                } else if scalar >= 0xDC00 && scalar <= 0xDFFF {
-                    throw JSONParseError(offset: escapeAt, message: "invalid \\u escape: unpaired low surrogate")
+                var scalar = hex(i)
+                i += 4
+                if scalar >= 0xD800 && scalar <= 0xDBFF, i + 6 <= raw.count, raw[i] == UInt8(ascii: "\\") {
+                    let low = hex(i + 2)
+                    i += 6
+                    scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low &- 0xDC00)
                 }
                 TextDecoding.appendUTF8(scalar, to: &out)
-            default:
-                throw JSONParseError(offset: escapeAt, message: "invalid escape sequence '\\\(printable(e))' in a string")
+            default: out.append(e)   // \" \\ \/
             }
         }
-        throw JSONParseError(offset: open, message: "unterminated string (truncated JSON?)")
+        return out
     }
 
     private mutating func hex4(escapeAt: Int) throws(JSONParseError) -> UInt32 {

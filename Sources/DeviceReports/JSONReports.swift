@@ -10,42 +10,48 @@ enum JSONReports {
         text.withUnsafeBufferPointer { buf in
             var p = JSONParser(buf, maxDepth: limits.maxJSONDepth)
             p.skipWhitespace()
+            var values: [JSONValue] = []
+            var isArray = false
             if p.current == UInt8(ascii: "[") {
                 do throws(JSONParseError) {
                     let value = try p.parseDocument()
-                    guard case .array(let elements) = value else { return }
-                    readElements(elements, into: &b)
+                    guard case .array = value else { return }
+                    isArray = true
+                    values = [value]
                 } catch {
                     b.fileError(at: .offset(error.offset), error.message)
+                    return
                 }
-                return
-            }
-            // One object, or a sequence of objects (osqueryd logs: one per line).
-            var values: [JSONValue] = []
-            while true {
-                p.skipWhitespace()
-                if p.atEnd { break }
-                let start = p.position
-                do throws(JSONParseError) {
-                    let v = try p.parseValue(depth: 0)
-                    if case .object = v {
-                        values.append(v)
-                    } else {
-                        b.fileError(at: .offset(start), "expected a JSON object, found \(v.kindName)")
-                    }
-                } catch {
-                    b.fileError(at: .offset(error.offset), error.message)
-                    // Resynchronise at the next line that starts an object.
-                    p.seek(to: max(error.offset, start))
-                    while !p.atEnd {
-                        p.skipPastNewline()
-                        var probe = p
-                        _ = probe.restOfLineIsBlank()
-                        if probe.current == UInt8(ascii: "{") { break }
+            } else {
+                // One object, or a sequence of objects (osqueryd logs: one per line).
+                while true {
+                    p.skipWhitespace()
+                    if p.atEnd { break }
+                    let start = p.position
+                    do throws(JSONParseError) {
+                        let v = try p.parseValue(depth: 0)
+                        if case .object = v {
+                            values.append(v)
+                        } else {
+                            b.fileError(at: .offset(start), "expected a JSON object, found \(v.kindName)")
+                        }
+                    } catch {
+                        b.fileError(at: .offset(error.offset), error.message)
+                        // Resynchronise at the next line that starts an object.
+                        p.seek(to: max(error.offset, start))
+                        repeat { p.skipPastNewline() } while !p.atEnd && !p.lineStartsObject()
                     }
                 }
             }
-            readElements(values, into: &b)
+            // Nothing parsed: the errors already say why.
+            if values.isEmpty && b.hasErrors { return }
+            p.storage.withDocument(buf) { doc in
+                if isArray, case .array(let a)? = values.first {
+                    readElements(Array(doc.elements(a)), doc: doc, into: &b)
+                } else {
+                    readElements(values, doc: doc, into: &b)
+                }
+            }
         }
     }
 
@@ -53,7 +59,7 @@ enum JSONReports {
         case osquerydLog, jumpCloud, powerShell, osqueryRows
     }
 
-    private static func classify(_ o: JSONObject) -> Kind? {
+    private static func classify(_ o: Row) -> Kind? {
         if o.has("snapshot") || o.has("diffResults") || (o.has("columns") && o.has("action")) {
             if o.has("hostIdentifier") || o.has("hostname") || o.has("name") { return .osquerydLog }
         }
@@ -70,7 +76,7 @@ enum JSONReports {
         + "PowerShell Get-LocalUser | ConvertTo-Json; getent passwd / /etc/passwd text; CSV with a "
         + "'device,username' header"
 
-    private static func readElements(_ elements: [JSONValue], into b: inout ReportBuilder) {
+    private static func readElements(_ elements: [JSONValue], doc: JSONDocument, into b: inout ReportBuilder) {
         guard let firstObject = elements.lazy.compactMap({ $0.object }).first else {
             if elements.isEmpty {
                 b.fileError(at: nil, "empty JSON array: the report lists no accounts")
@@ -79,17 +85,17 @@ enum JSONReports {
             }
             return
         }
-        guard let kind = classify(firstObject) else {
-            let keys = firstObject.members.prefix(6).map(\.key).joined(separator: ", ")
+        guard let kind = classify(Row(doc: doc, object: firstObject)) else {
+            let keys = doc.members(firstObject).prefix(6).map { doc.string($0.key) }.joined(separator: ", ")
             b.fileError(at: .offset(firstObject.offset),
                         "unrecognised report format: JSON objects with members \(keys) (\(acceptedFormats))")
             return
         }
-        var rows: [JSONObject] = []
+        var rows: [Row] = []
         rows.reserveCapacity(elements.count)
         for (i, element) in elements.enumerated() {
             if let o = element.object {
-                rows.append(o)
+                rows.append(Row(doc: doc, object: o))
             } else {
                 b.fileError(at: rows.last.map { .offset($0.offset) },
                             "array element \(i + 1) is \(element.kindName), expected an object")
@@ -105,7 +111,7 @@ enum JSONReports {
 
     // MARK: osqueryi --json
 
-    private static func readOsqueryRows(_ rows: [JSONObject], into b: inout ReportBuilder) {
+    private static func readOsqueryRows(_ rows: [Row], into b: inout ReportBuilder) {
         let device = b.fallbackDevice
         b.touch(device)
         // The extended columns tell the platform: macOS adds is_hidden, Windows adds type.
@@ -126,8 +132,8 @@ enum JSONReports {
         }
     }
 
-    static func rowMessage(_ row: JSONObject, _ error: FieldError) -> String {
-        if case .string(let name)? = row["username"], !name.isEmpty {
+    static func rowMessage(_ row: Row, _ error: FieldError) -> String {
+        if let name = row.optionalString("username") {
             return "account \(Fields.quoted(name)): \(error.message)"
         }
         return error.message
@@ -135,11 +141,11 @@ enum JSONReports {
 
     // MARK: JumpCloud System Insights users
 
-    private static func readJumpCloud(_ rows: [JSONObject], into b: inout ReportBuilder) {
+    private static func readJumpCloud(_ rows: [Row], into b: inout ReportBuilder) {
         for row in rows {
             let systemID: String
             do throws(FieldError) {
-                guard let id = try Fields.string(row, "system_id") else {
+                guard let id = try row.string("system_id") else {
                     b.fileError(at: .offset(row.offset), "row has no 'system_id': cannot tell which device it belongs to")
                     continue
                 }
@@ -149,11 +155,11 @@ enum JSONReports {
                 continue
             }
             do throws(FieldError) {
-                guard let text = try Fields.string(row, "collection_time") else {
-                    throw FieldError(message: "row has no 'collection_time'")
+                guard case .string(let t)? = row["collection_time"], !row.doc.isEmpty(t) else {
+                    throw FieldError(message: "row has no 'collection_time' string")
                 }
-                guard let time = Timestamps.parse(text) else {
-                    throw FieldError(message: "field 'collection_time' is not a date, found \(Fields.quoted(text))")
+                guard let time = row.doc.withBytes(t, { Timestamps.parse(bytes: $0) }) else {
+                    throw FieldError(message: "field 'collection_time' is not a date, found \(Fields.quoted(row.text(t)))")
                 }
                 b.noteTime(time, device: systemID)
                 if let account = try OsqueryRows.account(row) {
@@ -169,17 +175,17 @@ enum JSONReports {
 
     // MARK: PowerShell Get-LocalUser | ConvertTo-Json
 
-    private static func readPowerShell(_ rows: [JSONObject], into b: inout ReportBuilder) {
+    private static func readPowerShell(_ rows: [Row], into b: inout ReportBuilder) {
         for row in rows {
             var device = b.fallbackDevice
             // Invoke-Command adds PSComputerName: then the file carries its hosts.
-            if case .string(let host)? = row["PSComputerName"], !host.isEmpty { device = host }
+            if let host = row.optionalString("PSComputerName") { device = host }
             b.force(.windows, device: device)
             do throws(FieldError) {
                 b.add(try powerShellAccount(row), device: device, at: .offset(row.offset))
             } catch {
                 var message = error.message
-                if case .string(let name)? = row["Name"], !name.isEmpty {
+                if let name = row.optionalString("Name") {
                     message = "account \(Fields.quoted(name)): " + message
                 }
                 b.error(device: device, at: .offset(row.offset), message)
@@ -187,54 +193,60 @@ enum JSONReports {
         }
     }
 
-    static func powerShellAccount(_ o: JSONObject) throws(FieldError) -> LocalAccount {
+    static func powerShellAccount(_ o: Row) throws(FieldError) -> LocalAccount {
         guard let nameValue = o["Name"] else { throw FieldError(message: "object has no 'Name'") }
-        guard case .string(let name) = nameValue else {
+        guard case .string(let nameText) = nameValue else {
             throw FieldError(message: "field 'Name' must be a string, found \(nameValue.kindName)")
         }
-        guard !name.isEmpty else { throw FieldError(message: "field 'Name' is empty") }
+        guard !o.doc.isEmpty(nameText) else { throw FieldError(message: "field 'Name' is empty") }
         var sid: String?
         switch o["SID"] {
-        case .object(let s)?: sid = try Fields.string(s, "Value")
-        case .string(let s)?: sid = s.isEmpty ? nil : s
+        case .object(let s)?: sid = try Row(doc: o.doc, object: s).string("Value")
+        case .string(let t)?: sid = o.doc.isEmpty(t) ? nil : o.text(t)
         case nil, .null?: sid = nil
         case let other?: throw FieldError(message: "field 'SID' must be an object with 'Value' or a string, found \(other.kindName)")
         }
-        if let s = sid, !(s.utf8.starts(with: "S-1-".utf8) || s.utf8.starts(with: "s-1-".utf8)) {
-            throw FieldError(message: "field 'SID' is not a SID, found \(Fields.quoted(s))")
-        }
-        sid = sid?.uppercased()
-        let rid = sid.flatMap { UIDs.rid(ofSID: $0) }
-        var fullName = try Fields.string(o, "FullName")
-        if fullName == nil { fullName = try Fields.string(o, "Description") }
-        // Date members (LastLogon, PasswordLastSet, ...) are "\/Date(ms)\/" in Windows
-        // PowerShell 5.1 and ISO 8601 in PowerShell 7; both are read by Timestamps.parse but
-        // no date is needed for a takeover decision, so they are only type-checked.
-        for key in ["LastLogon", "PasswordLastSet", "AccountExpires"] {
-            if let v = o[key] {
-                switch v {
-                case .string(let s) where !s.isEmpty && Timestamps.parse(s) == nil:
-                    throw FieldError(message: "field '\(key)' is not a date, found \(Fields.quoted(s))")
-                case .string, .null: break
-                default: throw FieldError(message: "field '\(key)' must be a date string, found \(v.kindName)")
-                }
+        if let s = sid {
+            guard SIDs.looksLikeSID(s.utf8) else {
+                throw FieldError(message: "field 'SID' is not a SID, found \(Fields.quoted(s))")
             }
+            sid = SIDs.normalized(s)
         }
-        return LocalAccount(name: name, uid: rid, uidSigned: rid, sid: sid, fullName: fullName,
-                            accountType: try principalSource(o["PrincipalSource"]),
-                            enabled: try Fields.bool(o, "Enabled"))
+        let rid = sid.flatMap { UIDs.rid(ofSID: $0) }
+        var fullName = try o.string("FullName")
+        if fullName == nil { fullName = try o.string("Description") }
+        // Date members are "\/Date(ms)\/" in Windows PowerShell 5.1 and ISO 8601 in
+        // PowerShell 7; both are understood (Timestamps.parse), but no date is needed for a
+        // takeover decision, so they are only checked.
+        try checkDate(o, "LastLogon")
+        try checkDate(o, "PasswordLastSet")
+        try checkDate(o, "AccountExpires")
+        return LocalAccount(name: o.text(nameText), uid: rid, uidSigned: rid, sid: sid, fullName: fullName,
+                            accountType: try principalSource(o, o["PrincipalSource"]),
+                            enabled: try o.bool("Enabled"))
+    }
+
+    private static func checkDate(_ o: Row, _ key: StaticString) throws(FieldError) {
+        guard let v = o[key] else { return }
+        switch v {
+        case .string(let t):
+            if o.doc.isEmpty(t) || o.doc.withBytes(t, { Timestamps.parse(bytes: $0) }) != nil { return }
+            throw FieldError(message: "field '\(key)' is not a date, found \(Fields.quoted(o.text(t)))")
+        case .null: return
+        default: throw FieldError(message: "field '\(key)' must be a date string, found \(v.kindName)")
+        }
     }
 
     /// PrincipalSource (1 = Local) -> the osquery `type` vocabulary: local accounts are
     /// `local` (a Microsoft-account-linked one too: it is still a SAM account); domain and
     /// Entra principals are not local accounts, like osquery's `roaming`.
-    private static func principalSource(_ v: JSONValue?) throws(FieldError) -> String? {
+    private static func principalSource(_ o: Row, _ v: JSONValue?) throws(FieldError) -> String? {
         guard let v else { return nil }
         let code: String
         switch v {
         case .null: return nil
-        case .number(let raw): code = raw
-        case .string(let s): code = s.lowercased()
+        case .number(let t): code = o.text(t)
+        case .string(let t): code = o.text(t).lowercased()
         default: throw FieldError(message: "field 'PrincipalSource' must be a number or a string, found \(v.kindName)")
         }
         switch code {

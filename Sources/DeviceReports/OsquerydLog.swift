@@ -19,8 +19,9 @@ enum OsquerydLog {
     /// their full content: a removal takes away the row that was added, whatever the order
     /// of `added`/`removed` events within a run.
     private struct QueryState {
-        var rows: [JSONObject?] = []
-        var index: [String: [Int]] = [:]
+        var rows: [Row?] = []
+        /// Row content -> slots in `rows`; built on the first removal only (snapshots never need it).
+        var index: [RowKey: [Int]]?
         var live = 0
         var hasBaseline = false
         var lastRun: Run?
@@ -34,24 +35,36 @@ enum OsquerydLog {
 
         mutating func reset() {
             rows.removeAll(keepingCapacity: true)
-            index.removeAll(keepingCapacity: true)
+            index = nil
             live = 0
         }
 
-        mutating func add(_ row: JSONObject) {
-            index[OsquerydLog.key(row), default: []].append(rows.count)
+        mutating func add(_ row: Row) {
+            index?[RowKey(row), default: []].append(rows.count)
             rows.append(row)
             live += 1
         }
 
-        mutating func remove(_ row: JSONObject) {
-            let k = OsquerydLog.key(row)
+        mutating func remove(_ row: Row) {
+            if index == nil {
+                var built: [RowKey: [Int]] = [:]
+                for (i, r) in rows.enumerated() { if let r { built[RowKey(r), default: []].append(i) } }
+                index = built
+            }
+            let k = RowKey(row)
             // A removal of a row added before this log began is normal after rotation.
-            guard var slots = index[k], let slot = slots.popLast() else { return }
-            index[k] = slots.isEmpty ? nil : slots
+            guard var slots = index?[k], let slot = slots.popLast() else { return }
+            index?[k] = slots.isEmpty ? nil : slots
             rows[slot] = nil
             live -= 1
         }
+    }
+
+    /// A row's canonical content, hashed as one block of bytes.
+    private struct RowKey: Hashable {
+        let bytes: [UInt8]
+        init(_ row: Row) { bytes = OsquerydLog.key(row) }
+        func hash(into hasher: inout Hasher) { bytes.withUnsafeBytes { hasher.combine(bytes: $0) } }
     }
 
     private struct HostState {
@@ -59,25 +72,31 @@ enum OsquerydLog {
         var queryOrder: [String] = []
     }
 
-    /// Canonical content of a row: members sorted by name.
-    static func key(_ row: JSONObject) -> String {
-        var out = ""
-        for m in row.members.sorted(by: { $0.key < $1.key }) {
-            out += m.key
-            out += "\u{1}"
+    /// Canonical content of a row: members sorted by name, each name and value as written.
+    static func key(_ row: Row) -> [UInt8] {
+        let doc = row.doc
+        func bytes(_ t: JSONText) -> UnsafeBufferPointer<UInt8> {
+            UnsafeBufferPointer(rebasing: doc.buf[t.start..<max(t.start, t.end)])
+        }
+        let members = doc.members(row.object).sorted { bytes($0.key).lexicographicallyPrecedes(bytes($1.key)) }
+        var out: [UInt8] = []
+        out.reserveCapacity(256)
+        for m in members {
+            out.append(contentsOf: bytes(m.key))
+            out.append(1)
             switch m.value {
-            case .string(let s): out += "s" + s
-            case .number(let n): out += "n" + n
-            case .bool(let v): out += v ? "T" : "F"
-            case .null: out += "z"
-            case .object, .array: out += "o"
+            case .string(let t): out.append(UInt8(ascii: "s")); out.append(contentsOf: bytes(t))
+            case .number(let t): out.append(UInt8(ascii: "n")); out.append(contentsOf: bytes(t))
+            case .bool(let v): out.append(v ? UInt8(ascii: "T") : UInt8(ascii: "F"))
+            case .null: out.append(UInt8(ascii: "z"))
+            case .object, .array: out.append(UInt8(ascii: "o"))
             }
-            out += "\u{2}"
+            out.append(2)
         }
         return out
     }
 
-    static func read(_ records: [JSONObject], into b: inout ReportBuilder) {
+    static func read(_ records: [Row], into b: inout ReportBuilder) {
         var hosts: [String: HostState] = [:]
         var hostOrder: [String] = []
         var nonUserQueries: Set<String> = []
@@ -88,7 +107,7 @@ enum OsquerydLog {
             // Which host. Old wiki examples say "hostname"; osquery itself writes hostIdentifier.
             let host: String
             switch record["hostIdentifier"] ?? record["hostname"] {
-            case .string(let h)? where !h.isEmpty: host = h
+            case .string(let t)? where !record.doc.isEmpty(t): host = record.text(t)
             case nil, .string?, .null?:
                 b.fileError(at: at, "result record has no 'hostIdentifier': cannot tell which device it belongs to")
                 continue
@@ -98,7 +117,7 @@ enum OsquerydLog {
             }
             let queryName: String
             switch record["name"] {
-            case .string(let n)?: queryName = n
+            case .string(let t)?: queryName = record.text(t)
             case nil, .null?: queryName = ""
             case let other?:
                 b.error(device: host, at: at, "field 'name' must be a string, found \(other.kindName)")
@@ -109,29 +128,31 @@ enum OsquerydLog {
             // The rows this record carries, and what to do with them.
             enum Form { case snapshot, batch, event(String) }
             let form: Form
-            var added: [JSONObject] = []
-            var removed: [JSONObject] = []
+            var added: [Row] = []
+            var removed: [Row] = []
             do throws(FieldError) {
                 if let snapshot = record["snapshot"] {
                     form = .snapshot
-                    added = try objects(snapshot, "snapshot")
+                    added = try objects(record.doc, snapshot, "snapshot")
                 } else if let diff = record["diffResults"] {
                     guard case .object(let d) = diff else {
                         throw FieldError(message: "field 'diffResults' must be an object, found \(diff.kindName)")
                     }
                     form = .batch
-                    if let a = d["added"] { added = try objects(a, "diffResults.added") }
-                    if let r = d["removed"] { removed = try objects(r, "diffResults.removed") }
+                    let diff = Row(doc: record.doc, object: d)
+                    if let a = diff["added"] { added = try objects(record.doc, a, "diffResults.added") }
+                    if let r = diff["removed"] { removed = try objects(record.doc, r, "diffResults.removed") }
                 } else if let columns = record["columns"] {
                     guard case .object(let row) = columns else {
                         throw FieldError(message: "field 'columns' must be an object, found \(columns.kindName)")
                     }
-                    guard case .string(let action)? = record["action"] else {
+                    guard case .string(let actionText)? = record["action"] else {
                         throw FieldError(message: "event record has no 'action' string")
                     }
+                    let action = record.text(actionText)
                     switch action {
-                    case "added", "snapshot": added = [row]
-                    case "removed": removed = [row]
+                    case "added", "snapshot": added = [Row(doc: record.doc, object: row)]
+                    case "removed": removed = [Row(doc: record.doc, object: row)]
                     default: throw FieldError(message: "unknown action \(Fields.quoted(action)) (expected added, removed or snapshot)")
                     }
                     form = .event(action)
@@ -163,10 +184,10 @@ enum OsquerydLog {
 
             let run: Run
             do throws(FieldError) {
-                guard let time = try Fields.integer(record, "unixTime") else {
+                guard let time = try record.integer("unixTime") else {
                     throw FieldError(message: "result record has no 'unixTime'")
                 }
-                run = Run(unixTime: time, epoch: try Fields.integer(record, "epoch"), counter: try Fields.integer(record, "counter"))
+                run = Run(unixTime: time, epoch: try record.integer("epoch"), counter: try record.integer("counter"))
             } catch {
                 b.error(device: host, at: at, error.message)
                 continue
@@ -262,17 +283,18 @@ enum OsquerydLog {
         }
     }
 
-    private static func objects(_ v: JSONValue, _ field: String) throws(FieldError) -> [JSONObject] {
-        guard case .array(let elements) = v else {
+    private static func objects(_ doc: JSONDocument, _ v: JSONValue, _ field: String) throws(FieldError) -> [Row] {
+        guard case .array(let a) = v else {
             throw FieldError(message: "field '\(field)' must be an array, found \(v.kindName)")
         }
-        var out: [JSONObject] = []
+        let elements = doc.elements(a)
+        var out: [Row] = []
         out.reserveCapacity(elements.count)
         for e in elements {
             guard case .object(let o) = e else {
                 throw FieldError(message: "field '\(field)' must hold objects, found \(e.kindName)")
             }
-            out.append(o)
+            out.append(Row(doc: doc, object: o))
         }
         return out
     }

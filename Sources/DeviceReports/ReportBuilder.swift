@@ -24,19 +24,32 @@ struct ReportBuilder {
     private var lineIndex: LineIndex?
 
     private struct DeviceState {
+        var name: String
         var accounts: [LocalAccount] = []
-        /// Folded name -> where it was first reported.
-        var seen: [String: Position] = [:]
+        /// Where each account was reported, parallel to `accounts`.
+        var positions: [Position] = []
+        /// Folded names already reported.
+        var seen: Set<String> = []
         var evidence = PlatformEvidence()
         var reportedAt: UnixTime?
         /// This device has an error in this file: no report from this file.
         var failed = false
         /// The device already has an error naming it (no extra "see above" problem needed).
         var named = false
+
+        init(name: String) {
+            self.name = name
+            seen.reserveCapacity(64)   // most devices have fewer accounts: no rehashing
+        }
     }
 
-    private var order: [String] = []
-    private var devices: [String: DeviceState] = [:]
+    /// Devices in order of first appearance, and where each one is.
+    private var states: [DeviceState] = []
+    private var slots: [String: Int] = [:]
+    /// Rows of one device come together: remember the last one looked up.
+    private var lastDevice = ""
+    private var lastSlot = -1
+
     private var problems: [InputProblem] = []
     private var warnings: [InputProblem] = []
     private var errorCount = 0
@@ -67,61 +80,67 @@ struct ReportBuilder {
 
     // MARK: Devices and accounts
 
-    /// Makes sure `device` exists (a report may list no accounts yet).
-    mutating func touch(_ device: String) {
-        if devices[device] == nil {
-            devices[device] = DeviceState()
-            order.append(device)
+    /// The index of `device` in `states`, adding it on first use.
+    private mutating func slot(_ device: String) -> Int {
+        if lastSlot >= 0 && device == lastDevice { return lastSlot }
+        let i: Int
+        if let known = slots[device] {
+            i = known
+        } else {
+            i = states.count
+            states.append(DeviceState(name: device))
+            slots[device] = i
         }
+        lastDevice = device
+        lastSlot = i
+        return i
     }
+
+    /// Makes sure `device` exists (a report may list no accounts yet).
+    mutating func touch(_ device: String) { _ = slot(device) }
 
     /// Adds one account; a second account whose name folds equal is a warning and is skipped.
     mutating func add(_ account: LocalAccount, device: String, at position: Position) {
-        touch(device)
+        let i = slot(device)
         let key = NameFolding.fold(account.name)
-        if let first = devices[device]?.seen[key] {
-            let firstLine = line(first)
+        guard states[i].seen.insert(key).inserted else {
+            let firstIndex = states[i].accounts.firstIndex { NameFolding.fold($0.name) == key }
+            let firstLine = firstIndex.flatMap { line(states[i].positions[$0]) }
             let where_ = firstLine.map { " (first at line \($0))" } ?? ""
             warn(device: device, at: position,
                  "account '\(account.name)' is reported twice for device '\(device)'\(where_); the first is used")
             return
         }
-        devices[device]?.seen[key] = position
-        devices[device]?.evidence.observe(account)
-        devices[device]?.accounts.append(account)
-    }
-
-    /// Replaces a device's accounts wholesale (osqueryd folding), checking duplicates.
-    mutating func addAll(_ rows: [(account: LocalAccount, position: Position)], device: String) {
-        touch(device)
-        for row in rows { add(row.account, device: device, at: row.position) }
+        states[i].evidence.observe(account)
+        states[i].accounts.append(account)
+        states[i].positions.append(position)
     }
 
     /// The report time of `device` is the newest time any of its rows carries.
     mutating func noteTime(_ time: UnixTime, device: String) {
-        touch(device)
-        if let current = devices[device]?.reportedAt, current >= time { return }
-        devices[device]?.reportedAt = time
+        let i = slot(device)
+        if let current = states[i].reportedAt, current >= time { return }
+        states[i].reportedAt = time
     }
 
     mutating func hint(_ platform: Platform, weight: Int, device: String) {
-        touch(device)
-        devices[device]?.evidence.add(platform, weight)
+        let i = slot(device)
+        states[i].evidence.add(platform, weight)
     }
 
     mutating func force(_ platform: Platform, device: String) {
-        touch(device)
-        if devices[device]?.evidence.forced == nil { devices[device]?.evidence.forced = platform }
+        let i = slot(device)
+        if states[i].evidence.forced == nil { states[i].evidence.forced = platform }
     }
 
     // MARK: Messages
 
     /// An error about one device: that device gets no report from this file.
     mutating func error(device: String, at position: Position?, _ message: String) {
-        touch(device)
-        devices[device]?.failed = true
+        let i = slot(device)
+        states[i].failed = true
         if record(InputProblem(source: source, line: line(position), device: device, message: message)) {
-            devices[device]?.named = true
+            states[i].named = true
         }
     }
 
@@ -166,25 +185,24 @@ struct ReportBuilder {
             warnings.append(InputProblem(source: source, message:
                 "\(warningCount - ReportBuilder.maxListedWarnings) more warnings in this file not listed"))
         }
-        if order.isEmpty && errorCount == 0 {
+        if states.isEmpty && errorCount == 0 {
             // E.g. a CSV with only its header, a log with no users query: no evidence at all.
             fileError(at: nil, "no accounts found in this file")
         }
-        if order.isEmpty && (fileFailed || errorCount > 0) {
+        if states.isEmpty && (fileFailed || errorCount > 0) {
             // Nothing could be attributed: the device named by the file fails.
             touch(fallbackDevice)
         }
         let fileLine = fileErrorLines.compactMap { $0 }.first
         let fileWhere = fileLine.map { " (line \($0))" } ?? ""
         // With a single device, file-wide errors are that device's own errors.
-        if fileFailed, order.count == 1, let only = order.first {
-            for i in fileErrorIndices { problems[i].device = only }
-            if !fileErrorIndices.isEmpty { devices[only]?.named = true }
+        if fileFailed, states.count == 1 {
+            for i in fileErrorIndices { problems[i].device = states[0].name }
+            if !fileErrorIndices.isEmpty { states[0].named = true }
         }
-        for name in order {
-            guard var state = devices[name] else { continue }
-            if fileFailed { state.failed = true }
-            if state.failed {
+        for state in states {
+            let name = state.name
+            if fileFailed || state.failed {
                 if !state.named {
                     deviceProblems.append(InputProblem(source: source, line: fileLine, device: name, message:
                         "no valid report for device '\(name)' from this file: the file has errors\(fileWhere)"))
@@ -237,24 +255,37 @@ struct PlatformEvidence: Sendable {
     }
 
     mutating func observe(_ a: LocalAccount) {
-        if let sid = a.sid, sid.utf8.count > 4, sid.utf8.starts(with: "S-1-".utf8) { windows += 10 }
+        if let sid = a.sid, hasPrefix(sid, "S-1-") { windows += 10 }
         if let type = a.accountType, type == "local" || type == "roaming" || type == "special" { windows += 10 }
         if let home = a.home {
             let h = home.utf8
-            if h.starts(with: "/Users/".utf8) || home == "/var/root" { macos += 10 }
-            else if h.starts(with: "/home/".utf8) { linux += 10 }
+            if hasPrefix(home, "/Users/") || home == "/var/root" { macos += 10 }
+            else if hasPrefix(home, "/home/") { linux += 10 }
             else if home == "/root" { linux += 5 }
             else if home == "/nonexistent" { linux += 3 }
             else if home == "/var/empty" { macos += 2 }
             else if isWindowsPath(h) { windows += 10 }
         }
         if let shell = a.shell {
-            if shell.utf8.count >= 7, shell.lowercased().hasSuffix("cmd.exe") { windows += 10 }
+            if shell.utf8.count >= 7, shell.utf8.last == UInt8(ascii: "e") || shell.utf8.last == UInt8(ascii: "E"),
+               shell.lowercased().hasSuffix("cmd.exe") { windows += 10 }
             else if shell == "/usr/sbin/nologin" || shell == "/sbin/nologin" { linux += 3 }
             else if shell == "/bin/zsh" { macos += 1 }
         }
         if a.name.utf8.first == UInt8(ascii: "_") { macos += 1 }
         if a.uidSigned == -2 { macos += 3 }
+    }
+
+    private func hasPrefix(_ s: String, _ prefix: StaticString) -> Bool {
+        let n = prefix.utf8CodeUnitCount
+        let p = UnsafeBufferPointer(start: prefix.utf8Start, count: n)
+        let r = s.utf8.withContiguousStorageIfAvailable { b -> Bool in
+            guard b.count >= n else { return false }
+            for i in 0..<n where b[i] != p[i] { return false }
+            return true
+        }
+        if let r { return r }
+        return s.utf8.starts(with: p)
     }
 
     private func isWindowsPath<S: Collection>(_ h: S) -> Bool where S.Element == UInt8 {

@@ -1,5 +1,35 @@
 // Public entry points of DeviceReports: report files in, DeviceReport values out.
-// PRODUCT.md section 9; REFERENCE.md "Device reports".
+// PRODUCT.md section 9; REFERENCE.md "Device reports"; research/device-formats.md.
+//
+// Formats, detected by content (never by file name):
+// - `osqueryi --json "select * from users"`: a JSON array of users rows (values are strings).
+// - osqueryd result logs: one JSON object per line, snapshot / batch (`diffResults`) /
+//   event (`columns` + `action`) forms, folded in order per `hostIdentifier`; time from
+//   `unixTime` (number or string). Other scheduled queries in the same log are skipped.
+// - JumpCloud System Insights users: a JSON array with `system_id` and `collection_time`;
+//   one report per system.
+// - PowerShell `Get-LocalUser | ConvertTo-Json`: an object or an array, UTF-8 (BOM or not)
+//   or UTF-16 with a BOM; `SID.Value`; `PSComputerName` (Invoke-Command) names the device.
+// - `getent passwd` / `/etc/passwd` text.
+// - CSV with a header: `device,username` required; `uid, sid, home, full_name, shell,
+//   hidden, reported_at` optional; also accepted: `uid_signed`, `platform`
+//   (linux/macos/windows). RFC 4180 quoting; several devices per file.
+//
+// Device and time: from the content where it names them (hostIdentifier + unixTime,
+// system_id + collection_time, CSV device + reported_at, PSComputerName), else the file
+// name without its report extension and the file's modification time.
+//
+// Platform: inferred per device from the content (SIDs, `type`, `C:\` homes and cmd.exe
+// -> windows; `is_hidden`, `/Users/`, `/var/root`, `_` names, uid_signed -2 -> macos;
+// `/home/`, `/root`, nologin, passwd text -> linux), weighed; a tie is `unknown`.
+//
+// Errors: every problem names the file (`source`) and the line where one exists, and the
+// device when it is known, so the planner defers exactly that device (R8). A device with
+// an error in a file gets no report from that file. Warnings: a name reported twice on one
+// device (the first is kept), skipped rows, ignored CSV columns.
+//
+// Protection (R5) is not decided here: accounts carry the raw facts (uid, uid_signed,
+// SID, shell, hidden, type, real_user, enabled) for `ProtectedAccounts` in TakeoverCore.
 
 import TakeoverCore
 
@@ -78,7 +108,13 @@ public enum ReportParser {
             switch TextReports.detect(text) {
             case .passwd?: Passwd.read(text, into: &builder)
             case .csv?: CSVReports.read(text, into: &builder)
-            case nil: builder.fileError(at: nil, "unrecognised report format (\(JSONReports.acceptedFormats))")
+            case nil:
+                if let separator = TextReports.csvHeaderWithOtherSeparator(text) {
+                    builder.fileError(at: .line(1), "looks like a CSV header separated by '\(separator)': "
+                        + "CSV reports must be comma-separated (\(JSONReports.acceptedFormats))")
+                } else {
+                    builder.fileError(at: nil, "unrecognised report format (\(JSONReports.acceptedFormats))")
+                }
             }
         }
         return builder.finish()

@@ -1,7 +1,6 @@
 // The reports folder: list, read and parse every report file, in parallel.
 
 import Dispatch
-import Foundation
 import TakeoverCore
 #if canImport(Glibc)
 import Glibc
@@ -16,18 +15,22 @@ extension ReportsFolder {
     /// in parallel; the result is sorted and deterministic.
     public static func read(path: String, limits: ReportLimits = ReportLimits()) -> ReportsReadResult {
         let folderLabel = label(ofFolder: path)
-        let names: [String]
-        do {
-            names = try FileManager.default.contentsOfDirectory(atPath: path)
-        } catch {
-            return ReportsReadResult(problems: [InputProblem(source: path, message:
-                "cannot list the reports folder: \(describe(errno: errnoOf(error)) ?? "not a readable directory")")])
-        }
-        let candidates = names.filter { name in
-            !name.hasPrefix(".") && !name.lowercased().hasPrefix("readme")
-        }.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
-
         var result = ReportsReadResult()
+        let listing = list(path)
+        guard case .success(let entries) = listing else {
+            if case .failure(let message) = listing {
+                result.problems.append(InputProblem(source: path, message: "cannot list the reports folder: \(message)"))
+            }
+            return result
+        }
+        for bad in entries.badNames {
+            result.problems.append(InputProblem(source: folderLabel + "/" + bad, message:
+                "file name is not valid UTF-8: not read (rename the file; its device cannot be named)"))
+        }
+        let candidates = entries.names.filter { name in
+            !name.hasPrefix(".") && !name.lowercased().hasPrefix("readme")
+        }.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+
         let files = Array(candidates.prefix(max(0, limits.maxFiles)))
         for name in candidates.dropFirst(files.count) {
             result.problems.append(InputProblem(source: folderLabel + "/" + name, device: ReportParser.deviceName(fromFileName: name),
@@ -54,6 +57,39 @@ extension ReportsFolder {
         return result
     }
 
+    private struct Listing {
+        var names: [String] = []
+        /// Names that are not UTF-8, shown with replacement characters.
+        var badNames: [String] = []
+    }
+
+    private enum ListingResult {
+        case success(Listing)
+        case failure(String)
+    }
+
+    /// The names in a directory (opendir/readdir: raw bytes, so non-UTF-8 names are seen).
+    private static func list(_ path: String) -> ListingResult {
+        guard let dir = opendir(path) else {
+            return .failure(describe(errno: errno) ?? "not a readable directory")
+        }
+        defer { closedir(dir) }
+        var listing = Listing()
+        while let entry = readdir(dir) {
+            let bytes: [UInt8] = withUnsafeBytes(of: &entry.pointee.d_name) { raw in
+                Array(raw.prefix { $0 != 0 })
+            }
+            if bytes == [UInt8(ascii: ".")] || bytes == [UInt8(ascii: "."), UInt8(ascii: ".")] { continue }
+            if let name = String(validating: bytes, as: UTF8.self) {
+                listing.names.append(name)
+            } else if bytes.first != UInt8(ascii: ".") {
+                listing.badNames.append(String(decoding: bytes, as: UTF8.self))
+            }
+        }
+        listing.badNames.sort()
+        return .success(listing)
+    }
+
     /// "reports" for "/var/lib/takeover-bridge/reports/": messages name files as "reports/mbp.json".
     static func label(ofFolder path: String) -> String {
         let parts = path.split(separator: "/", omittingEmptySubsequences: true)
@@ -66,11 +102,14 @@ extension ReportsFolder {
         func failure(_ message: String) -> ReportsReadResult {
             ReportsReadResult(problems: [InputProblem(source: source, device: device, message: message)])
         }
-        let fd = open(fullPath, O_RDONLY | O_CLOEXEC)
+        // O_NONBLOCK: a FIFO dropped in the folder must not hang the run (regular files ignore it).
+        let fd = open(fullPath, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         if fd < 0 {
             let e = errno
-            // A file removed between listing and reading is simply gone.
-            if e == ENOENT { return nil }
+            if e == ENOENT {
+                return ReportsReadResult(warnings: [InputProblem(source: source, device: device,
+                    message: "file disappeared before it could be read")])
+            }
             return failure("cannot open: \(describe(errno: e) ?? "error \(e)")")
         }
         defer { close(fd) }
@@ -87,28 +126,24 @@ extension ReportsFolder {
             return failure(ReportParser.tooLarge(size, limits: limits))
         }
         // Read to the end (the file may have grown since fstat), never past the cap.
-        var bytes = [UInt8](repeating: 0, count: size + 1)
-        var filled = 0
-        while true {
-            if filled == bytes.count {
-                if bytes.count > limits.maxFileBytes { break }
-                bytes.append(contentsOf: repeatElement(0, count: min(max(bytes.count, 4096), limits.maxFileBytes + 1 - bytes.count)))
-            }
-            let n = bytes.withUnsafeMutableBytes { raw -> Int in
-                guard let p = raw.baseAddress else { return 0 }
-                return posixRead(fd, p + filled, raw.count - filled)
-            }
-            if n < 0 {
-                if errno == EINTR { continue }
-                return failure("cannot read: \(describe(errno: errno) ?? "unknown error")")
-            }
-            if n == 0 { break }
-            filled += n
+        var readError: Int32 = 0
+        var bytes = [UInt8](unsafeUninitializedCapacity: size + 1) { buf, initialized in
+            initialized = readFully(fd, buf, error: &readError)
         }
-        if filled > limits.maxFileBytes {
-            return failure(ReportParser.tooLarge(filled, limits: limits))
+        while readError == 0, bytes.count > size, bytes.count <= limits.maxFileBytes {
+            // It grew: read on in chunks.
+            let chunk = [UInt8](unsafeUninitializedCapacity: 1 << 16) { buf, initialized in
+                initialized = readFully(fd, buf, error: &readError)
+            }
+            if chunk.isEmpty { break }
+            bytes += chunk
         }
-        bytes.removeSubrange(filled...)
+        if readError != 0 {
+            return failure("cannot read: \(describe(errno: readError) ?? "unknown error")")
+        }
+        if bytes.count > limits.maxFileBytes {
+            return failure(ReportParser.tooLarge(bytes.count, limits: limits))
+        }
         return ReportParser.parse(bytes: bytes, fileName: name, source: source, modificationTime: mtime, limits: limits)
     }
 
@@ -117,18 +152,24 @@ extension ReportsFolder {
         return String(cString: c)
     }
 
-    private static func errnoOf(_ error: Error) -> Int32? {
-        let ns = error as NSError
-        if let underlying = ns.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {
-            return Int32(underlying.code)
-        }
-        return nil
-    }
 }
 
-/// read(2), named apart from `ReportsFolder.read`.
-private func posixRead(_ fd: Int32, _ buffer: UnsafeMutableRawPointer, _ count: Int) -> Int {
-    read(fd, buffer, count)
+/// Fills `buf` with read(2) until it is full or the file ends; returns the bytes read.
+/// (A free function: inside ReportsFolder, `read` names `ReportsFolder.read`.)
+private func readFully(_ fd: Int32, _ buf: UnsafeMutableBufferPointer<UInt8>, error: inout Int32) -> Int {
+    guard let base = buf.baseAddress else { return 0 }
+    var filled = 0
+    while filled < buf.count {
+        let n = read(fd, base + filled, buf.count - filled)
+        if n < 0 {
+            if errno == EINTR { continue }
+            error = errno
+            break
+        }
+        if n == 0 { break }
+        filled += n
+    }
+    return filled
 }
 
 /// Per-file results written from `concurrentPerform`.

@@ -23,9 +23,7 @@ enum TextDecoding {
         if bytes.count >= 2, bytes[0] == 0xFE, bytes[1] == 0xFF {
             return transcodeUTF16(bytes, from: 2, littleEndian: false)
         }
-        if let nul = bytes.firstIndex(of: 0) {
-            return .failure(nulFailure(bytes, firstNUL: nul))
-        }
+        // validateUTF8 also stops at a NUL byte (then nulFailure explains what the file is).
         return validateUTF8(bytes).map { bytes }
     }
 
@@ -63,11 +61,13 @@ enum TextDecoding {
                 // ASCII fast path, eight bytes at a time.
                 while i + 8 <= n {
                     let word = UnsafeRawPointer(base + i).loadUnaligned(as: UInt64.self)
-                    if word & 0x8080_8080_8080_8080 != 0 { break }
+                    let hasZero = (word &- 0x0101_0101_0101_0101) & ~word
+                    if (word | hasZero) & 0x8080_8080_8080_8080 != 0 { break }
                     i += 8
                 }
                 if i >= n { break }
                 let b0 = buf[i]
+                if b0 == 0 { return i }
                 if b0 < 0x80 { i += 1; continue }
                 if b0 < 0xC2 { return i }
                 if b0 < 0xE0 {
@@ -98,6 +98,7 @@ enum TextDecoding {
             return nil
         }
         guard let offset = bad else { return .success(()) }
+        if bytes[offset] == 0 { return .failure(nulFailure(bytes, firstNUL: offset)) }
         let byte = String(bytes[offset], radix: 16, uppercase: true)
         let hex = byte.count == 1 ? "0" + byte : byte
         return .failure(DecodingFailure(
@@ -113,36 +114,68 @@ enum TextDecoding {
             let line = countLinesUTF16(bytes, from: start, to: bytes.count - 1, littleEndian: littleEndian)
             return .failure(DecodingFailure(line: line, message: "UTF-16 text has an odd number of bytes (truncated file?)"))
         }
-        var out: [UInt8] = []
-        out.reserveCapacity(bytes.count / 2 + 16)
-        var line = 1
-        var i = start
-        let n = bytes.count
-        func unit(_ at: Int) -> UInt32 {
-            littleEndian ? UInt32(bytes[at]) | UInt32(bytes[at + 1]) << 8 : UInt32(bytes[at]) << 8 | UInt32(bytes[at + 1])
-        }
-        while i < n {
-            var scalar = unit(i)
-            i += 2
-            if scalar >= 0xD800 && scalar <= 0xDBFF {
-                guard i < n else {
-                    return .failure(DecodingFailure(line: line, message: "UTF-16 text ends inside a surrogate pair (truncated file?)"))
+        var failure: DecodingFailure?
+        let units = (bytes.count - start) / 2
+        // One UTF-16 unit is at most 3 UTF-8 bytes (a surrogate pair, 2 units, is 4).
+        let out = bytes.withUnsafeBufferPointer { src in
+            [UInt8](unsafeUninitializedCapacity: units * 3 + 4) { dst, initialized in
+                var o = 0
+                var line = 1
+                var i = start
+                let n = src.count
+                @inline(__always) func unit(_ at: Int) -> UInt32 {
+                    littleEndian ? UInt32(src[at]) | UInt32(src[at + 1]) << 8 : UInt32(src[at]) << 8 | UInt32(src[at + 1])
                 }
-                let low = unit(i)
-                guard low >= 0xDC00 && low <= 0xDFFF else {
-                    return .failure(DecodingFailure(line: line, message: "invalid UTF-16: unpaired high surrogate"))
+                while i + 1 < n {
+                    var scalar = unit(i)
+                    i += 2
+                    if scalar < 0x80 {
+                        if scalar == 0 {
+                            failure = DecodingFailure(line: line, message: "binary data (NUL character), not a text report")
+                            break
+                        }
+                        if scalar == 0x0A { line += 1 }
+                        dst[o] = UInt8(scalar)
+                        o += 1
+                        continue
+                    }
+                    if scalar >= 0xD800 && scalar <= 0xDBFF {
+                        guard i + 1 < n else {
+                            failure = DecodingFailure(line: line, message: "UTF-16 text ends inside a surrogate pair (truncated file?)")
+                            break
+                        }
+                        let low = unit(i)
+                        guard low >= 0xDC00 && low <= 0xDFFF else {
+                            failure = DecodingFailure(line: line, message: "invalid UTF-16: unpaired high surrogate")
+                            break
+                        }
+                        i += 2
+                        scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
+                    } else if scalar >= 0xDC00 && scalar <= 0xDFFF {
+                        failure = DecodingFailure(line: line, message: "invalid UTF-16: unpaired low surrogate")
+                        break
+                    }
+                    if scalar < 0x800 {
+                        dst[o] = UInt8(0xC0 | (scalar >> 6))
+                        dst[o + 1] = UInt8(0x80 | (scalar & 0x3F))
+                        o += 2
+                    } else if scalar < 0x10000 {
+                        dst[o] = UInt8(0xE0 | (scalar >> 12))
+                        dst[o + 1] = UInt8(0x80 | ((scalar >> 6) & 0x3F))
+                        dst[o + 2] = UInt8(0x80 | (scalar & 0x3F))
+                        o += 3
+                    } else {
+                        dst[o] = UInt8(0xF0 | (scalar >> 18))
+                        dst[o + 1] = UInt8(0x80 | ((scalar >> 12) & 0x3F))
+                        dst[o + 2] = UInt8(0x80 | ((scalar >> 6) & 0x3F))
+                        dst[o + 3] = UInt8(0x80 | (scalar & 0x3F))
+                        o += 4
+                    }
                 }
-                i += 2
-                scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
-            } else if scalar >= 0xDC00 && scalar <= 0xDFFF {
-                return .failure(DecodingFailure(line: line, message: "invalid UTF-16: unpaired low surrogate"))
+                initialized = o
             }
-            if scalar == 0 {
-                return .failure(DecodingFailure(line: line, message: "binary data (NUL character), not a text report"))
-            }
-            if scalar == 0x0A { line += 1 }
-            appendUTF8(scalar, to: &out)
         }
+        if let failure { return .failure(failure) }
         return .success(out)
     }
 
@@ -185,10 +218,6 @@ struct LineIndex {
         bytes.withUnsafeBufferPointer { buf in
             for i in 0..<buf.count where buf[i] == 0x0A { newlines.append(i) }
         }
-    }
-
-    init(_ buf: UnsafeBufferPointer<UInt8>) {
-        for i in 0..<buf.count where buf[i] == 0x0A { newlines.append(i) }
     }
 
     /// The line holding the byte at `offset` (a newline belongs to the line it ends).

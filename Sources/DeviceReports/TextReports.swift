@@ -42,6 +42,16 @@ enum TextReports {
         }
     }
 
+    /// ";" or tab when the first line is a `device;username` style header (European Excel).
+    static func csvHeaderWithOtherSeparator(_ text: [UInt8]) -> String? {
+        let firstLine = text.prefix { $0 != 0x0A }
+        let header = String(decoding: firstLine, as: UTF8.self).lowercased()
+        guard header.contains("device"), header.contains("username") else { return nil }
+        if header.contains(";") { return ";" }
+        if header.contains("\t") { return "tab" }
+        return nil
+    }
+
     static func string(_ slice: Slice<UnsafeBufferPointer<UInt8>>) -> String {
         String(decoding: UnsafeBufferPointer(rebasing: slice), as: UTF8.self)
     }

@@ -12,23 +12,28 @@ enum Timestamps {
     ///   `/Date(1701379505092+0100)/` (milliseconds since the epoch, UTC).
     /// Fractions of a second are dropped.
     static func parse(_ text: String) -> UnixTime? {
-        var bytes = Array(text.utf8)
-        while let last = bytes.last, last == 0x20 || last == 0x09 { bytes.removeLast() }
-        var start = 0
-        while start < bytes.count, bytes[start] == 0x20 || bytes[start] == 0x09 { start += 1 }
-        guard start < bytes.count else { return nil }
-        let b = Array(bytes[start...])
-        if let dotNet = parseDotNetDate(b) { return dotNet }
-        if let iso = parseISO8601(b) { return iso }
-        return parseInteger(b[...])
+        var copy = text
+        return copy.withUTF8 { parse(bytes: $0) }
     }
 
-    static func parseInteger(_ b: ArraySlice<UInt8>) -> Int64? {
+    static func parse(bytes all: UnsafeBufferPointer<UInt8>) -> UnixTime? {
+        var lo = 0, hi = all.count
+        while lo < hi, all[lo] == 0x20 || all[lo] == 0x09 { lo += 1 }
+        while hi > lo, all[hi - 1] == 0x20 || all[hi - 1] == 0x09 { hi -= 1 }
+        guard lo < hi else { return nil }
+        let b = UnsafeBufferPointer(rebasing: all[lo..<hi])
+        if let dotNet = parseDotNetDate(b) { return dotNet }
+        if let iso = parseISO8601(b) { return iso }
+        return parseInteger(b)
+    }
+
+    /// A decimal integer with an optional sign; nil on anything else or on overflow.
+    static func parseInteger<C: Collection>(_ b: C) -> Int64? where C.Element == UInt8 {
         var i = b.startIndex
         var negative = false
         if i < b.endIndex, b[i] == UInt8(ascii: "-") || b[i] == UInt8(ascii: "+") {
             negative = b[i] == UInt8(ascii: "-")
-            i += 1
+            i = b.index(after: i)
         }
         guard i < b.endIndex else { return nil }
         var value: Int64 = 0
@@ -39,32 +44,32 @@ enum Timestamps {
             let (a, o2) = m.addingReportingOverflow(Int64(c - 0x30))
             if o1 || o2 { return nil }
             value = a
-            i += 1
+            i = b.index(after: i)
         }
         return negative ? -value : value
     }
 
-    private static func parseDotNetDate(_ b: [UInt8]) -> UnixTime? {
-        // Strip optional backslashes produced when the JSON escape `\/` was kept literally.
-        let s = b.filter { $0 != UInt8(ascii: "\\") }
-        let prefix = Array("/Date(".utf8), suffix = Array(")/".utf8)
-        guard s.count > prefix.count + suffix.count,
-              Array(s[0..<prefix.count]) == prefix,
-              Array(s[(s.count - suffix.count)...]) == suffix else { return nil }
-        var inner = s[prefix.count..<(s.count - suffix.count)]
+    private static func hasPrefix(_ b: UnsafeBufferPointer<UInt8>, at: Int, _ p: StaticString) -> Bool {
+        let n = p.utf8CodeUnitCount
+        guard at + n <= b.count else { return false }
+        for k in 0..<n where b[at + k] != p.utf8Start[k] { return false }
+        return true
+    }
+
+    /// `/Date(ms)/`, `\/Date(ms)\/` (the JSON escape kept literally), with an optional +hhmm.
+    private static func parseDotNetDate(_ b: UnsafeBufferPointer<UInt8>) -> UnixTime? {
+        var lo = 0, hi = b.count
+        if hasPrefix(b, at: 0, "\\/Date(") { lo = 7 } else if hasPrefix(b, at: 0, "/Date(") { lo = 6 } else { return nil }
+        if hi >= 3, hasPrefix(b, at: hi - 3, ")\\/") { hi -= 3 } else if hi >= 2, hasPrefix(b, at: hi - 2, ")/") { hi -= 2 } else { return nil }
+        guard lo < hi else { return nil }
         // An offset suffix (+hhmm / -hhmm) after the milliseconds is informational only.
-        if inner.count > 5 {
-            let signAt = inner.endIndex - 5
-            if inner[signAt] == UInt8(ascii: "+") || inner[signAt] == UInt8(ascii: "-"), signAt > inner.startIndex {
-                inner = inner[inner.startIndex..<signAt]
-            }
-        }
-        guard let ms = parseInteger(inner) else { return nil }
+        if hi - lo > 5, b[hi - 5] == UInt8(ascii: "+") || b[hi - 5] == UInt8(ascii: "-") { hi -= 5 }
+        guard let ms = parseInteger(b[lo..<hi]) else { return nil }
         // Floor division, so pre-1970 dates round down like the rest.
         return ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000)
     }
 
-    private static func parseISO8601(_ b: [UInt8]) -> UnixTime? {
+    private static func parseISO8601(_ b: UnsafeBufferPointer<UInt8>) -> UnixTime? {
         var i = 0
         func digits(_ n: Int) -> Int64? {
             guard i + n <= b.count else { return nil }
@@ -77,37 +82,38 @@ enum Timestamps {
             i += n
             return v
         }
-        func expect(_ c: Character) -> Bool {
-            guard i < b.count, let a = c.asciiValue, b[i] == a else { return false }
+        func expect(_ c: UInt8) -> Bool {
+            guard i < b.count, b[i] == c else { return false }
             i += 1
             return true
         }
-        guard let year = digits(4), expect("-"), let month = digits(2), expect("-"), let day = digits(2) else { return nil }
+        let dash = UInt8(ascii: "-"), colon = UInt8(ascii: ":")
+        guard let year = digits(4), expect(dash), let month = digits(2), expect(dash), let day = digits(2) else { return nil }
         guard (1...12).contains(month), day >= 1, day <= daysInMonth(year: year, month: month) else { return nil }
         var seconds = daysFromCivil(year: year, month: month, day: day) * 86_400
         if i == b.count { return seconds }
         guard b[i] == UInt8(ascii: "T") || b[i] == UInt8(ascii: "t") || b[i] == UInt8(ascii: " ") else { return nil }
         i += 1
-        guard let hour = digits(2), expect(":"), let minute = digits(2) else { return nil }
+        guard let hour = digits(2), expect(colon), let minute = digits(2) else { return nil }
         var second: Int64 = 0
-        if expect(":") {
+        if expect(colon) {
             guard let s = digits(2) else { return nil }
             second = s
         }
         guard hour <= 23, minute <= 59, second <= 60 else { return nil }
         seconds += hour * 3600 + minute * 60 + second
-        if expect(".") || expect(",") {
+        if expect(UInt8(ascii: ".")) || expect(UInt8(ascii: ",")) {
             let fractionStart = i
             while i < b.count, b[i] >= 0x30 && b[i] <= 0x39 { i += 1 }
             guard i > fractionStart else { return nil }
         }
         if i == b.count { return seconds }
-        if expect("Z") || expect("z") { return i == b.count ? seconds : nil }
-        guard i < b.count, b[i] == UInt8(ascii: "+") || b[i] == UInt8(ascii: "-") else { return nil }
-        let sign: Int64 = b[i] == UInt8(ascii: "-") ? -1 : 1
+        if expect(UInt8(ascii: "Z")) || expect(UInt8(ascii: "z")) { return i == b.count ? seconds : nil }
+        guard i < b.count, b[i] == UInt8(ascii: "+") || b[i] == dash else { return nil }
+        let sign: Int64 = b[i] == dash ? -1 : 1
         i += 1
         guard let offsetHours = digits(2) else { return nil }
-        _ = expect(":")
+        _ = expect(colon)
         let offsetMinutes = digits(2) ?? 0
         guard i == b.count, offsetHours <= 23, offsetMinutes <= 59 else { return nil }
         return seconds - sign * (offsetHours * 3600 + offsetMinutes * 60)

@@ -157,19 +157,75 @@ public struct LDAPTestServer: Sendable {
     }
 
     static func runScript(_ command: String, _ directory: String) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = [scriptPath, command, directory]
-        let errors = Pipe()
-        process.standardError = errors
-        process.standardOutput = FileHandle.nullDevice
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        let output = errors.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            let text = String(decoding: output, as: UTF8.self)
-            throw ConfigurationError(description: "test-slapd.sh \(command) \(directory) failed: \(text)")
+        let result = try runCommand(["/bin/bash", scriptPath, command, directory])
+        guard result.status == 0 else {
+            throw ConfigurationError(description: "test-slapd.sh \(command) \(directory) failed (\(result.status)): \(result.standardError)")
         }
+    }
+
+    public struct CommandResult: Sendable {
+        /// The exit status, or 128 + signal number when killed by a signal.
+        public var status: Int32
+        public var standardOutput: String
+        public var standardError: String
+    }
+
+    /// Runs a program (`arguments[0]`, looked up in PATH) to completion with `input` on
+    /// its standard input, and returns its status and output.
+    ///
+    /// Uses posix_spawn and waitpid directly: Foundation's `Process` on Linux can miss a
+    /// child's exit when several are started concurrently (parallel tests), hanging
+    /// `waitUntilExit` forever. Output goes through temporary files, so a chatty child
+    /// or a daemon it leaves behind cannot block the caller.
+    public static func runCommand(_ arguments: [String], input: String? = nil) throws -> CommandResult {
+        guard let program = arguments.first else { throw ConfigurationError(description: "runCommand: no program") }
+        let scratch = FileManager.default.temporaryDirectory
+            .appendingPathComponent("tb-cmd-\(getpid())-\(UInt64.random(in: 0...UInt64.max))")
+        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let inPath = scratch.appendingPathComponent("in").path
+        let outPath = scratch.appendingPathComponent("out").path
+        let errPath = scratch.appendingPathComponent("err").path
+        try Data((input ?? "").utf8).write(to: URL(fileURLWithPath: inPath))
+
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, inPath, O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+
+        // A clean signal state for the child: Swift's worker threads block most signals,
+        // and a blocked mask is inherited across exec (a slapd started from a test would
+        // then ignore SIGTERM); SIGPIPE is ignored in this process and would be too.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var noSignals = sigset_t()
+        sigemptyset(&noSignals)
+        var allSignals = sigset_t()
+        sigfillset(&allSignals)
+        posix_spawnattr_setsigmask(&attributes, &noSignals)
+        posix_spawnattr_setsigdefault(&attributes, &allSignals)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+
+        var cArguments: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) }
+        cArguments.append(nil)
+        defer { for argument in cArguments { free(argument) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawnp(&pid, program, &actions, &attributes, cArguments, environ)
+        guard spawned == 0 else {
+            throw ConfigurationError(description: "cannot run \(program): \(String(cString: strerror(spawned)))")
+        }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) == -1 {
+            guard errno == EINTR else { throw ConfigurationError(description: "waitpid failed for \(program)") }
+        }
+        // WIFEXITED / WEXITSTATUS / WTERMSIG are macros: decode by hand.
+        let exitCode: Int32 = (status & 0x7F) == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
+        func read(_ path: String) -> String {
+            String(decoding: FileManager.default.contents(atPath: path) ?? Data(), as: UTF8.self)
+        }
+        return CommandResult(status: exitCode, standardOutput: read(outPath), standardError: read(errPath))
     }
 }

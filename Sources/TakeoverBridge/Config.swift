@@ -335,7 +335,7 @@ public struct BridgeConfig: Sendable {
     /// connection, or a SASL mechanism that does not send the password itself
     /// (PLAIN and LOGIN do, so they count as cleartext).
     public func cleartextProblem() -> String? {
-        if allowCleartext || ldap.startTLS { return nil }
+        if ldap.allowCleartext || ldap.startTLS { return nil }
         let sendsPassword: Bool
         if let mech = ldap.saslMech {
             let upper = mech.uppercased()
@@ -360,12 +360,12 @@ public struct BridgeConfig: Sendable {
         return nil
     }
 
-    private var allowCleartext: Bool { ldap.allowCleartext }
-
     /// A problem about `key`, located at its line when known.
     public func problem(_ key: String, _ message: String) -> ConfigProblem {
         let section = key.split(separator: ".").first.map(String.init) ?? key
-        return ConfigProblem(source: sourcePath, line: keyLines[key] ?? keyLines[section], key: key, message: message)
+        let line = keyLines[key] ?? keyLines[section]
+            ?? keyLines.filter { $0.key.hasPrefix(section + ".") }.map(\.value).min()
+        return ConfigProblem(source: sourcePath, line: line, key: key, message: message)
     }
 
     // MARK: File reading
@@ -579,54 +579,12 @@ enum ConfigSchema {
     }
 }
 
-/// Finds the line of each `[section]` header and `key =` in TOML text. Approximate
-/// (TOML allows more than this follows) but only used to point at lines in messages.
-struct TOMLLineIndex {
-    var lines: [String: Int] = [:]
-
-    init(_ text: String) {
-        var section = ""
-        var inMultiline: String? = nil
-        var number = 0
-        for raw in text.split(separator: "\n", omittingEmptySubsequences: false) {
-            number += 1
-            let line = raw.trimmingCharacters(in: .whitespaces)
-            if let delimiter = inMultiline {
-                if line.components(separatedBy: delimiter).count % 2 == 0 { inMultiline = nil }
-                continue
-            }
-            if line.isEmpty || line.hasPrefix("#") { continue }
-            if line.hasPrefix("[") {
-                let inner = line.drop(while: { $0 == "[" })
-                guard let close = inner.firstIndex(of: "]") else { continue }
-                section = TOMLLineIndex.cleanKey(String(inner[..<close]))
-                if lines[section] == nil { lines[section] = number }
-                continue
-            }
-            guard let eq = line.firstIndex(of: "=") else { continue }
-            let key = TOMLLineIndex.cleanKey(String(line[..<eq]))
-            let full = section.isEmpty ? key : section + "." + key
-            if lines[full] == nil { lines[full] = number }
-            let value = line[line.index(after: eq)...]
-            for delimiter in ["\"\"\"", "'''"] where value.components(separatedBy: delimiter).count == 2 {
-                inMultiline = delimiter
-            }
-        }
-    }
-
-    /// `"a" . b` -> `a.b`
-    static func cleanKey(_ raw: String) -> String {
-        raw.split(separator: ".").map {
-            $0.trimmingCharacters(in: .whitespaces).trimmingCharacters(in: CharacterSet(charactersIn: "\"'"))
-        }.joined(separator: ".")
-    }
-}
-
 struct ConfigReader {
     let text: String
     let source: String
     let baseDirectory: String
-    let index: TOMLLineIndex
+    /// Line of each section ("ldap") and key ("ldap.uri"), from the pre-check lexer.
+    var lines: [String: Int] = [:]
     var problems: [ConfigProblem] = []
     var table: TOMLTable? = nil
 
@@ -634,16 +592,19 @@ struct ConfigReader {
         self.text = text
         self.source = source
         self.baseDirectory = baseDirectory
-        self.index = TOMLLineIndex(text)
     }
 
     mutating func add(_ key: String?, _ message: String) {
-        var line: Int? = nil
-        if let key {
-            let section = key.split(separator: ".").first.map(String.init) ?? key
-            line = index.lines[key] ?? index.lines[section]
-        }
-        problems.append(ConfigProblem(source: source, line: line, key: key, message: message))
+        problems.append(ConfigProblem(source: source, line: key.flatMap(line(for:)), key: key, message: message))
+    }
+
+    /// The key's line, else its section's header, else the first line that defines
+    /// something inside the section (a `[ldap.x]` header or a dotted `ldap.x = ...` key).
+    func line(for key: String) -> Int? {
+        if let exact = lines[key] { return exact }
+        let section = key.split(separator: ".").first.map(String.init) ?? key
+        if let header = lines[section] { return header }
+        return lines.filter { $0.key.hasPrefix(section + ".") }.map(\.value).min()
     }
 
     func value(_ section: String, _ key: String) -> TOMLValueConvertible? {
@@ -765,20 +726,20 @@ struct ConfigReader {
         for top in root.keys.sorted() {
             guard let v = root[top] else { continue }
             if ConfigSchema.looksLikeSecret(top) {
-                problems.append(ConfigProblem(source: source, line: index.lines[top], key: nil, message: ConfigSchema.secretMessage))
+                problems.append(ConfigProblem(source: source, line: line(for: top), key: nil, message: ConfigSchema.secretMessage))
                 continue
             }
             guard known.contains(top) else {
                 if v.type == .table {
                     var message = "unknown section [\(top)]"
                     if let near = ConfigSchema.closest(top, among: known) { message += "; did you mean [\(near)]?" }
-                    problems.append(ConfigProblem(source: source, line: index.lines[top], key: nil, message: message))
+                    problems.append(ConfigProblem(source: source, line: line(for: top), key: nil, message: message))
                 } else {
                     var message = "\(top): keys must be inside a section"
                     if let owner = ConfigSchema.sections.first(where: { s in s.keys.contains(where: { $0.0 == top }) }) {
                         message += "; did you mean to put it under [\(owner.name)]?"
                     }
-                    problems.append(ConfigProblem(source: source, line: index.lines[top], key: nil, message: message))
+                    problems.append(ConfigProblem(source: source, line: line(for: top), key: nil, message: message))
                 }
                 continue
             }
@@ -878,9 +839,22 @@ struct ConfigReader {
     }
 
     mutating func read() throws(ConfigError) -> BridgeConfig {
+        // The TOML parser takes a C string: a NUL would silently end the file early.
+        if let nul = text.utf8.firstIndex(of: 0) {
+            let line = text.utf8[..<nul].reduce(1) { $1 == UInt8(ascii: "\n") ? $0 + 1 : $0 }
+            throw ConfigError(ConfigProblem(source: source, line: line, message: "contains a NUL byte; is it a text file?"))
+        }
+        let body = text.hasPrefix("\u{FEFF}") ? String(text.dropFirst()) : text
+        var lexer = TOMLPrecheck(body)
+        do {
+            try lexer.document()
+        } catch {
+            throw ConfigError(ConfigProblem(source: source, line: error.line, message: "not valid TOML: \(error.message)"))
+        }
+        lines = lexer.lines
         let root: TOMLTable
         do {
-            root = try TOMLTable(string: text)
+            root = try TOMLTable(string: body)
         } catch let error as TOMLParseError {
             let line = error.source.begin.line
             let column = error.source.begin.column
@@ -1071,7 +1045,7 @@ struct ConfigReader {
             throw ConfigError(problems: ConfigReader.sorted(problems))
         }
         return BridgeConfig(ldap: ldap, users: users, devices: devices, bindings: bindings, policy: policy,
-                            safety: safety, state: state, sourcePath: source, keyLines: index.lines)
+                            safety: safety, state: state, sourcePath: source, keyLines: lines)
     }
 
     /// By line (problems without a line last), keeping the order found otherwise.
@@ -1082,5 +1056,230 @@ struct ConfigReader {
             let la = a.element.line ?? Int.max, lb = b.element.line ?? Int.max
             return la != lb ? la < lb : a.offset < b.offset
         }.map(\.element)
+    }
+}
+
+// MARK: - TOML pre-check
+
+/// A structural check run before the TOML parser. toml++ 3.4 (inside TOMLKit) asserts
+/// instead of reporting an error on some malformed keys (for example a table header
+/// `[{x]`), which would abort the process on a broken config. This lexer walks the
+/// statements, keys, strings, arrays and inline tables of TOML 1.0 and reports the
+/// first malformed one with its line; what it accepts, the real parser then checks fully.
+struct TOMLPrecheck {
+    let bytes: [UInt8]
+    var i = 0
+    var line = 1
+    /// Where each table header ("ldap") and key ("ldap.uri") first appears.
+    var lines: [String: Int] = [:]
+    var section: [String] = []
+
+    struct Failure: Error {
+        var line: Int
+        var message: String
+    }
+
+    init(_ text: String) {
+        bytes = Array(text.utf8)
+    }
+
+    var atEnd: Bool { i >= bytes.count }
+    var current: UInt8 { i < bytes.count ? bytes[i] : 0 }
+
+    func peek(_ offset: Int) -> UInt8 { i + offset < bytes.count ? bytes[i + offset] : 0 }
+
+    func fail(_ message: String) -> Failure { Failure(line: line, message: message) }
+
+    static func isBareKey(_ b: UInt8) -> Bool {
+        (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || (b >= 0x30 && b <= 0x39) || b == 0x5F || b == 0x2D
+    }
+
+    mutating func skipSpaces() {
+        while !atEnd, current == 0x20 || current == 0x09 { i += 1 }
+    }
+
+    mutating func skipComment() {
+        if current == UInt8(ascii: "#") {
+            while !atEnd, current != 0x0A { i += 1 }
+        }
+    }
+
+    /// Spaces, comments and newlines (between statements and inside arrays).
+    mutating func skipBlank() {
+        while !atEnd {
+            switch current {
+            case 0x20, 0x09, 0x0D: i += 1
+            case 0x0A: i += 1; line += 1
+            case UInt8(ascii: "#"): skipComment()
+            default: return
+            }
+        }
+    }
+
+    mutating func endOfLine(after what: String) throws(Failure) {
+        skipSpaces()
+        skipComment()
+        if atEnd { return }
+        if current == 0x0D && peek(1) == 0x0A { i += 1 }
+        guard current == 0x0A else { throw fail("unexpected text after \(what)") }
+        i += 1
+        line += 1
+    }
+
+    mutating func document() throws(Failure) {
+        while true {
+            skipBlank()
+            if atEnd { return }
+            if current == UInt8(ascii: "[") {
+                i += 1
+                let array = current == UInt8(ascii: "[")
+                if array { i += 1 }
+                let headerLine = line
+                section = try key(in: "table header")
+                record(section, headerLine)
+                guard current == UInt8(ascii: "]") else { throw fail("a table header must end with ']'") }
+                i += 1
+                if array {
+                    guard current == UInt8(ascii: "]") else { throw fail("an array-of-tables header must end with ']]'") }
+                    i += 1
+                }
+                try endOfLine(after: "the table header")
+            } else {
+                try keyValue(prefix: section)
+                try endOfLine(after: "the value")
+            }
+        }
+    }
+
+    mutating func record(_ path: [String], _ at: Int) {
+        let name = path.joined(separator: ".")
+        if lines[name] == nil { lines[name] = at }
+    }
+
+    /// A dotted key's parts (quoted parts without their quotes; escapes kept as written).
+    mutating func key(in context: String) throws(Failure) -> [String] {
+        var parts: [String] = []
+        while true {
+            skipSpaces()
+            let start = i
+            if Self.isBareKey(current) {
+                while Self.isBareKey(current) { i += 1 }
+                parts.append(String(decoding: bytes[start..<i], as: UTF8.self))
+            } else if current == UInt8(ascii: "\"") {
+                try basicString()
+                parts.append(String(decoding: bytes[(start + 1)..<(i - 1)], as: UTF8.self))
+            } else if current == UInt8(ascii: "'") {
+                try literalString()
+                parts.append(String(decoding: bytes[(start + 1)..<(i - 1)], as: UTF8.self))
+            } else {
+                throw fail("invalid key in \(context): use letters, digits, '_' and '-', or quote it")
+            }
+            skipSpaces()
+            guard current == UInt8(ascii: ".") else { return parts }
+            i += 1
+        }
+    }
+
+    mutating func keyValue(prefix: [String]) throws(Failure) {
+        let keyLine = line
+        let path = prefix + (try key(in: "key = value"))
+        record(path, keyLine)
+        guard current == UInt8(ascii: "=") else { throw fail("expected '=' after the key") }
+        i += 1
+        skipSpaces()
+        try value(path: path)
+    }
+
+    mutating func basicString() throws(Failure) {
+        i += 1
+        while true {
+            guard !atEnd, current != 0x0A else { throw fail("unterminated string") }
+            if current == UInt8(ascii: "\\") { i += 2; continue }
+            if current == UInt8(ascii: "\"") { i += 1; return }
+            i += 1
+        }
+    }
+
+    mutating func literalString() throws(Failure) {
+        i += 1
+        while true {
+            guard !atEnd, current != 0x0A else { throw fail("unterminated string") }
+            if current == UInt8(ascii: "'") { i += 1; return }
+            i += 1
+        }
+    }
+
+    mutating func multilineString(quote: UInt8) throws(Failure) {
+        let start = line
+        i += 3
+        while true {
+            guard !atEnd else { throw Failure(line: start, message: "unterminated multi-line string") }
+            if current == 0x0A { line += 1 }
+            if quote == UInt8(ascii: "\"") && current == UInt8(ascii: "\\") {
+                i += 1
+                if current == 0x0A { line += 1 }
+                i += 1
+                continue
+            }
+            if current == quote && peek(1) == quote && peek(2) == quote {
+                i += 3
+                var extra = 0
+                while current == quote && extra < 2 { i += 1; extra += 1 }
+                return
+            }
+            i += 1
+        }
+    }
+
+    mutating func value(path: [String]) throws(Failure) {
+        switch current {
+        case UInt8(ascii: "\""):
+            if peek(1) == current && peek(2) == current { try multilineString(quote: current) } else { try basicString() }
+        case UInt8(ascii: "'"):
+            if peek(1) == current && peek(2) == current { try multilineString(quote: current) } else { try literalString() }
+        case UInt8(ascii: "["):
+            i += 1
+            while true {
+                skipBlank()
+                if current == UInt8(ascii: "]") { i += 1; return }
+                guard !atEnd else { throw fail("unterminated array") }
+                try value(path: path)
+                skipBlank()
+                if current == UInt8(ascii: ",") { i += 1; continue }
+                if current == UInt8(ascii: "]") { i += 1; return }
+                throw fail("expected ',' or ']' in the array")
+            }
+        case UInt8(ascii: "{"):
+            i += 1
+            skipSpaces()
+            if current == UInt8(ascii: "}") { i += 1; return }
+            while true {
+                try keyValue(prefix: path)
+                skipSpaces()
+                if current == UInt8(ascii: ",") { i += 1; continue }
+                if current == UInt8(ascii: "}") { i += 1; return }
+                throw fail("expected ',' or '}' in the inline table")
+            }
+        default:
+            // Numbers, booleans, dates: the parser checks their form.
+            let start = i
+            while !atEnd {
+                let b = current
+                if b == 0x20 || b == 0x09 {
+                    // "1979-05-27 07:32:00": a date and a time separated by one space.
+                    if i - start == 10, bytes[start + 4] == UInt8(ascii: "-"), (0x30...0x39).contains(peek(1)) {
+                        i += 1
+                        continue
+                    }
+                    break
+                }
+                if b == 0x0A || b == 0x0D || b == UInt8(ascii: ",") || b == UInt8(ascii: "]") || b == UInt8(ascii: "}")
+                    || b == UInt8(ascii: "#") {
+                    break
+                }
+                i += 1
+            }
+            if i == start { throw fail("missing value") }
+        }
     }
 }

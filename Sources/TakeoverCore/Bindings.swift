@@ -6,7 +6,14 @@ import LDAPSyntax
 extension BindingLayout {
     /// The record value for one binding: `recordPrefix + localName + ":" + userDN`.
     public func recordValue(localName: String, userDN: String) -> String {
-        recordPrefix + localName + ":" + userDN
+        // Sized once: a plan holds one of these per new binding.
+        var value = ""
+        value.reserveCapacity(recordPrefix.utf8.count + localName.utf8.count + 1 + userDN.utf8.count)
+        value += recordPrefix
+        value += localName
+        value += ":"
+        value += userDN
+        return value
     }
 
     /// Splits a record value; nil for values without the prefix (a person's `description`)

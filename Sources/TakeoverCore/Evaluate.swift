@@ -1,6 +1,6 @@
 // R5, R6, R7 and R13 for the pairs of one active device that have no binding yet.
 
-extension Planning {
+extension DeviceStage {
     /// A total order on a report's accounts, so the report's own order never matters (R14).
     func accountLess(_ a: LocalAccount, _ b: LocalAccount) -> Bool {
         var c = stringCompare(a.name, b.name); if c != 0 { return c < 0 }
@@ -17,30 +17,19 @@ extension Planning {
     /// - Parameters:
     ///   - wanted: user ranks (connected, free of conflicts, not bound here).
     ///   - heldNames: folded local names held by bindings on this device that stay, with their entry key.
-    func evaluate(_ wanted: [Int], report: DeviceReport, deviceName: String, heldNames: [String: String],
-                  entries: [String: BindingEntry]) -> [Int: FreshOutcome] {
+    func evaluate(_ wanted: [Int], report: DeviceReport, scan: AccountScan, deviceName: String, heldNames: [String: Int],
+                  slots: [BindingEntry]) -> [Int: FreshOutcome] {
         var result: [Int: FreshOutcome] = [:]
         result.reserveCapacity(wanted.count)
-        var slot: [String: Int] = [:]
-        slot.reserveCapacity(wanted.count)
-        for (k, r) in wanted.enumerated() where slot[users[r].foldedLocal] == nil { slot[users[r].foldedLocal] = k }
-        var matches = [[Int]](repeating: [], count: wanted.count)
         let accounts = report.accounts
-        var foldedNames = [String]()
-        foldedNames.reserveCapacity(accounts.count)
-        for (a, account) in accounts.enumerated() {
-            let f = Folding.fold(account.name)
-            foldedNames.append(f)
-            if let k = slot[f] { matches[k].append(a) }
-        }
         var r7: [Int] = []
-        for (k, r) in wanted.enumerated() {
+        for r in wanted {
             let info = users[r]
-            let u = user(r)
-            if let holderKey = heldNames[info.foldedLocal], holderKey != info.normDN {
-                let holder = entries[holderKey]
-                let holderName = holder.flatMap { $0.user >= 0 ? user($0.user).username : nil } ?? DNNormalizer.firstRDNValue(holderKey)
-                let holderDN = holder.flatMap { $0.user >= 0 ? user($0.user).dn : $0.members.first?.raw } ?? holderKey
+            let u = info
+            if let holderSlot = heldNames[info.foldedLocal], slots[holderSlot].user != r {
+                let holder = slots[holderSlot]
+                let holderName = holder.user >= 0 ? user(holder.user).username : DNNormalizer.firstRDNValue(holder.normDN)
+                let holderDN = holder.user >= 0 ? user(holder.user).dn : (holder.members.first?.raw ?? holder.normDN)
                 result[r] = .conflict(kind: Kind.accountAlreadyBound, finding: Finding(
                     kind: Kind.accountAlreadyBound, value: u.localName, users: [u.username], devices: [deviceName],
                     message: "the local account \(q(u.localName)) on \(q(deviceName)) is already bound to \(holderName) (\(holderDN)); \(u.username) can't take it over",
@@ -48,7 +37,7 @@ extension Planning {
                     localAccount: nil)
                 continue
             }
-            let m = matches[slot[info.foldedLocal] ?? k]
+            let m = scan.matches(info.foldedLocal)
             if !m.isEmpty {
                 let exact = m.filter { accounts[$0].name == u.localName }.min { accountLess(accounts[$0], accounts[$1]) }
                 if exact == nil && m.count > 1 {
@@ -62,8 +51,8 @@ extension Planning {
                 }
                 let a = exact ?? m[0]
                 let account = accounts[a]
-                if let why = protection(account, foldedNames[a], report.platform) {
-                    result[r] = .conflict(kind: Kind.protectedAccount, finding: protectedFinding(u, deviceName: deviceName, account: account.name, why: why, reported: true), localAccount: account.name)
+                if let why = protection(account, scan.folded(a), report.platform) {
+                    result[r] = .conflict(kind: Kind.protectedAccount, finding: protectedFinding(user(r), deviceName: deviceName, account: account.name, why: why, reported: true), localAccount: account.name)
                 } else {
                     result[r] = .takeover(account: a)
                 }
@@ -71,18 +60,18 @@ extension Planning {
             }
             // Not reported: a protected name is still never provisioned (root, `_x`, policy names).
             if let why = protection(LocalAccount(name: u.localName), info.foldedLocal, report.platform) {
-                result[r] = .conflict(kind: Kind.protectedAccount, finding: protectedFinding(u, deviceName: deviceName, account: u.localName, why: why, reported: false), localAccount: nil)
+                result[r] = .conflict(kind: Kind.protectedAccount, finding: protectedFinding(user(r), deviceName: deviceName, account: u.localName, why: why, reported: false), localAccount: nil)
                 continue
             }
             r7.append(r)
         }
         guard !r7.isEmpty else { return result }
-        let likely = findLikely(r7, report: report, foldedNames: foldedNames, heldNames: heldNames)
+        let likely = findLikely(Set(r7), report: report, scan: scan, heldNames: heldNames)
         for r in r7 {
-            let u = user(r)
+            let u = users[r]
             let l = likely[r] ?? []
             if !l.isEmpty && policy.onLikelyMismatch == .hold {
-                let finding = likelyFinding(u, deviceName: deviceName, report: report, likely: l, hold: true)
+                let finding = likelyFinding(user(r), deviceName: deviceName, report: report, likely: l, hold: true)
                 result[r] = .conflict(kind: Kind.likelyMismatch, finding: finding, localAccount: nil)
                 continue
             }
@@ -124,55 +113,252 @@ extension Planning {
                 + (hold ? " or set [policy] on_likely_mismatch = \"provision\"" : ""))
     }
 
-    /// R7: unbound, unprotected accounts that share the uid number (Linux, macOS), the home
-    /// folder name or the full name with a user; accounts whose name is another user's
-    /// local name are that user's, not candidates.
-    private func findLikely(_ ranks: [Int], report: DeviceReport, foldedNames: [String],
-                            heldNames: [String: String]) -> [Int: [LikelyMatch]] {
-        var byUID: [Int64: [Int]] = [:]
-        var byHome: [String: [Int]] = [:]
-        var byFull: [String: [Int]] = [:]
-        let useUID = report.platform != .windows
-        for r in ranks {
-            let u = user(r)
-            if useUID, let n = u.uidNumber { byUID[n, default: []].append(r) }
-            byHome[users[r].foldedName, default: []].append(r)
-            if users[r].foldedLocal != users[r].foldedName { byHome[users[r].foldedLocal, default: []].append(r) }
-            if let display = u.displayName, !display.isEmpty { byFull[Folding.fold(display), default: []].append(r) }
-        }
+    /// R7 from the scan's hits: unbound, unprotected accounts that share the uid number
+    /// (Linux, macOS), the home folder name or the full name with a user; accounts whose
+    /// name is another user's local name are that user's, not candidates.
+    private func findLikely(_ ranks: Set<Int>, report: DeviceReport, scan: AccountScan,
+                            heldNames: [String: Int]) -> [Int: [LikelyMatch]] {
         var out: [Int: [LikelyMatch]] = [:]
-        for (a, account) in report.accounts.enumerated() {
-            var hits: [(Int, String)] = []
-            if !byUID.isEmpty, let uid = account.effectiveUID, let rs = byUID[uid] {
-                for r in rs { hits.append((r, "same uid number \(uid)")) }
-            }
-            if let home = account.home, let base = homeBase(home), let rs = byHome[Folding.fold(String(base))] {
-                for r in rs { hits.append((r, "home directory \(home)")) }
-            }
-            if !byFull.isEmpty, let full = account.fullName, !full.isEmpty, let rs = byFull[Folding.fold(full)] {
-                for r in rs { hits.append((r, "full name \(q(full))")) }
-            }
-            if hits.isEmpty { continue }
-            let f = foldedNames[a]
+        for hit in scan.hits {
+            let r = scan.candidates[hit.candidate]
+            guard ranks.contains(r) else { continue }
+            let a = hit.account
+            let account = report.accounts[a]
+            let f = scan.folded(a)
             if heldNames[f] != nil { continue }
             if protection(account, f, report.platform) != nil { continue }
-            for (r, why) in hits {
-                if let claim = byLocal[f], claim != r { continue }
-                var list = out[r] ?? []
-                if let i = list.firstIndex(where: { $0.account == a }) { list[i].why.append(why) }
-                else { list.append(LikelyMatch(account: a, why: [why])) }
-                out[r] = list
+            if let claim = localOwner(f), claim != r { continue }
+            let why: String
+            switch hit.reason {
+            case .uid: why = "same uid number \(account.effectiveUID ?? 0)"
+            case .home: why = "home directory \(account.home ?? "")"
+            case .fullName: why = "full name \(q(account.fullName ?? ""))"
             }
+            var list = out[r] ?? []
+            if let i = list.firstIndex(where: { $0.account == a }) { list[i].why.append(why) }
+            else { list.append(LikelyMatch(account: a, why: [why])) }
+            out[r] = list
         }
         for (r, list) in out where list.count > 1 {
             out[r] = list.sorted { accountLess(report.accounts[$0.account], report.accounts[$1.account]) }
         }
         return out
     }
+}
 
-    private func homeBase(_ home: String) -> Substring? {
-        let parts = home.split(whereSeparator: { $0 == "/" || $0 == "\\" })
-        return parts.last
+/// The last path component of a home directory ('/' or '\\' separated), without allocating.
+func homeBase(_ home: String) -> Substring? {
+    let bytes = home.utf8
+    var end = bytes.endIndex
+    func isSeparator(_ b: UInt8) -> Bool { b == UInt8(ascii: "/") || b == UInt8(ascii: "\\") }
+    while end > bytes.startIndex, isSeparator(bytes[bytes.index(before: end)]) { end = bytes.index(before: end) }
+    guard end > bytes.startIndex else { return nil }
+    var start = end
+    while start > bytes.startIndex, !isSeparator(bytes[bytes.index(before: start)]) { start = bytes.index(before: start) }
+    return home[start..<end]
+}
+
+/// A dictionary from a key to one or more small integers, allocating only for repeats.
+struct MultiIndex<Key: Hashable> {
+    private var first: [Key: Int] = [:]
+    private var more: [[Int]] = []
+
+    var isEmpty: Bool { first.isEmpty }
+
+    mutating func insert(_ key: Key, _ value: Int) {
+        guard let v = first[key] else { first[key] = value; return }
+        if v >= 0 {
+            more.append([v, value])
+            first[key] = -more.count
+        } else {
+            more[-v - 1].append(value)
+        }
+    }
+
+    var keys: Dictionary<Key, Int>.Keys { first.keys }
+
+    func forEach(_ key: Key, _ body: (Int) -> Void) {
+        guard let v = first[key] else { return }
+        if v >= 0 { body(v) } else { for x in more[-v - 1] { body(x) } }
+    }
+}
+
+/// A 256-bit filter on (length, first byte, last byte) of folded ASCII keys: most names a
+/// device reports are ruled out without folding or hashing them. Never a false negative:
+/// raw names that are not ASCII, or any key that is not, always pass.
+struct QuickFilter {
+    private var bits: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+    private var all = false
+    private(set) var isEmpty = true
+
+    private static func signature<C: Collection>(_ bytes: C) -> Int? where C.Element == UInt8 {
+        var count = 0
+        var first: UInt8 = 0, last: UInt8 = 0
+        for b in bytes {
+            if b >= 0x80 { return nil }
+            let l = (b &- 0x41 < 26) ? b | 0x20 : b
+            if count == 0 { first = l }
+            last = l
+            count += 1
+        }
+        return (count &* 131 &+ Int(first) &* 31 &+ Int(last)) & 255
+    }
+
+    mutating func insert(folded key: String) {
+        isEmpty = false
+        guard let s = Self.signature(key.utf8) else { all = true; return }
+        set(s)
+    }
+
+    private mutating func set(_ s: Int) {
+        let bit = UInt64(1) << UInt64(s & 63)
+        switch s >> 6 {
+        case 0: bits.0 |= bit
+        case 1: bits.1 |= bit
+        case 2: bits.2 |= bit
+        default: bits.3 |= bit
+        }
+    }
+
+    func mayContain<C: Collection>(raw bytes: C) -> Bool where C.Element == UInt8 {
+        if isEmpty { return false }
+        if all { return true }
+        guard let s = Self.signature(bytes) else { return true }
+        return test(s)
+    }
+
+    /// `mayContain` for a whole string, reading its UTF-8 in place.
+    func mayContain(_ raw: String) -> Bool {
+        if isEmpty { return false }
+        if all { return true }
+        let fast = raw.utf8.withContiguousStorageIfAvailable { buffer -> Bool in
+            guard let s = Self.signature(buffer) else { return true }
+            return test(s)
+        }
+        return fast ?? mayContain(raw: raw.utf8)
+    }
+
+    /// `mayContain` for the last path component of `path` ('/' or '\\' separated).
+    func mayContainLastComponent(of path: String) -> Bool {
+        if isEmpty { return false }
+        if all { return true }
+        let fast = path.utf8.withContiguousStorageIfAvailable { buffer -> Bool in
+            var end = buffer.count
+            while end > 0 && (buffer[end - 1] == 0x2F || buffer[end - 1] == 0x5C) { end -= 1 }
+            var start = end
+            while start > 0 && buffer[start - 1] != 0x2F && buffer[start - 1] != 0x5C { start -= 1 }
+            if start == end { return false }
+            guard let s = Self.signature(UnsafeBufferPointer(rebasing: buffer[start..<end])) else { return true }
+            return test(s)
+        }
+        return fast ?? true
+    }
+
+    private func test(_ s: Int) -> Bool {
+        let bit = UInt64(1) << UInt64(s & 63)
+        switch s >> 6 {
+        case 0: return bits.0 & bit != 0
+        case 1: return bits.1 & bit != 0
+        case 2: return bits.2 & bit != 0
+        default: return bits.3 & bit != 0
+        }
+    }
+}
+
+/// A 256-bit filter on the low byte of integer keys.
+struct IntFilter {
+    private var bits: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+    private(set) var isEmpty = true
+
+    mutating func insert(_ key: Int64) {
+        isEmpty = false
+        let s = Int(truncatingIfNeeded: key) & 255
+        let bit = UInt64(1) << UInt64(s & 63)
+        switch s >> 6 {
+        case 0: bits.0 |= bit
+        case 1: bits.1 |= bit
+        case 2: bits.2 |= bit
+        default: bits.3 |= bit
+        }
+    }
+
+    func mayContain(_ key: Int64) -> Bool {
+        let s = Int(truncatingIfNeeded: key) & 255
+        let bit = UInt64(1) << UInt64(s & 63)
+        switch s >> 6 {
+        case 0: return bits.0 & bit != 0
+        case 1: return bits.1 & bit != 0
+        case 2: return bits.2 & bit != 0
+        default: return bits.3 & bit != 0
+        }
+    }
+}
+
+/// One pass over a device's accounts: where the wanted names are, and which accounts look
+/// like a candidate user's (R7: uid number, home folder, full name).
+struct AccountScan {
+    enum Reason { case uid, home, fullName }
+
+    private var accounts: [LocalAccount] = []
+    /// Candidate index -> user rank.
+    var candidates: [Int] = []
+    var hits: [(account: Int, candidate: Int, reason: Reason)] = []
+    /// Wanted folded name -> first matching account, or -1.
+    private var first: [String: Int] = [:]
+    private var multiple: Set<String> = []
+
+    init() {}
+
+    /// - Parameters:
+    ///   - wanted: folded local names to find, each mapped to -1.
+    ///   - candidates: user ranks R7 may apply to, with their keys (values index `candidates`).
+    init(_ accounts: [LocalAccount], wanted: [String: Int], candidates: [Int] = [],
+         uids: MultiIndex<Int64> = MultiIndex(), homes: MultiIndex<String> = MultiIndex(),
+         fullNames: MultiIndex<String> = MultiIndex()) {
+        var first = wanted
+        var multiple: Set<String> = []
+        var hits: [(account: Int, candidate: Int, reason: Reason)] = []
+        var nameFilter = QuickFilter(), homeFilter = QuickFilter(), fullFilter = QuickFilter()
+        var uidFilter = IntFilter()
+        for k in wanted.keys { nameFilter.insert(folded: k) }
+        for k in homes.keys { homeFilter.insert(folded: k) }
+        for k in fullNames.keys { fullFilter.insert(folded: k) }
+        for k in uids.keys { uidFilter.insert(k) }
+        accounts.withUnsafeBufferPointer { buffer in
+            for a in buffer.indices {
+                if nameFilter.mayContain(buffer[a].name) {
+                    let f = Folding.fold(buffer[a].name)
+                    if let v = first[f] {
+                        if v < 0 { first[f] = a } else { multiple.insert(f) }
+                    }
+                }
+                if !uidFilter.isEmpty, let uid = buffer[a].effectiveUID, uidFilter.mayContain(uid) {
+                    uids.forEach(uid) { hits.append((a, $0, .uid)) }
+                }
+                if !homeFilter.isEmpty, let home = buffer[a].home, homeFilter.mayContainLastComponent(of: home),
+                   let base = homeBase(home) {
+                    homes.forEach(Folding.fold(String(base))) { hits.append((a, $0, .home)) }
+                }
+                if !fullFilter.isEmpty, let full = buffer[a].fullName, !full.isEmpty, fullFilter.mayContain(full) {
+                    fullNames.forEach(Folding.fold(full)) { hits.append((a, $0, .fullName)) }
+                }
+            }
+        }
+        self.accounts = accounts
+        self.first = first
+        self.multiple = multiple
+        self.candidates = candidates
+        self.hits = hits
+    }
+
+    func folded(_ a: Int) -> String { Folding.fold(accounts[a].name) }
+
+    func has(_ f: String) -> Bool { (first[f] ?? -1) >= 0 }
+
+    func matches(_ f: String) -> [Int] {
+        guard let v = first[f], v >= 0 else { return [] }
+        if !multiple.contains(f) { return [v] }
+        return accounts.indices.filter { folded($0) == f }
     }
 }
 

@@ -92,6 +92,9 @@ public enum Explainer {
             lines.append("  connected to no device and bound to none: nothing to decide")
             return lines
         }
+        if let deviceFilter, devices[deviceFilter] == nil {
+            lines.append("  not connected to or bound on \(deviceFilter): nothing to decide there")
+        }
         let order = devices.keys.sorted(by: stringLess)
         lines.append("  connected to: " + (connections.isEmpty ? "no device" : order.filter { connections[$0] != nil }.compactMap { devices[$0] }.joined(separator: ", ")))
         for f in order {
@@ -166,6 +169,14 @@ public enum Explainer {
         let policyNames = ProtectedAccounts.policyNames(input.policy)
         if named.isEmpty {
             lines.append("    no account is named \(q(u.localName)) (compared case-insensitively)")
+            if let why = ProtectedAccounts.reason(for: LocalAccount(name: u.localName), folded: local, platform: r.platform,
+                                                  policy: input.policy, policyNames: policyNames) {
+                lines.append("    \(q(u.localName)) is a protected name (\(why)): never provisioned (R5)")
+            } else if let why = AccountNames.validate(u.localName, platform: r.platform) {
+                lines.append("    \(q(u.localName)) is not a valid \(platformName(r.platform)) account name: \(why) (R13)")
+            } else {
+                lines.append("    \(q(u.localName)) is a valid \(platformName(r.platform)) account name (R13)")
+            }
         }
         for a in named {
             let why = ProtectedAccounts.reason(for: a, folded: Folding.fold(a.name), platform: r.platform, policy: input.policy, policyNames: policyNames)

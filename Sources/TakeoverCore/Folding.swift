@@ -65,4 +65,19 @@ public enum Folding {
         }
         return String(out)
     }
+
+    /// `fold(String(raw)) == folded` without allocating when both are ASCII.
+    public static func equals(_ raw: Substring, folded: String) -> Bool {
+        for f in folded.utf8 where f >= 0x80 { return fold(String(raw)) == folded }
+        var it = folded.utf8.makeIterator()
+        var same = true
+        for b in raw.utf8 {
+            if b >= 0x80 { return fold(String(raw)) == folded }
+            if same {
+                if let f = it.next(), ((b &- 0x41 < 26) ? b | 0x20 : b) == f { continue }
+                same = false
+            }
+        }
+        return same && it.next() == nil
+    }
 }

@@ -15,7 +15,15 @@ public struct DirectoryUser: Sendable, Hashable {
     /// attribute, else the first value (R2).
     public var username: String
     /// Every value of the name attribute. More than one: warning `multi-valued-username`.
-    public var allUsernames: [String]
+    /// Stored only when it is not just `[username]` (one array less per user).
+    public var allUsernames: [String] {
+        get { otherUsernames ?? [username] }
+        set { otherUsernames = newValue.count == 1 && newValue[0] == username ? nil : newValue }
+    }
+    private var otherUsernames: [String]?
+
+    /// How many values the name attribute has (no array is made for the usual one).
+    var usernameValueCount: Int { otherUsernames?.count ?? 1 }
     /// The Local User Account field; nil when absent or empty.
     public var localAccountField: String?
     /// uidNumber (first numeric value); duplicates across users: warning `duplicate-uid-number`.
@@ -28,7 +36,11 @@ public struct DirectoryUser: Sendable, Hashable {
                 uidNumber: Int64? = nil, displayName: String? = nil, stableID: String? = nil) {
         self.dn = dn
         self.username = username
-        self.allUsernames = allUsernames ?? [username]
+        if let all = allUsernames, !(all.count == 1 && all[0] == username) {
+            self.otherUsernames = all
+        } else {
+            self.otherUsernames = nil
+        }
         self.localAccountField = (localAccountField?.isEmpty ?? true) ? nil : localAccountField
         self.uidNumber = uidNumber
         self.displayName = displayName
@@ -67,26 +79,28 @@ public enum Platform: String, Sendable, Hashable, Codable, CaseIterable {
 /// One local account as a device reported it. Raw facts only; protection (R5) is decided
 /// by `ProtectedAccounts` with the policy.
 public struct LocalAccount: Sendable, Hashable {
+    // Stored properties are ordered for a compact layout (128 bytes instead of 144): a
+    // million of these is the largest input the planner holds.
     /// The name as the device spells it.
     public var name: String
-    /// osquery `uid` (on Windows only the RID).
-    public var uid: Int64?
-    /// osquery `uid_signed` (macOS nobody is -2). Prefer this for comparisons.
-    public var uidSigned: Int64?
     /// Windows SID (osquery `uuid` on Windows, PowerShell `SID.Value`).
     public var sid: String?
     public var home: String?
     public var shell: String?
     /// Full name / gecos / description.
     public var fullName: String?
-    /// macOS `is_hidden = 1`.
-    public var hidden: Bool
     /// osquery Windows `type`: local, roaming, special.
     public var accountType: String?
+    /// osquery `uid` (on Windows only the RID).
+    public var uid: Int64?
+    /// macOS `is_hidden = 1`.
+    public var hidden: Bool
     /// JumpCloud System Insights `real_user`; false means a system account.
     public var realUser: Bool?
     /// PowerShell `Enabled`.
     public var enabled: Bool?
+    /// osquery `uid_signed` (macOS nobody is -2). Prefer this for comparisons.
+    public var uidSigned: Int64?
 
     public init(name: String, uid: Int64? = nil, uidSigned: Int64? = nil, sid: String? = nil, home: String? = nil,
                 shell: String? = nil, fullName: String? = nil, hidden: Bool = false, accountType: String? = nil,

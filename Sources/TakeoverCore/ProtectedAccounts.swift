@@ -101,8 +101,13 @@ public enum ProtectedAccounts {
     }
 
     private static func noLoginShell(_ shell: String) -> String? {
-        let last = shell.split(separator: "/").last.map(String.init) ?? shell
-        if last == "nologin" || last == "false" { return "login shell \(shell)" }
+        let bytes = shell.utf8
+        var start = bytes.endIndex
+        while start > bytes.startIndex, bytes[bytes.index(before: start)] != UInt8(ascii: "/") {
+            start = bytes.index(before: start)
+        }
+        let last = bytes[start...]
+        if last.elementsEqual("nologin".utf8) || last.elementsEqual("false".utf8) { return "login shell \(shell)" }
         return nil
     }
 }

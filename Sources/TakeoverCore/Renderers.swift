@@ -9,7 +9,7 @@ public enum ReportRenderer {
     /// The report object: keys in the order of PRODUCT.md section 5, one array element per
     /// line, UTF-8, ending in a newline.
     public static func json(_ plan: Plan) -> String {
-        var w = JSONWriter()
+        var w = JSONWriter(capacity: 4096 + plan.decisions.count * 420 + plan.changes.count * 200)
         let s = plan.summary
         w.raw("{\n  \"version\": 1,\n  \"generatedAt\": ")
         w.string(ISOTime.format(plan.generatedAt))
@@ -206,12 +206,17 @@ public enum ReportRenderer {
 struct JSONWriter {
     private var bytes: [UInt8] = []
 
-    init() { bytes.reserveCapacity(1 << 16) }
+    init(capacity: Int = 1 << 16) { bytes.reserveCapacity(capacity) }
 
     mutating func raw(_ s: String) { bytes.append(contentsOf: s.utf8) }
 
     mutating func string(_ s: String) {
         bytes.append(UInt8(ascii: "\""))
+        if !s.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            bytes.append(contentsOf: s.utf8)
+            bytes.append(UInt8(ascii: "\""))
+            return
+        }
         for b in s.utf8 {
             switch b {
             case UInt8(ascii: "\""): bytes.append(contentsOf: [92, 34])

@@ -20,6 +20,9 @@ enum Kind {
     static let duplicateBindingGroup = "duplicate-binding-group"
     static let duplicateUserEntry = "duplicate-user-entry"
 
+    /// The user-level conflicts (R1-R3), in rule order.
+    static let userConflicts = [duplicateLocalAccount, duplicateUsername, usernameMatchesLocalAccount]
+
     /// Report order of conflict kinds: the rule order of PRODUCT.md section 3.
     static let conflictOrder: [String: Int] = [
         duplicateLocalAccount: 0, duplicateUsername: 1, usernameMatchesLocalAccount: 2, protectedAccount: 3,

@@ -58,6 +58,8 @@ let brokenCorpus: [BrokenCase] = [
     BrokenCase(name: "unknown-json.json", bytes: utf8("[{\"hostname\":\"x\",\"os\":\"linux\"}]"), line: 1, fragment: "unrecognised report format"),
     BrokenCase(name: "dscl.txt", bytes: utf8("_amavisd                 83\ndaemon                   1\n"), line: nil,
                fragment: "unrecognised report format"),
+    BrokenCase(name: "semicolons.csv", bytes: utf8("device;username;uid\r\nhost;root;0\r\n"), line: 1,
+               fragment: "CSV reports must be comma-separated"),
     BrokenCase(name: "passwd-bad-uid.passwd", bytes: utf8("root:x:0:0:root:/root:/bin/bash\nbob:x:12a:100::/home/bob:/bin/sh\n"),
                line: 2, fragment: "uid must be an integer"),
     BrokenCase(name: "csv-short-row.csv", bytes: utf8("device,username,uid\nhost,root\n"), line: 2, fragment: "2 fields, the header has 3", device: "host"),

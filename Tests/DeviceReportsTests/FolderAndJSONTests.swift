@@ -38,6 +38,13 @@ struct TempFolder {
         try dir.write("Bob's MacBook Pro.json", [0xFF, 0x00, 0x13])
         try dir.write(".hidden.json", "garbage")
         try dir.write("README.md", "# what these files are")
+        try dir.write("readme.txt", "notes")
+        #expect(mkfifo(dir.path + "/agent.pipe", 0o600) == 0)
+        // A name that is not UTF-8 cannot name a device: said, not guessed.
+        let rawName = Array((dir.path + "/bad-").utf8) + [0xFF] + Array(".json".utf8) + [0]
+        let fd = open(rawName.map { CChar(bitPattern: $0) }, O_CREAT | O_WRONLY, 0o644)
+        #expect(fd >= 0)
+        close(fd)
         try FileManager.default.createDirectory(atPath: dir.path + "/archive", withIntermediateDirectories: false)
         try dir.write("archive/old.json", "garbage")
 
@@ -46,7 +53,10 @@ struct TempFolder {
         #expect(r.report("web01")?.reportedAt == 1_700_000_123, "mtime is the fallback report time")
         #expect(r.report("web01")?.source == "reports/web01.passwd")
         #expect(r.report("lab-01")?.source == "reports/osqueryd.results.log")
-        #expect(r.problems.count == 2)
+        #expect(r.problems.count == 3, "\(r.problems.map(\.reportLine))")
+        let badUTF8 = try #require(r.problems.first { $0.message.contains("not valid UTF-8: not read") })
+        #expect(badUTF8.device == nil)
+        #expect(badUTF8.source == "reports/bad-\u{FFFD}.json")
         let bob = try #require(r.problems.first { $0.source == "reports/Bob's MacBook Pro.json" })
         #expect(bob.device == "Bob's MacBook Pro")
         let kiosk = try #require(r.problems.first { $0.source == "reports/kiosk,ou=Users.json" })
@@ -75,6 +85,22 @@ struct TempFolder {
         #expect(sized.problems.first?.message.contains("1000-byte cap") == true)
     }
 
+    @Test func deepestAllowedNestingOnWorkerThreads() throws {
+        // The depth ceiling must hold on Dispatch worker threads, whose stacks are smaller.
+        let dir = try TempFolder("deep")
+        defer { dir.cleanup() }
+        let depth = JSONParser.depthCeiling
+        for i in 0..<4 {
+            try dir.write("deep\(i).json", String(repeating: "[", count: depth) + String(repeating: "]", count: depth))
+            try dir.write("deeper\(i).json", String(repeating: "{\"a\":", count: 100_000))
+        }
+        let r = ReportsFolder.read(path: dir.path, limits: ReportLimits(maxJSONDepth: .max))
+        #expect(r.reports.isEmpty)
+        #expect(r.problems.count == 8, "\(r.problems.map(\.reportLine))")
+        #expect(r.problems.filter { $0.message.contains("deeper than \(depth)") }.count == 4)
+        #expect(r.problems.filter { $0.message.contains("holds no objects") }.count == 4)
+    }
+
     @Test func missingFolderIsOneProblem() {
         let r = ReportsFolder.read(path: "/nonexistent/tb-reports-\(UUID().uuidString)")
         #expect(r.reports.isEmpty)
@@ -89,27 +115,71 @@ struct TempFolder {
     }
 }
 
+/// A parsed value with its strings decoded, for comparisons in tests.
+indirect enum Plain: Equatable {
+    case object([PlainMember], offset: Int)
+    case array([Plain])
+    case string(String)
+    case number(String)
+    case bool(Bool)
+    case null
+
+    init(_ v: JSONValue, _ doc: JSONDocument) {
+        switch v {
+        case .object(let o): self = .object(doc.members(o).map { PlainMember(key: doc.string($0.key), value: Plain($0.value, doc)) }, offset: o.offset)
+        case .array(let a): self = .array(doc.elements(a).map { Plain($0, doc) })
+        case .string(let t): self = .string(doc.string(t))
+        case .number(let t): self = .number(doc.string(t))
+        case .bool(let b): self = .bool(b)
+        case .null: self = .null
+        }
+    }
+}
+
+struct PlainMember: Equatable {
+    var key: String
+    var value: Plain
+}
+
 @Suite struct JSONParserTests {
-    func parse(_ text: String, depth: Int = 64) -> Result<JSONValue, JSONParseError> {
+    func parse(_ text: String, depth: Int = 64) -> Result<Plain, JSONParseError> {
         let bytes = Array(text.utf8)
         return bytes.withUnsafeBufferPointer { buf in
             var p = JSONParser(buf, maxDepth: depth)
-            do throws(JSONParseError) { return .success(try p.parseDocument()) } catch { return .failure(error) }
+            do throws(JSONParseError) {
+                let v = try p.parseDocument()
+                return .success(p.storage.withDocument(buf) { Plain(v, $0) })
+            } catch {
+                return .failure(error)
+            }
         }
     }
 
     @Test func valuesAndOrder() throws {
         let v = try parse(#" {"b":[1,-2.5e3,true,false,null],"a":"x","b":"dup"} "#).get()
-        let o = try #require(v.object)
-        #expect(o.members.map(\.key) == ["b", "a", "b"])
-        #expect(o["b"] == .array([.number("1"), .number("-2.5e3"), .bool(true), .bool(false), .null]))
-        #expect(o["a"] == .string("x"))
-        #expect(o.offset == 1)
+        #expect(v == .object([
+            PlainMember(key: "b", value: .array([.number("1"), .number("-2.5e3"), .bool(true), .bool(false), .null])),
+            PlainMember(key: "a", value: .string("x")),
+            PlainMember(key: "b", value: .string("dup")),
+        ], offset: 1))
     }
 
     @Test func escapesAndSurrogatePairs() throws {
-        let v = try parse(#"["a\"b\\c\/d\b\f\n\r\t", "\u00e9\u20AC", "\ud83d\ude00", "\u0000"]"#).get()
-        #expect(v == .array([.string("a\"b\\c/d\u{8}\u{C}\n\r\t"), .string("é€"), .string("😀"), .string("\u{0}")]))
+        let v = try parse(#"["a\"b\\c\/d\b\f\n\r\t", "\u00e9\u20AC", "\ud83d\ude00", "\u0000", "x\u0041y"]"#).get()
+        #expect(v == .array([.string("a\"b\\c/d\u{8}\u{C}\n\r\t"), .string("é€"), .string("😀"), .string("\u{0}"), .string("xAy")]))
+    }
+
+    @Test func escapedMemberNamesAreFound() {
+        let bytes = Array(#"{"user\u006eame":"root","uid":"0"}"#.utf8)
+        bytes.withUnsafeBufferPointer { buf in
+            var p = JSONParser(buf, maxDepth: 8)
+            guard let v = try? p.parseDocument(), let o = v.object else { Issue.record("no object"); return }
+            p.storage.withDocument(buf) { doc in
+                let row = Row(doc: doc, object: o)
+                #expect(row.optionalString("username") == "root")
+                #expect((try? row.integer("uid")) == 0)
+            }
+        }
     }
 
     @Test func bigNumbersStayExact() throws {

@@ -39,7 +39,7 @@ func checkInvariants(_ r: ReportsReadResult, source: String, fileName: String) {
 
     @Test func randomBytesNeverCrash() {
         var rng = SplitMix64(seed: 0x5EED_0001)
-        for i in 0..<4000 {
+        for i in 0..<10_000 {
             let count = rng.below(400)
             var bytes: [UInt8] = []
             bytes.reserveCapacity(count)
@@ -63,7 +63,7 @@ func checkInvariants(_ r: ReportsReadResult, source: String, fileName: String) {
         var rng = SplitMix64(seed: 0xF1_7E5)
         for name in fixtureNames {
             let original = try fixtureBytes(name)
-            for _ in 0..<400 {
+            for _ in 0..<1000 {
                 var bytes = original
                 for _ in 0..<(1 + rng.below(4)) {
                     guard !bytes.isEmpty else { break }

@@ -207,3 +207,30 @@ struct ConnectionTests {
         #expect(error?.isConnectionLost == true)
     }
 }
+
+@Suite("many connections", .enabled(if: serverConfigured, "needs TB_TEST_ENV (run scripts/test.sh)"))
+struct ConcurrencyTests {
+    /// Eight connections searching at once, each on its own serial queue: no interference,
+    /// and the cooperative pool (two threads here) is never blocked by libldap.
+    @Test func connectionsWorkConcurrently() async throws {
+        let server = try sharedServer()
+        let counts = try await withThrowingTaskGroup(of: Int.self) { group in
+            for index in 0..<8 {
+                group.addTask {
+                    let connection = try await server.connect(as: index.isMultiple(of: 2) ? .bind : .root)
+                    var total = 0
+                    for _ in 0..<20 {
+                        _ = try await connection.search(base: "ou=services,\(server.base)", scope: .one, filter: "(cn=*)",
+                                                        attributes: ["cn"]) { _ in total += 1 }
+                    }
+                    await connection.close()
+                    return total
+                }
+            }
+            var all: [Int] = []
+            for try await count in group { all.append(count) }
+            return all
+        }
+        #expect(counts == Array(repeating: 20 * 2, count: 8)) // bridge and reader, 20 times each
+    }
+}

@@ -52,46 +52,14 @@ func seedPeople(_ server: LDAPTestServer, base: String, count: Int, prefix: Stri
 /// Runs an ldap-utils tool; throws with its stderr on failure.
 @discardableResult
 func runTool(_ tool: String, _ arguments: [String], input: String? = nil) throws -> String {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = [tool] + arguments
-    let output = Pipe(), errors = Pipe(), stdin = Pipe()
-    process.standardOutput = output
-    process.standardError = errors
-    process.standardInput = input == nil ? FileHandle.nullDevice : stdin
-    try process.run()
-    if let input {
-        let handle = stdin.fileHandleForWriting
-        let data = Data(input.utf8)
-        DispatchQueue.global().async {
-            handle.write(data)
-            try? handle.close()
-        }
+    let result = try LDAPTestServer.runCommand([tool] + arguments, input: input)
+    guard result.status == 0 else {
+        throw ToolError(description: "\(tool) exited \(result.status): \(result.standardError)")
     }
-    let errorData = LockedData()
-    let group = DispatchGroup()
-    group.enter()
-    DispatchQueue.global().async {
-        errorData.set(errors.fileHandleForReading.readDataToEndOfFile())
-        group.leave()
-    }
-    let outputData = output.fileHandleForReading.readDataToEndOfFile()
-    group.wait()
-    process.waitUntilExit()
-    guard process.terminationStatus == 0 else {
-        throw ToolError(description: "\(tool) exited \(process.terminationStatus): \(String(decoding: errorData.get(), as: UTF8.self))")
-    }
-    return String(decoding: outputData, as: UTF8.self)
+    return result.standardOutput
 }
 
 struct ToolError: Error, CustomStringConvertible { var description: String }
-
-final class LockedData: @unchecked Sendable {
-    private let lock = NSLock()
-    private var data = Data()
-    func set(_ value: Data) { lock.withLock { data = value } }
-    func get() -> Data { lock.withLock { data } }
-}
 
 /// Runs `body` with a private server of its own; always stops it.
 func withPrivateServer<T>(_ body: (LDAPTestServer) async throws -> T) async throws -> T {

@@ -519,3 +519,122 @@ func parseProblems(_ toml: String) -> [ConfigProblem] {
         #expect(c.cleartextProblem() == nil)
     }
 }
+
+@Suite struct ConfigFuzzTests {
+    /// Random damage to a valid config never crashes, and every refusal names the file
+    /// and (for anything but a missing section) a line inside it.
+    @Test func damagedConfigsGiveClearProblems() throws {
+        let path = ExampleConfigTests.repository + "/config.example.toml"
+        let original = Array(try String(contentsOfFile: path, encoding: .utf8).unicodeScalars)
+        let pieces: [String] = ["\"", "[", "]", "=", "\n", "#", "'", "\\", "{", "}", ",", "x", "0", "é", "\u{0}", "[ldap]\n",
+                                "bind_password = \"p\"\n", "uri = 1\n", "\"\"\"", "=\n", ".", "'''", "[[", "]]", " ", "\t",
+                                "\r", "{a=1}", "[1,[2]]", "1979-05-27 07:32:00Z", "+inf", "0x1F", "1e5", "\\u00e9", "\u{FEFF}"]
+        let environment = ProcessInfo.processInfo.environment
+        var rng = SplitMix64(state: environment["TB_FUZZ_SEED"].flatMap { UInt64($0) } ?? 0xC0FF_EE00)
+        let iterations = environment["TB_FUZZ_ITERATIONS"].flatMap { Int($0) } ?? 600
+        var refused = 0
+        let lineCount = original.filter { $0 == "\n" }.count + 1
+        for _ in 0..<iterations {
+            var text = original
+            for _ in 0..<Int.random(in: 1...4, using: &rng) {
+                let at = Int.random(in: 0..<text.count, using: &rng)
+                switch Int.random(in: 0..<3, using: &rng) {
+                case 0: text.remove(at: at)
+                case 1: text.insert(contentsOf: pieces.randomElement(using: &rng)!.unicodeScalars, at: at)
+                default: text[at] = pieces.randomElement(using: &rng)!.unicodeScalars.first!
+                }
+            }
+            var string = ""
+            string.unicodeScalars.append(contentsOf: text)
+            do {
+                if environment["TB_FUZZ_TRACE"] != nil {
+                    try? string.write(toFile: "/tmp/tb-fuzz-current.toml", atomically: false, encoding: .utf8)
+                }
+                _ = try BridgeConfig.parse(toml: string, source: "fuzz.toml", baseDirectory: "/etc/tb")
+            } catch {
+                refused += 1
+                #expect(!error.problems.isEmpty)
+                for problem in error.problems {
+                    #expect(problem.source == "fuzz.toml")
+                    #expect(problem.description.hasPrefix("fuzz.toml"))
+                    if let line = problem.line {
+                        #expect(line >= 1 && line <= lineCount + 40, "\(problem)")
+                    } else {
+                        #expect(problem.key != nil && !problem.key!.contains("."), "\(problem)")
+                    }
+                    #expect(!problem.description.contains("bind_password = \"p\""))
+                }
+            }
+        }
+        #expect(refused > iterations / 6)
+    }
+
+    @Test func nulAndBOM() throws {
+        let problems = parseProblems("[ldap]\nuri = \"ldap://x\"\u{0}\n[users]\n")
+        #expect(problems.map(\.description) == ["config.toml:2: contains a NUL byte; is it a text file?"])
+        let c = try BridgeConfig.parse(toml: "\u{FEFF}" + minimalTOML, source: "c", baseDirectory: "/")
+        #expect(c.ldap.uri == "ldaps://ldap.example.org")
+    }
+}
+
+@Suite struct TOMLPrecheckTests {
+    /// Inputs on which toml++ 3.4 asserts (aborting the process) get a clear error.
+    @Test func keysTheParserWouldAbortOn() {
+        for (text, line) in [("[{tate]\n", 1), ("[ldap]\nuri = \"x\"\n[users.{a]\n", 3), ("a.{ = 1\n", 1),
+                             ("x = { {a = 1} }\n", 1), ("[ldap]\n\n= 3\n", 3)] {
+            let problems = parseProblems(text)
+            #expect(problems.count == 1, "\(text)")
+            #expect(problems.first?.line == line, "\(text)")
+            #expect(problems.first?.description.contains("not valid TOML: ") == true)
+        }
+    }
+
+    @Test func validTOMLPassesAndLinesAreExact() throws {
+        let text = """
+        # comment with \"\"\" and ''' in it
+        [ldap]
+        uri = "ldaps://a" # trailing ''' comment
+        "bind_dn" = 'cn=x,dc=y'
+        bind_password_env = \"\"\"
+        PW\"\"\"
+
+        [users]
+        search_base = "ou=p,dc=y"
+        filter = '''
+        (objectClass=posixAccount)'''
+        display_name_attribute = "cn"
+
+        [devices]
+        search_base = "ou=d,dc=y"
+        reports = "r"
+        active_within = 3600
+
+        bindings = { search_base = "ou=b,dc=y", object_class = "groupOfNames" }
+
+        [policy]
+        protected_accounts = [
+          "root",  # the usual
+          "Support",
+        ]
+        """
+        var lexer = TOMLPrecheck(text)
+        try lexer.document()
+        #expect(lexer.lines["ldap"] == 2)
+        #expect(lexer.lines["ldap.uri"] == 3)
+        #expect(lexer.lines["ldap.bind_dn"] == 4)
+        #expect(lexer.lines["users.filter"] == 10)
+        #expect(lexer.lines["users.display_name_attribute"] == 12)
+        #expect(lexer.lines["devices.bindings"] == 19)
+        #expect(lexer.lines["devices.bindings.object_class"] == 19)
+        #expect(lexer.lines["policy.protected_accounts"] == 22)
+        // The inline table sits in [devices] here, so it is an unknown key there.
+        let problems = parseProblems(text)
+        #expect(problems.map(\.description) == [
+            "config.toml:19: [devices] bindings: unknown key",
+            "config.toml: [bindings]: missing section [bindings] with search_base (where the bridge keeps binding groups, like ou=bindings,dc=example,dc=org)",
+        ])
+        var other = TOMLPrecheck("t = 1979-05-27 07:32:00Z\n[[a]]\nb = [1, [2, 3], {c = \"d\"}]\ne = -inf\n")
+        try other.document()
+        #expect(other.lines["a.b"] == 3)
+    }
+}

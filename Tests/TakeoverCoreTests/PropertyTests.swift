@@ -96,6 +96,19 @@ enum RandomWorld {
             }
             if rng.chance(20) { records.append("a note by a person") }
             groups.append(BindingGroup(device: d, dn: layout.groupDN(device: d), members: members, records: records))
+            if rng.chance(15) {
+                // A second group for the same device (made by hand): values split between them.
+                var otherMembers: [String] = layout.placeholderMember.map { [$0] } ?? []
+                var otherRecords: [String] = []
+                for _ in 0..<rng.int(3) {
+                    let dn = rng.pick(dns)
+                    let local = users.first { $0.dn == dn }?.localName ?? "x"
+                    if rng.chance(60) { otherMembers.append(dn) }
+                    if rng.chance(60) { otherRecords.append(layout.recordValue(localName: local, userDN: dn)) }
+                }
+                groups.append(BindingGroup(device: rng.chance(50) ? d : d.uppercased(), dn: layout.groupDN(device: d + " (old)"),
+                                           members: otherMembers, records: otherRecords))
+            }
         }
         let policy = Policy(protectedAccounts: rng.chance(30) ? ["ops"] : [],
                             onLikelyMismatch: rng.chance(30) ? .provision : .hold)
@@ -229,6 +242,20 @@ extension String {
             }
         }
         #expect(deferredSeen > 0)
+    }
+
+    @Test func parallelChunksAndOutputBoundsNeverChangeThePlan() {
+        var rng = SplitMix64(seed: 0x5EED_0006)
+        for i in 0..<200 {
+            let input = RandomWorld.make(&rng)
+            let expected = ReportRenderer.json(Planner.plan(input, tuning: .init(chunks: 1, parallelFrom: Int.max, indexChunkMinimum: Int.max)))
+            for tuning in [Planner.Tuning(chunks: 3, parallelFrom: 0, indexChunkMinimum: 1),
+                           Planner.Tuning(chunks: 7, parallelFrom: 0, boundScale: 1000, indexChunkMinimum: 2),
+                           Planner.Tuning(chunks: 1, parallelFrom: 0, boundScale: 2)] {
+                let json = ReportRenderer.json(Planner.plan(input, tuning: tuning))
+                #expect(json == expected, "world \(i), \(tuning): \(firstDifference(expected, json))")
+            }
+        }
     }
 
     @Test func summaryMatchesTheLists() {

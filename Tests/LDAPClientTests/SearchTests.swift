@@ -1,0 +1,176 @@
+import Foundation
+import LDAPClient
+import LDAPSyntax
+import Testing
+
+struct StopEarly: Error {}
+
+@Suite("paged search, limits", .enabled(if: serverConfigured, "needs TB_TEST_ENV (run scripts/test.sh)"))
+struct SearchTests {
+    /// 5,200 people read page by page as the non-root service account (unlimited limits),
+    /// and the same search as an account with the default limits failing loudly.
+    @Test func pagingThousandsAsTheNonRootAccountAndSizeLimitsAsErrors() async throws {
+        try await withPrivateServer { server in
+            let count = 5_200
+            try seedPeople(server, base: server.peopleBase, count: count)
+
+            // Service account: paged, 1000 per page, every entry exactly once.
+            let bridge = try await server.connect(as: .bind)
+            var seen = Set<String>()
+            var duplicates = 0
+            var withoutUid = 0
+            let result = try await bridge.search(base: server.peopleBase, scope: .one, filter: "(objectClass=posixAccount)",
+                                                 attributes: ["uid", "uidNumber"], pageSize: 1000) { entry in
+                guard let uid = entry.first("uid") else { withoutUid += 1; return }
+                if !seen.insert(uid).inserted { duplicates += 1 }
+            }
+            #expect(result.entries == count)
+            #expect(result.pages == 6) // 5 full pages and one of 200
+            #expect(seen.count == count)
+            #expect(duplicates == 0)
+            #expect(withoutUid == 0)
+            #expect(seen.contains("u0") && seen.contains("u5199"))
+
+            // The same account without paging is not limited either (limits clause).
+            let unpaged = try await bridge.search(base: server.peopleBase, scope: .one, filter: "(uid=*)", attributes: ["1.1"], pageSize: 0) { _ in }
+            #expect(unpaged.entries == count)
+
+            // A client-side size limit is an error after exactly that many entries.
+            var handed = 0
+            let limited = await expectLDAPError {
+                _ = try await bridge.search(base: server.peopleBase, scope: .one, filter: "(uid=*)", attributes: ["uid"],
+                                            pageSize: 0, sizeLimit: 10) { _ in handed += 1 }
+            }
+            #expect(limited?.code == 4)
+            #expect(limited?.message == "Size limit exceeded")
+            #expect(limited?.operation == "search")
+            #expect(handed == 10)
+            await bridge.close()
+
+            // An account with the server's default sizelimit (500): paged or not, an error,
+            // never a short list that looks complete.
+            let reader = try await server.connect(as: .reader)
+            for pageSize in [0, 100, 1000] {
+                var got = 0
+                let error = await expectLDAPError {
+                    _ = try await reader.search(base: server.peopleBase, scope: .one, filter: "(uid=*)", attributes: ["uid"],
+                                                pageSize: pageSize) { _ in got += 1 }
+                }
+                #expect(error?.code == 4 || error?.code == 11, "pageSize \(pageSize): \(String(describing: error))")
+                #expect(got <= 500)
+            }
+            await reader.close()
+        }
+    }
+
+    @Test func entriesAreHandedOverAsTheyArriveAndTheHandlerCanStop() async throws {
+        let server = try sharedServer()
+        let ou = try await makeSubtree(server, prefix: "stop")
+        try seedPeople(server, base: ou, count: 300)
+        let connection = try await server.connect(as: .bind)
+        var handled = 0
+        do {
+            _ = try await connection.search(base: ou, scope: .one, filter: "(uid=*)", attributes: ["uid"], pageSize: 100) { _ in
+                handled += 1
+                if handled == 7 { throw StopEarly() }
+            }
+            Issue.record("the handler's error was not rethrown")
+        } catch is StopEarly {
+            // expected
+        }
+        #expect(handled == 7)
+        // The abandoned search leaves the connection usable.
+        let again = try await connection.search(base: ou, scope: .one, filter: "(uid=*)", attributes: ["uid"], pageSize: 100) { _ in }
+        #expect(again.entries == 300)
+        #expect(again.pages == 3)
+        #expect(try await connection.whoAmI() == "dn:\(server.bindDN)")
+        await connection.close()
+        try await removeSubtree(server, ou)
+    }
+
+    @Test func searchErrorsAreThrownNotEmpty() async throws {
+        let server = try sharedServer()
+        let connection = try await server.connect(as: .bind)
+        let missing = "ou=does-not-exist,\(server.base)"
+        let error = await expectLDAPError {
+            _ = try await connection.search(base: missing, scope: .sub, filter: "(objectClass=*)", attributes: []) { _ in }
+        }
+        #expect(error?.code == 32)
+        #expect(error?.dn == missing)
+        #expect(error?.matchedDN == server.base)
+        let bad = await expectLDAPError {
+            _ = try await connection.search(base: server.base, scope: .sub, filter: "(uid=alice", attributes: []) { _ in }
+        }
+        #expect(bad?.code == -7) // filter error
+        #expect(bad?.operation == "search")
+        #expect(try await connection.read(dn: missing) == nil)
+        #expect(try await connection.read(dn: server.bindDN)?.first("cn") == "bridge")
+        await connection.close()
+    }
+
+    @Test func binaryValuesKeepTheirBytes() async throws {
+        let server = try sharedServer()
+        let ou = try await makeSubtree(server, prefix: "bin")
+        let root = try await server.connect(as: .root)
+        let photo: [UInt8] = [0xFF, 0xD8, 0x00, 0x01, 0x00, 0xFE, 0x80, 0x0A, 0x0D, 0x00]
+        let dn = "uid=binary,\(ou)"
+        try await root.add(dn: dn, values: [
+            ("objectClass", [LDAPValue("inetOrgPerson")]), ("uid", [LDAPValue("binary")]), ("cn", [LDAPValue("Bïnary Ünicode")]),
+            ("sn", [LDAPValue("B")]), ("jpegPhoto", [LDAPValue(bytes: photo)]),
+        ])
+        let entry = try #require(try await root.read(dn: dn, attributes: ["jpegPhoto", "cn", "entryUUID"]))
+        #expect(entry.values("jpegPhoto") == [LDAPValue(bytes: photo)])
+        #expect(entry.values("jpegPhoto").first?.string == nil) // not UTF-8
+        #expect(entry.strings("jpegPhoto").isEmpty)
+        #expect(entry.first("cn") == "Bïnary Ünicode")
+        #expect(entry.first("entryUUID")?.count == 36)
+        await root.close()
+        try await removeSubtree(server, ou)
+    }
+
+    @Test func hostileNamesAreEscapedIntoExactlyOneEntry() async throws {
+        let server = try sharedServer()
+        let ou = try await makeSubtree(server, under: server.bindingsBase, prefix: "esc")
+        let names = ["lab,dc=evil", "Bob's MacBook Pro", "*)(uid=*", "a+b=c", " lead", "trail ", "#hash", "back\\slash",
+                     "quote\"d", "semi;colon", "<angle>", "ünï ©ødé", "nul\u{1}ctl", "x)(|(cn=*"]
+        let bridge = try await server.connect(as: .bind)
+        for name in names {
+            let dn = DN(rdns: []).child("cn", name).string + "," + ou
+            try await bridge.add(dn: dn, attributes: [("objectClass", ["groupOfNames"]), ("cn", [name]), ("member", [server.bindDN])])
+        }
+        // Decoy that a broken filter would match too.
+        try await bridge.add(dn: "cn=decoy,\(ou)", attributes: [("objectClass", ["groupOfNames"]), ("cn", ["decoy"]), ("member", [server.bindDN])])
+        for name in names {
+            var found: [LDAPEntry] = []
+            _ = try await bridge.search(base: ou, scope: .one, filter: FilterEscaping.equality("cn", name), attributes: ["cn"]) { found.append($0) }
+            #expect(found.count == 1, "\(name)")
+            let parsed = try DN(parsing: try #require(found.first).dn)
+            #expect(parsed.rdns.first?.first?.value == name)
+            #expect(parsed.parent.map { try? DN(parsing: ou) == $0 } == true)
+        }
+        await bridge.close()
+        try await removeSubtree(server, ou)
+    }
+
+    @Test func searchReferencesAreReportedNotSilentlyDropped() async throws {
+        let server = try sharedServer()
+        let ou = try await makeSubtree(server, prefix: "ref")
+        // A referral object needs the ManageDsaIT control to be created: ldapadd -M.
+        try runTool("ldapadd", ["-M", "-x", "-H", server.ldapURI, "-D", server.rootDN, "-y", server.rootPasswordFile],
+                    input: "dn: ou=elsewhere,\(ou)\nobjectClass: referral\nobjectClass: extensibleObject\nou: elsewhere\nref: ldap://provider.example.org/ou=elsewhere,\(ou)\n")
+        let bridge = try await server.connect(as: .bind)
+        let result = try await bridge.search(base: ou, scope: .sub, filter: "(objectClass=*)", attributes: ["1.1"]) { _ in }
+        #expect(result.entries == 1) // the ou itself
+        #expect(result.references.count == 1)
+        #expect(result.references.first?.hasPrefix("ldap://provider.example.org/") == true)
+        // A write at or below the referral is answered with a referral (10), not success.
+        let error = await expectLDAPError {
+            try await bridge.modify(dn: "cn=x,ou=elsewhere,\(ou)", [Modification(.add, "description", ["x"])])
+        }
+        #expect(error?.code == 10)
+        #expect(error?.referrals.first?.hasPrefix("ldap://provider.example.org/") == true)
+        await bridge.close()
+        try runTool("ldapdelete", ["-M", "-x", "-H", server.ldapURI, "-D", server.rootDN, "-y", server.rootPasswordFile, "ou=elsewhere,\(ou)"])
+        try await removeSubtree(server, ou)
+    }
+}
