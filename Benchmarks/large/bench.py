@@ -739,7 +739,7 @@ def machine() -> str:
     return "%d cores, %s, %.1f GiB" % (os.cpu_count() or 0, model, mem / 2**30)
 
 
-def table(small: dict | None, big: dict, args) -> str:
+def table(small: dict | None, big: dict, args) -> tuple[str, str]:
     cols = ([small] if small else []) + [big]
     head = ["%s users" % format(c["users"], ",") for c in cols]
     rows = []
@@ -807,18 +807,23 @@ def table(small: dict | None, big: dict, args) -> str:
         for key, label in (("planWall", "plan"), ("apply", "apply")):
             g = ratio(val(big, key), val(small, key))
             row("6 growth %s 10x users (target <= 11x)" % label, ["", fmt_x(g)], verdict(g, 11.0))
+    title = ("takeover-bridge benchmark: medians of %d runs; %s; slapd %s"
+             % (args.runs, machine(), "dbnosync (both sides)" if not args.sync else "synchronous writes (both sides)"))
+    load = "load average (1 min) before each case: %s" % ", ".join("%.2f" % c["loadavgBefore"][0] for c in cols)
     widths = [max(len(r[i]) if i < len(r) else 0 for r in rows + [[""] + head]) for i in range(len(cols) + 2)]
-    out = []
-    out.append("takeover-bridge benchmark: medians of %d runs; %s; slapd %s"
-               % (args.runs, machine(), "dbnosync (both sides)" if not args.sync else "synchronous writes (both sides)"))
-    out.append("load average (1 min) before each case: %s" % ", ".join("%.2f" % c["loadavgBefore"][0] for c in cols))
+    out = [title, load]
     out.append("  ".join(["".ljust(widths[0])] + [h.rjust(widths[i + 1]) for i, h in enumerate(head)]))
     for r in rows:
         cells = [r[0].ljust(widths[0])] + [r[i + 1].rjust(widths[i + 1]) for i in range(len(cols))]
         if len(r) > len(cols) + 1:
             cells.append(r[-1])
         out.append("  ".join(cells))
-    return "\n".join(out)
+    md = [title + "; " + load, "", "| | " + " | ".join(head) + " | |", "| --- |" + " ---: |" * len(cols) + " --- |"]
+    for r in rows:
+        label = r[0].strip()
+        md.append("| %s | %s | %s |" % (("&nbsp;&nbsp;" + label) if r[0].startswith(" ") else label,
+                                         " | ".join(r[1:len(cols) + 1]), r[len(cols) + 1] if len(r) > len(cols) + 1 else ""))
+    return "\n".join(out), "\n".join(md)
 
 
 def main(argv=None):
@@ -845,10 +850,14 @@ def main(argv=None):
     if not args.no_small and args.users >= 100:
         small = bench_case(args.users // 10, args, args.binary)
     big = bench_case(args.users, args, args.binary)
-    text = table(small, big, args)
+    text, md = table(small, big, args)
     print(text)
-    with open(os.path.join(args.root, "tb-bench-%d" % args.users, "table.txt"), "w") as f:
+    folder = os.path.join(args.root, "tb-bench-%d" % args.users)
+    with open(os.path.join(folder, "table.txt"), "w") as f:
         f.write(text + "\n")
+    with open(os.path.join(folder, "table.md"), "w") as f:
+        f.write(md + "\n")
+    log("table: %s/table.txt and table.md; every run: results.json in each case folder" % folder)
     return 0
 
 
