@@ -739,6 +739,20 @@ def machine() -> str:
     return "%d cores, %s, %.1f GiB" % (os.cpu_count() or 0, model, mem / 2**30)
 
 
+def environment() -> dict:
+    """What the figures came from."""
+    def out(cmd):
+        try:
+            p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+            return p.stdout.decode("utf-8", "replace").strip().splitlines()[0]
+        except (OSError, IndexError, subprocess.TimeoutExpired):
+            return "?"
+    return {"machine": machine(), "kernel": os.uname().release, "slapd": out([find_tool("slapd"), "-VV"]),
+            "swift": out(["swift", "--version"]),
+            "commit": out(["git", "-C", REPO, "describe", "--always", "--dirty", "--abbrev=12"]),
+            "debian": open("/etc/debian_version").read().strip() if os.path.exists("/etc/debian_version") else "?"}
+
+
 def table(small: dict | None, big: dict, args) -> tuple[str, str]:
     cols = ([small] if small else []) + [big]
     head = ["%s users" % format(c["users"], ",") for c in cols]
@@ -850,6 +864,9 @@ def main(argv=None):
     if not args.no_small and args.users >= 100:
         small = bench_case(args.users // 10, args, args.binary)
     big = bench_case(args.users, args, args.binary)
+    big["environment"] = environment()
+    with open(os.path.join(args.root, "tb-bench-%d" % args.users, "results.json"), "w") as f:
+        json.dump(big, f, indent=2, sort_keys=True)
     text, md = table(small, big, args)
     print(text)
     folder = os.path.join(args.root, "tb-bench-%d" % args.users)
