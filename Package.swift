@@ -65,6 +65,6 @@ let package = Package(
         .testTarget(name: "LDAPClientTests", dependencies: ["LDAPClient", "LDAPSyntax"], swiftSettings: strict),
         .testTarget(name: "TakeoverCoreTests", dependencies: ["TakeoverCore"], resources: [.copy("Golden")], swiftSettings: strict),
         .testTarget(name: "DeviceReportsTests", dependencies: ["DeviceReports", "TakeoverCore"], resources: [.copy("Fixtures")], swiftSettings: strict),
-        .testTarget(name: "TakeoverBridgeTests", dependencies: ["TakeoverBridge", "LDAPClient", "TakeoverCore"], swiftSettings: strict),
+        .testTarget(name: "TakeoverBridgeTests", dependencies: ["TakeoverBridge", "LDAPClient", "TakeoverCore"], resources: [.copy("Golden")], swiftSettings: strict),
     ]
 )

@@ -64,7 +64,7 @@ public struct ApplyOptions: Sendable {
 }
 
 /// One LDAP operation of the plan.
-struct Operation: Sendable {
+struct WriteOperation: Sendable {
     var dn: String
     var subject: String?
     var changes: [Change]
@@ -105,7 +105,7 @@ public final class Applier {
     /// Applies `changes` in order; never throws: everything is in the result.
     public func apply(_ changes: [Change]) async -> ApplyResult {
         var remaining = ChangeLDIF.operations(changes).map { slice in
-            Operation(dn: slice.first?.dn ?? "", subject: slice.first?.subject, changes: Array(slice))
+            WriteOperation(dn: slice.first?.dn ?? "", subject: slice.first?.subject, changes: Array(slice))
         }
         while !remaining.isEmpty {
             let (wave, rest) = Applier.nextWave(remaining)
@@ -132,7 +132,7 @@ public final class Applier {
     /// The longest prefix-respecting set of operations that may be in flight together:
     /// per entry, in plan order, stopping at the first one that does not commute with
     /// those already taken. Operations on other entries are independent.
-    static func nextWave(_ operations: [Operation]) -> (wave: [Operation], rest: [Operation]) {
+    static func nextWave(_ operations: [WriteOperation]) -> (wave: [WriteOperation], rest: [WriteOperation]) {
         struct Taken {
             var hasAdd = false
             var hasNilSubject = false
@@ -140,8 +140,8 @@ public final class Applier {
         }
         var taken: [String: Taken] = [:]
         var blocked: Set<String> = []
-        var wave: [Operation] = []
-        var rest: [Operation] = []
+        var wave: [WriteOperation] = []
+        var rest: [WriteOperation] = []
         for operation in operations {
             let key = operation.dn.lowercased()
             if blocked.contains(key) {
@@ -169,7 +169,7 @@ public final class Applier {
 
     // MARK: Running a wave
 
-    private func run(_ wave: [Operation]) async throws(GiveUp) {
+    private func run(_ wave: [WriteOperation]) async throws(GiveUp) {
         let adds = wave.filter(\.isAdd)
         let modifies = wave.filter { !$0.isAdd }
         var index = 0
@@ -198,7 +198,7 @@ public final class Applier {
 
     /// Pipelined modifies with reconnects and referral following. On giving up, the
     /// operations whose outcome is not known are added to `notWritten` before throwing.
-    private func modifyPipelined(_ operations: [Operation]) async throws(GiveUp) {
+    private func modifyPipelined(_ operations: [WriteOperation]) async throws(GiveUp) {
         var pending = Array(operations.indices)
         var uncertain = Set<Int>()
         var hops = 0
@@ -214,7 +214,14 @@ public final class Applier {
             let results: [Result<Void, LDAPError>]
             do {
                 results = try await connection.modifyPipelined(requests, window: options.window)
-            } catch let error as LDAPError where error.isConnectionLost {
+            } catch {
+                guard error.isConnectionLost else {
+                    // Not a loss (a local failure building requests): each fails alone.
+                    for i in pending {
+                        result.failed += operations[i].changes.map { ($0, error.description) }
+                    }
+                    return
+                }
                 // Every request sent may or may not have been applied.
                 for i in pending { uncertain.insert(i) }
                 do {
@@ -224,16 +231,12 @@ public final class Applier {
                     throw error
                 }
                 continue
-            } catch {
-                // Not a loss (a local failure building requests): each fails alone.
-                for i in pending {
-                    result.failed += operations[i].changes.map { ($0, String(describing: error)) }
-                }
-                return
             }
             var referred: [Int] = []
             var referralURIs: [String] = []
-            var splitRemaining: [Int] = []
+            // Operations retried one by one: split into single values, or with the
+            // placeholder member added so a MUST-member group does not become empty.
+            var retries: [(index: Int, withPlaceholder: Bool)] = []
             for (position, outcome) in results.enumerated() {
                 let i = pending[position]
                 let operation = operations[i]
@@ -247,17 +250,24 @@ public final class Applier {
                     } else if error.isAlreadyDone {
                         record(alreadyDone: operation.changes, uncertain: uncertain.contains(i))
                     } else if Applier.isValueConflict(error) && Applier.singleValues(operation.changes).count > 1 {
-                        splitRemaining.append(i)
+                        retries.append((i, false))
+                    } else if error.code == 65, layout.placeholderMember != nil,
+                              operation.changes.contains(where: { $0.op == .deleteMember }) {
+                        retries.append((i, true))
                     } else {
                         result.failed += operation.changes.map { ($0, error.description) }
                     }
                 }
             }
-            for (position, i) in splitRemaining.enumerated() {
+            for (position, retry) in retries.enumerated() {
                 do {
-                    try await split(operations[i], uncertain: uncertain.contains(i))
+                    if retry.withPlaceholder {
+                        try await withPlaceholder(operations[retry.index])
+                    } else {
+                        try await split(operations[retry.index], uncertain: uncertain.contains(retry.index))
+                    }
                 } catch {
-                    for j in splitRemaining[(position + 1)...] { result.notWritten += operations[j].changes }
+                    for later in retries[(position + 1)...] { result.notWritten += operations[later.index].changes }
                     for j in referred { result.notWritten += operations[j].changes }
                     throw error
                 }
@@ -276,7 +286,7 @@ public final class Applier {
     }
 
     /// An add-entry; an entry already there gets its values added one by one instead.
-    private func add(_ operation: Operation) async throws(GiveUp) {
+    private func add(_ operation: WriteOperation) async throws(GiveUp) {
         guard let change = operation.changes.first else { return }
         let attributes = change.attributes.map { ($0.name, $0.values) }
         var hops = 0
@@ -287,7 +297,7 @@ public final class Applier {
                 try await connection.add(dn: change.dn, attributes: attributes)
                 result.applied.append(change)
                 return
-            } catch let error as LDAPError {
+            } catch {
                 if error.isConnectionLost {
                     uncertain = true
                     try await connectionLost(error)
@@ -312,9 +322,6 @@ public final class Applier {
                 }
                 result.failed.append((change, error.description))
                 return
-            } catch {
-                result.failed.append((change, String(describing: error)))
-                return
             }
         }
     }
@@ -338,9 +345,47 @@ public final class Applier {
     }
 
     /// A combined modify that failed with "value exists" / "no such value": every value alone.
-    private func split(_ operation: Operation, uncertain: Bool) async throws(GiveUp) {
+    private func split(_ operation: WriteOperation, uncertain: Bool) async throws(GiveUp) {
         for change in Applier.singleValues(operation.changes) {
             try await writeSingle(change, uncertain: uncertain)
+        }
+    }
+
+    /// Deleting the last member of a group whose class requires one (groupOfNames made
+    /// without the placeholder, by a person or an old version): the same modify with the
+    /// placeholder member added first, atomically, so the group stays valid.
+    private func withPlaceholder(_ operation: WriteOperation) async throws(GiveUp) {
+        guard let placeholder = layout.placeholderMember else { return }
+        let add = Change(dn: operation.dn, op: .addMember, attribute: layout.memberAttribute, values: [placeholder])
+        var hops = 0
+        var uncertain = false
+        while true {
+            let connection = try await liveConnection()
+            do {
+                try await connection.modify(dn: operation.dn, [Modification(.add, add.attribute, add.values)] + operation.modifications)
+                logger.notice("the binding group's last member is gone; the placeholder member keeps it valid",
+                              metadata: ["dn": "\(operation.dn)", "placeholder": "\(placeholder)"])
+                result.applied += [add] + operation.changes
+                return
+            } catch {
+                if error.isConnectionLost {
+                    uncertain = true
+                    try await connectionLost(error)
+                    continue
+                }
+                if uncertain && Applier.isValueConflict(error) {
+                    // Done by the attempt whose answer was lost.
+                    result.applied += [add] + operation.changes
+                    return
+                }
+                if error.code == 10 {
+                    hops += 1
+                    try await follow(error.referrals, hops: hops, dn: operation.dn)
+                    continue
+                }
+                result.failed += operation.changes.map { ($0, error.description) }
+                return
+            }
         }
     }
 
@@ -354,7 +399,7 @@ public final class Applier {
                 try await connection.modify(dn: change.dn, [Modification(Applier.modOp(change.op), change.attribute, change.values)])
                 result.applied.append(change)
                 return
-            } catch let error as LDAPError {
+            } catch {
                 if error.isConnectionLost {
                     uncertain = true
                     try await connectionLost(error)
@@ -370,9 +415,6 @@ public final class Applier {
                     return
                 }
                 result.failed.append((change, error.description))
-                return
-            } catch {
-                result.failed.append((change, String(describing: error)))
                 return
             }
         }

@@ -47,8 +47,7 @@ public struct Connector: Sendable {
             try await connection.bind(credentials)
         } catch {
             await connection.close()
-            if let error = error as? LDAPError { throw error }
-            throw LDAPError(code: 49, operation: "bind", message: "Bind failed", diagnostic: String(describing: error))
+            throw error
         }
         return connection
     }

@@ -229,7 +229,7 @@ public struct DirectoryReader: Sendable {
 
     private func search<Item>(_ connection: LDAPConnection, what: String, base: String, scope: SearchScope, filter: String,
                               attributes: [String], collector: Collector<Item>,
-                              handler: (LDAPEntry, Collector<Item>) -> Void) async throws(DirectoryReadError) {
+                              handler: @escaping @Sendable (LDAPEntry, Collector<Item>) -> Void) async throws(DirectoryReadError) {
         let result: SearchResult
         do {
             result = try await connection.search(base: base, scope: scope, filter: filter, attributes: attributes,

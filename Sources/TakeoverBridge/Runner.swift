@@ -382,8 +382,9 @@ public final class BridgeRunner: @unchecked Sendable {
     }
 
     func logWriteFailures(_ result: ApplyResult, total: Int) {
-        logger.error("wrote \(result.applied.count) of \(total) changes (\(result.alreadyDone.count) already in place); "
-            + "\(result.failed.count) refused, \(result.notWritten.count) not written; the next run converges")
+        let counts = "wrote \(result.applied.count) of \(total) changes (\(result.alreadyDone.count) already in place); "
+            + "\(result.failed.count) refused, \(result.notWritten.count) not written; the next run converges"
+        logger.error("\(counts)")
         if let gaveUp = result.gaveUp { logger.error("gave up: \(gaveUp)") }
         let limit = 200
         for change in result.applied.prefix(limit) {
