@@ -532,6 +532,10 @@ def med(xs):
     return statistics.median(xs) if xs else None
 
 
+def results_name(args) -> str:
+    return "results-sync.json" if args.sync else "results.json"
+
+
 def wait_for_idle(limit: float, max_wait: float) -> float:
     """Waits (at most max_wait seconds) until the 1-minute load average is below limit:
     other work on a 2-core machine shows up directly in every figure. Returns the wait."""
@@ -708,7 +712,7 @@ def bench_case(users: int, args, binary: str) -> dict:
         names = sorted({k for d in raw.get(key, []) for k in d})
         m[key] = {k: med([d[k] for d in raw[key] if k in d]) for k in names}
     res["median"] = m
-    with open(os.path.join(case_dir, "results.json"), "w") as f:
+    with open(os.path.join(case_dir, results_name(args)), "w") as f:
         json.dump(res, f, indent=2, sort_keys=True)
     return res
 
@@ -887,16 +891,17 @@ def main(argv=None):
         small = bench_case(args.users // 10, args, args.binary)
     big = bench_case(args.users, args, args.binary)
     big["environment"] = environment()
-    with open(os.path.join(args.root, "tb-bench-%d" % args.users, "results.json"), "w") as f:
+    with open(os.path.join(args.root, "tb-bench-%d" % args.users, results_name(args)), "w") as f:
         json.dump(big, f, indent=2, sort_keys=True)
     text, md = table(small, big, args)
     print(text)
     folder = os.path.join(args.root, "tb-bench-%d" % args.users)
-    with open(os.path.join(folder, "table.txt"), "w") as f:
+    suffix = "-sync" if args.sync else ""
+    with open(os.path.join(folder, "table%s.txt" % suffix), "w") as f:
         f.write(text + "\n")
-    with open(os.path.join(folder, "table.md"), "w") as f:
+    with open(os.path.join(folder, "table%s.md" % suffix), "w") as f:
         f.write(md + "\n")
-    log("table: %s/table.txt and table.md; every run: results.json in each case folder" % folder)
+    log("table: %s/table%s.txt and .md; every run: %s in each case folder" % (folder, suffix, results_name(args)))
     return 0
 
 
