@@ -183,14 +183,6 @@ def iso_ms(t: int, ms: int) -> str:
     return _dt.datetime.fromtimestamp(t, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S") + ".%02dZ" % (ms // 10)
 
 
-def ldif_value(attr: str, value: str) -> str:
-    """One LDIF line; base64 when the value is not SAFE-STRING (RFC 2849)."""
-    if value and (value[0] in " :<" or value[-1] == " " or any(ord(c) > 126 or ord(c) < 32 for c in value)):
-        import base64
-        return "%s:: %s\n" % (attr, base64.b64encode(value.encode()).decode())
-    return "%s: %s\n" % (attr, value)
-
-
 def dn_escape(value: str) -> str:
     """RFC 4514 escaping of an attribute value."""
     out = []
