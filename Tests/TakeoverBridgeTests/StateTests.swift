@@ -470,16 +470,20 @@ func run(_ executable: String, _ arguments: [String], environment: [String: Stri
         let people = try #require(env["TB_PEOPLE_BASE"])
         let tls = ["LDAPTLS_CACERT": env["TB_CA_CERT"] ?? ""]
         let auth = ["-x", "-H", uri, "-D", env["TB_BIND_DN"] ?? "", "-y", env["TB_BIND_PW_FILE"] ?? ""]
+        let suffix = UUID().uuidString.prefix(8)
+        // Only this test's own entries: other tests write under the same shared base at
+        // the same time, so a snapshot of the whole subtree would see their work too.
+        let mine = "(|" + FilterEscaping.equality("cn", "tb-state-\(suffix)")
+            + FilterEscaping.equality("cn", "Lab, \"state\" \(suffix)+x") + ")"
         func snapshot() throws -> String {
             let (status, out, err) = try run("/usr/bin/ldapsearch", auth + ["-LLL", "-o", "ldif-wrap=no", "-b", base,
-                                                                             "(objectClass=*)", "*"], environment: tls)
+                                                                             mine, "*"], environment: tls)
             #expect(status == 0, "\(err)")
             // Entries in server order; values in stored order: compare sorted entries.
             return out.components(separatedBy: "\n\n").map { $0.split(separator: "\n").sorted().joined(separator: "\n") }
                 .sorted().joined(separator: "\n\n")
         }
         let before = try snapshot()
-        let suffix = UUID().uuidString.prefix(8)
         let group = "cn=Lab\\, \\\"state\\\" \(suffix)\\+x,\(base)"  // an escaped, hostile RDN
         let other = "cn=tb-state-\(suffix),\(base)"
         let u1 = "uid=alice,\(people)", u2 = "uid=jürgen,\(people)"
