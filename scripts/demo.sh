@@ -27,33 +27,9 @@ esac
 say() { printf '\n==> %s\n' "$*"; }
 log() { echo "demo: $*" >&2; }
 
-# --- install what is missing --------------------------------------------------------
-missing=()
-have_cmd() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
-have_cmd slapd || missing+=(slapd)
-have_cmd slapadd || missing+=(slapd)
-have_cmd ldapadd || missing+=(ldap-utils)
-have_cmd ldapsearch || missing+=(ldap-utils)
-[ -f /usr/include/ldap.h ] || missing+=(libldap-dev)
-[ -f /usr/include/sasl/sasl.h ] || missing+=(libsasl2-dev)
-have_cmd pkg-config || missing+=(pkg-config)
-have_cmd openssl || have_cmd certtool || missing+=(openssl)
-[ -f /etc/ldap/schema/inetorgperson.schema ] || missing+=(slapd)
+# --- install what is missing (Debian packages) ---------------------------------------
+bash scripts/install-deps.sh
 
-if [ ${#missing[@]} -gt 0 ]; then
-    # shellcheck disable=SC2207
-    missing=($(printf '%s\n' "${missing[@]}" | sort -u))
-    say "Installing ${missing[*]}"
-    sudo=()
-    if [ "$(id -u)" -ne 0 ]; then
-        command -v sudo >/dev/null 2>&1 || { log "need root (or sudo) to install ${missing[*]}"; exit 1; }
-        sudo=(sudo)
-    fi
-    # Without the preseed the slapd package builds a useless dc=nodomain database.
-    echo "slapd slapd/no_configuration boolean true" | "${sudo[@]}" debconf-set-selections
-    "${sudo[@]}" apt-get update -q
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
-fi
 command -v swift >/dev/null 2>&1 || { log "swift is not installed (see README, \"Requirements\")"; exit 1; }
 
 # --- build -----------------------------------------------------------------------------

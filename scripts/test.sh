@@ -8,34 +8,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 log() { echo "test.sh: $*" >&2; }
 
-# --- install what is missing ------------------------------------------------------
-missing=()
-have_cmd() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
-have_cmd slapd || missing+=(slapd)
-have_cmd slapadd || missing+=(slapd)
-have_cmd ldapsearch || missing+=(ldap-utils)
-[ -f /usr/include/ldap.h ] || missing+=(libldap-dev)
-[ -f /usr/include/sasl/sasl.h ] || missing+=(libsasl2-dev)
-have_cmd pkg-config || missing+=(pkg-config)
-have_cmd openssl || have_cmd certtool || missing+=(openssl)
-# SCRAM/DIGEST SASL mechanisms (the SASL interactive-bind tests); only "Recommended".
-compgen -G "/usr/lib/*/sasl2/libscram.so*" >/dev/null || missing+=(libsasl2-modules)
-[ -f /etc/ldap/schema/inetorgperson.schema ] || missing+=(slapd)
-
-if [ ${#missing[@]} -gt 0 ]; then
-    # shellcheck disable=SC2207
-    missing=($(printf '%s\n' "${missing[@]}" | sort -u))
-    log "installing: ${missing[*]}"
-    sudo=()
-    if [ "$(id -u)" -ne 0 ]; then
-        command -v sudo >/dev/null 2>&1 || { log "need root (or sudo) to install ${missing[*]}"; exit 1; }
-        sudo=(sudo)
-    fi
-    # Without the preseed the slapd package builds a useless dc=nodomain database.
-    echo "slapd slapd/no_configuration boolean true" | "${sudo[@]}" debconf-set-selections
-    "${sudo[@]}" apt-get update -q
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
-fi
+# --- install what is missing (Debian packages) ---------------------------------------
+bash scripts/install-deps.sh
 
 # --- build, start the server, test --------------------------------------------------
 swift build --build-tests
