@@ -100,11 +100,13 @@ struct ReportBuilder {
     mutating func touch(_ device: String) { _ = slot(device) }
 
     /// Adds one account; a second account whose name folds equal is a warning and is skipped.
+    /// "Folds equal" is the planner's rule (`Folding.fold`, full Unicode case folding), so a
+    /// report never holds two accounts the planner could not tell apart (`straße`/`STRASSE`).
     mutating func add(_ account: LocalAccount, device: String, at position: Position) {
         let i = slot(device)
-        let key = NameFolding.fold(account.name)
+        let key = Folding.fold(account.name)
         guard states[i].seen.insert(key).inserted else {
-            let firstIndex = states[i].accounts.firstIndex { NameFolding.fold($0.name) == key }
+            let firstIndex = states[i].accounts.firstIndex { Folding.fold($0.name) == key }
             let firstLine = firstIndex.flatMap { line(states[i].positions[$0]) }
             let where_ = firstLine.map { " (first at line \($0))" } ?? ""
             warn(device: device, at: position,
@@ -220,19 +222,6 @@ struct ReportBuilder {
                                         accounts: state.accounts, source: source))
         }
         return ReportsReadResult(reports: reports, problems: problems + deviceProblems, warnings: warnings)
-    }
-}
-
-/// Case folding used for duplicate detection inside one report. ASCII names (nearly all of
-/// them) take a fast path; others use Swift's full Unicode lowercasing.
-enum NameFolding {
-    static func fold(_ name: String) -> String {
-        var needsWork = false
-        for b in name.utf8 where b >= 0x80 || (b >= 0x41 && b <= 0x5A) {
-            needsWork = true
-            break
-        }
-        return needsWork ? name.lowercased() : name
     }
 }
 

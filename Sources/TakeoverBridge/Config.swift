@@ -1,6 +1,7 @@
 // The TOML configuration (PRODUCT.md section 8): parsing, validation that lists every
 // problem at once with its line, path resolution and the bind password.
 
+import DeviceReports
 import Foundation
 import TakeoverCore
 import TOMLKit
@@ -140,6 +141,12 @@ public struct BridgeConfig: Sendable {
         public var reports: String
         /// Seconds.
         public var activeWithin: Int64
+
+        // Report evidence limits (issue 11: R8 clock skew, bounded report volume).
+        /// `max_clock_skew`, seconds: a report dated further in the future is an error, never used.
+        public var maxClockSkew: Int64 = Policy.defaultMaxClockSkew
+        /// `max_reports_size`, bytes: the most the reports folder may hold; beyond it the run stops (exit 5).
+        public var maxReportsSize: Int = ReportLimits.defaultMaxTotalBytes
 
         public init(searchBase: String, filter: String = "(objectClass=groupOfNames)", nameAttribute: String = "cn",
                     memberAttribute: String = "member", reports: String, activeWithin: Int64 = 604_800) {
@@ -292,7 +299,12 @@ public struct BridgeConfig: Sendable {
         Policy(protectedAccounts: policy.protectedAccounts, minUIDLinux: policy.minUIDLinux,
                minUIDMacOS: policy.minUIDMacOS,
                onLikelyMismatch: LikelyMismatchPolicy(rawValue: policy.onLikelyMismatch) ?? .hold,
-               activeWithin: devices.activeWithin)
+               activeWithin: devices.activeWithin, maxClockSkew: devices.maxClockSkew)
+    }
+
+    /// The limits for reading `[devices] reports` (`max_reports_size`).
+    public func reportLimits() -> ReportLimits {
+        ReportLimits(maxTotalBytes: devices.maxReportsSize)
     }
 
     /// The bind password from `bind_password_file` (refused when group or others can access
@@ -463,7 +475,7 @@ extension Character {
 
 /// The keys each section accepts and their types.
 enum ConfigKeyKind {
-    case string, bool, int, number, stringList, duration
+    case string, bool, int, number, stringList, duration, size
 
     var expectation: String {
         switch self {
@@ -473,6 +485,7 @@ enum ConfigKeyKind {
         case .number: return "a number"
         case .stringList: return "a list of strings"
         case .duration: return "a duration (seconds, or a string like \"7d\", \"12h\", \"30m\", \"3600s\")"
+        case .size: return "a size (bytes, or a string like \"512MiB\", \"2GiB\", \"64M\")"
         }
     }
 }
@@ -488,7 +501,8 @@ enum ConfigSchema {
                    ("local_account_attribute", .string), ("uid_number_attribute", .string),
                    ("display_name_attribute", .string)]),
         ("devices", [("search_base", .string), ("filter", .string), ("name_attribute", .string),
-                     ("member_attribute", .string), ("reports", .string), ("active_within", .duration)]),
+                     ("member_attribute", .string), ("reports", .string), ("active_within", .duration),
+                     ("max_clock_skew", .duration), ("max_reports_size", .size)]),
         ("bindings", [("search_base", .string), ("object_class", .string), ("member_attribute", .string)]),
         ("policy", [("protected_accounts", .stringList), ("min_uid_linux", .int), ("min_uid_macos", .int),
                     ("on_likely_mismatch", .string)]),
@@ -521,6 +535,27 @@ enum ConfigSchema {
     static let secretMessage = "a password does not belong in the config file (its value is not shown); "
         + "put it in a file readable only by the bridge and name it with [ldap] bind_password_file, "
         + "or name an environment variable with [ldap] bind_password_env"
+
+    /// Parses "512MiB", "2 GiB", "64M", "100k", "1048576" into bytes (units are 1024-based
+    /// whether written K, KB or KiB; case does not matter).
+    static func parseSize(_ text: String) -> Int? {
+        let s = text.trimmingCharacters(in: .whitespaces).lowercased()
+        let digits = s.prefix { $0.isASCII && $0.isNumber }
+        guard !digits.isEmpty, let n = Int(digits) else { return nil }
+        var unit = s.dropFirst(digits.count).trimmingCharacters(in: .whitespaces)
+        if unit.hasSuffix("ib") { unit.removeLast(2) } else if unit.hasSuffix("b") { unit.removeLast() }
+        let shift: Int
+        switch unit {
+        case "": shift = 0
+        case "k": shift = 10
+        case "m": shift = 20
+        case "g": shift = 30
+        case "t": shift = 40
+        default: return nil
+        }
+        let (bytes, overflow) = n.multipliedReportingOverflow(by: 1 << shift)
+        return overflow ? nil : bytes
+    }
 
     /// Parses "7d", "12h", "30m", "3600s", "1d12h", "3600" into seconds.
     static func parseDuration(_ text: String) -> Int64? {
@@ -720,6 +755,30 @@ struct ConfigReader {
             return fallback
         }
         return seconds
+    }
+
+    /// A size in bytes: an integer, or a string with a unit (K, M, G, T; "KiB"/"KB"/"K" all
+    /// 1024-based). Nil when absent or wrong (the problem is recorded).
+    mutating func size(_ section: String, _ key: String) -> Int? {
+        guard let v = value(section, key) else { return nil }
+        let bytes: Int
+        if v.type == .int, let i = v.int {
+            bytes = i
+        } else if let s = v.string {
+            guard let parsed = ConfigSchema.parseSize(s) else {
+                add("\(section).\(key)", "\"\(ConfigSchema.excerpt(s))\" is not a size; write bytes (536870912) or a string like \"512MiB\", \"2GiB\"")
+                return nil
+            }
+            bytes = parsed
+        } else {
+            wrongType(section, key, .size, v)
+            return nil
+        }
+        if bytes <= 0 {
+            add("\(section).\(key)", "must be a positive size")
+            return nil
+        }
+        return bytes
     }
 
     func resolve(_ path: String) -> String {
@@ -976,6 +1035,9 @@ struct ConfigReader {
             devices.memberAttribute = match
         }
         devices.activeWithin = duration("devices", "active_within", devices.activeWithin)
+        // Report evidence limits (issue 11).
+        devices.maxClockSkew = duration("devices", "max_clock_skew", devices.maxClockSkew)
+        if let size = size("devices", "max_reports_size") { devices.maxReportsSize = size }
 
         // [bindings]
         var bindings = BridgeConfig.Bindings(searchBase: required("bindings", "search_base", hint: "where the bridge keeps binding groups, like ou=bindings,dc=example,dc=org"))

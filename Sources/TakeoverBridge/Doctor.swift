@@ -143,9 +143,12 @@ extension BridgeRunner {
         }
 
         // Reports.
-        let reports = ReportsFolder.read(path: config.devices.reports)
+        let reports = ReportsFolder.read(path: config.devices.reports, limits: config.reportLimits())
         let devices = Set(reports.reports.map(\.device)).count
-        if reports.problems.isEmpty {
+        if let fatal = reports.fatal {
+            add(DoctorCheck("reports", ok: false, fatal, fix: "remove old or unexpected reports, or raise [devices] max_reports_size"))
+            failed = true
+        } else if reports.problems.isEmpty {
             add(DoctorCheck("reports", ok: true, "\(reports.reports.count) reports for \(devices) devices in \(config.devices.reports)"
                 + (reports.warnings.isEmpty ? "" : ", \(reports.warnings.count) warnings")))
         } else {

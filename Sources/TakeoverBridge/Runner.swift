@@ -308,7 +308,12 @@ public final class BridgeRunner: @unchecked Sendable {
             throw RunFailure(.failure, "[devices] reports: \(config.devices.reports) is not a readable folder; "
                 + "check the path, its permissions and that it is mounted")
         }
-        let reports = ReportsFolder.read(path: config.devices.reports)
+        let reports = ReportsFolder.read(path: config.devices.reports, limits: config.reportLimits())
+        if let fatal = reports.fatal {
+            // Over [devices] max_reports_size: stop before the memory is spent (exit 5).
+            if keepConnection { await connection.close() }
+            throw RunFailure(.failure, fatal)
+        }
         lap("reports read", ["reports": "\(reports.reports.count)", "problems": "\(reports.problems.count)"])
         for warning in reports.warnings.prefix(200) {
             logger.warning("\(BridgeRunner.where(warning)): \(warning.message)")

@@ -232,14 +232,21 @@ public struct Policy: Sendable, Hashable {
     public var onLikelyMismatch: LikelyMismatchPolicy
     /// `[devices] active_within`, in seconds.
     public var activeWithin: Int64
+    /// `[devices] max_clock_skew`, in seconds: a report dated further than this after `now`
+    /// is an error for its file and is never used (R8).
+    public var maxClockSkew: Int64
+
+    public static let defaultMaxClockSkew: Int64 = 300
 
     public init(protectedAccounts: [String] = [], minUIDLinux: Int64 = 1000, minUIDMacOS: Int64 = 500,
-                onLikelyMismatch: LikelyMismatchPolicy = .hold, activeWithin: Int64 = 7 * 86_400) {
+                onLikelyMismatch: LikelyMismatchPolicy = .hold, activeWithin: Int64 = 7 * 86_400,
+                maxClockSkew: Int64 = Policy.defaultMaxClockSkew) {
         self.protectedAccounts = protectedAccounts
         self.minUIDLinux = minUIDLinux
         self.minUIDMacOS = minUIDMacOS
         self.onLikelyMismatch = onLikelyMismatch
         self.activeWithin = activeWithin
+        self.maxClockSkew = maxClockSkew
     }
 }
 

@@ -72,6 +72,9 @@ struct DeviceInfo {
     var problem = -1
     var groups: [Int] = []
     var connected: [Int] = []
+    /// R15: the spellings of every device entry whose name folds equal to this one's (this
+    /// one's included), when there are several; such devices are never decided.
+    var twins: [String]?
 }
 
 /// What processing a chunk of devices adds to the plan. Decisions and changes go straight
@@ -129,6 +132,9 @@ enum FreshOutcome {
 struct LikelyMatch {
     var account: Int
     var why: [String]
+    /// Ranks of other users whose local name is this account's name, none of them connected
+    /// to the device (R7: still evidence; the fix is a rename on one side).
+    var otherOwners: [Int] = []
 }
 
 final class Planning {
@@ -147,6 +153,10 @@ final class Planning {
     /// The device index of each input connection.
     var connectionDevice: [Int] = []
     var deviceIndex: [String: Int] = [:]
+    /// R15: folded name -> the devices of entries spelled differently whose names fold to it.
+    var twinDevices: [String: [Int]] = [:]
+    /// Errors found while planning (reports that could belong to several device entries).
+    var planErrors: [InputProblem] = []
 
     var decisions: [Decision] = []
     var conflicts: [Finding] = []
@@ -158,6 +168,7 @@ final class Planning {
 
     init(_ input: PlanInput, tuning: Planner.Tuning) {
         self.tuning = tuning
+        let input = Planning.withoutFutureReports(input)
         self.input = input
         self.layout = input.layout
         self.policy = input.policy
@@ -171,7 +182,10 @@ final class Planning {
         indexDevices()
         resolveConnections()
         var order = Array(devices.indices)
-        order.sort { stringLess(devices[$0].folded, devices[$1].folded) }
+        order.sort { a, b in
+            let c = stringCompare(devices[a].folded, devices[b].folded)
+            return c != 0 ? c < 0 : stringLess(devices[a].entrySpelling ?? "", devices[b].entrySpelling ?? "")
+        }
         let stage = DeviceStage(input: input, layout: layout, policy: policy, policyNames: policyNames,
                                 placeholderNorm: placeholderNorm, users: users, byDN: byDN, fieldHead: fieldHead,
                                 fieldNext: fieldNext, devices: devices)
@@ -365,17 +379,12 @@ final class Planning {
 
     // MARK: - Devices and connections
 
-    private func device(_ name: String) -> Int {
+    func device(_ name: String) -> Int {
         let f = Folding.deviceKey(name)
         if let d = deviceIndex[f] { return d }
         deviceIndex[f] = devices.count
         devices.append(DeviceInfo(folded: f))
         return devices.count - 1
-    }
-
-    private static func minSpelling(_ old: String?, _ new: String) -> String {
-        guard let old else { return new }
-        return stringLess(new, old) ? new : old
     }
 
     private func indexDevices() {
@@ -394,30 +403,33 @@ final class Planning {
                 connectionDevice.append(last.device)
                 continue
             }
-            let d = device(name)
-            devices[d].entrySpelling = Self.minSpelling(devices[d].entrySpelling, name)
+            let d = entryDevice(name)
             connectionDevice.append(d)
             last = (name, d)
         }
-        for name in input.knownDevices {
-            let d = device(name)
-            devices[d].entrySpelling = Self.minSpelling(devices[d].entrySpelling, name)
-        }
+        for name in input.knownDevices { _ = entryDevice(name) }
+        markTwins()
         let reports = input.reports
         for i in reports.indices {
             let d = device(reports[i].device)
+            if let twins = devices[d].twins {
+                planErrors.append(ambiguousReport(reports[i], twins: twins))
+                continue
+            }
             let old = devices[d].report
             if old < 0 || reportNewer(reports[i], than: reports[old]) { devices[d].report = i }
         }
         for (i, p) in input.problems.enumerated() {
             guard let name = p.device else { continue }
             let d = device(name)
+            if devices[d].twins != nil { continue }   // listed in the errors; the devices are deferred anyway
             devices[d].problemSpelling = Self.minSpelling(devices[d].problemSpelling, name)
             let old = devices[d].problem
             if old < 0 || problemLess(p, input.problems[old]) { devices[d].problem = i }
         }
         for (i, g) in input.bindingGroups.enumerated() {
-            let d = device(g.device)
+            var d = device(g.device)
+            if let twins = twinDevices[devices[d].folded] { d = twinForGroup(g, among: twins) }
             devices[d].groupSpelling = Self.minSpelling(devices[d].groupSpelling, g.device)
             devices[d].groups.append(i)
         }
@@ -544,7 +556,7 @@ final class Planning {
     private func finish() -> Plan {
         conflicts.sort { findingLess($0, $1, order: Kind.conflictOrder) }
         warnings.sort { findingLess($0, $1, order: nil) }
-        let errors = input.problems.sorted(by: problemLess)
+        let errors = (input.problems + planErrors).sorted(by: problemLess)
         var summary = Summary()
         summary.users = input.users.count
         summary.devices = devices.count
