@@ -87,13 +87,16 @@ extension Planning {
     }
 
     /// Of the devices of entries whose names fold equal, the one a binding group belongs to:
-    /// the one whose group DN it is, else the one spelled exactly like its `cn`, else the first.
+    /// the one whose group DN it is spelled as, else the one spelled exactly like its `cn`,
+    /// else the one whose group DN it is once normalised, else the first. (The normalised DN
+    /// folds case fully, which the server need not: `cn=straße` and `cn=STRASSE` are two
+    /// entries to slapd.)
     func twinForGroup(_ g: BindingGroup, among twins: [Int]) -> Int {
-        let norm = DNNormalizer.normalize(g.dn)
-        if let d = twins.first(where: { DNNormalizer.normalize(layout.groupDN(device: devices[$0].entrySpelling ?? "")) == norm }) {
-            return d
-        }
+        func groupDN(_ d: Int) -> String { layout.groupDN(device: devices[d].entrySpelling ?? "") }
+        if let d = twins.first(where: { groupDN($0) == g.dn }) { return d }
         if let d = twins.first(where: { devices[$0].entrySpelling == g.device }) { return d }
+        let norm = DNNormalizer.normalize(g.dn)
+        if let d = twins.first(where: { DNNormalizer.normalize(groupDN($0)) == norm }) { return d }
         return twins[0]
     }
 

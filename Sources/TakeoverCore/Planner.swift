@@ -528,7 +528,10 @@ final class Planning {
             devices[d].connected = list
         }
         for (_, u) in unknown {
-            let names = u.devices.sorted { stringLess(devices[$0].folded, devices[$1].folded) }.map { name($0) }
+            let names = u.devices.sorted { a, b in
+                let c = stringCompare(devices[a].folded, devices[b].folded)
+                return c != 0 ? c < 0 : stringLess(name(a), name(b))
+            }.map { name($0) }
             warnings.append(Finding(
                 kind: Kind.unknownMember, value: u.spelling, devices: names,
                 message: "the device \(names.count == 1 ? "entry" : "entries") of \(names.joined(separator: ", ")) \(names.count == 1 ? "names" : "name") \(u.byDN ? "the member" : "the user") \(q(u.spelling)), which is not a user read from the directory",

@@ -253,8 +253,9 @@ extension String {
             #expect(plan.summary.takeover + plan.summary.provision + plan.summary.bound + plan.summary.unbind
                 + plan.summary.deferred + plan.summary.conflict == plan.decisions.count)
             #expect(plan.summary.users == input.users.count)
-            // One decision per (user DN, device) at most.
-            let pairs = plan.decisions.map { DNNormalizer.normalize($0.userDN) + "|" + Folding.fold($0.device) }
+            // One decision per (user DN, device) at most. Devices are told apart by their
+            // spelling: entries whose names fold equal are distinct devices (R15).
+            let pairs = plan.decisions.map { DNNormalizer.normalize($0.userDN) + "|" + $0.device }
             #expect(Set(pairs).count == pairs.count)
             // Every change stays under the bindings base, never deletes the placeholder.
             for c in plan.changes {
