@@ -39,6 +39,32 @@ import Glibc
         #expect(r.warnings.isEmpty)
     }
 
+    @Test func duplicatesAreFoundBeforeAndAfterTheSetTakesOver() {
+        // Below `ReportBuilder.setFrom` accounts duplicates are found by a scan, above it by a set.
+        var csv = "device,username\n"
+        for i in 0..<40 { csv += "box,user\(i)\n" }
+        csv += "box,USER3\nbox,User35\nsmall,ann\nsmall,ANN\n"
+        let r = parseText(csv, fileName: "f.csv")
+        #expect(r.report("box")?.accounts.count == 40)
+        #expect(r.report("small")?.names == ["ann"])
+        let messages = r.warnings.map(\.message)
+        #expect(messages.contains { $0.contains("'USER3'") && $0.contains("first at line 5") })
+        #expect(messages.contains { $0.contains("'User35'") && $0.contains("first at line 37") })
+        #expect(messages.contains { $0.contains("'ANN'") && $0.contains("first at line 44") })
+    }
+
+    @Test func reportsKeepNoSpareCapacity() {
+        // Item 8: arrays grown by appending keep up to half their room unused; a report
+        // holds only what its accounts need.
+        var csv = "device,username,uid,shell\n"
+        for i in 0..<33 { csv += "box,user\(i),\(1000 + i),/usr/sbin/nologin\n" }
+        let r = parseText(csv, fileName: "f.csv")
+        let accounts = r.report("box")?.accounts ?? []
+        #expect(accounts.count == 33)
+        #expect(accounts.capacity <= 33 + 33 / 8)
+        #expect(accounts.allSatisfy { $0.shell == "/usr/sbin/nologin" })
+    }
+
     @Test func osquerydLogUsesTheSameFolding() {
         let row = { (name: String) in
             "{\"username\":\"\(name)\",\"uid\":\"1001\",\"directory\":\"/home/x\",\"shell\":\"/bin/bash\"}"
