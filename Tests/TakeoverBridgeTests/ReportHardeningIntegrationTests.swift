@@ -1,0 +1,122 @@
+// Issue 11, items 5-8 and 12, end to end: the built binary against a real slapd and a real
+// reports folder. Device entries whose names fold equal (R15), a report dated in the future
+// (R8), files still being written, the total report volume, R7 evidence from an account
+// named like a user who is not connected.
+
+import Foundation
+import TakeoverCore
+import Testing
+@testable import TakeoverBridge
+
+@Suite("reports hardening: the binary against slapd", .enabled(if: bridgeTestsEnabled, "needs TB_TEST_ENV (run scripts/test.sh)"))
+struct ReportHardeningIntegrationTests {
+    @Test func deviceEntriesWhoseNamesFoldEqualAreNeverMerged() throws {
+        let s = try Scenario()
+        try s.addUsers([("ann", nil), ("bob", nil)])
+        // slapd keeps both: its caseIgnoreMatch does not fold ß to ss.
+        try s.addDevice("straße", ["ann"])
+        try s.addDevice("STRASSE", ["bob"])
+        try s.writeReport("strasse", [("ann", 1001), ("bob", 1002)], fileName: "strasse.csv")
+        let before = try s.dumpBindings()
+
+        let plan = try s.bridge(["plan", "--format", "json"])
+        #expect(plan.status == 0, "\(plan.all)")
+        let json = plan.stdout
+        #expect(json.contains("\"devices\": 2"), "\(json)")
+        #expect(json.contains("\"deferred\": 2"), "\(json)")
+        #expect(json.contains("\"takeover\": 0"), "\(json)")
+        #expect(json.contains("ambiguous device"), "\(json)")
+        #expect(json.contains("reports/strasse.csv") && json.contains("could be any of"), "\(json)")
+
+        let apply = try s.bridge(["apply"])
+        #expect(apply.status == 0, "\(apply.all)")
+        #expect(apply.stderr.contains("written=0"), "\(apply.stderr)")
+        #expect(try s.dumpBindings() == before)
+    }
+
+    @Test func reportDatedInTheFutureIsNeverUsed() throws {
+        let s = try Scenario()
+        try s.addUsers([("ann", nil)])
+        try s.addDevice("mbp-ann", ["ann"])
+        // The real report lists ann (a takeover); a forged one dated 2099 lists only root.
+        try s.writeReport("mbp-ann", [("ann", 1001)], fileName: "mbp-ann.csv")
+        try s.writeReport("mbp-ann", [("root", 0)], fileName: "forged.csv",
+                          reportedAt: 4_070_908_800)   // 2099-01-01T00:00:00Z
+        let before = try s.dumpBindings()
+
+        let plan = try s.bridge(["plan", "--format", "json"])
+        #expect(plan.status == 0, "\(plan.all)")
+        #expect(plan.stdout.contains("\"provision\": 0"), "\(plan.stdout)")
+        #expect(plan.stdout.contains("\"deferred\": 1"), "\(plan.stdout)")
+        #expect(plan.stdout.contains("reports/forged.csv"), "\(plan.stdout)")
+        #expect(plan.stdout.contains("max_clock_skew"), "\(plan.stdout)")
+        let apply = try s.bridge(["apply"])
+        #expect(apply.stderr.contains("written=0"), "\(apply.all)")
+        #expect(try s.dumpBindings() == before)
+
+        // A looser configured skew accepts it; then it is the newest report (a provision).
+        s.configOverrides["devices.max_clock_skew"] = "\"4000w\""
+        let loose = try s.bridge(["plan", "--format", "json"])
+        #expect(loose.stdout.contains("\"deferred\": 0") && loose.stdout.contains("\"provision\": 1"), "\(loose.all)")
+    }
+
+    @Test func filesStillBeingWrittenAreNeverRead() throws {
+        let s = try Scenario()
+        try s.addUsers([("ann", nil)])
+        try s.addDevice("srv", ["ann"])
+        // A half-written passwd (ann's line not there yet), under the names agents and rsync use.
+        let partial = "root:x:0:0:root:/root:/bin/bash\n"
+        for name in ["srv.passwd.tmp", "srv.passwd.part", ".srv.passwd.a1B2c3", "srv.passwd~"] {
+            try partial.write(toFile: s.reports + "/" + name, atomically: false, encoding: .utf8)
+        }
+        let waiting = try s.bridge(["plan", "--format", "json"])
+        #expect(waiting.stdout.contains("\"reason\": \"no report\""), "\(waiting.all)")
+        #expect(waiting.stdout.contains("\"provision\": 0"), "\(waiting.all)")
+
+        // The agent finishes: the whole file is renamed into place.
+        let whole = partial + "ann:x:1001:1001:Ann:/home/ann:/bin/bash\n"
+        try whole.write(toFile: s.reports + "/srv.passwd.tmp", atomically: false, encoding: .utf8)
+        #expect(rename(s.reports + "/srv.passwd.tmp", s.reports + "/srv.passwd") == 0)
+        let done = try s.bridge(["plan", "--format", "json"])
+        #expect(done.stdout.contains("\"takeover\": 1"), "\(done.all)")
+    }
+
+    @Test func reportVolumeOverTheLimitStopsWithExit5() throws {
+        let s = try Scenario()
+        try s.addUsers([("ann", nil)])
+        try s.addDevice("pc", ["ann"])
+        for i in 0..<6 { try s.writeReport("pc-\(i)", (0..<4).map { ("user\($0)", 1000 + $0) }, fileName: "pc-\(i).csv") }
+        try s.writeReport("pc", [("ann", 1001)], fileName: "pc.csv")
+        let before = try s.dumpBindings()
+        s.configOverrides["devices.max_reports_size"] = "\"1KiB\""
+        for command in [["plan"], ["apply"]] {
+            let run = try s.bridge(command)
+            #expect(run.status == 5, "\(command): \(run.all)")
+            #expect(run.stderr.contains("max_reports_size") && run.stderr.contains("1 KiB (1024 bytes)"), "\(run.stderr)")
+            #expect(run.stdout.isEmpty, "\(run.stdout)")
+        }
+        let doctor = try s.bridge(["doctor"])
+        #expect(doctor.status != 0 && doctor.all.contains("max_reports_size"), "\(doctor.all)")
+        #expect(try s.dumpBindings() == before)
+
+        s.configOverrides["devices.max_reports_size"] = "\"1MiB\""
+        let fits = try s.bridge(["apply"])
+        #expect(fits.status == 0, "\(fits.all)")
+    }
+
+    @Test func accountNamedLikeAnUnconnectedUserHoldsThePair() throws {
+        let s = try Scenario()
+        // hmurphy (uidNumber 20000) reported under the name jsmith, a directory user not connected there.
+        try s.addUsers([("hmurphy", nil), ("jsmith", nil)])
+        try s.addDevice("box", ["hmurphy"])
+        try s.writeReport("box", [("jsmith", 20000)], fileName: "box.csv")
+        let before = try s.dumpBindings()
+        let apply = try s.bridge(["apply"])
+        #expect(apply.status == 3, "\(apply.all)")
+        #expect(try s.dumpBindings() == before)
+        let plan = try s.bridge(["plan"])
+        #expect(plan.stdout.contains("likely-mismatch"), "\(plan.stdout)")
+        #expect(plan.stdout.contains("not connected to 'box'"), "\(plan.stdout)")
+        #expect(plan.stdout.contains("rename it on the device to 'hmurphy'"), "\(plan.stdout)")
+    }
+}
