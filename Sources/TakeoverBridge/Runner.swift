@@ -325,9 +325,11 @@ public final class BridgeRunner: @unchecked Sendable {
         let hidden = max(0, reports.warnings.count - 200) + max(0, reports.problems.count - 200)
         if hidden > 0 { logger.warning("\(hidden) more report problems and warnings not shown (see the plan's errors)") }
 
-        let input = PlanInput(users: snapshot.users, connections: snapshot.connections, knownDevices: snapshot.knownDevices,
-                              reports: reports.reports, problems: reports.problems, bindingGroups: snapshot.bindingGroups,
-                              layout: config.layout(), policy: config.corePolicy(), now: clock())
+        // Screened (R8 max_clock_skew), so explain shows the reports the plan used.
+        let input = Planner.screened(PlanInput(
+            users: snapshot.users, connections: snapshot.connections, knownDevices: snapshot.knownDevices,
+            reports: reports.reports, problems: reports.problems, bindingGroups: snapshot.bindingGroups,
+            layout: config.layout(), policy: config.corePolicy(), now: clock()))
         let plan = Planner.plan(input)
         lap("planned", ["changes": "\(plan.changes.count)", "decisions": "\(plan.decisions.count)"])
         let prepared = PreparedRun(config: config, connector: connector, snapshot: snapshot, reports: reports,

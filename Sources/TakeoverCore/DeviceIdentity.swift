@@ -10,6 +10,13 @@
 // told which entry it belongs to: every one of those devices is deferred, and each report
 // that could belong to either is an error naming the ambiguity. Nothing is merged.
 
+extension Planner {
+    /// The input as the planner uses it: reports dated more than `policy.maxClockSkew` after
+    /// `now` moved to `problems` (R8). `plan` does this itself; callers that show the input
+    /// too (`explain`) pass the screened input to both, so they agree. Idempotent.
+    public static func screened(_ input: PlanInput) -> PlanInput { Planning.withoutFutureReports(input) }
+}
+
 extension Planning {
     /// The input without reports dated beyond the clock skew; each of them becomes an error
     /// for its file naming its device (so the device is deferred, R8). The input is returned

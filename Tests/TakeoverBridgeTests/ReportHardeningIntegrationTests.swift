@@ -54,6 +54,11 @@ struct ReportHardeningIntegrationTests {
         #expect(apply.stderr.contains("written=0"), "\(apply.all)")
         #expect(try s.dumpBindings() == before)
 
+        // explain shows the plan's view: the forged file is a bad report, not the newest one.
+        let explain = try s.bridge(["explain", "ann"])
+        #expect(explain.stdout.contains("bad report reports/forged.csv") && explain.stdout.contains("in the future"), "\(explain.all)")
+        #expect(!explain.stdout.contains("report: reports/forged.csv"), "\(explain.stdout)")
+
         // A looser configured skew accepts it; then it is the newest report (a provision).
         s.configOverrides["devices.max_clock_skew"] = "\"4000w\""
         let loose = try s.bridge(["plan", "--format", "json"])
