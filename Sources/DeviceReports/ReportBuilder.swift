@@ -158,6 +158,10 @@ struct ReportBuilder {
 
     /// The report time of `device` is the newest time any of its rows carries.
     mutating func noteTime(_ time: UnixTime, device: String) {
+        guard Timestamps.plausible.contains(time) else {
+            error(device: device, at: nil, "report time \(time) is not a plausible date (outside the years 1 to 9999): no report from this file")
+            return
+        }
         let i = slot(device)
         if let current = states[i].reportedAt, current >= time { return }
         states[i].reportedAt = time
@@ -267,6 +271,12 @@ struct ReportBuilder {
                 exact.reserveCapacity(accounts.count)
                 exact.append(contentsOf: accounts)
                 accounts = exact
+            }
+            if state.reportedAt == nil, !Timestamps.plausible.contains(modificationTime) {
+                deviceProblems.append(InputProblem(source: source, device: name, message:
+                    "the file's modification time (\(modificationTime)) is not a plausible date (outside the years 1 to 9999) "
+                    + "and its content names no time: no report for device '\(name)'; touch the file or fix its time"))
+                continue
             }
             reports.append(DeviceReport(device: name, platform: state.evidence.decide(),
                                         reportedAt: state.reportedAt ?? modificationTime,

@@ -168,6 +168,45 @@ import Glibc
         #expect(!p.decisions.contains { $0.action == .provision })
     }
 
+    @Test func absurdTimesAreErrorsNotCrashes() throws {
+        // "now - reportedAt" would overflow for these: each must be an error for its device.
+        let dir = try TempFolder("absurd-times")
+        defer { dir.cleanup() }
+        try dir.write("fleet.csv", "device,username,uid,reported_at\n"
+            + "low,alice,1001,-9223372036854775807\nhigh,alice,1001,9223372036854775807\nyear,alice,1001,10000-01-01\n")
+        let osq = { (host: String, time: String) in
+            "{\"name\":\"users\",\"hostIdentifier\":\"\(host)\",\"unixTime\":\(time),\"action\":\"snapshot\","
+                + "\"snapshot\":[{\"username\":\"alice\",\"uid\":\"1001\"}]}\n"
+        }
+        try dir.write("o.log", osq("osq-low", "-9223372036854775807") + osq("osq-high", "9223372036854775807"))
+        try dir.write("jc.json", "[{\"system_id\":\"jc\",\"collection_time\":\"/Date(-9223372036854775807)/\",\"username\":\"alice\"}]")
+        try dir.write("old.passwd", "alice:x:1001:1001::/home/alice:/bin/bash\n")
+        var times = [timeval(tv_sec: Int(Int64.min / 2), tv_usec: 0), timeval(tv_sec: Int(Int64.min / 2), tv_usec: 0)]
+        _ = utimes(dir.path + "/old.passwd", &times)   // file systems clamp such times (ext4: to 1901)
+        let read = ReportsFolder.read(path: dir.path)
+        // The mtime as stored: an error when implausible, else an (inactive) report.
+        #expect(read.reports.allSatisfy { $0.device == "old" && Timestamps.plausible.contains($0.reportedAt) },
+                "\(read.reports.map(\.device))")
+        let devices = Set(read.problems.compactMap(\.device))
+        #expect(devices.isSuperset(of: ["low", "high", "year", "osq-low", "osq-high", "jc"]))
+        for device in ["low", "high", "osq-low", "jc", "old"] {
+            let plan = Planner.plan(PlanInput(
+                users: [DirectoryUser(dn: "uid=alice,dc=x", username: "alice")],
+                connections: [Connection(device: device, member: .name("alice"))], reports: read.reports,
+                problems: read.problems, bindingGroups: [], layout: .projectSchema(base: "dc=b"), policy: Policy(), now: Self.now))
+            #expect(plan.decisions.first?.action == .deferred)
+        }
+    }
+
+    @Test func implausibleModificationTimeIsAnError() {
+        for mtime in [Int64.min, Int64.max, Timestamps.plausible.upperBound + 1] {
+            let r = ReportParser.parse(bytes: Array("alice:x:1001:1001::/home/alice:/bin/bash\n".utf8), fileName: "h.passwd",
+                                       modificationTime: mtime)
+            #expect(r.reports.isEmpty)
+            #expect(r.problems.first?.device == "h" && r.problems.first?.message.contains("not a plausible date") == true)
+        }
+    }
+
     // MARK: Item 7: files still being written
 
     @Test func inProgressNamesAreNeverRead() throws {
