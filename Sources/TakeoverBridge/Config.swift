@@ -538,10 +538,10 @@ enum ConfigSchema {
 
     /// Parses "512MiB", "2 GiB", "64M", "100k", "1048576" into bytes (units are 1024-based
     /// whether written K, KB or KiB; case does not matter).
-    static func parseSize(_ text: String) -> Int? {
+    static func parseSize(_ text: String) -> Int64? {
         let s = text.trimmingCharacters(in: .whitespaces).lowercased()
         let digits = s.prefix { $0.isASCII && $0.isNumber }
-        guard !digits.isEmpty, let n = Int(digits) else { return nil }
+        guard !digits.isEmpty, let n = Int64(digits) else { return nil }
         var unit = s.dropFirst(digits.count).trimmingCharacters(in: .whitespaces)
         if unit.hasSuffix("ib") { unit.removeLast(2) } else if unit.hasSuffix("b") { unit.removeLast() }
         let shift: Int
@@ -553,8 +553,8 @@ enum ConfigSchema {
         case "t": shift = 40
         default: return nil
         }
-        let (bytes, overflow) = n.multipliedReportingOverflow(by: 1 << shift)
-        return overflow ? nil : bytes
+        let (bytes, overflow) = n.multipliedReportingOverflow(by: Int64(1) << shift)
+        return overflow || bytes > Int64(Int.max) ? nil : bytes
     }
 
     /// Parses "7d", "12h", "30m", "3600s", "1d12h", "3600" into seconds.
@@ -736,49 +736,40 @@ struct ConfigReader {
     }
 
     mutating func duration(_ section: String, _ key: String, _ fallback: Int64) -> Int64 {
-        guard let v = value(section, key) else { return fallback }
-        let seconds: Int64
-        if v.type == .int, let i = v.int {
-            seconds = Int64(i)
-        } else if let s = v.string {
-            guard let parsed = ConfigSchema.parseDuration(s) else {
-                add("\(section).\(key)", "\"\(ConfigSchema.excerpt(s))\" is not a duration; write seconds (604800) or a string like \"7d\", \"12h\", \"30m\", \"3600s\"")
-                return fallback
-            }
-            seconds = parsed
-        } else {
-            wrongType(section, key, .duration, v)
-            return fallback
-        }
-        if seconds <= 0 {
-            add("\(section).\(key)", "must be a positive duration")
-            return fallback
-        }
-        return seconds
+        quantity(section, key, .duration, noun: "duration", parse: ConfigSchema.parseDuration,
+                 example: "seconds (604800) or a string like \"7d\", \"12h\", \"30m\", \"3600s\"") ?? fallback
     }
 
     /// A size in bytes: an integer, or a string with a unit (K, M, G, T; "KiB"/"KB"/"K" all
     /// 1024-based). Nil when absent or wrong (the problem is recorded).
     mutating func size(_ section: String, _ key: String) -> Int? {
+        quantity(section, key, .size, noun: "size", parse: ConfigSchema.parseSize,
+                 example: "bytes (536870912) or a string like \"512MiB\", \"2GiB\"").map { Int($0) }
+    }
+
+    /// A positive quantity written as an integer or as a string with units (durations,
+    /// sizes); nil when absent, or when wrong (the problem is recorded).
+    private mutating func quantity(_ section: String, _ key: String, _ kind: ConfigKeyKind, noun: String,
+                                   parse: (String) -> Int64?, example: String) -> Int64? {
         guard let v = value(section, key) else { return nil }
-        let bytes: Int
+        let amount: Int64
         if v.type == .int, let i = v.int {
-            bytes = i
+            amount = Int64(i)
         } else if let s = v.string {
-            guard let parsed = ConfigSchema.parseSize(s) else {
-                add("\(section).\(key)", "\"\(ConfigSchema.excerpt(s))\" is not a size; write bytes (536870912) or a string like \"512MiB\", \"2GiB\"")
+            guard let parsed = parse(s) else {
+                add("\(section).\(key)", "\"\(ConfigSchema.excerpt(s))\" is not a \(noun); write \(example)")
                 return nil
             }
-            bytes = parsed
+            amount = parsed
         } else {
-            wrongType(section, key, .size, v)
+            wrongType(section, key, kind, v)
             return nil
         }
-        if bytes <= 0 {
-            add("\(section).\(key)", "must be a positive size")
+        if amount <= 0 {
+            add("\(section).\(key)", "must be a positive \(noun)")
             return nil
         }
-        return bytes
+        return amount
     }
 
     func resolve(_ path: String) -> String {
