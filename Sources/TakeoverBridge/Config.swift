@@ -544,15 +544,8 @@ enum ConfigSchema {
         guard !digits.isEmpty, let n = Int64(digits) else { return nil }
         var unit = s.dropFirst(digits.count).trimmingCharacters(in: .whitespaces)
         if unit.hasSuffix("ib") { unit.removeLast(2) } else if unit.hasSuffix("b") { unit.removeLast() }
-        let shift: Int
-        switch unit {
-        case "": shift = 0
-        case "k": shift = 10
-        case "m": shift = 20
-        case "g": shift = 30
-        case "t": shift = 40
-        default: return nil
-        }
+        let shifts: [String: Int64] = ["": 0, "k": 10, "m": 20, "g": 30, "t": 40]
+        guard let shift = shifts[unit] else { return nil }
         let (bytes, overflow) = n.multipliedReportingOverflow(by: Int64(1) << shift)
         return overflow || bytes > Int64(Int.max) ? nil : bytes
     }
