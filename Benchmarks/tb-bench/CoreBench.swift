@@ -195,7 +195,7 @@ private func coreBenchWorld(_ size: CoreBenchSize, seed: UInt64) -> PlanInput {
     var reports: [DeviceReport] = []
     reports.reserveCapacity(size.devices)
     var groups: [BindingGroup] = []
-    var knownDevices: [String] = []
+    var knownDevices: [DeviceEntry] = []
     for d in 0..<size.devices {
         let device = "host-\(d)"
         let platform: Platform = d % 10 < 6 ? .linux : (d % 10 < 9 ? .macos : .windows)
@@ -239,7 +239,7 @@ private func coreBenchWorld(_ size: CoreBenchSize, seed: UInt64) -> PlanInput {
         if members.count > 1 {
             groups.append(BindingGroup(device: device, dn: layout.groupDN(device: device), members: members, records: records))
         }
-        if count == 0 { knownDevices.append(device) }
+        if count == 0 { knownDevices.append(DeviceEntry(name: device)) }
     }
     return PlanInput(users: users, connections: connections, knownDevices: knownDevices, reports: reports,
                      bindingGroups: groups, layout: layout, policy: Policy(), now: now)

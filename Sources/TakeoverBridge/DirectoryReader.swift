@@ -11,8 +11,8 @@ import TakeoverCore
 public struct DirectorySnapshot: Sendable {
     public var users: [DirectoryUser]
     public var connections: [Connection]
-    /// Every device named by a device entry, connected users or not.
-    public var knownDevices: [String]
+    /// Every device entry read (its name and DN), connected users or not.
+    public var knownDevices: [DeviceEntry]
     public var bindingGroups: [BindingGroup]
     /// Values or entries skipped (not UTF-8, no name): each names the DN.
     public var warnings: [InputProblem]
@@ -22,7 +22,7 @@ public struct DirectorySnapshot: Sendable {
     /// Device entries read (with or without members).
     public var deviceEntries: Int
 
-    public init(users: [DirectoryUser] = [], connections: [Connection] = [], knownDevices: [String] = [],
+    public init(users: [DirectoryUser] = [], connections: [Connection] = [], knownDevices: [DeviceEntry] = [],
                 bindingGroups: [BindingGroup] = [], warnings: [InputProblem] = [], unreadableEntries: [String] = [],
                 deviceEntries: Int = 0) {
         self.users = users
@@ -161,7 +161,7 @@ public struct DirectoryReader: Sendable {
                 collector.unreadable.append(entry.dn)
                 return
             }
-            collector.names.append(device)
+            collector.deviceEntries.append(DeviceEntry(name: device, dn: entry.dn))
             for value in strings(entry, memberAttribute, collector) {
                 if byName {
                     let name = value.trimmingSpaces()
@@ -177,7 +177,7 @@ public struct DirectoryReader: Sendable {
             }
         }
         snapshot.connections = collector.items
-        snapshot.knownDevices = collector.names
+        snapshot.knownDevices = collector.deviceEntries
         snapshot.deviceEntries = collector.entries
         snapshot.warnings += collector.warnings
         snapshot.unreadableEntries += collector.unreadable
@@ -223,7 +223,7 @@ public struct DirectoryReader: Sendable {
         var items: [Item] = []
         var warnings: [InputProblem] = []
         var unreadable: [String] = []
-        var names: [String] = []
+        var deviceEntries: [DeviceEntry] = []
         var entries = 0
     }
 

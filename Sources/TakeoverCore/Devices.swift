@@ -218,7 +218,7 @@ final class DeviceStage: Sendable {
 
     func deferredReason(_ d: Int) -> String? {
         let dev = devices[d]
-        if let twins = dev.twins { return Self.twinReason(twins) }
+        if let twins = dev.twins { return Self.twinReason(twins, dn: dev.entryDN) }
         if dev.problem >= 0 { return "no valid report: " + input.problems[dev.problem].message }
         guard dev.report >= 0 else { return Reason.noReport }
         let r = input.reports[dev.report]

@@ -66,15 +66,17 @@ struct UserInfo {
 struct DeviceInfo {
     var folded: String
     var entrySpelling: String?
+    /// The DN of the device entry, as the server returned it (nil when not known).
+    var entryDN: String?
     var groupSpelling: String?
     var problemSpelling: String?
     var report = -1
     var problem = -1
     var groups: [Int] = []
     var connected: [Int] = []
-    /// R15: the spellings of every device entry whose name folds equal to this one's (this
-    /// one's included), when there are several; such devices are never decided.
-    var twins: [String]?
+    /// R15: every device entry whose name folds equal to this one's (this one's included),
+    /// when there are several, spelled alike or not; such devices are never decided.
+    var twins: [EntryName]?
 }
 
 /// What processing a chunk of devices adds to the plan. Decisions and changes go straight
@@ -153,7 +155,7 @@ final class Planning {
     /// The device index of each input connection.
     var connectionDevice: [Int] = []
     var deviceIndex: [String: Int] = [:]
-    /// R15: folded name -> the devices of entries spelled differently whose names fold to it.
+    /// R15: folded name -> the devices of the several entries whose names fold to it.
     var twinDevices: [String: [Int]] = [:]
     /// Errors found while planning (reports that could belong to several device entries).
     var planErrors: [InputProblem] = []
@@ -184,7 +186,9 @@ final class Planning {
         var order = Array(devices.indices)
         order.sort { a, b in
             let c = stringCompare(devices[a].folded, devices[b].folded)
-            return c != 0 ? c < 0 : stringLess(devices[a].entrySpelling ?? "", devices[b].entrySpelling ?? "")
+            if c != 0 { return c < 0 }
+            let s = stringCompare(devices[a].entrySpelling ?? "", devices[b].entrySpelling ?? "")
+            return s != 0 ? s < 0 : stringLess(devices[a].entryDN ?? "", devices[b].entryDN ?? "")
         }
         let stage = DeviceStage(input: input, layout: layout, policy: policy, policyNames: policyNames,
                                 placeholderNorm: placeholderNorm, users: users, byDN: byDN, fieldHead: fieldHead,
@@ -392,28 +396,31 @@ final class Planning {
         deviceIndex.reserveCapacity(expected)
         devices.reserveCapacity(expected)
         connectionDevice.reserveCapacity(input.connections.count)
-        // A device entry's connections come together: skip the lookup for a repeated name.
-        // (Only the device name is read: copying a whole connection would touch its member's
-        // string, a cache miss per connection on large directories.)
-        var last: (name: String, device: Int)?
+        // A device entry's connections come together: skip the lookup for a repeated entry.
+        // (Only the device name and entry DN are read: copying a whole connection would touch
+        // its member's string, a cache miss per connection on large directories.)
+        var last: (name: String, dn: String?, device: Int)?
         let connections = input.connections
         for i in connections.indices {
             let name = connections[i].device
-            if let last, sameBytes(last.name, name) {
+            let dn = connections[i].sourceDN
+            if let last, sameBytes(last.name, name), sameBytes(last.dn, dn) {
                 connectionDevice.append(last.device)
                 continue
             }
-            let d = entryDevice(name)
+            let d = entryDevice(name, dn: dn)
             connectionDevice.append(d)
-            last = (name, d)
+            last = (name, dn, d)
         }
-        for name in input.knownDevices { _ = entryDevice(name) }
+        for entry in input.knownDevices { _ = entryDevice(entry.name, dn: entry.dn) }
         markTwins()
+        var reported = Set<String>()
         let reports = input.reports
         for i in reports.indices {
             let d = device(reports[i].device)
             if let twins = devices[d].twins {
                 planErrors.append(ambiguousReport(reports[i], twins: twins))
+                reported.insert(devices[d].folded)
                 continue
             }
             let old = devices[d].report
@@ -432,6 +439,9 @@ final class Planning {
             if let twins = twinDevices[devices[d].folded] { d = twinForGroup(g, among: twins) }
             devices[d].groupSpelling = Self.minSpelling(devices[d].groupSpelling, g.device)
             devices[d].groups.append(i)
+        }
+        for (key, list) in twinDevices where !reported.contains(key) {
+            if let twins = devices[list[0]].twins { planErrors.append(ambiguousEntries(twins)) }
         }
     }
 
@@ -611,6 +621,12 @@ func sameBytes(_ a: String, _ b: String) -> Bool {
         b.utf8.withContiguousStorageIfAvailable { y in x.elementsEqual(y) }
     }
     return (fast ?? nil) ?? a.utf8.elementsEqual(b.utf8)
+}
+
+/// Byte equality of two optional strings (both nil counts as equal).
+func sameBytes(_ a: String?, _ b: String?) -> Bool {
+    guard let a, let b else { return a == nil && b == nil }
+    return sameBytes(a, b)
 }
 
 /// Runs `body` on contiguous parts of `0..<count`, in parallel when there is enough work

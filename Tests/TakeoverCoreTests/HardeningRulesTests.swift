@@ -124,7 +124,8 @@ import TestSupport
         // Connections and the entry list of one entry, and a report in another case: one device.
         let plan = Planner.plan(W.input(
             users: [W.user("ann")], connections: W.connect("Kiosk-1", "ann"),
-            reports: [W.report("KIOSK-1", [W.person("ann")])], knownDevices: ["Kiosk-1", "Kiosk-1"]))
+            reports: [W.report("KIOSK-1", [W.person("ann")])],
+            knownDevices: [DeviceEntry(name: "Kiosk-1", dn: W.deviceDN("Kiosk-1")), DeviceEntry(name: "Kiosk-1", dn: W.deviceDN("Kiosk-1"))]))
         #expect(plan.summary.devices == 1)
         #expect(plan.decision("ann", "Kiosk-1")?.action == .takeover)
         #expect(plan.errors.isEmpty)
@@ -138,12 +139,118 @@ import TestSupport
             connections: W.connect("straße", "ann"),
             reports: [W.report("STRASSE", [W.person("bob"), W.person("ann")])],
             groups: [W.group("straße", bound: [("ann", "ann")]), W.group("STRASSE", bound: [("bob", "bob")])],
-            knownDevices: ["straße", "STRASSE"]))
+            knownDevices: [DeviceEntry(name: "straße", dn: W.deviceDN("straße")),
+                           DeviceEntry(name: "STRASSE", dn: W.deviceDN("STRASSE"))]))
         #expect(plan.decision("ann", "straße")?.action == .deferred)
         #expect(plan.decision("ann", "straße")?.localAccount == "ann")
         #expect(plan.decision("bob", "STRASSE")?.action == .deferred)
         #expect(plan.decision("bob", "straße") == nil)
         #expect(plan.changes.isEmpty)
+    }
+
+    // MARK: R15: entries spelled exactly alike (the same name in two OUs)
+
+    static let ouA = "cn=lab1,ou=a,ou=devices,dc=example,dc=com"
+    static let ouB = "cn=lab1,ou=b,ou=devices,dc=example,dc=com"
+
+    @Test func twoEntriesWithTheSameNameAreTwoDevicesAndNeverDecided() throws {
+        // ann connected by one entry, bob by the other, carol bound earlier and connected by
+        // neither; the report lists all three. Merged, this would take over bob's account and
+        // unbind carol; as two devices nothing is decided and the shared group is untouched.
+        let plan = Planner.plan(W.input(
+            users: [W.user("ann"), W.user("bob"), W.user("carol")],
+            connections: W.connect("lab1", entry: Self.ouA, "ann") + W.connect("lab1", entry: Self.ouB, "bob"),
+            reports: [W.report("lab1", [W.person("ann"), W.person("bob"), W.person("carol")])],
+            groups: [W.group("lab1", bound: [("ann", "ann"), ("carol", "carol")])],
+            knownDevices: [DeviceEntry(name: "lab1", dn: Self.ouA), DeviceEntry(name: "lab1", dn: Self.ouB)]))
+        #expect(plan.summary.devices == 2)
+        #expect(plan.decisions.count == 3)
+        #expect(plan.decisions.allSatisfy { $0.action == .deferred }, "\(plan.decisions)")
+        for user in ["ann", "bob", "carol"] {
+            let d = try #require(plan.decision(user, "lab1"))
+            #expect(d.reason.contains("ambiguous device") && d.reason.contains(Self.ouA) && d.reason.contains(Self.ouB), "\(d.reason)")
+            #expect(d.reason.contains("rename one of the two device entries"), "\(d.reason)")
+        }
+        // Each decision names the entry it belongs to.
+        #expect(plan.decision("bob", "lab1")?.reason.hasPrefix("ambiguous device (the entry \(Self.ouB))") == true)
+        #expect(plan.decision("ann", "lab1")?.localAccount == "ann")
+        #expect(plan.decision("carol", "lab1")?.localAccount == "carol")
+        #expect(plan.errors.count == 1)
+        let error = try #require(plan.errors.first)
+        #expect(error.source == "reports/lab1.json")
+        #expect(error.message.contains("could be any of the 2 device entries \(Self.ouA) and \(Self.ouB) (both named 'lab1')"), "\(error.message)")
+        #expect(error.message.contains("rename one of the two device entries"))
+        #expect(plan.changes.isEmpty)
+        #expect(plan.summary.unbind == 0 && plan.summary.takeover == 0)
+    }
+
+    @Test func sameNameWithoutAReportIsAnErrorNamingBothEntries() throws {
+        // No report, no binding: still two devices, deferred, and one error naming both DNs
+        // (escaped as the server returns them: a comma in the name is `\,`).
+        let a = #"cn=lab\,1,ou=a,ou=devices,dc=example,dc=com"#
+        let b = #"cn=lab\,1,ou=b,ou=devices,dc=example,dc=com"#
+        let plan = Planner.plan(W.input(
+            users: [W.user("ann")],
+            connections: W.connect("lab,1", entry: b, "ann"),
+            knownDevices: [DeviceEntry(name: "lab,1", dn: b), DeviceEntry(name: "lab,1", dn: a)]))
+        #expect(plan.summary.devices == 2)
+        let d = try #require(plan.decision("ann", "lab,1"))
+        #expect(d.action == .deferred)
+        #expect(d.reason.hasPrefix("ambiguous device (the entry \(b)): the device entries \(a) and \(b) are both named 'lab,1'"), "\(d.reason)")
+        #expect(plan.errors.count == 1)
+        let error = try #require(plan.errors.first)
+        #expect(error.source == a)
+        #expect(error.device == nil)
+        #expect(error.message.hasPrefix("the device entries \(a) and \(b) are both named 'lab,1': they are 2 devices"), "\(error.message)")
+        #expect(error.message.contains("rename one of the two device entries"))
+        #expect(plan.changes.isEmpty)
+    }
+
+    @Test func sameNameTwiceAndAFoldEqualThirdAreThreeDevices() throws {
+        let c = "cn=LAB1,ou=c,ou=devices,dc=example,dc=com"
+        let plan = Planner.plan(W.input(
+            users: [W.user("ann"), W.user("bob"), W.user("cat")],
+            connections: W.connect("lab1", entry: Self.ouA, "ann") + W.connect("lab1", entry: Self.ouB, "bob")
+                + W.connect("LAB1", entry: c, "cat"),
+            reports: [W.report("Lab1", [W.person("ann"), W.person("bob"), W.person("cat")])]))
+        #expect(plan.summary.devices == 3)
+        #expect(plan.decisions.count == 3 && plan.decisions.allSatisfy { $0.action == .deferred })
+        let reason = try #require(plan.decision("cat", "LAB1")?.reason)
+        #expect(reason.contains("'LAB1' (\(c)), 'lab1' (\(Self.ouA)) and 'lab1' (\(Self.ouB)) have names that are equal compared case-insensitively"), "\(reason)")
+        #expect(reason.contains("rename all but one of the 3 device entries"))
+        #expect(plan.errors.count == 1 && plan.errors[0].message.contains("could be any of the 3 device entries"))
+        #expect(plan.changes.isEmpty)
+    }
+
+    @Test func theSameEntryReadTwiceIsOneDevice() {
+        // One DN in the connections and twice in the entry list (a server that returned it
+        // twice): one entry, one device, decided as usual.
+        let plan = Planner.plan(W.input(
+            users: [W.user("ann")], connections: W.connect("lab1", entry: Self.ouA, "ann"),
+            reports: [W.report("lab1", [W.person("ann")])],
+            knownDevices: [DeviceEntry(name: "lab1", dn: Self.ouA), DeviceEntry(name: "lab1", dn: Self.ouA)]))
+        #expect(plan.summary.devices == 1)
+        #expect(plan.decision("ann", "lab1")?.action == .takeover)
+        #expect(plan.errors.isEmpty)
+    }
+
+    @Test func sameNameEntriesInAnyOrderGiveTheSamePlan() {
+        // R14: which entry is read first never shows.
+        var rng = SplitMix64(seed: 0x1AB1)
+        let input = W.input(
+            users: [W.user("ann"), W.user("bob"), W.user("carol")],
+            connections: W.connect("lab1", entry: Self.ouA, "ann", "carol") + W.connect("lab1", entry: Self.ouB, "bob", "carol"),
+            reports: [W.report("lab1", [W.person("ann")])],
+            groups: [W.group("lab1", bound: [("carol", "carol")])],
+            knownDevices: [DeviceEntry(name: "lab1", dn: Self.ouA), DeviceEntry(name: "lab1", dn: Self.ouB)])
+        let first = Planner.plan(input)
+        #expect(first.summary.devices == 2 && first.changes.isEmpty)
+        for _ in 0..<20 {
+            var s = input
+            s.connections.shuffle(using: &rng)
+            s.knownDevices.shuffle(using: &rng)
+            #expect(Planner.plan(s) == first)
+        }
     }
 
     // MARK: R7: an account named like a user who is not connected

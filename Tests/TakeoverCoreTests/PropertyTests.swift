@@ -98,7 +98,7 @@ enum RandomWorld {
         }
         let policy = Policy(protectedAccounts: rng.chance(30) ? ["ops"] : [],
                             onLikelyMismatch: rng.chance(30) ? .provision : .hold)
-        return PlanInput(users: users, connections: connections, knownDevices: rng.chance(30) ? ["idle-box"] : [],
+        return PlanInput(users: users, connections: connections, knownDevices: rng.chance(30) ? [DeviceEntry(name: "idle-box")] : [],
                          reports: reports, problems: problems, bindingGroups: groups, layout: layout, policy: policy, now: W.now)
     }
 
