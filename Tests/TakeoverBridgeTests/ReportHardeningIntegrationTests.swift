@@ -34,6 +34,57 @@ struct ReportHardeningIntegrationTests {
         #expect(try s.dumpBindings() == before)
     }
 
+    @Test func twoDeviceEntriesWithTheSameNameAreTwoDevicesAndNothingIsWritten() throws {
+        let s = try Scenario()
+        try s.addUsers([("ann", nil), ("bob", nil), ("carol", nil)])
+        // One entry cn=lab1 (in ou=a under the devices base) connects ann and carol; apply
+        // takes both over, so the binding group cn=lab1 holds them.
+        let a = "cn=lab1,ou=a," + s.devices, b = "cn=lab1,ou=b," + s.devices
+        var ldif = ""
+        for ou in ["a", "b"] { ldif += "dn: ou=\(ou),\(s.devices)\nobjectClass: organizationalUnit\nou: \(ou)\n\n" }
+        ldif += "dn: \(a)\nobjectClass: groupOfNames\ncn: lab1\nmember: \(s.userDN("ann"))\nmember: \(s.userDN("carol"))\n\n"
+        try s.add(ldif)
+        try s.writeReport("lab1", [("ann", 20000), ("bob", 20001), ("carol", 20002)], fileName: "lab1.csv")
+        let first = try s.bridge(["apply"])
+        #expect(first.status == 0, "\(first.all)")
+        let bound = try s.dumpBindings()
+        #expect(bound.contains(s.userDN("ann")) && bound.contains(s.userDN("carol")), "\(bound)")
+
+        // Then carol is disconnected from it, and a second entry, also cn=lab1 (in ou=b),
+        // connects bob. Merged into one device this would take over bob's account and unbind
+        // carol; as two devices neither is decided and the group keeps its members.
+        try s.modify("dn: \(a)\nchangetype: modify\ndelete: member\nmember: \(s.userDN("carol"))\n-\n\n")
+        try s.add("dn: \(b)\nobjectClass: groupOfNames\ncn: lab1\nmember: \(s.userDN("bob"))\n\n")
+
+        let ldifPlan = try s.bridge(["plan", "--format", "ldif"])
+        #expect(ldifPlan.status == 0, "\(ldifPlan.all)")
+        #expect(!ldifPlan.stdout.contains("dn:") && !ldifPlan.stdout.contains("changetype"), "\(ldifPlan.stdout)")
+
+        let json = try s.bridge(["plan", "--format", "json"])
+        #expect(json.status == 0, "\(json.all)")
+        for fragment in ["\"devices\": 2", "\"deferred\": 3", "\"takeover\": 0", "\"unbind\": 0", "\"changes\": 0",
+                         "ambiguous device (the entry \(b))", "could be any of the 2 device entries \(a) and \(b) (both named 'lab1')",
+                         "rename one of the two device entries"] {
+            #expect(json.stdout.contains(fragment), "\(fragment): \(json.stdout)")
+        }
+        #expect(!json.stdout.contains("\"action\": \"unbind\"") && !json.stdout.contains("\"action\": \"takeover\""), "\(json.stdout)")
+        let text = try s.bridge(["plan"])
+        #expect(text.stdout.contains(a) && text.stdout.contains(b), "\(text.stdout)")
+
+        let apply = try s.bridge(["apply"])
+        #expect(apply.status == 0, "\(apply.all)")
+        #expect(apply.stderr.contains("written=0"), "\(apply.stderr)")
+        #expect(try s.dumpBindings() == bound)
+
+        // Renaming one entry (the fix) makes them two devices with two names again: bob's
+        // lab2 is decided on its own, lab1 is decided again (carol unbound).
+        try s.runLDAP("ldapmodrdn", ["-r", b, "cn=lab2"])
+        try s.writeReport("lab2", [("bob", 20001)], fileName: "lab2.csv")
+        let renamed = try s.bridge(["plan", "--format", "json"])
+        #expect(renamed.stdout.contains("\"takeover\": 1") && renamed.stdout.contains("\"unbind\": 1"), "\(renamed.stdout)")
+        #expect(!renamed.stdout.contains("ambiguous device"), "\(renamed.stdout)")
+    }
+
     @Test func reportDatedInTheFutureIsNeverUsed() throws {
         let s = try Scenario()
         try s.addUsers([("ann", nil)])
