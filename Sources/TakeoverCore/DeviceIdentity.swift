@@ -9,8 +9,9 @@
 // (`cn=lab1` in two OUs under the devices base). A report, a report error or a binding group
 // names a device only by a name compared case-insensitively, so for such names it cannot be
 // told which entry it belongs to: every one of those devices is deferred (nothing is bound
-// or unbound there, the binding group they would share keeps its members), the messages name
-// every entry by its DN, and the fix is to rename all but one of them. Nothing is merged.
+// or unbound there; their binding groups, one shared group for entries spelled alike, keep
+// their members), the messages name every entry by its DN, and the fix is to rename all but
+// one of them. Nothing is merged.
 // An entry is told from another by its DN as the server returned it (a connection's
 // `sourceDN`, a `DeviceEntry.dn`); where no DN is known, an entry spelled alike is the same.
 
