@@ -1058,7 +1058,9 @@ struct ConfigReader {
             if metrics.trimmingCharacters(in: .whitespaces).isEmpty || metrics.hasSuffix("/") {
                 add("state.metrics_file", "must name a file, for example \"/var/lib/prometheus/node-exporter/takeover_bridge.prom\"")
             } else {
-                state.metricsFile = resolve(metrics)
+                // Relative to the config's folder, and never resolved through a symlink: the
+                // file at this path is replaced (rename), not written through a link.
+                state.metricsFile = metrics.hasPrefix("/") ? metrics : baseDirectory + "/" + metrics
             }
         }
 
