@@ -89,7 +89,7 @@ if command -v groff >/dev/null 2>&1; then
 fi
 bash -n "$work/root/usr/share/bash-completion/completions/takeover-bridge" || fail "bash completion: syntax error"
 grep -q '_takeover-bridge' "$work/root/usr/share/zsh/vendor-completions/_takeover-bridge" || fail "zsh completion is empty"
-grep -q 'complete -c takeover-bridge' "$work/root/usr/share/fish/vendor_completions.d/takeover-bridge.fish" || fail "fish completion is empty"
+grep -q "^complete -c 'takeover-bridge'" "$work/root/usr/share/fish/vendor_completions.d/takeover-bridge.fish" || fail "fish completion is empty"
 
 if command -v systemd-analyze >/dev/null 2>&1; then
     # The units as installed, but pointing at the extracted binary (nothing is installed).

@@ -277,8 +277,9 @@ enum ReportOutline {
             if s.takeover > 0 { parts.append("\(s.takeover) takeover") }
             if s.provision > 0 { parts.append("\(s.provision) provision") }
             if s.unbind > 0 { parts.append("\(s.unbind) unbind") }
-            let what = parts.isEmpty ? "" : ": " + parts.joined(separator: ", ")
-            steps.append("review and apply \(s.changes) directory \(ReportRenderer.plural(s.changes, "change"))\(what)")
+            let changes = "\(s.changes) directory \(ReportRenderer.plural(s.changes, "change"))"
+            steps.append(parts.isEmpty ? "review and apply \(changes)"
+                : "review and apply " + parts.joined(separator: ", ") + " (\(changes))")
         }
         return steps
     }
