@@ -5,6 +5,7 @@
 import Foundation
 import LDAPSyntax
 import Testing
+import TestSupport
 @testable import TakeoverBridge
 @testable import TakeoverCore
 
@@ -33,6 +34,17 @@ struct CommandLineTests {
         let digest = try runProgram("/bin/sh", ["-c", "openssl dgst -sha256 -binary \"$0\" | base64", folder + "/script.js"])
         #expect(digest.status == 0, "\(digest.all)")
         #expect(digest.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == HTMLPage.scriptSHA256)
+    }
+
+    /// Doctor's lines and the readable stderr form escape what a name may carry.
+    @Test(arguments: ["\u{1B}[2J\nFORGED", "\rFORGED", "\u{9B}2J\u{2028}FORGED", "\u{1B}]52;c;eA==\u{07}FORGED"])
+    func doctorAndHumanStderrEscape(_ evil: String) {
+        let check = DoctorCheck("reports", ok: false, "cannot read dev" + evil, fix: "rename" + evil)
+        let human = Logfmt.humanLine(program: "takeover-bridge", level: .warning, message: "report dev" + evil, metadata: [:])
+        for text in [check.text, human] {
+            #expect(!text.unicodeScalars.contains { $0 != "\n" && TerminalText.isUnsafe($0) }, "\(text.debugDescription)")
+            #expect(!text.split(separator: "\n").contains { $0.hasPrefix("FORGED") })
+        }
     }
 
     @Test func readmeExitCodeTableHas67() throws {
@@ -113,7 +125,7 @@ struct OperationsTests {
         try writeCSV(s, "d.csv", device: "@device", accounts: ["root"])
         let result = try s.bridge(["plan", "--format", "csv"])
         #expect(result.status == 0 || result.status == 3, "\(result.all)")
-        let rows = parseCSV(result.stdout).dropFirst()
+        let rows = CSVReader.rows(result.stdout).dropFirst()
         #expect(rows.count == locals.count, "\(result.stdout)")
         for row in rows {
             #expect(row[0] == "'@device")
@@ -277,33 +289,5 @@ struct OperationsTests {
             csv += "\(field(device)),\(field(account)),\(account == "root" ? 0 : 2000 + i),\(field("/home/" + account)),/bin/bash,\(time)\n"
         }
         try csv.write(toFile: s.reports + "/" + file, atomically: true, encoding: .utf8)
-    }
-
-    func parseCSV(_ text: String) -> [[String]] {
-        var rows: [[String]] = []
-        var row: [String] = []
-        var field = ""
-        var quoted = false
-        var chars = Array(text.unicodeScalars)[...]
-        while let c = chars.popFirst() {
-            if quoted {
-                if c == "\"" {
-                    if chars.first == "\"" { field.unicodeScalars.append(c); chars = chars.dropFirst() } else { quoted = false }
-                } else {
-                    field.unicodeScalars.append(c)
-                }
-            } else if c == "\"" {
-                quoted = true
-            } else if c == "," {
-                row.append(field); field = ""
-            } else if c == "\r" && chars.first == "\n" {
-                chars = chars.dropFirst()
-                row.append(field); field = ""
-                rows.append(row); row = []
-            } else {
-                field.unicodeScalars.append(c)
-            }
-        }
-        return rows
     }
 }

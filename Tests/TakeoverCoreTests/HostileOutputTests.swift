@@ -1,6 +1,7 @@
 import Foundation
 import LDAPSyntax
 import Testing
+import TestSupport
 @testable import TakeoverCore
 
 /// Values from the directory and from reports are data in every output (PRODUCT.md 7):
@@ -101,7 +102,7 @@ import Testing
         plan.decisions = [Decision(user: value, userDN: "uid=x,dc=example", device: value, action: .provision,
                                    localAccount: value, reason: value, notices: [value])]
         let csv = ReportRenderer.csv(plan)
-        let row = try #require(Self.parseCSV(csv).dropFirst().first)
+        let row = try #require(CSVReader.rows(csv).dropFirst().first)
         #expect(row.count == 7)
         for index in [0, 1, 4, 5, 6] {
             #expect(row[index] == "'" + value, "cell \(index): \(row[index].debugDescription)")
@@ -113,38 +114,9 @@ import Testing
         var plan = Planner.plan(W.input(users: []))
         for value in ["a-b", "x=y", "mail@example.org", " =padded", "'quoted", "ａ＝"] {
             plan.decisions = [Decision(user: value, userDN: "", device: "d", action: .bound, localAccount: nil, reason: "r")]
-            let row = try #require(Self.parseCSV(ReportRenderer.csv(plan)).dropFirst().first)
+            let row = try #require(CSVReader.rows(ReportRenderer.csv(plan)).dropFirst().first)
             #expect(row[1] == value)
         }
-    }
-
-    /// RFC 4180 reader for the tests: quoted fields, doubled quotes, CRLF rows.
-    static func parseCSV(_ text: String) -> [[String]] {
-        var rows: [[String]] = []
-        var row: [String] = []
-        var field = ""
-        var quoted = false
-        var chars = Array(text.unicodeScalars)[...]
-        while let c = chars.popFirst() {
-            if quoted {
-                if c == "\"" {
-                    if chars.first == "\"" { field.unicodeScalars.append(c); chars = chars.dropFirst() } else { quoted = false }
-                } else {
-                    field.unicodeScalars.append(c)
-                }
-            } else if c == "\"" {
-                quoted = true
-            } else if c == "," {
-                row.append(field); field = ""
-            } else if c == "\r" && chars.first == "\n" {
-                chars = chars.dropFirst()
-                row.append(field); field = ""
-                rows.append(row); row = []
-            } else {
-                field.unicodeScalars.append(c)
-            }
-        }
-        return rows
     }
 
     // MARK: LDIF
