@@ -182,7 +182,7 @@ enum HTMLPage {
         .fig.bad{border-color:#c62828;background:#fdecea}.fig.warn{border-color:#e0a100;background:#fff6de}
         .todo li{margin:.15rem 0}.line{color:#5a6570;font-size:.85rem}
         table{border-collapse:collapse;width:100%;margin:.3rem 0 1rem}
-        th,td{text-align:left;vertical-align:top;padding:.3rem .5rem;border-bottom:1px solid #e3e7eb;overflow-wrap:anywhere}
+        th,td{text-align:left;vertical-align:top;padding:.3rem .5rem;border-bottom:1px solid #e3e7eb;overflow-wrap:break-word}
         thead th{background:#eef1f4;font-size:.85rem}
         tr.group th,tr.device th{background:#f7f9fa;font-weight:600;border-top:2px solid #cfd6dd}
         td.fix{color:#1b5e20}.held{color:#8a1c1c}.v{font-family:ui-monospace,monospace}
