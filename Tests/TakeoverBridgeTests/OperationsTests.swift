@@ -47,6 +47,42 @@ struct CommandLineTests {
         }
     }
 
+    /// `[state] metrics_file`: off when unset, relative to the config's folder, never empty.
+    @Test func metricsFileKey() throws {
+        #expect(try BridgeConfig.parse(toml: minimalTOML, source: "c.toml", baseDirectory: "/etc/tb").state.metricsFile == nil)
+        let relative = try BridgeConfig.parse(toml: minimalTOML + "\n[state]\nmetrics_file = \"textfile/tb.prom\"\n",
+                                              source: "c.toml", baseDirectory: "/etc/tb")
+        #expect(relative.state.metricsFile == "/etc/tb/textfile/tb.prom")
+        for bad in ["\"\"", "\"  \"", "\"/var/lib/prom/\""] {
+            let problems = parseProblems(minimalTOML + "\n[state]\nmetrics_file = \(bad)\n")
+            #expect(problems.contains { $0.description.contains("metrics_file") && $0.description.contains("must name a file") },
+                    "\(bad): \(problems)")
+        }
+    }
+
+    /// The file's own lines are carried over for the other commands; anything else in it
+    /// (other metrics, garbage) is dropped; a command that never succeeded shows 0.
+    @Test func metricsRenderCarriesOnlyItsOwnSeries() {
+        let previous = """
+            # HELP something_else foreign
+            something_else{command="plan"} 7
+            takeover_bridge_exit_code{command="plan"} 2
+            takeover_bridge_exit_code{command="apply"} 0
+            takeover_bridge_last_success_timestamp_seconds{command="apply"} not-a-number
+            garbage line without a value
+            takeover_bridge_build_info{version="0.0.1"} 1
+            """
+        let run = RunMetrics(command: "apply", exitCode: 5, finishedAt: 1_800_000_000, durationSeconds: 1.5)
+        let text = MetricsFile.render(run, previous: previous)
+        #expect(text.contains("takeover_bridge_exit_code{command=\"plan\"} 2\n"))
+        #expect(text.contains("takeover_bridge_exit_code{command=\"apply\"} 5\n"))
+        #expect(text.contains("takeover_bridge_last_success_timestamp_seconds{command=\"apply\"} 0\n"))
+        #expect(text.contains("takeover_bridge_run_duration_seconds{command=\"apply\"} 1.500\n"))
+        #expect(text.contains("takeover_bridge_build_info{version=\"\(BridgeVersion.string)\"} 1\n"))
+        #expect(!text.contains("something_else") && !text.contains("garbage") && !text.contains("0.0.1"))
+        #expect(!text.contains("takeover_bridge_decisions"))  // no plan in this run
+    }
+
     @Test func readmeExitCodeTableHas67() throws {
         let readme = try String(contentsOfFile: BridgeBinary.packageRoot + "/README.md", encoding: .utf8)
         #expect(readme.contains("| 67 | no such user"))
