@@ -2,7 +2,7 @@
 # Builds the Debian package (scripts/package.sh) and checks what it holds, without
 # installing it: the files and their modes (dpkg-deb -c), the control data (conffile,
 # Depends, maintainer scripts), the libraries the packaged binary needs (ldd and its
-# NEEDED entries: libldap, liblber, libsasl2 and the C/C++ runtime, never a Swift
+# NEEDED entries: libldap, liblber, libsasl2 and libc, never a Swift or C++
 # library), that it prints the source's version, the manual page, the completions, and
 # `systemd-analyze verify` of the units. scripts/test.sh runs it last.
 set -euo pipefail
@@ -68,7 +68,7 @@ readelf -d "$binary" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' > "$work/needed"
 while read -r library; do
     case "$library" in
         libldap*.so.*|liblber*.so.*|libsasl2.so.*|libc.so.*|libm.so.*|libpthread.so.*|libdl.so.*|librt.so.*) ;;
-        ld-linux*.so.*|libgcc_s.so.*|libstdc++.so.*) ;;
+        ld-linux*.so.*) ;;
         *) fail "the binary links $library" ;;
     esac
 done < "$work/needed"

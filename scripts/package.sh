@@ -34,7 +34,18 @@ debug_scratch=${TB_DEBUG_SCRATCH:-.build}
 
 # --- the binary -----------------------------------------------------------------------
 log "release build (static Swift runtime) in $release_scratch"
-release=(-c release --static-swift-stdlib --scratch-path "$release_scratch")
+# The Swift runtime is linked in statically (--static-swift-stdlib), and so are the C++
+# runtime (TOMLKit's toml++ and the Swift runtime use it) and libgcc: the package then needs
+# only libldap (with liblber and libsasl2) and libc. `-lstdc++` is on the link line twice
+# (TOMLKit's C++ target, the static-stdlib arguments); a search folder holding only
+# libstdc++.a, searched before the compiler's own, makes both resolve to the archive.
+static_cxx="$release_scratch/static-cxx"
+libstdcxx_a=$(gcc -print-file-name=libstdc++.a)
+[ -f "$libstdcxx_a" ] || die "no libstdc++.a (apt-get install libstdc++-12-dev)"
+mkdir -p "$static_cxx"
+ln -sfn "$libstdcxx_a" "$static_cxx/libstdc++.a"
+release=(-c release --static-swift-stdlib --scratch-path "$release_scratch"
+         -Xlinker "-L$(cd "$static_cxx" && pwd)" -Xswiftc -Xclang-linker -Xswiftc -static-libgcc)
 swift build "${release[@]}" --product takeover-bridge
 binary="$(swift build "${release[@]}" --show-bin-path)/takeover-bridge"
 built_version=$("$binary" --version)
