@@ -92,7 +92,7 @@ private func coreBenchRun(_ size: CoreBenchSize, runs: Int, seed: UInt64) -> Cor
                  inputRSS, peak, peak - inputRSS))
     if let plan = lastPlan {
         var sizes: [String] = []
-        for (name, render) in [("json", ReportRenderer.json), ("text", ReportRenderer.text), ("csv", ReportRenderer.csv),
+        for (name, render) in [("json", ReportRenderer.json), ("text", { ReportRenderer.text($0) }), ("csv", ReportRenderer.csv),
                                ("ldif", ReportRenderer.ldif)] as [(String, (Plan) -> String)] {
             var bytes = 0
             let t = clock.measure { bytes = render(plan).utf8.count }

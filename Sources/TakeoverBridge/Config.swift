@@ -204,6 +204,9 @@ public struct BridgeConfig: Sendable {
     public struct State: Sendable, Hashable {
         public var dir: String
 
+        /// `[state] metrics_file`: the Prometheus textfile written after every run; nil: none.
+        public var metricsFile: String? = nil
+
         public init(dir: String = "/var/lib/takeover-bridge") {
             self.dir = dir
         }
@@ -507,7 +510,7 @@ enum ConfigSchema {
         ("policy", [("protected_accounts", .stringList), ("min_uid_linux", .int), ("min_uid_macos", .int),
                     ("on_likely_mismatch", .string)]),
         ("safety", [("max_unbinds", .int), ("max_unbind_percent", .number), ("min_users", .int)]),
-        ("state", [("dir", .string)]),
+        ("state", [("dir", .string), ("metrics_file", .string)]),
     ]
 
     static func kind(section: String, key: String) -> ConfigKeyKind? {
@@ -1094,6 +1097,16 @@ struct ConfigReader {
                 add("state.dir", "must not be empty")
             } else {
                 state.dir = resolve(dir)
+            }
+        }
+        // [state] metrics_file (issue 14): off when unset.
+        if let metrics = string("state", "metrics_file") {
+            if metrics.trimmingCharacters(in: .whitespaces).isEmpty || metrics.hasSuffix("/") {
+                add("state.metrics_file", "must name a file, for example \"/var/lib/prometheus/node-exporter/takeover_bridge.prom\"")
+            } else {
+                // Relative to the config's folder, and never resolved through a symlink: the
+                // file at this path is replaced (rename), not written through a link.
+                state.metricsFile = metrics.hasPrefix("/") ? metrics : baseDirectory + "/" + metrics
             }
         }
 

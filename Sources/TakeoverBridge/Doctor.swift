@@ -22,10 +22,11 @@ public struct DoctorCheck: Sendable, Hashable {
         self.fix = fix
     }
 
-    /// `OK   connection: ...` or `FAIL connection: ...` plus `     fix: ...`.
+    /// `OK   connection: ...` or `FAIL connection: ...` plus `     fix: ...`; control
+    /// characters in names from the directory or the reports shown escaped (`TerminalText`).
     public var text: String {
-        var out = (ok ? "OK   " : "FAIL ") + name + ": " + detail + "\n"
-        if !ok && !fix.isEmpty { out += "     fix: " + fix + "\n" }
+        var out = TerminalText.escape((ok ? "OK   " : "FAIL ") + name + ": " + detail) + "\n"
+        if !ok && !fix.isEmpty { out += TerminalText.escape("     fix: " + fix) + "\n" }
         return out
     }
 }

@@ -49,7 +49,7 @@ public struct StandardOutput: OutputSink {
 }
 
 public enum PlanFormat: String, Sendable, CaseIterable {
-    case text, json, csv, ldif
+    case text, json, csv, ldif, html
 }
 
 /// Everything read before deciding.
@@ -76,6 +76,9 @@ public final class BridgeRunner: @unchecked Sendable {
 
     private var startedNanos: UInt64 = DispatchTime.now().uptimeNanoseconds
     private var summary: Logger.Metadata = [:]
+    /// `[state] metrics_file` of the configuration this run loaded, and what goes into it.
+    private var metricsFile: String?
+    private var metrics = RunMetrics(command: "", exitCode: 0, finishedAt: 0, durationSeconds: 0)
 
     public init(configPath: String?, environment: [String: String] = ProcessInfo.processInfo.environment,
                 output: OutputSink = StandardOutput(), logger: Logger = Logger(label: "takeover-bridge")) {
@@ -94,9 +97,10 @@ public final class BridgeRunner: @unchecked Sendable {
 
     // MARK: - Commands
 
-    /// `plan [--format] [--output] [--check]`: read-only. Exit 2 with `check` and changes
-    /// pending, 3 with conflicts, 4 when `apply` would trip a safety limit.
-    public func plan(format: PlanFormat, outputFile: String?, check: Bool) async -> ExitStatus {
+    /// `plan [--format] [--all] [--output] [--check]`: read-only. Exit 2 with `check` and
+    /// changes pending, 3 with conflicts, 4 when `apply` would trip a safety limit. `all`
+    /// lists every decision in the text and HTML reports (the others always do).
+    public func plan(format: PlanFormat, outputFile: String?, check: Bool, all: Bool = false) async -> ExitStatus {
         start(command: "plan")
         var status = ExitStatus.ok
         do {
@@ -105,10 +109,11 @@ public final class BridgeRunner: @unchecked Sendable {
             let plan = prepared.plan
             let text: String
             switch format {
-            case .text: text = ReportRenderer.text(plan)
+            case .text: text = ReportRenderer.text(plan, all: all)
             case .json: text = ReportRenderer.json(plan) + "\n"  // a text file ends in a newline
             case .csv: text = ReportRenderer.csv(plan)
             case .ldif: text = ChangeLDIF.render(plan.changes)
+            case .html: text = ReportRenderer.html(plan, all: all)
             }
             try emit(text, to: outputFile)
             note(plan: plan, written: 0)
@@ -218,16 +223,21 @@ public final class BridgeRunner: @unchecked Sendable {
         return status
     }
 
-    /// `explain USER [--device NAME]`.
+    /// `explain USER [--device NAME]`: exit 67 when USER is not in the directory (what
+    /// is still bound of such a user is shown all the same).
     public func explain(user: String, device: String?) async -> ExitStatus {
         start(command: "explain")
         var status = ExitStatus.ok
         do {
             let config = try loadConfig()
             let prepared = try await prepare(config)
-            let lines = Explainer.explain(user: user, device: device, input: prepared.input, plan: prepared.plan)
-            try emit(lines.map { $0 + "\n" }.joined(), to: nil)
+            let explanation = Explainer.explanation(user: user, device: device, input: prepared.input, plan: prepared.plan)
+            try emit(explanation.lines.map { $0 + "\n" }.joined(), to: nil)
             note(plan: prepared.plan, written: 0)
+            if !explanation.userFound {
+                logger.error("no such user in the directory", metadata: ["user": "\(user)"])
+                status = .noSuchUser
+            }
         } catch {
             status = report(error)
         }
@@ -246,6 +256,7 @@ public final class BridgeRunner: @unchecked Sendable {
             throw RunFailure(.configuration, "configuration error in \(configPath)",
                              details: error.problems.map(\.description))
         }
+        metricsFile = config.state.metricsFile  // written by `finish`, whatever happens next
         if let refusal = config.cleartextProblem() {
             throw RunFailure(.configuration, "configuration error in \(configPath)",
                              details: [config.problem("ldap.allow_cleartext", refusal).description])
@@ -441,9 +452,12 @@ public final class BridgeRunner: @unchecked Sendable {
     func start(command: String) {
         startedNanos = DispatchTime.now().uptimeNanoseconds
         summary = ["command": "\(command)"]
+        metricsFile = nil
+        metrics = RunMetrics(command: command, exitCode: 0, finishedAt: 0, durationSeconds: 0)
     }
 
     func note(plan: Plan?, written: Int) {
+        if let plan { metrics.record(plan, written: written) } else { metrics.changesWritten = written }
         let s = plan?.summary ?? Summary()
         summary["takeover"] = "\(s.takeover)"
         summary["provision"] = "\(s.provision)"
@@ -455,10 +469,21 @@ public final class BridgeRunner: @unchecked Sendable {
         summary["written"] = "\(written)"
     }
 
-    /// The one summary line of the run.
+    /// The metrics file (when configured) and the one summary line of the run.
     func finish(_ status: ExitStatus) {
         if summary["takeover"] == nil { note(plan: nil, written: 0) }
-        let elapsed = (DispatchTime.now().uptimeNanoseconds - startedNanos) / 1_000_000
+        let nanos = DispatchTime.now().uptimeNanoseconds - startedNanos
+        let elapsed = nanos / 1_000_000
+        if let metricsFile {
+            metrics.exitCode = status.rawValue
+            metrics.finishedAt = clock()
+            metrics.durationSeconds = Double(nanos) / 1e9
+            do {
+                try MetricsFile.write(metrics, to: metricsFile)
+            } catch {
+                logger.error("cannot write the metrics file: \(error.message)", metadata: ["metrics_file": "\(metricsFile)"])
+            }
+        }
         summary["duration_ms"] = "\(elapsed)"
         summary["exit"] = "\(status.rawValue)"
         let level: Logger.Level = status.severity >= ExitStatus.safetyLimit.severity ? .error : .info

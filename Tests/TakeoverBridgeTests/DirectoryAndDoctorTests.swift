@@ -96,13 +96,13 @@ struct DirectoryMappingTests {
     }
 
     @Test func exitStatusSeverity() {
-        let order: [TakeoverBridge.ExitStatus] = [.ok, .changesPending, .conflicts, .safetyLimit, .failure, .lockHeld, .usage, .configuration]
+        let order: [TakeoverBridge.ExitStatus] = [.ok, .changesPending, .conflicts, .safetyLimit, .noSuchUser, .failure, .lockHeld, .usage, .configuration]
         for (i, a) in order.enumerated() {
             for (j, b) in order.enumerated() {
                 #expect(a.combined(with: b) == order[max(i, j)])
             }
         }
-        #expect(TakeoverBridge.ExitStatus.allCases.map(\.rawValue).sorted() == [0, 2, 3, 4, 5, 64, 75, 78])
+        #expect(TakeoverBridge.ExitStatus.allCases.map(\.rawValue).sorted() == [0, 2, 3, 4, 5, 64, 67, 75, 78])
     }
 }
 
