@@ -11,8 +11,11 @@
 // - "value exists" / "no such value" on a single value counts as done; a combined modify
 //   failing that way is retried split, each value judged alone; an add-entry that finds
 //   the entry present becomes value adds on it.
-// - A referral (a read-only replica) is followed: connect and bind there with the same
+// - A referral (a read-only replica) is followed only to a server named in `[ldap] uri`
+//   or `write_uri` (compared parsed): connect to that configured URI with the same
 //   options and credentials, redo the write, and keep writing there. Never success.
+//   Any other target, or a URL that does not parse, is refused and never contacted:
+//   the run stops, and the writes it answered count as not written.
 // - A lost connection: bounded reconnects with backoff, then only what is not known done
 //   is redone. Past the bound: stop, and report what was written and what was not.
 
@@ -325,6 +328,7 @@ public final class Applier {
 
     /// The values of an add-entry that exists: members and records added one at a time.
     private func addValues(of change: Change) async throws(GiveUp) {
+        var singles: [Change] = []
         for attribute in change.attributes {
             let op: ChangeOp
             if attribute.name.caseInsensitiveEquals(layout.memberAttribute) {
@@ -335,16 +339,27 @@ public final class Applier {
                 continue  // objectClass, cn: the entry has them
             }
             for value in attribute.values {
-                let single = Change(dn: change.dn, op: op, attribute: attribute.name, values: [value], subject: change.subject)
-                try await writeSingle(single, uncertain: false)
+                singles.append(Change(dn: change.dn, op: op, attribute: attribute.name, values: [value], subject: change.subject))
             }
         }
+        try await writeSingles(singles, uncertain: false)
     }
 
     /// A combined modify that failed with "value exists" / "no such value": every value alone.
     private func split(_ operation: WriteOperation, uncertain: Bool) async throws(GiveUp) {
-        for change in Applier.singleValues(operation.changes) {
-            try await writeSingle(change, uncertain: uncertain)
+        try await writeSingles(Applier.singleValues(operation.changes), uncertain: uncertain)
+    }
+
+    /// Single-value changes one at a time; on giving up, the one in hand and those after
+    /// it are recorded as not written.
+    private func writeSingles(_ singles: [Change], uncertain: Bool) async throws(GiveUp) {
+        for (index, change) in singles.enumerated() {
+            do {
+                try await writeSingle(change, uncertain: uncertain)
+            } catch {
+                result.notWritten += singles[index...]
+                throw error
+            }
         }
     }
 
@@ -354,6 +369,15 @@ public final class Applier {
     private func withPlaceholder(_ operation: WriteOperation) async throws(GiveUp) {
         guard let placeholder = layout.placeholderMember else { return }
         let add = Change(dn: operation.dn, op: .addMember, attribute: layout.memberAttribute, values: [placeholder])
+        do {
+            try await writeWithPlaceholder(operation, add: add, placeholder: placeholder)
+        } catch {
+            result.notWritten += operation.changes
+            throw error
+        }
+    }
+
+    private func writeWithPlaceholder(_ operation: WriteOperation, add: Change, placeholder: String) async throws(GiveUp) {
         var hops = 0
         var uncertain = false
         while true {
@@ -469,39 +493,44 @@ public final class Applier {
     }
 
     /// Switches writes to the server a referral names (the provider behind a read-only
-    /// replica). The referral is never taken as success: the caller redoes the write there.
+    /// replica), when that server is one of `[ldap] uri` or `write_uri`: the connection
+    /// goes to the configured URI, never to the referral's text. Every other URL, and
+    /// any that does not parse strictly, is refused and never contacted; when no URL of
+    /// the referral may be followed the run stops (exit 5) naming them. The referral is
+    /// never taken as success: the caller redoes the write on the followed server.
     private func follow(_ referrals: [String], hops: Int, dn: String) async throws(GiveUp) {
         guard hops <= options.maxReferralHops else {
-            throw GiveUp(message: "more than \(options.maxReferralHops) referrals for '\(dn)'; last: \(referrals.joined(separator: " "))")
+            throw GiveUp(message: "more than \(options.maxReferralHops) referrals for '\(dn)'; last: "
+                + referrals.map { LDAPURLError.visible($0) }.joined(separator: " "))
         }
-        let targets = referrals.compactMap(Connector.serverPart(ofReferral:))
-        guard !targets.isEmpty else {
-            throw GiveUp(message: "the server answered '\(dn)' with a referral naming no usable server "
-                + "(\(referrals.joined(separator: " "))); set [ldap] write_uri to the provider")
-        }
-        var last = "no server tried"
-        for target in targets {
-            var probe = connector.config
-            probe.ldap.uri = target
-            probe.ldap.writeURI = nil
-            if let refusal = probe.cleartextProblem() {
-                last = "not following the referral to \(target): \(refusal)"
-                continue
-            }
-            do {
-                let opened = try await connector.open(uri: target)
-                if let old = connection { await old.close() }
-                logger.notice("following a referral; writes go to the referred server",
-                              metadata: ["from": "\(uri)", "to": "\(target)", "dn": "\(dn)"])
-                result.referralsFollowed.append("\(uri) -> \(target)")
-                connection = opened
-                uri = target
-                return
-            } catch {
-                last = "\(target): \(error)"
+        var target: String?
+        var refused: [LDAPURLError] = []
+        for referral in referrals {
+            switch connector.referralTarget(referral) {
+            case .success(let uri): if target == nil { target = uri }
+            case .failure(let refusal): refused.append(refusal)
             }
         }
-        throw GiveUp(message: "cannot follow the referral for '\(dn)': \(last)")
+        for refusal in refused {
+            logger.warning("referral refused: the bridge follows referrals only to servers named in [ldap] uri or write_uri",
+                           metadata: ["dn": "\(dn)", "referral": "\(refusal)"])
+        }
+        guard let target else {
+            let named = refused.isEmpty ? "a referral naming no server" : "the referral " + refused.map(\.description).joined(separator: "; ")
+            throw GiveUp(message: "the server answered the write of '\(dn)' with \(named); nothing was sent there. "
+                + "If that server is your provider, name it in [ldap] write_uri")
+        }
+        do {
+            let opened = try await connector.open(uri: target)
+            if let old = connection { await old.close() }
+            logger.notice("following a referral; writes go to the referred server",
+                          metadata: ["from": "\(uri)", "to": "\(target)", "dn": "\(dn)"])
+            result.referralsFollowed.append("\(uri) -> \(target)")
+            connection = opened
+            uri = target
+        } catch {
+            throw GiveUp(message: "cannot follow the referral for '\(dn)' to \(target): \(error)")
+        }
     }
 
     // MARK: Helpers

@@ -529,7 +529,8 @@ extension GlueServer {
     /// provider, `updateref` pointing writes back to it, so the consumer answers every
     /// write with a referral (10), like a replica in production. The consumer starts
     /// empty and copies everything, the service account's password included.
-    static func startReplicaPair() throws -> (provider: LDAPTestServer, consumer: LDAPTestServer) {
+    /// `updateRefs` replaces the consumer's `updateref` (the provider) with these URLs.
+    static func startReplicaPair(updateRefs: [String]? = nil) throws -> (provider: LDAPTestServer, consumer: LDAPTestServer) {
         var provider = try startAnother()
         var consumer = try startAnother()
         let providerConf = provider.directory + "/slapd.conf"
@@ -545,7 +546,7 @@ extension GlueServer {
         var ctext = try String(contentsOfFile: consumerConf, encoding: .utf8)
         ctext += "syncrepl rid=001 provider=\(provider.ldapURI) bindmethod=simple binddn=\"\(provider.rootDN)\" "
             + "credentials=\(rootPassword) searchbase=\"\(provider.base)\" type=refreshAndPersist retry=\"1 +\"\n"
-        ctext += "updateref \(provider.ldapURI)\n"
+        for url in updateRefs ?? [provider.ldapURI] { ctext += "updateref \"\(url)\"\n" }
         try ctext.write(toFile: consumerConf, atomically: true, encoding: .utf8)
         _ = try runProgram("/bin/bash", [script, "stop", consumer.directory])
         // Entries seeded separately have other entryUUIDs: start empty, copy everything.
