@@ -145,7 +145,7 @@ public final class BridgeRunner: @unchecked Sendable {
         do {
             state = try StateDirectory(path: config.state.dir)
         } catch {
-            status = report(RunFailure(.failure, "state directory: \(error)"))
+            status = report(RunFailure(error.isInsecure ? .configuration : .failure, "state directory: \(error)"))
             finish(status)
             return status
         }
@@ -155,6 +155,7 @@ public final class BridgeRunner: @unchecked Sendable {
             switch error {
             case .held: status = report(RunFailure(.lockHeld, error.description))
             case .failed: status = report(RunFailure(.failure, error.description))
+            case .insecure: status = report(RunFailure(.configuration, error.description))
             }
             finish(status)
             return status
@@ -212,7 +213,7 @@ public final class BridgeRunner: @unchecked Sendable {
             logger.info("run record written", metadata: ["record": "\(paths.record)", "undo": "\(paths.undo)"])
         } catch {
             logger.error("cannot write the run record: \(error)")
-            status = status.combined(with: .failure)
+            status = status.combined(with: error.isInsecure ? .configuration : .failure)
         }
         finish(status)
         return status
