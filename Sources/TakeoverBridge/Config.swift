@@ -301,16 +301,11 @@ public struct BridgeConfig: Sendable {
     public func readBindPassword(environment: [String: String] = ProcessInfo.processInfo.environment)
         throws(ConfigError) -> String? {
         if let file = ldap.bindPasswordFile {
-            if let refusal = FileSecurity.checkSecretFile(file) {
-                throw ConfigError(problem("ldap.bind_password_file", refusal))
-            }
-            var text: String
-            switch BridgeConfig.readText(file) {
+            // Checked on the open file and read into a buffer wiped once read (issue 11).
+            let text: String
+            switch FileSecurity.readSecretFile(file) {
             case .success(let t): text = t
-            case .failure(let message): throw ConfigError(problem("ldap.bind_password_file", message))
-            }
-            if text.hasSuffix("\r\n") || text.hasSuffix("\n") {
-                text.removeLast()  // "\r\n" is one Character in Swift: removes both.
+            case .failure(let error): throw ConfigError(problem("ldap.bind_password_file", error.description))
             }
             if text.isEmpty {
                 throw ConfigError(problem("ldap.bind_password_file", "\(file) is empty"))
