@@ -16,6 +16,8 @@
 //   options and credentials, redo the write, and keep writing there. Never success.
 //   Any other target, or a URL that does not parse, is refused and never contacted:
 //   the run stops, and the writes it answered count as not written.
+// - Before every wave and chunk the run's lease (Lease.swift) is asked: once it is lost
+//   or cannot be renewed, nothing more is written.
 // - A lost connection: bounded reconnects with backoff, then only what is not known done
 //   is redone. Past the bound: stop, and report what was written and what was not.
 
@@ -94,6 +96,9 @@ public final class Applier {
     private var connection: LDAPConnection?
     private var losses = 0
     var result = ApplyResult()
+    /// Asked before every wave and chunk: a reason to stop writing (the run's lease in
+    /// the directory was lost or could not be renewed), or nil.
+    public var leaseCheck: (@Sendable () async -> String?)?
 
     /// `connection`: an open, bound connection to `uri` to start with (nil: opened on first use).
     public init(connector: Connector, layout: BindingLayout, uri: String, connection: LDAPConnection?,
@@ -176,6 +181,10 @@ public final class Applier {
     private func run(_ wave: [WriteOperation]) async throws(GiveUp) {
         var start = 0
         while start < wave.count {
+            if let check = leaseCheck, let problem = await check() {
+                for operation in wave[start...] { result.notWritten += operation.changes }
+                throw GiveUp(message: problem)
+            }
             let end = min(start + max(options.chunk, 1), wave.count)
             do {
                 try await writePipelined(Array(wave[start..<end]))

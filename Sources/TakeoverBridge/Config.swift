@@ -197,6 +197,10 @@ public struct BridgeConfig: Sendable {
     public struct State: Sendable, Hashable {
         public var dir: String
 
+        // [state] lease (issue 11): seconds a run's lease entry under [bindings]
+        // search_base stays valid without renewal (PRODUCT.md section 6). 1 s ... 1 day.
+        public var lease: Int64 = 600
+
         public init(dir: String = "/var/lib/takeover-bridge") {
             self.dir = dir
         }
@@ -488,7 +492,7 @@ enum ConfigSchema {
         ("policy", [("protected_accounts", .stringList), ("min_uid_linux", .int), ("min_uid_macos", .int),
                     ("on_likely_mismatch", .string)]),
         ("safety", [("max_unbinds", .int), ("max_unbind_percent", .number), ("min_users", .int)]),
-        ("state", [("dir", .string)]),
+        ("state", [("dir", .string), ("lease", .duration)]),
     ]
 
     static func kind(section: String, key: String) -> ConfigKeyKind? {
@@ -1044,6 +1048,14 @@ struct ConfigReader {
             } else {
                 state.dir = resolve(dir)
             }
+        }
+
+        // [state] lease (issue 11)
+        let lease = duration("state", "lease", state.lease)
+        if (1...86_400).contains(lease) {
+            state.lease = lease
+        } else {
+            add("state.lease", "must be between 1 second and 1 day (found \(lease) s)")
         }
 
         if !problems.isEmpty {

@@ -166,8 +166,22 @@ public final class BridgeRunner: @unchecked Sendable {
         var record = RunRecord(startedAt: startedAt, finishedAt: startedAt, host: BridgeRunner.hostName(),
                                configPath: config.sourcePath, applied: [], outcome: "failed")
         var prepared: PreparedRun?
+        // The lease across hosts (PRODUCT.md section 6), before the directory is read.
+        var lease: Lease?
+        var leaseHeldElsewhere = false
         do {
-            let run = try await prepare(config, keepConnection: true)
+            let connector = Connector(config: config, password: try password(config))
+            do {
+                lease = try await Lease.acquire(connector: connector, clock: clock, logger: logger)
+            } catch {
+                if case .held = error {
+                    leaseHeldElsewhere = true
+                    throw RunFailure(.lockHeld, error.description)
+                }
+                throw RunFailure(.failure, error.description)
+            }
+            await lease?.startRenewing()
+            let run = try await prepare(config, keepConnection: true, connector: connector)
             prepared = run.prepared
             let plan = run.prepared.plan
             let refusals = refusalsFor(run.prepared, allowUnbinds: allowUnbinds)
@@ -184,7 +198,7 @@ public final class BridgeRunner: @unchecked Sendable {
                 logger.notice("unbinds allowed for this run", metadata: ["allow_unbinds": "\(allowUnbinds)",
                                                                           "unbind": "\(plan.summary.unbind)"])
             }
-            let result = await write(plan, prepared: run.prepared, readConnection: run.connection)
+            let result = await write(plan, prepared: run.prepared, readConnection: run.connection, lease: lease)
             record.applied = result.applied
             record.alreadyDone = result.alreadyDone
             record.failed = result.failures
@@ -205,6 +219,12 @@ public final class BridgeRunner: @unchecked Sendable {
                 record.outcome = "failed: " + failure.message
             }
             if prepared == nil, summary["takeover"] == nil { note(plan: nil, written: 0) }
+        }
+        if let lease { await lease.release() }
+        if leaseHeldElsewhere {
+            // Like the local lock: the other run is the one that records.
+            finish(status)
+            return status
         }
         record.finishedAt = clock()
         do {
@@ -269,9 +289,14 @@ public final class BridgeRunner: @unchecked Sendable {
     }
 
     /// Connects, reads the directory and the reports, and plans.
-    func prepare(_ config: BridgeConfig, keepConnection: Bool) async throws(RunFailure)
+    func prepare(_ config: BridgeConfig, keepConnection: Bool, connector given: Connector? = nil) async throws(RunFailure)
         -> (prepared: PreparedRun, connection: LDAPConnection) {
-        let connector = Connector(config: config, password: try password(config))
+        let connector: Connector
+        if let given {
+            connector = given
+        } else {
+            connector = Connector(config: config, password: try password(config))
+        }
         var phase = DispatchTime.now().uptimeNanoseconds
         func lap(_ name: String, _ metadata: Logger.Metadata = [:]) {
             let now = DispatchTime.now().uptimeNanoseconds
@@ -340,7 +365,7 @@ public final class BridgeRunner: @unchecked Sendable {
 
     /// Writes the plan's changes: to `write_uri` on a connection of its own when set,
     /// else on the read connection.
-    func write(_ plan: Plan, prepared: PreparedRun, readConnection: LDAPConnection) async -> ApplyResult {
+    func write(_ plan: Plan, prepared: PreparedRun, readConnection: LDAPConnection, lease: Lease? = nil) async -> ApplyResult {
         let connector = prepared.connector
         guard plan.hasChanges else {
             await readConnection.close()
@@ -353,6 +378,7 @@ public final class BridgeRunner: @unchecked Sendable {
         }
         let applier = Applier(connector: connector, layout: prepared.input.layout, uri: connector.writeURI,
                               connection: first, options: applyOptions, logger: logger)
+        if let lease { applier.leaseCheck = { await lease.problem() } }
         let result = await applier.apply(plan.changes)
         await applier.close()
         for change in result.applied {
