@@ -512,22 +512,10 @@ public final class Applier {
             throw GiveUp(message: "more than \(options.maxReferralHops) referrals for '\(dn)'; last: "
                 + referrals.map { LDAPURLError.visible($0) }.joined(separator: " "))
         }
-        var target: String?
-        var refused: [LDAPURLError] = []
-        for referral in referrals {
-            switch connector.referralTarget(referral) {
-            case .success(let uri): if target == nil { target = uri }
-            case .failure(let refusal): refused.append(refusal)
-            }
-        }
-        for refusal in refused {
-            logger.warning("referral refused: the bridge follows referrals only to servers named in [ldap] uri or write_uri",
-                           metadata: ["dn": "\(dn)", "referral": "\(refusal)"])
-        }
-        guard let target else {
-            let named = refused.isEmpty ? "a referral naming no server" : "the referral " + refused.map(\.description).joined(separator: "; ")
-            throw GiveUp(message: "the server answered the write of '\(dn)' with \(named); nothing was sent there. "
-                + "If that server is your provider, name it in [ldap] write_uri")
+        let target: String
+        switch connector.followableTarget(of: referrals, for: dn, logger: logger) {
+        case .success(let uri): target = uri
+        case .failure(let refusal): throw GiveUp(message: refusal.message)
         }
         do {
             let opened = try await connector.open(uri: target)

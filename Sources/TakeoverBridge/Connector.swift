@@ -3,6 +3,7 @@
 // the same TLS options and the same credentials. No other server ever sees a bind.
 
 import LDAPClient
+import Logging
 
 /// Everything needed to open one more connection like the first: options and credentials.
 /// The password lives only inside `credentials` (a `Secret`, printed as `<redacted>`).
@@ -87,4 +88,32 @@ public struct Connector: Sendable {
         }
         return .success(configured)
     }
+
+    /// Of a referral's URLs, the configured URI to follow (the first that may be), or
+    /// why none may: the message names every URL (escaped). Each refused URL is logged
+    /// as a warning. Used for the writes (Applier) and for the lease (Lease).
+    public func followableTarget(of referrals: [String], for dn: String, logger: Logger) -> Result<String, ReferralRefused> {
+        var target: String?
+        var refused: [LDAPURLError] = []
+        for referral in referrals {
+            switch referralTarget(referral) {
+            case .success(let uri): if target == nil { target = uri }
+            case .failure(let refusal): refused.append(refusal)
+            }
+        }
+        for refusal in refused {
+            logger.warning("referral refused: the bridge follows referrals only to servers named in [ldap] uri or write_uri",
+                           metadata: ["dn": "\(dn)", "referral": "\(refusal)"])
+        }
+        if let target { return .success(target) }
+        let named = refused.isEmpty ? "a referral naming no server" : "the referral " + refused.map(\.description).joined(separator: "; ")
+        return .failure(ReferralRefused(message: "the server answered the write of '\(dn)' with \(named); nothing was sent there. "
+            + "If that server is your provider, name it in [ldap] write_uri"))
+    }
+}
+
+/// No URL of a referral may be followed (PRODUCT.md section 7).
+public struct ReferralRefused: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
 }

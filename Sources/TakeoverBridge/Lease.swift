@@ -86,6 +86,9 @@ public enum LeaseError: Error, Sendable, CustomStringConvertible {
     case held(dn: String, by: LeaseValue)
     /// The directory refused or failed (exit 5).
     case failed(String)
+    /// The server answered with a referral (a read-only replica): `acquire` follows it to
+    /// a configured server, as writes do.
+    case referral([String])
 
     public var description: String {
         switch self {
@@ -93,6 +96,8 @@ public enum LeaseError: Error, Sendable, CustomStringConvertible {
             return "another takeover-bridge run holds the lease \(dn): \(value.summary); try again when it has finished"
         case .failed(let message):
             return message
+        case .referral(let urls):
+            return "the server answered the lease with a referral to " + urls.map { LDAPURLError.visible($0) }.joined(separator: " ")
         }
     }
 }
@@ -103,11 +108,13 @@ public actor Lease {
     public nonisolated let dn: String
     public nonisolated let duration: Int64
     private let connector: Connector
-    private let uri: String
+    private var uri: String
     private let clock: @Sendable () -> UnixTime
     private let logger: Logger
     private var connection: LDAPConnection?
     private(set) var value: LeaseValue
+    /// This run's token in the lease value (noted in the local lock file while held).
+    public nonisolated let run: String
     private var lost: String?
     private var renewer: Task<Void, Never>?
 
@@ -128,38 +135,55 @@ public actor Lease {
         self.logger = logger
         self.connection = connection
         self.value = value
+        self.run = value.run
     }
 
     // MARK: Taking it
 
     /// Takes the lease on the write server (`write_uri`, else `uri`), on a connection of
     /// its own. Throws `.held` at once when another run holds it.
+    ///
+    /// `leftover`: the token of a lease a previous run of this state folder did not give
+    /// back (`RunLock.leftoverLeaseRun`); holding the local lock proves that run is over,
+    /// so such a lease is taken over at once instead of after it expires.
     public static func acquire(connector: Connector, clock: @escaping @Sendable () -> UnixTime,
-                               logger: Logger) async throws(LeaseError) -> Lease {
+                               logger: Logger, leftover: String? = nil,
+                               run: String = Lease.newRunToken()) async throws(LeaseError) -> Lease {
         let config = connector.config
         let dn = Lease.dn(bindingsBase: config.bindings.searchBase)
-        let uri = connector.writeURI
-        let connection: LDAPConnection
-        do {
-            connection = try await connector.open(uri: uri)
-        } catch {
-            throw .failed("cannot connect to \(uri) to take the lease \(dn): \(error)")
-        }
-        let mine = LeaseValue(holder: BridgeRunner.hostName(), pid: getpid(), run: Lease.newRunToken(),
+        var uri = connector.writeURI
+        let mine = LeaseValue(holder: BridgeRunner.hostName(), pid: getpid(), run: run,
                               expires: clock() + config.state.lease)
-        do {
-            let value = try await take(connection, dn: dn, mine: mine, now: clock, logger: logger)
-            return Lease(dn: dn, duration: config.state.lease, connector: connector, uri: uri, clock: clock,
-                         logger: logger, connection: connection, value: value)
-        } catch {
-            await connection.close()
-            throw error
+        for _ in 0...3 {  // at most 3 referral hops, like writes
+            let connection: LDAPConnection
+            do {
+                connection = try await connector.open(uri: uri)
+            } catch {
+                throw .failed("cannot connect to \(uri) to take the lease \(dn): \(error)")
+            }
+            do {
+                let value = try await take(connection, dn: dn, mine: mine, now: clock, logger: logger, leftover: leftover)
+                return Lease(dn: dn, duration: config.state.lease, connector: connector, uri: uri, clock: clock,
+                             logger: logger, connection: connection, value: value)
+            } catch {
+                await connection.close()
+                guard case .referral(let urls) = error else { throw error }
+                // Only to a server named in uri or write_uri; never a bind anywhere else.
+                switch connector.followableTarget(of: urls, for: dn, logger: logger) {
+                case .success(let target):
+                    logger.notice("following a referral for the lease", metadata: ["from": "\(uri)", "to": "\(target)"])
+                    uri = target
+                case .failure(let refusal):
+                    throw .failed("cannot take the lease: \(refusal.message)")
+                }
+            }
         }
+        throw .failed("cannot take the lease \(dn): more than 3 referrals")
     }
 
     /// The add, or the takeover of an expired lease; the value now held.
     static func take(_ connection: LDAPConnection, dn: String, mine: LeaseValue, now: () -> UnixTime,
-                     logger: Logger) async throws(LeaseError) -> LeaseValue {
+                     logger: Logger, leftover: String? = nil) async throws(LeaseError) -> LeaseValue {
         for _ in 0..<3 {
             do {
                 try await connection.add(dn: dn, attributes: [("objectClass", ["applicationProcess"]), ("cn", [entryName]),
@@ -167,16 +191,20 @@ public actor Lease {
                 return mine
             } catch where error.code == 68 {
                 // Exists: read it below.
+            } catch where error.code == 10 {
+                throw .referral(error.referrals)
             } catch {
                 throw .failed("cannot take the lease: \(error)")
             }
             guard let current = try await read(connection, dn: dn) else { continue }  // removed meanwhile: add again
             if current.run == mine.run { return current }  // our own add, answered late
-            if current.expires > now() { throw .held(dn: dn, by: current) }
+            let ours = leftover != nil && current.run == leftover
+            if current.expires > now() && !ours { throw .held(dn: dn, by: current) }
             do {
                 try await connection.modify(dn: dn, [Modification(.delete, "description", [current.text]),
                                                      Modification(.add, "description", [mine.text])])
-                logger.notice("took over an expired lease", metadata: [
+                logger.notice(ours ? "took over the lease an earlier run of this state folder left" : "took over an expired lease",
+                              metadata: [
                     "dn": "\(dn)", "previous": "\(current.summary)",
                 ])
                 return mine
@@ -188,6 +216,8 @@ public actor Lease {
                 throw .held(dn: dn, by: current)
             } catch where error.code == 32 {
                 continue
+            } catch where error.code == 10 {
+                throw .referral(error.referrals)
             } catch {
                 throw .failed("cannot take over the expired lease \(dn): \(error)")
             }
@@ -218,7 +248,8 @@ public actor Lease {
         try await read(connection, dn: dn(bindingsBase: bindingsBase))
     }
 
-    static func newRunToken() -> String {
+    /// 128 random bits in hex: names one run's lease value.
+    public static func newRunToken() -> String {
         (0..<2).map { _ in String(UInt64.random(in: 0...UInt64.max), radix: 16) }.joined()
     }
 
@@ -288,14 +319,18 @@ public actor Lease {
     // MARK: Giving it back
 
     /// Stops renewing and removes the entry if it still holds this run's value. Retries
-    /// a lost connection (0.5, 1, 2 s); never throws.
-    public func release() async {
+    /// a lost connection (0.5, 1, 2 s); never throws. True when this run's lease is no
+    /// longer in the directory (removed, gone, or another run's now); false when it may
+    /// still be there (the server could not be reached).
+    @discardableResult
+    public func release() async -> Bool {
         renewer?.cancel()
         renewer = nil
         guard lost == nil else {
             await dropConnection()
-            return
+            return true
         }
+        var released = false
         let assertion = FilterEscaping.equality("description", value.text)
         for delay in [0.0, 0.5, 1, 2] {
             if delay > 0 { try? await Task.sleep(nanoseconds: UInt64(delay * 1_000_000_000)) }
@@ -309,11 +344,14 @@ public actor Lease {
                     guard value.expires - clock() > max(duration / 6, 1) else { break }
                     try await connection.delete(dn: dn)
                 }
+                released = true
                 break
             } catch where error.code == 32 {
+                released = true
                 break  // gone already
             } catch where error.code == 122 {
                 logger.warning("the lease holds another run's value now; left in place", metadata: ["dn": "\(dn)"])
+                released = true
                 break
             } catch where error.isConnectionLost {
                 await dropConnection()
@@ -325,6 +363,7 @@ public actor Lease {
             }
         }
         await dropConnection()
+        return released
     }
 
     // MARK: Connection

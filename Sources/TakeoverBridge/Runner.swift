@@ -171,10 +171,16 @@ public final class BridgeRunner: @unchecked Sendable {
         var leaseHeldElsewhere = false
         do {
             let connector = Connector(config: config, password: try password(config))
+            // The token is noted in the lock file before the add is sent: if this run dies
+            // or loses the server holding the lease, the next run here takes it over at once.
+            let leaseRun = Lease.newRunToken()
+            lock.noteLease(run: leaseRun)
             do {
-                lease = try await Lease.acquire(connector: connector, clock: clock, logger: logger)
+                lease = try await Lease.acquire(connector: connector, clock: clock, logger: logger,
+                                                leftover: lock.leftoverLeaseRun, run: leaseRun)
             } catch {
                 if case .held = error {
+                    lock.noteLease(run: nil)  // another run's value is there, not ours
                     leaseHeldElsewhere = true
                     throw RunFailure(.lockHeld, error.description)
                 }
@@ -220,7 +226,7 @@ public final class BridgeRunner: @unchecked Sendable {
             }
             if prepared == nil, summary["takeover"] == nil { note(plan: nil, written: 0) }
         }
-        if let lease { await lease.release() }
+        if let lease, await lease.release() { lock.noteLease(run: nil) }
         if leaseHeldElsewhere {
             // Like the local lock: the other run is the one that records.
             finish(status)

@@ -263,10 +263,12 @@ public final class StateDirectory: Sendable {
             close(fd)
             throw LockError.failed(path: lockPath, message: String(cString: strerror(code)))
         }
-        let info = "pid=\(getpid()) since=\(UTCTime.iso8601(now))\n"
+        // What a run that ended without releasing left: its lease token (issue 11).
+        let leftover = StateDirectory.readLeaseRun(fd)
+        let info = "pid=\(getpid()) since=\(UTCTime.iso8601(now))"
         _ = ftruncate(fd, 0)
-        _ = info.withCString { pwrite(fd, $0, strlen($0), 0) }
-        return RunLock(fd: fd)
+        _ = (info + "\n").withCString { pwrite(fd, $0, strlen($0), 0) }
+        return RunLock(fd: fd, info: info, leftoverLeaseRun: leftover)
     }
 
     /// Writes `runs/<time>-<pid>.ldif` (what was applied) and `...-undo.ldif` (its
@@ -369,6 +371,21 @@ public final class StateDirectory: Sendable {
         _ = chmod(path, mode)
     }
 
+    /// The `lease=` token in the lock file: written while a run holds the directory
+    /// lease, cleared when it ends. Found by the next run only when the previous one
+    /// died (or lost the server) before giving the lease back.
+    static func readLeaseRun(_ fd: Int32) -> String? {
+        var buffer = [UInt8](repeating: 0, count: 512)
+        let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, 0) }
+        guard n > 0 else { return nil }
+        for field in String(decoding: buffer[0..<n], as: UTF8.self).split(whereSeparator: { $0 == " " || $0 == "\n" })
+        where field.hasPrefix("lease=") {
+            let token = field.dropFirst(6)
+            if !token.isEmpty, token.count <= 64, token.allSatisfy(\.isHexDigit) { return String(token) }
+        }
+        return nil
+    }
+
     static func readLockInfo(_ fd: Int32) -> (Int32?, String?) {
         var buffer = [UInt8](repeating: 0, count: 256)
         let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, 0) }
@@ -390,9 +407,36 @@ public final class RunLock: @unchecked Sendable {
     // @unchecked: `fd` is only read or changed while holding `mutex`.
     private let mutex = NSLock()
     private var fd: Int32
+    private let info: String
+    /// The lease token a previous run of this state folder left behind (it ended without
+    /// giving the directory lease back): this run may take that lease over at once, as
+    /// holding the lock proves that run is over. nil when there is none.
+    public let leftoverLeaseRun: String?
 
-    init(fd: Int32) {
+    init(fd: Int32, info: String = "", leftoverLeaseRun: String? = nil) {
         self.fd = fd
+        self.info = info
+        self.leftoverLeaseRun = leftoverLeaseRun
+    }
+
+    /// Notes (nil: clears) the token of the directory lease this run holds, in the lock file.
+    public func noteLease(run: String?) {
+        mutex.lock()
+        defer { mutex.unlock() }
+        guard fd >= 0 else { return }
+        leaseRun = run
+        let text = info + (run.map { " lease=\($0)" } ?? "") + "\n"
+        _ = ftruncate(fd, 0)
+        _ = text.withCString { pwrite(fd, $0, strlen($0), 0) }
+        _ = fsync(fd)
+    }
+
+    private var leaseRun: String?
+
+    /// Empties the lock file, keeping only a lease token not given back.
+    private func clearInfo() {
+        _ = ftruncate(fd, 0)
+        if let leaseRun { _ = "lease=\(leaseRun)\n".withCString { pwrite(fd, $0, strlen($0), 0) } }
     }
 
     public var isHeld: Bool {
@@ -405,14 +449,14 @@ public final class RunLock: @unchecked Sendable {
         mutex.lock()
         defer { mutex.unlock() }
         guard fd >= 0 else { return }
-        _ = ftruncate(fd, 0)
+        clearInfo()
         close(fd)
         fd = -1
     }
 
     deinit {
         if fd >= 0 {
-            _ = ftruncate(fd, 0)
+            clearInfo()
             close(fd)
         }
     }

@@ -298,8 +298,11 @@ final class ReferringProxy: @unchecked Sendable {
     private var writeCount = 0
     private let sockets = SocketSet()
 
-    init(upstreamPort: Int, referrals: [String]) throws {
+    /// `passThrough`: writes whose bytes contain it go to the server all the same (the
+    /// tests let the run's lease through, so that its writes meet the referral).
+    init(upstreamPort: Int, referrals: [String], passThrough: String? = nil) throws {
         referralList = referrals
+        let passBytes = passThrough.map { Array($0.utf8) }
         (listener, port) = try LoopbackSocket.listen(address: "127.0.0.1")
         let listener = self.listener
         Thread { [self] in
@@ -327,8 +330,11 @@ final class ReferringProxy: @unchecked Sendable {
                 }.start()
                 Thread { [self] in
                     LoopbackSocket.messages(client) { message in
-                        if let (id, operation) = LDAPWire.idAndOperation(message), LDAPWire.writeRequests.contains(operation),
-                           let tag = LDAPWire.responseTag(for: operation) {
+                        let passes = passBytes.map { bytes in
+                            message.indices.contains { i in message[i...].starts(with: bytes) }
+                        } ?? false
+                        if !passes, let (id, operation) = LDAPWire.idAndOperation(message),
+                           LDAPWire.writeRequests.contains(operation), let tag = LDAPWire.responseTag(for: operation) {
                             self.lock.lock()
                             self.writeCount += 1
                             let referrals = self.referralList

@@ -5,7 +5,9 @@
 //
 // Two ways to be referred: a real slapd read-only replica whose `updateref` names a fake
 // server (every spelling slapd accepts), and a proxy in front of slapd that answers
-// writes with any referral text (the ones slapd will not configure).
+// writes with any referral text (the ones slapd will not configure). The replica refers
+// the run's lease too (so the lease follows the same rule); the proxy lets the lease
+// through so that the binding writes meet the referral.
 
 import Foundation
 import LDAPClient
@@ -72,7 +74,7 @@ struct ReferralTests {
         let fake6 = try FakeLDAPServer(address: "::1")
         let s = try Scenario()
         let upstream = try LDAPServerAddress(url: s.server.ldapURI).port
-        let proxy = try ReferringProxy(upstreamPort: upstream, referrals: [])
+        let proxy = try ReferringProxy(upstreamPort: upstream, referrals: [], passThrough: Lease.entryName)
         defer {
             proxy.stop()
             fake.stop()
@@ -118,6 +120,36 @@ struct ReferralTests {
         #expect(lines.allSatisfy { $0.contains("\"applied\":0") && !$0.contains("\"outcome\":\"ok\"") })
     }
 
+    /// The run's lease meets the referral first (no pass-through): refused the same way,
+    /// the fake server never contacted; and followed when it names a configured server.
+    @Test func theLeaseFollowsTheSameRule() async throws {
+        let fake = try FakeLDAPServer()
+        let s = try Scenario()
+        let slapd = s.server.ldapURI
+        let upstream = try LDAPServerAddress(url: slapd).port
+        let proxy = try ReferringProxy(upstreamPort: upstream, referrals: [])
+        defer {
+            proxy.stop()
+            fake.stop()
+        }
+        try world(s)
+        s.configOverrides["ldap.uri"] = s.q(proxy.uri)
+        for referrals in [["ldap://2130706433:\(fake.port),"], [fake.uri], ["ldap://[::1]:\(fake.port)"]] {
+            proxy.referrals = referrals
+            let apply = try s.bridge(["apply"])
+            #expect(apply.status == 5, "\(apply.all)")
+            #expect(apply.stderr.contains("cannot take the lease"), "\(apply.stderr)")
+            #expect(apply.stderr.contains("referral refused"))
+        }
+        #expect(fake.connections == 0)
+        s.configOverrides["ldap.uri"] = s.q("\(proxy.uri) \(slapd)")
+        proxy.referrals = [slapd]
+        let apply = try s.bridge(["apply"])
+        #expect(apply.status == 0, "\(apply.all)")
+        #expect(apply.stderr.contains("following a referral for the lease"), "\(apply.stderr)")
+        #expect(try await s.groups().first?.members == [s.userDN("ref1")])
+    }
+
     /// A referral to a server the configuration names is followed, to the configured URI;
     /// in a list with refused URLs only the configured one is used.
     @Test func referralToAConfiguredServerIsFollowed() async throws {
@@ -125,7 +157,7 @@ struct ReferralTests {
         let s = try Scenario()
         let slapd = s.server.ldapURI
         let upstream = try LDAPServerAddress(url: slapd).port
-        let proxy = try ReferringProxy(upstreamPort: upstream, referrals: [])
+        let proxy = try ReferringProxy(upstreamPort: upstream, referrals: [], passThrough: Lease.entryName)
         defer {
             proxy.stop()
             fake.stop()
