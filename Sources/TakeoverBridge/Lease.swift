@@ -1,12 +1,12 @@
 // One run at a time across hosts (PRODUCT.md section 6, issue 11): the lock in
 // `[state] dir` is local to one machine, so a run also holds a lease in the directory.
 //
-// The entry (standard schema only: RFC 4519 applicationProcess, in the core schema of
+// The entry (standard schema only: RFC 4519 organizationalRole, in the core schema of
 // OpenLDAP, 389 DS and Active Directory; its RDN is cn, like a binding group's, so an ACL
 // that lets the service account write `cn=*` under the bindings base covers it):
 //
 //   dn: cn=takeover-bridge-lease,<[bindings] search_base>
-//   objectClass: applicationProcess
+//   objectClass: organizationalRole
 //   cn: takeover-bridge-lease
 //   description: takeover-bridge lease v1; holder=<host>; pid=<pid>; run=<random>;
 //                expires=<UTC time>; unix=<seconds>
@@ -186,7 +186,7 @@ public actor Lease {
                      logger: Logger, leftover: String? = nil) async throws(LeaseError) -> LeaseValue {
         for _ in 0..<3 {
             do {
-                try await connection.add(dn: dn, attributes: [("objectClass", ["applicationProcess"]), ("cn", [entryName]),
+                try await connection.add(dn: dn, attributes: [("objectClass", ["organizationalRole"]), ("cn", [entryName]),
                                                               ("description", [mine.text])])
                 return mine
             } catch where error.code == 68 {
@@ -268,11 +268,13 @@ public actor Lease {
         }
     }
 
-    /// One renewal: the exact current value out, the new one in, atomically.
+    /// One renewal: the exact current value out, the new one in, atomically. After a lost
+    /// connection the earlier attempt may have gone through: a value with this run's
+    /// token is adopted and renewed again. Any other value means the lease was taken over.
     func renew() async {
         guard lost == nil else { return }
-        let next = LeaseValue(holder: value.holder, pid: value.pid, run: value.run, expires: clock() + duration)
-        for attempt in 0..<2 {
+        for _ in 0..<3 {
+            let next = LeaseValue(holder: value.holder, pid: value.pid, run: value.run, expires: clock() + duration)
             do {
                 let connection = try await liveConnection()
                 try await connection.modify(dn: dn, [Modification(.delete, "description", [value.text]),
@@ -284,22 +286,19 @@ public actor Lease {
                     await dropConnection()
                     continue
                 }
-                if error.code == 16 || error.code == 20, attempt == 0, let connection {
-                    // A renewal whose answer was lost may have gone through: adopt our own value.
-                    if let current = try? await Lease.read(connection, dn: dn), current.run == value.run {
-                        value = current
-                        continue
-                    }
-                }
-                if error.code == 16 || error.code == 20 || error.code == 32 {
-                    var current: LeaseValue?
-                    if let connection { current = (try? await Lease.read(connection, dn: dn)) ?? nil }
-                    lost = "the lease \(dn) was taken over" + (current.map { " by \($0.summary)" } ?? "")
-                        + "; this run stops writing"
-                    logger.error("\(lost ?? "")")
+                guard error.code == 16 || error.code == 20 || error.code == 32 else {
+                    logger.warning("cannot renew the lease; trying again", metadata: ["dn": "\(dn)", "error": "\(error)"])
                     return
                 }
-                logger.warning("cannot renew the lease; trying again", metadata: ["dn": "\(dn)", "error": "\(error)"])
+                var current: LeaseValue?
+                if let connection { current = (try? await Lease.read(connection, dn: dn)) ?? nil }
+                if let current, current.run == value.run {
+                    value = current
+                    continue
+                }
+                lost = "the lease \(dn) was taken over" + (current.map { " by \($0.summary)" } ?? "")
+                    + "; this run stops writing"
+                logger.error("\(lost ?? "")")
                 return
             }
         }

@@ -186,12 +186,19 @@ enum LoopbackSocket {
     }
 }
 
-/// Everything a stand-in accepted, closed when it stops.
+/// The sockets a stand-in has open. Closing goes through here, under the lock, so that
+/// `shutdownAll` never touches a descriptor number the process has since reused (another
+/// test's LDAP connection).
 final class SocketSet: @unchecked Sendable {
     // @unchecked: `fds` is only touched while holding `lock`.
     private let lock = NSLock()
-    private var fds: [Int32] = []
-    func add(_ fd: Int32) { lock.lock(); fds.append(fd); lock.unlock() }
+    private var fds: Set<Int32> = []
+    func add(_ fd: Int32) { lock.lock(); fds.insert(fd); lock.unlock() }
+    func close(_ fd: Int32) {
+        lock.lock()
+        if fds.remove(fd) != nil { Glibc.close(fd) }
+        lock.unlock()
+    }
     func shutdownAll() {
         lock.lock()
         for fd in fds { shutdown(fd, Int32(SHUT_RDWR)) }
@@ -206,17 +213,21 @@ final class SocketPair: @unchecked Sendable {
     private let lock = NSLock()
     private var remaining = 2
     let a: Int32, b: Int32
-    init(_ a: Int32, _ b: Int32) { self.a = a; self.b = b }
+    let sockets: SocketSet
+    init(_ a: Int32, _ b: Int32, in sockets: SocketSet) { self.a = a; self.b = b; self.sockets = sockets }
     func finished() {
         lock.lock()
         remaining -= 1
         let last = remaining == 0
+        // Both still open here: the second caller closes them only after this.
+        if !last {
+            shutdown(a, Int32(SHUT_RDWR))
+            shutdown(b, Int32(SHUT_RDWR))
+        }
         lock.unlock()
-        shutdown(a, Int32(SHUT_RDWR))
-        shutdown(b, Int32(SHUT_RDWR))
         if last {
-            close(a)
-            close(b)
+            sockets.close(a)
+            sockets.close(b)
         }
     }
 }
@@ -246,6 +257,7 @@ final class FakeLDAPServer: @unchecked Sendable {
                 let fd = accept(listener, nil, nil)
                 if fd < 0 {
                     if errno == EINTR { continue }
+                    close(listener)  // stopped: closed here, after the last accept
                     return
                 }
                 self.sockets.add(fd)
@@ -263,7 +275,7 @@ final class FakeLDAPServer: @unchecked Sendable {
                         guard let tag = LDAPWire.responseTag(for: operation) else { return operation != 0x42 }
                         return LoopbackSocket.sendAll(fd, LDAPWire.result(id: id, responseTag: tag, code: 0))
                     }
-                    close(fd)
+                    self.sockets.close(fd)
                 }.start()
             }
         }
@@ -277,9 +289,9 @@ final class FakeLDAPServer: @unchecked Sendable {
     var binds: [String] { lock.lock(); defer { lock.unlock() }; return bindNames }
     var requests: [UInt8] { lock.lock(); defer { lock.unlock() }; return requestTags }
 
+    /// Wakes the accept loop (which closes the listener) and ends every connection.
     func stop() {
         shutdown(listener, Int32(SHUT_RDWR))
-        close(listener)
         sockets.shutdownAll()
     }
 }
@@ -310,6 +322,7 @@ final class ReferringProxy: @unchecked Sendable {
                 let client = accept(listener, nil, nil)
                 if client < 0 {
                     if errno == EINTR { continue }
+                    close(listener)  // stopped: closed here, after the last accept
                     return
                 }
                 guard let server = LoopbackSocket.connect(port: upstreamPort) else {
@@ -319,7 +332,7 @@ final class ReferringProxy: @unchecked Sendable {
                 self.sockets.add(client)
                 self.sockets.add(server)
                 let clientLock = NSLock()  // whole messages only, from either direction
-                let pair = SocketPair(client, server)
+                let pair = SocketPair(client, server, in: self.sockets)
                 Thread {
                     LoopbackSocket.messages(server) { message in
                         clientLock.lock()
@@ -361,9 +374,9 @@ final class ReferringProxy: @unchecked Sendable {
     /// Writes the proxy answered with a referral.
     var writes: Int { lock.lock(); defer { lock.unlock() }; return writeCount }
 
+    /// Wakes the accept loop (which closes the listener) and ends every connection.
     func stop() {
         shutdown(listener, Int32(SHUT_RDWR))
-        close(listener)
         sockets.shutdownAll()
     }
 }

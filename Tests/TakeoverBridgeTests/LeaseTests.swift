@@ -133,7 +133,7 @@ struct LeaseTests {
             _ = try? s.runLDAP("ldapdelete", [dn])
             if pass > 0 {
                 let old = LeaseValue(holder: "dead-host", pid: 1, run: "old\(pass)", expires: now - 60)
-                try s.add(LDIF.line("dn", dn) + "objectClass: applicationProcess\ncn: \(Lease.entryName)\n"
+                try s.add(LDIF.line("dn", dn) + "objectClass: organizationalRole\ncn: \(Lease.entryName)\n"
                           + LDIF.line("description", old.text) + "\n")
             }
             let outcomes = await withTaskGroup(of: Result<LeaseValue, LeaseError>.self) { group in
