@@ -127,25 +127,18 @@ public final class StateDirectory: Sendable {
             let text = errno == ENOTDIR ? "not a directory" : StateDirectory.errnoText()
             throw StateError(path: path, message: text, isInsecure: errno == ENOTDIR)
         }
-        self.fd = fd
-        var st = stat()
-        guard fstat(fd, &st) == 0 else {
-            let text = StateDirectory.errnoText()
-            close(fd)
-            throw StateError(path: path, message: text)
-        }
-        if let problem = StateDirectory.ownershipProblem(st, folder: true) {
-            close(fd)
-            throw StateError(path: path, message: problem, isInsecure: true)
-        }
+        // Checked before `self.fd` is set: a refused folder is closed here, and deinit
+        // (which runs only for a fully initialised object) never closes it again.
+        try StateDirectory.checkOpened(fd, path: path, folder: true)
         do {
-            try checkEntry("runs", folder: true)
-            try checkEntry("runs.jsonl", folder: false)
-            try checkEntry("lock", folder: false)
+            try StateDirectory.checkEntry("runs", in: fd, path: path, folder: true)
+            try StateDirectory.checkEntry("runs.jsonl", in: fd, path: path, folder: false)
+            try StateDirectory.checkEntry("lock", in: fd, path: path, folder: false)
         } catch {
             close(fd)
             throw error
         }
+        self.fd = fd
     }
 
     deinit {
@@ -172,8 +165,8 @@ public final class StateDirectory: Sendable {
         return nil
     }
 
-    /// Checks `name` inside the folder when it exists.
-    private func checkEntry(_ name: String, folder: Bool) throws(StateError) {
+    /// Checks `name` inside the folder `fd` (at `path`) when it exists.
+    private static func checkEntry(_ name: String, in fd: Int32, path: String, folder: Bool) throws(StateError) {
         var st = stat()
         if fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0 {
             if errno == ENOENT { return }
@@ -197,17 +190,22 @@ public final class StateDirectory: Sendable {
                 : code == ENXIO ? "is a FIFO or socket, not a regular file: remove it" : String(cString: strerror(code))
             throw StateError(path: file, message: text, isInsecure: insecure)
         }
+        try StateDirectory.checkOpened(fd, path: file, folder: false)
+        return fd
+    }
+
+    /// `fstat` of what was just opened, judged by `ownershipProblem`; closes it when refused.
+    static func checkOpened(_ fd: Int32, path: String, folder: Bool) throws(StateError) {
         var st = stat()
         if fstat(fd, &st) != 0 {
-            let text = StateDirectory.errnoText()
+            let text = errnoText()
             close(fd)
-            throw StateError(path: file, message: text)
+            throw StateError(path: path, message: text)
         }
-        if let problem = StateDirectory.ownershipProblem(st, folder: false) {
+        if let problem = ownershipProblem(st, folder: folder) {
             close(fd)
-            throw StateError(path: file, message: problem, isInsecure: true)
+            throw StateError(path: path, message: problem, isInsecure: true)
         }
-        return fd
     }
 
     /// `runs`, created 0700 when missing, opened as a folder without following a symlink.
@@ -225,16 +223,7 @@ public final class StateDirectory: Sendable {
             }
             throw StateError(path: runsPath, message: String(cString: strerror(code)))
         }
-        var st = stat()
-        if fstat(runs, &st) != 0 {
-            let text = StateDirectory.errnoText()
-            close(runs)
-            throw StateError(path: runsPath, message: text)
-        }
-        if let problem = StateDirectory.ownershipProblem(st, folder: true) {
-            close(runs)
-            throw StateError(path: runsPath, message: problem, isInsecure: true)
-        }
+        try StateDirectory.checkOpened(runs, path: runsPath, folder: true)
         return runs
     }
 
