@@ -143,11 +143,11 @@ public actor Lease {
     /// Takes the lease on the write server (`write_uri`, else `uri`), on a connection of
     /// its own. Throws `.held` at once when another run holds it.
     ///
-    /// `leftover`: the token of a lease a previous run of this state folder did not give
-    /// back (`RunLock.leftoverLeaseRun`); holding the local lock proves that run is over,
+    /// `leftover`: tokens of leases earlier runs of this state folder did not give back
+    /// (`RunLock.leftoverLeaseRuns`); holding the local lock proves those runs are over,
     /// so such a lease is taken over at once instead of after it expires.
     public static func acquire(connector: Connector, clock: @escaping @Sendable () -> UnixTime,
-                               logger: Logger, leftover: String? = nil,
+                               logger: Logger, leftover: [String] = [],
                                run: String = Lease.newRunToken()) async throws(LeaseError) -> Lease {
         let config = connector.config
         let dn = Lease.dn(bindingsBase: config.bindings.searchBase)
@@ -183,7 +183,7 @@ public actor Lease {
 
     /// The add, or the takeover of an expired lease; the value now held.
     static func take(_ connection: LDAPConnection, dn: String, mine: LeaseValue, now: () -> UnixTime,
-                     logger: Logger, leftover: String? = nil) async throws(LeaseError) -> LeaseValue {
+                     logger: Logger, leftover: [String] = []) async throws(LeaseError) -> LeaseValue {
         for _ in 0..<3 {
             do {
                 try await connection.add(dn: dn, attributes: [("objectClass", ["organizationalRole"]), ("cn", [entryName]),
@@ -198,7 +198,7 @@ public actor Lease {
             }
             guard let current = try await read(connection, dn: dn) else { continue }  // removed meanwhile: add again
             if current.run == mine.run { return current }  // our own add, answered late
-            let ours = leftover != nil && current.run == leftover
+            let ours = leftover.contains(current.run)
             if current.expires > now() && !ours { throw .held(dn: dn, by: current) }
             do {
                 try await connection.modify(dn: dn, [Modification(.delete, "description", [current.text]),

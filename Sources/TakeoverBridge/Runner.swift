@@ -173,14 +173,16 @@ public final class BridgeRunner: @unchecked Sendable {
             let connector = Connector(config: config, password: try password(config))
             // The token is noted in the lock file before the add is sent: if this run dies
             // or loses the server holding the lease, the next run here takes it over at once.
+            // Earlier tokens stay noted until this run holds the lease (or finds another's).
             let leaseRun = Lease.newRunToken()
-            lock.noteLease(run: leaseRun)
+            lock.noteLease(runs: Array((lock.leftoverLeaseRuns + [leaseRun]).suffix(16)))
             do {
                 lease = try await Lease.acquire(connector: connector, clock: clock, logger: logger,
-                                                leftover: lock.leftoverLeaseRun, run: leaseRun)
+                                                leftover: lock.leftoverLeaseRuns, run: leaseRun)
+                lock.noteLease(runs: [leaseRun])
             } catch {
                 if case .held = error {
-                    lock.noteLease(run: nil)  // another run's value is there, not ours
+                    lock.noteLease(runs: [])  // another run's value is there, none of ours
                     leaseHeldElsewhere = true
                     throw RunFailure(.lockHeld, error.description)
                 }
@@ -226,7 +228,7 @@ public final class BridgeRunner: @unchecked Sendable {
             }
             if prepared == nil, summary["takeover"] == nil { note(plan: nil, written: 0) }
         }
-        if let lease, await lease.release() { lock.noteLease(run: nil) }
+        if let lease, await lease.release() { lock.noteLease(runs: []) }
         if leaseHeldElsewhere {
             // Like the local lock: the other run is the one that records.
             finish(status)

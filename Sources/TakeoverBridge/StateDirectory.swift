@@ -253,11 +253,11 @@ public final class StateDirectory: Sendable {
             throw LockError.failed(path: lockPath, message: String(cString: strerror(code)))
         }
         // What a run that ended without releasing left: its lease token (issue 11).
-        let leftover = StateDirectory.readLeaseRun(fd)
+        let leftover = StateDirectory.readLeaseRuns(fd)
         let info = "pid=\(getpid()) since=\(UTCTime.iso8601(now))"
         _ = ftruncate(fd, 0)
         _ = (info + "\n").withCString { pwrite(fd, $0, strlen($0), 0) }
-        return RunLock(fd: fd, info: info, leftoverLeaseRun: leftover)
+        return RunLock(fd: fd, info: info, leftoverLeaseRuns: leftover)
     }
 
     /// Writes `runs/<time>-<pid>.ldif` (what was applied) and `...-undo.ldif` (its
@@ -360,19 +360,19 @@ public final class StateDirectory: Sendable {
         _ = chmod(path, mode)
     }
 
-    /// The `lease=` token in the lock file: written while a run holds the directory
-    /// lease, cleared when it ends. Found by the next run only when the previous one
-    /// died (or lost the server) before giving the lease back.
-    static func readLeaseRun(_ fd: Int32) -> String? {
-        var buffer = [UInt8](repeating: 0, count: 512)
+    /// The `lease=` tokens in the lock file (comma-separated): noted while a run may have
+    /// its value in the directory lease, cleared once it is known gone. Found by the next
+    /// run only when earlier ones died (or lost the server) before giving the lease back.
+    static func readLeaseRuns(_ fd: Int32) -> [String] {
+        var buffer = [UInt8](repeating: 0, count: 4096)
         let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, 0) }
-        guard n > 0 else { return nil }
+        guard n > 0 else { return [] }
         for field in String(decoding: buffer[0..<n], as: UTF8.self).split(whereSeparator: { $0 == " " || $0 == "\n" })
         where field.hasPrefix("lease=") {
-            let token = field.dropFirst(6)
-            if !token.isEmpty, token.count <= 64, token.allSatisfy(\.isHexDigit) { return String(token) }
+            return field.dropFirst(6).split(separator: ",").map(String.init)
+                .filter { !$0.isEmpty && $0.count <= 64 && $0.allSatisfy(\.isHexDigit) }
         }
-        return nil
+        return []
     }
 
     static func readLockInfo(_ fd: Int32) -> (Int32?, String?) {
@@ -397,35 +397,38 @@ public final class RunLock: @unchecked Sendable {
     private let mutex = NSLock()
     private var fd: Int32
     private let info: String
-    /// The lease token a previous run of this state folder left behind (it ended without
-    /// giving the directory lease back): this run may take that lease over at once, as
-    /// holding the lock proves that run is over. nil when there is none.
-    public let leftoverLeaseRun: String?
+    /// The lease tokens earlier runs of this state folder left behind (they ended without
+    /// knowing their value gone from the directory lease): this run may take such a lease
+    /// over at once, as holding the lock proves those runs are over. Empty when none.
+    public let leftoverLeaseRuns: [String]
 
-    init(fd: Int32, info: String = "", leftoverLeaseRun: String? = nil) {
+    init(fd: Int32, info: String = "", leftoverLeaseRuns: [String] = []) {
         self.fd = fd
         self.info = info
-        self.leftoverLeaseRun = leftoverLeaseRun
+        self.leftoverLeaseRuns = leftoverLeaseRuns
     }
 
-    /// Notes (nil: clears) the token of the directory lease this run holds, in the lock file.
-    public func noteLease(run: String?) {
+    /// Notes (empty: clears) the tokens whose lease value may be in the directory, in the
+    /// lock file, before the directory is asked and until they are known gone.
+    public func noteLease(runs: [String]) {
         mutex.lock()
         defer { mutex.unlock() }
         guard fd >= 0 else { return }
-        leaseRun = run
-        let text = info + (run.map { " lease=\($0)" } ?? "") + "\n"
+        leaseRuns = runs
+        let text = info + (runs.isEmpty ? "" : " lease=" + runs.joined(separator: ",")) + "\n"
         _ = ftruncate(fd, 0)
         _ = text.withCString { pwrite(fd, $0, strlen($0), 0) }
         _ = fsync(fd)
     }
 
-    private var leaseRun: String?
+    private var leaseRuns: [String] = []
 
-    /// Empties the lock file, keeping only a lease token not given back.
+    /// Empties the lock file, keeping only lease tokens not known given back.
     private func clearInfo() {
         _ = ftruncate(fd, 0)
-        if let leaseRun { _ = "lease=\(leaseRun)\n".withCString { pwrite(fd, $0, strlen($0), 0) } }
+        if !leaseRuns.isEmpty {
+            _ = "lease=\(leaseRuns.joined(separator: ","))\n".withCString { pwrite(fd, $0, strlen($0), 0) }
+        }
     }
 
     public var isHeld: Bool {

@@ -118,6 +118,32 @@ struct LeaseTests {
         print("lease: after the kill, \(refusedWhileValid) applies exited 75 before the lease expired")
     }
 
+    /// A run here that could not give the lease back (killed, or the server gone at its
+    /// end) noted its token in the lock file: the next run of this state folder takes the
+    /// lease over at once, even after a run that failed before reaching the directory;
+    /// another host still waits for it to expire.
+    @Test func aLeaseThisStateFolderLeftIsTakenOverAtOnce() async throws {
+        let s = try Scenario()
+        try world(s)
+        let lock = try StateDirectory(path: s.state).acquireLock()
+        lock.noteLease(runs: ["0123abcd"])
+        lock.release()
+        let left = LeaseValue(holder: "this-host", pid: 99999, run: "0123abcd",
+                              expires: UnixTime(Date().timeIntervalSince1970) + 600)
+        try s.add(LDIF.line("dn", Lease.dn(bindingsBase: s.bindings)) + "objectClass: organizationalRole\n"
+                  + "cn: \(Lease.entryName)\n" + LDIF.line("description", left.text) + "\n")
+        s.configOverrides["state.dir"] = s.q(s.folder + "/other-host")
+        #expect(try s.bridge(["apply"]).status == 75, "another host waits")
+        s.configOverrides = ["ldap.uri": s.q("ldap://127.0.0.1:1")]
+        #expect(try s.bridge(["apply"]).status == 5, "a run here that never reached the directory")
+        s.configOverrides = [:]
+        let apply = try s.bridge(["apply"])
+        #expect(apply.status == 0, "\(apply.all)")
+        #expect(apply.stderr.contains("took over the lease an earlier run of this state folder left"), "\(apply.stderr)")
+        #expect(try leaseValue(s) == nil)
+        #expect(try await bindingGroups(s).count == 1)
+    }
+
     /// Several hosts see the same expired lease at once: exactly one takes it over. And
     /// with no entry at all, exactly one add wins.
     @Test func ofHostsSeeingTheSameExpiredLeaseExactlyOneWins() async throws {
