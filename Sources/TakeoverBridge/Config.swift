@@ -206,6 +206,9 @@ public struct BridgeConfig: Sendable {
 
         /// `[state] metrics_file`: the Prometheus textfile written after every run; nil: none.
         public var metricsFile: String? = nil
+        // [state] lease (issue 11): seconds a run's lease entry under [bindings]
+        // search_base stays valid without renewal (PRODUCT.md section 6). 1 s ... 1 day.
+        public var lease: Int64 = 600
 
         public init(dir: String = "/var/lib/takeover-bridge") {
             self.dir = dir
@@ -316,16 +319,11 @@ public struct BridgeConfig: Sendable {
     public func readBindPassword(environment: [String: String] = ProcessInfo.processInfo.environment)
         throws(ConfigError) -> String? {
         if let file = ldap.bindPasswordFile {
-            if let refusal = FileSecurity.checkSecretFile(file) {
-                throw ConfigError(problem("ldap.bind_password_file", refusal))
-            }
-            var text: String
-            switch BridgeConfig.readText(file) {
+            // Checked on the open file and read into a buffer wiped once read (issue 11).
+            let text: String
+            switch FileSecurity.readSecretFile(file) {
             case .success(let t): text = t
-            case .failure(let message): throw ConfigError(problem("ldap.bind_password_file", message))
-            }
-            if text.hasSuffix("\r\n") || text.hasSuffix("\n") {
-                text.removeLast()  // "\r\n" is one Character in Swift: removes both.
+            case .failure(let error): throw ConfigError(problem("ldap.bind_password_file", error.description))
             }
             if text.isEmpty {
                 throw ConfigError(problem("ldap.bind_password_file", "\(file) is empty"))
@@ -510,7 +508,7 @@ enum ConfigSchema {
         ("policy", [("protected_accounts", .stringList), ("min_uid_linux", .int), ("min_uid_macos", .int),
                     ("on_likely_mismatch", .string)]),
         ("safety", [("max_unbinds", .int), ("max_unbind_percent", .number), ("min_users", .int)]),
-        ("state", [("dir", .string), ("metrics_file", .string)]),
+        ("state", [("dir", .string), ("metrics_file", .string), ("lease", .duration)]),
     ]
 
     static func kind(section: String, key: String) -> ConfigKeyKind? {
@@ -1108,6 +1106,14 @@ struct ConfigReader {
                 // file at this path is replaced (rename), not written through a link.
                 state.metricsFile = metrics.hasPrefix("/") ? metrics : baseDirectory + "/" + metrics
             }
+        }
+
+        // [state] lease (issue 11)
+        let lease = duration("state", "lease", state.lease)
+        if (1...86_400).contains(lease) {
+            state.lease = lease
+        } else {
+            add("state.lease", "must be between 1 second and 1 day (found \(lease) s)")
         }
 
         if !problems.isEmpty {

@@ -136,6 +136,22 @@ extension BridgeRunner {
             add(DoctorCheck("binding groups", ok: false, error.description, fix: Doctor.readFix(error)))
             failed = true
         }
+        // The lease across hosts (issue 11): shown when a run holds it.
+        do {
+            let leaseDN = Lease.dn(bindingsBase: config.bindings.searchBase)
+            if let lease = try await Lease.inspect(connection, bindingsBase: config.bindings.searchBase) {
+                let held = lease.expires > clock()
+                add(DoctorCheck("lease", ok: true, held
+                    ? "held by \(lease.summary) (\(leaseDN)): an apply is running there, or was killed and its lease expires then"
+                    : "expired: \(lease.summary) (\(leaseDN)); the next apply takes it over"))
+            } else {
+                add(DoctorCheck("lease", ok: true, "free: no apply holds \(leaseDN)"))
+            }
+        } catch {
+            add(DoctorCheck("lease", ok: false, error.description,
+                            fix: "let the service account read \(config.bindings.searchBase); delete a damaged lease entry when no apply runs"))
+            failed = true
+        }
         if !snapshot.warnings.isEmpty {
             add(DoctorCheck("entries", ok: false, "\(snapshot.warnings.count) values or entries skipped; first: "
                 + "\(snapshot.warnings[0].source): \(snapshot.warnings[0].message)",

@@ -150,7 +150,7 @@ public final class BridgeRunner: @unchecked Sendable {
         do {
             state = try StateDirectory(path: config.state.dir)
         } catch {
-            status = report(RunFailure(.failure, "state directory: \(error)"))
+            status = report(RunFailure(error.isInsecure ? .configuration : .failure, "state directory: \(error)"))
             finish(status)
             return status
         }
@@ -160,6 +160,7 @@ public final class BridgeRunner: @unchecked Sendable {
             switch error {
             case .held: status = report(RunFailure(.lockHeld, error.description))
             case .failed: status = report(RunFailure(.failure, error.description))
+            case .insecure: status = report(RunFailure(.configuration, error.description))
             }
             finish(status)
             return status
@@ -170,8 +171,30 @@ public final class BridgeRunner: @unchecked Sendable {
         var record = RunRecord(startedAt: startedAt, finishedAt: startedAt, host: BridgeRunner.hostName(),
                                configPath: config.sourcePath, applied: [], outcome: "failed")
         var prepared: PreparedRun?
+        // The lease across hosts (PRODUCT.md section 6), before the directory is read.
+        var lease: Lease?
+        var leaseHeldElsewhere = false
         do {
-            let run = try await prepare(config, keepConnection: true)
+            let connector = Connector(config: config, password: try password(config))
+            // The token is noted in the lock file before the add is sent: if this run dies
+            // or loses the server holding the lease, the next run here takes it over at once.
+            // Earlier tokens stay noted until this run holds the lease (or finds another's).
+            let leaseRun = Lease.newRunToken()
+            lock.noteLease(runs: Array((lock.leftoverLeaseRuns + [leaseRun]).suffix(16)))
+            do {
+                lease = try await Lease.acquire(connector: connector, clock: clock, logger: logger,
+                                                leftover: lock.leftoverLeaseRuns, run: leaseRun)
+                lock.noteLease(runs: [leaseRun])
+            } catch {
+                if case .held = error {
+                    lock.noteLease(runs: [])  // another run's value is there, none of ours
+                    leaseHeldElsewhere = true
+                    throw RunFailure(.lockHeld, error.description)
+                }
+                throw RunFailure(.failure, error.description)
+            }
+            await lease?.startRenewing()
+            let run = try await prepare(config, keepConnection: true, connector: connector)
             prepared = run.prepared
             let plan = run.prepared.plan
             let refusals = refusalsFor(run.prepared, allowUnbinds: allowUnbinds)
@@ -188,7 +211,7 @@ public final class BridgeRunner: @unchecked Sendable {
                 logger.notice("unbinds allowed for this run", metadata: ["allow_unbinds": "\(allowUnbinds)",
                                                                           "unbind": "\(plan.summary.unbind)"])
             }
-            let result = await write(plan, prepared: run.prepared, readConnection: run.connection)
+            let result = await write(plan, prepared: run.prepared, readConnection: run.connection, lease: lease)
             record.applied = result.applied
             record.alreadyDone = result.alreadyDone
             record.failed = result.failures
@@ -210,6 +233,12 @@ public final class BridgeRunner: @unchecked Sendable {
             }
             if prepared == nil, summary["takeover"] == nil { note(plan: nil, written: 0) }
         }
+        if let lease, await lease.release() { lock.noteLease(runs: []) }
+        if leaseHeldElsewhere {
+            // Like the local lock: the other run is the one that records.
+            finish(status)
+            return status
+        }
         record.finishedAt = clock()
         do {
             let paths = try state.writeRunRecordFiles(record)
@@ -217,7 +246,7 @@ public final class BridgeRunner: @unchecked Sendable {
             logger.info("run record written", metadata: ["record": "\(paths.record)", "undo": "\(paths.undo)"])
         } catch {
             logger.error("cannot write the run record: \(error)")
-            status = status.combined(with: .failure)
+            status = status.combined(with: error.isInsecure ? .configuration : .failure)
         }
         finish(status)
         return status
@@ -279,9 +308,14 @@ public final class BridgeRunner: @unchecked Sendable {
     }
 
     /// Connects, reads the directory and the reports, and plans.
-    func prepare(_ config: BridgeConfig, keepConnection: Bool) async throws(RunFailure)
+    func prepare(_ config: BridgeConfig, keepConnection: Bool, connector given: Connector? = nil) async throws(RunFailure)
         -> (prepared: PreparedRun, connection: LDAPConnection) {
-        let connector = Connector(config: config, password: try password(config))
+        let connector: Connector
+        if let given {
+            connector = given
+        } else {
+            connector = Connector(config: config, password: try password(config))
+        }
         var phase = DispatchTime.now().uptimeNanoseconds
         func lap(_ name: String, _ metadata: Logger.Metadata = [:]) {
             let now = DispatchTime.now().uptimeNanoseconds
@@ -357,7 +391,7 @@ public final class BridgeRunner: @unchecked Sendable {
 
     /// Writes the plan's changes: to `write_uri` on a connection of its own when set,
     /// else on the read connection.
-    func write(_ plan: Plan, prepared: PreparedRun, readConnection: LDAPConnection) async -> ApplyResult {
+    func write(_ plan: Plan, prepared: PreparedRun, readConnection: LDAPConnection, lease: Lease? = nil) async -> ApplyResult {
         let connector = prepared.connector
         guard plan.hasChanges else {
             await readConnection.close()
@@ -370,6 +404,7 @@ public final class BridgeRunner: @unchecked Sendable {
         }
         let applier = Applier(connector: connector, layout: prepared.input.layout, uri: connector.writeURI,
                               connection: first, options: applyOptions, logger: logger)
+        if let lease { applier.leaseCheck = { await lease.problem() } }
         let result = await applier.apply(plan.changes)
         await applier.close()
         for change in result.applied {

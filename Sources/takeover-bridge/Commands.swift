@@ -161,6 +161,10 @@ struct DoctorCommand: AsyncParsableCommand {
 @main
 enum Main {
     static func main() async {
+        // Before anything reads a secret: no core file, no ptrace by others (PRODUCT.md 7).
+        for problem in ProcessHardening.apply() {
+            FileHandle.standardError.write(Data("takeover-bridge: warning: \(problem)\n".utf8))
+        }
         do {
             var command = try TakeoverBridgeCommand.parseAsRoot()
             if var asyncCommand = command as? AsyncParsableCommand {

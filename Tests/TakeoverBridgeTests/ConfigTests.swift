@@ -400,7 +400,9 @@ func parseProblems(_ toml: String) -> [ConfigProblem] {
             #expect(error.description.contains("is writable by others (mode 0646)"))
             #expect(error.problems.first?.source == path)
         }
-        chmod(path, 0o664)  // group-writable is the admin's business
+        chmod(path, 0o664)  // group-writable is refused too (issue 11)
+        #expect(throws: ConfigError.self) { try BridgeConfig.load(path: path, environment: [:]) }
+        chmod(path, 0o644)
         let c = try BridgeConfig.load(path: path, environment: [:])
         #expect(c.sourcePath == path)
         #expect(c.devices.reports == dir + "/reports")

@@ -81,11 +81,11 @@ struct DirectoryMappingTests {
         #expect(DirectoryReader.strippingUID("'B") == "'B")
     }
 
-    @Test func referralServerPart() {
-        #expect(Connector.serverPart(ofReferral: "ldap://h:389/cn=x,dc=y??base") == "ldap://h:389")
-        #expect(Connector.serverPart(ofReferral: "LDAPS://h") == "ldaps://h")
-        #expect(Connector.serverPart(ofReferral: "http://h/") == nil)
-        #expect(Connector.serverPart(ofReferral: "ldap:///cn=x") == nil)
+    @Test func referralServerPart() throws {
+        #expect(try LDAPServerAddress(url: "ldap://h:389/cn=x,dc=y??base") == LDAPServerAddress(url: "ldap://h:389"))
+        #expect(try LDAPServerAddress(url: "LDAPS://h") == LDAPServerAddress(url: "ldaps://h:636"))
+        #expect(throws: LDAPURLError.self) { try LDAPServerAddress(url: "http://h/") }
+        #expect(throws: LDAPURLError.self) { try LDAPServerAddress(url: "ldap:///cn=x") }
     }
 
     @Test func safetyPercentFormatting() {
