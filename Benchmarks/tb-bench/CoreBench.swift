@@ -1,7 +1,7 @@
 import Foundation
 import TakeoverCore
 
-// tb-bench core: plans a generated directory of the size PRODUCT.md targets and prints
+// tb-bench core: plans a generated directory of the size docs/product.md targets and prints
 // generation time, planning time (median of --runs), peak RSS while planning, and the same
 // at a tenth of the size with the time ratio (linear growth: 10x input, at most 11x time).
 //

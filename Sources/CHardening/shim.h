@@ -1,6 +1,6 @@
 #ifndef CHARDENING_SHIM_H
 #define CHARDENING_SHIM_H
-// Process protections the bridge sets at start (PRODUCT.md section 7: no core file holds
+// Process protections the bridge sets at start (docs/product.md section 7: no core file holds
 // the password). Only what Swift cannot call directly lives here; each helper is
 // prefixed CHardening_ and says why it exists.
 

@@ -1,5 +1,5 @@
 // Public entry points of DeviceReports: report files in, DeviceReport values out.
-// PRODUCT.md section 9; REFERENCE.md "Device reports"; research/device-formats.md.
+// docs/product.md section 9; docs/reference.md "Device reports"; docs/device-formats.md.
 //
 // Formats, detected by content (never by file name):
 // - `osqueryi --json "select * from users"`: a JSON array of users rows (values are strings).

@@ -88,7 +88,7 @@ extension ReportsFolder {
     /// A file an agent or rsync is still writing, or a backup: a name beginning with `.`
     /// (rsync's `.name.XXXXXX`, hidden files) or ending with `.tmp`, `.part` (any case) or `~`.
     /// Such files are never read, so a report is only ever seen once it has been renamed into
-    /// place whole (PRODUCT.md section 9).
+    /// place whole (docs/product.md section 9).
     public static func isInProgress<C: Collection>(_ name: C) -> Bool where C.Element == UInt8 {
         guard let first = name.first else { return false }
         if first == UInt8(ascii: ".") { return true }

@@ -1,5 +1,5 @@
 // Where an LDAP URL (RFC 4516) points, parsed strictly: the rule that decides whether a
-// referral may be followed (PRODUCT.md section 7). Pure Swift; no libldap.
+// referral may be followed (docs/product.md section 7). Pure Swift; no libldap.
 //
 // A referral comes from the network, so it is data: it is never handed to libldap as a
 // URI. The bridge compares the server it names with the servers of its own

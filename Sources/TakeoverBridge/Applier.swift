@@ -1,4 +1,4 @@
-// Writing a plan's changes (PRODUCT.md sections 6 and 8a).
+// Writing a plan's changes (docs/product.md sections 6 and 8a).
 //
 // - The LDAP operations are exactly `ChangeLDIF.operations(plan.changes)`, the grouping
 //   `plan --format ldif` prints: an add-entry alone, or consecutive changes with the same

@@ -1,4 +1,4 @@
-// The TOML configuration (PRODUCT.md section 8): parsing, validation that lists every
+// The TOML configuration (docs/product.md section 8): parsing, validation that lists every
 // problem at once with its line, path resolution and the bind password.
 
 import DeviceReports
@@ -207,7 +207,7 @@ public struct BridgeConfig: Sendable {
         /// `[state] metrics_file`: the Prometheus textfile written after every run; nil: none.
         public var metricsFile: String? = nil
         // [state] lease (issue 11): seconds a run's lease entry under [bindings]
-        // search_base stays valid without renewal (PRODUCT.md section 6). 1 s ... 1 day.
+        // search_base stays valid without renewal (docs/product.md section 6). 1 s ... 1 day.
         public var lease: Int64 = 600
 
         public init(dir: String = "/var/lib/takeover-bridge") {
@@ -342,7 +342,7 @@ public struct BridgeConfig: Sendable {
         return nil
     }
 
-    /// PRODUCT.md section 7: a password sent in cleartext to a host that is not loopback is
+    /// docs/product.md section 7: a password sent in cleartext to a host that is not loopback is
     /// refused unless `allow_cleartext = true`. Returns the message when refused.
     /// `ldaps://` and `ldapi://` are fine, so is `ldap://` with StartTLS, an anonymous
     /// connection, or a SASL mechanism that does not send the password itself

@@ -1,4 +1,4 @@
-// Opening and binding LDAP connections the way the configuration says (PRODUCT.md
+// Opening and binding LDAP connections the way the configuration says (docs/product.md
 // sections 7 and 8a): the read URIs, the write URI, and referrals to one of them all get
 // the same TLS options and the same credentials. No other server ever sees a bind.
 
@@ -72,7 +72,7 @@ public struct Connector: Sendable {
         config.ldap.uris + (config.ldap.writeURI.map { $0.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init) } ?? [])
     }
 
-    /// Where a referral may be followed (PRODUCT.md section 7): the configured URI that
+    /// Where a referral may be followed (docs/product.md section 7): the configured URI that
     /// names the same server (scheme, host and port, compared parsed), never the
     /// referral's own text. A URL that does not parse strictly, or names any other
     /// server, is refused: the bridge never connects there, so no bind reaches it.
@@ -112,7 +112,7 @@ public struct Connector: Sendable {
     }
 }
 
-/// No URL of a referral may be followed (PRODUCT.md section 7).
+/// No URL of a referral may be followed (docs/product.md section 7).
 public struct ReferralRefused: Error, Sendable, CustomStringConvertible {
     public var message: String
     public var description: String { message }

@@ -1,4 +1,4 @@
-// Reading the directory into the planner's model (PRODUCT.md sections 2 and 6): users by
+// Reading the directory into the planner's model (docs/product.md sections 2 and 6): users by
 // paged search, connections from device entries, and the binding groups with their
 // records. Every LDAP error, timeout, size limit or search reference is a failure, never
 // "no entries".

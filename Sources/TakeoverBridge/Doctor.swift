@@ -1,4 +1,4 @@
-// `doctor` (PRODUCT.md sections 4 and 7): checks an admin runs when pointing the bridge
+// `doctor` (docs/product.md sections 4 and 7): checks an admin runs when pointing the bridge
 // at a tree for the first time. One line per check, OK or FAIL, and a fix for each FAIL.
 
 import DeviceReports

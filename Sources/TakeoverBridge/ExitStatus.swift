@@ -1,4 +1,4 @@
-// The process exit codes of PRODUCT.md section 4, and how several outcomes of one run
+// The process exit codes of docs/product.md section 4, and how several outcomes of one run
 // combine: the most severe wins.
 //
 // | code | meaning                                                        |

@@ -1,4 +1,4 @@
-// Permission checks on the files the bridge trusts (PRODUCT.md section 7): a password
+// Permission checks on the files the bridge trusts (docs/product.md section 7): a password
 // file readable by group or others, or a config writable by group or others (judged on
 // the file a symlink resolves to and every folder above it), is refused.
 
@@ -30,7 +30,7 @@ public enum FileSecurity {
     }
 
     /// A problem with the configuration file, or nil. Judged on the file a symlink
-    /// resolves to (PRODUCT.md section 7): refused when it is not a regular file, when its
+    /// resolves to (docs/product.md section 7): refused when it is not a regular file, when its
     /// group or others can write it, or when it is owned by a user other than root or the
     /// one running the bridge; and when any folder above it (above the resolved file, and
     /// above the link itself) lets someone else replace it: owned by another user, or

@@ -1,4 +1,4 @@
-// One run at a time across hosts (PRODUCT.md section 6, issue 11): the lock in
+// One run at a time across hosts (docs/product.md section 6, issue 11): the lock in
 // `[state] dir` is local to one machine, so a run also holds a lease in the directory.
 //
 // The entry (standard schema only: RFC 4519 organizationalRole, in the core schema of

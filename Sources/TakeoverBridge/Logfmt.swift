@@ -1,4 +1,4 @@
-// Diagnostics on stderr (PRODUCT.md section 4): logfmt lines when stderr is not a
+// Diagnostics on stderr (docs/product.md section 4): logfmt lines when stderr is not a
 // terminal (cron, systemd, log shippers), a readable form on a terminal. Values under a
 // key that names a secret are never written.
 

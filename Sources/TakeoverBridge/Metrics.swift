@@ -1,4 +1,4 @@
-// Metrics for the Prometheus node_exporter textfile collector (PRODUCT.md section 9a):
+// Metrics for the Prometheus node_exporter textfile collector (docs/product.md section 9a):
 // `[state] metrics_file`, replaced after every run whatever its exit code, in the text
 // exposition format (version 0.0.4).
 //

@@ -1,4 +1,4 @@
-// Protections of the running process (PRODUCT.md section 7, issue 11): the bind password
+// Protections of the running process (docs/product.md section 7, issue 11): the bind password
 // lives in this process's memory for the whole run, so no core file may hold it and no
 // other user may read it through ptrace or /proc/PID/mem.
 

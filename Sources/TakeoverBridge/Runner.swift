@@ -1,4 +1,4 @@
-// One run of the program (PRODUCT.md sections 4 and 6): configuration, connection,
+// One run of the program (docs/product.md sections 4 and 6): configuration, connection,
 // directory, reports, plan, and then the command's own part (render, apply, explain).
 // Results go to the output sink (stdout or a file), diagnostics to the logger (stderr),
 // and every run ends with exactly one summary line.
@@ -171,7 +171,7 @@ public final class BridgeRunner: @unchecked Sendable {
         var record = RunRecord(startedAt: startedAt, finishedAt: startedAt, host: BridgeRunner.hostName(),
                                configPath: config.sourcePath, applied: [], outcome: "failed")
         var prepared: PreparedRun?
-        // The lease across hosts (PRODUCT.md section 6), before the directory is read.
+        // The lease across hosts (docs/product.md section 6), before the directory is read.
         var lease: Lease?
         var leaseHeldElsewhere = false
         do {

@@ -1,4 +1,4 @@
-// The safety limits of PRODUCT.md section 6, checked on the whole plan before the first
+// The safety limits of docs/product.md section 6, checked on the whole plan before the first
 // write: too few users while bindings exist, too many unbinds (count or share of the
 // current bindings), unbinds while part of the directory could not be read.
 

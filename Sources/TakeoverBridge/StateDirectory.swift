@@ -1,4 +1,4 @@
-// The state directory (PRODUCT.md section 6): one run at a time through a lock file, and
+// The state directory (docs/product.md section 6): one run at a time through a lock file, and
 // an append-only trail of run records with the inverse of every write.
 //
 // Layout of `[state] dir` (created 0700; must belong to the running user or root and not
@@ -118,7 +118,7 @@ public final class StateDirectory: Sendable {
     /// Opens `path`, creating it (mode 0700, parents 0755) when missing. Refuses (with
     /// `isInsecure`) a folder not owned by the running user or root, or writable by group
     /// or others; a `runs` that is a symlink or not such a folder; a `lock` or
-    /// `runs.jsonl` that is a symlink or not a regular file (PRODUCT.md section 7).
+    /// `runs.jsonl` that is a symlink or not a regular file (docs/product.md section 7).
     public init(path: String) throws(StateError) {
         self.path = path
         try StateDirectory.makeDirectory(path, mode: 0o700)

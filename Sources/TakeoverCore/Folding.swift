@@ -1,4 +1,4 @@
-// Case-insensitive comparison of names (PRODUCT.md section 3: "Local user accounts aren't
+// Case-insensitive comparison of names (docs/product.md section 3: "Local user accounts aren't
 // case sensitive").
 
 /// Unicode default full case folding (the C + F mappings of CaseFolding.txt, no Turkic

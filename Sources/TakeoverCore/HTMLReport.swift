@@ -1,4 +1,4 @@
-// `plan --format html` (PRODUCT.md section 4): one self-contained page for reviewers, to
+// `plan --format html` (docs/product.md section 4): one self-contained page for reviewers, to
 // attach to a mail or a change ticket. No external scripts, styles, fonts or images. It
 // shows the summary as figures, the steps to take, conflicts and warnings as tables with
 // their fixes, input errors, and the decisions per device with a filter.

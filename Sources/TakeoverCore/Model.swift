@@ -47,7 +47,7 @@ public struct DirectoryUser: Sendable, Hashable {
         self.stableID = stableID
     }
 
-    /// The local account field when set, else the username (PRODUCT.md section 2).
+    /// The local account field when set, else the username (docs/product.md section 2).
     public var localName: String { localAccountField ?? username }
 }
 
@@ -325,7 +325,7 @@ public struct Decision: Sendable, Hashable {
     }
 }
 
-/// A conflict or a warning. `kind` is the kebab-case name from PRODUCT.md section 3.
+/// A conflict or a warning. `kind` is the kebab-case name from docs/product.md section 3.
 public struct Finding: Sendable, Hashable {
     public var kind: String
     public var value: String

@@ -1,7 +1,7 @@
 import Dispatch
 import LDAPSyntax
 
-// The reconciliation: every rule of PRODUCT.md section 3 as one pure function.
+// The reconciliation: every rule of docs/product.md section 3 as one pure function.
 //
 // 1. Users are folded, sorted (their rank is their output order) and indexed by normalised
 //    DN; R1-R3 and the user warnings come from runs of equal folded names and fields.

@@ -1,4 +1,4 @@
-// R5: accounts that are never taken over (REFERENCE.md "Protected accounts").
+// R5: accounts that are never taken over (docs/reference.md "Protected accounts").
 
 public enum ProtectedAccounts {
     /// Why `account` must never be taken over on `platform`, or nil when it may be.
@@ -112,7 +112,7 @@ public enum ProtectedAccounts {
     }
 }
 
-// R13: valid account names (REFERENCE.md "Account names").
+// R13: valid account names (docs/reference.md "Account names").
 public enum AccountNames {
     /// nil when `name` is a valid new account name on `platform`, else why not.
     ///

@@ -4,9 +4,9 @@ import LDAPSyntax
 // is already sorted by the planner and keys come in a fixed order.
 
 public enum ReportRenderer {
-    // MARK: JSON (PRODUCT.md section 5, schema/report.schema.json)
+    // MARK: JSON (docs/product.md section 5, schema/report.schema.json)
 
-    /// The report object: keys in the order of PRODUCT.md section 5, one array element per
+    /// The report object: keys in the order of docs/product.md section 5, one array element per
     /// line, UTF-8, ending in a newline.
     public static func json(_ plan: Plan) -> String {
         var w = JSONWriter(capacity: 4096 + plan.decisions.count * 420 + plan.changes.count * 200)
@@ -338,7 +338,7 @@ enum ReportOutline {
 
 /// The names the reports use, for consumers that must list every one (metrics).
 public enum ReportVocabulary {
-    /// Every conflict kind, in rule order (PRODUCT.md section 3).
+    /// Every conflict kind, in rule order (docs/product.md section 3).
     public static var conflictKinds: [String] {
         Kind.conflictOrder.sorted { $0.value < $1.value }.map(\.key)
     }

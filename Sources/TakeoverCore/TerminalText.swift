@@ -1,4 +1,4 @@
-// Text that reaches a terminal (PRODUCT.md section 7): values from the directory and from
+// Text that reaches a terminal (docs/product.md section 7): values from the directory and from
 // device reports are data, never a line break, a colour, a screen clear or a clipboard
 // write. Every renderer that writes for a person (plan text, explain, the HTML page, the
 // doctor's lines, the readable stderr form) passes its lines through `escape`.

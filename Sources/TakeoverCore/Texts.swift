@@ -23,7 +23,7 @@ enum Kind {
     /// The user-level conflicts (R1-R3), in rule order.
     static let userConflicts = [duplicateLocalAccount, duplicateUsername, usernameMatchesLocalAccount]
 
-    /// Report order of conflict kinds: the rule order of PRODUCT.md section 3.
+    /// Report order of conflict kinds: the rule order of docs/product.md section 3.
     static let conflictOrder: [String: Int] = [
         duplicateLocalAccount: 0, duplicateUsername: 1, usernameMatchesLocalAccount: 2, protectedAccount: 3,
         accountAlreadyBound: 4, ambiguousLocalAccount: 5, likelyMismatch: 6, changedAfterBinding: 7,

@@ -1,4 +1,4 @@
-// The command line (PRODUCT.md section 4): argument parsing only. Everything else is in
+// The command line (docs/product.md section 4): argument parsing only. Everything else is in
 // TakeoverBridge.BridgeRunner; this file maps commands to it and results to exit codes.
 
 import ArgumentParser
@@ -161,7 +161,7 @@ struct DoctorCommand: AsyncParsableCommand {
 @main
 enum Main {
     static func main() async {
-        // Before anything reads a secret: no core file, no ptrace by others (PRODUCT.md 7).
+        // Before anything reads a secret: no core file, no ptrace by others (docs/product.md section 7).
         for problem in ProcessHardening.apply() {
             FileHandle.standardError.write(Data("takeover-bridge: warning: \(problem)\n".utf8))
         }

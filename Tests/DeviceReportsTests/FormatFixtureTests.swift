@@ -1,4 +1,4 @@
-// One fixture per format and platform, built from research/device-formats.md's real
+// One fixture per format and platform, built from docs/device-formats.md's real
 // samples and field lists. Every test asserts the exact facts the planner will use.
 
 import Testing

@@ -1,4 +1,4 @@
-// Issue 6, bad input (PRODUCT.md section 7): a corpus of broken configurations and broken
+// Issue 6, bad input (docs/product.md section 7): a corpus of broken configurations and broken
 // device reports, each run through the built binary against a private slapd that holds
 // real bindings. Every one gives a clear message naming the file (and the line, where
 // the input has one), none crashes, and none unbinds anyone.

@@ -40,9 +40,9 @@ enum GlueServer {
     /// A new private server (scripts/test-slapd.sh start in a fresh folder), stopped
     /// when the process exits (or earlier with `stop`).
     ///
-    /// Not `LDAPTestServer.startPrivate()`: it reads the script's stderr through a pipe,
-    /// and the slapd the script leaves running inherits the pipe's write end (Foundation's
-    /// Process leaks it to grandchildren), so the read never ends. Files do not block.
+    /// Through `runProgram` (posix_spawn, output through files, so the slapd left running
+    /// holds no pipe of ours); `LDAPTestServer.startPrivate()` now starts the same way, and
+    /// issue 12 step 1 replaces both with one server type.
     static func startAnother() throws -> LDAPTestServer {
         let directory = "/tmp/tb-glue-slapd-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let result = try runProgram("/bin/bash", [script, "start", directory])

@@ -1,4 +1,4 @@
-// PRODUCT.md sections 4, 6 and 7 through the binary: every safety limit exits 4 and
+// docs/product.md sections 4, 6 and 7 through the binary: every safety limit exits 4 and
 // writes nothing, --allow-unbinds lifts the unbind limits for one run, a held lock exits
 // 75 at once, the exit codes of usage and configuration errors and of directory
 // failures, and the bind password in no output, log, report or run record.

@@ -1,4 +1,4 @@
-// Issue 6, the verification side: what cron relies on (PRODUCT.md section 6), shown with
+// Issue 6, the verification side: what cron relies on (docs/product.md section 6), shown with
 // the built `takeover-bridge` binary against real slapd servers.
 //
 // - Safety limits: max_unbinds, max_unbind_percent, min_users and an empty user search
@@ -344,7 +344,7 @@ struct SafetyServer: Sendable {
     let server: LDAPTestServer
 
     /// scripts/test-slapd.sh start in a fresh /tmp folder (run with `SafetyKit.run`, not
-    /// `LDAPTestServer.startPrivate`, whose Foundation `Process` waits for slapd to exit).
+    /// `LDAPTestServer.startPrivate`: two runners for one job until issue 12 step 1 merges them).
     static func start() -> Result<SafetyServer, SafetyFailure> {
         let directory = "/tmp/tb-safety-slapd-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         do {

@@ -1,4 +1,4 @@
-// Issue 6, security (PRODUCT.md section 7), shown with the built binary against a private
+// Issue 6, security (docs/product.md section 7), shown with the built binary against a private
 // slapd: certificate verification on by default, no cleartext password to a host that is
 // not loopback, the bind password in no output of any command, insecure files refused,
 // and hostile device and user names landing exactly in their own escaped binding group.

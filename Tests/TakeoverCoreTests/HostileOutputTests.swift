@@ -4,7 +4,7 @@ import Testing
 import TestSupport
 @testable import TakeoverCore
 
-/// Values from the directory and from reports are data in every output (PRODUCT.md 7):
+/// Values from the directory and from reports are data in every output (docs/product.md section 7):
 /// text and explain escape control characters, CSV cells never start a formula, LDIF
 /// base64-encodes any value with a control character, HTML shows markup as text.
 @Suite struct HostileOutputTests {

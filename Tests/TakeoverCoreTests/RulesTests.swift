@@ -1,7 +1,7 @@
 import Testing
 @testable import TakeoverCore
 
-/// One test (or more) per rule of PRODUCT.md section 3, and the seed's own examples.
+/// One test (or more) per rule of docs/product.md section 3, and the seed's own examples.
 @Suite struct RulesTests {
     // MARK: R1
 
