@@ -1,7 +1,9 @@
 // swift-tools-version: 6.1
 import PackageDescription
 
-let strict: [SwiftSetting] = [.swiftLanguageMode(.v6)]
+// Warnings are errors in this package's own targets only (dependencies keep theirs), in every
+// build: scripts/test.sh's `swift build` and `swift test` then share one set of flags.
+let strict: [SwiftSetting] = [.swiftLanguageMode(.v6), .unsafeFlags(["-warnings-as-errors"])]
 
 let package = Package(
     name: "takeover-bridge",
