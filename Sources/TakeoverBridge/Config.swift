@@ -886,8 +886,9 @@ struct ConfigReader {
             ldap.writeURI = w.trimmingCharacters(in: .whitespaces)
         }
         ldap.bindDN = optionalString("ldap", "bind_dn")
-        if let dn = ldap.bindDN, !ConfigReader.looksLikeDN(dn) {
-            add("ldap.bind_dn", "\"\(ConfigSchema.excerpt(dn))\" does not look like a DN (like cn=bridge,ou=services,dc=example,dc=org)")
+        if let dn = ldap.bindDN, ConfigReader.bindNameForm(dn) == nil {
+            add("ldap.bind_dn", "\"\(ConfigSchema.excerpt(dn))\" is not a DN (like cn=bridge,ou=services,dc=example,dc=org), "
+                + "a user principal name (like bridge@example.org) or a down-level logon name (like EXAMPLE\\bridge)")
         }
         ldap.bindPasswordFile = optionalString("ldap", "bind_password_file").map(resolve)
         ldap.bindPasswordEnv = optionalString("ldap", "bind_password_env")
@@ -1305,5 +1306,46 @@ struct TOMLPrecheck {
             }
             if i == start { throw fail("missing value") }
         }
+    }
+}
+
+// MARK: - Bind names (issue 10, PRODUCT.md 8b)
+
+/// The forms `[ldap] bind_dn` may take for a simple bind. Active Directory accepts all
+/// three as the bind name; OpenLDAP and 389 DS accept only a DN.
+enum BindNameForm: Equatable {
+    /// `cn=bridge,ou=services,dc=example,dc=org`
+    case dn
+    /// `bridge@example.org` (userPrincipalName)
+    case userPrincipalName
+    /// `EXAMPLE\bridge` (NetBIOS domain, backslash, sAMAccountName)
+    case downLevelLogon
+}
+
+extension ConfigReader {
+    /// The form of a bind name, or nil when it is none of them. A name with `=` before any
+    /// `@` or `\` is judged as a DN (`cn=a@b,dc=x` is a DN).
+    static func bindNameForm(_ name: String) -> BindNameForm? {
+        let t = name.trimmingCharacters(in: .whitespaces)
+        if t.isEmpty || t.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) { return nil }
+        let firstSpecial = t.firstIndex { $0 == "=" || $0 == "@" || $0 == "\\" }
+        if let special = firstSpecial, t[special] == "=" {
+            return looksLikeDN(t) ? .dn : nil
+        }
+        if let backslash = t.firstIndex(of: "\\") {
+            // NetBIOS domain names: 1-15 characters, none of \ / : * ? " < > | and no spaces.
+            let domain = t[..<backslash], user = t[t.index(after: backslash)...]
+            let forbidden = Set<Character>(["\\", "/", ":", "*", "?", "\"", "<", ">", "|", " ", "@"])
+            guard (1...15).contains(domain.count), !domain.contains(where: forbidden.contains),
+                  !user.isEmpty, !user.contains("\\"), !user.contains("@") else { return nil }
+            return .downLevelLogon
+        }
+        if let at = t.firstIndex(of: "@") {
+            let user = t[..<at], domain = t[t.index(after: at)...]
+            guard !user.isEmpty, !domain.isEmpty, !domain.contains("@"), !t.contains(" "),
+                  domain.first != ".", domain.last != "." else { return nil }
+            return .userPrincipalName
+        }
+        return nil
     }
 }

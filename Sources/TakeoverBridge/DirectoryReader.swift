@@ -21,6 +21,9 @@ public struct DirectorySnapshot: Sendable {
     public var unreadableEntries: [String]
     /// Device entries read (with or without members).
     public var deviceEntries: Int
+    /// Devices that cannot be judged from the directory (a value list that could not be
+    /// read whole): each names its device, which the planner defers (R8).
+    public var problems: [InputProblem] = []
 
     public init(users: [DirectoryUser] = [], connections: [Connection] = [], knownDevices: [String] = [],
                 bindingGroups: [BindingGroup] = [], warnings: [InputProblem] = [], unreadableEntries: [String] = [],
@@ -94,6 +97,13 @@ public struct DirectoryReader: Sendable {
     /// One user entry, or nil (with a warning) when it has no usable username.
     func user(from entry: LDAPEntry, collector: Collector<DirectoryUser>) -> DirectoryUser? {
         let u = config.users
+        if let incomplete = entry.incompleteAttributes.first {
+            collector.warnings.append(InputProblem(
+                source: entry.dn, message: "user entry skipped: \(incomplete); no binding of it is removed while it "
+                    + "cannot be read"))
+            collector.unreadable.append(entry.dn)
+            return nil
+        }
         let names = strings(entry, u.nameAttribute, collector)
         let rdnValue = DirectoryReader.rdnValue(entry.dn, attribute: u.nameAttribute)
         let username: String
@@ -162,6 +172,13 @@ public struct DirectoryReader: Sendable {
                 return
             }
             collector.names.append(device)
+            if let incomplete = entry.incomplete(memberAttribute) ?? entry.incompleteAttributes.first {
+                collector.problems.append(InputProblem(
+                    source: entry.dn, device: device,
+                    message: "the device entry's \(incomplete); its connections are unknown, so the device is "
+                        + "deferred (nothing bound or unbound there)"))
+                return
+            }
             for value in strings(entry, memberAttribute, collector) {
                 if byName {
                     let name = value.trimmingSpaces()
@@ -180,6 +197,7 @@ public struct DirectoryReader: Sendable {
         snapshot.knownDevices = collector.names
         snapshot.deviceEntries = collector.entries
         snapshot.warnings += collector.warnings
+        snapshot.problems += collector.problems
         snapshot.unreadableEntries += collector.unreadable
     }
 
@@ -204,6 +222,14 @@ public struct DirectoryReader: Sendable {
                     source: entry.dn, message: "binding group has no usable cn; it is left alone"))
                 return
             }
+            if let incomplete = entry.incompleteAttributes.first {
+                // Never a shorter list: the group is left out and its device deferred.
+                collector.problems.append(InputProblem(
+                    source: entry.dn, device: device,
+                    message: "the binding group's \(incomplete); its bindings are unknown, so the device is deferred "
+                        + "(nothing bound or unbound there)"))
+                return
+            }
             let members = strings(entry, layout.memberAttribute, collector)
             let records = layout.recordAttribute.caseInsensitiveEquals(layout.memberAttribute)
                 ? [] : strings(entry, layout.recordAttribute, collector)
@@ -211,6 +237,7 @@ public struct DirectoryReader: Sendable {
         }
         snapshot.bindingGroups = collector.items
         snapshot.warnings += collector.warnings
+        snapshot.problems += collector.problems
     }
 
     // MARK: Helpers
@@ -223,6 +250,7 @@ public struct DirectoryReader: Sendable {
         var items: [Item] = []
         var warnings: [InputProblem] = []
         var unreadable: [String] = []
+        var problems: [InputProblem] = []
         var names: [String] = []
         var entries = 0
     }

@@ -294,7 +294,7 @@ public final class BridgeRunner: @unchecked Sendable {
             throw RunFailure(.failure, error.description)
         }
         if !keepConnection { await connection.close() }
-        logDirectoryWarnings(snapshot.warnings)
+        logDirectoryWarnings(snapshot.warnings + snapshot.problems)
         lap("directory read", [
             "users": "\(snapshot.users.count)", "device_entries": "\(snapshot.deviceEntries)",
             "connections": "\(snapshot.connections.count)", "binding_groups": "\(snapshot.bindingGroups.count)",
@@ -321,7 +321,7 @@ public final class BridgeRunner: @unchecked Sendable {
         if hidden > 0 { logger.warning("\(hidden) more report problems and warnings not shown (see the plan's errors)") }
 
         let input = PlanInput(users: snapshot.users, connections: snapshot.connections, knownDevices: snapshot.knownDevices,
-                              reports: reports.reports, problems: reports.problems, bindingGroups: snapshot.bindingGroups,
+                              reports: reports.reports, problems: reports.problems + snapshot.problems, bindingGroups: snapshot.bindingGroups,
                               layout: config.layout(), policy: config.corePolicy(), now: clock())
         let plan = Planner.plan(input)
         lap("planned", ["changes": "\(plan.changes.count)", "decisions": "\(plan.decisions.count)"])
