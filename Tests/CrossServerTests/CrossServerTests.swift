@@ -58,8 +58,8 @@ struct CrossServerTests {
     func converge(_ kind: TestDirectory.Kind) throws {
         let tree = try TestTree("converge", on: directory(kind))
         let log = ExitLog(kind, "converge")
-        let alice = TestUser("alice", commonName: "Alice Example", localAccount: "ally", uidNumber: 20_001)
-        let bob = TestUser("bob", uidNumber: 20_002)
+        let alice = TestUser(tree.user("alice"), commonName: "Alice Example", localAccount: "ally", uidNumber: 20_001)
+        let bob = TestUser(tree.user("bob"), uidNumber: 20_002)
         try tree.addUsers([alice, bob])
         try tree.addDevice("ws1", members: [tree.userDN(alice), tree.userDN(bob)])
         try tree.writeReport("ws1", [("ally", 1001), ("root", 0)])
@@ -70,8 +70,8 @@ struct CrossServerTests {
         let plan = try log.run(tree, "plan", ["plan"])
         #expect(plan.status == Exit.ok, "plan on \(kind):\n\(output(plan))")
         let (_, report) = try tree.planJSON()
-        #expect(report.action("alice", "ws1") == "takeover")
-        #expect(report.action("bob", "ws1") == "provision")
+        #expect(report.action(tree.user("alice"), "ws1") == "takeover")
+        #expect(report.action(tree.user("bob"), "ws1") == "provision")
         #expect(report.changes > 0)
 
         let pending = try log.run(tree, "check-before", ["plan", "--check"])
@@ -86,18 +86,18 @@ struct CrossServerTests {
         #expect(check.status == Exit.ok, "plan --check after apply on \(kind):\n\(output(check))")
         let (_, after) = try tree.planJSON()
         #expect(after.changes == 0)
-        #expect(after.action("alice", "ws1") == "bound")
+        #expect(after.action(tree.user("alice"), "ws1") == "bound")
     }
 
     @Test("an unbind that empties a binding group", arguments: crossServers)
     func unbindEmptiesGroup(_ kind: TestDirectory.Kind) throws {
         let tree = try TestTree("empty", on: directory(kind))
         let log = ExitLog(kind, "unbind-empties-group")
-        let users = [TestUser("carl", uidNumber: 20_011), TestUser("cora", uidNumber: 20_012)]
+        let users = [TestUser(tree.user("carl"), uidNumber: 20_011), TestUser(tree.user("cora"), uidNumber: 20_012)]
         try tree.addUsers(users)
         let dns = users.map { tree.userDN($0) }
         try tree.addDevice("ws2", members: dns)
-        try tree.writeReport("ws2", [("carl", 1001), ("cora", 1002)])
+        try tree.writeReport("ws2", [(tree.user("carl"), 1001), (tree.user("cora"), 1002)])
         let apply = try log.run(tree, "apply", ["apply"])
         #expect(apply.status == Exit.ok, "first apply on \(kind):\n\(output(apply))")
         #expect(try tree.boundMembers("ws2")?.count == 2)
@@ -118,7 +118,7 @@ struct CrossServerTests {
     func frozenFieldFromFreshState(_ kind: TestDirectory.Kind) throws {
         let tree = try TestTree("r10", on: directory(kind))
         let log = ExitLog(kind, "r10-fresh-state")
-        let dora = TestUser("dora", localAccount: "dora.local", uidNumber: 20_021)
+        let dora = TestUser(tree.user("dora"), localAccount: "dora.local", uidNumber: 20_021)
         try tree.addUsers([dora])
         try tree.addDevice("ws3", members: [tree.userDN(dora)])
         try tree.writeReport("ws3", [("dora.local", 1001)])
@@ -131,7 +131,7 @@ struct CrossServerTests {
         let (status, report) = try tree.planJSON()
         log.note("plan", status)
         #expect(status == Exit.conflicts)
-        #expect(report.action("dora", "ws3") == "conflict")
+        #expect(report.action(tree.user("dora"), "ws3") == "conflict")
         #expect(report.conflictKinds.contains("changed-after-binding"), "conflicts on \(kind): \(report.conflictKinds)")
         #expect(report.count("unbind") == 0)
         let again = try log.run(tree, "apply", ["apply"])
@@ -147,12 +147,12 @@ struct CrossServerTests {
         let contractors = tree.ou("contractors", under: tree.people)
         try tree.addOU(staff)
         try tree.addOU(contractors)
-        let dan = TestUser("dan", commonName: "Dan Brown", uidNumber: 20_031)
-        let erin = TestUser("erin", commonName: "Erin Stone", uidNumber: 20_032)
+        let dan = TestUser(tree.user("dan"), commonName: "Dan Brown", uidNumber: 20_031)
+        let erin = TestUser(tree.user("erin"), commonName: "Erin Stone", uidNumber: 20_032)
         try tree.addUsers([dan, erin], in: staff)
         let danDN = tree.userDN(dan, in: staff), erinDN = tree.userDN(erin, in: staff)
         try tree.addDevice("ws4", members: [danDN, erinDN])
-        try tree.writeReport("ws4", [("dan", 1001), ("erin", 1002)])
+        try tree.writeReport("ws4", [(tree.user("dan"), 1001), (tree.user("erin"), 1002)])
         let apply = try log.run(tree, "apply", ["apply"])
         #expect(apply.status == Exit.ok, "apply on \(kind):\n\(output(apply))")
 
@@ -172,8 +172,8 @@ struct CrossServerTests {
         #expect(report.count("unbind") == 0, "unbinds after a rename on \(kind): \(report.decisions)")
         #expect(report.count("takeover") == 0 && report.count("provision") == 0,
                 "new bindings after a rename on \(kind): \(report.decisions)")
-        #expect(report.action("dan", "ws4") == "bound")
-        #expect(report.action("erin", "ws4") == "bound")
+        #expect(report.action(tree.user("dan"), "ws4") == "bound")
+        #expect(report.action(tree.user("erin"), "ws4") == "bound")
 
         let second = try log.run(tree, "apply", ["apply"])
         #expect(second.status == Exit.ok, "apply after the rename on \(kind):\n\(output(second))")
@@ -186,7 +186,7 @@ struct CrossServerTests {
     func largeDeviceGroup(_ kind: TestDirectory.Kind) throws {
         let tree = try TestTree("large", on: directory(kind))
         let log = ExitLog(kind, "1600-members")
-        let users = (1...1_600).map { TestUser(String(format: "m%04d", $0), uidNumber: 30_000 + $0) }
+        let users = (1...1_600).map { TestUser(tree.user(String(format: "m%04d", $0)), uidNumber: 30_000 + $0) }
         try tree.addUsers(users)
         try tree.addDevice("lab", members: users.map { tree.userDN($0) })
         try tree.writeReport("lab", users.map { ($0.name, $0.uidNumber) })
@@ -208,14 +208,14 @@ struct CrossServerTests {
         let server = try directory(kind)
         let tree = try TestTree("priv", on: server)
         let log = ExitLog(kind, "least-privilege")
-        let fay = TestUser("fay", uidNumber: 20_041)
+        let fay = TestUser(tree.user("fay"), uidNumber: 20_041)
         try tree.addUsers([fay])
         try tree.addDevice("ws5", members: [tree.userDN(fay)])
-        try tree.writeReport("ws5", [("fay", 1001)])
+        try tree.writeReport("ws5", [(tree.user("fay"), 1001)])
 
         // The account itself, directly: an entry under people, a change to a user, a
         // change to the bindings OU's own attributes: each refused (50).
-        let probe = TestUser("intruder", uidNumber: 20_049)
+        let probe = TestUser(tree.user("intruder"), uidNumber: 20_049)
         let add = try server.asServiceAccount("ldapmodify", [], input: tree.userLDIF(probe), allowFailure: true)
         #expect(add.status == 50, "adding under people as the service account on \(kind): \(add.standardError)")
         let modify = try server.asServiceAccount("ldapmodify", [], input: "dn: \(tree.userDN(fay))\nchangetype: modify\n"
@@ -252,10 +252,10 @@ struct ActiveDirectoryBindNameTests {
         let tree = try TestTree("bindname", on: server)
         let log = ExitLog(.sambaAD, "bind-as-\(form == "userPrincipalName" ? "upn" : "downlevel")")
         let name = try #require(form == "userPrincipalName" ? server.bindUserPrincipalName : server.bindDownLevelName)
-        let gus = TestUser("gus", uidNumber: 20_051)
+        let gus = TestUser(tree.user("gus"), uidNumber: 20_051)
         try tree.addUsers([gus])
         try tree.addDevice("ws6", members: [tree.userDN(gus)])
-        try tree.writeReport("ws6", [("gus", 1001)])
+        try tree.writeReport("ws6", [(tree.user("gus"), 1001)])
         tree.configOverrides["ldap.bind_dn"] = tree.q(name)
         let doctor = try log.run(tree, "doctor", ["doctor"])
         #expect(doctor.status == Exit.ok, "doctor binding as \(form):\n\(output(doctor))")

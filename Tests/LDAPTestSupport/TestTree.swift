@@ -33,6 +33,9 @@ public final class TestTree: @unchecked Sendable {
 
     public let server: TestDirectory
     public let name: String
+    /// A short random token, unique per tree: AD wants sAMAccountName unique in the whole
+    /// domain, so usernames carry it (`user("alice")` is `alice-x7k2q`).
+    public let token: String
     public let people: String
     public let devices: String
     public let bindings: String
@@ -48,7 +51,8 @@ public final class TestTree: @unchecked Sendable {
     /// Creates `name`-<random> OUs under the server's people, devices and bindings bases.
     public init(_ name: String, on server: TestDirectory) throws {
         self.server = server
-        self.name = "\(name)-\(String(UInt32.random(in: 0...UInt32.max), radix: 36))"
+        token = String(String(UInt32.random(in: 0...UInt32.max), radix: 36).prefix(5))
+        self.name = "\(name)-\(token)"
         people = Self.ou(self.name, under: server.peopleBase, kind: server.kind)
         devices = Self.ou(self.name, under: server.devicesBase, kind: server.kind)
         bindings = Self.ou(self.name, under: server.bindingsBase, kind: server.kind)
@@ -64,6 +68,9 @@ public final class TestTree: @unchecked Sendable {
     }
 
     // MARK: Names
+
+    /// A username unique to this tree (see `token`); at most 20 characters for AD.
+    public func user(_ name: String) -> String { "\(name)-\(token)" }
 
     /// `ou=NAME,base` (`OU=` on AD, as AD spells its DNs).
     public static func ou(_ name: String, under base: String, kind: TestDirectory.Kind) -> String {
