@@ -263,3 +263,61 @@ struct ActiveDirectoryBindNameTests {
         #expect(plan.status == Exit.ok, "plan binding as \(form):\n\(output(plan))")
     }
 }
+
+@Suite("doctor names the server's own settings",
+       .enabled(if: !crossServers.isEmpty, "run by scripts/test.sh, which starts the three servers"))
+struct DoctorServerSpecificTests {
+
+    /// 389: an account whose own entry keeps a low nsLookThroughLimit hits
+    /// "Administrative limit exceeded (11)"; doctor names the 389 setting to raise.
+    @Test("389: an administrative limit names nsLookThroughLimit",
+          .enabled(if: crossServers.contains(.dirsrv389), "needs the 389 DS test server"))
+    func lookThroughLimit() throws {
+        let server = try directory(.dirsrv389)
+        let tree = try TestTree("limit", on: server)
+        let users = (1...40).map { TestUser(tree.user(String(format: "l%02d", $0)), uidNumber: 21_000 + $0) }
+        try tree.addUsers(users)
+        try tree.addDevice("ws7", members: [tree.userDN(users[0])])
+        try tree.writeReport("ws7", [(users[0].name, 1001)])
+        // An account as an admin would make it, with the limit on its own entry.
+        let account = "cn=\(tree.name),\(server.servicesBase)"
+        let password = UUID().uuidString
+        let passwordFile = tree.folder + "/limited.pw"
+        _ = FileManager.default.createFile(atPath: passwordFile, contents: Data(password.utf8),
+                                           attributes: [.posixPermissions: 0o600])
+        try server.change("dn: \(account)\nchangetype: add\nobjectClass: applicationProcess\n"
+            + "objectClass: simpleSecurityObject\ncn: \(tree.name)\nuserPassword: \(password)\nnsLookThroughLimit: 10\n\n")
+        tree.configOverrides["ldap.bind_dn"] = tree.q(account)
+        tree.configOverrides["ldap.bind_password_file"] = tree.q(passwordFile)
+        let doctor = try tree.bridge(["doctor"])
+        print("cross-server 389 doctor-lookthrough-limit: doctor=\(doctor.status)")
+        #expect(doctor.status != Exit.ok)
+        #expect((doctor.standardOutput + doctor.standardError).contains("nsLookThroughLimit"),
+                "doctor's advice for 389's limit:\n\(output(doctor))")
+        #expect(!(doctor.standardOutput + doctor.standardError).contains(password))
+    }
+
+    /// The servers' certificates name localhost and 127.0.0.1; this machine's host name
+    /// also reaches 127.0.0.1 but is not in them: doctor says which names the
+    /// certificate has. (Samba listens on an address no other name reaches.)
+    @Test("a TLS name mismatch names the certificate's hosts",
+          arguments: crossServers.filter { !$0.isActiveDirectory })
+    func tlsNameMismatch(_ kind: TestDirectory.Kind) throws {
+        let host = ProcessInfo.processInfo.hostName
+        try #require(resolvesToLoopback(host), "\(host) does not resolve to 127.0.0.1 here")
+        let server = try directory(kind)
+        let tree = try TestTree("tlsname", on: server)
+        let port = try #require(server.ldapsURI.split(separator: ":").last)
+        tree.configOverrides["ldap.uri"] = tree.q("ldaps://\(host):\(port)")
+        let doctor = try tree.bridge(["doctor"])
+        print("cross-server \(kind.rawValue) doctor-tls-name-mismatch: doctor=\(doctor.status)")
+        #expect(doctor.status != Exit.ok)
+        let text = doctor.standardOutput + doctor.standardError
+        #expect(text.contains("localhost") && text.contains(host), "doctor on a name mismatch:\n\(output(doctor))")
+    }
+
+    private func resolvesToLoopback(_ host: String) -> Bool {
+        guard let result = try? LDAPTestServer.runCommand(["/usr/bin/getent", "ahostsv4", host]) else { return false }
+        return result.status == 0 && result.standardOutput.split(separator: "\n").allSatisfy { $0.hasPrefix("127.0.0.1 ") }
+    }
+}
