@@ -283,6 +283,9 @@ public struct BridgeConfig: Sendable {
         if bindings.objectClass.caseInsensitiveCompare("takeoverBindingGroup") == .orderedSame {
             return .projectSchema(base: bindings.searchBase, memberAttribute: bindings.memberAttribute)
         }
+        if bindings.objectClass.caseInsensitiveCompare("group") == .orderedSame {
+            return .activeDirectoryGroup(base: bindings.searchBase)
+        }
         return .standardSchema(base: bindings.searchBase, objectClass: bindings.objectClass,
                                memberAttribute: bindings.memberAttribute)
     }
@@ -984,7 +987,7 @@ struct ConfigReader {
             add("bindings.search_base", "\"\(ConfigSchema.excerpt(bindings.searchBase))\" does not look like a DN")
         }
         if let c = string("bindings", "object_class"),
-           let match = oneOf("bindings.object_class", c, ["takeoverBindingGroup", "groupOfNames", "groupOfUniqueNames"]) {
+           let match = oneOf("bindings.object_class", c, ["takeoverBindingGroup", "groupOfNames", "groupOfUniqueNames", "group"]) {
             bindings.objectClass = match
         }
         if let m = string("bindings", "member_attribute") {
@@ -992,6 +995,8 @@ struct ConfigReader {
                 bindings.memberAttribute = match
                 if bindings.objectClass == "groupOfNames" && match != "member" {
                     add("bindings.member_attribute", "groupOfNames keeps its members in member")
+                } else if bindings.objectClass == "group" && match != "member" {
+                    add("bindings.member_attribute", "Active Directory's group keeps its members in member")
                 } else if bindings.objectClass == "groupOfUniqueNames" && match != "uniqueMember" {
                     add("bindings.member_attribute", "groupOfUniqueNames keeps its members in uniqueMember")
                 }

@@ -3,6 +3,7 @@
 // records. Every LDAP error, timeout, size limit or search reference is a failure, never
 // "no entries".
 
+import Foundation
 import LDAPClient
 import LDAPSyntax
 import TakeoverCore
@@ -24,6 +25,10 @@ public struct DirectorySnapshot: Sendable {
     /// Devices that cannot be judged from the directory (a value list that could not be
     /// read whole): each names its device, which the planner defers (R8).
     public var problems: [InputProblem] = []
+    /// Search continuation references skipped because they name another naming context
+    /// of the same server (AD's DomainDnsZones, ForestDnsZones, Configuration): for a
+    /// debug line each.
+    public var skippedReferences: [String] = []
 
     public init(users: [DirectoryUser] = [], connections: [Connection] = [], knownDevices: [String] = [],
                 bindingGroups: [BindingGroup] = [], warnings: [InputProblem] = [], unreadableEntries: [String] = [],
@@ -90,6 +95,7 @@ public struct DirectoryReader: Sendable {
             }
         }
         snapshot.users = collector.items
+        snapshot.skippedReferences += collector.skippedReferences
         snapshot.warnings += collector.warnings
         snapshot.unreadableEntries += collector.unreadable
     }
@@ -196,6 +202,7 @@ public struct DirectoryReader: Sendable {
         snapshot.connections = collector.items
         snapshot.knownDevices = collector.names
         snapshot.deviceEntries = collector.entries
+        snapshot.skippedReferences += collector.skippedReferences
         snapshot.warnings += collector.warnings
         snapshot.problems += collector.problems
         snapshot.unreadableEntries += collector.unreadable
@@ -236,6 +243,7 @@ public struct DirectoryReader: Sendable {
             collector.items.append(BindingGroup(device: device, dn: entry.dn, members: members, records: records))
         }
         snapshot.bindingGroups = collector.items
+        snapshot.skippedReferences += collector.skippedReferences
         snapshot.warnings += collector.warnings
         snapshot.problems += collector.problems
     }
@@ -251,6 +259,7 @@ public struct DirectoryReader: Sendable {
         var warnings: [InputProblem] = []
         var unreadable: [String] = []
         var problems: [InputProblem] = []
+        var skippedReferences: [String] = []
         var names: [String] = []
         var entries = 0
     }
@@ -270,12 +279,42 @@ public struct DirectoryReader: Sendable {
             throw DirectoryReadError(what: what, base: base, error: nil, message: String(describing: error))
         }
         if !result.references.isEmpty {
-            throw DirectoryReadError(
-                what: what, base: base, error: nil,
-                message: "the server returned \(result.references.count) search reference(s) "
-                    + "(\(result.references.prefix(3).joined(separator: " "))): part of the tree is held elsewhere, "
-                    + "so the result is incomplete; point [ldap] uri at a server that holds all of it")
+            // References to other naming contexts of this same server (the root DSE's
+            // namingContexts) hold no part of this tree: skipped. Any other is a hole.
+            var contexts: Set<String> = []
+            do {
+                let root = try await connection.rootDSE(attributes: ["namingContexts"])
+                contexts = Set(root.strings("namingContexts").map(DNNormalizer.normalize))
+            } catch {
+                // Without the root DSE no reference can be shown to be harmless.
+            }
+            var unknown: [String] = []
+            for reference in result.references {
+                if let dn = DirectoryReader.referenceDN(reference), contexts.contains(DNNormalizer.normalize(dn)) {
+                    collector.skippedReferences.append(reference)
+                } else {
+                    unknown.append(reference)
+                }
+            }
+            if !unknown.isEmpty {
+                throw DirectoryReadError(
+                    what: what, base: base, error: nil,
+                    message: "the server returned \(unknown.count) search reference(s) "
+                        + "(\(unknown.prefix(3).joined(separator: " "))): part of the tree is held elsewhere, "
+                        + "so the result is incomplete; point [ldap] uri at a server that holds all of it")
+            }
         }
+    }
+
+    /// The DN of an LDAP URL (RFC 4516: `ldap://host/dn?attrs?scope?filter`),
+    /// percent-decoded; nil when there is none or it does not decode.
+    public static func referenceDN(_ url: String) -> String? {
+        guard let schemeEnd = url.range(of: "://") else { return nil }
+        let rest = url[schemeEnd.upperBound...]
+        guard let slash = rest.firstIndex(of: "/") else { return nil }
+        let encoded = rest[rest.index(after: slash)...].prefix { $0 != "?" }
+        guard !encoded.isEmpty, let dn = String(encoded).removingPercentEncoding, !dn.isEmpty else { return nil }
+        return dn
     }
 
     /// The UTF-8 values of `attribute`; every other value is skipped with a warning naming the DN.
