@@ -3,6 +3,10 @@
 # throwaway slapd needs, and only what is missing: slapd (preseeded so the package does
 # not create a dc=nodomain database), ldap-utils, libldap-dev, libsasl2-dev, pkg-config,
 # openssl (test certificates) and libsasl2-modules (SCRAM for the SASL tests).
+# With --servers (scripts/test.sh) also the other test directories: 389 Directory Server
+# (389-ds-base with its dscreate, python3-lib389, and libnss3-tools for certutil and
+# pk12util) and Samba as an AD DC (samba, samba-ad-dc, samba-ad-provision with the AD
+# schema files provision reads, ldb-tools for ldbadd/ldbmodify).
 # Used by scripts/test.sh and scripts/demo.sh.
 set -euo pipefail
 
@@ -20,6 +24,20 @@ have_cmd pkg-config || missing+=(pkg-config)
 have_cmd openssl || have_cmd certtool || missing+=(openssl)
 compgen -G "/usr/lib/*/sasl2/libscram.so*" >/dev/null || missing+=(libsasl2-modules)
 [ -f /etc/ldap/schema/inetorgperson.schema ] || missing+=(slapd)
+if [ "${1:-}" = --servers ]; then
+    have_cmd openssl || missing+=(openssl)
+    have_cmd dscreate || missing+=(389-ds-base)
+    have_cmd ns-slapd || missing+=(389-ds-base)
+    python3 -c 'import lib389' 2>/dev/null || [ -d /usr/lib/python3/dist-packages/lib389 ] || missing+=(python3-lib389)
+    have_cmd certutil || missing+=(libnss3-tools)
+    have_cmd pk12util || missing+=(libnss3-tools)
+    have_cmd samba || missing+=(samba-ad-dc)
+    have_cmd samba-tool || missing+=(samba)
+    [ -d /usr/share/samba/setup/ad-schema ] || missing+=(samba-ad-provision)
+    have_cmd ldbadd || missing+=(ldb-tools)
+    have_cmd ldbmodify || missing+=(ldb-tools)
+    have_cmd iconv || missing+=(libc-bin)
+fi
 
 [ ${#missing[@]} -gt 0 ] || exit 0
 # shellcheck disable=SC2207
