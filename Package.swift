@@ -67,6 +67,12 @@ let package = Package(
         ),
         // Helpers shared by the test targets (the seeded generator of the property tests).
         .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: strict),
+        // Test support for the suites that run on all three test directories (OpenLDAP,
+        // 389 DS, Samba AD): one server type, a test's own subtrees, the built binary.
+        .target(name: "LDAPTestSupport", dependencies: ["LDAPClient", "LDAPSyntax"], path: "Tests/LDAPTestSupport",
+                swiftSettings: strict),
+        // The same end-to-end cases on the three servers, through the built binary.
+        .testTarget(name: "CrossServerTests", dependencies: ["LDAPTestSupport", "LDAPClient"], swiftSettings: strict),
         .testTarget(name: "LDAPSyntaxTests", dependencies: ["LDAPSyntax", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "LDAPClientTests", dependencies: ["LDAPClient", "LDAPSyntax"], swiftSettings: strict),
         .testTarget(name: "TakeoverCoreTests", dependencies: ["TestSupport", "TakeoverCore"], resources: [.copy("Golden")], swiftSettings: strict),

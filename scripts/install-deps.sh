@@ -2,9 +2,13 @@
 # Installs, from Debian's packages, what building and running takeover-bridge against a
 # throwaway slapd needs, and only what is missing: slapd (preseeded so the package does
 # not create a dc=nodomain database), ldap-utils, libldap-dev, libsasl2-dev, pkg-config,
-# openssl (test certificates) and libsasl2-modules (SCRAM for the SASL tests); chromium
-# (the HTML report test) and what scripts/package.sh needs (dpkg-dev, binutils, groff-base,
-# systemd).
+# openssl (test certificates), libsasl2-modules (SCRAM for the SASL tests) and python3
+# (the tests' ranged-retrieval proxy); chromium (the HTML report test) and what
+# scripts/package.sh needs (dpkg-dev, binutils, groff-base, systemd).
+# With --servers (scripts/test.sh) also the other test directories: 389 Directory Server
+# (389-ds-base with its dscreate, python3-lib389, and libnss3-tools for certutil and
+# pk12util) and Samba as an AD DC (samba, samba-ad-dc, samba-ad-provision with the AD
+# schema files provision reads, ldb-tools for ldbadd/ldbmodify).
 # Used by scripts/test.sh and scripts/demo.sh.
 set -euo pipefail
 
@@ -21,6 +25,8 @@ have_cmd ldapadd || missing+=(ldap-utils)
 have_cmd pkg-config || missing+=(pkg-config)
 have_cmd openssl || have_cmd certtool || missing+=(openssl)
 compgen -G "/usr/lib/*/sasl2/libscram.so*" >/dev/null || missing+=(libsasl2-modules)
+# python3 (standard library only) runs Tests/tools/range-proxy.py, the AD-like ranged-retrieval proxy.
+python3 -c 'import argparse, socket, threading' 2>/dev/null || missing+=(python3)
 [ -f /etc/ldap/schema/inetorgperson.schema ] || missing+=(slapd)
 # The HTML report is rendered by headless Chromium in the test suite.
 have_cmd chromium || missing+=(chromium)
@@ -31,6 +37,20 @@ have_cmd strip || missing+=(binutils)
 have_cmd readelf || missing+=(binutils)
 have_cmd groff || missing+=(groff-base)
 have_cmd systemd-analyze || missing+=(systemd)
+if [ "${1:-}" = --servers ]; then
+    have_cmd openssl || missing+=(openssl)
+    have_cmd dscreate || missing+=(389-ds-base)
+    have_cmd ns-slapd || missing+=(389-ds-base)
+    python3 -c 'import lib389' 2>/dev/null || [ -d /usr/lib/python3/dist-packages/lib389 ] || missing+=(python3-lib389)
+    have_cmd certutil || missing+=(libnss3-tools)
+    have_cmd pk12util || missing+=(libnss3-tools)
+    have_cmd samba || missing+=(samba-ad-dc)
+    have_cmd samba-tool || missing+=(samba)
+    [ -d /usr/share/samba/setup/ad-schema ] || missing+=(samba-ad-provision)
+    have_cmd ldbadd || missing+=(ldb-tools)
+    have_cmd ldbmodify || missing+=(ldb-tools)
+    have_cmd iconv || missing+=(libc-bin)
+fi
 
 [ ${#missing[@]} -gt 0 ] || exit 0
 # shellcheck disable=SC2207

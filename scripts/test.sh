@@ -1,36 +1,75 @@
 #!/usr/bin/env bash
-# The README's test command: installs what is missing, builds, starts a throwaway
-# slapd (scripts/test-slapd.sh), runs the whole test suite against it with
-# TB_TEST_ENV pointing at the server's env file, and always stops the server.
-# Exit status: swift test's.
+# The README's test command: installs what is missing, builds, starts three throwaway
+# directories (slapd by scripts/test-slapd.sh, 389 DS by scripts/test-389.sh, Samba AD
+# by scripts/test-samba-ad.sh on $TB_SAMBA_ADDR, default 127.0.0.2; all three start in
+# the background while the build runs), runs the whole test suite with their env files
+# in TB_TEST_ENV (slapd), TB_TEST_ENV_389 and TB_TEST_ENV_AD, and always stops them.
+# Exit status: swift test's (1 when a server failed to start).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 log() { echo "test.sh: $*" >&2; }
 
 # --- install what is missing (Debian packages) ---------------------------------------
-bash scripts/install-deps.sh
+bash scripts/install-deps.sh --servers
 
-# --- build, start the server, test --------------------------------------------------
-swift build --build-tests
+# --- start the servers (in the background), build, test -------------------------------
 
 server_dir=$(mktemp -d /tmp/tb-slapd.XXXXXX)
+dir_389=$(mktemp -d /tmp/tb-389.XXXXXX)
+dir_ad=$(mktemp -d /tmp/tb-ad.XXXXXX)
+chmod 755 "$dir_389" # ns-slapd runs as the dirsrv user
+starts=()
 cleanup() {
+    local p
+    for p in "${starts[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
     bash scripts/test-slapd.sh stop "$server_dir" || true
-    rm -rf "$server_dir"
+    bash scripts/test-389.sh stop "$dir_389" || true
+    bash scripts/test-samba-ad.sh stop "$dir_ad" || true
+    rm -rf "$server_dir" "$dir_389" "$dir_ad"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-bash scripts/test-slapd.sh start "$server_dir"
-export TB_TEST_ENV="$server_dir/env"
-log "test server: $(grep '^TB_LDAP_URI=' "$TB_TEST_ENV" | cut -d= -f2-) (env $TB_TEST_ENV)"
+# Each start logs to a file beside its folder and records its seconds.
+start_server() { # script dir label
+    local t0=$SECONDS
+    if bash "scripts/$1" start "$2/srv" >"$2.log" 2>&1; then
+        echo "$(( SECONDS - t0 ))" > "$2.seconds"
+    else
+        return 1
+    fi
+}
+start_server test-slapd.sh "$server_dir" slapd & starts+=($!)
+start_server test-389.sh "$dir_389" 389 & starts+=($!)
+start_server test-samba-ad.sh "$dir_ad" samba-ad & starts+=($!)
+
+swift build --build-tests
+
+failed=0
+labels=(slapd 389 samba-ad)
+dirs=("$server_dir" "$dir_389" "$dir_ad")
+for i in 0 1 2; do
+    if wait "${starts[$i]}"; then
+        log "${labels[$i]} started in $(cat "${dirs[$i]}.seconds") s"
+    else
+        log "${labels[$i]} did not start:"; cat "${dirs[$i]}.log" >&2 || true; failed=1
+    fi
+done
+starts=()
+[ "$failed" -eq 0 ] || exit 1
+export TB_TEST_ENV="$server_dir/srv/env"
+export TB_TEST_ENV_389="$dir_389/srv/env"
+export TB_TEST_ENV_AD="$dir_ad/srv/env"
+for e in "$TB_TEST_ENV" "$TB_TEST_ENV_389" "$TB_TEST_ENV_AD"; do
+    log "test server: $(grep '^TB_LDAP_URI=' "$e" | cut -d= -f2-) (env $e)"
+done
 
 # The suite runs in a session of its own, so every slapd a test starts for itself (its
 # private servers for kill and restart tests) can be found and stopped afterwards, even
 # when a test crashed before stopping it: nothing outlives this script.
-sid_file="$server_dir/test-session"
+sid_file="$server_dir/srv/test-session"
 status=0
 setsid --wait bash -c 'echo $$ > "$0"; exec swift test "$@"' "$sid_file" "$@" || status=$?
 if [ -s "$sid_file" ]; then

@@ -144,6 +144,9 @@ public struct LDAPEntry: Sendable {
     public var dn: String
     /// Attributes in the order the server sent them.
     public var attributes: [(name: String, values: [LDAPValue])]
+    /// Ranged value lists (`member;range=0-1499`) that could not be read whole: left out
+    /// of `attributes` (see RangedValues.swift). A reader must treat them as unknown.
+    public var incompleteAttributes: [IncompleteAttribute] = []
     public init(dn: String, attributes: [(name: String, values: [LDAPValue])]) {
         self.dn = dn
         self.attributes = attributes

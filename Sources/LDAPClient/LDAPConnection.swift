@@ -207,6 +207,17 @@ public actor LDAPConnection {
         return authzid.map { string(of: $0.pointee) } ?? ""
     }
 
+    /// The server's TLS certificate (DER) on a TLS connection
+    /// (`LDAP_OPT_X_TLS_PEERCERT`), nil without TLS. Doctor opens a connection with
+    /// `tls_reqcert = never` and no bind to read it, to say which names it has.
+    public func peerCertificate() -> [UInt8]? {
+        guard let ld else { return nil }
+        var der = CLDAP.berval()
+        guard ldap_get_option(ld, LDAP_OPT_X_TLS_PEERCERT, &der) == LDAP_OPT_SUCCESS, der.bv_val != nil else { return nil }
+        defer { ber_memfree(der.bv_val) }
+        return bytes(of: der)
+    }
+
     /// The root DSE (base search of "" with `(objectClass=*)`).
     public func rootDSE(attributes: [String] = ["*", "+"]) throws(LDAPError) -> LDAPEntry {
         guard let entry = try read(dn: "", attributes: attributes) else {
@@ -270,8 +281,12 @@ public actor LDAPConnection {
     ///
     /// The handler is non-escaping and need not be `@Sendable`: it runs before `search`
     /// returns, on the actor, so it may capture and mutate the caller's local state.
+    ///
+    /// With `followRanges` (the default), an entry whose value list came back ranged
+    /// (`member;range=0-1499`, Active Directory) is completed with base searches before it
+    /// is handed over; a list that cannot be read whole is in `incompleteAttributes`.
     public func search(base: String, scope: SearchScope, filter: String, attributes: [String],
-                       pageSize: Int = 1000, sizeLimit: Int = 0, timeLimit: Int = 0,
+                       pageSize: Int = 1000, sizeLimit: Int = 0, timeLimit: Int = 0, followRanges: Bool = true,
                        handler: (LDAPEntry) throws -> Void) throws -> SearchResult {
         let handle = try live("search", dn: base)
         let arena = CArena()
@@ -324,7 +339,7 @@ public actor LDAPConnection {
                 let type = ldap_msgtype(message)
                 switch UInt(bitPattern: Int(type)) {
                 case LDAP_RES_SEARCH_ENTRY:
-                    guard let entry = parseEntry(handle, message) else {
+                    guard var entry = parseEntry(handle, message) else {
                         ldap_msgfree(message)
                         ldap_abandon_ext(handle, msgid, nil, nil)
                         throw LDAPError(code: LDAP_DECODING_ERROR, operation: "search", message: "Decoding error",
@@ -333,6 +348,7 @@ public actor LDAPConnection {
                     ldap_msgfree(message)
                     result.entries += 1
                     do {
+                        if followRanges && entry.hasRangedAttribute { entry = try completingRanges(entry) }
                         try handler(entry)
                     } catch {
                         ldap_abandon_ext(handle, msgid, nil, nil)

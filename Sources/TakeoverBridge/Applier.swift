@@ -47,6 +47,20 @@ public struct ApplyResult: Sendable {
 
     public var isComplete: Bool { failed.isEmpty && notWritten.isEmpty && gaveUp == nil }
 
+    /// The LDAP result code of each refusal, in the order of `failed`.
+    public var failedCodes: [Int32] = []
+
+    mutating func refuse(_ changes: [Change], _ error: LDAPError) {
+        failed += changes.map { ($0, error.description) }
+        failedCodes += Array(repeating: error.code, count: changes.count)
+    }
+
+    /// Whether another run, unchanged, can be expected to finish the job: nothing was
+    /// refused for a reason that stays (schema, access rights, the server's own checks).
+    public var nextRunConverges: Bool {
+        failedCodes.allSatisfy { WriteRefusal.isTransient($0) }
+    }
+
     public var failures: [RunRecord.Failure] {
         failed.map { RunRecord.Failure(change: Applier.describe($0.change), error: $0.error) }
             + notWritten.map { RunRecord.Failure(change: Applier.describe($0), error: "not written: " + (gaveUp ?? "stopped")) }
@@ -222,7 +236,7 @@ public final class Applier {
                 guard error.isConnectionLost else {
                     // Not a loss (a local failure building requests): each fails alone.
                     for i in pending {
-                        result.failed += operations[i].changes.map { ($0, error.description) }
+                        result.refuse(operations[i].changes, error)
                     }
                     return
                 }
@@ -263,7 +277,7 @@ public final class Applier {
                                 retries.append((i, .addValues))
                             }
                         } else {
-                            result.failed += operation.changes.map { ($0, error.description) }
+                            result.refuse(operation.changes, error)
                         }
                     } else if error.isAlreadyDone {
                         record(alreadyDone: operation.changes, uncertain: uncertain.contains(i))
@@ -273,7 +287,7 @@ public final class Applier {
                               operation.changes.contains(where: { $0.op == .deleteMember }) {
                         retries.append((i, .placeholder))
                     } else {
-                        result.failed += operation.changes.map { ($0, error.description) }
+                        result.refuse(operation.changes, error)
                     }
                 }
             }
@@ -413,7 +427,7 @@ public final class Applier {
                     try await follow(error.referrals, hops: hops, dn: operation.dn)
                     continue
                 }
-                result.failed += operation.changes.map { ($0, error.description) }
+                result.refuse(operation.changes, error)
                 return
             }
         }
@@ -444,7 +458,7 @@ public final class Applier {
                     record(alreadyDone: [change], uncertain: uncertain)
                     return
                 }
-                result.failed.append((change, error.description))
+                result.refuse([change], error)
                 return
             }
         }
@@ -563,5 +577,46 @@ public final class Applier {
     public static func describe(_ change: Change) -> String {
         if change.op == .addEntry { return "add-entry \(change.dn)" }
         return "\(change.op.rawValue) \(change.dn) \(change.attribute): \(change.values.joined(separator: ", "))"
+    }
+}
+
+// MARK: - Refused writes (issue 10 item 9)
+
+/// What a refused write means and what to fix, by LDAP result code.
+public enum WriteRefusal {
+    /// busy (51), unavailable (52), timeLimitExceeded (3), adminLimitExceeded (11), and
+    /// the client-side losses (-1 server down, -5 timeout, -11 connect error).
+    public static func isTransient(_ code: Int32) -> Bool {
+        [3, 11, 51, 52, -1, -5, -11].contains(code)
+    }
+
+    /// The fix for a permanent refusal, naming the layout and the bindings base; nil for
+    /// transient ones and codes without specific advice.
+    public static func fix(code: Int32, layout: BindingLayout) -> String? {
+        let classes = layout.objectClasses.filter { $0.lowercased() != "top" }.joined(separator: ", ")
+        switch code {
+        case 50:
+            return "grant the service account add, delete and write rights on \(layout.base) and its children "
+                + "(slapd: an access rule; 389 DS: an ACI; AD: samba-tool dsacl set / delegation on that OU)"
+        case 65:
+            return "the entry does not fit its object class (\(classes)): check [bindings] object_class; with "
+                + "takeoverBindingGroup load schema/takeover-bridge.schema, on Active Directory use \"group\""
+        case 1:
+            return "the server refused the change (operations error); on Active Directory a groupOfNames or "
+                + "takeoverBindingGroup binding group cannot change its members: set [bindings] object_class = "
+                + "\"group\", move the old groups aside and run apply again"
+        case 17, 21:
+            return "the server does not know or accept the attribute \(layout.recordAttribute) or \(layout.memberAttribute): "
+                + "check [bindings] object_class and the schema (doctor checks it)"
+        case 19:
+            return "a constraint of the server refused the value (size, uniqueness or a plugin): read the diagnostic above"
+        case 53:
+            return "the server is unwilling to perform the change: read the diagnostic above (AD: a protected or "
+                + "system object, or a write that needs TLS)"
+        case 8, 13:
+            return "the server requires a stronger or encrypted connection for writes: use ldaps:// or starttls = true"
+        default:
+            return nil
+        }
     }
 }

@@ -118,6 +118,10 @@ public struct BridgeConfig: Sendable {
         public var localAccountAttribute: String
         public var uidNumberAttribute: String
         public var displayNameAttribute: String
+        /// `[users] id_attribute`: the stable id (issue 10). Empty: the first of objectGUID
+        /// (AD), entryUUID (OpenLDAP, 389 DS with its plugin), nsUniqueId (389 DS) the
+        /// entry has.
+        public var idAttribute: String = ""
 
         public init(searchBase: String, filter: String = "(objectClass=posixAccount)", nameAttribute: String = "uid",
                     localAccountAttribute: String = "", uidNumberAttribute: String = "uidNumber",
@@ -295,6 +299,9 @@ public struct BridgeConfig: Sendable {
     public func layout() -> BindingLayout {
         if bindings.objectClass.caseInsensitiveCompare("takeoverBindingGroup") == .orderedSame {
             return .projectSchema(base: bindings.searchBase, memberAttribute: bindings.memberAttribute)
+        }
+        if bindings.objectClass.caseInsensitiveCompare("group") == .orderedSame {
+            return .activeDirectoryGroup(base: bindings.searchBase)
         }
         return .standardSchema(base: bindings.searchBase, objectClass: bindings.objectClass,
                                memberAttribute: bindings.memberAttribute)
@@ -500,7 +507,7 @@ enum ConfigSchema {
                   ("timeout", .number)]),
         ("users", [("search_base", .string), ("filter", .string), ("name_attribute", .string),
                    ("local_account_attribute", .string), ("uid_number_attribute", .string),
-                   ("display_name_attribute", .string)]),
+                   ("display_name_attribute", .string), ("id_attribute", .string)]),
         ("devices", [("search_base", .string), ("filter", .string), ("name_attribute", .string),
                      ("member_attribute", .string), ("reports", .string), ("active_within", .duration),
                      ("max_clock_skew", .duration), ("max_reports_size", .size)]),
@@ -930,8 +937,9 @@ struct ConfigReader {
             ldap.writeURI = w.trimmingCharacters(in: .whitespaces)
         }
         ldap.bindDN = optionalString("ldap", "bind_dn")
-        if let dn = ldap.bindDN, !ConfigReader.looksLikeDN(dn) {
-            add("ldap.bind_dn", "\"\(ConfigSchema.excerpt(dn))\" does not look like a DN (like cn=bridge,ou=services,dc=example,dc=org)")
+        if let dn = ldap.bindDN, ConfigReader.bindNameForm(dn) == nil {
+            add("ldap.bind_dn", "\"\(ConfigSchema.excerpt(dn))\" is not a DN (like cn=bridge,ou=services,dc=example,dc=org), "
+                + "a user principal name (like bridge@example.org) or a down-level logon name (like EXAMPLE\\bridge)")
         }
         ldap.bindPasswordFile = optionalString("ldap", "bind_password_file").map(resolve)
         ldap.bindPasswordEnv = optionalString("ldap", "bind_password_env")
@@ -1003,6 +1011,7 @@ struct ConfigReader {
         }
         users.uidNumberAttribute = attribute("users", "uid_number_attribute", users.uidNumberAttribute)
         users.displayNameAttribute = attribute("users", "display_name_attribute", users.displayNameAttribute)
+        users.idAttribute = attribute("users", "id_attribute", "")
 
         // [devices]
         let devicesBase = required("devices", "search_base", hint: "where the device entries are, like ou=devices,dc=example,dc=org")
@@ -1030,7 +1039,7 @@ struct ConfigReader {
             add("bindings.search_base", "\"\(ConfigSchema.excerpt(bindings.searchBase))\" does not look like a DN")
         }
         if let c = string("bindings", "object_class"),
-           let match = oneOf("bindings.object_class", c, ["takeoverBindingGroup", "groupOfNames", "groupOfUniqueNames"]) {
+           let match = oneOf("bindings.object_class", c, ["takeoverBindingGroup", "groupOfNames", "groupOfUniqueNames", "group"]) {
             bindings.objectClass = match
         }
         if let m = string("bindings", "member_attribute") {
@@ -1038,6 +1047,8 @@ struct ConfigReader {
                 bindings.memberAttribute = match
                 if bindings.objectClass == "groupOfNames" && match != "member" {
                     add("bindings.member_attribute", "groupOfNames keeps its members in member")
+                } else if bindings.objectClass == "group" && match != "member" {
+                    add("bindings.member_attribute", "Active Directory's group keeps its members in member")
                 } else if bindings.objectClass == "groupOfUniqueNames" && match != "uniqueMember" {
                     add("bindings.member_attribute", "groupOfUniqueNames keeps its members in uniqueMember")
                 }
@@ -1370,5 +1381,46 @@ struct TOMLPrecheck {
             }
             if i == start { throw fail("missing value") }
         }
+    }
+}
+
+// MARK: - Bind names (issue 10, PRODUCT.md 8b)
+
+/// The forms `[ldap] bind_dn` may take for a simple bind. Active Directory accepts all
+/// three as the bind name; OpenLDAP and 389 DS accept only a DN.
+enum BindNameForm: Equatable {
+    /// `cn=bridge,ou=services,dc=example,dc=org`
+    case dn
+    /// `bridge@example.org` (userPrincipalName)
+    case userPrincipalName
+    /// `EXAMPLE\bridge` (NetBIOS domain, backslash, sAMAccountName)
+    case downLevelLogon
+}
+
+extension ConfigReader {
+    /// The form of a bind name, or nil when it is none of them. A name with `=` before any
+    /// `@` or `\` is judged as a DN (`cn=a@b,dc=x` is a DN).
+    static func bindNameForm(_ name: String) -> BindNameForm? {
+        let t = name.trimmingCharacters(in: .whitespaces)
+        if t.isEmpty || t.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) { return nil }
+        let firstSpecial = t.firstIndex { $0 == "=" || $0 == "@" || $0 == "\\" }
+        if let special = firstSpecial, t[special] == "=" {
+            return looksLikeDN(t) ? .dn : nil
+        }
+        if let backslash = t.firstIndex(of: "\\") {
+            // NetBIOS domain names: 1-15 characters, none of \ / : * ? " < > | and no spaces.
+            let domain = t[..<backslash], user = t[t.index(after: backslash)...]
+            let forbidden = Set<Character>(["\\", "/", ":", "*", "?", "\"", "<", ">", "|", " ", "@"])
+            guard (1...15).contains(domain.count), !domain.contains(where: forbidden.contains),
+                  !user.isEmpty, !user.contains("\\"), !user.contains("@") else { return nil }
+            return .downLevelLogon
+        }
+        if let at = t.firstIndex(of: "@") {
+            let user = t[..<at], domain = t[t.index(after: at)...]
+            guard !user.isEmpty, !domain.isEmpty, !domain.contains("@"), !t.contains(" "),
+                  domain.first != ".", domain.last != "." else { return nil }
+            return .userPrincipalName
+        }
+        return nil
     }
 }

@@ -3,6 +3,7 @@
 // records. Every LDAP error, timeout, size limit or search reference is a failure, never
 // "no entries".
 
+import Foundation
 import LDAPClient
 import LDAPSyntax
 import TakeoverCore
@@ -21,6 +22,13 @@ public struct DirectorySnapshot: Sendable {
     public var unreadableEntries: [String]
     /// Device entries read (with or without members).
     public var deviceEntries: Int
+    /// Devices that cannot be judged from the directory (a value list that could not be
+    /// read whole): each names its device, which the planner defers (R8).
+    public var problems: [InputProblem] = []
+    /// Search continuation references skipped because they name another naming context
+    /// of the same server (AD's DomainDnsZones, ForestDnsZones, Configuration): for a
+    /// debug line each.
+    public var skippedReferences: [String] = []
 
     public init(users: [DirectoryUser] = [], connections: [Connection] = [], knownDevices: [DeviceEntry] = [],
                 bindingGroups: [BindingGroup] = [], warnings: [InputProblem] = [], unreadableEntries: [String] = [],
@@ -72,7 +80,8 @@ public struct DirectoryReader: Sendable {
         let u = config.users
         var names = [u.nameAttribute]
         if !u.localAccountAttribute.isEmpty { names.append(u.localAccountAttribute) }
-        names += [u.uidNumberAttribute, u.displayNameAttribute, "entryUUID"]
+        names += [u.uidNumberAttribute, u.displayNameAttribute]
+        names += u.idAttribute.isEmpty ? StableIdentity.automatic : [u.idAttribute]
         return names
     }
 
@@ -87,6 +96,7 @@ public struct DirectoryReader: Sendable {
             }
         }
         snapshot.users = collector.items
+        snapshot.skippedReferences += collector.skippedReferences
         snapshot.warnings += collector.warnings
         snapshot.unreadableEntries += collector.unreadable
     }
@@ -94,6 +104,13 @@ public struct DirectoryReader: Sendable {
     /// One user entry, or nil (with a warning) when it has no usable username.
     func user(from entry: LDAPEntry, collector: Collector<DirectoryUser>) -> DirectoryUser? {
         let u = config.users
+        if let incomplete = entry.incompleteAttributes.first {
+            collector.warnings.append(InputProblem(
+                source: entry.dn, message: "user entry skipped: \(incomplete); no binding of it is removed while it "
+                    + "cannot be read"))
+            collector.unreadable.append(entry.dn)
+            return nil
+        }
         let names = strings(entry, u.nameAttribute, collector)
         let rdnValue = DirectoryReader.rdnValue(entry.dn, attribute: u.nameAttribute)
         let username: String
@@ -131,7 +148,7 @@ public struct DirectoryReader: Sendable {
             }
         }
         let display = strings(entry, u.displayNameAttribute, collector).first
-        let stableID = entry.values("entryUUID").first?.string
+        let stableID = StableIdentity.read(entry, attribute: u.idAttribute)
         return DirectoryUser(dn: entry.dn, username: username, allUsernames: all, localAccountField: local,
                              uidNumber: uidNumber, displayName: display, stableID: stableID)
     }
@@ -162,6 +179,13 @@ public struct DirectoryReader: Sendable {
                 return
             }
             collector.deviceEntries.append(DeviceEntry(name: device, dn: entry.dn))
+            if let incomplete = entry.incomplete(memberAttribute) ?? entry.incompleteAttributes.first {
+                collector.problems.append(InputProblem(
+                    source: entry.dn, device: device,
+                    message: "the device entry's \(incomplete); its connections are unknown, so the device is "
+                        + "deferred (nothing bound or unbound there)"))
+                return
+            }
             for value in strings(entry, memberAttribute, collector) {
                 if byName {
                     let name = value.trimmingSpaces()
@@ -179,7 +203,9 @@ public struct DirectoryReader: Sendable {
         snapshot.connections = collector.items
         snapshot.knownDevices = collector.deviceEntries
         snapshot.deviceEntries = collector.entries
+        snapshot.skippedReferences += collector.skippedReferences
         snapshot.warnings += collector.warnings
+        snapshot.problems += collector.problems
         snapshot.unreadableEntries += collector.unreadable
     }
 
@@ -204,13 +230,23 @@ public struct DirectoryReader: Sendable {
                     source: entry.dn, message: "binding group has no usable cn; it is left alone"))
                 return
             }
+            if let incomplete = entry.incompleteAttributes.first {
+                // Never a shorter list: the group is left out and its device deferred.
+                collector.problems.append(InputProblem(
+                    source: entry.dn, device: device,
+                    message: "the binding group's \(incomplete); its bindings are unknown, so the device is deferred "
+                        + "(nothing bound or unbound there)"))
+                return
+            }
             let members = strings(entry, layout.memberAttribute, collector)
             let records = layout.recordAttribute.caseInsensitiveEquals(layout.memberAttribute)
                 ? [] : strings(entry, layout.recordAttribute, collector)
             collector.items.append(BindingGroup(device: device, dn: entry.dn, members: members, records: records))
         }
         snapshot.bindingGroups = collector.items
+        snapshot.skippedReferences += collector.skippedReferences
         snapshot.warnings += collector.warnings
+        snapshot.problems += collector.problems
     }
 
     // MARK: Helpers
@@ -223,6 +259,8 @@ public struct DirectoryReader: Sendable {
         var items: [Item] = []
         var warnings: [InputProblem] = []
         var unreadable: [String] = []
+        var problems: [InputProblem] = []
+        var skippedReferences: [String] = []
         var deviceEntries: [DeviceEntry] = []
         var entries = 0
     }
@@ -242,12 +280,42 @@ public struct DirectoryReader: Sendable {
             throw DirectoryReadError(what: what, base: base, error: nil, message: String(describing: error))
         }
         if !result.references.isEmpty {
-            throw DirectoryReadError(
-                what: what, base: base, error: nil,
-                message: "the server returned \(result.references.count) search reference(s) "
-                    + "(\(result.references.prefix(3).joined(separator: " "))): part of the tree is held elsewhere, "
-                    + "so the result is incomplete; point [ldap] uri at a server that holds all of it")
+            // References to other naming contexts of this same server (the root DSE's
+            // namingContexts) hold no part of this tree: skipped. Any other is a hole.
+            var contexts: Set<String> = []
+            do {
+                let root = try await connection.rootDSE(attributes: ["namingContexts"])
+                contexts = Set(root.strings("namingContexts").map(DNNormalizer.normalize))
+            } catch {
+                // Without the root DSE no reference can be shown to be harmless.
+            }
+            var unknown: [String] = []
+            for reference in result.references {
+                if let dn = DirectoryReader.referenceDN(reference), contexts.contains(DNNormalizer.normalize(dn)) {
+                    collector.skippedReferences.append(reference)
+                } else {
+                    unknown.append(reference)
+                }
+            }
+            if !unknown.isEmpty {
+                throw DirectoryReadError(
+                    what: what, base: base, error: nil,
+                    message: "the server returned \(unknown.count) search reference(s) "
+                        + "(\(unknown.prefix(3).joined(separator: " "))): part of the tree is held elsewhere, "
+                        + "so the result is incomplete; point [ldap] uri at a server that holds all of it")
+            }
         }
+    }
+
+    /// The DN of an LDAP URL (RFC 4516: `ldap://host/dn?attrs?scope?filter`),
+    /// percent-decoded; nil when there is none or it does not decode.
+    public static func referenceDN(_ url: String) -> String? {
+        guard let schemeEnd = url.range(of: "://") else { return nil }
+        let rest = url[schemeEnd.upperBound...]
+        guard let slash = rest.firstIndex(of: "/") else { return nil }
+        let encoded = rest[rest.index(after: slash)...].prefix { $0 != "?" }
+        guard !encoded.isEmpty, let dn = String(encoded).removingPercentEncoding, !dn.isEmpty else { return nil }
+        return dn
     }
 
     /// The UTF-8 values of `attribute`; every other value is skipped with a warning naming the DN.
@@ -305,5 +373,48 @@ extension String {
         while let f = s.first, f == " " || f == "\t" { s.removeFirst() }
         while let l = s.last, l == " " || l == "\t" { s.removeLast() }
         return String(s)
+    }
+}
+
+// MARK: - Stable identity (issue 10 item 7)
+
+/// A user's stable id: the value that survives renames and moves.
+public enum StableIdentity {
+    /// Asked for when `[users] id_attribute` is not set, in order of preference.
+    public static let automatic = ["objectGUID", "entryUUID", "nsUniqueId"]
+
+    /// The entry's stable id as text: `attribute` when set, else the first of `automatic`
+    /// it has. objectGUID (16 bytes) is given in its usual text form, any other attribute
+    /// as its UTF-8 text; nil when there is none.
+    public static func read(_ entry: LDAPEntry, attribute: String) -> String? {
+        for name in attribute.isEmpty ? automatic : [attribute] {
+            guard let value = entry.values(name).first else { continue }
+            if name.caseInsensitiveEquals("objectGUID") {
+                if let text = guidText(value.bytes) { return text }
+                continue
+            }
+            if let text = value.string?.trimmingSpaces(), !text.isEmpty { return text }
+        }
+        return nil
+    }
+
+    /// The registry form of a GUID from its 16 bytes (MS-DTYP 2.3.4): the first three
+    /// fields little-endian, the last eight bytes in order, lower-case hex:
+    /// `bytes 00112233 4455 6677 8899 aabbccddeeff` -> `33221100-5544-7766-8899-aabbccddeeff`.
+    public static func guidText(_ bytes: [UInt8]) -> String? {
+        guard bytes.count == 16 else { return nil }
+        let order = [3, 2, 1, 0, -1, 5, 4, -1, 7, 6, -1, 8, 9, -1, 10, 11, 12, 13, 14, 15]
+        let digits = Array("0123456789abcdef")
+        var out = ""
+        out.reserveCapacity(36)
+        for index in order {
+            if index < 0 {
+                out.append("-")
+            } else {
+                out.append(digits[Int(bytes[index] >> 4)])
+                out.append(digits[Int(bytes[index] & 0x0F)])
+            }
+        }
+        return out
     }
 }

@@ -219,7 +219,7 @@ public final class BridgeRunner: @unchecked Sendable {
             summary["already_done"] = "\(result.alreadyDone.count)"
             summary["failed"] = "\(result.failed.count + result.notWritten.count)"
             if !result.isComplete {
-                logWriteFailures(result, total: plan.changes.count)
+                logWriteFailures(result, total: plan.changes.count, layout: run.prepared.input.layout)
                 record.outcome = result.gaveUp != nil ? "failed: gave up" : "failed: \(result.failed.count) refused"
                 status = .failure
             } else {
@@ -339,7 +339,11 @@ public final class BridgeRunner: @unchecked Sendable {
             throw RunFailure(.failure, error.description)
         }
         if !keepConnection { await connection.close() }
-        logDirectoryWarnings(snapshot.warnings)
+        logDirectoryWarnings(snapshot.warnings + snapshot.problems)
+        for reference in snapshot.skippedReferences {
+            logger.debug("search reference to another naming context of the same server skipped",
+                         metadata: ["reference": "\(reference)"])
+        }
         lap("directory read", [
             "users": "\(snapshot.users.count)", "device_entries": "\(snapshot.deviceEntries)",
             "connections": "\(snapshot.connections.count)", "binding_groups": "\(snapshot.bindingGroups.count)",
@@ -373,7 +377,7 @@ public final class BridgeRunner: @unchecked Sendable {
         // Screened (R8 max_clock_skew), so explain shows the reports the plan used.
         let input = Planner.screened(PlanInput(
             users: snapshot.users, connections: snapshot.connections, knownDevices: snapshot.knownDevices,
-            reports: reports.reports, problems: reports.problems, bindingGroups: snapshot.bindingGroups,
+            reports: reports.reports, problems: reports.problems + snapshot.problems, bindingGroups: snapshot.bindingGroups,
             layout: config.layout(), policy: config.corePolicy(), now: clock()))
         let plan = Planner.plan(input)
         lap("planned", ["changes": "\(plan.changes.count)", "decisions": "\(plan.decisions.count)"])
@@ -452,10 +456,16 @@ public final class BridgeRunner: @unchecked Sendable {
         if warnings.count > 200 { logger.warning("\(warnings.count - 200) more directory warnings not shown") }
     }
 
-    func logWriteFailures(_ result: ApplyResult, total: Int) {
+    func logWriteFailures(_ result: ApplyResult, total: Int, layout: BindingLayout) {
         let counts = "wrote \(result.applied.count) of \(total) changes (\(result.alreadyDone.count) already in place); "
-            + "\(result.failed.count) refused, \(result.notWritten.count) not written; the next run converges"
+            + "\(result.failed.count) refused, \(result.notWritten.count) not written"
+            + (result.nextRunConverges ? "; the next run converges" : "; the next run fails the same way until the cause is fixed")
         logger.error("\(counts)")
+        var fixes: [String] = []
+        for code in result.failedCodes where !WriteRefusal.isTransient(code) {
+            if let fix = WriteRefusal.fix(code: code, layout: layout), !fixes.contains(fix) { fixes.append(fix) }
+        }
+        for fix in fixes { logger.error("fix: \(fix)") }
         if let gaveUp = result.gaveUp { logger.error("gave up: \(gaveUp)") }
         let limit = 200
         for change in result.applied.prefix(limit) {

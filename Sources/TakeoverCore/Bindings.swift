@@ -1,31 +1,159 @@
 import LDAPSyntax
 
+/// One binding record, parsed: the local account the binding was made with, the user's
+/// DN, the user's stable id (entryUUID, objectGUID, nsUniqueId) when it was known, and
+/// the DNs the user had before (a device entry may still name one where the server does
+/// not rewrite member values: 389 DS, OpenLDAP without refint).
+public struct BindingRecord: Sendable, Hashable {
+    public var localName: String
+    public var userDN: String
+    public var stableID: String?
+    public var formerDNs: [String]
+    public init(localName: String, userDN: String, stableID: String? = nil, formerDNs: [String] = []) {
+        self.localName = localName
+        self.userDN = userDN
+        self.stableID = stableID
+        self.formerDNs = formerDNs
+    }
+}
+
+/// Stable ids (entryUUID, objectGUID text, nsUniqueId) compare ignoring ASCII case.
+public enum StableID {
+    public static func key(_ id: String) -> String {
+        id.allSatisfy({ !$0.isUppercase }) ? id : id.lowercased()
+    }
+}
+
+/// The percent-escaping of record fields: `%`, `:`, `<`, `>`, `;` and every control
+/// character (C0, DEL, C1) become `%XX` per UTF-8 byte; everything else stays as is.
+public enum RecordEscaping {
+    public static func escape(_ text: String) -> String {
+        guard text.unicodeScalars.contains(where: needsEscape) else { return text }
+        var out = ""
+        out.reserveCapacity(text.utf8.count + 8)
+        for scalar in text.unicodeScalars {
+            if needsEscape(scalar) {
+                for byte in String(scalar).utf8 {
+                    out += "%"
+                    out.append(hex[Int(byte >> 4)])
+                    out.append(hex[Int(byte & 0x0F)])
+                }
+            } else {
+                out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
+    }
+
+    /// Decodes `%XX` sequences (hex, either case); a `%` not followed by two hex digits
+    /// stays literal. Decoded bytes that are not UTF-8 become U+FFFD.
+    public static func unescape(_ text: String) -> String {
+        guard text.utf8.contains(UInt8(ascii: "%")) else { return text }
+        let bytes = Array(text.utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count)
+        var i = 0
+        while i < bytes.count {
+            if bytes[i] == UInt8(ascii: "%"), i + 2 < bytes.count,
+               let high = hexValue(bytes[i + 1]), let low = hexValue(bytes[i + 2]) {
+                out.append(high << 4 | low)
+                i += 3
+            } else {
+                out.append(bytes[i])
+                i += 1
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    private static let hex: [Character] = Array("0123456789ABCDEF")
+
+    private static func needsEscape(_ scalar: Unicode.Scalar) -> Bool {
+        switch scalar.value {
+        case 0x00...0x1F, 0x7F...0x9F: return true
+        case 0x25, 0x3A, 0x3B, 0x3C, 0x3E: return true // % : ; < >
+        default: return false
+        }
+    }
+
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+}
+
 // How bindings are stored (see `BindingLayout` in Model.swift) and a pure applier of a
 // plan's changes, used by the tests (idempotence) and by the glue for dry runs.
 
 extension BindingLayout {
-    /// The record value for one binding: `recordPrefix + localName + ":" + userDN`.
-    public func recordValue(localName: String, userDN: String) -> String {
+    /// The record value for one binding:
+    /// `recordPrefix + escaped(localName) + ":" [+ "<ID=" + escaped(stableID) + ">;"] + userDN`.
+    ///
+    /// The local name is percent-escaped (`%`, `:`, `<`, `>`, `;` and control characters
+    /// become `%XX`), so the first `:` always ends it and any name round-trips, a `:`
+    /// or a newline included. Records written before the escaping had names without
+    /// `:` and read back unchanged (a `%XX` in such an old name would be decoded). The
+    /// stable id, when known, is written in the form of AD's extended DNs
+    /// (`<GUID=...>;dn`), as are the user's former DNs (`<WAS=...>;`): a DN never begins
+    /// with `<`, so the forms cannot be confused; a string that does is written after `<DN>;`.
+    public func recordValue(localName: String, userDN: String, stableID: String? = nil, formerDNs: [String] = []) -> String {
+        let name = RecordEscaping.escape(localName)
+        let id = stableID.map(RecordEscaping.escape)
         // Sized once: a plan holds one of these per new binding.
         var value = ""
-        value.reserveCapacity(recordPrefix.utf8.count + localName.utf8.count + 1 + userDN.utf8.count)
+        value.reserveCapacity(recordPrefix.utf8.count + name.utf8.count + 1 + (id?.utf8.count ?? 0) + 6 + userDN.utf8.count)
         value += recordPrefix
-        value += localName
+        value += name
         value += ":"
+        if let id, !id.isEmpty {
+            value += "<ID=" + id + ">;"
+        }
+        for former in formerDNs {
+            value += "<WAS=" + RecordEscaping.escape(former) + ">;"
+        }
+        if userDN.utf8.first == UInt8(ascii: "<") {
+            value += "<DN>;"
+        }
         value += userDN
         return value
     }
 
     /// Splits a record value; nil for values without the prefix (a person's `description`)
     /// or without a local name or a DN.
-    public func parseRecord(_ value: String) -> (localName: String, userDN: String)? {
-        guard value.hasPrefix(recordPrefix) else { return nil }
+    public func parseRecord(_ value: String) -> BindingRecord? {
+        guard value.utf8.starts(with: recordPrefix.utf8) else { return nil }
         let rest = value.utf8.dropFirst(recordPrefix.utf8.count)
         guard let colon = rest.firstIndex(of: UInt8(ascii: ":")) else { return nil }
-        let name = String(decoding: rest[rest.startIndex..<colon], as: UTF8.self)
-        let dn = String(decoding: rest[rest.index(after: colon)...], as: UTF8.self)
+        let name = RecordEscaping.unescape(String(decoding: rest[rest.startIndex..<colon], as: UTF8.self))
+        var tail = rest[rest.index(after: colon)...]
+        var stableID: String?
+        var formerDNs: [String] = []
+        // `<TAG=value>;` fields (values escaped, so no '>' inside), then the DN.
+        while tail.first == UInt8(ascii: "<") {
+            if tail.starts(with: "<DN>;".utf8) {
+                tail = tail.dropFirst(5)
+                break
+            }
+            guard let equals = tail.firstIndex(of: UInt8(ascii: "=")),
+                  let close = tail.firstIndex(of: UInt8(ascii: ">")), equals < close,
+                  tail.index(after: close) < tail.endIndex,
+                  tail[tail.index(after: close)] == UInt8(ascii: ";") else { return nil }
+            let tag = String(decoding: tail[tail.index(after: tail.startIndex)..<equals], as: UTF8.self)
+            let field = RecordEscaping.unescape(String(decoding: tail[tail.index(after: equals)..<close], as: UTF8.self))
+            switch tag {
+            case "ID": stableID = field.isEmpty ? nil : field
+            case "WAS": if !field.isEmpty { formerDNs.append(field) }
+            default: break // a field of a later version
+            }
+            tail = tail[tail.index(close, offsetBy: 2)...]
+        }
+        let dn = String(decoding: tail, as: UTF8.self)
         if name.isEmpty || dn.isEmpty { return nil }
-        return (name, dn)
+        return BindingRecord(localName: name, userDN: dn, stableID: stableID, formerDNs: formerDNs)
     }
 
     /// `cn=<escaped device>,<base>`.

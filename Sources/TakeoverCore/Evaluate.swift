@@ -54,6 +54,15 @@ extension DeviceStage {
                 let account = accounts[a]
                 if let why = protection(account, scan.folded(a), report.platform) {
                     result[r] = .conflict(kind: Kind.protectedAccount, finding: protectedFinding(user(r), deviceName: deviceName, account: account.name, why: why, reported: true), localAccount: account.name)
+                } else if let why = AccountNames.validateExisting(account.name, platform: report.platform) {
+                    // R13 applies to the names taken over too (a record must never hold a
+                    // name the platform could not have).
+                    let platform = report.platform == .unknown ? "Linux, macOS or Windows" : platformName(report.platform)
+                    result[r] = .conflict(kind: Kind.invalidLocalName, finding: Finding(
+                        kind: Kind.invalidLocalName, value: account.name, users: [u.username], devices: [deviceName],
+                        message: "\(u.username) would take over the account \(q(account.name)) reported by \(q(deviceName)), but that is not a valid \(platform) account name: \(why)",
+                        fix: "check the report of \(q(deviceName)): rename the account on the device to a valid name and set the Local User Account field of \(u.username) to it"),
+                        localAccount: account.name)
                 } else {
                     result[r] = .takeover(account: a)
                 }

@@ -236,6 +236,19 @@ public struct BindingLayout: Sendable, Hashable {
     }
 }
 
+extension BindingLayout {
+    /// Active Directory's own `group` class (no schema change): `member` may be empty, so
+    /// no placeholder; the records go in `url`, because AD's `description` and `info` are
+    /// single-valued, while `url` (from `top`, so allowed on every object) is a
+    /// multi-valued Unicode string without AD's 255-character cap of `extensionName` and
+    /// no meaning to AD itself. The group gets AD's defaults: a global security group with
+    /// a generated sAMAccountName.
+    public static func activeDirectoryGroup(base: String) -> BindingLayout {
+        BindingLayout(base: base, objectClasses: ["top", "group"], memberAttribute: "member",
+                      recordAttribute: "url", recordPrefix: "takeover-bridge:", placeholderMember: nil)
+    }
+}
+
 public enum LikelyMismatchPolicy: String, Sendable, Hashable, Codable {
     case hold, provision
 }

@@ -136,6 +136,16 @@ public enum AccountNames {
         }
     }
 
+    /// R13 for an account a device reported (a takeover): as `validate`, except that on a
+    /// report of unknown platform the name only has to be valid on one of the three (it
+    /// exists on some device), not on all.
+    public static func validateExisting(_ name: String, platform: Platform) -> String? {
+        guard platform == .unknown else { return validate(name, platform: platform) }
+        if name.isEmpty { return "the name is empty" }
+        guard let l = linux(name), let m = macos(name), let w = windows(name) else { return nil }
+        return "\(l) (Linux); \(m) (macOS); \(w) (Windows)"
+    }
+
     private static func isPortable(_ b: UInt8) -> Bool {
         (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A)
             || b == UInt8(ascii: ".") || b == UInt8(ascii: "_") || b == UInt8(ascii: "-")

@@ -298,25 +298,29 @@ func canonical(_ d: FakeDirectory) -> [String: [String: [String]]] {
         let dir = makeTemporaryFolder()
         defer { cleanup(dir) }
         let state = try StateDirectory(path: dir)
-        let holder = Process()
-        holder.executableURL = URL(fileURLWithPath: "/usr/bin/flock")
-        holder.arguments = ["--no-fork", state.lockPath, "/bin/sh", "-c", "echo ready; exec sleep 60"]
-        let pipe = Pipe()
-        holder.standardOutput = pipe
-        try holder.run()
-        let ready = pipe.fileHandleForReading.availableData
-        #expect(String(decoding: ready, as: UTF8.self) == "ready\n")
-        do {
-            _ = try state.acquireLock()
-            Issue.record("lock acquired while another process holds it")
-        } catch {
-            guard case .held = error else {
-                Issue.record("unexpected \(error)")
-                return
+        let holder = try spawnBackground("/usr/bin/flock", ["--no-fork", state.lockPath, "/bin/sleep", "60"])
+        var reaped = false
+        defer { if !reaped { kill(holder, SIGKILL); waitpid(holder, nil, 0) } }
+        // Wait (with a deadline) until the holder has the lock: our own attempt is refused.
+        let deadline = Date().addingTimeInterval(20)
+        var refused = false
+        while !refused && Date() < deadline {
+            do {
+                let early = try state.acquireLock()
+                early.release()
+                usleep(20_000)
+            } catch {
+                guard case .held = error else {
+                    Issue.record("unexpected \(error)")
+                    return
+                }
+                refused = true
             }
         }
-        kill(holder.processIdentifier, SIGKILL)
-        holder.waitUntilExit()
+        #expect(refused, "flock never took the lock within 20 s")
+        kill(holder, SIGKILL)
+        waitpid(holder, nil, 0)
+        reaped = true
         let lock = try state.acquireLock()
         #expect(lock.isHeld)
     }
@@ -441,22 +445,11 @@ func testServerEnvironment() -> [String: String]? {
     return env
 }
 
-/// Runs a command; returns (exit status, stdout, stderr).
+/// Runs a command through the suite's one process runner (`runProgram`: posix_spawn,
+/// output through files, a deadline); returns (exit status, stdout, stderr).
 func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws -> (Int32, String, String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    var env = ProcessInfo.processInfo.environment
-    env.merge(environment) { _, new in new }
-    process.environment = env
-    let out = Pipe(), err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    try process.run()
-    let stdout = out.fileHandleForReading.readDataToEndOfFile()
-    let stderr = err.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
+    let result = try runProgram(executable, arguments, environment: environment, timeout: 60)
+    return (result.status, result.stdout, result.stderr)
 }
 
 @Suite struct RunRecordServerTests {

@@ -506,10 +506,29 @@ import Testing
         #expect(plan.decision("spacey", "lnx")?.reason == "invalid-local-name")
         #expect(plan.conflicts.contains { $0.message.contains("U+0020 (space)") })
         #expect(plan.changes.isEmpty)
-        // A takeover of an existing account is never judged by R13: the device already has it.
+        // A takeover of an existing account valid on its platform (a space on Windows) goes ahead.
         let takeover = W.plan(users: [W.user("spacey", field: "Jane Doe")], connections: W.connect("win", "spacey"),
                               reports: [W.report("win", .windows, [W.account("Jane Doe", sid: "S-1-5-21-1-2-3-1001")])])
         #expect(takeover.decision("spacey", "win")?.action == .takeover)
+    }
+
+    /// Issue 11 item 9: R13 applies to taken-over names too; a reported name no platform
+    /// allows (`:`, a newline) is a conflict, never a binding record.
+    @Test func r13AppliesToTakenOverNames() {
+        for (platform, name) in [(Platform.linux, "ad:min"), (.windows, "ad:min"), (.macos, "a\nb"), (.unknown, "x:y"),
+                                 (.linux, "straße")] {
+            let plan = W.plan(users: [W.user("u1", field: name)], connections: W.connect("pc", "u1"),
+                              reports: [W.report("pc", platform, [W.account(name, uid: 1500, home: "/home/u1", shell: "/bin/bash",
+                                                                            sid: "S-1-5-21-1-2-3-1001")])])
+            #expect(plan.decision("u1", "pc")?.action == .conflict, "\(platform) \(name.debugDescription)")
+            #expect(plan.decision("u1", "pc")?.reason == "invalid-local-name")
+            #expect(plan.conflict("invalid-local-name")?.message.contains("would take over") == true)
+            #expect(plan.changes.isEmpty)
+        }
+        // Unknown platform: valid on one of them is enough for an account that exists.
+        let plan = W.plan(users: [W.user("u1", field: "Jane Doe")], connections: W.connect("pc", "u1"),
+                          reports: [W.report("pc", .unknown, [W.account("Jane Doe", uid: 1500)])])
+        #expect(plan.decision("u1", "pc")?.action == .takeover)
     }
 
     @Test func r13AccountNameRules() {

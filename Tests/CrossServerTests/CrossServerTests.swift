@@ -1,0 +1,323 @@
+// The same end-to-end cases on OpenLDAP, 389 Directory Server and Samba AD (PRODUCT.md
+// 8b): the built binary against the servers scripts/test.sh starts (TB_TEST_ENV,
+// TB_TEST_ENV_389, TB_TEST_ENV_AD), each case parametrized over the servers so each
+// server's result shows by name. Every case works in OUs of its own.
+//
+// Each case prints one line `cross-server <server> <case>: <command>=<exit> ...` with
+// the binary's exit codes, so a run's log shows the same cases side by side.
+
+import Foundation
+import LDAPClient
+import LDAPTestSupport
+import Testing
+
+/// The servers configured for this run (scripts/test.sh configures all three).
+let crossServers = TestDirectory.configuredKinds
+
+private func directory(_ kind: TestDirectory.Kind) throws -> TestDirectory {
+    try #require(TestDirectory.configured(kind), "\(kind.environmentVariable) names no \(kind) env file")
+}
+
+/// Exit codes (PRODUCT.md section 4).
+enum Exit {
+    static let ok: Int32 = 0
+    static let changesPending: Int32 = 2
+    static let conflicts: Int32 = 3
+    static let directoryFailure: Int32 = 5
+}
+
+/// Collects the exit codes of one case for its summary line.
+final class ExitLog: @unchecked Sendable {
+    // @unchecked: used by one test at a time.
+    private var entries: [String] = []
+    let label: String
+    init(_ kind: TestDirectory.Kind, _ name: String) { label = "cross-server \(kind.rawValue) \(name)" }
+
+    /// Runs the bridge, records "<name>=<exit>", returns the result.
+    @discardableResult
+    func run(_ tree: TestTree, _ name: String, _ arguments: [String]) throws -> LDAPTestServer.CommandResult {
+        let result = try tree.bridge(arguments)
+        entries.append("\(name)=\(result.status)")
+        return result
+    }
+
+    func note(_ name: String, _ status: Int32) { entries.append("\(name)=\(status)") }
+
+    deinit { print("\(label): " + entries.joined(separator: " ")) }
+}
+
+private func output(_ result: LDAPTestServer.CommandResult) -> String {
+    "stdout:\n\(result.standardOutput)\nstderr:\n\(result.standardError)"
+}
+
+@Suite("Cross-server end to end (OpenLDAP, 389 DS, Samba AD)",
+       .enabled(if: !crossServers.isEmpty, "run by scripts/test.sh, which starts the three servers"))
+struct CrossServerTests {
+
+    @Test("doctor, plan, apply, plan --check converge", arguments: crossServers)
+    func converge(_ kind: TestDirectory.Kind) throws {
+        let tree = try TestTree("converge", on: directory(kind))
+        let log = ExitLog(kind, "converge")
+        let alice = TestUser(tree.user("alice"), commonName: "Alice Example", localAccount: "ally", uidNumber: 20_001)
+        let bob = TestUser(tree.user("bob"), uidNumber: 20_002)
+        try tree.addUsers([alice, bob])
+        try tree.addDevice("ws1", members: [tree.userDN(alice), tree.userDN(bob)])
+        try tree.writeReport("ws1", [("ally", 1001), ("root", 0)])
+
+        let doctor = try log.run(tree, "doctor", ["doctor"])
+        #expect(doctor.status == Exit.ok, "doctor on \(kind):\n\(output(doctor))")
+
+        let plan = try log.run(tree, "plan", ["plan"])
+        #expect(plan.status == Exit.ok, "plan on \(kind):\n\(output(plan))")
+        let (_, report) = try tree.planJSON()
+        #expect(report.action(tree.user("alice"), "ws1") == "takeover")
+        #expect(report.action(tree.user("bob"), "ws1") == "provision")
+        #expect(report.changes > 0)
+
+        let pending = try log.run(tree, "check-before", ["plan", "--check"])
+        #expect(pending.status == Exit.changesPending, "plan --check before apply on \(kind):\n\(output(pending))")
+
+        let apply = try log.run(tree, "apply", ["apply"])
+        #expect(apply.status == Exit.ok, "apply on \(kind):\n\(output(apply))")
+        let members = try tree.boundMembers("ws1")?.map { $0.lowercased() }
+        #expect(members == [tree.userDN(alice), tree.userDN(bob)].map { $0.lowercased() }.sorted())
+
+        let check = try log.run(tree, "check", ["plan", "--check"])
+        #expect(check.status == Exit.ok, "plan --check after apply on \(kind):\n\(output(check))")
+        let (_, after) = try tree.planJSON()
+        #expect(after.changes == 0)
+        #expect(after.action(tree.user("alice"), "ws1") == "bound")
+    }
+
+    @Test("an unbind that empties a binding group", arguments: crossServers)
+    func unbindEmptiesGroup(_ kind: TestDirectory.Kind) throws {
+        let tree = try TestTree("empty", on: directory(kind))
+        let log = ExitLog(kind, "unbind-empties-group")
+        let users = [TestUser(tree.user("carl"), uidNumber: 20_011), TestUser(tree.user("cora"), uidNumber: 20_012)]
+        try tree.addUsers(users)
+        let dns = users.map { tree.userDN($0) }
+        try tree.addDevice("ws2", members: dns)
+        try tree.writeReport("ws2", [(tree.user("carl"), 1001), (tree.user("cora"), 1002)])
+        let apply = try log.run(tree, "apply", ["apply"])
+        #expect(apply.status == Exit.ok, "first apply on \(kind):\n\(output(apply))")
+        #expect(try tree.boundMembers("ws2")?.count == 2)
+
+        try tree.disconnectAll("ws2", members: dns)
+        let (status, report) = try tree.planJSON()
+        log.note("plan", status)
+        #expect(report.count("unbind") == 2)
+        let unbind = try log.run(tree, "apply", ["apply"])
+        #expect(unbind.status == Exit.ok, "apply of the unbinds on \(kind):\n\(output(unbind))")
+        let left = try tree.boundMembers("ws2")
+        #expect(left == nil || left == [], "members left in the binding group on \(kind): \(left ?? [])")
+        let check = try log.run(tree, "check", ["plan", "--check"])
+        #expect(check.status == Exit.ok, "plan --check after the unbinds on \(kind):\n\(output(check))")
+    }
+
+    @Test("R10 from a fresh [state] dir: the record in the directory holds the field", arguments: crossServers)
+    func frozenFieldFromFreshState(_ kind: TestDirectory.Kind) throws {
+        let tree = try TestTree("r10", on: directory(kind))
+        let log = ExitLog(kind, "r10-fresh-state")
+        let dora = TestUser(tree.user("dora"), localAccount: "dora.local", uidNumber: 20_021)
+        try tree.addUsers([dora])
+        try tree.addDevice("ws3", members: [tree.userDN(dora)])
+        try tree.writeReport("ws3", [("dora.local", 1001)])
+        let apply = try log.run(tree, "apply", ["apply"])
+        #expect(apply.status == Exit.ok, "apply on \(kind):\n\(output(apply))")
+
+        try tree.setLocalAccount(tree.userDN(dora), "dora.new")
+        // A new cron host: no local state at all.
+        tree.configOverrides["state.dir"] = tree.q(tree.folder + "/state-fresh")
+        let (status, report) = try tree.planJSON()
+        log.note("plan", status)
+        #expect(status == Exit.conflicts)
+        #expect(report.action(tree.user("dora"), "ws3") == "conflict")
+        #expect(report.conflictKinds.contains("changed-after-binding"), "conflicts on \(kind): \(report.conflictKinds)")
+        #expect(report.count("unbind") == 0)
+        let again = try log.run(tree, "apply", ["apply"])
+        #expect(again.status == Exit.conflicts, "apply with the conflict on \(kind):\n\(output(again))")
+        #expect(try tree.boundMembers("ws3")?.map { $0.lowercased() } == [tree.userDN(dora).lowercased()])
+    }
+
+    @Test("a renamed user and a user moved to another OU keep their bindings", arguments: crossServers)
+    func renamedAndMovedUsersKeepBindings(_ kind: TestDirectory.Kind) throws {
+        let tree = try TestTree("moved", on: directory(kind))
+        let log = ExitLog(kind, "rename-and-move")
+        let staff = tree.ou("staff", under: tree.people)
+        let contractors = tree.ou("contractors", under: tree.people)
+        try tree.addOU(staff)
+        try tree.addOU(contractors)
+        let dan = TestUser(tree.user("dan"), commonName: "Dan Brown", uidNumber: 20_031)
+        let erin = TestUser(tree.user("erin"), commonName: "Erin Stone", uidNumber: 20_032)
+        try tree.addUsers([dan, erin], in: staff)
+        let danDN = tree.userDN(dan, in: staff), erinDN = tree.userDN(erin, in: staff)
+        try tree.addDevice("ws4", members: [danDN, erinDN])
+        try tree.writeReport("ws4", [(tree.user("dan"), 1001), (tree.user("erin"), 1002)])
+        let apply = try log.run(tree, "apply", ["apply"])
+        #expect(apply.status == Exit.ok, "apply on \(kind):\n\(output(apply))")
+
+        let danNew = try tree.moveEntry(danDN, newCommonName: "Dan Green", to: staff)
+        let erinNew = try tree.moveEntry(erinDN, newCommonName: "Erin Stone", to: contractors)
+        if !kind.isActiveDirectory {
+            // AD rewrites member values pointing at a moved entry (linked attributes);
+            // OpenLDAP and 389 do that only with refint, which these servers run
+            // without: the admin points the device at the new DNs, the binding group
+            // still names the old ones (the bridge's part).
+            try tree.server.change("dn: \(tree.deviceDN("ws4"))\nchangetype: modify\nreplace: member\n"
+                + "member: \(danNew)\nmember: \(erinNew)\n-\n\n")
+        }
+        let (status, report) = try tree.planJSON()
+        log.note("plan", status)
+        #expect(status == Exit.ok)
+        #expect(report.count("unbind") == 0, "unbinds after a rename on \(kind): \(report.decisions)")
+        #expect(report.count("takeover") == 0 && report.count("provision") == 0,
+                "new bindings after a rename on \(kind): \(report.decisions)")
+        #expect(report.action(tree.user("dan"), "ws4") == "bound")
+        #expect(report.action(tree.user("erin"), "ws4") == "bound")
+
+        let second = try log.run(tree, "apply", ["apply"])
+        #expect(second.status == Exit.ok, "apply after the rename on \(kind):\n\(output(second))")
+        #expect(try tree.boundMembers("ws4")?.map { $0.lowercased() } == [danNew, erinNew].map { $0.lowercased() }.sorted())
+        let check = try log.run(tree, "check", ["plan", "--check"])
+        #expect(check.status == Exit.ok, "plan --check after the rename on \(kind):\n\(output(check))")
+    }
+
+    @Test("a device group of 1,600 members", arguments: crossServers)
+    func largeDeviceGroup(_ kind: TestDirectory.Kind) throws {
+        let tree = try TestTree("large", on: directory(kind))
+        let log = ExitLog(kind, "1600-members")
+        let users = (1...1_600).map { TestUser(tree.user(String(format: "m%04d", $0)), uidNumber: 30_000 + $0) }
+        try tree.addUsers(users)
+        try tree.addDevice("lab", members: users.map { tree.userDN($0) })
+        try tree.writeReport("lab", users.map { ($0.name, $0.uidNumber) })
+
+        let (status, report) = try tree.planJSON()
+        log.note("plan", status)
+        #expect(status == Exit.ok)
+        #expect(report.count("takeover") == 1_600, "decisions on \(kind): \(report.summary)")
+        let apply = try log.run(tree, "apply", ["apply"])
+        #expect(apply.status == Exit.ok, "apply on \(kind):\n\(output(apply))")
+        #expect(try tree.boundMembers("lab")?.count == 1_600)
+        let check = try log.run(tree, "check", ["plan", "--check"])
+        #expect(check.status == Exit.ok, "plan --check on \(kind):\n\(output(check))")
+    }
+
+    @Test("least privilege: the server refuses the service account's writes outside the bindings base",
+          arguments: crossServers)
+    func leastPrivilege(_ kind: TestDirectory.Kind) throws {
+        let server = try directory(kind)
+        let tree = try TestTree("priv", on: server)
+        let log = ExitLog(kind, "least-privilege")
+        let fay = TestUser(tree.user("fay"), uidNumber: 20_041)
+        try tree.addUsers([fay])
+        try tree.addDevice("ws5", members: [tree.userDN(fay)])
+        try tree.writeReport("ws5", [(tree.user("fay"), 1001)])
+
+        // The account itself, directly: an entry under people, a change to a user, a
+        // change to the bindings OU's own attributes: each refused (50).
+        let probe = TestUser(tree.user("intruder"), uidNumber: 20_049)
+        let add = try server.asServiceAccount("ldapmodify", [], input: tree.userLDIF(probe), allowFailure: true)
+        #expect(add.status == 50, "adding under people as the service account on \(kind): \(add.standardError)")
+        let modify = try server.asServiceAccount("ldapmodify", [], input: "dn: \(tree.userDN(fay))\nchangetype: modify\n"
+            + "replace: \(tree.localAccountAttribute)\n\(tree.localAccountAttribute): x\n-\n\n", allowFailure: true)
+        #expect(modify.status == 50, "changing a user as the service account on \(kind): \(modify.standardError)")
+        let ou = try server.asServiceAccount("ldapmodify", [], input: "dn: \(server.bindingsBase)\nchangetype: modify\n"
+            + "replace: description\ndescription: x\n-\n\n", allowFailure: true)
+        #expect(ou.status == 50, "changing the bindings OU itself on \(kind): \(ou.standardError)")
+
+        // The bridge pointed at a bindings base the account may not write: doctor says
+        // so, apply fails (exit 5) and nothing is written there.
+        let elsewhere = tree.ou(tree.name, under: server.servicesBase)
+        try tree.addOU(elsewhere)
+        tree.configOverrides["bindings.search_base"] = tree.q(elsewhere)
+        let doctor = try log.run(tree, "doctor", ["doctor"])
+        #expect(doctor.status != Exit.ok, "doctor with a read-only bindings base on \(kind):\n\(output(doctor))")
+        #expect(doctor.standardOutput.contains("write access") || doctor.standardError.contains("write access"),
+                "doctor names the missing write access on \(kind):\n\(output(doctor))")
+        let apply = try log.run(tree, "apply", ["apply"])
+        #expect(apply.status == Exit.directoryFailure, "apply with a read-only bindings base on \(kind):\n\(output(apply))")
+        let written = try server.search(elsewhere, scope: "one", attributes: ["dn"])
+        #expect(written.isEmpty, "entries written outside the bindings base on \(kind): \(written.map(\.dn))")
+    }
+}
+
+@Suite("Active Directory bind names",
+       .enabled(if: crossServers.contains(.sambaAD), "run by scripts/test.sh, which starts Samba AD"))
+struct ActiveDirectoryBindNameTests {
+    static let forms = ["userPrincipalName", "DOMAIN\\user"]
+
+    @Test("doctor and plan bind as the service account by another name", arguments: forms)
+    func bindByName(_ form: String) throws {
+        let server = try directory(.sambaAD)
+        let tree = try TestTree("bindname", on: server)
+        let log = ExitLog(.sambaAD, "bind-as-\(form == "userPrincipalName" ? "upn" : "downlevel")")
+        let name = try #require(form == "userPrincipalName" ? server.bindUserPrincipalName : server.bindDownLevelName)
+        let gus = TestUser(tree.user("gus"), uidNumber: 20_051)
+        try tree.addUsers([gus])
+        try tree.addDevice("ws6", members: [tree.userDN(gus)])
+        try tree.writeReport("ws6", [(tree.user("gus"), 1001)])
+        tree.configOverrides["ldap.bind_dn"] = tree.q(name)
+        let doctor = try log.run(tree, "doctor", ["doctor"])
+        #expect(doctor.status == Exit.ok, "doctor binding as \(form):\n\(output(doctor))")
+        let plan = try log.run(tree, "plan", ["plan"])
+        #expect(plan.status == Exit.ok, "plan binding as \(form):\n\(output(plan))")
+    }
+}
+
+@Suite("doctor names the server's own settings",
+       .enabled(if: !crossServers.isEmpty, "run by scripts/test.sh, which starts the three servers"))
+struct DoctorServerSpecificTests {
+
+    /// 389: an account whose own entry keeps a low nsLookThroughLimit hits
+    /// "Administrative limit exceeded (11)"; doctor names the 389 setting to raise.
+    @Test("389: an administrative limit names nsLookThroughLimit",
+          .enabled(if: crossServers.contains(.dirsrv389), "needs the 389 DS test server"))
+    func lookThroughLimit() throws {
+        let server = try directory(.dirsrv389)
+        let tree = try TestTree("limit", on: server)
+        let users = (1...40).map { TestUser(tree.user(String(format: "l%02d", $0)), uidNumber: 21_000 + $0) }
+        try tree.addUsers(users)
+        try tree.addDevice("ws7", members: [tree.userDN(users[0])])
+        try tree.writeReport("ws7", [(users[0].name, 1001)])
+        // An account as an admin would make it, with the limit on its own entry.
+        let account = "cn=\(tree.name),\(server.servicesBase)"
+        let password = UUID().uuidString
+        let passwordFile = tree.folder + "/limited.pw"
+        _ = FileManager.default.createFile(atPath: passwordFile, contents: Data(password.utf8),
+                                           attributes: [.posixPermissions: 0o600])
+        try server.change("dn: \(account)\nchangetype: add\nobjectClass: applicationProcess\n"
+            + "objectClass: simpleSecurityObject\ncn: \(tree.name)\nuserPassword: \(password)\nnsLookThroughLimit: 10\n\n")
+        tree.configOverrides["ldap.bind_dn"] = tree.q(account)
+        tree.configOverrides["ldap.bind_password_file"] = tree.q(passwordFile)
+        let doctor = try tree.bridge(["doctor"])
+        print("cross-server 389 doctor-lookthrough-limit: doctor=\(doctor.status)")
+        #expect(doctor.status != Exit.ok)
+        #expect((doctor.standardOutput + doctor.standardError).contains("nsLookThroughLimit"),
+                "doctor's advice for 389's limit:\n\(output(doctor))")
+        #expect(!(doctor.standardOutput + doctor.standardError).contains(password))
+    }
+
+    /// The servers' certificates name localhost and 127.0.0.1; this machine's host name
+    /// also reaches 127.0.0.1 but is not in them: doctor says which names the
+    /// certificate has. (Samba listens on an address no other name reaches.)
+    @Test("a TLS name mismatch names the certificate's hosts",
+          arguments: crossServers.filter { !$0.isActiveDirectory })
+    func tlsNameMismatch(_ kind: TestDirectory.Kind) throws {
+        let host = ProcessInfo.processInfo.hostName
+        try #require(resolvesToLoopback(host), "\(host) does not resolve to 127.0.0.1 here")
+        let server = try directory(kind)
+        let tree = try TestTree("tlsname", on: server)
+        let port = try #require(server.ldapsURI.split(separator: ":").last)
+        tree.configOverrides["ldap.uri"] = tree.q("ldaps://\(host):\(port)")
+        let doctor = try tree.bridge(["doctor"])
+        print("cross-server \(kind.rawValue) doctor-tls-name-mismatch: doctor=\(doctor.status)")
+        #expect(doctor.status != Exit.ok)
+        let text = doctor.standardOutput + doctor.standardError
+        #expect(text.contains("localhost") && text.contains(host), "doctor on a name mismatch:\n\(output(doctor))")
+    }
+
+    private func resolvesToLoopback(_ host: String) -> Bool {
+        guard let result = try? LDAPTestServer.runCommand(["/usr/bin/getent", "ahostsv4", host]) else { return false }
+        return result.status == 0 && result.standardOutput.split(separator: "\n").allSatisfy { $0.hasPrefix("127.0.0.1 ") }
+    }
+}

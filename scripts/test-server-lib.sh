@@ -1,0 +1,94 @@
+# Helpers shared by the throwaway test servers (scripts/test-389.sh,
+# scripts/test-samba-ad.sh): sourced, never run. The caller sets `dir` (the server's
+# folder, absolute) and `name` (used in messages) before calling them.
+
+die() { echo "${name:-test-server}: $*" >&2; exit 1; }
+
+# A TCP port nobody listens on (checked against /proc/net/tcp{,6}).
+port_in_use() {
+    local hex
+    hex=$(printf '%04X' "$1")
+    cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk -v p=":$hex" '$2 ~ p"$" { found=1 } END { exit !found }'
+}
+free_port() {
+    local p
+    for _ in $(seq 1 200); do
+        p=$(( 20000 + (RANDOM * 32768 + RANDOM) % 40000 ))
+        if ! port_in_use "$p"; then echo "$p"; return 0; fi
+    done
+    die "no free port found"
+}
+
+# Waits until something accepts TCP connections on ADDR:PORT, at most SECONDS; while
+# PID (when given) is alive.
+wait_tcp() { # addr port seconds [pid]
+    local i tries=$(( $3 * 10 ))
+    for (( i = 0; i < tries; i++ )); do
+        (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && return 0
+        if [ -n "${4:-}" ] && ! alive "$4"; then return 1; fi
+        sleep 0.1
+    done
+    return 1
+}
+
+# Alive = exists and is not a zombie (a daemon is reparented once its starter exits; in
+# a container PID 1 may reap late, and kill -0 succeeds on zombies).
+alive() {
+    local state
+    state=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) || return 1
+    [ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]
+}
+
+# Stops PID: SIGTERM, then SIGKILL after SECONDS (default 20).
+stop_pid() { # pid [seconds]
+    local pid=$1 i tries=$(( ${2:-20} * 20 ))
+    alive "$pid" || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    for (( i = 0; i < tries; i++ )); do
+        alive "$pid" || return 0
+        sleep 0.05
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    for (( i = 0; i < 100; i++ )); do
+        alive "$pid" || return 0
+        sleep 0.05
+    done
+}
+
+random_password() { # letters, digits, - and _ plus a fixed tail meeting AD's complexity rule
+    printf '%sAa1-' "$(head -c 18 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+}
+
+# A test CA, an unrelated "wrong" CA and a server certificate signed by the first, in
+# DIR/tls: ca.crt, wrong-ca.crt, server.crt, server.key (EC P-256, two days).
+# SAN is the subjectAltName list of the server certificate, e.g.
+# "DNS:localhost,IP:127.0.0.1".
+make_test_certs() { # cn san
+    local t=$dir/tls cn=$1 san=$2
+    command -v openssl >/dev/null 2>&1 || die "openssl is not installed (scripts/install-deps.sh installs it)"
+    mkdir -p "$t"
+    local ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+    local n
+    for n in ca wrong-ca; do
+        openssl req -x509 "${ec[@]}" -keyout "$t/$n.key" -out "$t/$n.crt" -days 2 \
+            -subj "/O=takeover-bridge test/CN=Test ${n^^}" \
+            -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null \
+            || die "openssl could not make the $n certificate"
+    done
+    openssl req "${ec[@]}" -keyout "$t/server.key" -out "$t/server.csr" \
+        -subj "/O=takeover-bridge test/CN=$cn" 2>/dev/null || die "openssl could not make the server key"
+    printf '%s\n' "basicConstraints=CA:FALSE" "keyUsage=critical,digitalSignature,keyEncipherment" \
+        "extendedKeyUsage=serverAuth" "subjectAltName=$san" > "$t/server.ext"
+    openssl x509 -req -in "$t/server.csr" -CA "$t/ca.crt" -CAkey "$t/ca.key" -CAcreateserial \
+        -out "$t/server.crt" -days 2 -extfile "$t/server.ext" 2>/dev/null || die "openssl could not sign the server certificate"
+    chmod 600 "$t"/*.key
+}
+
+# Checks DIR: absolute after creation, only safe characters (the env file is unquoted).
+prepare_dir() {
+    case $dir in
+        *[!a-zA-Z0-9/._-]*) die "DIR must contain only letters, digits and / . _ - (got '$dir')" ;;
+    esac
+    mkdir -p "$dir"
+    dir=$(cd "$dir" && pwd)
+}
