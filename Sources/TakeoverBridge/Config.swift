@@ -1384,7 +1384,7 @@ struct TOMLPrecheck {
     }
 }
 
-// MARK: - Bind names (issue 10, PRODUCT.md 8b)
+// MARK: - Bind names (issue 10, docs/product.md section 8b)
 
 /// The forms `[ldap] bind_dn` may take for a simple bind. Active Directory accepts all
 /// three as the bind name; OpenLDAP and 389 DS accept only a DN.

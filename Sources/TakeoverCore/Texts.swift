@@ -55,7 +55,7 @@ enum Notice {
         "local account \(q(device)) differs from \(q(local)) only in case; the device's spelling is kept"
     }
 
-    /// A bound user whose DN changed (PRODUCT.md 8b): the binding follows the stable id.
+    /// A bound user whose DN changed (docs/product.md section 8b): the binding follows the stable id.
     static func moved(from old: String) -> String {
         "moved from \(old): the user's stable id is unchanged, so the binding stays and its member value and record follow the new DN"
     }

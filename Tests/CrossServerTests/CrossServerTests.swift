@@ -1,4 +1,4 @@
-// The same end-to-end cases on OpenLDAP, 389 Directory Server and Samba AD (PRODUCT.md
+// The same end-to-end cases on OpenLDAP, 389 Directory Server and Samba AD (docs/product.md
 // 8b): the built binary against the servers scripts/test.sh starts (TB_TEST_ENV,
 // TB_TEST_ENV_389, TB_TEST_ENV_AD), each case parametrized over the servers so each
 // server's result shows by name. Every case works in OUs of its own.
@@ -18,7 +18,7 @@ private func directory(_ kind: TestDirectory.Kind) throws -> TestDirectory {
     try #require(TestDirectory.configured(kind), "\(kind.environmentVariable) names no \(kind) env file")
 }
 
-/// Exit codes (PRODUCT.md section 4).
+/// Exit codes (docs/product.md section 4).
 enum Exit {
     static let ok: Int32 = 0
     static let changesPending: Int32 = 2

@@ -268,7 +268,7 @@ public final class TestTree: @unchecked Sendable {
     }
 }
 
-/// The parts of `plan --format json` (PRODUCT.md section 5) the suites look at.
+/// The parts of `plan --format json` (docs/product.md section 5) the suites look at.
 public struct PlanReport: Sendable {
     public struct Decision: Sendable {
         public var user: String

@@ -2,7 +2,7 @@ import Testing
 @testable import TakeoverCore
 import TestSupport
 
-/// The binding record format (PRODUCT.md R10, issue 11 item 9): every local name, DN and
+/// The binding record format (docs/product.md R10, issue 11 item 9): every local name, DN and
 /// stable id round-trips, `:` and newlines included.
 @Suite struct RecordFormatTests {
     static let alphabet: [String] = ["a", "Z", "0", ":", "::", "%", "%3A", "%zz", "<", ">", ";", "<ID=", ">;", "<DN>;", "<WAS=", "\n",

@@ -2,7 +2,7 @@ import LDAPSyntax
 import Testing
 @testable import TakeoverCore
 
-/// Issue 10 item 7 (PRODUCT.md 8b): a user whose DN changes keeps every binding; the
+/// Issue 10 item 7 (docs/product.md section 8b): a user whose DN changes keeps every binding; the
 /// member value and the record follow the new DN; no unbind, no new takeover.
 @Suite struct StableIdentityTests {
     static let id = "0f8fad5b-d9cb-469f-a165-70867728950e"
