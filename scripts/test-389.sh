@@ -15,7 +15,8 @@
 #             failed half-way. Keeps DIR.
 # status DIR  exit 0 when the server answers.
 #
-# DIR/env has the variable names of scripts/test-slapd.sh (KEY=value lines, unquoted):
+# DIR/env has the variable names of scripts/test-slapd.sh (KEY=value lines, unquoted;
+# TB_ROOT_DN holds a space, so read it by line, not with `source`):
 #   TB_SERVER_KIND=389
 #   TB_LDAP_URI TB_LDAPS_URI TB_LDAPI_URI   ldap:// and ldaps:// on 127.0.0.1; ldapi
 #                                           autobinds the local root user as the rootdn
@@ -235,13 +236,7 @@ EOF
 
 # --- process control ------------------------------------------------------------------
 
-running_pid() {
-    local f pid
-    f=$(pidfile)
-    [ -f "$f" ] || return 1
-    pid=$(cat "$f" 2>/dev/null) || return 1
-    [ -n "$pid" ] && alive "$pid" && echo "$pid"
-}
+running_pid() { pid_in_file "$(pidfile)"; }
 
 launch() {
     rm -f "$(pidfile)"

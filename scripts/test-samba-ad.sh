@@ -23,7 +23,8 @@
 #             after 20 s); also after a start that failed half-way. Keeps DIR.
 # status DIR  exit 0 when the server answers over ldaps.
 #
-# DIR/env has the variable names of scripts/test-slapd.sh (KEY=value lines, unquoted):
+# DIR/env has the variable names of scripts/test-slapd.sh (KEY=value lines, unquoted;
+# TB_BIND_DOWNLEVEL holds a backslash, so read it by line, not with `source`):
 #   TB_SERVER_KIND=samba-ad
 #   TB_LDAP_URI TB_LDAPS_URI               ldap://ADDR (simple binds need StartTLS there:
 #                                          Samba refuses them in cleartext) and ldaps://ADDR
@@ -81,13 +82,7 @@ our_pids() {
     return 0
 }
 
-running_pid() {
-    local f pid
-    f=$(pidfile)
-    [ -f "$f" ] || return 1
-    pid=$(cat "$f" 2>/dev/null) || return 1
-    [ -n "$pid" ] && alive "$pid" && echo "$pid"
-}
+running_pid() { pid_in_file "$(pidfile)"; }
 
 # Another server already on ADDR's LDAP ports (this or another helper's Samba)?
 addr_busy() { (exec 3<>"/dev/tcp/$addr/389") 2>/dev/null || (exec 3<>"/dev/tcp/$addr/636") 2>/dev/null; }

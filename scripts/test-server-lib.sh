@@ -4,7 +4,8 @@
 
 die() { echo "${name:-test-server}: $*" >&2; exit 1; }
 
-# A TCP port nobody listens on (checked against /proc/net/tcp{,6}).
+# A TCP port nobody listens on (checked against /proc/net/tcp{,6}); a start retries
+# with new ports if the server still fails to bind.
 port_in_use() {
     local hex
     hex=$(printf '%04X' "$1")
@@ -37,6 +38,14 @@ alive() {
     local state
     state=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) || return 1
     [ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]
+}
+
+# The pid in FILE, when that process is alive.
+pid_in_file() {
+    local pid
+    [ -f "$1" ] || return 1
+    pid=$(cat "$1" 2>/dev/null) || return 1
+    [ -n "$pid" ] && alive "$pid" && echo "$pid"
 }
 
 # Stops PID: SIGTERM, then SIGKILL after SECONDS (default 20).

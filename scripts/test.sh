@@ -21,22 +21,30 @@ dir_ad=$(mktemp -d /tmp/tb-ad.XXXXXX)
 chmod 755 "$dir_389" # ns-slapd runs as the dirsrv user
 starts=()
 cleanup() {
-    local p
-    for p in "${starts[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-    bash scripts/test-slapd.sh stop "$server_dir" || true
-    bash scripts/test-389.sh stop "$dir_389" || true
-    bash scripts/test-samba-ad.sh stop "$dir_ad" || true
+    local p d
+    # A start still running (interrupted build): end its process group first, then stop.
+    for d in "$server_dir" "$dir_389" "$dir_ad"; do
+        if [ -s "$d/start.pid" ]; then kill -TERM -- "-$(cat "$d/start.pid")" 2>/dev/null || true; fi
+    done
+    for p in "${starts[@]}"; do wait "$p" 2>/dev/null || true; done
+    bash scripts/test-slapd.sh stop "$server_dir/srv" || true
+    bash scripts/test-389.sh stop "$dir_389/srv" || true
+    bash scripts/test-samba-ad.sh stop "$dir_ad/srv" || true
     rm -rf "$server_dir" "$dir_389" "$dir_ad"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# Each start logs to a file beside its folder and records its seconds.
+# Each server lives in DIR/srv; its start logs to DIR/start.log and records its seconds in DIR/seconds.
 start_server() { # script dir label
-    local t0=$SECONDS
-    if bash "scripts/$1" start "$2/srv" >"$2.log" 2>&1; then
-        echo "$(( SECONDS - t0 ))" > "$2.seconds"
+    local t0=$SECONDS child
+    setsid bash "scripts/$1" start "$2/srv" >"$2/start.log" 2>&1 </dev/null &
+    child=$!
+    echo "$child" > "$2/start.pid"
+    if wait "$child"; then
+        rm -f "$2/start.pid"
+        echo "$(( SECONDS - t0 ))" > "$2/seconds"
     else
         return 1
     fi
@@ -52,9 +60,9 @@ labels=(slapd 389 samba-ad)
 dirs=("$server_dir" "$dir_389" "$dir_ad")
 for i in 0 1 2; do
     if wait "${starts[$i]}"; then
-        log "${labels[$i]} started in $(cat "${dirs[$i]}.seconds") s"
+        log "${labels[$i]} started in $(cat "${dirs[$i]}/seconds") s"
     else
-        log "${labels[$i]} did not start:"; cat "${dirs[$i]}.log" >&2 || true; failed=1
+        log "${labels[$i]} did not start:"; cat "${dirs[$i]}/start.log" >&2 || true; failed=1
     fi
 done
 starts=()
