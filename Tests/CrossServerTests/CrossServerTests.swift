@@ -321,3 +321,34 @@ struct DoctorServerSpecificTests {
         return result.status == 0 && result.standardOutput.split(separator: "\n").allSatisfy { $0.hasPrefix("127.0.0.1 ") }
     }
 }
+
+/// The scripts' contract as the suites rely on it: a private server starts from scratch,
+/// answers over ldaps:// verified against its own CA as the service account, and `stop`
+/// leaves no process behind. (Samba is left out: its ports are fixed, so a private one
+/// would need a loopback address of its own.)
+@Suite("Private test servers",
+       .enabled(if: !crossServers.isEmpty, "run by scripts/test.sh, which starts the three servers"))
+struct PrivateTestServerTests {
+    @Test("start, answer over TLS, stop", arguments: [TestDirectory.Kind.openLDAP, .dirsrv389])
+    func startAnswerStop(_ kind: TestDirectory.Kind) throws {
+        let started = Date()
+        let server = try TestDirectory.startPrivate(kind)
+        print("cross-server \(kind.rawValue) private-start: \(String(format: "%.1f", Date().timeIntervalSince(started))) s")
+        var stopped = false
+        defer { if !stopped { try? server.stop() } }
+        #expect(server.kind == kind)
+        let pidText = server.values["TB_SERVER_PID"] ?? server.values["TB_SLAPD_PID"] ?? ""
+        let pid = try #require(Int32(pidText), "no server pid in \(server.envFile)")
+        let search = try server.asServiceAccount("ldapsearch", ["-LLL", "-b", server.bindingsBase, "-s", "base", "dn"])
+        #expect(search.standardOutput.lowercased().contains(server.bindingsBase.lowercased()))
+        try server.stop()
+        stopped = true
+        let gone = kill(pid, 0) != 0 || isZombie(pid)
+        #expect(gone, "\(kind) still runs after stop")
+    }
+
+    private func isZombie(_ pid: Int32) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return true }
+        return stat.split(separator: ")").last?.split(separator: " ").first == "Z"
+    }
+}
