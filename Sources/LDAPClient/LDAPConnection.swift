@@ -207,6 +207,17 @@ public actor LDAPConnection {
         return authzid.map { string(of: $0.pointee) } ?? ""
     }
 
+    /// The server's TLS certificate (DER) on a TLS connection
+    /// (`LDAP_OPT_X_TLS_PEERCERT`), nil without TLS. Doctor opens a connection with
+    /// `tls_reqcert = never` and no bind to read it, to say which names it has.
+    public func peerCertificate() -> [UInt8]? {
+        guard let ld else { return nil }
+        var der = CLDAP.berval()
+        guard ldap_get_option(ld, LDAP_OPT_X_TLS_PEERCERT, &der) == LDAP_OPT_SUCCESS, der.bv_val != nil else { return nil }
+        defer { ber_memfree(der.bv_val) }
+        return bytes(of: der)
+    }
+
     /// The root DSE (base search of "" with `(objectClass=*)`).
     public func rootDSE(attributes: [String] = ["*", "+"]) throws(LDAPError) -> LDAPEntry {
         guard let entry = try read(dn: "", attributes: attributes) else {

@@ -117,6 +117,10 @@ public struct BridgeConfig: Sendable {
         public var localAccountAttribute: String
         public var uidNumberAttribute: String
         public var displayNameAttribute: String
+        /// `[users] id_attribute`: the stable id (issue 10). Empty: the first of objectGUID
+        /// (AD), entryUUID (OpenLDAP, 389 DS with its plugin), nsUniqueId (389 DS) the
+        /// entry has.
+        public var idAttribute: String = ""
 
         public init(searchBase: String, filter: String = "(objectClass=posixAccount)", nameAttribute: String = "uid",
                     localAccountAttribute: String = "", uidNumberAttribute: String = "uidNumber",
@@ -489,7 +493,7 @@ enum ConfigSchema {
                   ("timeout", .number)]),
         ("users", [("search_base", .string), ("filter", .string), ("name_attribute", .string),
                    ("local_account_attribute", .string), ("uid_number_attribute", .string),
-                   ("display_name_attribute", .string)]),
+                   ("display_name_attribute", .string), ("id_attribute", .string)]),
         ("devices", [("search_base", .string), ("filter", .string), ("name_attribute", .string),
                      ("member_attribute", .string), ("reports", .string), ("active_within", .duration)]),
         ("bindings", [("search_base", .string), ("object_class", .string), ("member_attribute", .string)]),
@@ -963,6 +967,7 @@ struct ConfigReader {
         }
         users.uidNumberAttribute = attribute("users", "uid_number_attribute", users.uidNumberAttribute)
         users.displayNameAttribute = attribute("users", "display_name_attribute", users.displayNameAttribute)
+        users.idAttribute = attribute("users", "id_attribute", "")
 
         // [devices]
         let devicesBase = required("devices", "search_base", hint: "where the device entries are, like ou=devices,dc=example,dc=org")

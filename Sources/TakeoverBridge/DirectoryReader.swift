@@ -80,7 +80,8 @@ public struct DirectoryReader: Sendable {
         let u = config.users
         var names = [u.nameAttribute]
         if !u.localAccountAttribute.isEmpty { names.append(u.localAccountAttribute) }
-        names += [u.uidNumberAttribute, u.displayNameAttribute, "entryUUID"]
+        names += [u.uidNumberAttribute, u.displayNameAttribute]
+        names += u.idAttribute.isEmpty ? StableIdentity.automatic : [u.idAttribute]
         return names
     }
 
@@ -147,7 +148,7 @@ public struct DirectoryReader: Sendable {
             }
         }
         let display = strings(entry, u.displayNameAttribute, collector).first
-        let stableID = entry.values("entryUUID").first?.string
+        let stableID = StableIdentity.read(entry, attribute: u.idAttribute)
         return DirectoryUser(dn: entry.dn, username: username, allUsernames: all, localAccountField: local,
                              uidNumber: uidNumber, displayName: display, stableID: stableID)
     }
@@ -372,5 +373,48 @@ extension String {
         while let f = s.first, f == " " || f == "\t" { s.removeFirst() }
         while let l = s.last, l == " " || l == "\t" { s.removeLast() }
         return String(s)
+    }
+}
+
+// MARK: - Stable identity (issue 10 item 7)
+
+/// A user's stable id: the value that survives renames and moves.
+public enum StableIdentity {
+    /// Asked for when `[users] id_attribute` is not set, in order of preference.
+    public static let automatic = ["objectGUID", "entryUUID", "nsUniqueId"]
+
+    /// The entry's stable id as text: `attribute` when set, else the first of `automatic`
+    /// it has. objectGUID (16 bytes) is given in its usual text form, any other attribute
+    /// as its UTF-8 text; nil when there is none.
+    public static func read(_ entry: LDAPEntry, attribute: String) -> String? {
+        for name in attribute.isEmpty ? automatic : [attribute] {
+            guard let value = entry.values(name).first else { continue }
+            if name.caseInsensitiveEquals("objectGUID") {
+                if let text = guidText(value.bytes) { return text }
+                continue
+            }
+            if let text = value.string?.trimmingSpaces(), !text.isEmpty { return text }
+        }
+        return nil
+    }
+
+    /// The registry form of a GUID from its 16 bytes (MS-DTYP 2.3.4): the first three
+    /// fields little-endian, the last eight bytes in order, lower-case hex:
+    /// `bytes 00112233 4455 6677 8899 aabbccddeeff` -> `33221100-5544-7766-8899-aabbccddeeff`.
+    public static func guidText(_ bytes: [UInt8]) -> String? {
+        guard bytes.count == 16 else { return nil }
+        let order = [3, 2, 1, 0, -1, 5, 4, -1, 7, 6, -1, 8, 9, -1, 10, 11, 12, 13, 14, 15]
+        let digits = Array("0123456789abcdef")
+        var out = ""
+        out.reserveCapacity(36)
+        for index in order {
+            if index < 0 {
+                out.append("-")
+            } else {
+                out.append(digits[Int(bytes[index] >> 4)])
+                out.append(digits[Int(bytes[index] & 0x0F)])
+            }
+        }
+        return out
     }
 }

@@ -14,18 +14,22 @@ public struct DoctorCheck: Sendable, Hashable {
     public var ok: Bool
     public var detail: String
     public var fix: String
+    /// Passed, but with something the admin should know (`WARN`): not a failure.
+    public var warning: Bool
 
-    public init(_ name: String, ok: Bool, _ detail: String, fix: String = "") {
+    public init(_ name: String, ok: Bool, _ detail: String, fix: String = "", warning: Bool = false) {
         self.name = name
         self.ok = ok
         self.detail = detail
         self.fix = fix
+        self.warning = warning && ok
     }
 
-    /// `OK   connection: ...` or `FAIL connection: ...` plus `     fix: ...`.
+    /// `OK   connection: ...`, `WARN bind identity: ...` or `FAIL connection: ...` plus
+    /// `     fix: ...`.
     public var text: String {
-        var out = (ok ? "OK   " : "FAIL ") + name + ": " + detail + "\n"
-        if !ok && !fix.isEmpty { out += "     fix: " + fix + "\n" }
+        var out = (warning ? "WARN " : ok ? "OK   " : "FAIL ") + name + ": " + detail + "\n"
+        if (!ok || warning) && !fix.isEmpty { out += "     fix: " + fix + "\n" }
         return out
     }
 }
@@ -77,19 +81,30 @@ extension BridgeRunner {
         do {
             connection = try await connector.openRead()
         } catch {
-            add(DoctorCheck("connection", ok: false, "\(config.ldap.uri): \(error)", fix: Doctor.connectionFix(error, config)))
+            var fix = Doctor.connectionFix(error, config)
+            if let names = await Doctor.certificateNameMismatch(error, connector: connector, uri: config.ldap.uri) {
+                fix = names
+            }
+            add(DoctorCheck("connection", ok: false, "\(config.ldap.uri): \(error)", fix: fix))
             return .failure
         }
         add(DoctorCheck("connection", ok: true, "connected and bound to \(config.ldap.uri)"))
         add(Doctor.tlsCheck(config))
+        let server = await DirectoryServerKind.detect(connection)
+        add(DoctorCheck("server", ok: true, server.description))
 
         do {
             let identity = try await connection.whoAmI()
             add(DoctorCheck("bind identity", ok: true, identity.isEmpty ? "anonymous" : identity))
         } catch {
-            add(DoctorCheck("bind identity", ok: false, "whoami failed: \(error)",
-                            fix: "the server must support the Who am I? extended operation (RFC 4532)"))
-            failed = true
+            // Active Directory (and Samba) have no Who am I? (RFC 4532): the bind itself
+            // succeeded, so this is worth knowing, not a failure.
+            let name = config.ldap.bindDN ?? config.ldap.saslAuthcID ?? "anonymous"
+            add(DoctorCheck("bind identity", ok: true, "bound as \(name); the server has no Who am I? operation (\(error))",
+                            fix: server == .activeDirectory
+                                ? "nothing to do: Active Directory does not implement RFC 4532; the bind succeeded"
+                                : "nothing to do if the bind name is right: the server does not implement RFC 4532",
+                            warning: true))
         }
 
         // Schema.
@@ -115,7 +130,7 @@ extension BridgeRunner {
                             fix: "check [users] search_base and filter, and that the service account may read the users"))
             if !ok { failed = true }
         } catch {
-            add(DoctorCheck("users", ok: false, error.description, fix: Doctor.readFix(error)))
+            add(DoctorCheck("users", ok: false, error.description, fix: Doctor.readFix(error, server: server, config: config)))
             failed = true
         }
         do {
@@ -123,7 +138,7 @@ extension BridgeRunner {
             add(DoctorCheck("devices", ok: true, "\(snapshot.deviceEntries) device entries under \(config.devices.searchBase) "
                 + "with \(snapshot.connections.count) connections (\(config.devices.memberAttribute))"))
         } catch {
-            add(DoctorCheck("devices", ok: false, error.description, fix: Doctor.readFix(error)))
+            add(DoctorCheck("devices", ok: false, error.description, fix: Doctor.readFix(error, server: server, config: config)))
             failed = true
         }
         do {
@@ -132,7 +147,7 @@ extension BridgeRunner {
             add(DoctorCheck("binding groups", ok: true, "\(snapshot.bindingGroups.count) under \(config.bindings.searchBase) "
                 + "(objectClass \(config.bindings.objectClass), \(members) members)"))
         } catch {
-            add(DoctorCheck("binding groups", ok: false, error.description, fix: Doctor.readFix(error)))
+            add(DoctorCheck("binding groups", ok: false, error.description, fix: Doctor.readFix(error, server: server, config: config)))
             failed = true
         }
         if !snapshot.warnings.isEmpty {
@@ -303,15 +318,114 @@ enum Doctor {
         }
     }
 
-    static func readFix(_ error: DirectoryReadError) -> String {
+    static func readFix(_ error: DirectoryReadError, server: DirectoryServerKind = .other, config: BridgeConfig? = nil) -> String {
         guard let code = error.error?.code else { return "check the base and the server" }
+        let account = config?.ldap.bindDN ?? "<bind_dn>"
         switch code {
         case 32: return "the base '\(error.base)' does not exist: check search_base"
-        case 4: return "the server's size limit stopped the search: give the service account an unlimited size "
-            + "limit (slapd: limits dn.exact=\"<bind_dn>\" size=unlimited) or lower [ldap] page_size"
+        case 4, 11:
+            return server.limitFix(code: code, account: account, pageSize: config?.ldap.pageSize ?? 1000)
         case 3, -5: return "the search timed out: raise [ldap] timeout or the server's time limit for the service account"
         case 50: return "the service account may not read '\(error.base)': grant it read access"
         default: return "check search_base and filter"
         }
+    }
+}
+
+// MARK: - Server-specific advice (issue 10 item 8)
+
+/// Which directory server this is, from its root DSE, for advice in its own terms.
+public enum DirectoryServerKind: Sendable, Hashable, CustomStringConvertible {
+    case openLDAP, dirsrv389, activeDirectory, other
+
+    /// Reads `vendorName`, `vendorVersion`, `objectClass`, `supportedCapabilities` and
+    /// `forestFunctionality` from the root DSE; `.other` when it cannot be read.
+    public static func detect(_ connection: LDAPConnection) async -> DirectoryServerKind {
+        guard let root = try? await connection.rootDSE(attributes: ["vendorName", "vendorVersion", "objectClass",
+                                                                    "supportedCapabilities", "forestFunctionality"])
+        else { return .other }
+        return kind(of: root)
+    }
+
+    static func kind(of root: LDAPEntry) -> DirectoryServerKind {
+        // LDAP_CAP_ACTIVE_DIRECTORY_OID (MS-ADTS 3.1.1.3.4.3).
+        if root.strings("supportedCapabilities").contains("1.2.840.113556.1.4.800") || root.has("forestFunctionality") {
+            return .activeDirectory
+        }
+        let vendor = (root.strings("vendorName") + root.strings("vendorVersion")).joined(separator: " ").lowercased()
+        if vendor.contains("389") || vendor.contains("fedora project") || vendor.contains("red hat") { return .dirsrv389 }
+        if root.strings("objectClass").contains(where: { $0.caseInsensitiveEquals("OpenLDAProotDSE") }) || vendor.contains("openldap") {
+            return .openLDAP
+        }
+        return .other
+    }
+
+    public var description: String {
+        switch self {
+        case .openLDAP: "OpenLDAP"
+        case .dirsrv389: "389 Directory Server"
+        case .activeDirectory: "Active Directory"
+        case .other: "not recognised (advice is generic)"
+        }
+    }
+
+    /// What to raise when a search stops at the size limit (4) or an administrative
+    /// limit (11), in the server's own terms.
+    func limitFix(code: Int32, account: String, pageSize: Int) -> String {
+        let what = code == 4 ? "size limit" : "administrative limit"
+        switch self {
+        case .openLDAP:
+            return "the server's \(what) stopped the search: give the service account its own limits in slapd "
+                + "(limits dn.exact=\"\(account)\" size=unlimited size.pr=unlimited size.prtotal=unlimited, in "
+                + "slapd.conf or olcLimits)"
+        case .dirsrv389:
+            return "389 DS stopped the search at its \(what): set nsLookThroughLimit: -1 and nsSizeLimit: -1 (and "
+                + "nsPagedLookThroughLimit / nsPagedSizeLimit) on the service account's own entry \(account), or raise "
+                + "nsslapd-lookthroughlimit / nsslapd-sizelimit in cn=config (which affects every client)"
+        case .activeDirectory:
+            return "Active Directory stopped the search at its \(what): keep [ldap] page_size (now \(pageSize)) at "
+                + "or below the domain's MaxPageSize (default 1000), or raise MaxPageSize / MaxResultSetSize in the "
+                + "LDAP query policy (ntdsutil \"ldap policies\"; Samba: lDAPAdminLimits)"
+        case .other:
+            return "the server's \(what) stopped the search: give the service account unlimited size and "
+                + "look-through limits, or lower [ldap] page_size"
+        }
+    }
+}
+
+extension Doctor {
+    /// When a TLS connection failed because the certificate names another host: the
+    /// names it has. Reads the certificate over a connection of its own with
+    /// `tls_reqcert = never` and no bind (nothing is sent but the handshake).
+    static func certificateNameMismatch(_ error: Error, connector: Connector, uri: String) async -> String? {
+        guard let error = error as? LDAPError, error.operation == "connect" || error.operation == "starttls",
+              (error.diagnostic ?? "").contains("TLS") || error.code == -11 else { return nil }
+        for one in connector.config.ldap.uris {
+            guard let host = Doctor.host(of: one) else { continue }
+            var options = connector.options(uri: one)
+            guard options.startTLS || one.lowercased().hasPrefix("ldaps://") else { continue }
+            options.tlsRequireCert = .never
+            guard let probe = try? await LDAPConnection.connect(options) else { continue }
+            let der = await probe.peerCertificate()
+            await probe.close()
+            guard let der, let names = CertificateNames(der: der) else { continue }
+            if names.matches(host: host) { return nil } // a trust problem, not the name
+            let list = names.all.isEmpty ? "no host name at all" : names.all.joined(separator: ", ")
+            return "the server certificate names another host: it is for \(list), not '\(host)'; put one of those "
+                + "names in [ldap] uri (it must resolve to the server), or give the server a certificate that names '\(host)'"
+        }
+        return nil
+    }
+
+    /// The host of an `ldap://` or `ldaps://` URI, without port or brackets.
+    static func host(of uri: String) -> String? {
+        guard let schemeEnd = uri.range(of: "://") else { return nil }
+        var rest = uri[schemeEnd.upperBound...].prefix { $0 != "/" }
+        if rest.hasPrefix("[") {
+            rest = rest.dropFirst().prefix { $0 != "]" }
+        } else if let colon = rest.lastIndex(of: ":") {
+            rest = rest[..<colon]
+        }
+        return rest.isEmpty ? nil : String(rest)
     }
 }

@@ -1,15 +1,26 @@
 import LDAPSyntax
 
 /// One binding record, parsed: the local account the binding was made with, the user's
-/// DN then, and the user's stable id (entryUUID, objectGUID, nsUniqueId) when it was known.
+/// DN, the user's stable id (entryUUID, objectGUID, nsUniqueId) when it was known, and
+/// the DNs the user had before (a device entry may still name one where the server does
+/// not rewrite member values: 389 DS, OpenLDAP without refint).
 public struct BindingRecord: Sendable, Hashable {
     public var localName: String
     public var userDN: String
     public var stableID: String?
-    public init(localName: String, userDN: String, stableID: String? = nil) {
+    public var formerDNs: [String]
+    public init(localName: String, userDN: String, stableID: String? = nil, formerDNs: [String] = []) {
         self.localName = localName
         self.userDN = userDN
         self.stableID = stableID
+        self.formerDNs = formerDNs
+    }
+}
+
+/// Stable ids (entryUUID, objectGUID text, nsUniqueId) compare ignoring ASCII case.
+public enum StableID {
+    public static func key(_ id: String) -> String {
+        id.allSatisfy({ !$0.isUppercase }) ? id : id.lowercased()
     }
 }
 
@@ -87,9 +98,9 @@ extension BindingLayout {
     /// or a newline included. Records written before the escaping had names without
     /// `:` and read back unchanged (a `%XX` in such an old name would be decoded). The
     /// stable id, when known, is written in the form of AD's extended DNs
-    /// (`<GUID=...>;dn`): a DN never begins with `<`, so the two forms cannot be confused;
-    /// a DN that does begin with `<` is written after an empty `<ID=>;`.
-    public func recordValue(localName: String, userDN: String, stableID: String? = nil) -> String {
+    /// (`<GUID=...>;dn`), as are the user's former DNs (`<WAS=...>;`): a DN never begins
+    /// with `<`, so the forms cannot be confused; a string that does is written after `<DN>;`.
+    public func recordValue(localName: String, userDN: String, stableID: String? = nil, formerDNs: [String] = []) -> String {
         let name = RecordEscaping.escape(localName)
         let id = stableID.map(RecordEscaping.escape)
         // Sized once: a plan holds one of these per new binding.
@@ -100,8 +111,12 @@ extension BindingLayout {
         value += ":"
         if let id, !id.isEmpty {
             value += "<ID=" + id + ">;"
-        } else if userDN.utf8.first == UInt8(ascii: "<") {
-            value += "<ID=>;"
+        }
+        for former in formerDNs {
+            value += "<WAS=" + RecordEscaping.escape(former) + ">;"
+        }
+        if userDN.utf8.first == UInt8(ascii: "<") {
+            value += "<DN>;"
         }
         value += userDN
         return value
@@ -116,18 +131,29 @@ extension BindingLayout {
         let name = RecordEscaping.unescape(String(decoding: rest[rest.startIndex..<colon], as: UTF8.self))
         var tail = rest[rest.index(after: colon)...]
         var stableID: String?
-        if tail.starts(with: "<ID=".utf8) {
-            let afterMarker = tail.dropFirst(4)
-            guard let close = afterMarker.firstIndex(of: UInt8(ascii: ">")),
-                  afterMarker.index(after: close) < afterMarker.endIndex,
-                  afterMarker[afterMarker.index(after: close)] == UInt8(ascii: ";") else { return nil }
-            let id = RecordEscaping.unescape(String(decoding: afterMarker[afterMarker.startIndex..<close], as: UTF8.self))
-            stableID = id.isEmpty ? nil : id
-            tail = afterMarker[afterMarker.index(close, offsetBy: 2)...]
+        var formerDNs: [String] = []
+        // `<TAG=value>;` fields (values escaped, so no '>' inside), then the DN.
+        while tail.first == UInt8(ascii: "<") {
+            if tail.starts(with: "<DN>;".utf8) {
+                tail = tail.dropFirst(5)
+                break
+            }
+            guard let equals = tail.firstIndex(of: UInt8(ascii: "=")),
+                  let close = tail.firstIndex(of: UInt8(ascii: ">")), equals < close,
+                  tail.index(after: close) < tail.endIndex,
+                  tail[tail.index(after: close)] == UInt8(ascii: ";") else { return nil }
+            let tag = String(decoding: tail[tail.index(after: tail.startIndex)..<equals], as: UTF8.self)
+            let field = RecordEscaping.unescape(String(decoding: tail[tail.index(after: equals)..<close], as: UTF8.self))
+            switch tag {
+            case "ID": stableID = field.isEmpty ? nil : field
+            case "WAS": if !field.isEmpty { formerDNs.append(field) }
+            default: break // a field of a later version
+            }
+            tail = tail[tail.index(close, offsetBy: 2)...]
         }
         let dn = String(decoding: tail, as: UTF8.self)
         if name.isEmpty || dn.isEmpty { return nil }
-        return BindingRecord(localName: name, userDN: dn, stableID: stableID)
+        return BindingRecord(localName: name, userDN: dn, stableID: stableID, formerDNs: formerDNs)
     }
 
     /// `cn=<escaped device>,<base>`.

@@ -74,10 +74,14 @@ final class DeviceStage: Sendable {
     let fieldHead: [String: Int]
     let fieldNext: [Int]
     let devices: ContiguousArray<DeviceInfo>
+    /// Lower-cased stable id (entryUUID, objectGUID, nsUniqueId) -> rank, for ids that
+    /// exactly one user has: a binding record carrying one follows its user to a new DN.
+    let byStableID: [String: Int]
 
     init(input: PlanInput, layout: BindingLayout, policy: Policy, policyNames: Set<String>, placeholderNorm: String?,
          users: ContiguousArray<UserInfo>, byDN: [String: Int], fieldHead: [String: Int],
-         fieldNext: [Int], devices: ContiguousArray<DeviceInfo>) {
+         fieldNext: [Int], devices: ContiguousArray<DeviceInfo>, byStableID: [String: Int] = [:]) {
+        self.byStableID = byStableID
         self.input = input
         self.layout = layout
         self.policy = policy
@@ -284,8 +288,11 @@ final class DeviceStage: Sendable {
             }
             return byDN[norm]
         }
-        func slot(_ norm: String) -> Int {
-            if let r = rank(of: norm) {
+        /// DNs a record with a stable id showed to be an earlier DN of a user (a rename or
+        /// a move the server did not rewrite in member values): old DN -> rank.
+        var movedFrom: [String: Int] = [:]
+        func slot(_ norm: String, rank known: Int? = nil) -> Int {
+            if let r = known ?? rank(of: norm) ?? movedFrom[norm] {
                 if let k = slotOfRank[r] { return k }
                 slotOfRank[r] = slots.count
                 var e = BindingEntry(normDN: norm)
@@ -298,6 +305,20 @@ final class DeviceStage: Sendable {
             }
             return slots.count - 1
         }
+        // Records first: one carrying a stable id names its user even after a DN change.
+        var parsedRecords: [(group: Int, raw: String, record: BindingRecord, norm: String, rank: Int?)] = []
+        for g in groups {
+            for raw in input.bindingGroups[g.index].records {
+                guard let rec = layout.parseRecord(raw) else { continue }
+                let norm = DNNormalizer.normalize(rec.userDN)
+                var owner: Int?
+                if let id = rec.stableID, !byStableID.isEmpty, let r = byStableID[StableID.key(id)] {
+                    owner = r
+                    if users[r].normDN != norm && rank(of: norm) == nil { movedFrom[norm] = r }
+                }
+                parsedRecords.append((g.index, raw, rec, norm, owner))
+            }
+        }
         for g in groups {
             let group = input.bindingGroups[g.index]
             for raw in group.members {
@@ -305,10 +326,9 @@ final class DeviceStage: Sendable {
                 if n == placeholderNorm { continue }
                 slots[slot(n)].members.append((g.index, raw))
             }
-            for raw in group.records {
-                guard let rec = layout.parseRecord(raw) else { continue }
-                slots[slot(DNNormalizer.normalize(rec.userDN))].records.append((g.index, raw, rec.localName))
-            }
+        }
+        for p in parsedRecords {
+            slots[slot(p.norm, rank: p.rank)].records.append((p.group, p.raw, p.record.localName))
         }
         // The input's order of values never shows (R14): sort by group, then value.
         if groups.count > 1 || slots.contains(where: { $0.members.count > 1 || $0.records.count > 1 }) {
@@ -490,6 +510,9 @@ final class DeviceStage: Sendable {
                     if report != nil, !scan.has(info.foldedLocal) {
                         notices.append(Notice.boundAccountMissing(rec.local))
                     }
+                    if let old = followMove(entry, rank: r, subject: dn, into: &local) {
+                        notices.append(Notice.moved(from: old))
+                    }
                     emit(Decision(user: username, userDN: dn, device: deviceName, action: .bound,
                                   localAccount: rec.local, reason: Reason.bound, notices: notices),
                          folded: info.foldedName, norm: info.normDN, from: start)
@@ -541,14 +564,14 @@ final class DeviceStage: Sendable {
                     // Adopt a membership a person added: record it, change nothing else.
                     if let entry {
                         local.append(Change(dn: groupDN(entry.members[0].group), op: .addRecord, attribute: layout.recordAttribute,
-                                            values: [layout.recordValue(localName: accountName, userDN: dn)], subject: dn))
+                                            values: [layout.recordValue(localName: accountName, userDN: dn, stableID: user(r).stableID)], subject: dn))
                     }
                     emit(Decision(user: username, userDN: dn, device: deviceName, action: .bound,
                                   localAccount: accountName, reason: Reason.adopted, notices: Notice.adoptedNotices),
                          folded: info.foldedName, norm: info.normDN, from: start)
                     continue
                 }
-                let record = layout.recordValue(localName: accountName, userDN: dn)
+                let record = layout.recordValue(localName: accountName, userDN: dn, stableID: user(r).stableID)
                 var keepRecord = false
                 if recordOnly, let entry {
                     let foldedAccount = Folding.fold(accountName)
@@ -628,6 +651,57 @@ final class DeviceStage: Sendable {
             for p in pending { for k in p.changes { covered[k] = true } }
             for k in local.indices where !covered[k] { out.changes.append(local[k]) }
         }
+    }
+
+    /// A bound user whose DN changed (R9 with a move): member values and records naming an
+    /// earlier DN are replaced by ones naming the current DN (the record keeps its local
+    /// name and gains the stable id), per group in one modify. Returns the earlier DN, or
+    /// nil when nothing names one.
+    func followMove(_ e: BindingEntry, rank r: Int, subject dn: String, into local: inout [Change]) -> String? {
+        let norm = users[r].normDN
+        let oldMembers = e.members.filter { DNNormalizer.normalize($0.raw) != norm }
+        var oldRecords: [(group: Int, raw: String, record: BindingRecord)] = []
+        for rec in e.records {
+            if let parsed = layout.parseRecord(rec.raw), DNNormalizer.normalize(parsed.userDN) != norm {
+                oldRecords.append((rec.group, rec.raw, parsed))
+            }
+        }
+        guard !oldMembers.isEmpty || !oldRecords.isEmpty else { return nil }
+        var byGroup: [Int] = []
+        for m in oldMembers where !byGroup.contains(m.group) { byGroup.append(m.group) }
+        for o in oldRecords where !byGroup.contains(o.group) { byGroup.append(o.group) }
+        let hasCurrentMember = Set(e.members.filter { DNNormalizer.normalize($0.raw) == norm }.map(\.group))
+        for g in byGroup {
+            let groupDN = input.bindingGroups[g].dn
+            let members = oldMembers.filter { $0.group == g }.map(\.raw)
+            if !members.isEmpty {
+                local.append(Change(dn: groupDN, op: .deleteMember, attribute: layout.memberAttribute, values: members, subject: dn))
+                if !hasCurrentMember.contains(g) {
+                    local.append(Change(dn: groupDN, op: .addMember, attribute: layout.memberAttribute, values: [dn], subject: dn))
+                }
+            }
+            let records = oldRecords.filter { $0.group == g }
+            if !records.isEmpty {
+                local.append(Change(dn: groupDN, op: .deleteRecord, attribute: layout.recordAttribute,
+                                    values: records.map(\.raw), subject: dn))
+                var added: [String] = []
+                for o in records {
+                    // The earlier DNs stay known, for device entries that still name one.
+                    var former: [String] = []
+                    var seen: Set<String> = [norm]
+                    for old in o.record.formerDNs + [o.record.userDN] where seen.insert(DNNormalizer.normalize(old)).inserted {
+                        former.append(old)
+                    }
+                    let value = layout.recordValue(localName: o.record.localName, userDN: dn, stableID: user(r).stableID,
+                                                   formerDNs: former)
+                    if !added.contains(value) && !e.records.contains(where: { $0.raw == value }) { added.append(value) }
+                }
+                if !added.isEmpty {
+                    local.append(Change(dn: groupDN, op: .addRecord, attribute: layout.recordAttribute, values: added, subject: dn))
+                }
+            }
+        }
+        return oldRecords.first?.record.userDN ?? oldMembers.first?.raw
     }
 
     /// The record a managed binding is judged by: one naming the current local name, else the smallest.

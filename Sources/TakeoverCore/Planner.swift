@@ -153,6 +153,12 @@ final class Planning {
     var warnings: [Finding] = []
     var changes: [Change] = []
     var currentBindings = 0
+    /// See `DeviceStage.byStableID`.
+    var stableIDs: [String: Int] = [:]
+    /// Earlier DNs of users, from binding records carrying their stable id: a device entry
+    /// still naming the old DN (389 DS and OpenLDAP without referential integrity leave it)
+    /// connects the user under the new one.
+    var formerDNs: [String: Int] = [:]
 
     let tuning: Planner.Tuning
 
@@ -169,12 +175,14 @@ final class Planning {
         indexUsers()
         findUserConflicts()
         indexDevices()
+        stableIDs = stableIDIndex()
+        formerDNs = formerDNIndex()
         resolveConnections()
         var order = Array(devices.indices)
         order.sort { stringLess(devices[$0].folded, devices[$1].folded) }
         let stage = DeviceStage(input: input, layout: layout, policy: policy, policyNames: policyNames,
                                 placeholderNorm: placeholderNorm, users: users, byDN: byDN, fieldHead: fieldHead,
-                                fieldNext: fieldNext, devices: devices)
+                                fieldNext: fieldNext, devices: devices, byStableID: stableIDs)
         let out = stage.run(order: order, tuning: tuning)
         decisions = out.decisions
         changes = out.changes
@@ -257,6 +265,34 @@ final class Planning {
     }
 
     func user(_ rank: Int) -> DirectoryUser { input.users[Int(users[rank].source)] }
+
+    private func formerDNIndex() -> [String: Int] {
+        guard !stableIDs.isEmpty else { return [:] }
+        var out: [String: Int] = [:]
+        for group in input.bindingGroups {
+            for raw in group.records {
+                guard let rec = layout.parseRecord(raw), let id = rec.stableID, let r = stableIDs[StableID.key(id)] else { continue }
+                for dn in [rec.userDN] + rec.formerDNs {
+                    let norm = DNNormalizer.normalize(dn)
+                    if norm != users[r].normDN && byDN[norm] == nil { out[norm] = r }
+                }
+            }
+        }
+        return out
+    }
+
+    /// Stable id -> rank, for ids exactly one user has (a duplicated id identifies nobody).
+    private func stableIDIndex() -> [String: Int] {
+        var index: [String: Int] = [:]
+        var shared = Set<String>()
+        for r in users.indices {
+            guard let id = user(r).stableID, !id.isEmpty else { continue }
+            let key = StableID.key(id)
+            if index.updateValue(r, forKey: key) != nil { shared.insert(key) }
+        }
+        for key in shared { index[key] = nil }
+        return index
+    }
 
     private func nameRun(_ first: Int) -> Range<Int> {
         var end = first + 1
@@ -480,6 +516,11 @@ final class Planning {
             switch connections[i].member {
             case .dn(let dn):
                 let n = DNNormalizer.normalize(dn)
+                if let r = formerDNs[n] {
+                    pairDevice.append(Int32(d))
+                    pairUser.append(Int32(r))
+                    continue
+                }
                 let key = "dn:" + n
                 if unknown[key] == nil { unknown[key] = (dn, [], true) }
                 else if let old = unknown[key], stringLess(dn, old.spelling) { unknown[key]?.spelling = dn }

@@ -55,6 +55,11 @@ enum Notice {
         "local account \(q(device)) differs from \(q(local)) only in case; the device's spelling is kept"
     }
 
+    /// A bound user whose DN changed (PRODUCT.md 8b): the binding follows the stable id.
+    static func moved(from old: String) -> String {
+        "moved from \(old): the user's stable id is unchanged, so the binding stays and its member value and record follow the new DN"
+    }
+
     static func boundAccountMissing(_ name: String) -> String {
         "the device's newest report does not list the bound account \(q(name))"
     }

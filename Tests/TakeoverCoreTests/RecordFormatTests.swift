@@ -5,7 +5,7 @@ import TestSupport
 /// The binding record format (PRODUCT.md R10, issue 11 item 9): every local name, DN and
 /// stable id round-trips, `:` and newlines included.
 @Suite struct RecordFormatTests {
-    static let alphabet: [String] = ["a", "Z", "0", ":", "::", "%", "%3A", "%zz", "<", ">", ";", "<ID=", ">;", "\n",
+    static let alphabet: [String] = ["a", "Z", "0", ":", "::", "%", "%3A", "%zz", "<", ">", ";", "<ID=", ">;", "<DN>;", "<WAS=", "\n",
                                      "\r\n", "\t", "\u{0}", "\u{7F}", "\u{85}", "\u{1B}[31m", " ", ",", "=", "\\",
                                      "ß", "é", "日本", "🙂", "\u{301}", "takeover-bridge:", "uid=x,dc=y"]
 
@@ -22,11 +22,13 @@ import TestSupport
                 let name = Self.randomString(&rng)
                 let dn = Self.randomString(&rng)
                 let id: String? = rng.chance(50) ? Self.randomString(&rng) : nil
-                let value = layout.recordValue(localName: name, userDN: dn, stableID: id)
+                let former = (0..<rng.int(3)).map { _ in Self.randomString(&rng) }
+                let value = layout.recordValue(localName: name, userDN: dn, stableID: id, formerDNs: former)
                 let parsed = try #require(layout.parseRecord(value), "record \(value.debugDescription)")
                 #expect(parsed.localName == name, "record \(value.debugDescription)")
                 #expect(parsed.userDN == dn, "record \(value.debugDescription)")
                 #expect(parsed.stableID == id, "record \(value.debugDescription)")
+                #expect(parsed.formerDNs == former, "record \(value.debugDescription)")
                 // A record is one line of printable text: no control character survives.
                 #expect(!value.unicodeScalars.contains { $0.value < 0x20 && !dn.unicodeScalars.contains($0) })
             }
