@@ -272,9 +272,9 @@ struct CrossServerTests {
     }
 }
 
-@Suite("Active Directory bind names",
+@Suite("Active Directory: bind names, the global catalog",
        .enabled(if: crossServers.contains(.sambaAD), "run by scripts/test.sh, which starts Samba AD"))
-struct ActiveDirectoryBindNameTests {
+struct ActiveDirectoryTests {
     static let forms = ["userPrincipalName", "DOMAIN\\user"]
 
     @Test("doctor and plan bind as the service account by another name", arguments: forms)
@@ -350,6 +350,32 @@ struct DoctorServerSpecificTests {
     private func resolvesToLoopback(_ host: String) -> Bool {
         guard let result = try? LDAPTestServer.runCommand(["/usr/bin/getent", "ahostsv4", host]) else { return false }
         return result.status == 0 && result.standardOutput.split(separator: "\n").allSatisfy { $0.hasPrefix("127.0.0.1 ") }
+    }
+}
+
+extension ActiveDirectoryTests {
+    /// Reads through the global catalog (ldaps, 3269), writes to the domain controller
+    /// (`write_uri`): the catalog takes no writes. (Samba's catalog returns whole entries
+    /// of its own domain, so every attribute configured here is there.)
+    @Test("reads from the global catalog, writes to the domain controller")
+    func globalCatalogReads() throws {
+        let server = try directory(.sambaAD)
+        let catalog = try #require(server.globalCatalogURI)
+        let tree = try TestTree("gc", on: server)
+        let log = ExitLog(.sambaAD, "global-catalog")
+        let ida = TestUser(tree.user("ida"), uidNumber: 20_071)
+        try tree.addUsers([ida])
+        try tree.addDevice("ws9", members: [tree.userDN(ida)])
+        try tree.writeReport("ws9", [(ida.name, 1001)])
+        tree.configOverrides["ldap.uri"] = tree.q(catalog)
+        tree.configOverrides["ldap.write_uri"] = tree.q(server.ldapsURI)
+        let doctor = try log.run(tree, "doctor", ["doctor"])
+        #expect(doctor.status == Exit.ok, "doctor through the global catalog:\n\(output(doctor))")
+        let apply = try log.run(tree, "apply", ["apply"])
+        #expect(apply.status == Exit.ok, "apply through the global catalog:\n\(output(apply))")
+        #expect(try tree.boundMembers("ws9")?.map { $0.lowercased() } == [tree.userDN(ida).lowercased()])
+        let check = try log.run(tree, "check", ["plan", "--check"])
+        #expect(check.status == Exit.ok, "plan --check through the global catalog:\n\(output(check))")
     }
 }
 
