@@ -379,6 +379,33 @@ extension ActiveDirectoryTests {
     }
 }
 
+extension ActiveDirectoryTests {
+    /// The README's AD filter: people only, disabled accounts (bit 2 of
+    /// userAccountControl) left out, so a disabled account is never bound.
+    @Test("disabled accounts are not users")
+    func disabledAccountsAreLeftOut() throws {
+        let server = try directory(.sambaAD)
+        let tree = try TestTree("disabled", on: server)
+        let log = ExitLog(.sambaAD, "disabled-account")
+        let jo = TestUser(tree.user("jo"), uidNumber: 20_081)
+        let kim = TestUser(tree.user("kim"), uidNumber: 20_082)
+        try tree.addUsers([jo, kim])
+        try server.change("dn: \(tree.userDN(kim))\nchangetype: modify\nreplace: userAccountControl\n"
+            + "userAccountControl: 546\n-\n\n") // 512 + 32 + 2: disabled
+        try tree.addDevice("ws10", members: [tree.userDN(jo), tree.userDN(kim)])
+        try tree.writeReport("ws10", [(jo.name, 1001), (kim.name, 1002)])
+        let (status, report) = try tree.planJSON()
+        log.note("plan", status)
+        #expect(status == Exit.ok)
+        #expect(report.summary["users"] == 1, "users read: \(report.summary)")
+        #expect(report.action(jo.name, "ws10") == "takeover")
+        #expect(report.action(kim.name, "ws10") == nil, "a disabled account got a decision: \(report.decisions)")
+        let apply = try log.run(tree, "apply", ["apply"])
+        #expect(apply.status == Exit.ok, "apply:\n\(output(apply))")
+        #expect(try tree.boundMembers("ws10")?.map { $0.lowercased() } == [tree.userDN(jo).lowercased()])
+    }
+}
+
 /// The scripts' contract as the suites rely on it: a private server starts from scratch,
 /// answers over ldaps:// verified against its own CA as the service account, and `stop`
 /// leaves no process behind. (Samba is left out: its ports are fixed, so a private one
