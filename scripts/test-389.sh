@@ -261,19 +261,7 @@ TB_SERVER_KIND=389
 TB_LDAP_URI=ldap://127.0.0.1:$p1
 TB_LDAPS_URI=ldaps://127.0.0.1:$p2
 TB_LDAPI_URI=ldapi://$(printf '%s' "$dir/run/slapd-$instance.socket" | sed 's|/|%2F|g')
-TB_BASE=$base
-TB_PEOPLE_BASE=ou=people,$base
-TB_DEVICES_BASE=ou=devices,$base
-TB_BINDINGS_BASE=ou=bindings,$base
-TB_SERVICES_BASE=ou=services,$base
-TB_ROOT_DN=$root_dn
-TB_ROOT_PW_FILE=$dir/root.pw
-TB_BIND_DN=$bind_dn
-TB_BIND_PW_FILE=$dir/bind.pw
-TB_READER_DN=$reader_dn
-TB_READER_PW_FILE=$dir/reader.pw
-TB_CA_CERT=$dir/tls/ca.crt
-TB_WRONG_CA_CERT=$dir/tls/wrong-ca.crt
+$(common_env ou)
 TB_SERVER_DIR=$dir
 TB_SERVER_PID=$pid
 TB_SERVER_PIDFILE=$(pidfile)

@@ -167,21 +167,9 @@ TB_LDAP_URI=ldap://$addr
 TB_LDAPS_URI=ldaps://$addr
 TB_GC_URI=ldap://$addr:3268
 TB_GCS_URI=ldaps://$addr:3269
-TB_BASE=$base
-TB_PEOPLE_BASE=OU=people,$base
-TB_DEVICES_BASE=OU=devices,$base
-TB_BINDINGS_BASE=OU=bindings,$base
-TB_SERVICES_BASE=OU=services,$base
-TB_ROOT_DN=$root_dn
-TB_ROOT_PW_FILE=$dir/root.pw
-TB_BIND_DN=$bind_dn
-TB_BIND_PW_FILE=$dir/bind.pw
+$(common_env OU)
 TB_BIND_UPN=bridge@${realm,,}
 TB_BIND_DOWNLEVEL=$domain\\bridge
-TB_READER_DN=$reader_dn
-TB_READER_PW_FILE=$dir/reader.pw
-TB_CA_CERT=$dir/tls/ca.crt
-TB_WRONG_CA_CERT=$dir/tls/wrong-ca.crt
 TB_REALM=$realm
 TB_DOMAIN=$domain
 TB_SAMBA_ADDR=$addr

@@ -101,3 +101,24 @@ prepare_dir() {
     mkdir -p "$dir"
     dir=$(cd "$dir" && pwd)
 }
+
+# The env lines every test server writes with the same names and meanings (the caller
+# sets base, root_dn, bind_dn, reader_dn; OU is "ou" or, on AD, "OU"; password files
+# DIR/root.pw, bind.pw, reader.pw; CAs in DIR/tls).
+common_env() { # ou
+    cat <<EOF
+TB_BASE=$base
+TB_PEOPLE_BASE=$1=people,$base
+TB_DEVICES_BASE=$1=devices,$base
+TB_BINDINGS_BASE=$1=bindings,$base
+TB_SERVICES_BASE=$1=services,$base
+TB_ROOT_DN=$root_dn
+TB_ROOT_PW_FILE=$dir/root.pw
+TB_BIND_DN=$bind_dn
+TB_BIND_PW_FILE=$dir/bind.pw
+TB_READER_DN=$reader_dn
+TB_READER_PW_FILE=$dir/reader.pw
+TB_CA_CERT=$dir/tls/ca.crt
+TB_WRONG_CA_CERT=$dir/tls/wrong-ca.crt
+EOF
+}
