@@ -240,7 +240,11 @@ binding_lines() {
         /^$/ { flush(); next }
         /^cn: / { cn = substr($0, 5); next }
         /^(member|takeoverBoundAccount|description): / {
-            p = index($0, ": "); lines[++n] = substr($0, 1, p - 1) "\t" substr($0, p + 2); next }
+            p = index($0, ": "); a = substr($0, 1, p - 1); v = substr($0, p + 2)
+            # A record carries the stable id of its user (entryUUID, different on every server) and
+            # former DNs: compared without them.
+            if (a == "takeoverBoundAccount") gsub(/<(ID|WAS)=[^>]*>;/, "", v)
+            lines[++n] = a "\t" v; next }
         /^[a-zA-Z]+:: / { lines[++n] = "BASE64\t" $0; next }
         END { flush() }' | sort
 }

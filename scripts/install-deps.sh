@@ -2,7 +2,8 @@
 # Installs, from Debian's packages, what building and running takeover-bridge against a
 # throwaway slapd needs, and only what is missing: slapd (preseeded so the package does
 # not create a dc=nodomain database), ldap-utils, libldap-dev, libsasl2-dev, pkg-config,
-# openssl (test certificates) and libsasl2-modules (SCRAM for the SASL tests).
+# openssl (test certificates), libsasl2-modules (SCRAM for the SASL tests) and python3
+# (the tests' ranged-retrieval proxy).
 # With --servers (scripts/test.sh) also the other test directories: 389 Directory Server
 # (389-ds-base with its dscreate, python3-lib389, and libnss3-tools for certutil and
 # pk12util) and Samba as an AD DC (samba, samba-ad-dc, samba-ad-provision with the AD
@@ -23,6 +24,8 @@ have_cmd ldapadd || missing+=(ldap-utils)
 have_cmd pkg-config || missing+=(pkg-config)
 have_cmd openssl || have_cmd certtool || missing+=(openssl)
 compgen -G "/usr/lib/*/sasl2/libscram.so*" >/dev/null || missing+=(libsasl2-modules)
+# python3 (standard library only) runs Tests/tools/range-proxy.py, the AD-like ranged-retrieval proxy.
+python3 -c 'import argparse, socket, threading' 2>/dev/null || missing+=(python3)
 [ -f /etc/ldap/schema/inetorgperson.schema ] || missing+=(slapd)
 if [ "${1:-}" = --servers ]; then
     have_cmd openssl || missing+=(openssl)

@@ -150,6 +150,14 @@ extension BridgeRunner {
             add(DoctorCheck("binding groups", ok: false, error.description, fix: Doctor.readFix(error, server: server, config: config)))
             failed = true
         }
+        if !snapshot.problems.isEmpty {
+            let first = snapshot.problems[0]
+            add(DoctorCheck("value lists", ok: false, "\(snapshot.problems.count) device\(snapshot.problems.count == 1 ? "" : "s") "
+                + "cannot be judged; first: \(first.source): \(first.message)",
+                fix: "the server handed out a ranged value list (member;range=...) that does not add up; check the "
+                    + "server (or a proxy in front of it), and its MaxValRange; those devices are deferred meanwhile"))
+            failed = true
+        }
         if !snapshot.warnings.isEmpty {
             add(DoctorCheck("entries", ok: false, "\(snapshot.warnings.count) values or entries skipped; first: "
                 + "\(snapshot.warnings[0].source): \(snapshot.warnings[0].message)",

@@ -88,6 +88,18 @@ struct RangedRetrievalTests {
         }
     }
 
+    /// AD's own numbers: MaxValRange 1,500 and a device group of 1,600.
+    @Test func aDeviceOf1600MembersAtWindowsMaxValRange() async throws {
+        let s = try Scenario()
+        try bigDevice(s, "big", count: 1600)
+        let proxy = try RangeProxy(upstream: s.server, maxValRange: 1500)
+        defer { proxy.stop() }
+        let entry = try #require(try await readMembers(s, through: proxy, device: "big"))
+        #expect(entry.incompleteAttributes.isEmpty)
+        #expect(entry.strings("member").count == 1600)
+        #expect(Set(entry.strings("member")).count == 1600)
+    }
+
     @Test(arguments: ["never-ends", "overlap", "gap", "wrong-name"])
     func aListThatCannotBeReadWholeIsLeftOutAndNamed(mode: String) async throws {
         let s = try Scenario()
@@ -144,6 +156,9 @@ struct RangedRetrievalTests {
         #expect(!plan.stdout.contains("\"action\": \"unbind\""))
         #expect(plan.stdout.contains("could not be read whole"), "\(plan.stdout)")
         #expect(plan.stdout.contains(s.deviceDN("big")) || plan.stdout.contains(s.groupDN("big")))
+        let doctor = try s.bridge(["doctor"])
+        #expect(doctor.status == 5, "\(doctor.all)")
+        #expect(doctor.stdout.contains("FAIL value lists"), "\(doctor.stdout)")
         let apply = try s.bridge(["apply"])
         #expect(apply.stderr.contains("written=0"), "\(apply.all)")
         #expect(try s.dumpBindings() == before)

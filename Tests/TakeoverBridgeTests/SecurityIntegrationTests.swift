@@ -298,7 +298,14 @@ extension Issue6Tests {
             let world = try SafetyWorld(server)
             let users = Self.hostileUsers
             var ldif = ""
-            for user in users { ldif += world.userLDIF(user.uid, dn: "\(user.rdn),\(world.people)") }
+            // R13 applies to taken-over names too (issue 11 item 9): the local names are
+            // valid account names; the usernames and DNs stay hostile.
+            world.settings["users.local_account_attribute"] = world.q("localUserAccount")
+            func local(_ index: Int) -> String { "hostile\(index)" }
+            for (index, user) in users.enumerated() {
+                ldif += String(world.userLDIF(user.uid, dn: "\(user.rdn),\(world.people)").dropLast())
+                    + "objectClass: takeoverUser\nlocalUserAccount: \(local(index))\n\n"
+            }
             ldif += world.userLDIF("plain")
             try server.add(ldif)
             func dn(ofUser index: Int) -> String { "\(users[index].rdn),\(world.people)" }
@@ -310,7 +317,7 @@ extension Issue6Tests {
                 let first = index % users.count, second = (index + 3) % users.count
                 let memberDNs = [dn(ofUser: first), dn(ofUser: second), world.userDN("plain")]
                 try world.addDevice(device.name, [], dn: "\(device.rdn),\(world.devices)", memberDNs: memberDNs)
-                try world.writeReport(device.name, accounts: [users[first].uid, users[second].uid, "plain"],
+                try world.writeReport(device.name, accounts: [local(first), local(second), "plain"],
                                       fileName: "device-\(index).csv")
                 expected[device.name] = [users[first].uid, users[second].uid, "plain"]
             }
