@@ -431,6 +431,23 @@ struct PrivateTestServerTests {
         #expect(gone, "\(kind) still runs after stop")
     }
 
+    /// A start that died after the server came up but before it wrote its pid file
+    /// and env (as when dscreate or the script is killed): `stop` still finds the
+    /// server by its folder and stops it.
+    @Test("389: stop after a start that died half-way")
+    func stopAfterHalfStart() throws {
+        let server = try TestDirectory.startPrivate(.dirsrv389)
+        var stopped = false
+        defer { if !stopped { try? server.stop() } }
+        let pid = try #require(server.values["TB_SERVER_PID"].flatMap { Int32($0) })
+        try FileManager.default.removeItem(atPath: try #require(server.values["TB_SERVER_PIDFILE"]))
+        try FileManager.default.removeItem(atPath: server.envFile)
+        try server.stop()
+        stopped = true
+        let gone = kill(pid, 0) != 0 || isZombie(pid)
+        #expect(gone, "ns-slapd \(pid) still runs after stop")
+    }
+
     private func isZombie(_ pid: Int32) -> Bool {
         guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return true }
         return stat.split(separator: ")").last?.split(separator: " ").first == "Z"
