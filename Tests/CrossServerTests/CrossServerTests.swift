@@ -50,6 +50,16 @@ private func output(_ result: LDAPTestServer.CommandResult) -> String {
     "stdout:\n\(result.standardOutput)\nstderr:\n\(result.standardError)"
 }
 
+/// A server named in the environment but unusable would silently drop out of the
+/// parametrized cases: that is a failure, not a skip.
+@Test("every server named in the environment is usable", arguments: TestDirectory.Kind.allCases)
+func namedServersAreUsable(_ kind: TestDirectory.Kind) throws {
+    guard let path = ProcessInfo.processInfo.environment[kind.environmentVariable], !path.isEmpty else { return }
+    let server = try TestDirectory(envFile: path)
+    #expect(server.kind == kind, "\(kind.environmentVariable) names a \(server.kind) server")
+    #expect(TestDirectory.configured(kind) != nil)
+}
+
 @Suite("Cross-server end to end (OpenLDAP, 389 DS, Samba AD)",
        .enabled(if: !crossServers.isEmpty, "run by scripts/test.sh, which starts the three servers"))
 struct CrossServerTests {
