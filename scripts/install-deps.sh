@@ -63,12 +63,13 @@ made_policy=0
 if printf '%s\n' "${missing[@]}" | grep -qE '^(samba|samba-ad-dc|389-ds-base)$' && [ ! -e "$policy" ]; then
     printf '#!/bin/sh\n# takeover-bridge install-deps.sh: no service starts while installing\nexit 101\n' \
         | "${sudo[@]}" tee "$policy" >/dev/null
-    "${sudo[@]}" chmod 755 "$policy"
     made_policy=1
+    trap '"${sudo[@]}" rm -f "$policy"' EXIT
+    "${sudo[@]}" chmod 755 "$policy"
 fi
 status=0
 "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" || status=$?
-[ "$made_policy" -eq 0 ] || "${sudo[@]}" rm -f "$policy"
+if [ "$made_policy" -eq 1 ]; then "${sudo[@]}" rm -f "$policy"; trap - EXIT; fi
 if [ "$status" -eq 0 ] && [ -d /run/systemd/system ] && printf '%s\n' "${missing[@]}" | grep -qE '^samba'; then
     "${sudo[@]}" systemctl disable --now smbd nmbd winbind samba-ad-dc >/dev/null 2>&1 || true
 fi
