@@ -282,7 +282,7 @@ struct CrossServerTests {
     }
 }
 
-@Suite("Active Directory: bind names, the global catalog",
+@Suite("Active Directory: bind names, StartTLS, the global catalog, disabled accounts",
        .enabled(if: crossServers.contains(.sambaAD), "run by scripts/test.sh, which starts Samba AD"))
 struct ActiveDirectoryTests {
     static let forms = ["userPrincipalName", "DOMAIN\\user"]
@@ -413,6 +413,29 @@ extension ActiveDirectoryTests {
         let apply = try log.run(tree, "apply", ["apply"])
         #expect(apply.status == Exit.ok, "apply:\n\(output(apply))")
         #expect(try tree.boundMembers("ws10")?.map { $0.lowercased() } == [tree.userDN(jo).lowercased()])
+    }
+}
+
+extension ActiveDirectoryTests {
+    /// AD refuses simple binds in cleartext (even on loopback, where the bridge itself
+    /// would allow them): ldap:// works with StartTLS only, as the README says.
+    @Test("ldap:// needs StartTLS on AD")
+    func startTLS() throws {
+        let server = try directory(.sambaAD)
+        let tree = try TestTree("starttls", on: server)
+        let log = ExitLog(.sambaAD, "starttls")
+        let lou = TestUser(tree.user("lou"), uidNumber: 20_091)
+        try tree.addUsers([lou])
+        try tree.addDevice("ws11", members: [tree.userDN(lou)])
+        try tree.writeReport("ws11", [(lou.name, 1001)])
+        tree.configOverrides["ldap.uri"] = tree.q(server.ldapURI)
+        tree.configOverrides["ldap.starttls"] = "true"
+        let upgraded = try log.run(tree, "doctor-starttls", ["doctor"])
+        #expect(upgraded.status == Exit.ok, "doctor over ldap:// with StartTLS:\n\(output(upgraded))")
+        tree.configOverrides["ldap.starttls"] = "false"
+        let cleartext = try log.run(tree, "doctor-cleartext", ["doctor"])
+        #expect(cleartext.status == Exit.directoryFailure, "doctor over ldap:// in cleartext:\n\(output(cleartext))")
+        #expect(cleartext.standardOutput.contains("Strong"), "the refusal is named:\n\(output(cleartext))")
     }
 }
 
