@@ -274,6 +274,7 @@ EOF
 }
 
 do_start() {
+    [ "$(id -u)" -eq 0 ] || die "needs root: dscreate gives the instance to the dirsrv user, which ns-slapd runs as"
     prepare_dir
     [ ! -e "$dir/instance.inf" ] || die "$dir already holds a server (stop and remove it first)"
     command -v dscreate >/dev/null 2>&1 || [ -x /usr/sbin/dscreate ] || die "dscreate not found (install 389-ds-base)"

@@ -186,6 +186,7 @@ EOF
 }
 
 do_start() {
+    [ "$(id -u)" -eq 0 ] || die "needs root: a Samba domain controller runs as root"
     prepare_dir
     [ ! -e "$dir/etc/smb.conf" ] || die "$dir already holds a server (stop and remove it first)"
     command -v samba-tool >/dev/null 2>&1 || die "samba-tool not found (install samba; scripts/install-deps.sh does)"
