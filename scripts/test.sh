@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The README's test command: installs what is missing, builds, starts three throwaway
 # directories (slapd by scripts/test-slapd.sh, 389 DS by scripts/test-389.sh, Samba AD
-# by scripts/test-samba-ad.sh on $TB_SAMBA_ADDR, default 127.0.0.2; all three start in
-# the background while the build runs), runs the whole test suite with their env files
-# in TB_TEST_ENV (slapd), TB_TEST_ENV_389 and TB_TEST_ENV_AD, and always stops them.
+# by scripts/test-samba-ad.sh on $TB_SAMBA_ADDR, by default the first free one of
+# 127.0.0.2 and 127.0.0.4-40; all three start in the background while the build runs),
+# runs the whole test suite with their env files in TB_TEST_ENV (slapd),
+# TB_TEST_ENV_389 and TB_TEST_ENV_AD, and always stops them.
 # Exit status: swift test's (1 when a server failed to start).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -49,6 +50,16 @@ start_server() { # script dir label
         return 1
     fi
 }
+# Samba's ports are fixed: without TB_SAMBA_ADDR, take the first loopback address from
+# 127.0.0.2 up on which nothing answers on 389 or 636 (another run's Samba may hold one).
+if [ -z "${TB_SAMBA_ADDR:-}" ]; then
+    for n in 2 $(seq 4 40); do
+        if ! (exec 3<>"/dev/tcp/127.0.0.$n/389") 2>/dev/null && ! (exec 3<>"/dev/tcp/127.0.0.$n/636") 2>/dev/null; then
+            export TB_SAMBA_ADDR=127.0.0.$n
+            break
+        fi
+    done
+fi
 start_server test-slapd.sh "$server_dir" slapd & starts+=($!)
 start_server test-389.sh "$dir_389" 389 & starts+=($!)
 start_server test-samba-ad.sh "$dir_ad" samba-ad & starts+=($!)
