@@ -21,6 +21,8 @@ let package = Package(
             pkgConfig: "ldap",
             providers: [.apt(["libldap-dev", "libsasl2-dev"])]
         ),
+        // prctl(2) for the process protections at start (Swift cannot call a variadic C function).
+        .systemLibrary(name: "CHardening", path: "Sources/CHardening"),
         // Pure LDAP text syntax: RFC 4514 DNs, RFC 4515 filters, RFC 2849 LDIF. No C.
         .target(name: "LDAPSyntax", swiftSettings: strict),
         // The only module that touches libldap's pointers.
@@ -33,7 +35,7 @@ let package = Package(
         .target(
             name: "TakeoverBridge",
             dependencies: [
-                "LDAPClient", "LDAPSyntax", "TakeoverCore", "DeviceReports",
+                "LDAPClient", "LDAPSyntax", "TakeoverCore", "DeviceReports", "CHardening",
                 .product(name: "TOMLKit", package: "TOMLKit"),
                 .product(name: "Logging", package: "swift-log"),
             ],

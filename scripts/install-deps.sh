@@ -3,7 +3,8 @@
 # throwaway slapd needs, and only what is missing: slapd (preseeded so the package does
 # not create a dc=nodomain database), ldap-utils, libldap-dev, libsasl2-dev, pkg-config,
 # openssl (test certificates), libsasl2-modules (SCRAM for the SASL tests) and python3
-# (the tests' ranged-retrieval proxy).
+# (the tests' ranged-retrieval proxy); chromium (the HTML report test) and what
+# scripts/package.sh needs (dpkg-dev, binutils, groff-base, systemd).
 # With --servers (scripts/test.sh) also the other test directories: 389 Directory Server
 # (389-ds-base with its dscreate, python3-lib389, and libnss3-tools for certutil and
 # pk12util) and Samba as an AD DC (samba, samba-ad-dc, samba-ad-provision with the AD
@@ -27,6 +28,15 @@ compgen -G "/usr/lib/*/sasl2/libscram.so*" >/dev/null || missing+=(libsasl2-modu
 # python3 (standard library only) runs Tests/tools/range-proxy.py, the AD-like ranged-retrieval proxy.
 python3 -c 'import argparse, socket, threading' 2>/dev/null || missing+=(python3)
 [ -f /etc/ldap/schema/inetorgperson.schema ] || missing+=(slapd)
+# The HTML report is rendered by headless Chromium in the test suite.
+have_cmd chromium || missing+=(chromium)
+# scripts/package.sh and package-check.sh: dpkg-shlibdeps, strip/readelf, the man page
+# check, systemd-analyze verify of the units.
+have_cmd dpkg-shlibdeps || missing+=(dpkg-dev)
+have_cmd strip || missing+=(binutils)
+have_cmd readelf || missing+=(binutils)
+have_cmd groff || missing+=(groff-base)
+have_cmd systemd-analyze || missing+=(systemd)
 if [ "${1:-}" = --servers ]; then
     have_cmd openssl || missing+=(openssl)
     have_cmd dscreate || missing+=(389-ds-base)

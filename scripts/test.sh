@@ -94,4 +94,15 @@ setsid --wait bash -c 'echo $$ > "$0"; exec swift test "$@"' "$sid_file" "$@" ||
 if [ -s "$sid_file" ]; then
     pkill -TERM -s "$(cat "$sid_file")" slapd 2>/dev/null || true
 fi
+
+# --- the Debian package (issue 14) ----------------------------------------------------
+# Builds dist/*.deb from a release build (.build-release, incremental after the first
+# time) and checks it: contents, ldd, --version, manual page, units. About 8 minutes on
+# a cold 2-core machine, a minute when the release build is warm; TB_SKIP_PACKAGE_CHECK=1
+# skips it (never in CI).
+if [ "${TB_SKIP_PACKAGE_CHECK:-0}" != 1 ]; then
+    package_status=0
+    bash scripts/package-check.sh || package_status=$?
+    [ "$status" -ne 0 ] || status=$package_status
+fi
 exit "$status"

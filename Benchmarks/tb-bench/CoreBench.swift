@@ -92,7 +92,7 @@ private func coreBenchRun(_ size: CoreBenchSize, runs: Int, seed: UInt64) -> Cor
                  inputRSS, peak, peak - inputRSS))
     if let plan = lastPlan {
         var sizes: [String] = []
-        for (name, render) in [("json", ReportRenderer.json), ("text", ReportRenderer.text), ("csv", ReportRenderer.csv),
+        for (name, render) in [("json", ReportRenderer.json), ("text", { ReportRenderer.text($0) }), ("csv", ReportRenderer.csv),
                                ("ldif", ReportRenderer.ldif)] as [(String, (Plan) -> String)] {
             var bytes = 0
             let t = clock.measure { bytes = render(plan).utf8.count }
@@ -195,7 +195,7 @@ private func coreBenchWorld(_ size: CoreBenchSize, seed: UInt64) -> PlanInput {
     var reports: [DeviceReport] = []
     reports.reserveCapacity(size.devices)
     var groups: [BindingGroup] = []
-    var knownDevices: [String] = []
+    var knownDevices: [DeviceEntry] = []
     for d in 0..<size.devices {
         let device = "host-\(d)"
         let platform: Platform = d % 10 < 6 ? .linux : (d % 10 < 9 ? .macos : .windows)
@@ -239,7 +239,7 @@ private func coreBenchWorld(_ size: CoreBenchSize, seed: UInt64) -> PlanInput {
         if members.count > 1 {
             groups.append(BindingGroup(device: device, dn: layout.groupDN(device: device), members: members, records: records))
         }
-        if count == 0 { knownDevices.append(device) }
+        if count == 0 { knownDevices.append(DeviceEntry(name: device)) }
     }
     return PlanInput(users: users, connections: connections, knownDevices: knownDevices, reports: reports,
                      bindingGroups: groups, layout: layout, policy: Policy(), now: now)

@@ -52,13 +52,16 @@ func reportsBenchmark(_ arguments: [String]) {
 
     var times: [Duration] = []
     var last = ReportsReadResult()
+    var rssBefore = 0, rssAfter = 0
     for run in 1...runs {
         last = ReportsReadResult()   // free the previous result outside the timed part
+        rssBefore = memoryStatus("VmRSS")
         let cpuStart = processCPUSeconds()
         let started = ContinuousClock.now
         last = ReportsFolder.read(path: dir)
         let elapsed = ContinuousClock.now - started
         let cpu = processCPUSeconds() - cpuStart
+        rssAfter = memoryStatus("VmRSS")
         times.append(elapsed)
         // CPU time shows the cost when other processes share the two cores.
         print("run \(run): \(format(elapsed)) wall, \(String(format: "%.2f", cpu)) s CPU")
@@ -69,8 +72,25 @@ func reportsBenchmark(_ arguments: [String]) {
     let platforms = Platform.allCases.map { "\($0.rawValue)=\(byPlatform[$0] ?? 0)" }.joined(separator: " ")
     print("reports=\(last.reports.count) accounts=\(total) problems=\(last.problems.count) warnings=\(last.warnings.count) \(platforms)")
     for p in last.problems.prefix(5) { print("  problem: \(p.reportLine)") }
+    if let fatal = last.fatal { print("  fatal: \(fatal)") }
+    // Memory: resident set before the last read and after it (the result, plus what malloc
+    // keeps of the parsing buffers), and the process's peak, which also held the files being
+    // parsed. Per reported account: the growth over the read.
+    let peak = memoryStatus("VmHWM")
+    let perAccount = total > 0 ? (max(rssAfter, peak) - rssBefore) * 1024 / total : 0
+    print("memory: RSS \(rssBefore / 1024) MiB before the read, \(rssAfter / 1024) MiB after, peak \(peak / 1024) MiB; "
+        + "\(perAccount) bytes per reported account (peak - before)")
     let median = times.sorted()[times.count / 2]
     print("ReportsFolder.read median of \(runs): \(format(median)) (target <= 2 s)")
+}
+
+/// A `kB` line of /proc/self/status (VmRSS, VmHWM), 0 where there is none.
+private func memoryStatus(_ key: String) -> Int {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+    for line in status.split(separator: "\n") where line.hasPrefix(key + ":") {
+        return Int(line.dropFirst(key.count + 1).split(whereSeparator: { $0 == " " || $0 == "\t" }).first ?? "") ?? 0
+    }
+    return 0
 }
 
 /// CPU time used by this process so far (all threads), in seconds.

@@ -269,7 +269,7 @@ enum OsquerydLog {
                             b.warn(device: host, at: .offset(row.offset), "row with an empty username skipped")
                             continue
                         }
-                        let folded = NameFolding.fold(account.name)
+                        let folded = Folding.fold(account.name)
                         if taken.contains(folded) { continue }
                         mine.insert(folded)
                         if row.has("is_hidden") { b.hint(.macos, weight: 20, device: host) }

@@ -6,13 +6,16 @@
 import TakeoverCore
 
 /// Where something is in the file: a line number (text formats) or a byte offset into the
-/// UTF-8 text (JSON), turned into a line only when a message needs it.
+/// UTF-8 text (JSON), turned into a line only when a message needs it. One word (an offset
+/// is stored as its bitwise complement), since the builder keeps one per reported account.
 struct Position: Sendable {
-    var value: Int
-    var isOffset: Bool
+    private let raw: Int
 
-    static func line(_ n: Int) -> Position { Position(value: n, isOffset: false) }
-    static func offset(_ n: Int) -> Position { Position(value: n, isOffset: true) }
+    var value: Int { raw < 0 ? ~raw : raw }
+    var isOffset: Bool { raw < 0 }
+
+    static func line(_ n: Int) -> Position { Position(raw: max(0, n)) }
+    static func offset(_ n: Int) -> Position { Position(raw: ~max(0, n)) }
 }
 
 struct ReportBuilder {
@@ -28,8 +31,10 @@ struct ReportBuilder {
         var accounts: [LocalAccount] = []
         /// Where each account was reported, parallel to `accounts`.
         var positions: [Position] = []
-        /// Folded names already reported.
-        var seen: Set<String> = []
+        /// Folded names already reported, once the device has `ReportBuilder.setFrom` accounts;
+        /// below that, duplicates are found by scanning `accounts` (most devices list a few
+        /// accounts, and a set per device cost more than the accounts themselves).
+        var seen: Set<String>?
         var evidence = PlatformEvidence()
         var reportedAt: UnixTime?
         /// This device has an error in this file: no report from this file.
@@ -39,7 +44,19 @@ struct ReportBuilder {
 
         init(name: String) {
             self.name = name
-            seen.reserveCapacity(64)   // most devices have fewer accounts: no rehashing
+        }
+
+        /// Records the folded name of a new account; false when an account already folds to it.
+        mutating func insertFolded(_ key: String) -> Bool {
+            if seen != nil { return seen!.insert(key).inserted }
+            for a in accounts where Folding.fold(a.name) == key { return false }
+            if accounts.count + 1 >= ReportBuilder.setFrom {
+                var set = Set<String>(minimumCapacity: 2 * ReportBuilder.setFrom)
+                for a in accounts { set.insert(Folding.fold(a.name)) }
+                set.insert(key)
+                seen = set
+            }
+            return true
         }
     }
 
@@ -54,11 +71,18 @@ struct ReportBuilder {
     private var warnings: [InputProblem] = []
     private var errorCount = 0
     private var warningCount = 0
+    /// Long values that repeat across accounts (shells, system accounts' descriptions), so
+    /// every account shares one copy instead of holding its own (values of up to 15 UTF-8
+    /// bytes are stored inside the String and need no sharing).
+    private var shared: Set<String> = []
     /// Errors that cannot be pinned on one device: every device of the file fails.
     private var fileFailed = false
     private var fileErrorLines: [Int?] = []
     /// Indices in `problems` of file-wide errors (device still nil).
     private var fileErrorIndices: [Int] = []
+
+    /// Accounts of one device from which duplicates are looked up in a set, not by a scan.
+    static let setFrom = 16
 
     /// Messages listed per file; further ones are counted in one summary line.
     static let maxListedErrors = 20
@@ -100,11 +124,13 @@ struct ReportBuilder {
     mutating func touch(_ device: String) { _ = slot(device) }
 
     /// Adds one account; a second account whose name folds equal is a warning and is skipped.
+    /// "Folds equal" is the planner's rule (`Folding.fold`, full Unicode case folding), so a
+    /// report never holds two accounts the planner could not tell apart (`straße`/`STRASSE`).
     mutating func add(_ account: LocalAccount, device: String, at position: Position) {
         let i = slot(device)
-        let key = NameFolding.fold(account.name)
-        guard states[i].seen.insert(key).inserted else {
-            let firstIndex = states[i].accounts.firstIndex { NameFolding.fold($0.name) == key }
+        let key = Folding.fold(account.name)
+        guard states[i].insertFolded(key) else {
+            let firstIndex = states[i].accounts.firstIndex { Folding.fold($0.name) == key }
             let firstLine = firstIndex.flatMap { line(states[i].positions[$0]) }
             let where_ = firstLine.map { " (first at line \($0))" } ?? ""
             warn(device: device, at: position,
@@ -112,12 +138,30 @@ struct ReportBuilder {
             return
         }
         states[i].evidence.observe(account)
+        var account = account
+        share(&account.shell)
+        share(&account.fullName)
+        share(&account.accountType)
         states[i].accounts.append(account)
         states[i].positions.append(position)
     }
 
+    /// Replaces a long value by an equal one already held, or remembers it.
+    private mutating func share(_ value: inout String?) {
+        guard let v = value, v.utf8.count > 15 else { return }
+        if let held = shared.firstIndex(of: v) {
+            value = shared[held]
+        } else if shared.count < 4096 {
+            shared.insert(v)
+        }
+    }
+
     /// The report time of `device` is the newest time any of its rows carries.
     mutating func noteTime(_ time: UnixTime, device: String) {
+        guard Timestamps.plausible.contains(time) else {
+            error(device: device, at: nil, "report time \(time) is not a plausible date (outside the years 1 to 9999): no report from this file")
+            return
+        }
         let i = slot(device)
         if let current = states[i].reportedAt, current >= time { return }
         states[i].reportedAt = time
@@ -200,7 +244,12 @@ struct ReportBuilder {
             for i in fileErrorIndices { problems[i].device = states[0].name }
             if !fileErrorIndices.isEmpty { states[0].named = true }
         }
-        for state in states {
+        reports.reserveCapacity(states.count)
+        for k in states.indices {
+            // Each device's state is taken out and dropped as its report is made, so the
+            // builder's bookkeeping and the reports never all exist at once.
+            let state = states[k]
+            states[k] = DeviceState(name: "")
             let name = state.name
             if fileFailed || state.failed {
                 if !state.named {
@@ -215,24 +264,25 @@ struct ReportBuilder {
                     + "(root, Administrator), so the report is treated as incomplete"))
                 continue
             }
+            // Appending leaves up to half the array unused: keep only what the accounts need.
+            var accounts = state.accounts
+            if accounts.capacity - accounts.count > max(1, accounts.count / 8) {
+                var exact: [LocalAccount] = []
+                exact.reserveCapacity(accounts.count)
+                exact.append(contentsOf: accounts)
+                accounts = exact
+            }
+            if state.reportedAt == nil, !Timestamps.plausible.contains(modificationTime) {
+                deviceProblems.append(InputProblem(source: source, device: name, message:
+                    "the file's modification time (\(modificationTime)) is not a plausible date (outside the years 1 to 9999) "
+                    + "and its content names no time: no report for device '\(name)'; touch the file or fix its time"))
+                continue
+            }
             reports.append(DeviceReport(device: name, platform: state.evidence.decide(),
                                         reportedAt: state.reportedAt ?? modificationTime,
-                                        accounts: state.accounts, source: source))
+                                        accounts: accounts, source: source))
         }
         return ReportsReadResult(reports: reports, problems: problems + deviceProblems, warnings: warnings)
-    }
-}
-
-/// Case folding used for duplicate detection inside one report. ASCII names (nearly all of
-/// them) take a fast path; others use Swift's full Unicode lowercasing.
-enum NameFolding {
-    static func fold(_ name: String) -> String {
-        var needsWork = false
-        for b in name.utf8 where b >= 0x80 || (b >= 0x41 && b <= 0x5A) {
-            needsWork = true
-            break
-        }
-        return needsWork ? name.lowercased() : name
     }
 }
 

@@ -42,15 +42,23 @@ public struct ReportLimits: Sendable, Hashable {
     public var maxFiles: Int
     /// Deepest JSON nesting accepted (arrays/objects); deeper input is an error, never a crash.
     public var maxJSONDepth: Int
+    /// Most bytes read from the whole folder (`[devices] max_reports_size`). Checked on the
+    /// files' sizes before any is read, and again while reading (a file that grows after the
+    /// check); beyond it the read stops with `ReportsReadResult.fatal` set, never with an
+    /// allocation failure.
+    public var maxTotalBytes: Int
 
     public static let defaultMaxFileBytes = 64 * 1024 * 1024
     public static let defaultMaxFiles = 200_000
+    /// 512 MiB: about 5 million reported accounts in the usual formats (100 bytes each).
+    public static let defaultMaxTotalBytes = 512 * 1024 * 1024
 
     public init(maxFileBytes: Int = ReportLimits.defaultMaxFileBytes, maxFiles: Int = ReportLimits.defaultMaxFiles,
-                maxJSONDepth: Int = 64) {
+                maxJSONDepth: Int = 64, maxTotalBytes: Int = ReportLimits.defaultMaxTotalBytes) {
         self.maxFileBytes = maxFileBytes
         self.maxFiles = maxFiles
         self.maxJSONDepth = maxJSONDepth
+        self.maxTotalBytes = maxTotalBytes
     }
 }
 
@@ -63,11 +71,16 @@ public struct ReportsReadResult: Sendable, Hashable {
     public var problems: [InputProblem]
     /// Non-fatal: a name reported twice on one device, skipped unrecognised rows.
     public var warnings: [InputProblem]
+    /// Set when the folder could not be read within `ReportLimits.maxTotalBytes`: the run must
+    /// stop (exit 5) with this message; `reports`, `problems` and `warnings` are then empty.
+    public var fatal: String?
 
-    public init(reports: [DeviceReport] = [], problems: [InputProblem] = [], warnings: [InputProblem] = []) {
+    public init(reports: [DeviceReport] = [], problems: [InputProblem] = [], warnings: [InputProblem] = [],
+                fatal: String? = nil) {
         self.reports = reports
         self.problems = problems
         self.warnings = warnings
+        self.fatal = fatal
     }
 }
 

@@ -1,6 +1,7 @@
 // The reports folder: list, read and parse every report file, in parallel.
 
 import Dispatch
+import Synchronization
 import TakeoverCore
 #if canImport(Glibc)
 import Glibc
@@ -12,8 +13,13 @@ import Darwin
 
 extension ReportsFolder {
     /// Reads every regular file in `path` (and every symbolic link to one), in parallel; not
-    /// recursive; skips hidden files and README*. Folders, FIFOs, sockets and devices are
-    /// skipped with a warning naming them. The result is sorted and deterministic.
+    /// recursive; skips README* and, silently, the names of files still being written
+    /// (`isInProgress`). Folders, FIFOs, sockets and devices are skipped with a warning naming
+    /// them. The result is sorted and deterministic.
+    ///
+    /// Volume: the sizes of the files to read are added up before any is read; more than
+    /// `limits.maxTotalBytes` (or a file growing past it while read) sets `fatal` and returns
+    /// nothing else.
     public static func read(path: String, limits: ReportLimits = ReportLimits()) -> ReportsReadResult {
         let folderLabel = label(ofFolder: path)
         var result = ReportsReadResult()
@@ -29,7 +35,7 @@ extension ReportsFolder {
                 "file name is not valid UTF-8: not read (rename the file; its device cannot be named)"))
         }
         let candidates = entries.names.filter { name in
-            !name.hasPrefix(".") && !name.lowercased().hasPrefix("readme")
+            !name.lowercased().hasPrefix("readme")
         }.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
 
         let files = Array(candidates.prefix(max(0, limits.maxFiles)))
@@ -39,11 +45,21 @@ extension ReportsFolder {
         }
 
         let base = path.hasSuffix("/") ? path : path + "/"
+        if let over = volumeCheck(base: base, folderLabel: folderLabel, files: files, limits: limits) {
+            return ReportsReadResult(fatal: over)
+        }
+        let budget = ReadBudget(limit: limits.maxTotalBytes)
         let slots = Slots(count: files.count)
         // Each iteration reads and parses one file and writes only its own slot.
         DispatchQueue.concurrentPerform(iterations: files.count) { i in
             let name = files[i]
-            slots.set(i, readOne(fullPath: base + name, name: name, source: folderLabel + "/" + name, limits: limits))
+            slots.set(i, readOne(fullPath: base + name, name: name, source: folderLabel + "/" + name, limits: limits,
+                                 budget: budget))
+        }
+        if budget.exceeded {
+            return ReportsReadResult(fatal: "[devices] reports: the files in \(path) grew past [devices] max_reports_size "
+                + "(\(byteCount(limits.maxTotalBytes))) while they were read: nothing used; run again once the agents "
+                + "have finished writing, or raise max_reports_size")
         }
         for i in 0..<files.count {
             guard let r = slots.get(i) else { continue }
@@ -69,7 +85,25 @@ extension ReportsFolder {
         case failure(String)
     }
 
-    /// The names in a directory (opendir/readdir: raw bytes, so non-UTF-8 names are seen).
+    /// A file an agent or rsync is still writing, or a backup: a name beginning with `.`
+    /// (rsync's `.name.XXXXXX`, hidden files) or ending with `.tmp`, `.part` (any case) or `~`.
+    /// Such files are never read, so a report is only ever seen once it has been renamed into
+    /// place whole (PRODUCT.md section 9).
+    public static func isInProgress<C: Collection>(_ name: C) -> Bool where C.Element == UInt8 {
+        guard let first = name.first else { return false }
+        if first == UInt8(ascii: ".") { return true }
+        let bytes = Array(name.suffix(5))
+        if bytes.last == UInt8(ascii: "~") { return true }
+        func endsWith(_ suffix: String) -> Bool {
+            let s = Array(suffix.utf8)
+            guard bytes.count >= s.count else { return false }
+            return zip(bytes.suffix(s.count), s).allSatisfy { (($0 &- 0x41 < 26) ? $0 | 0x20 : $0) == $1 }
+        }
+        return endsWith(".tmp") || endsWith(".part")
+    }
+
+    /// The names in a directory (opendir/readdir: raw bytes, so non-UTF-8 names are seen),
+    /// without `.`, `..` and the names of files still being written (`isInProgress`).
     private static func list(_ path: String) -> ListingResult {
         guard let dir = opendir(path) else {
             return .failure(describe(errno: errno) ?? "not a readable directory")
@@ -80,10 +114,10 @@ extension ReportsFolder {
             let bytes: [UInt8] = withUnsafeBytes(of: &entry.pointee.d_name) { raw in
                 Array(raw.prefix { $0 != 0 })
             }
-            if bytes == [UInt8(ascii: ".")] || bytes == [UInt8(ascii: "."), UInt8(ascii: ".")] { continue }
+            if isInProgress(bytes) { continue }   // also `.` and `..`
             if let name = String(validating: bytes, as: UTF8.self) {
                 listing.names.append(name)
-            } else if bytes.first != UInt8(ascii: ".") {
+            } else {
                 listing.badNames.append(String(decoding: bytes, as: UTF8.self))
             }
         }
@@ -110,9 +144,43 @@ extension ReportsFolder {
         }
     }
 
+    /// The message when the files to read add up to more than `limits.maxTotalBytes`, from
+    /// their sizes (stat, following symbolic links; only regular files count), before any
+    /// byte is read; nil when they fit.
+    static func volumeCheck(base: String, folderLabel: String, files: [String], limits: ReportLimits) -> String? {
+        var total = 0
+        var largest: (name: String, size: Int)?
+        for name in files {
+            var st = stat()
+            guard stat(base + name, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { continue }
+            let size = Int(st.st_size)
+            total = total > Int.max - size ? Int.max : total + size
+            if largest == nil || size > largest!.size { largest = (name, size) }
+        }
+        guard total > limits.maxTotalBytes, let largest else { return nil }
+        return "[devices] reports: the \(files.count) report files in \(base.dropLast()) hold \(byteCount(total)), more than "
+            + "[devices] max_reports_size (\(byteCount(limits.maxTotalBytes))); nothing was read (the largest file is "
+            + "\(folderLabel)/\(largest.name), \(byteCount(largest.size))). Remove old or unexpected reports, "
+            + "or raise max_reports_size if this volume is expected"
+    }
+
+    /// "512 MiB (536870912 bytes)".
+    static func byteCount(_ n: Int) -> String {
+        let units: [(Int, String)] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")]
+        for (size, unit) in units where n >= size {
+            let tenths = (n * 10 + size / 2) / size
+            let whole = tenths % 10 == 0 ? "\(tenths / 10)" : "\(tenths / 10).\(tenths % 10)"
+            return "\(whole) \(unit) (\(n) bytes)"
+        }
+        return n == 1 ? "1 byte" : "\(n) bytes"
+    }
+
     /// Reads one file and parses it. Anything but a regular file (or a symbolic link to one)
-    /// is skipped with a warning naming it; a FIFO or device is never opened.
-    static func readOne(fullPath: String, name: String, source: String, limits: ReportLimits) -> ReportsReadResult? {
+    /// is skipped with a warning naming it; a FIFO or device is never opened. Every byte
+    /// buffer is taken from `budget` before it is allocated; when the budget is spent the
+    /// file is not read (the caller then stops the whole read).
+    static func readOne(fullPath: String, name: String, source: String, limits: ReportLimits,
+                        budget: ReadBudget = ReadBudget(limit: Int.max)) -> ReportsReadResult? {
         let device = ReportParser.deviceName(fromFileName: name)
         func failure(_ message: String) -> ReportsReadResult {
             ReportsReadResult(problems: [InputProblem(source: source, device: device, message: message)])
@@ -176,12 +244,14 @@ extension ReportsFolder {
             return failure(ReportParser.tooLarge(size, limits: limits))
         }
         // Read to the end (the file may have grown since fstat), never past the cap.
+        guard budget.take(size) else { return nil }
         var readError: Int32 = 0
         var bytes = [UInt8](unsafeUninitializedCapacity: size + 1) { buf, initialized in
             initialized = readFully(fd, buf, error: &readError)
         }
         while readError == 0, bytes.count > size, bytes.count <= limits.maxFileBytes {
             // It grew: read on in chunks.
+            guard budget.take(1 << 16) else { return nil }
             let chunk = [UInt8](unsafeUninitializedCapacity: 1 << 16) { buf, initialized in
                 initialized = readFully(fd, buf, error: &readError)
             }
@@ -220,6 +290,33 @@ private func readFully(_ fd: Int32, _ buf: UnsafeMutableBufferPointer<UInt8>, er
         filled += n
     }
     return filled
+}
+
+/// The bytes the whole folder may still allocate for file contents, shared by the parallel
+/// reads. Once a take fails, `exceeded` stays true and every later take fails.
+final class ReadBudget: Sendable {
+    private let used = Atomic<Int>(0)
+    private let overflowed = Atomic<Bool>(false)
+    let limit: Int
+
+    init(limit: Int) { self.limit = limit }
+
+    /// Takes `n` bytes; false (and nothing taken) when that would pass the limit.
+    func take(_ n: Int) -> Bool {
+        if overflowed.load(ordering: .relaxed) { return false }
+        var current = used.load(ordering: .relaxed)
+        while true {
+            guard n <= limit, current <= limit - n else {
+                overflowed.store(true, ordering: .relaxed)
+                return false
+            }
+            let (exchanged, original) = used.compareExchange(expected: current, desired: current + n, ordering: .relaxed)
+            if exchanged { return true }
+            current = original
+        }
+    }
+
+    var exceeded: Bool { overflowed.load(ordering: .relaxed) }
 }
 
 /// Per-file results written from `concurrentPerform`.

@@ -22,10 +22,13 @@ enum Timestamps {
         while hi > lo, all[hi - 1] == 0x20 || all[hi - 1] == 0x09 { hi -= 1 }
         guard lo < hi else { return nil }
         let b = UnsafeBufferPointer(rebasing: all[lo..<hi])
-        if let dotNet = parseDotNetDate(b) { return dotNet }
-        if let iso = parseISO8601(b) { return iso }
-        return parseInteger(b)
+        guard let t = parseDotNetDate(b) ?? parseISO8601(b) ?? parseInteger(b), plausible.contains(t) else { return nil }
+        return t
     }
+
+    /// Report times outside the years 1 to 9999 are not dates but hostile or broken input
+    /// (and would overflow "now - reportedAt" in the planner).
+    static let plausible: ClosedRange<UnixTime> = -62_135_596_800 ... 253_402_300_799
 
     /// A decimal integer with an optional sign; nil on anything else or on overflow.
     static func parseInteger<C: Collection>(_ b: C) -> Int64? where C.Element == UInt8 {
@@ -66,7 +69,8 @@ enum Timestamps {
         if hi - lo > 5, b[hi - 5] == UInt8(ascii: "+") || b[hi - 5] == UInt8(ascii: "-") { hi -= 5 }
         guard let ms = parseInteger(b[lo..<hi]) else { return nil }
         // Floor division, so pre-1970 dates round down like the rest.
-        return ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000)
+        // (Without negating: -ms overflows for the most negative values a hostile file can hold.)
+        return ms / 1000 - (ms < 0 && ms % 1000 != 0 ? 1 : 0)
     }
 
     private static func parseISO8601(_ b: UnsafeBufferPointer<UInt8>) -> UnixTime? {

@@ -18,7 +18,7 @@ final class CArena {
 
     deinit {
         for (block, size) in secretBlocks {
-            memset(block, 0, size) // a password copy does not outlive the call
+            explicit_bzero(block, size) // a password copy does not outlive the call (never optimised away)
             free(block)
         }
         for block in blocks { free(block) }

@@ -448,12 +448,27 @@ public actor LDAPConnection {
     }
 
     /// Deletes an entry (`ldap_delete_ext`). A missing entry: error 32 with `isAlreadyDone`.
-    public func delete(dn: String) throws(LDAPError) {
+    ///
+    /// `assertion`: an RFC 4515 filter sent as a critical assertion control (RFC 4528,
+    /// `ldap_create_assertion_control`): the server deletes the entry only if it matches,
+    /// atomically, else fails with 122 (assertionFailed); a server without the control
+    /// answers 12 (unavailableCriticalExtension) and deletes nothing.
+    public func delete(dn: String, assertion: String? = nil) throws(LDAPError) {
         let handle = try live("delete", dn: dn)
         let arena = CArena()
         guard let cDN = arena.cString(dn) else { throw nulError("delete", dn: dn) }
+        var control: UnsafeMutablePointer<LDAPControl>?
+        if let assertion {
+            guard let cFilter = arena.cString(assertion) else { throw nulError("delete", dn: dn) }
+            let rc = ldap_create_assertion_control(handle, cFilter, 1, &control)
+            if rc != LDAP_SUCCESS { throw handleError(rc, "delete", dn: dn) }
+        }
+        defer { if let control { ldap_control_free(control) } }
         var msgid: Int32 = 0
-        let rc = ldap_delete_ext(handle, cDN, nil, nil, &msgid)
+        var controls: [UnsafeMutablePointer<LDAPControl>?] = [control, nil]
+        let rc = controls.withUnsafeMutableBufferPointer { buffer in
+            ldap_delete_ext(handle, cDN, control == nil ? nil : buffer.baseAddress, nil, &msgid)
+        }
         if rc != LDAP_SUCCESS { throw handleError(rc, "delete", dn: dn) }
         let message = try waitForResult(handle, msgid: msgid, operation: "delete", dn: dn)
         if var error = parseResult(handle, message, operation: "delete", dn: dn, free: true) {

@@ -13,13 +13,15 @@ public enum LDIF {
     }
 
     /// RFC 2849 SAFE-STRING: no NUL, LF, CR; non-ASCII needs base64; must not start with
-    /// space, ':' or '<'; we also base64 a trailing space so it survives editors.
+    /// space, ':' or '<'; we also base64 a trailing space so it survives editors, and any
+    /// other control character (ESC, BEL, TAB, DEL...), so a value read from the directory
+    /// or a report never reaches a terminal raw when the file is shown (PRODUCT.md 7).
     public static func isSafe(_ value: String) -> Bool {
         let bytes = value.utf8
         guard let first = bytes.first else { return true }
         if first == UInt8(ascii: " ") || first == UInt8(ascii: ":") || first == UInt8(ascii: "<") { return false }
         if bytes.last == UInt8(ascii: " ") { return false }
-        for b in bytes where b == 0 || b == 10 || b == 13 || b >= 0x80 {
+        for b in bytes where b < 0x20 || b >= 0x7F {
             return false
         }
         return true

@@ -11,8 +11,13 @@
 // - "value exists" / "no such value" on a single value counts as done; a combined modify
 //   failing that way is retried split, each value judged alone; an add-entry that finds
 //   the entry present becomes value adds on it.
-// - A referral (a read-only replica) is followed: connect and bind there with the same
+// - A referral (a read-only replica) is followed only to a server named in `[ldap] uri`
+//   or `write_uri` (compared parsed): connect to that configured URI with the same
 //   options and credentials, redo the write, and keep writing there. Never success.
+//   Any other target, or a URL that does not parse, is refused and never contacted:
+//   the run stops, and the writes it answered count as not written.
+// - Before every wave and chunk the run's lease (Lease.swift) is asked: once it is lost
+//   or cannot be renewed, nothing more is written.
 // - A lost connection: bounded reconnects with backoff, then only what is not known done
 //   is redone. Past the bound: stop, and report what was written and what was not.
 
@@ -105,6 +110,9 @@ public final class Applier {
     private var connection: LDAPConnection?
     private var losses = 0
     var result = ApplyResult()
+    /// Asked before every wave and chunk: a reason to stop writing (the run's lease in
+    /// the directory was lost or could not be renewed), or nil.
+    public var leaseCheck: (@Sendable () async -> String?)?
 
     /// `connection`: an open, bound connection to `uri` to start with (nil: opened on first use).
     public init(connector: Connector, layout: BindingLayout, uri: String, connection: LDAPConnection?,
@@ -187,6 +195,10 @@ public final class Applier {
     private func run(_ wave: [WriteOperation]) async throws(GiveUp) {
         var start = 0
         while start < wave.count {
+            if let check = leaseCheck, let problem = await check() {
+                for operation in wave[start...] { result.notWritten += operation.changes }
+                throw GiveUp(message: problem)
+            }
             let end = min(start + max(options.chunk, 1), wave.count)
             do {
                 try await writePipelined(Array(wave[start..<end]))
@@ -339,6 +351,7 @@ public final class Applier {
 
     /// The values of an add-entry that exists: members and records added one at a time.
     private func addValues(of change: Change) async throws(GiveUp) {
+        var singles: [Change] = []
         for attribute in change.attributes {
             let op: ChangeOp
             if attribute.name.caseInsensitiveEquals(layout.memberAttribute) {
@@ -349,16 +362,27 @@ public final class Applier {
                 continue  // objectClass, cn: the entry has them
             }
             for value in attribute.values {
-                let single = Change(dn: change.dn, op: op, attribute: attribute.name, values: [value], subject: change.subject)
-                try await writeSingle(single, uncertain: false)
+                singles.append(Change(dn: change.dn, op: op, attribute: attribute.name, values: [value], subject: change.subject))
             }
         }
+        try await writeSingles(singles, uncertain: false)
     }
 
     /// A combined modify that failed with "value exists" / "no such value": every value alone.
     private func split(_ operation: WriteOperation, uncertain: Bool) async throws(GiveUp) {
-        for change in Applier.singleValues(operation.changes) {
-            try await writeSingle(change, uncertain: uncertain)
+        try await writeSingles(Applier.singleValues(operation.changes), uncertain: uncertain)
+    }
+
+    /// Single-value changes one at a time; on giving up, the one in hand and those after
+    /// it are recorded as not written.
+    private func writeSingles(_ singles: [Change], uncertain: Bool) async throws(GiveUp) {
+        for (index, change) in singles.enumerated() {
+            do {
+                try await writeSingle(change, uncertain: uncertain)
+            } catch {
+                result.notWritten += singles[index...]
+                throw error
+            }
         }
     }
 
@@ -368,6 +392,15 @@ public final class Applier {
     private func withPlaceholder(_ operation: WriteOperation) async throws(GiveUp) {
         guard let placeholder = layout.placeholderMember else { return }
         let add = Change(dn: operation.dn, op: .addMember, attribute: layout.memberAttribute, values: [placeholder])
+        do {
+            try await writeWithPlaceholder(operation, add: add, placeholder: placeholder)
+        } catch {
+            result.notWritten += operation.changes
+            throw error
+        }
+    }
+
+    private func writeWithPlaceholder(_ operation: WriteOperation, add: Change, placeholder: String) async throws(GiveUp) {
         var hops = 0
         var uncertain = false
         while true {
@@ -483,39 +516,32 @@ public final class Applier {
     }
 
     /// Switches writes to the server a referral names (the provider behind a read-only
-    /// replica). The referral is never taken as success: the caller redoes the write there.
+    /// replica), when that server is one of `[ldap] uri` or `write_uri`: the connection
+    /// goes to the configured URI, never to the referral's text. Every other URL, and
+    /// any that does not parse strictly, is refused and never contacted; when no URL of
+    /// the referral may be followed the run stops (exit 5) naming them. The referral is
+    /// never taken as success: the caller redoes the write on the followed server.
     private func follow(_ referrals: [String], hops: Int, dn: String) async throws(GiveUp) {
         guard hops <= options.maxReferralHops else {
-            throw GiveUp(message: "more than \(options.maxReferralHops) referrals for '\(dn)'; last: \(referrals.joined(separator: " "))")
+            throw GiveUp(message: "more than \(options.maxReferralHops) referrals for '\(dn)'; last: "
+                + referrals.map { LDAPURLError.visible($0) }.joined(separator: " "))
         }
-        let targets = referrals.compactMap(Connector.serverPart(ofReferral:))
-        guard !targets.isEmpty else {
-            throw GiveUp(message: "the server answered '\(dn)' with a referral naming no usable server "
-                + "(\(referrals.joined(separator: " "))); set [ldap] write_uri to the provider")
+        let target: String
+        switch connector.followableTarget(of: referrals, for: dn, logger: logger) {
+        case .success(let uri): target = uri
+        case .failure(let refusal): throw GiveUp(message: refusal.message)
         }
-        var last = "no server tried"
-        for target in targets {
-            var probe = connector.config
-            probe.ldap.uri = target
-            probe.ldap.writeURI = nil
-            if let refusal = probe.cleartextProblem() {
-                last = "not following the referral to \(target): \(refusal)"
-                continue
-            }
-            do {
-                let opened = try await connector.open(uri: target)
-                if let old = connection { await old.close() }
-                logger.notice("following a referral; writes go to the referred server",
-                              metadata: ["from": "\(uri)", "to": "\(target)", "dn": "\(dn)"])
-                result.referralsFollowed.append("\(uri) -> \(target)")
-                connection = opened
-                uri = target
-                return
-            } catch {
-                last = "\(target): \(error)"
-            }
+        do {
+            let opened = try await connector.open(uri: target)
+            if let old = connection { await old.close() }
+            logger.notice("following a referral; writes go to the referred server",
+                          metadata: ["from": "\(uri)", "to": "\(target)", "dn": "\(dn)"])
+            result.referralsFollowed.append("\(uri) -> \(target)")
+            connection = opened
+            uri = target
+        } catch {
+            throw GiveUp(message: "cannot follow the referral for '\(dn)' to \(target): \(error)")
         }
-        throw GiveUp(message: "cannot follow the referral for '\(dn)': \(last)")
     }
 
     // MARK: Helpers

@@ -1,6 +1,7 @@
 // The TOML configuration (PRODUCT.md section 8): parsing, validation that lists every
 // problem at once with its line, path resolution and the bind password.
 
+import DeviceReports
 import Foundation
 import TakeoverCore
 import TOMLKit
@@ -145,6 +146,12 @@ public struct BridgeConfig: Sendable {
         /// Seconds.
         public var activeWithin: Int64
 
+        // Report evidence limits (issue 11: R8 clock skew, bounded report volume).
+        /// `max_clock_skew`, seconds: a report dated further in the future is an error, never used.
+        public var maxClockSkew: Int64 = Policy.defaultMaxClockSkew
+        /// `max_reports_size`, bytes: the most the reports folder may hold; beyond it the run stops (exit 5).
+        public var maxReportsSize: Int = ReportLimits.defaultMaxTotalBytes
+
         public init(searchBase: String, filter: String = "(objectClass=groupOfNames)", nameAttribute: String = "cn",
                     memberAttribute: String = "member", reports: String, activeWithin: Int64 = 604_800) {
             self.searchBase = searchBase
@@ -200,6 +207,12 @@ public struct BridgeConfig: Sendable {
 
     public struct State: Sendable, Hashable {
         public var dir: String
+
+        /// `[state] metrics_file`: the Prometheus textfile written after every run; nil: none.
+        public var metricsFile: String? = nil
+        // [state] lease (issue 11): seconds a run's lease entry under [bindings]
+        // search_base stays valid without renewal (PRODUCT.md section 6). 1 s ... 1 day.
+        public var lease: Int64 = 600
 
         public init(dir: String = "/var/lib/takeover-bridge") {
             self.dir = dir
@@ -299,7 +312,12 @@ public struct BridgeConfig: Sendable {
         Policy(protectedAccounts: policy.protectedAccounts, minUIDLinux: policy.minUIDLinux,
                minUIDMacOS: policy.minUIDMacOS,
                onLikelyMismatch: LikelyMismatchPolicy(rawValue: policy.onLikelyMismatch) ?? .hold,
-               activeWithin: devices.activeWithin)
+               activeWithin: devices.activeWithin, maxClockSkew: devices.maxClockSkew)
+    }
+
+    /// The limits for reading `[devices] reports` (`max_reports_size`).
+    public func reportLimits() -> ReportLimits {
+        ReportLimits(maxTotalBytes: devices.maxReportsSize)
     }
 
     /// The bind password from `bind_password_file` (refused when group or others can access
@@ -308,16 +326,11 @@ public struct BridgeConfig: Sendable {
     public func readBindPassword(environment: [String: String] = ProcessInfo.processInfo.environment)
         throws(ConfigError) -> String? {
         if let file = ldap.bindPasswordFile {
-            if let refusal = FileSecurity.checkSecretFile(file) {
-                throw ConfigError(problem("ldap.bind_password_file", refusal))
-            }
-            var text: String
-            switch BridgeConfig.readText(file) {
+            // Checked on the open file and read into a buffer wiped once read (issue 11).
+            let text: String
+            switch FileSecurity.readSecretFile(file) {
             case .success(let t): text = t
-            case .failure(let message): throw ConfigError(problem("ldap.bind_password_file", message))
-            }
-            if text.hasSuffix("\r\n") || text.hasSuffix("\n") {
-                text.removeLast()  // "\r\n" is one Character in Swift: removes both.
+            case .failure(let error): throw ConfigError(problem("ldap.bind_password_file", error.description))
             }
             if text.isEmpty {
                 throw ConfigError(problem("ldap.bind_password_file", "\(file) is empty"))
@@ -470,7 +483,7 @@ extension Character {
 
 /// The keys each section accepts and their types.
 enum ConfigKeyKind {
-    case string, bool, int, number, stringList, duration
+    case string, bool, int, number, stringList, duration, size
 
     var expectation: String {
         switch self {
@@ -480,6 +493,7 @@ enum ConfigKeyKind {
         case .number: return "a number"
         case .stringList: return "a list of strings"
         case .duration: return "a duration (seconds, or a string like \"7d\", \"12h\", \"30m\", \"3600s\")"
+        case .size: return "a size (bytes, or a string like \"512MiB\", \"2GiB\", \"64M\")"
         }
     }
 }
@@ -495,12 +509,13 @@ enum ConfigSchema {
                    ("local_account_attribute", .string), ("uid_number_attribute", .string),
                    ("display_name_attribute", .string), ("id_attribute", .string)]),
         ("devices", [("search_base", .string), ("filter", .string), ("name_attribute", .string),
-                     ("member_attribute", .string), ("reports", .string), ("active_within", .duration)]),
+                     ("member_attribute", .string), ("reports", .string), ("active_within", .duration),
+                     ("max_clock_skew", .duration), ("max_reports_size", .size)]),
         ("bindings", [("search_base", .string), ("object_class", .string), ("member_attribute", .string)]),
         ("policy", [("protected_accounts", .stringList), ("min_uid_linux", .int), ("min_uid_macos", .int),
                     ("on_likely_mismatch", .string)]),
         ("safety", [("max_unbinds", .int), ("max_unbind_percent", .number), ("min_users", .int)]),
-        ("state", [("dir", .string)]),
+        ("state", [("dir", .string), ("metrics_file", .string), ("lease", .duration)]),
     ]
 
     static func kind(section: String, key: String) -> ConfigKeyKind? {
@@ -528,6 +543,20 @@ enum ConfigSchema {
     static let secretMessage = "a password does not belong in the config file (its value is not shown); "
         + "put it in a file readable only by the bridge and name it with [ldap] bind_password_file, "
         + "or name an environment variable with [ldap] bind_password_env"
+
+    /// Parses "512MiB", "2 GiB", "64M", "100k", "1048576" into bytes (units are 1024-based
+    /// whether written K, KB or KiB; case does not matter).
+    static func parseSize(_ text: String) -> Int64? {
+        let s = text.trimmingCharacters(in: .whitespaces).lowercased()
+        let digits = s.prefix { $0.isASCII && $0.isNumber }
+        guard !digits.isEmpty, let n = Int64(digits) else { return nil }
+        var unit = s.dropFirst(digits.count).trimmingCharacters(in: .whitespaces)
+        if unit.hasSuffix("ib") { unit.removeLast(2) } else if unit.hasSuffix("b") { unit.removeLast() }
+        let shifts: [String: Int64] = ["": 0, "k": 10, "m": 20, "g": 30, "t": 40]
+        guard let shift = shifts[unit] else { return nil }
+        let (bytes, overflow) = n.multipliedReportingOverflow(by: Int64(1) << shift)
+        return overflow || bytes > Int64(Int.max) ? nil : bytes
+    }
 
     /// Parses "7d", "12h", "30m", "3600s", "1d12h", "3600" into seconds.
     static func parseDuration(_ text: String) -> Int64? {
@@ -708,25 +737,40 @@ struct ConfigReader {
     }
 
     mutating func duration(_ section: String, _ key: String, _ fallback: Int64) -> Int64 {
-        guard let v = value(section, key) else { return fallback }
-        let seconds: Int64
+        quantity(section, key, .duration, noun: "duration", parse: ConfigSchema.parseDuration,
+                 example: "seconds (604800) or a string like \"7d\", \"12h\", \"30m\", \"3600s\"") ?? fallback
+    }
+
+    /// A size in bytes: an integer, or a string with a unit (K, M, G, T; "KiB"/"KB"/"K" all
+    /// 1024-based). Nil when absent or wrong (the problem is recorded).
+    mutating func size(_ section: String, _ key: String) -> Int? {
+        quantity(section, key, .size, noun: "size", parse: ConfigSchema.parseSize,
+                 example: "bytes (536870912) or a string like \"512MiB\", \"2GiB\"").map { Int($0) }
+    }
+
+    /// A positive quantity written as an integer or as a string with units (durations,
+    /// sizes); nil when absent, or when wrong (the problem is recorded).
+    private mutating func quantity(_ section: String, _ key: String, _ kind: ConfigKeyKind, noun: String,
+                                   parse: (String) -> Int64?, example: String) -> Int64? {
+        guard let v = value(section, key) else { return nil }
+        let amount: Int64
         if v.type == .int, let i = v.int {
-            seconds = Int64(i)
+            amount = Int64(i)
         } else if let s = v.string {
-            guard let parsed = ConfigSchema.parseDuration(s) else {
-                add("\(section).\(key)", "\"\(ConfigSchema.excerpt(s))\" is not a duration; write seconds (604800) or a string like \"7d\", \"12h\", \"30m\", \"3600s\"")
-                return fallback
+            guard let parsed = parse(s) else {
+                add("\(section).\(key)", "\"\(ConfigSchema.excerpt(s))\" is not a \(noun); write \(example)")
+                return nil
             }
-            seconds = parsed
+            amount = parsed
         } else {
-            wrongType(section, key, .duration, v)
-            return fallback
+            wrongType(section, key, kind, v)
+            return nil
         }
-        if seconds <= 0 {
-            add("\(section).\(key)", "must be a positive duration")
-            return fallback
+        if amount <= 0 {
+            add("\(section).\(key)", "must be a positive \(noun)")
+            return nil
         }
-        return seconds
+        return amount
     }
 
     func resolve(_ path: String) -> String {
@@ -985,6 +1029,9 @@ struct ConfigReader {
             devices.memberAttribute = match
         }
         devices.activeWithin = duration("devices", "active_within", devices.activeWithin)
+        // Report evidence limits (issue 11).
+        devices.maxClockSkew = duration("devices", "max_clock_skew", devices.maxClockSkew)
+        if let size = size("devices", "max_reports_size") { devices.maxReportsSize = size }
 
         // [bindings]
         var bindings = BridgeConfig.Bindings(searchBase: required("bindings", "search_base", hint: "where the bridge keeps binding groups, like ou=bindings,dc=example,dc=org"))
@@ -1060,6 +1107,24 @@ struct ConfigReader {
             } else {
                 state.dir = resolve(dir)
             }
+        }
+        // [state] metrics_file (issue 14): off when unset.
+        if let metrics = string("state", "metrics_file") {
+            if metrics.trimmingCharacters(in: .whitespaces).isEmpty || metrics.hasSuffix("/") {
+                add("state.metrics_file", "must name a file, for example \"/var/lib/prometheus/node-exporter/takeover_bridge.prom\"")
+            } else {
+                // Relative to the config's folder, and never resolved through a symlink: the
+                // file at this path is replaced (rename), not written through a link.
+                state.metricsFile = metrics.hasPrefix("/") ? metrics : baseDirectory + "/" + metrics
+            }
+        }
+
+        // [state] lease (issue 11)
+        let lease = duration("state", "lease", state.lease)
+        if (1...86_400).contains(lease) {
+            state.lease = lease
+        } else {
+            add("state.lease", "must be between 1 second and 1 day (found \(lease) s)")
         }
 
         if !problems.isEmpty {

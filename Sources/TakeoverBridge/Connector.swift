@@ -1,8 +1,9 @@
 // Opening and binding LDAP connections the way the configuration says (PRODUCT.md
-// sections 7 and 8a): the read URIs, the write URI, and servers named by referrals all
-// get the same TLS options and the same credentials.
+// sections 7 and 8a): the read URIs, the write URI, and referrals to one of them all get
+// the same TLS options and the same credentials. No other server ever sees a bind.
 
 import LDAPClient
+import Logging
 
 /// Everything needed to open one more connection like the first: options and credentials.
 /// The password lives only inside `credentials` (a `Secret`, printed as `<redacted>`).
@@ -66,16 +67,53 @@ public struct Connector: Sendable {
         return write != config.ldap.uri
     }
 
-    /// Where a referral URI points: `scheme://host:port`, without DN, attributes or
-    /// extensions (RFC 4516), so the write is redone against the same DN there.
-    public static func serverPart(ofReferral referral: String) -> String? {
-        guard let schemeEnd = referral.range(of: "://") else { return nil }
-        let scheme = referral[..<schemeEnd.lowerBound].lowercased()
-        guard scheme == "ldap" || scheme == "ldaps" || scheme == "ldapi" else { return nil }
-        var rest = referral[schemeEnd.upperBound...]
-        if let slash = rest.firstIndex(of: "/") { rest = rest[..<slash] }
-        if let question = rest.firstIndex(of: "?") { rest = rest[..<question] }
-        guard !rest.isEmpty || scheme == "ldapi" else { return nil }
-        return "\(scheme)://\(rest)"
+    /// The configured URIs a referral may lead to: every one of `uri` and `write_uri`.
+    public var referralCandidates: [String] {
+        config.ldap.uris + (config.ldap.writeURI.map { $0.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init) } ?? [])
     }
+
+    /// Where a referral may be followed (PRODUCT.md section 7): the configured URI that
+    /// names the same server (scheme, host and port, compared parsed), never the
+    /// referral's own text. A URL that does not parse strictly, or names any other
+    /// server, is refused: the bridge never connects there, so no bind reaches it.
+    public func referralTarget(_ referral: String) -> Result<String, LDAPURLError> {
+        let address: LDAPServerAddress
+        do {
+            address = try LDAPServerAddress(url: referral)
+        } catch {
+            return .failure(error)
+        }
+        guard let configured = LDAPServerAddress.match(address, in: referralCandidates) else {
+            return .failure(LDAPURLError(url: referral, reason: "names \(address), a server that is not in [ldap] uri or write_uri"))
+        }
+        return .success(configured)
+    }
+
+    /// Of a referral's URLs, the configured URI to follow (the first that may be), or
+    /// why none may: the message names every URL (escaped). Each refused URL is logged
+    /// as a warning. Used for the writes (Applier) and for the lease (Lease).
+    public func followableTarget(of referrals: [String], for dn: String, logger: Logger) -> Result<String, ReferralRefused> {
+        var target: String?
+        var refused: [LDAPURLError] = []
+        for referral in referrals {
+            switch referralTarget(referral) {
+            case .success(let uri): if target == nil { target = uri }
+            case .failure(let refusal): refused.append(refusal)
+            }
+        }
+        for refusal in refused {
+            logger.warning("referral refused: the bridge follows referrals only to servers named in [ldap] uri or write_uri",
+                           metadata: ["dn": "\(dn)", "referral": "\(refusal)"])
+        }
+        if let target { return .success(target) }
+        let named = refused.isEmpty ? "a referral naming no server" : "the referral " + refused.map(\.description).joined(separator: "; ")
+        return .failure(ReferralRefused(message: "the server answered the write of '\(dn)' with \(named); nothing was sent there. "
+            + "If that server is your provider, name it in [ldap] write_uri"))
+    }
+}
+
+/// No URL of a referral may be followed (PRODUCT.md section 7).
+public struct ReferralRefused: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
 }

@@ -12,8 +12,8 @@ import TakeoverCore
 public struct DirectorySnapshot: Sendable {
     public var users: [DirectoryUser]
     public var connections: [Connection]
-    /// Every device named by a device entry, connected users or not.
-    public var knownDevices: [String]
+    /// Every device entry read (its name and DN), connected users or not.
+    public var knownDevices: [DeviceEntry]
     public var bindingGroups: [BindingGroup]
     /// Values or entries skipped (not UTF-8, no name): each names the DN.
     public var warnings: [InputProblem]
@@ -30,7 +30,7 @@ public struct DirectorySnapshot: Sendable {
     /// debug line each.
     public var skippedReferences: [String] = []
 
-    public init(users: [DirectoryUser] = [], connections: [Connection] = [], knownDevices: [String] = [],
+    public init(users: [DirectoryUser] = [], connections: [Connection] = [], knownDevices: [DeviceEntry] = [],
                 bindingGroups: [BindingGroup] = [], warnings: [InputProblem] = [], unreadableEntries: [String] = [],
                 deviceEntries: Int = 0) {
         self.users = users
@@ -178,7 +178,7 @@ public struct DirectoryReader: Sendable {
                 collector.unreadable.append(entry.dn)
                 return
             }
-            collector.names.append(device)
+            collector.deviceEntries.append(DeviceEntry(name: device, dn: entry.dn))
             if let incomplete = entry.incomplete(memberAttribute) ?? entry.incompleteAttributes.first {
                 collector.problems.append(InputProblem(
                     source: entry.dn, device: device,
@@ -201,7 +201,7 @@ public struct DirectoryReader: Sendable {
             }
         }
         snapshot.connections = collector.items
-        snapshot.knownDevices = collector.names
+        snapshot.knownDevices = collector.deviceEntries
         snapshot.deviceEntries = collector.entries
         snapshot.skippedReferences += collector.skippedReferences
         snapshot.warnings += collector.warnings
@@ -261,7 +261,7 @@ public struct DirectoryReader: Sendable {
         var unreadable: [String] = []
         var problems: [InputProblem] = []
         var skippedReferences: [String] = []
-        var names: [String] = []
+        var deviceEntries: [DeviceEntry] = []
         var entries = 0
     }
 

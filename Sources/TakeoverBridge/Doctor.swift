@@ -26,10 +26,11 @@ public struct DoctorCheck: Sendable, Hashable {
     }
 
     /// `OK   connection: ...`, `WARN bind identity: ...` or `FAIL connection: ...` plus
-    /// `     fix: ...`.
+    /// `     fix: ...`; control characters in names from the directory or the reports
+    /// shown escaped (`TerminalText`).
     public var text: String {
-        var out = (warning ? "WARN " : ok ? "OK   " : "FAIL ") + name + ": " + detail + "\n"
-        if (!ok || warning) && !fix.isEmpty { out += "     fix: " + fix + "\n" }
+        var out = TerminalText.escape((warning ? "WARN " : ok ? "OK   " : "FAIL ") + name + ": " + detail) + "\n"
+        if (!ok || warning) && !fix.isEmpty { out += TerminalText.escape("     fix: " + fix) + "\n" }
         return out
     }
 }
@@ -158,6 +159,22 @@ extension BridgeRunner {
                     + "server (or a proxy in front of it), and its MaxValRange; those devices are deferred meanwhile"))
             failed = true
         }
+        // The lease across hosts (issue 11): shown when a run holds it.
+        do {
+            let leaseDN = Lease.dn(bindingsBase: config.bindings.searchBase)
+            if let lease = try await Lease.inspect(connection, bindingsBase: config.bindings.searchBase) {
+                let held = lease.expires > clock()
+                add(DoctorCheck("lease", ok: true, held
+                    ? "held by \(lease.summary) (\(leaseDN)): an apply is running there, or was killed and its lease expires then"
+                    : "expired: \(lease.summary) (\(leaseDN)); the next apply takes it over"))
+            } else {
+                add(DoctorCheck("lease", ok: true, "free: no apply holds \(leaseDN)"))
+            }
+        } catch {
+            add(DoctorCheck("lease", ok: false, error.description,
+                            fix: "let the service account read \(config.bindings.searchBase); delete a damaged lease entry when no apply runs"))
+            failed = true
+        }
         if !snapshot.warnings.isEmpty {
             add(DoctorCheck("entries", ok: false, "\(snapshot.warnings.count) values or entries skipped; first: "
                 + "\(snapshot.warnings[0].source): \(snapshot.warnings[0].message)",
@@ -166,9 +183,12 @@ extension BridgeRunner {
         }
 
         // Reports.
-        let reports = ReportsFolder.read(path: config.devices.reports)
+        let reports = ReportsFolder.read(path: config.devices.reports, limits: config.reportLimits())
         let devices = Set(reports.reports.map(\.device)).count
-        if reports.problems.isEmpty {
+        if let fatal = reports.fatal {
+            add(DoctorCheck("reports", ok: false, fatal, fix: "remove old or unexpected reports, or raise [devices] max_reports_size"))
+            failed = true
+        } else if reports.problems.isEmpty {
             add(DoctorCheck("reports", ok: true, "\(reports.reports.count) reports for \(devices) devices in \(config.devices.reports)"
                 + (reports.warnings.isEmpty ? "" : ", \(reports.warnings.count) warnings")))
         } else {

@@ -9,10 +9,12 @@
 // |  4   | a safety limit tripped, nothing written                        |
 // |  5   | directory or I/O failure                                       |
 // | 64   | usage error (command line)                                     |
+// | 67   | no such user (`explain` of a user not in the directory)        |
 // | 75   | another run holds the lock                                     |
 // | 78   | configuration error                                            |
 //
-// Severity, most severe first: 78 = 64 > 75 > 5 > 4 > 3 > 2 > 0. 78 and 64 never meet in
+// Severity, most severe first: 78 = 64 > 75 > 5 > 67 > 4 > 3 > 2 > 0 (67 comes from
+// `explain` alone, after everything was read, so any failure before it wins). 78 and 64 never meet in
 // one run (a usage error stops before the configuration is read); if they did, 78 wins.
 
 /// One exit code of the program, ordered by severity (`<` means "less severe").
@@ -23,6 +25,7 @@ public enum ExitStatus: Int32, Sendable, CaseIterable, Comparable, CustomStringC
     case safetyLimit = 4
     case failure = 5
     case usage = 64
+    case noSuchUser = 67
     case lockHeld = 75
     case configuration = 78
 
@@ -33,10 +36,11 @@ public enum ExitStatus: Int32, Sendable, CaseIterable, Comparable, CustomStringC
         case .changesPending: 1
         case .conflicts: 2
         case .safetyLimit: 3
-        case .failure: 4
-        case .lockHeld: 5
-        case .usage: 6
-        case .configuration: 7
+        case .noSuchUser: 4
+        case .failure: 5
+        case .lockHeld: 6
+        case .usage: 7
+        case .configuration: 8
         }
     }
 
@@ -53,6 +57,7 @@ public enum ExitStatus: Int32, Sendable, CaseIterable, Comparable, CustomStringC
         case .safetyLimit: "safety-limit"
         case .failure: "failure"
         case .usage: "usage"
+        case .noSuchUser: "no-such-user"
         case .lockHeld: "lock-held"
         case .configuration: "configuration"
         }

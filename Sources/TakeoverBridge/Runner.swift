@@ -49,7 +49,7 @@ public struct StandardOutput: OutputSink {
 }
 
 public enum PlanFormat: String, Sendable, CaseIterable {
-    case text, json, csv, ldif
+    case text, json, csv, ldif, html
 }
 
 /// Everything read before deciding.
@@ -76,6 +76,9 @@ public final class BridgeRunner: @unchecked Sendable {
 
     private var startedNanos: UInt64 = DispatchTime.now().uptimeNanoseconds
     private var summary: Logger.Metadata = [:]
+    /// `[state] metrics_file` of the configuration this run loaded, and what goes into it.
+    private var metricsFile: String?
+    private var metrics = RunMetrics(command: "", exitCode: 0, finishedAt: 0, durationSeconds: 0)
 
     public init(configPath: String?, environment: [String: String] = ProcessInfo.processInfo.environment,
                 output: OutputSink = StandardOutput(), logger: Logger = Logger(label: "takeover-bridge")) {
@@ -94,9 +97,10 @@ public final class BridgeRunner: @unchecked Sendable {
 
     // MARK: - Commands
 
-    /// `plan [--format] [--output] [--check]`: read-only. Exit 2 with `check` and changes
-    /// pending, 3 with conflicts, 4 when `apply` would trip a safety limit.
-    public func plan(format: PlanFormat, outputFile: String?, check: Bool) async -> ExitStatus {
+    /// `plan [--format] [--all] [--output] [--check]`: read-only. Exit 2 with `check` and
+    /// changes pending, 3 with conflicts, 4 when `apply` would trip a safety limit. `all`
+    /// lists every decision in the text and HTML reports (the others always do).
+    public func plan(format: PlanFormat, outputFile: String?, check: Bool, all: Bool = false) async -> ExitStatus {
         start(command: "plan")
         var status = ExitStatus.ok
         do {
@@ -105,10 +109,11 @@ public final class BridgeRunner: @unchecked Sendable {
             let plan = prepared.plan
             let text: String
             switch format {
-            case .text: text = ReportRenderer.text(plan)
+            case .text: text = ReportRenderer.text(plan, all: all)
             case .json: text = ReportRenderer.json(plan) + "\n"  // a text file ends in a newline
             case .csv: text = ReportRenderer.csv(plan)
             case .ldif: text = ChangeLDIF.render(plan.changes)
+            case .html: text = ReportRenderer.html(plan, all: all)
             }
             try emit(text, to: outputFile)
             note(plan: plan, written: 0)
@@ -145,7 +150,7 @@ public final class BridgeRunner: @unchecked Sendable {
         do {
             state = try StateDirectory(path: config.state.dir)
         } catch {
-            status = report(RunFailure(.failure, "state directory: \(error)"))
+            status = report(RunFailure(error.isInsecure ? .configuration : .failure, "state directory: \(error)"))
             finish(status)
             return status
         }
@@ -155,6 +160,7 @@ public final class BridgeRunner: @unchecked Sendable {
             switch error {
             case .held: status = report(RunFailure(.lockHeld, error.description))
             case .failed: status = report(RunFailure(.failure, error.description))
+            case .insecure: status = report(RunFailure(.configuration, error.description))
             }
             finish(status)
             return status
@@ -165,8 +171,30 @@ public final class BridgeRunner: @unchecked Sendable {
         var record = RunRecord(startedAt: startedAt, finishedAt: startedAt, host: BridgeRunner.hostName(),
                                configPath: config.sourcePath, applied: [], outcome: "failed")
         var prepared: PreparedRun?
+        // The lease across hosts (PRODUCT.md section 6), before the directory is read.
+        var lease: Lease?
+        var leaseHeldElsewhere = false
         do {
-            let run = try await prepare(config, keepConnection: true)
+            let connector = Connector(config: config, password: try password(config))
+            // The token is noted in the lock file before the add is sent: if this run dies
+            // or loses the server holding the lease, the next run here takes it over at once.
+            // Earlier tokens stay noted until this run holds the lease (or finds another's).
+            let leaseRun = Lease.newRunToken()
+            lock.noteLease(runs: Array((lock.leftoverLeaseRuns + [leaseRun]).suffix(16)))
+            do {
+                lease = try await Lease.acquire(connector: connector, clock: clock, logger: logger,
+                                                leftover: lock.leftoverLeaseRuns, run: leaseRun)
+                lock.noteLease(runs: [leaseRun])
+            } catch {
+                if case .held = error {
+                    lock.noteLease(runs: [])  // another run's value is there, none of ours
+                    leaseHeldElsewhere = true
+                    throw RunFailure(.lockHeld, error.description)
+                }
+                throw RunFailure(.failure, error.description)
+            }
+            await lease?.startRenewing()
+            let run = try await prepare(config, keepConnection: true, connector: connector)
             prepared = run.prepared
             let plan = run.prepared.plan
             let refusals = refusalsFor(run.prepared, allowUnbinds: allowUnbinds)
@@ -183,7 +211,7 @@ public final class BridgeRunner: @unchecked Sendable {
                 logger.notice("unbinds allowed for this run", metadata: ["allow_unbinds": "\(allowUnbinds)",
                                                                           "unbind": "\(plan.summary.unbind)"])
             }
-            let result = await write(plan, prepared: run.prepared, readConnection: run.connection)
+            let result = await write(plan, prepared: run.prepared, readConnection: run.connection, lease: lease)
             record.applied = result.applied
             record.alreadyDone = result.alreadyDone
             record.failed = result.failures
@@ -205,6 +233,12 @@ public final class BridgeRunner: @unchecked Sendable {
             }
             if prepared == nil, summary["takeover"] == nil { note(plan: nil, written: 0) }
         }
+        if let lease, await lease.release() { lock.noteLease(runs: []) }
+        if leaseHeldElsewhere {
+            // Like the local lock: the other run is the one that records.
+            finish(status)
+            return status
+        }
         record.finishedAt = clock()
         do {
             let paths = try state.writeRunRecordFiles(record)
@@ -212,22 +246,27 @@ public final class BridgeRunner: @unchecked Sendable {
             logger.info("run record written", metadata: ["record": "\(paths.record)", "undo": "\(paths.undo)"])
         } catch {
             logger.error("cannot write the run record: \(error)")
-            status = status.combined(with: .failure)
+            status = status.combined(with: error.isInsecure ? .configuration : .failure)
         }
         finish(status)
         return status
     }
 
-    /// `explain USER [--device NAME]`.
+    /// `explain USER [--device NAME]`: exit 67 when USER is not in the directory (what
+    /// is still bound of such a user is shown all the same).
     public func explain(user: String, device: String?) async -> ExitStatus {
         start(command: "explain")
         var status = ExitStatus.ok
         do {
             let config = try loadConfig()
             let prepared = try await prepare(config)
-            let lines = Explainer.explain(user: user, device: device, input: prepared.input, plan: prepared.plan)
-            try emit(lines.map { $0 + "\n" }.joined(), to: nil)
+            let explanation = Explainer.explanation(user: user, device: device, input: prepared.input, plan: prepared.plan)
+            try emit(explanation.lines.map { $0 + "\n" }.joined(), to: nil)
             note(plan: prepared.plan, written: 0)
+            if !explanation.userFound {
+                logger.error("no such user in the directory", metadata: ["user": "\(user)"])
+                status = .noSuchUser
+            }
         } catch {
             status = report(error)
         }
@@ -246,6 +285,7 @@ public final class BridgeRunner: @unchecked Sendable {
             throw RunFailure(.configuration, "configuration error in \(configPath)",
                              details: error.problems.map(\.description))
         }
+        metricsFile = config.state.metricsFile  // written by `finish`, whatever happens next
         if let refusal = config.cleartextProblem() {
             throw RunFailure(.configuration, "configuration error in \(configPath)",
                              details: [config.problem("ldap.allow_cleartext", refusal).description])
@@ -268,9 +308,14 @@ public final class BridgeRunner: @unchecked Sendable {
     }
 
     /// Connects, reads the directory and the reports, and plans.
-    func prepare(_ config: BridgeConfig, keepConnection: Bool) async throws(RunFailure)
+    func prepare(_ config: BridgeConfig, keepConnection: Bool, connector given: Connector? = nil) async throws(RunFailure)
         -> (prepared: PreparedRun, connection: LDAPConnection) {
-        let connector = Connector(config: config, password: try password(config))
+        let connector: Connector
+        if let given {
+            connector = given
+        } else {
+            connector = Connector(config: config, password: try password(config))
+        }
         var phase = DispatchTime.now().uptimeNanoseconds
         func lap(_ name: String, _ metadata: Logger.Metadata = [:]) {
             let now = DispatchTime.now().uptimeNanoseconds
@@ -312,7 +357,12 @@ public final class BridgeRunner: @unchecked Sendable {
             throw RunFailure(.failure, "[devices] reports: \(config.devices.reports) is not a readable folder; "
                 + "check the path, its permissions and that it is mounted")
         }
-        let reports = ReportsFolder.read(path: config.devices.reports)
+        let reports = ReportsFolder.read(path: config.devices.reports, limits: config.reportLimits())
+        if let fatal = reports.fatal {
+            // Over [devices] max_reports_size: stop before the memory is spent (exit 5).
+            if keepConnection { await connection.close() }
+            throw RunFailure(.failure, fatal)
+        }
         lap("reports read", ["reports": "\(reports.reports.count)", "problems": "\(reports.problems.count)"])
         for warning in reports.warnings.prefix(200) {
             logger.warning("\(BridgeRunner.where(warning)): \(warning.message)")
@@ -324,9 +374,11 @@ public final class BridgeRunner: @unchecked Sendable {
         let hidden = max(0, reports.warnings.count - 200) + max(0, reports.problems.count - 200)
         if hidden > 0 { logger.warning("\(hidden) more report problems and warnings not shown (see the plan's errors)") }
 
-        let input = PlanInput(users: snapshot.users, connections: snapshot.connections, knownDevices: snapshot.knownDevices,
-                              reports: reports.reports, problems: reports.problems + snapshot.problems, bindingGroups: snapshot.bindingGroups,
-                              layout: config.layout(), policy: config.corePolicy(), now: clock())
+        // Screened (R8 max_clock_skew), so explain shows the reports the plan used.
+        let input = Planner.screened(PlanInput(
+            users: snapshot.users, connections: snapshot.connections, knownDevices: snapshot.knownDevices,
+            reports: reports.reports, problems: reports.problems + snapshot.problems, bindingGroups: snapshot.bindingGroups,
+            layout: config.layout(), policy: config.corePolicy(), now: clock()))
         let plan = Planner.plan(input)
         lap("planned", ["changes": "\(plan.changes.count)", "decisions": "\(plan.decisions.count)"])
         let prepared = PreparedRun(config: config, connector: connector, snapshot: snapshot, reports: reports,
@@ -343,7 +395,7 @@ public final class BridgeRunner: @unchecked Sendable {
 
     /// Writes the plan's changes: to `write_uri` on a connection of its own when set,
     /// else on the read connection.
-    func write(_ plan: Plan, prepared: PreparedRun, readConnection: LDAPConnection) async -> ApplyResult {
+    func write(_ plan: Plan, prepared: PreparedRun, readConnection: LDAPConnection, lease: Lease? = nil) async -> ApplyResult {
         let connector = prepared.connector
         guard plan.hasChanges else {
             await readConnection.close()
@@ -356,6 +408,7 @@ public final class BridgeRunner: @unchecked Sendable {
         }
         let applier = Applier(connector: connector, layout: prepared.input.layout, uri: connector.writeURI,
                               connection: first, options: applyOptions, logger: logger)
+        if let lease { applier.leaseCheck = { await lease.problem() } }
         let result = await applier.apply(plan.changes)
         await applier.close()
         for change in result.applied {
@@ -444,9 +497,12 @@ public final class BridgeRunner: @unchecked Sendable {
     func start(command: String) {
         startedNanos = DispatchTime.now().uptimeNanoseconds
         summary = ["command": "\(command)"]
+        metricsFile = nil
+        metrics = RunMetrics(command: command, exitCode: 0, finishedAt: 0, durationSeconds: 0)
     }
 
     func note(plan: Plan?, written: Int) {
+        if let plan { metrics.record(plan, written: written) } else { metrics.changesWritten = written }
         let s = plan?.summary ?? Summary()
         summary["takeover"] = "\(s.takeover)"
         summary["provision"] = "\(s.provision)"
@@ -458,10 +514,21 @@ public final class BridgeRunner: @unchecked Sendable {
         summary["written"] = "\(written)"
     }
 
-    /// The one summary line of the run.
+    /// The metrics file (when configured) and the one summary line of the run.
     func finish(_ status: ExitStatus) {
         if summary["takeover"] == nil { note(plan: nil, written: 0) }
-        let elapsed = (DispatchTime.now().uptimeNanoseconds - startedNanos) / 1_000_000
+        let nanos = DispatchTime.now().uptimeNanoseconds - startedNanos
+        let elapsed = nanos / 1_000_000
+        if let metricsFile {
+            metrics.exitCode = status.rawValue
+            metrics.finishedAt = clock()
+            metrics.durationSeconds = Double(nanos) / 1e9
+            do {
+                try MetricsFile.write(metrics, to: metricsFile)
+            } catch {
+                logger.error("cannot write the metrics file: \(error.message)", metadata: ["metrics_file": "\(metricsFile)"])
+            }
+        }
         summary["duration_ms"] = "\(elapsed)"
         summary["exit"] = "\(status.rawValue)"
         let level: Logger.Level = status.severity >= ExitStatus.safetyLimit.severity ? .error : .info

@@ -1,7 +1,9 @@
 // The state directory (PRODUCT.md section 6): one run at a time through a lock file, and
 // an append-only trail of run records with the inverse of every write.
 //
-// Layout of `[state] dir` (created 0700):
+// Layout of `[state] dir` (created 0700; must belong to the running user or root and not
+// be writable by group or others; `runs`, `lock` and the journal are reached relative to
+// the folder's descriptor, never through a symlink, and only when a folder / regular file):
 //   lock                                  flock()ed by the running apply; holds "pid=... since=..."
 //   runs/<UTC time>-<pid>.ldif            what the run wrote, as LDIF, with a comment header
 //   runs/<UTC time>-<pid>-undo.ldif       its inverse: `ldapmodify -f` restores the directory
@@ -26,6 +28,8 @@ public enum LockError: Error, Sendable, Hashable, CustomStringConvertible {
     case held(pid: Int32?, since: String?)
     /// The lock file could not be opened or locked.
     case failed(path: String, message: String)
+    /// The lock file is not safe to use (a symlink, a FIFO, another owner): exit 78.
+    case insecure(path: String, message: String)
 
     public var description: String {
         switch self {
@@ -33,7 +37,7 @@ public enum LockError: Error, Sendable, Hashable, CustomStringConvertible {
             var out = "another takeover-bridge run holds the lock"
             if let pid { out += " (pid \(pid)" + (since.map { ", since \($0)" } ?? "") + ")" }
             return out + "; try again when it has finished"
-        case .failed(let path, let message):
+        case .failed(let path, let message), .insecure(let path, let message):
             return "cannot lock \(path): \(message)"
         }
     }
@@ -43,10 +47,14 @@ public enum LockError: Error, Sendable, Hashable, CustomStringConvertible {
 public struct StateError: Error, Sendable, Hashable, CustomStringConvertible {
     public var path: String
     public var message: String
+    /// The folder or a file in it is not safe to use (owner, mode, a symlink, not a
+    /// regular file): a configuration error (78), not an I/O failure.
+    public var isInsecure: Bool
 
-    public init(path: String, message: String) {
+    public init(path: String, message: String, isInsecure: Bool = false) {
         self.path = path
         self.message = message
+        self.isInsecure = isInsecure
     }
 
     public var description: String { "\(path): \(message)" }
@@ -103,19 +111,120 @@ public struct RunRecordPaths: Sendable, Hashable {
 
 public final class StateDirectory: Sendable {
     public let path: String
+    /// The folder, opened once: every file in it is reached relative to this descriptor,
+    /// so the folder checked is the folder written, even if its path is swapped later.
+    private let fd: Int32
 
-    /// Opens `path`, creating it (mode 0700, parents 0755) when missing. Refuses a
-    /// directory that others can write without the sticky bit.
+    /// Opens `path`, creating it (mode 0700, parents 0755) when missing. Refuses (with
+    /// `isInsecure`) a folder not owned by the running user or root, or writable by group
+    /// or others; a `runs` that is a symlink or not such a folder; a `lock` or
+    /// `runs.jsonl` that is a symlink or not a regular file (PRODUCT.md section 7).
     public init(path: String) throws(StateError) {
         self.path = path
         try StateDirectory.makeDirectory(path, mode: 0o700)
-        var st = stat()
-        guard stat(path, &st) == 0 else { throw StateError(path: path, message: StateDirectory.errnoText()) }
-        guard (st.st_mode & S_IFMT) == S_IFDIR else { throw StateError(path: path, message: "not a directory") }
-        let mode = st.st_mode & 0o7777
-        if mode & 0o002 != 0 && mode & 0o1000 == 0 {
-            throw StateError(path: path, message: "anyone can write to it (mode \(FileSecurity.octal(mode))); run chmod 700 on it")
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else {
+            let text = errno == ENOTDIR ? "not a directory" : StateDirectory.errnoText()
+            throw StateError(path: path, message: text, isInsecure: errno == ENOTDIR)
         }
+        // Checked before `self.fd` is set: a refused folder is closed here, and deinit
+        // (which runs only for a fully initialised object) never closes it again.
+        try StateDirectory.checkOpened(fd, path: path, folder: true)
+        do {
+            try StateDirectory.checkEntry("runs", in: fd, path: path, folder: true)
+            try StateDirectory.checkEntry("runs.jsonl", in: fd, path: path, folder: false)
+            try StateDirectory.checkEntry("lock", in: fd, path: path, folder: false)
+        } catch {
+            close(fd)
+            throw error
+        }
+        self.fd = fd
+    }
+
+    deinit {
+        close(fd)
+    }
+
+    /// Why a file or folder of the state directory (stat'ed without following a symlink)
+    /// is not safe, or nil.
+    static func ownershipProblem(_ st: stat, folder: Bool) -> String? {
+        let type = st.st_mode & S_IFMT
+        if type == S_IFLNK { return "is a symbolic link; the state directory's files are never reached through one: remove it" }
+        if folder && type != S_IFDIR { return "not a directory" }
+        if !folder && type != S_IFREG { return "is not a regular file (a FIFO, device or folder would block or mislead the run): remove it" }
+        let me = geteuid()
+        if st.st_uid != 0 && st.st_uid != me {
+            return "is owned by uid \(st.st_uid), neither root nor the user running the bridge (uid \(me)); "
+                + "that user could change the run records or block every run: chown it to uid \(me)"
+        }
+        let mode = st.st_mode & 0o7777
+        if mode & 0o022 != 0 {
+            return "can be written by its group or others (mode \(FileSecurity.octal(mode))); "
+                + "run chmod go-w on it (700 for a folder, 600 for a file)"
+        }
+        return nil
+    }
+
+    /// Checks `name` inside the folder `fd` (at `path`) when it exists.
+    private static func checkEntry(_ name: String, in fd: Int32, path: String, folder: Bool) throws(StateError) {
+        var st = stat()
+        if fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0 {
+            if errno == ENOENT { return }
+            throw StateError(path: path + "/" + name, message: StateDirectory.errnoText())
+        }
+        if let problem = StateDirectory.ownershipProblem(st, folder: folder) {
+            throw StateError(path: path + "/" + name, message: problem, isInsecure: true)
+        }
+    }
+
+    /// `openat` in the folder, never through a symlink, never blocking (a FIFO opened for
+    /// writing without a reader fails at once; with one, it is refused as not regular);
+    /// then checked like `checkEntry`. The caller closes the descriptor.
+    private func openFile(_ name: String, in folder: Int32, folderPath: String, flags: Int32) throws(StateError) -> Int32 {
+        let file = folderPath + "/" + name
+        let fd = openat(folder, name, flags | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0o600)
+        if fd < 0 {
+            let code = errno
+            let insecure = code == ELOOP || code == ENXIO
+            let text = code == ELOOP ? "is a symbolic link; the state directory's files are never reached through one: remove it"
+                : code == ENXIO ? "is a FIFO or socket, not a regular file: remove it" : String(cString: strerror(code))
+            throw StateError(path: file, message: text, isInsecure: insecure)
+        }
+        try StateDirectory.checkOpened(fd, path: file, folder: false)
+        return fd
+    }
+
+    /// `fstat` of what was just opened, judged by `ownershipProblem`; closes it when refused.
+    static func checkOpened(_ fd: Int32, path: String, folder: Bool) throws(StateError) {
+        var st = stat()
+        if fstat(fd, &st) != 0 {
+            let text = errnoText()
+            close(fd)
+            throw StateError(path: path, message: text)
+        }
+        if let problem = ownershipProblem(st, folder: folder) {
+            close(fd)
+            throw StateError(path: path, message: problem, isInsecure: true)
+        }
+    }
+
+    /// `runs`, created 0700 when missing, opened as a folder without following a symlink.
+    private func openRunsFolder() throws(StateError) -> Int32 {
+        if mkdirat(fd, "runs", 0o700) != 0 && errno != EEXIST {
+            throw StateError(path: runsPath, message: "cannot create: " + StateDirectory.errnoText())
+        }
+        let runs = openat(fd, "runs", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        if runs < 0 {
+            let code = errno
+            if code == ELOOP || code == ENOTDIR {
+                throw StateError(path: runsPath, message: code == ELOOP
+                    ? "is a symbolic link; run records are never written through one: remove it" : "not a directory",
+                                 isInsecure: true)
+            }
+            throw StateError(path: runsPath, message: String(cString: strerror(code)))
+        }
+        try StateDirectory.checkOpened(runs, path: runsPath, folder: true)
+        return runs
     }
 
     public var lockPath: String { path + "/lock" }
@@ -126,9 +235,12 @@ public final class StateDirectory: Sendable {
     /// `lock`. The kernel drops an flock when its holder dies, so a killed run never
     /// blocks the next one; the pid and time written into the file only feed the message.
     public func acquireLock(now: UnixTime = UnixTime(time(nil))) throws(LockError) -> RunLock {
-        let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
-        if fd < 0 {
-            throw LockError.failed(path: lockPath, message: StateDirectory.errnoText())
+        let fd: Int32
+        do {
+            fd = try openFile("lock", in: self.fd, folderPath: path, flags: O_RDWR | O_CREAT)
+        } catch {
+            throw error.isInsecure ? LockError.insecure(path: lockPath, message: error.message)
+                : LockError.failed(path: lockPath, message: error.message)
         }
         if flock(fd, LOCK_EX | LOCK_NB) != 0 {
             let code = errno
@@ -140,10 +252,12 @@ public final class StateDirectory: Sendable {
             close(fd)
             throw LockError.failed(path: lockPath, message: String(cString: strerror(code)))
         }
-        let info = "pid=\(getpid()) since=\(UTCTime.iso8601(now))\n"
+        // What a run that ended without releasing left: its lease token (issue 11).
+        let leftover = StateDirectory.readLeaseRuns(fd)
+        let info = "pid=\(getpid()) since=\(UTCTime.iso8601(now))"
         _ = ftruncate(fd, 0)
-        _ = info.withCString { pwrite(fd, $0, strlen($0), 0) }
-        return RunLock(fd: fd)
+        _ = (info + "\n").withCString { pwrite(fd, $0, strlen($0), 0) }
+        return RunLock(fd: fd, info: info, leftoverLeaseRuns: leftover)
     }
 
     /// Writes `runs/<time>-<pid>.ldif` (what was applied) and `...-undo.ldif` (its
@@ -156,24 +270,31 @@ public final class StateDirectory: Sendable {
 
     /// Like `writeRunRecord`, returning both paths.
     public func writeRunRecordFiles(_ record: RunRecord) throws(StateError) -> RunRecordPaths {
-        try StateDirectory.makeDirectory(runsPath, mode: 0o700)
+        // The journal first: a FIFO or symlink there is refused before anything is written.
+        let journalFD = try openFile("runs.jsonl", in: fd, folderPath: path, flags: O_WRONLY | O_CREAT | O_APPEND)
+        defer { close(journalFD) }
+        let runs = try openRunsFolder()
+        defer { close(runs) }
         let stem = "\(UTCTime.compact(record.startedAt))-\(getpid())"
         var attempt = 0
-        var recordPath = ""
+        var recordName = ""
         var recordFD: Int32 = -1
         while recordFD < 0 {
             let suffix = attempt == 0 ? "" : "-\(attempt)"
-            recordPath = "\(runsPath)/\(stem)\(suffix).ldif"
-            let undoCandidate = "\(runsPath)/\(stem)\(suffix)-undo.ldif"
-            if access(undoCandidate, F_OK) == 0 { attempt += 1; continue }
-            recordFD = open(recordPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
+            recordName = "\(stem)\(suffix).ldif"
+            var existing = stat()
+            if fstatat(runs, "\(stem)\(suffix)-undo.ldif", &existing, AT_SYMLINK_NOFOLLOW) == 0 { attempt += 1; continue }
+            // O_EXCL with O_CREAT never follows a symlink: a planted link is EEXIST.
+            recordFD = openat(runs, recordName, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
             if recordFD < 0 {
                 if errno == EEXIST && attempt < 1000 { attempt += 1; continue }
-                throw StateError(path: recordPath, message: StateDirectory.errnoText())
+                throw StateError(path: "\(runsPath)/\(recordName)", message: StateDirectory.errnoText())
             }
         }
-        let undoPath = String(recordPath.dropLast(".ldif".count)) + "-undo.ldif"
-        let undoFD = open(undoPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
+        let recordPath = "\(runsPath)/\(recordName)"
+        let undoName = String(recordName.dropLast(".ldif".count)) + "-undo.ldif"
+        let undoPath = "\(runsPath)/\(undoName)"
+        let undoFD = openat(runs, undoName, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
         if undoFD < 0 {
             let text = StateDirectory.errnoText()
             close(recordFD)
@@ -198,9 +319,6 @@ public final class StateDirectory: Sendable {
         close(undoFD)
 
         let line = RunRecordText.journalLine(record, recordPath: recordPath, undoPath: undoPath, runsFolder: runsPath)
-        let journalFD = open(journalPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0o600)
-        if journalFD < 0 { throw StateError(path: journalPath, message: StateDirectory.errnoText()) }
-        defer { close(journalFD) }
         try StateDirectory.writeAll(journalFD, line, path: journalPath)
         return RunRecordPaths(record: recordPath, undo: undoPath)
     }
@@ -242,6 +360,21 @@ public final class StateDirectory: Sendable {
         _ = chmod(path, mode)
     }
 
+    /// The `lease=` tokens in the lock file (comma-separated): noted while a run may have
+    /// its value in the directory lease, cleared once it is known gone. Found by the next
+    /// run only when earlier ones died (or lost the server) before giving the lease back.
+    static func readLeaseRuns(_ fd: Int32) -> [String] {
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, 0) }
+        guard n > 0 else { return [] }
+        for field in String(decoding: buffer[0..<n], as: UTF8.self).split(whereSeparator: { $0 == " " || $0 == "\n" })
+        where field.hasPrefix("lease=") {
+            return field.dropFirst(6).split(separator: ",").map(String.init)
+                .filter { !$0.isEmpty && $0.count <= 64 && $0.allSatisfy(\.isHexDigit) }
+        }
+        return []
+    }
+
     static func readLockInfo(_ fd: Int32) -> (Int32?, String?) {
         var buffer = [UInt8](repeating: 0, count: 256)
         let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, 0) }
@@ -263,9 +396,39 @@ public final class RunLock: @unchecked Sendable {
     // @unchecked: `fd` is only read or changed while holding `mutex`.
     private let mutex = NSLock()
     private var fd: Int32
+    private let info: String
+    /// The lease tokens earlier runs of this state folder left behind (they ended without
+    /// knowing their value gone from the directory lease): this run may take such a lease
+    /// over at once, as holding the lock proves those runs are over. Empty when none.
+    public let leftoverLeaseRuns: [String]
 
-    init(fd: Int32) {
+    init(fd: Int32, info: String = "", leftoverLeaseRuns: [String] = []) {
         self.fd = fd
+        self.info = info
+        self.leftoverLeaseRuns = leftoverLeaseRuns
+    }
+
+    /// Notes (empty: clears) the tokens whose lease value may be in the directory, in the
+    /// lock file, before the directory is asked and until they are known gone.
+    public func noteLease(runs: [String]) {
+        mutex.lock()
+        defer { mutex.unlock() }
+        guard fd >= 0 else { return }
+        leaseRuns = runs
+        let text = info + (runs.isEmpty ? "" : " lease=" + runs.joined(separator: ",")) + "\n"
+        _ = ftruncate(fd, 0)
+        _ = text.withCString { pwrite(fd, $0, strlen($0), 0) }
+        _ = fsync(fd)
+    }
+
+    private var leaseRuns: [String] = []
+
+    /// Empties the lock file, keeping only lease tokens not known given back.
+    private func clearInfo() {
+        _ = ftruncate(fd, 0)
+        if !leaseRuns.isEmpty {
+            _ = "lease=\(leaseRuns.joined(separator: ","))\n".withCString { pwrite(fd, $0, strlen($0), 0) }
+        }
     }
 
     public var isHeld: Bool {
@@ -278,14 +441,14 @@ public final class RunLock: @unchecked Sendable {
         mutex.lock()
         defer { mutex.unlock() }
         guard fd >= 0 else { return }
-        _ = ftruncate(fd, 0)
+        clearInfo()
         close(fd)
         fd = -1
     }
 
     deinit {
         if fd >= 0 {
-            _ = ftruncate(fd, 0)
+            clearInfo()
             close(fd)
         }
     }

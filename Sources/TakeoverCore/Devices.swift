@@ -96,25 +96,22 @@ final class DeviceStage: Sendable {
 
     func user(_ rank: Int) -> DirectoryUser { input.users[Int(users[rank].source)] }
 
-    /// The rank of the user whose local name folds to `f`, -2 when several, nil when none.
-    func localOwner(_ f: String) -> Int? {
-        var found: Int?
+    /// The ranks of the users whose local name folds to `f` (a username without a field, or
+    /// a field), in rank order.
+    func localOwners(_ f: String) -> [Int] {
+        var found: [Int] = []
         if var r = firstRank(named: f, in: users) {
             while r < users.count && users[r].foldedName == f {
-                if !users[r].hasField {
-                    if found != nil { return -2 }
-                    found = r
-                }
+                if !users[r].hasField { found.append(r) }
                 r += 1
             }
         }
         var r = fieldHead[f] ?? -1
         while r >= 0 {
-            if found != nil { return -2 }
-            found = r
+            found.append(r)
             r = fieldNext[r]
         }
-        return found
+        return found.sorted()
     }
 
     func name(_ d: Int) -> String {
@@ -225,6 +222,7 @@ final class DeviceStage: Sendable {
 
     func deferredReason(_ d: Int) -> String? {
         let dev = devices[d]
+        if let twins = dev.twins { return Self.twinReason(twins, dn: dev.entryDN) }
         if dev.problem >= 0 { return "no valid report: " + input.problems[dev.problem].message }
         guard dev.report >= 0 else { return Reason.noReport }
         let r = input.reports[dev.report]
@@ -450,7 +448,8 @@ final class DeviceStage: Sendable {
                 scan = AccountScan(report.accounts, wanted: names, candidates: wanted, uids: uids, homes: homes,
                                    fullNames: fullNames)
                 if !wanted.isEmpty {
-                    fresh = evaluate(wanted, report: report, scan: scan, deviceName: deviceName, heldNames: heldNames, slots: slots)
+                    fresh = evaluate(wanted, report: report, scan: scan, deviceName: deviceName, heldNames: heldNames, slots: slots,
+                                     connected: connectedRanks)
                 }
             }
         }

@@ -17,8 +17,9 @@ extension DeviceStage {
     /// - Parameters:
     ///   - wanted: user ranks (connected, free of conflicts, not bound here).
     ///   - heldNames: folded local names held by bindings on this device that stay, with their entry key.
+    ///   - connected: the ranks connected to this device, sorted.
     func evaluate(_ wanted: [Int], report: DeviceReport, scan: AccountScan, deviceName: String, heldNames: [String: Int],
-                  slots: [BindingEntry]) -> [Int: FreshOutcome] {
+                  slots: [BindingEntry], connected: [Int]) -> [Int: FreshOutcome] {
         var result: [Int: FreshOutcome] = [:]
         result.reserveCapacity(wanted.count)
         let accounts = report.accounts
@@ -75,7 +76,7 @@ extension DeviceStage {
             r7.append(r)
         }
         guard !r7.isEmpty else { return result }
-        let likely = findLikely(Set(r7), report: report, scan: scan, heldNames: heldNames)
+        let likely = findLikely(Set(r7), report: report, scan: scan, heldNames: heldNames, connected: connected)
         for r in r7 {
             let u = users[r]
             let l = likely[r] ?? []
@@ -112,21 +113,39 @@ extension DeviceStage {
     func likelyFinding(_ u: DirectoryUser, deviceName: String, report: DeviceReport, likely: [LikelyMatch], hold: Bool) -> Finding {
         let parts = likely.map { "\(q(report.accounts[$0.account].name)) (\($0.why.joined(separator: "; ")))" }
         let first = report.accounts[likely[0].account].name
-        let head = "no local account on \(q(deviceName)) is named \(q(u.localName)) (the local name of \(u.username)), but \(parts.joined(separator: " and ")) very likely \(likely.count == 1 ? "is" : "are") that user's"
+        var head = "no local account on \(q(deviceName)) is named \(q(u.localName)) (the local name of \(u.username)), but \(parts.joined(separator: " and ")) very likely \(likely.count == 1 ? "is" : "are") that user's"
+        let suffix = hold ? " or set [policy] on_likely_mismatch = \"provision\"" : ""
+        var fix = "set the Local User Account field of \(u.username) to \(q(first)) so the next run takes that account over; if it is not \(u.username)'s, list it in [policy] protected_accounts" + suffix
+        // R7: an account named like another user's local name, that user not connected here.
+        let claimed = likely.filter { !$0.otherOwners.isEmpty }
+        if !claimed.isEmpty {
+            for m in claimed {
+                let owners = m.otherOwners.map { user($0).username }
+                head += "; \(q(report.accounts[m.account].name)) is also the local name of \(owners.joined(separator: ", ")), "
+                    + "who \(owners.count == 1 ? "is" : "are") not connected to \(q(deviceName))"
+            }
+            let m = claimed[0]
+            let account = report.accounts[m.account].name
+            let owners = m.otherOwners.map { user($0).username }.joined(separator: ", ")
+            fix = "if \(q(account)) on \(q(deviceName)) is \(u.username)'s, rename it on the device to \(q(u.localName)) so the next run takes it over, "
+                + "or change the Local User Account field of \(owners) so that \(q(account)) can become \(u.username)'s field; "
+                + "if it is \(owners)'s, connect \(owners) to \(q(deviceName)) instead, or list it in [policy] protected_accounts" + suffix
+        }
         return Finding(
             kind: Kind.likelyMismatch, value: first, users: [u.username], devices: [deviceName],
             message: head + (hold
                 ? "; binding now would create the additional profile beside it, so the pair is held"
                 : "; provisioned a new account anyway because [policy] on_likely_mismatch = \"provision\""),
-            fix: "set the Local User Account field of \(u.username) to \(q(first)) so the next run takes that account over; if it is not \(u.username)'s, list it in [policy] protected_accounts"
-                + (hold ? " or set [policy] on_likely_mismatch = \"provision\"" : ""))
+            fix: fix)
     }
 
     /// R7 from the scan's hits: unbound, unprotected accounts that share the uid number
-    /// (Linux, macOS), the home folder name or the full name with a user; accounts whose
-    /// name is another user's local name are that user's, not candidates.
+    /// (Linux, macOS), the home folder name or the full name with a user. An account whose
+    /// name is another user's local name is that user's when that user is connected to the
+    /// device, and no candidate then; when no such user is connected it still counts as
+    /// evidence, and the match names those users (the fix is a rename on one side).
     private func findLikely(_ ranks: Set<Int>, report: DeviceReport, scan: AccountScan,
-                            heldNames: [String: Int]) -> [Int: [LikelyMatch]] {
+                            heldNames: [String: Int], connected: [Int]) -> [Int: [LikelyMatch]] {
         var out: [Int: [LikelyMatch]] = [:]
         for hit in scan.hits {
             let r = scan.candidates[hit.candidate]
@@ -136,7 +155,8 @@ extension DeviceStage {
             let f = scan.folded(a)
             if heldNames[f] != nil { continue }
             if protection(account, f, report.platform) != nil { continue }
-            if let claim = localOwner(f), claim != r { continue }
+            let owners = localOwners(f).filter { $0 != r }
+            if owners.contains(where: { sortedContains(connected, $0) }) { continue }
             let why: String
             switch hit.reason {
             case .uid: why = "same uid number \(account.effectiveUID ?? 0)"
@@ -145,7 +165,7 @@ extension DeviceStage {
             }
             var list = out[r] ?? []
             if let i = list.firstIndex(where: { $0.account == a }) { list[i].why.append(why) }
-            else { list.append(LikelyMatch(account: a, why: [why])) }
+            else { list.append(LikelyMatch(account: a, why: [why], otherOwners: owners)) }
             out[r] = list
         }
         for (r, list) in out where list.count > 1 {

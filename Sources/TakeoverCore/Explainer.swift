@@ -3,9 +3,28 @@
 // decides anything itself, it shows why the plan did.
 
 public enum Explainer {
+    /// What `explain` shows, and whether the user is in the directory at all (`explain`
+    /// exits 67, "no such user", when not).
+    public struct Explanation: Sendable, Hashable {
+        /// Lines for a terminal, already escaped (`TerminalText`): a name with a newline or
+        /// an escape sequence shows as `\n` or `\u001b`, it never starts a line.
+        public var lines: [String]
+        public var userFound: Bool
+    }
+
+    /// The lines of `explanation`.
+    public static func explain(user: String, device: String?, input: PlanInput, plan: Plan) -> [String] {
+        explanation(user: user, device: device, input: input, plan: plan).lines
+    }
+
     /// `user` is a username (compared folded, any value of the name attribute) or a DN.
     /// `device`, when given, limits the per-device part to that device (compared folded).
-    public static func explain(user: String, device: String?, input: PlanInput, plan: Plan) -> [String] {
+    public static func explanation(user: String, device: String?, input: PlanInput, plan: Plan) -> Explanation {
+        let (lines, found) = rawLines(user: user, device: device, input: input, plan: plan)
+        return Explanation(lines: lines.map(TerminalText.escape), userFound: found)
+    }
+
+    private static func rawLines(user: String, device: String?, input: PlanInput, plan: Plan) -> ([String], Bool) {
         var lines: [String] = []
         let wanted = Folding.fold(user)
         let wantedDN = DNNormalizer.normalize(user)
@@ -27,13 +46,13 @@ public enum Explainer {
                 lines.append("device \(d.device): \(d.action.rawValue)\(d.localAccount.map { " " + q($0) } ?? ""): \(d.reason) (R11: bindings of users no longer in the directory are removed)")
                 lines += changeLines(plan, subject: d.userDN, device: d.device, indent: "  ")
             }
-            return lines
+            return (lines, false)
         }
         for (n, u) in matches.enumerated() {
             if n > 0 { lines.append("") }
             lines += explainUser(u, deviceFilter: deviceFilter, input: input, plan: plan)
         }
-        return lines
+        return (lines, true)
     }
 
     private static func explainUser(_ u: DirectoryUser, deviceFilter: String?, input: PlanInput, plan: Plan) -> [String] {

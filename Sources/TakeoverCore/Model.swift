@@ -57,12 +57,28 @@ public enum MemberReference: Sendable, Hashable {
     case name(String)
 }
 
+/// One device entry as read from the directory. Each entry is one device (R15): two
+/// entries are two devices even when their names are equal compared case-insensitively.
+public struct DeviceEntry: Sendable, Hashable {
+    /// The device name as the entry spells it.
+    public var name: String
+    /// The entry's DN exactly as the server returned it; what tells entries named alike
+    /// apart. nil when not known: then any entry spelled alike is taken to be this one.
+    public var dn: String?
+
+    public init(name: String, dn: String? = nil) {
+        self.name = name
+        self.dn = dn
+    }
+}
+
 /// "User U is connected to device D": the admin's intent, read from a device entry.
 public struct Connection: Sendable, Hashable {
     /// The device name as the device entry spells it.
     public var device: String
     public var member: MemberReference
-    /// The DN of the device entry it came from (for messages).
+    /// The DN of the device entry it came from: tells entries named alike apart (R15), and
+    /// names the entry in messages.
     public var sourceDN: String?
 
     public init(device: String, member: MemberReference, sourceDN: String? = nil) {
@@ -245,14 +261,21 @@ public struct Policy: Sendable, Hashable {
     public var onLikelyMismatch: LikelyMismatchPolicy
     /// `[devices] active_within`, in seconds.
     public var activeWithin: Int64
+    /// `[devices] max_clock_skew`, in seconds: a report dated further than this after `now`
+    /// is an error for its file and is never used (R8).
+    public var maxClockSkew: Int64
+
+    public static let defaultMaxClockSkew: Int64 = 300
 
     public init(protectedAccounts: [String] = [], minUIDLinux: Int64 = 1000, minUIDMacOS: Int64 = 500,
-                onLikelyMismatch: LikelyMismatchPolicy = .hold, activeWithin: Int64 = 7 * 86_400) {
+                onLikelyMismatch: LikelyMismatchPolicy = .hold, activeWithin: Int64 = 7 * 86_400,
+                maxClockSkew: Int64 = Policy.defaultMaxClockSkew) {
         self.protectedAccounts = protectedAccounts
         self.minUIDLinux = minUIDLinux
         self.minUIDMacOS = minUIDMacOS
         self.onLikelyMismatch = onLikelyMismatch
         self.activeWithin = activeWithin
+        self.maxClockSkew = maxClockSkew
     }
 }
 
@@ -260,8 +283,8 @@ public struct Policy: Sendable, Hashable {
 public struct PlanInput: Sendable {
     public var users: [DirectoryUser]
     public var connections: [Connection]
-    /// Device names known from device entries even when nothing is connected to them.
-    public var knownDevices: [String]
+    /// Every device entry read, connected users or not (one per entry, R15).
+    public var knownDevices: [DeviceEntry]
     public var reports: [DeviceReport]
     /// Problems found while reading; those with a device make it "no valid report".
     public var problems: [InputProblem]
@@ -270,7 +293,7 @@ public struct PlanInput: Sendable {
     public var policy: Policy
     public var now: UnixTime
 
-    public init(users: [DirectoryUser], connections: [Connection], knownDevices: [String] = [],
+    public init(users: [DirectoryUser], connections: [Connection], knownDevices: [DeviceEntry] = [],
                 reports: [DeviceReport], problems: [InputProblem] = [], bindingGroups: [BindingGroup],
                 layout: BindingLayout, policy: Policy, now: UnixTime) {
         self.users = users

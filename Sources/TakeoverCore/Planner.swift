@@ -66,12 +66,17 @@ struct UserInfo {
 struct DeviceInfo {
     var folded: String
     var entrySpelling: String?
+    /// The DN of the device entry, as the server returned it (nil when not known).
+    var entryDN: String?
     var groupSpelling: String?
     var problemSpelling: String?
     var report = -1
     var problem = -1
     var groups: [Int] = []
     var connected: [Int] = []
+    /// R15: every device entry whose name folds equal to this one's (this one's included),
+    /// when there are several, spelled alike or not; such devices are never decided.
+    var twins: [EntryName]?
 }
 
 /// What processing a chunk of devices adds to the plan. Decisions and changes go straight
@@ -129,6 +134,9 @@ enum FreshOutcome {
 struct LikelyMatch {
     var account: Int
     var why: [String]
+    /// Ranks of other users whose local name is this account's name, none of them connected
+    /// to the device (R7: still evidence; the fix is a rename on one side).
+    var otherOwners: [Int] = []
 }
 
 final class Planning {
@@ -147,6 +155,10 @@ final class Planning {
     /// The device index of each input connection.
     var connectionDevice: [Int] = []
     var deviceIndex: [String: Int] = [:]
+    /// R15: folded name -> the devices of the several entries whose names fold to it.
+    var twinDevices: [String: [Int]] = [:]
+    /// Errors found while planning (reports that could belong to several device entries).
+    var planErrors: [InputProblem] = []
 
     var decisions: [Decision] = []
     var conflicts: [Finding] = []
@@ -164,6 +176,7 @@ final class Planning {
 
     init(_ input: PlanInput, tuning: Planner.Tuning) {
         self.tuning = tuning
+        let input = Planning.withoutFutureReports(input)
         self.input = input
         self.layout = input.layout
         self.policy = input.policy
@@ -179,7 +192,12 @@ final class Planning {
         formerDNs = formerDNIndex()
         resolveConnections()
         var order = Array(devices.indices)
-        order.sort { stringLess(devices[$0].folded, devices[$1].folded) }
+        order.sort { a, b in
+            let c = stringCompare(devices[a].folded, devices[b].folded)
+            if c != 0 { return c < 0 }
+            let s = stringCompare(devices[a].entrySpelling ?? "", devices[b].entrySpelling ?? "")
+            return s != 0 ? s < 0 : stringLess(devices[a].entryDN ?? "", devices[b].entryDN ?? "")
+        }
         let stage = DeviceStage(input: input, layout: layout, policy: policy, policyNames: policyNames,
                                 placeholderNorm: placeholderNorm, users: users, byDN: byDN, fieldHead: fieldHead,
                                 fieldNext: fieldNext, devices: devices, byStableID: stableIDs)
@@ -401,7 +419,7 @@ final class Planning {
 
     // MARK: - Devices and connections
 
-    private func device(_ name: String) -> Int {
+    func device(_ name: String) -> Int {
         let f = Folding.deviceKey(name)
         if let d = deviceIndex[f] { return d }
         deviceIndex[f] = devices.count
@@ -409,53 +427,57 @@ final class Planning {
         return devices.count - 1
     }
 
-    private static func minSpelling(_ old: String?, _ new: String) -> String {
-        guard let old else { return new }
-        return stringLess(new, old) ? new : old
-    }
-
     private func indexDevices() {
         let expected = input.reports.count + input.knownDevices.count + input.bindingGroups.count / 2
         deviceIndex.reserveCapacity(expected)
         devices.reserveCapacity(expected)
         connectionDevice.reserveCapacity(input.connections.count)
-        // A device entry's connections come together: skip the lookup for a repeated name.
-        // (Only the device name is read: copying a whole connection would touch its member's
-        // string, a cache miss per connection on large directories.)
-        var last: (name: String, device: Int)?
+        // A device entry's connections come together: skip the lookup for a repeated entry.
+        // (Only the device name and entry DN are read: copying a whole connection would touch
+        // its member's string, a cache miss per connection on large directories.)
+        var last: (name: String, dn: String?, device: Int)?
         let connections = input.connections
         for i in connections.indices {
             let name = connections[i].device
-            if let last, sameBytes(last.name, name) {
+            let dn = connections[i].sourceDN
+            if let last, sameBytes(last.name, name), sameBytes(last.dn, dn) {
                 connectionDevice.append(last.device)
                 continue
             }
-            let d = device(name)
-            devices[d].entrySpelling = Self.minSpelling(devices[d].entrySpelling, name)
+            let d = entryDevice(name, dn: dn)
             connectionDevice.append(d)
-            last = (name, d)
+            last = (name, dn, d)
         }
-        for name in input.knownDevices {
-            let d = device(name)
-            devices[d].entrySpelling = Self.minSpelling(devices[d].entrySpelling, name)
-        }
+        for entry in input.knownDevices { _ = entryDevice(entry.name, dn: entry.dn) }
+        markTwins()
+        var reported = Set<String>()
         let reports = input.reports
         for i in reports.indices {
             let d = device(reports[i].device)
+            if let twins = devices[d].twins {
+                planErrors.append(ambiguousReport(reports[i], twins: twins))
+                reported.insert(devices[d].folded)
+                continue
+            }
             let old = devices[d].report
             if old < 0 || reportNewer(reports[i], than: reports[old]) { devices[d].report = i }
         }
         for (i, p) in input.problems.enumerated() {
             guard let name = p.device else { continue }
             let d = device(name)
+            if devices[d].twins != nil { continue }   // listed in the errors; the devices are deferred anyway
             devices[d].problemSpelling = Self.minSpelling(devices[d].problemSpelling, name)
             let old = devices[d].problem
             if old < 0 || problemLess(p, input.problems[old]) { devices[d].problem = i }
         }
         for (i, g) in input.bindingGroups.enumerated() {
-            let d = device(g.device)
+            var d = device(g.device)
+            if let twins = twinDevices[devices[d].folded] { d = twinForGroup(g, among: twins) }
             devices[d].groupSpelling = Self.minSpelling(devices[d].groupSpelling, g.device)
             devices[d].groups.append(i)
+        }
+        for (key, list) in twinDevices where !reported.contains(key) {
+            if let twins = devices[list[0]].twins { planErrors.append(ambiguousEntries(twins)) }
         }
     }
 
@@ -557,7 +579,10 @@ final class Planning {
             devices[d].connected = list
         }
         for (_, u) in unknown {
-            let names = u.devices.sorted { stringLess(devices[$0].folded, devices[$1].folded) }.map { name($0) }
+            let names = u.devices.sorted { a, b in
+                let c = stringCompare(devices[a].folded, devices[b].folded)
+                return c != 0 ? c < 0 : stringLess(name(a), name(b))
+            }.map { name($0) }
             warnings.append(Finding(
                 kind: Kind.unknownMember, value: u.spelling, devices: names,
                 message: "the device \(names.count == 1 ? "entry" : "entries") of \(names.joined(separator: ", ")) \(names.count == 1 ? "names" : "name") \(u.byDN ? "the member" : "the user") \(q(u.spelling)), which is not a user read from the directory",
@@ -585,7 +610,7 @@ final class Planning {
     private func finish() -> Plan {
         conflicts.sort { findingLess($0, $1, order: Kind.conflictOrder) }
         warnings.sort { findingLess($0, $1, order: nil) }
-        let errors = input.problems.sorted(by: problemLess)
+        let errors = (input.problems + planErrors).sorted(by: problemLess)
         var summary = Summary()
         summary.users = input.users.count
         summary.devices = devices.count
@@ -637,6 +662,12 @@ func sameBytes(_ a: String, _ b: String) -> Bool {
         b.utf8.withContiguousStorageIfAvailable { y in x.elementsEqual(y) }
     }
     return (fast ?? nil) ?? a.utf8.elementsEqual(b.utf8)
+}
+
+/// Byte equality of two optional strings (both nil counts as equal).
+func sameBytes(_ a: String?, _ b: String?) -> Bool {
+    guard let a, let b else { return a == nil && b == nil }
+    return sameBytes(a, b)
 }
 
 /// Runs `body` on contiguous parts of `0..<count`, in parallel when there is enough work

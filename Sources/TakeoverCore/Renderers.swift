@@ -84,7 +84,9 @@ public enum ReportRenderer {
     // MARK: CSV
 
     /// One row per decision after a header line; RFC 4180 (CRLF, fields with `,` `"` CR LF
-    /// quoted, quotes doubled). Notices are joined with " | ".
+    /// quoted, quotes doubled). Notices are joined with " | ". A cell that begins with `=`,
+    /// `+`, `-`, `@`, tab or CR gets a `'` in front, so a spreadsheet shows it as text and
+    /// never runs it as a formula (a user named `=HYPERLINK(...)`).
     public static func csv(_ plan: Plan) -> String {
         var out = [UInt8]()
         out.reserveCapacity(plan.decisions.count * 160 + 64)
@@ -103,14 +105,26 @@ public enum ReportRenderer {
     }
 
     private static func field(_ out: inout [UInt8], _ value: String) {
+        let formula = value.utf8.first.map(startsFormula) ?? false
         let needs = value.utf8.contains { $0 == UInt8(ascii: ",") || $0 == UInt8(ascii: "\"") || $0 == 13 || $0 == 10 }
-        if !needs { out.append(contentsOf: value.utf8); return }
+        if !needs {
+            if formula { out.append(UInt8(ascii: "'")) }
+            out.append(contentsOf: value.utf8)
+            return
+        }
         out.append(UInt8(ascii: "\""))
+        if formula { out.append(UInt8(ascii: "'")) }
         for b in value.utf8 {
             if b == UInt8(ascii: "\"") { out.append(b) }
             out.append(b)
         }
         out.append(UInt8(ascii: "\""))
+    }
+
+    /// The first characters spreadsheets read as the start of a formula (OWASP's list).
+    static func startsFormula(_ first: UInt8) -> Bool {
+        first == UInt8(ascii: "=") || first == UInt8(ascii: "+") || first == UInt8(ascii: "-") || first == UInt8(ascii: "@")
+            || first == 9 || first == 13
     }
 
     // MARK: LDIF
@@ -124,52 +138,209 @@ public enum ReportRenderer {
 
     // MARK: Text
 
-    /// For a person: decisions per device, then conflicts with their fix, warnings, input
-    /// errors, and a summary.
-    public static func text(_ plan: Plan) -> String {
-        var out = "takeover-bridge plan at \(ISOTime.format(plan.generatedAt))\n"
+    /// For a person, leading with what to do: the figures and the steps, then every
+    /// conflict grouped by kind with its fix, warnings, input errors, and only the
+    /// decisions that change something (takeover, provision, unbind) per device. `all`
+    /// lists every decision instead (bound, deferred and held pairs too). The last line is
+    /// the one-line summary. Every line is passed through `TerminalText.escape`: a name
+    /// from the directory or a report never starts a line or reaches the terminal raw.
+    public static func text(_ plan: Plan, all: Bool = false) -> String {
+        var out = TextLines()
+        let s = plan.summary
+        out.line("takeover-bridge plan at \(ISOTime.format(plan.generatedAt))")
+        out.line("\(s.users) \(plural(s.users, "user")), \(s.devices) \(plural(s.devices, "device"))")
+        out.blank()
+        let steps = ReportOutline.steps(plan)
+        if steps.isEmpty {
+            out.line("nothing to do: no conflicts, no errors, no changes")
+        } else {
+            out.line("what to do:")
+            for (i, step) in steps.enumerated() { out.line("  \(i + 1). \(step)") }
+        }
+        let unchanged = ReportOutline.unchanged(plan)
+        if !unchanged.isEmpty { out.line("unchanged: " + unchanged + (all ? "" : " (plan --all lists them)")) }
+
+        findingSection(&out, "conflicts", plan.conflicts, held: ReportOutline.heldPairs(plan))
+        findingSection(&out, "warnings", plan.warnings, held: [:])
+        if !plan.errors.isEmpty {
+            out.blank()
+            out.line("errors (\(plan.errors.count)): input that could not be used; a device without a valid report is deferred")
+            for e in plan.errors {
+                out.line("  \(e.source)\(e.line.map { ":\($0)" } ?? ""): \(e.message)")
+            }
+        }
+
+        let shown = all ? plan.decisions : plan.decisions.filter { ReportOutline.changesSomething($0.action) }
+        out.blank()
+        let deviceCount = ReportOutline.deviceCount(shown)
+        if all {
+            out.line("decisions by device (all \(shown.count) on \(deviceCount) \(plural(deviceCount, "device")))")
+        } else {
+            out.line("changes by device (\(shown.count) \(plural(shown.count, "decision")) on \(deviceCount) \(plural(deviceCount, "device")))")
+        }
+        if plan.decisions.isEmpty {
+            out.line("  none: nobody is connected or bound to a device")
+        } else if shown.isEmpty {
+            out.line("  none")
+        }
         var current: String?
         let width = 9
-        for d in plan.decisions {
+        for d in shown {
             if current != d.device {
-                out += "\n\(d.device)\n"
+                out.blank()
+                out.line(d.device)
                 current = d.device
             }
             let action = d.action.rawValue + String(repeating: " ", count: max(1, width + 1 - d.action.rawValue.count))
             var line = "  " + action + d.user
             if let account = d.localAccount { line += " -> " + q(account) }
             line += ": " + d.reason
-            out += line + "\n"
-            for n in d.notices { out += "  " + String(repeating: " ", count: width + 1) + "note: " + n + "\n" }
+            out.line(line)
+            for n in d.notices { out.line("  " + String(repeating: " ", count: width + 1) + "note: " + n) }
         }
-        if plan.decisions.isEmpty { out += "\nno decisions: nobody is connected or bound to a device\n" }
-        section(&out, "conflicts", plan.conflicts)
-        section(&out, "warnings", plan.warnings)
-        if !plan.errors.isEmpty {
-            out += "\nerrors (\(plan.errors.count))\n"
-            for e in plan.errors {
-                out += "  \(e.source)\(e.line.map { ":\($0)" } ?? ""): \(e.message)\n"
+        out.blank()
+        out.line("summary: \(s.users) users, \(s.devices) devices: \(s.takeover) takeover, \(s.provision) provision, "
+            + "\(s.bound) bound, \(s.unbind) unbind, \(s.deferred) deferred, \(s.conflict) conflict; "
+            + "\(s.changes) \(plural(s.changes, "change")), \(plan.conflicts.count) \(plural(plan.conflicts.count, "conflict")) to fix, "
+            + "\(plan.warnings.count) \(plural(plan.warnings.count, "warning"))")
+        return out.text
+    }
+
+    /// Findings grouped by kind (in the planner's order), a count per kind, each with its
+    /// message, fix and, for user-level conflicts, the pairs it holds.
+    private static func findingSection(_ out: inout TextLines, _ title: String, _ findings: [Finding],
+                                       held: [String: [String]]) {
+        guard !findings.isEmpty else { return }
+        let groups = ReportOutline.byKind(findings)
+        out.blank()
+        out.line("\(title) (\(findings.count))")
+        for (kind, items) in groups {
+            out.line("  \(kind) (\(items.count))")
+            for f in items {
+                var head = "    \(q(f.value))"
+                var about: [String] = []
+                if !f.users.isEmpty { about.append((f.users.count == 1 ? "user " : "users ") + f.users.joined(separator: ", ")) }
+                if !f.devices.isEmpty { about.append((f.devices.count == 1 ? "device " : "devices ") + f.devices.joined(separator: ", ")) }
+                if !about.isEmpty { head += " (" + about.joined(separator: "; ") + ")" }
+                out.line(head)
+                out.line("      " + f.message)
+                if !f.fix.isEmpty { out.line("      fix: " + f.fix) }
+                if f.devices.isEmpty {
+                    let pairs = ReportOutline.heldPairs(of: f, in: held)
+                    if !pairs.isEmpty { out.line("      holds: " + ReportOutline.capped(pairs, 10)) }
+                }
             }
         }
+    }
+
+    static func plural(_ n: Int, _ word: String) -> String { n == 1 ? word : word + "s" }
+}
+
+/// Lines for a terminal: each one escaped (`TerminalText`), so only the renderer's own
+/// newlines end a line.
+struct TextLines {
+    private(set) var text = ""
+
+    mutating func line(_ s: String) {
+        text += TerminalText.escape(s)
+        text += "\n"
+    }
+
+    mutating func blank() { text += "\n" }
+}
+
+/// What the text and HTML reports share: the steps an admin takes, the counts, the pairs
+/// each conflict holds.
+enum ReportOutline {
+    static func changesSomething(_ action: Action) -> Bool {
+        action == .takeover || action == .provision || action == .unbind
+    }
+
+    /// The steps, most urgent first; empty when there is nothing to do.
+    static func steps(_ plan: Plan) -> [String] {
         let s = plan.summary
-        out += "\nsummary: \(s.users) users, \(s.devices) devices: \(s.takeover) takeover, \(s.provision) provision, "
-        out += "\(s.bound) bound, \(s.unbind) unbind, \(s.deferred) deferred, \(s.conflict) conflict; "
-        out += "\(s.changes) \(s.changes == 1 ? "change" : "changes"), \(plan.conflicts.count) \(plan.conflicts.count == 1 ? "conflict" : "conflicts") to fix, \(plan.warnings.count) \(plan.warnings.count == 1 ? "warning" : "warnings")\n"
+        var steps: [String] = []
+        if !plan.conflicts.isEmpty {
+            let n = plan.conflicts.count
+            steps.append("fix \(n) \(ReportRenderer.plural(n, "conflict")) (\(s.conflict) \(ReportRenderer.plural(s.conflict, "pair")) held until then; each has its fix below)")
+        }
+        if !plan.errors.isEmpty {
+            let n = plan.errors.count
+            steps.append("repair \(n) input \(ReportRenderer.plural(n, "error")) (devices without a valid report are deferred)")
+        }
+        if !plan.warnings.isEmpty {
+            let n = plan.warnings.count
+            steps.append("read \(n) \(ReportRenderer.plural(n, "warning"))")
+        }
+        if s.changes > 0 {
+            var parts: [String] = []
+            if s.takeover > 0 { parts.append("\(s.takeover) takeover") }
+            if s.provision > 0 { parts.append("\(s.provision) provision") }
+            if s.unbind > 0 { parts.append("\(s.unbind) unbind") }
+            let changes = "\(s.changes) directory \(ReportRenderer.plural(s.changes, "change"))"
+            steps.append(parts.isEmpty ? "review and apply \(changes)"
+                : "review and apply " + parts.joined(separator: ", ") + " (\(changes))")
+        }
+        return steps
+    }
+
+    /// "2 bound, 1 deferred" (pairs the default report counts but does not list), or "".
+    static func unchanged(_ plan: Plan) -> String {
+        let s = plan.summary
+        var parts: [String] = []
+        if s.bound > 0 { parts.append("\(s.bound) bound") }
+        if s.deferred > 0 { parts.append("\(s.deferred) deferred") }
+        if s.conflict > 0 { parts.append("\(s.conflict) held") }
+        return parts.joined(separator: ", ")
+    }
+
+    static func deviceCount(_ decisions: [Decision]) -> Int {
+        var count = 0
+        var last: String?
+        for d in decisions where d.device != last {
+            count += 1
+            last = d.device
+        }
+        return count
+    }
+
+    /// Findings grouped by kind, kinds in order of first appearance (the planner sorts
+    /// conflicts in rule order).
+    static func byKind(_ findings: [Finding]) -> [(String, [Finding])] {
+        var order: [String] = []
+        var groups: [String: [Finding]] = [:]
+        for f in findings {
+            if groups[f.kind] == nil { order.append(f.kind) }
+            groups[f.kind, default: []].append(f)
+        }
+        return order.map { ($0, groups[$0] ?? []) }
+    }
+
+    /// "kind\u{0}user" -> devices of the pairs held in that conflict.
+    static func heldPairs(_ plan: Plan) -> [String: [String]] {
+        var out: [String: [String]] = [:]
+        for d in plan.decisions where d.action == .conflict {
+            out[d.reason + "\u{0}" + d.user, default: []].append(d.device)
+        }
         return out
     }
 
-    private static func section(_ out: inout String, _ title: String, _ findings: [Finding]) {
-        guard !findings.isEmpty else { return }
-        out += "\n\(title) (\(findings.count))\n"
-        for f in findings {
-            var head = "  \(f.kind) \(q(f.value))"
-            var about: [String] = []
-            if !f.users.isEmpty { about.append((f.users.count == 1 ? "user " : "users ") + f.users.joined(separator: ", ")) }
-            if !f.devices.isEmpty { about.append((f.devices.count == 1 ? "device " : "devices ") + f.devices.joined(separator: ", ")) }
-            if !about.isEmpty { head += " (" + about.joined(separator: "; ") + ")" }
-            out += head + "\n    " + f.message + "\n"
-            if !f.fix.isEmpty { out += "    fix: " + f.fix + "\n" }
-        }
+    /// "jdoe on srv-1" for each pair the finding holds.
+    static func heldPairs(of f: Finding, in held: [String: [String]]) -> [String] {
+        f.users.flatMap { user in (held[f.kind + "\u{0}" + user] ?? []).map { user + " on " + $0 } }
+    }
+
+    static func capped(_ items: [String], _ limit: Int) -> String {
+        if items.count <= limit { return items.joined(separator: ", ") }
+        return items.prefix(limit).joined(separator: ", ") + " and \(items.count - limit) more (plan --all lists them)"
+    }
+}
+
+/// The names the reports use, for consumers that must list every one (metrics).
+public enum ReportVocabulary {
+    /// Every conflict kind, in rule order (PRODUCT.md section 3).
+    public static var conflictKinds: [String] {
+        Kind.conflictOrder.sorted { $0.value < $1.value }.map(\.key)
     }
 }
 

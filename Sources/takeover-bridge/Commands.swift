@@ -39,16 +39,18 @@ struct TakeoverBridgeCommand: AsyncParsableCommand {
         commandName: "takeover-bridge",
         abstract: "Bind directory users to the local accounts on their devices, and record the bindings in LDAP.",
         discussion: """
-            Exit codes (the most severe wins: 78, 64 > 75 > 5 > 4 > 3 > 2 > 0):
+            Exit codes (the most severe wins: 78, 64 > 75 > 5 > 67 > 4 > 3 > 2 > 0):
               0  ok
               2  changes pending (plan --check only)
               3  conflicts present (everything else was done)
               4  a safety limit tripped, nothing written
               5  directory or I/O failure
              64  usage error
+             67  no such user (explain)
              75  another run holds the lock
              78  configuration error
             """,
+        version: BridgeVersion.string,
         subcommands: [PlanCommand.self, ApplyCommand.self, ExplainCommand.self, DoctorCommand.self])
 
     @OptionGroup var global: GlobalOptions
@@ -71,8 +73,17 @@ struct PlanCommand: AsyncParsableCommand {
 
     @OptionGroup var global: GlobalOptions
 
-    @Option(help: "text, json, csv, or ldif (exactly the changes apply writes, for ldapmodify).")
+    @Option(help: ArgumentHelp(
+        "text, json, csv, ldif or html.",
+        discussion: """
+            text leads with what to do (conflicts with their fixes, warnings, errors), then the \
+            decisions that change something; json, csv and ldif hold every decision (ldif: exactly \
+            the changes apply writes, for ldapmodify); html is one self-contained page for reviewers.
+            """))
     var format: PlanFormat = .text
+
+    @Flag(help: "List every decision in the text and html reports, bound and deferred pairs too.")
+    var all = false
 
     @Option(help: ArgumentHelp("Write the report to this file instead of stdout.", valueName: "file"))
     var output: String?
@@ -81,7 +92,7 @@ struct PlanCommand: AsyncParsableCommand {
     var check = false
 
     func run() async throws {
-        let status = await global.runner().plan(format: format, outputFile: output, check: check)
+        let status = await global.runner().plan(format: format, outputFile: output, check: check, all: all)
         throw ExitCode(status.rawValue)
     }
 }
@@ -115,7 +126,8 @@ struct ApplyCommand: AsyncParsableCommand {
 struct ExplainCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "explain",
-        abstract: "Show every fact and rule behind one user's decisions.")
+        abstract: "Show every fact and rule behind one user's decisions.",
+        discussion: "Exit 67 when the user is not in the directory.")
 
     @OptionGroup var global: GlobalOptions
 
@@ -149,6 +161,10 @@ struct DoctorCommand: AsyncParsableCommand {
 @main
 enum Main {
     static func main() async {
+        // Before anything reads a secret: no core file, no ptrace by others (PRODUCT.md 7).
+        for problem in ProcessHardening.apply() {
+            FileHandle.standardError.write(Data("takeover-bridge: warning: \(problem)\n".utf8))
+        }
         do {
             var command = try TakeoverBridgeCommand.parseAsRoot()
             if var asyncCommand = command as? AsyncParsableCommand {

@@ -185,7 +185,9 @@ struct ApplierServerTests {
         try s.addUsers([("r1", nil), ("r2", nil)])
         try s.addDevice("rep-1", ["r1"])
         try s.writeReport("rep-1", [("r1", 1001), ("r2", 1002)], fileName: "rep-1.csv")
-        s.configOverrides["ldap.uri"] = s.q(consumer.ldapURI)
+        // Reads from the consumer (libldap takes the first that answers); the provider is
+        // named too, as referrals are followed only to configured servers (PRODUCT.md 7).
+        s.configOverrides["ldap.uri"] = s.q("\(consumer.ldapURI) \(provider.ldapURI)")
         #expect(waitUntil(seconds: 10) { (try? s.dump(s.devices, server: consumer))?.contains("rep-1") == true })
 
         let apply = try s.bridge(["apply"], environment: ["TAKEOVER_BRIDGE_LOG_LEVEL": "debug"])

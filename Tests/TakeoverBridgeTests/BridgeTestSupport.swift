@@ -144,8 +144,10 @@ func withCleanSpawnAttributes<T>(_ body: (inout posix_spawnattr_t) throws -> T) 
 /// Runs a program with stdout and stderr captured through files, by posix_spawn and
 /// waitpid. (Not Foundation's Process: its child watching misses the exit of a script
 /// that leaves a daemon behind, as scripts/test-slapd.sh start does, and hangs.)
+/// With `timeout` (seconds) the program is killed (SIGKILL) when it runs longer, and the
+/// result has status 124 and "timed out" at the start of stderr.
 func runProgram(_ executable: String, _ arguments: [String], environment: [String: String] = [:],
-                input: String? = nil, directory: String? = nil) throws -> ProcessResult {
+                input: String? = nil, directory: String? = nil, timeout: Double? = nil) throws -> ProcessResult {
     let folder = NSTemporaryDirectory() + "tb-proc-\(UUID().uuidString)"
     try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(atPath: folder) }
@@ -180,12 +182,24 @@ func runProgram(_ executable: String, _ arguments: [String], environment: [Strin
     let rc = withCleanSpawnAttributes { posix_spawn(&pid, program, &actions, &$0, argv, envp) }
     guard rc == 0 else { throw GlueTestError("cannot run \(executable): \(String(cString: strerror(rc)))") }
     var status: Int32 = 0
-    while waitpid(pid, &status, 0) < 0 {
-        if errno != EINTR { throw GlueTestError("waitpid failed: \(String(cString: strerror(errno)))") }
+    var timedOut = false
+    let deadline = timeout.map { Date().addingTimeInterval($0) }
+    while true {
+        let waited = waitpid(pid, &status, deadline == nil ? 0 : WNOHANG)
+        if waited == pid { break }
+        if waited < 0 {
+            if errno == EINTR { continue }
+            throw GlueTestError("waitpid failed: \(String(cString: strerror(errno)))")
+        }
+        if let deadline, Date() > deadline, !timedOut {
+            timedOut = true
+            kill(pid, SIGKILL)
+        }
+        usleep(10_000)
     }
-    let exitStatus: Int32 = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+    let exitStatus: Int32 = timedOut ? 124 : (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
     let stdout = (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
-    let stderr = (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
+    let stderr = (timedOut ? "timed out\n" : "") + ((try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "")
     return ProcessResult(status: exitStatus, stdout: stdout, stderr: stderr)
 }
 
@@ -529,7 +543,8 @@ extension GlueServer {
     /// provider, `updateref` pointing writes back to it, so the consumer answers every
     /// write with a referral (10), like a replica in production. The consumer starts
     /// empty and copies everything, the service account's password included.
-    static func startReplicaPair() throws -> (provider: LDAPTestServer, consumer: LDAPTestServer) {
+    /// `updateRefs` replaces the consumer's `updateref` (the provider) with these URLs.
+    static func startReplicaPair(updateRefs: [String]? = nil) throws -> (provider: LDAPTestServer, consumer: LDAPTestServer) {
         var provider = try startAnother()
         var consumer = try startAnother()
         let providerConf = provider.directory + "/slapd.conf"
@@ -545,7 +560,7 @@ extension GlueServer {
         var ctext = try String(contentsOfFile: consumerConf, encoding: .utf8)
         ctext += "syncrepl rid=001 provider=\(provider.ldapURI) bindmethod=simple binddn=\"\(provider.rootDN)\" "
             + "credentials=\(rootPassword) searchbase=\"\(provider.base)\" type=refreshAndPersist retry=\"1 +\"\n"
-        ctext += "updateref \(provider.ldapURI)\n"
+        for url in updateRefs ?? [provider.ldapURI] { ctext += "updateref \"\(url)\"\n" }
         try ctext.write(toFile: consumerConf, atomically: true, encoding: .utf8)
         _ = try runProgram("/bin/bash", [script, "stop", consumer.directory])
         // Entries seeded separately have other entryUUIDs: start empty, copy everything.

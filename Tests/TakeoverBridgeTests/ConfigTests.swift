@@ -281,6 +281,33 @@ func parseProblems(_ toml: String) -> [ConfigProblem] {
         }
     }
 
+    /// `[devices] max_clock_skew` and `max_reports_size` (issue 11): defaults, units, refusals.
+    @Test func reportEvidenceLimits() throws {
+        let c = try BridgeConfig.parse(toml: minimalTOML, source: "c", baseDirectory: "/")
+        #expect(c.devices.maxClockSkew == 300 && c.corePolicy().maxClockSkew == 300)
+        #expect(c.devices.maxReportsSize == 512 * 1024 * 1024 && c.reportLimits().maxTotalBytes == 512 * 1024 * 1024)
+        let sizes: [(String, Int)] = [("1048576", 1_048_576), ("\"512MiB\"", 512 << 20), ("\"2 GiB\"", 2 << 30),
+                                      ("\"64M\"", 64 << 20), ("\"100k\"", 102_400), ("\"1gb\"", 1 << 30), ("\"4096\"", 4096)]
+        for (value, bytes) in sizes {
+            let toml = minimalTOML.replacingOccurrences(of: "reports = \"reports\"",
+                                                        with: "reports = \"reports\"\nmax_reports_size = \(value)\nmax_clock_skew = \"90s\"")
+            let parsed = try BridgeConfig.parse(toml: toml, source: "c", baseDirectory: "/")
+            #expect(parsed.reportLimits().maxTotalBytes == bytes, "\(value)")
+            #expect(parsed.corePolicy().maxClockSkew == 90)
+        }
+        for bad in ["\"12 apples\"", "\"MiB\"", "0", "-1", "\"\"", "true", "\"99999999999T\"", "1.5"] {
+            let toml = minimalTOML.replacingOccurrences(of: "reports = \"reports\"", with: "reports = \"reports\"\nmax_reports_size = \(bad)")
+            let problems = parseProblems(toml)
+            #expect(problems.count == 1, "\(bad)")
+            #expect(problems.first?.key == "devices.max_reports_size")
+            #expect(problems.first?.line == 10)
+        }
+        for bad in ["\"5 fortnights\"", "0", "-300"] {
+            let toml = minimalTOML.replacingOccurrences(of: "reports = \"reports\"", with: "reports = \"reports\"\nmax_clock_skew = \(bad)")
+            #expect(parseProblems(toml).first?.key == "devices.max_clock_skew", "\(bad)")
+        }
+    }
+
     @Test func relativePathsResolveAgainstTheConfigFolder() throws {
         let toml = minimalTOML
             .replacingOccurrences(of: "uri = \"ldaps://ldap.example.org\"",
@@ -373,7 +400,9 @@ func parseProblems(_ toml: String) -> [ConfigProblem] {
             #expect(error.description.contains("is writable by others (mode 0646)"))
             #expect(error.problems.first?.source == path)
         }
-        chmod(path, 0o664)  // group-writable is the admin's business
+        chmod(path, 0o664)  // group-writable is refused too (issue 11)
+        #expect(throws: ConfigError.self) { try BridgeConfig.load(path: path, environment: [:]) }
+        chmod(path, 0o644)
         let c = try BridgeConfig.load(path: path, environment: [:])
         #expect(c.sourcePath == path)
         #expect(c.devices.reports == dir + "/reports")

@@ -81,11 +81,11 @@ struct DirectoryMappingTests {
         #expect(DirectoryReader.strippingUID("'B") == "'B")
     }
 
-    @Test func referralServerPart() {
-        #expect(Connector.serverPart(ofReferral: "ldap://h:389/cn=x,dc=y??base") == "ldap://h:389")
-        #expect(Connector.serverPart(ofReferral: "LDAPS://h") == "ldaps://h")
-        #expect(Connector.serverPart(ofReferral: "http://h/") == nil)
-        #expect(Connector.serverPart(ofReferral: "ldap:///cn=x") == nil)
+    @Test func referralServerPart() throws {
+        #expect(try LDAPServerAddress(url: "ldap://h:389/cn=x,dc=y??base") == LDAPServerAddress(url: "ldap://h:389"))
+        #expect(try LDAPServerAddress(url: "LDAPS://h") == LDAPServerAddress(url: "ldaps://h:636"))
+        #expect(throws: LDAPURLError.self) { try LDAPServerAddress(url: "http://h/") }
+        #expect(throws: LDAPURLError.self) { try LDAPServerAddress(url: "ldap:///cn=x") }
     }
 
     @Test func safetyPercentFormatting() {
@@ -96,13 +96,13 @@ struct DirectoryMappingTests {
     }
 
     @Test func exitStatusSeverity() {
-        let order: [TakeoverBridge.ExitStatus] = [.ok, .changesPending, .conflicts, .safetyLimit, .failure, .lockHeld, .usage, .configuration]
+        let order: [TakeoverBridge.ExitStatus] = [.ok, .changesPending, .conflicts, .safetyLimit, .noSuchUser, .failure, .lockHeld, .usage, .configuration]
         for (i, a) in order.enumerated() {
             for (j, b) in order.enumerated() {
                 #expect(a.combined(with: b) == order[max(i, j)])
             }
         }
-        #expect(TakeoverBridge.ExitStatus.allCases.map(\.rawValue).sorted() == [0, 2, 3, 4, 5, 64, 75, 78])
+        #expect(TakeoverBridge.ExitStatus.allCases.map(\.rawValue).sorted() == [0, 2, 3, 4, 5, 64, 67, 75, 78])
     }
 }
 

@@ -1038,7 +1038,13 @@ extension Issue6Tests {
             for command in [["apply"], ["plan", "--format", "json"]] {
                 let outcome = try world.bridge(command)
                 expectStatus(outcome, 5, "\(command) past the size limit (page_size \(pageSize))")
-                #expect(outcome.stderr.contains("Size limit exceeded"), "\(outcome)")
+                if command == ["apply"] {
+                    // The read-only account cannot take apply's lease (issue 11): it stops
+                    // before reading anything.
+                    #expect(outcome.stderr.contains("cannot take the lease"), "\(outcome)")
+                } else {
+                    #expect(outcome.stderr.contains("Size limit exceeded"), "\(outcome)")
+                }
                 #expect(!outcome.stdout.contains("\"decisions\""), "a plan was printed from a truncated read: \(outcome)")
             }
             #expect(try server.dump(operational: true) == before)

@@ -98,7 +98,7 @@ enum RandomWorld {
         }
         let policy = Policy(protectedAccounts: rng.chance(30) ? ["ops"] : [],
                             onLikelyMismatch: rng.chance(30) ? .provision : .hold)
-        return PlanInput(users: users, connections: connections, knownDevices: rng.chance(30) ? ["idle-box"] : [],
+        return PlanInput(users: users, connections: connections, knownDevices: rng.chance(30) ? [DeviceEntry(name: "idle-box")] : [],
                          reports: reports, problems: problems, bindingGroups: groups, layout: layout, policy: policy, now: W.now)
     }
 
@@ -253,8 +253,9 @@ extension String {
             #expect(plan.summary.takeover + plan.summary.provision + plan.summary.bound + plan.summary.unbind
                 + plan.summary.deferred + plan.summary.conflict == plan.decisions.count)
             #expect(plan.summary.users == input.users.count)
-            // One decision per (user DN, device) at most.
-            let pairs = plan.decisions.map { DNNormalizer.normalize($0.userDN) + "|" + Folding.fold($0.device) }
+            // One decision per (user DN, device) at most. Devices are told apart by their
+            // spelling: entries whose names fold equal are distinct devices (R15).
+            let pairs = plan.decisions.map { DNNormalizer.normalize($0.userDN) + "|" + $0.device }
             #expect(Set(pairs).count == pairs.count)
             // Every change stays under the bindings base, never deletes the placeholder.
             for c in plan.changes {

@@ -301,14 +301,16 @@ import Testing
     @Test func r7IgnoresProtectedBoundAndClaimedAccountsAndWindowsUIDs() {
         let plan = W.plan(
             users: [W.user("harry", uid: 0), W.user("ann", uid: 1001), W.user("bob", uid: 1002), W.user("win", uid: 1003)],
-            connections: W.connect("srv", "harry", "ann") + W.connect("win-pc", "win"),
+            connections: W.connect("srv", "harry", "ann", "bob") + W.connect("win-pc", "win"),
             reports: [
                 W.report("srv", [W.account("root", uid: 0), W.person("bob", uid: 1001)]),
                 W.report("win-pc", .windows, [W.account("w", uid: 1003, sid: "S-1-5-21-1-2-3-1003")]),
             ])
-        // uid 0 is root (protected); uid 1001 is "bob", the local name of directory user bob.
+        // uid 0 is root (protected); uid 1001 is "bob", the local name of directory user bob,
+        // who is connected to srv: the account is bob's, no evidence for ann (R7).
         #expect(plan.decision("harry", "srv")?.action == .provision)
         #expect(plan.decision("ann", "srv")?.action == .provision)
+        #expect(plan.decision("bob", "srv")?.action == .takeover)
         // On Windows the uid is only a RID.
         #expect(plan.decision("win", "win-pc")?.action == .provision)
     }

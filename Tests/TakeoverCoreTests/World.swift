@@ -18,7 +18,15 @@ enum W {
     }
 
     static func connect(_ device: String, _ names: String...) -> [Connection] {
-        names.map { Connection(device: device, member: .dn(dn($0)), sourceDN: "cn=\(device),ou=devices,dc=example,dc=com") }
+        names.map { Connection(device: device, member: .dn(dn($0)), sourceDN: deviceDN(device)) }
+    }
+
+    /// The DN `connect` gives the entry of `device` (not escaped: test names need none).
+    static func deviceDN(_ device: String) -> String { "cn=\(device),ou=devices,dc=example,dc=com" }
+
+    /// Connections from the device entry `entry` (a DN of the caller's choice) named `device`.
+    static func connect(_ device: String, entry: String, _ names: String...) -> [Connection] {
+        names.map { Connection(device: device, member: .dn(dn($0)), sourceDN: entry) }
     }
 
     static func account(_ name: String, uid: Int64? = nil, home: String? = nil, shell: String? = nil,
@@ -56,7 +64,7 @@ enum W {
 
     static func input(users: [DirectoryUser], connections: [Connection] = [], reports: [DeviceReport] = [],
                       problems: [InputProblem] = [], groups: [BindingGroup] = [], policy: Policy = Policy(),
-                      knownDevices: [String] = []) -> PlanInput {
+                      knownDevices: [DeviceEntry] = []) -> PlanInput {
         PlanInput(users: users, connections: connections, knownDevices: knownDevices, reports: reports,
                   problems: problems, bindingGroups: groups, layout: layout, policy: policy, now: now)
     }

@@ -1,0 +1,22 @@
+#ifndef CHARDENING_SHIM_H
+#define CHARDENING_SHIM_H
+// Process protections the bridge sets at start (PRODUCT.md section 7: no core file holds
+// the password). Only what Swift cannot call directly lives here; each helper is
+// prefixed CHardening_ and says why it exists.
+
+#ifdef __linux__
+#include <sys/prctl.h>
+
+// prctl(2) is declared variadic, and Swift does not import variadic C functions.
+// PR_SET_DUMPABLE 0: no core dump, and only root may ptrace or read /proc/PID/mem.
+static inline int CHardening_set_not_dumpable(void) { return prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); }
+
+// PR_GET_DUMPABLE: 1 when the process may dump core (the default), 0 after the above.
+static inline int CHardening_is_dumpable(void) { return prctl(PR_GET_DUMPABLE, 0, 0, 0, 0); }
+#else
+// Elsewhere RLIMIT_CORE (set from Swift) is the protection; nothing more here.
+static inline int CHardening_set_not_dumpable(void) { return 0; }
+static inline int CHardening_is_dumpable(void) { return 0; }
+#endif
+
+#endif

@@ -1,0 +1,381 @@
+// One run at a time across hosts (PRODUCT.md section 6, issue 11): the lock in
+// `[state] dir` is local to one machine, so a run also holds a lease in the directory.
+//
+// The entry (standard schema only: RFC 4519 organizationalRole, in the core schema of
+// OpenLDAP, 389 DS and Active Directory; its RDN is cn, like a binding group's, so an ACL
+// that lets the service account write `cn=*` under the bindings base covers it):
+//
+//   dn: cn=takeover-bridge-lease,<[bindings] search_base>
+//   objectClass: organizationalRole
+//   cn: takeover-bridge-lease
+//   description: takeover-bridge lease v1; holder=<host>; pid=<pid>; run=<random>;
+//                expires=<UTC time>; unix=<seconds>
+//
+// It is not of the binding object class, so it is never read as a binding group.
+//
+// - Taken with an atomic add. When the entry exists: a lease that has not expired is
+//   held by another run (exit 75 at once); an expired one is taken over with ONE modify
+//   that deletes the exact value read and adds the new one. Modify is atomic and the
+//   delete fails (16, no such value) once anyone else has replaced the value, so of two
+//   hosts that saw the same expired lease exactly one wins; the other exits 75.
+// - Renewed the same way (exact old value out, new value in) every third of
+//   `[state] lease` while the run lasts. A renewal that finds another value means the
+//   lease was lost: the run stops writing.
+// - Removed at the end with a delete carrying an assertion control on the exact value
+//   (RFC 4528), so a run never removes a lease another host has taken since; a server
+//   without the control gets a plain delete while the lease is still ours by the clock.
+//
+// Expiry compares the holder's clock (written into the value) with the taker's: hosts'
+// clocks should agree (NTP) to well within the lease time.
+
+import Foundation
+import LDAPClient
+import LDAPSyntax
+import Logging
+import TakeoverCore
+
+/// The lease value held in the entry's `description`.
+public struct LeaseValue: Sendable, Hashable {
+    public var holder: String
+    public var pid: Int32
+    public var run: String
+    public var expires: UnixTime
+
+    static let prefix = "takeover-bridge lease v1; "
+
+    public init(holder: String, pid: Int32, run: String, expires: UnixTime) {
+        self.holder = LeaseValue.safeHost(holder)
+        self.pid = pid
+        self.run = run
+        self.expires = expires
+    }
+
+    public var text: String {
+        LeaseValue.prefix + "holder=\(holder); pid=\(pid); run=\(run); expires=\(UTCTime.iso8601(expires)); unix=\(expires)"
+    }
+
+    /// The value, or nil when `text` is not one (other descriptions are ignored).
+    public static func parse(_ text: String) -> LeaseValue? {
+        guard text.hasPrefix(prefix) else { return nil }
+        var fields: [String: String] = [:]
+        for part in text.dropFirst(prefix.count).components(separatedBy: "; ") {
+            guard let equals = part.firstIndex(of: "=") else { return nil }
+            fields[String(part[..<equals])] = String(part[part.index(after: equals)...])
+        }
+        guard let holder = fields["holder"], let pid = fields["pid"].flatMap({ Int32($0) }), let run = fields["run"],
+              !run.isEmpty, let expires = fields["unix"].flatMap({ UnixTime($0) }) else { return nil }
+        return LeaseValue(holder: holder, pid: pid, run: run, expires: expires)
+    }
+
+    /// Host names go into the value as letters, digits, ".", "-" and "_" only.
+    static func safeHost(_ host: String) -> String {
+        let cleaned = String(host.unicodeScalars.prefix(64).map { scalar -> Character in
+            scalar.isASCII && (CharacterSet.alphanumerics.contains(scalar) || ".-_".unicodeScalars.contains(scalar))
+                ? Character(scalar) : "_"
+        })
+        return cleaned.isEmpty ? "unknown" : cleaned
+    }
+
+    /// "host mbp (pid 42) until 2026-11-30T14:26:00Z".
+    public var summary: String { "host \(holder) (pid \(pid)) until \(UTCTime.iso8601(expires))" }
+}
+
+/// Why the lease could not be taken or kept.
+public enum LeaseError: Error, Sendable, CustomStringConvertible {
+    /// Another run holds it (exit 75).
+    case held(dn: String, by: LeaseValue)
+    /// The directory refused or failed (exit 5).
+    case failed(String)
+    /// The server answered with a referral (a read-only replica): `acquire` follows it to
+    /// a configured server, as writes do.
+    case referral([String])
+
+    public var description: String {
+        switch self {
+        case .held(let dn, let value):
+            return "another takeover-bridge run holds the lease \(dn): \(value.summary); try again when it has finished"
+        case .failed(let message):
+            return message
+        case .referral(let urls):
+            return "the server answered the lease with a referral to " + urls.map { LDAPURLError.visible($0) }.joined(separator: " ")
+        }
+    }
+}
+
+/// A held lease: renewed by `startRenewing()`, checked by `problem(now:)` before writes,
+/// removed by `release()`.
+public actor Lease {
+    public nonisolated let dn: String
+    public nonisolated let duration: Int64
+    private let connector: Connector
+    private var uri: String
+    private let clock: @Sendable () -> UnixTime
+    private let logger: Logger
+    private var connection: LDAPConnection?
+    private(set) var value: LeaseValue
+    /// This run's token in the lease value (noted in the local lock file while held).
+    public nonisolated let run: String
+    private var lost: String?
+    private var renewer: Task<Void, Never>?
+
+    /// The lease entry's DN under `[bindings] search_base`.
+    public static func dn(bindingsBase: String) -> String {
+        DNEscaping.rdn("cn", entryName) + "," + bindingsBase
+    }
+
+    public static let entryName = "takeover-bridge-lease"
+
+    private init(dn: String, duration: Int64, connector: Connector, uri: String, clock: @escaping @Sendable () -> UnixTime,
+                 logger: Logger, connection: LDAPConnection, value: LeaseValue) {
+        self.dn = dn
+        self.duration = duration
+        self.connector = connector
+        self.uri = uri
+        self.clock = clock
+        self.logger = logger
+        self.connection = connection
+        self.value = value
+        self.run = value.run
+    }
+
+    // MARK: Taking it
+
+    /// Takes the lease on the write server (`write_uri`, else `uri`), on a connection of
+    /// its own. Throws `.held` at once when another run holds it.
+    ///
+    /// `leftover`: tokens of leases earlier runs of this state folder did not give back
+    /// (`RunLock.leftoverLeaseRuns`); holding the local lock proves those runs are over,
+    /// so such a lease is taken over at once instead of after it expires.
+    public static func acquire(connector: Connector, clock: @escaping @Sendable () -> UnixTime,
+                               logger: Logger, leftover: [String] = [],
+                               run: String = Lease.newRunToken()) async throws(LeaseError) -> Lease {
+        let config = connector.config
+        let dn = Lease.dn(bindingsBase: config.bindings.searchBase)
+        var uri = connector.writeURI
+        let mine = LeaseValue(holder: BridgeRunner.hostName(), pid: getpid(), run: run,
+                              expires: clock() + config.state.lease)
+        for _ in 0...3 {  // at most 3 referral hops, like writes
+            let connection: LDAPConnection
+            do {
+                connection = try await connector.open(uri: uri)
+            } catch {
+                throw .failed("cannot connect to \(uri) to take the lease \(dn): \(error)")
+            }
+            do {
+                let value = try await take(connection, dn: dn, mine: mine, now: clock, logger: logger, leftover: leftover)
+                return Lease(dn: dn, duration: config.state.lease, connector: connector, uri: uri, clock: clock,
+                             logger: logger, connection: connection, value: value)
+            } catch {
+                await connection.close()
+                guard case .referral(let urls) = error else { throw error }
+                // Only to a server named in uri or write_uri; never a bind anywhere else.
+                switch connector.followableTarget(of: urls, for: dn, logger: logger) {
+                case .success(let target):
+                    logger.notice("following a referral for the lease", metadata: ["from": "\(uri)", "to": "\(target)"])
+                    uri = target
+                case .failure(let refusal):
+                    throw .failed("cannot take the lease: \(refusal.message)")
+                }
+            }
+        }
+        throw .failed("cannot take the lease \(dn): more than 3 referrals")
+    }
+
+    /// The add, or the takeover of an expired lease; the value now held.
+    static func take(_ connection: LDAPConnection, dn: String, mine: LeaseValue, now: () -> UnixTime,
+                     logger: Logger, leftover: [String] = []) async throws(LeaseError) -> LeaseValue {
+        for _ in 0..<3 {
+            do {
+                try await connection.add(dn: dn, attributes: [("objectClass", ["organizationalRole"]), ("cn", [entryName]),
+                                                              ("description", [mine.text])])
+                return mine
+            } catch where error.code == 68 {
+                // Exists: read it below.
+            } catch where error.code == 10 {
+                throw .referral(error.referrals)
+            } catch {
+                throw .failed("cannot take the lease: \(error)")
+            }
+            guard let current = try await read(connection, dn: dn) else { continue }  // removed meanwhile: add again
+            if current.run == mine.run { return current }  // our own add, answered late
+            let ours = leftover.contains(current.run)
+            if current.expires > now() && !ours { throw .held(dn: dn, by: current) }
+            do {
+                try await connection.modify(dn: dn, [Modification(.delete, "description", [current.text]),
+                                                     Modification(.add, "description", [mine.text])])
+                logger.notice(ours ? "took over the lease an earlier run of this state folder left" : "took over an expired lease",
+                              metadata: [
+                    "dn": "\(dn)", "previous": "\(current.summary)",
+                ])
+                return mine
+            } catch where error.code == 16 || error.code == 20 {
+                // Another run replaced the value first: it won.
+                if let winner = try await read(connection, dn: dn), winner.run != mine.run {
+                    throw .held(dn: dn, by: winner)
+                }
+                throw .held(dn: dn, by: current)
+            } catch where error.code == 32 {
+                continue
+            } catch where error.code == 10 {
+                throw .referral(error.referrals)
+            } catch {
+                throw .failed("cannot take over the expired lease \(dn): \(error)")
+            }
+        }
+        throw .failed("the lease \(dn) kept changing while it was being taken; try again")
+    }
+
+    /// The lease value in the entry; nil when the entry does not exist. An entry without
+    /// exactly one lease value cannot be taken safely: a failure naming the fix.
+    static func read(_ connection: LDAPConnection, dn: String) async throws(LeaseError) -> LeaseValue? {
+        let entry: LDAPEntry?
+        do {
+            entry = try await connection.read(dn: dn, attributes: ["description"])
+        } catch {
+            throw .failed("cannot read the lease \(dn): \(error)")
+        }
+        guard let entry else { return nil }
+        let values = entry.strings("description").compactMap(LeaseValue.parse)
+        guard values.count == 1, let value = values.first else {
+            throw .failed("the lease entry \(dn) holds \(values.count) lease values instead of one; "
+                + "if no takeover-bridge run is active, delete the entry")
+        }
+        return value
+    }
+
+    /// What `doctor` shows: the lease value when the entry exists (nil when free).
+    public static func inspect(_ connection: LDAPConnection, bindingsBase: String) async throws(LeaseError) -> LeaseValue? {
+        try await read(connection, dn: dn(bindingsBase: bindingsBase))
+    }
+
+    /// 128 random bits in hex: names one run's lease value.
+    public static func newRunToken() -> String {
+        (0..<2).map { _ in String(UInt64.random(in: 0...UInt64.max), radix: 16) }.joined()
+    }
+
+    // MARK: Keeping it
+
+    /// Renews every third of the lease time until `release()`.
+    public func startRenewing() {
+        guard renewer == nil else { return }
+        let interval = max(Double(duration) / 3, 0.2)
+        renewer = Task { [weak self] in
+            while !Task.isCancelled {
+                try? await Task.sleep(nanoseconds: UInt64(interval * 1_000_000_000))
+                guard !Task.isCancelled, let self else { return }
+                await self.renew()
+            }
+        }
+    }
+
+    /// One renewal: the exact current value out, the new one in, atomically. After a lost
+    /// connection the earlier attempt may have gone through: a value with this run's
+    /// token is adopted and renewed again. Any other value means the lease was taken over.
+    func renew() async {
+        guard lost == nil else { return }
+        for _ in 0..<3 {
+            let next = LeaseValue(holder: value.holder, pid: value.pid, run: value.run, expires: clock() + duration)
+            do {
+                let connection = try await liveConnection()
+                try await connection.modify(dn: dn, [Modification(.delete, "description", [value.text]),
+                                                     Modification(.add, "description", [next.text])])
+                value = next
+                return
+            } catch {
+                if error.isConnectionLost {
+                    await dropConnection()
+                    continue
+                }
+                guard error.code == 16 || error.code == 20 || error.code == 32 else {
+                    logger.warning("cannot renew the lease; trying again", metadata: ["dn": "\(dn)", "error": "\(error)"])
+                    return
+                }
+                var current: LeaseValue?
+                if let connection { current = (try? await Lease.read(connection, dn: dn)) ?? nil }
+                if let current, current.run == value.run {
+                    value = current
+                    continue
+                }
+                lost = "the lease \(dn) was taken over" + (current.map { " by \($0.summary)" } ?? "")
+                    + "; this run stops writing"
+                logger.error("\(lost ?? "")")
+                return
+            }
+        }
+    }
+
+    /// Why writing must stop now (the lease was lost, or it expires within a sixth of
+    /// its time without a renewal), or nil while it is safely held.
+    public func problem() -> String? {
+        if let lost { return lost }
+        let margin = max(duration / 6, 1)
+        if value.expires - clock() < margin {
+            return "the lease \(dn) could not be renewed and expires at \(UTCTime.iso8601(value.expires)); this run stops writing"
+        }
+        return nil
+    }
+
+    // MARK: Giving it back
+
+    /// Stops renewing and removes the entry if it still holds this run's value. Retries
+    /// a lost connection (0.5, 1, 2 s); never throws. True when this run's lease is no
+    /// longer in the directory (removed, gone, or another run's now); false when it may
+    /// still be there (the server could not be reached).
+    @discardableResult
+    public func release() async -> Bool {
+        renewer?.cancel()
+        renewer = nil
+        guard lost == nil else {
+            await dropConnection()
+            return true
+        }
+        var released = false
+        let assertion = FilterEscaping.equality("description", value.text)
+        for delay in [0.0, 0.5, 1, 2] {
+            if delay > 0 { try? await Task.sleep(nanoseconds: UInt64(delay * 1_000_000_000)) }
+            do {
+                let connection = try await liveConnection()
+                do {
+                    try await connection.delete(dn: dn, assertion: assertion)
+                } catch where error.code == 12 || error.code == 2 || error.code == 53 {
+                    // No assertion control (Active Directory): a plain delete while the
+                    // lease is still ours by the clock.
+                    guard value.expires - clock() > max(duration / 6, 1) else { break }
+                    try await connection.delete(dn: dn)
+                }
+                released = true
+                break
+            } catch where error.code == 32 {
+                released = true
+                break  // gone already
+            } catch where error.code == 122 {
+                logger.warning("the lease holds another run's value now; left in place", metadata: ["dn": "\(dn)"])
+                released = true
+                break
+            } catch where error.isConnectionLost {
+                await dropConnection()
+                continue
+            } catch {
+                logger.warning("cannot remove the lease; it expires by itself",
+                               metadata: ["dn": "\(dn)", "expires": "\(UTCTime.iso8601(value.expires))", "error": "\(error)"])
+                break
+            }
+        }
+        await dropConnection()
+        return released
+    }
+
+    // MARK: Connection
+
+    private func liveConnection() async throws(LDAPError) -> LDAPConnection {
+        if let connection { return connection }
+        let opened = try await connector.open(uri: uri)
+        connection = opened
+        return opened
+    }
+
+    private func dropConnection() async {
+        if let connection { await connection.close() }
+        connection = nil
+    }
+}

@@ -1,0 +1,43 @@
+// Text that reaches a terminal (PRODUCT.md section 7): values from the directory and from
+// device reports are data, never a line break, a colour, a screen clear or a clipboard
+// write. Every renderer that writes for a person (plan text, explain, the HTML page, the
+// doctor's lines, the readable stderr form) passes its lines through `escape`.
+
+public enum TerminalText {
+    /// True for a character a terminal, a pager or a text view acts on instead of showing:
+    /// C0 controls (ESC starts CSI/OSC sequences, BEL, BS, CR, LF, TAB...), DEL, the C1
+    /// controls (U+009B is CSI on its own, U+0085 is NEL), the Unicode line and paragraph
+    /// separators, and the bidirectional embeddings, overrides and isolates, which reorder
+    /// the text around them.
+    @inline(__always)
+    public static func isUnsafe(_ scalar: Unicode.Scalar) -> Bool {
+        let v = scalar.value
+        return v < 0x20 || (v >= 0x7F && v < 0xA0) || v == 0x2028 || v == 0x2029
+            || (v >= 0x202A && v <= 0x202E) || (v >= 0x2066 && v <= 0x2069)
+    }
+
+    /// `s` with every unsafe character written as a visible escape: `\n`, `\r`, `\t`, else
+    /// `\u` and four hex digits (`\u001b` for ESC, `\u009b` for CSI). Anything else is kept.
+    public static func escape(_ s: String) -> String {
+        // Fast path: printable ASCII only (the usual case, a few hundred thousand lines).
+        if !s.utf8.contains(where: { $0 < 0x20 || $0 >= 0x7F }) { return s }
+        guard s.unicodeScalars.contains(where: isUnsafe) else { return s }
+        var out = ""
+        out.reserveCapacity(s.utf8.count + 16)
+        for scalar in s.unicodeScalars {
+            switch scalar {
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if isUnsafe(scalar) {
+                    let hex = String(scalar.value, radix: 16)
+                    out += "\\u" + String(repeating: "0", count: max(0, 4 - hex.count)) + hex
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return out
+    }
+}
