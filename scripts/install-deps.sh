@@ -63,4 +63,24 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "slapd slapd/no_configuration boolean true" | "${sudo[@]}" debconf-set-selections
 "${sudo[@]}" apt-get update -q
-"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+# The test servers run from their own folders on loopback; the packages' own services
+# (smbd, nmbd, winbind, a system-wide samba-ad-dc or dirsrv) must not start listening on
+# the machine's interfaces: while installing, a temporary policy-rc.d refuses every
+# service start (unless the machine already has one), and services the packages enabled
+# are disabled again.
+policy=/usr/sbin/policy-rc.d
+made_policy=0
+if printf '%s\n' "${missing[@]}" | grep -qE '^(samba|samba-ad-dc|389-ds-base)$' && [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\n# takeover-bridge install-deps.sh: no service starts while installing\nexit 101\n' \
+        | "${sudo[@]}" tee "$policy" >/dev/null
+    made_policy=1
+    trap '"${sudo[@]}" rm -f "$policy"' EXIT
+    "${sudo[@]}" chmod 755 "$policy"
+fi
+status=0
+"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" || status=$?
+if [ "$made_policy" -eq 1 ]; then "${sudo[@]}" rm -f "$policy"; trap - EXIT; fi
+if [ "$status" -eq 0 ] && [ -d /run/systemd/system ] && printf '%s\n' "${missing[@]}" | grep -qE '^samba'; then
+    "${sudo[@]}" systemctl disable --now smbd nmbd winbind samba-ad-dc >/dev/null 2>&1 || true
+fi
+exit "$status"

@@ -15,7 +15,8 @@
 #             failed half-way. Keeps DIR.
 # status DIR  exit 0 when the server answers.
 #
-# DIR/env has the variable names of scripts/test-slapd.sh (KEY=value lines, unquoted):
+# DIR/env has the variable names of scripts/test-slapd.sh (KEY=value lines, unquoted;
+# TB_ROOT_DN holds a space, so read it by line, not with `source`):
 #   TB_SERVER_KIND=389
 #   TB_LDAP_URI TB_LDAPS_URI TB_LDAPI_URI   ldap:// and ldaps:// on 127.0.0.1; ldapi
 #                                           autobinds the local root user as the rootdn
@@ -235,13 +236,7 @@ EOF
 
 # --- process control ------------------------------------------------------------------
 
-running_pid() {
-    local f pid
-    f=$(pidfile)
-    [ -f "$f" ] || return 1
-    pid=$(cat "$f" 2>/dev/null) || return 1
-    [ -n "$pid" ] && alive "$pid" && echo "$pid"
-}
+running_pid() { pid_in_file "$(pidfile)"; }
 
 launch() {
     rm -f "$(pidfile)"
@@ -266,19 +261,7 @@ TB_SERVER_KIND=389
 TB_LDAP_URI=ldap://127.0.0.1:$p1
 TB_LDAPS_URI=ldaps://127.0.0.1:$p2
 TB_LDAPI_URI=ldapi://$(printf '%s' "$dir/run/slapd-$instance.socket" | sed 's|/|%2F|g')
-TB_BASE=$base
-TB_PEOPLE_BASE=ou=people,$base
-TB_DEVICES_BASE=ou=devices,$base
-TB_BINDINGS_BASE=ou=bindings,$base
-TB_SERVICES_BASE=ou=services,$base
-TB_ROOT_DN=$root_dn
-TB_ROOT_PW_FILE=$dir/root.pw
-TB_BIND_DN=$bind_dn
-TB_BIND_PW_FILE=$dir/bind.pw
-TB_READER_DN=$reader_dn
-TB_READER_PW_FILE=$dir/reader.pw
-TB_CA_CERT=$dir/tls/ca.crt
-TB_WRONG_CA_CERT=$dir/tls/wrong-ca.crt
+$(common_env ou)
 TB_SERVER_DIR=$dir
 TB_SERVER_PID=$pid
 TB_SERVER_PIDFILE=$(pidfile)
@@ -291,6 +274,7 @@ EOF
 }
 
 do_start() {
+    [ "$(id -u)" -eq 0 ] || die "needs root: dscreate gives the instance to the dirsrv user, which ns-slapd runs as"
     prepare_dir
     [ ! -e "$dir/instance.inf" ] || die "$dir already holds a server (stop and remove it first)"
     command -v dscreate >/dev/null 2>&1 || [ -x /usr/sbin/dscreate ] || die "dscreate not found (install 389-ds-base)"

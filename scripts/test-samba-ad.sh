@@ -23,7 +23,8 @@
 #             after 20 s); also after a start that failed half-way. Keeps DIR.
 # status DIR  exit 0 when the server answers over ldaps.
 #
-# DIR/env has the variable names of scripts/test-slapd.sh (KEY=value lines, unquoted):
+# DIR/env has the variable names of scripts/test-slapd.sh (KEY=value lines, unquoted;
+# TB_BIND_DOWNLEVEL holds a backslash, so read it by line, not with `source`):
 #   TB_SERVER_KIND=samba-ad
 #   TB_LDAP_URI TB_LDAPS_URI               ldap://ADDR (simple binds need StartTLS there:
 #                                          Samba refuses them in cleartext) and ldaps://ADDR
@@ -81,13 +82,7 @@ our_pids() {
     return 0
 }
 
-running_pid() {
-    local f pid
-    f=$(pidfile)
-    [ -f "$f" ] || return 1
-    pid=$(cat "$f" 2>/dev/null) || return 1
-    [ -n "$pid" ] && alive "$pid" && echo "$pid"
-}
+running_pid() { pid_in_file "$(pidfile)"; }
 
 # Another server already on ADDR's LDAP ports (this or another helper's Samba)?
 addr_busy() { (exec 3<>"/dev/tcp/$addr/389") 2>/dev/null || (exec 3<>"/dev/tcp/$addr/636") 2>/dev/null; }
@@ -172,21 +167,9 @@ TB_LDAP_URI=ldap://$addr
 TB_LDAPS_URI=ldaps://$addr
 TB_GC_URI=ldap://$addr:3268
 TB_GCS_URI=ldaps://$addr:3269
-TB_BASE=$base
-TB_PEOPLE_BASE=OU=people,$base
-TB_DEVICES_BASE=OU=devices,$base
-TB_BINDINGS_BASE=OU=bindings,$base
-TB_SERVICES_BASE=OU=services,$base
-TB_ROOT_DN=$root_dn
-TB_ROOT_PW_FILE=$dir/root.pw
-TB_BIND_DN=$bind_dn
-TB_BIND_PW_FILE=$dir/bind.pw
+$(common_env OU)
 TB_BIND_UPN=bridge@${realm,,}
 TB_BIND_DOWNLEVEL=$domain\\bridge
-TB_READER_DN=$reader_dn
-TB_READER_PW_FILE=$dir/reader.pw
-TB_CA_CERT=$dir/tls/ca.crt
-TB_WRONG_CA_CERT=$dir/tls/wrong-ca.crt
 TB_REALM=$realm
 TB_DOMAIN=$domain
 TB_SAMBA_ADDR=$addr
@@ -203,6 +186,7 @@ EOF
 }
 
 do_start() {
+    [ "$(id -u)" -eq 0 ] || die "needs root: a Samba domain controller runs as root"
     prepare_dir
     [ ! -e "$dir/etc/smb.conf" ] || die "$dir already holds a server (stop and remove it first)"
     command -v samba-tool >/dev/null 2>&1 || die "samba-tool not found (install samba; scripts/install-deps.sh does)"

@@ -4,7 +4,8 @@
 
 die() { echo "${name:-test-server}: $*" >&2; exit 1; }
 
-# A TCP port nobody listens on (checked against /proc/net/tcp{,6}).
+# A TCP port nobody listens on (checked against /proc/net/tcp{,6}); a start retries
+# with new ports if the server still fails to bind.
 port_in_use() {
     local hex
     hex=$(printf '%04X' "$1")
@@ -37,6 +38,14 @@ alive() {
     local state
     state=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) || return 1
     [ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]
+}
+
+# The pid in FILE, when that process is alive.
+pid_in_file() {
+    local pid
+    [ -f "$1" ] || return 1
+    pid=$(cat "$1" 2>/dev/null) || return 1
+    [ -n "$pid" ] && alive "$pid" && echo "$pid"
 }
 
 # Stops PID: SIGTERM, then SIGKILL after SECONDS (default 20).
@@ -91,4 +100,25 @@ prepare_dir() {
     esac
     mkdir -p "$dir"
     dir=$(cd "$dir" && pwd)
+}
+
+# The env lines every test server writes with the same names and meanings (the caller
+# sets base, root_dn, bind_dn, reader_dn; OU is "ou" or, on AD, "OU"; password files
+# DIR/root.pw, bind.pw, reader.pw; CAs in DIR/tls).
+common_env() { # ou
+    cat <<EOF
+TB_BASE=$base
+TB_PEOPLE_BASE=$1=people,$base
+TB_DEVICES_BASE=$1=devices,$base
+TB_BINDINGS_BASE=$1=bindings,$base
+TB_SERVICES_BASE=$1=services,$base
+TB_ROOT_DN=$root_dn
+TB_ROOT_PW_FILE=$dir/root.pw
+TB_BIND_DN=$bind_dn
+TB_BIND_PW_FILE=$dir/bind.pw
+TB_READER_DN=$reader_dn
+TB_READER_PW_FILE=$dir/reader.pw
+TB_CA_CERT=$dir/tls/ca.crt
+TB_WRONG_CA_CERT=$dir/tls/wrong-ca.crt
+EOF
 }

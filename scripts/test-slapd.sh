@@ -13,6 +13,8 @@
 #
 # DIR/env holds shell `KEY=value` lines, never quoted (DIR may not contain spaces or
 # shell-special characters), so both `source` and a line parser read it:
+#   TB_SERVER_KIND                          openldap (test-389.sh and test-samba-ad.sh write
+#                                           the same names, with their own kind)
 #   TB_LDAP_URI TB_LDAPS_URI TB_LDAPI_URI  the three listeners
 #   TB_BASE                                 dc=example,dc=org
 #   TB_ROOT_DN TB_ROOT_PW_FILE              the rootdn and its password file
@@ -39,9 +41,11 @@ usage() { echo "usage: $0 start|stop|restart|status DIR" >&2; exit 64; }
 cmd=$1
 dir=$2
 
-die() { echo "test-slapd: $*" >&2; exit 1; }
-
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+name=test-slapd
+# die, free_port, alive: shared with the other test servers.
+# shellcheck source=scripts/test-server-lib.sh
+. "$repo/scripts/test-server-lib.sh"
 schema_dir=/etc/ldap/schema
 base="dc=example,dc=org"
 root_dn="cn=admin,$base"
@@ -57,22 +61,6 @@ find_tool() { # name: slappasswd, slapadd live in /usr/sbin on Debian
     if command -v "$1" >/dev/null 2>&1; then command -v "$1"
     elif [ -x "/usr/sbin/$1" ]; then echo "/usr/sbin/$1"
     else die "$1 is not installed"; fi
-}
-
-# A TCP port nobody listens on (checked against /proc/net/tcp{,6}); the start retries
-# with new ports if slapd still fails to bind.
-port_in_use() {
-    local hex
-    hex=$(printf '%04X' "$1")
-    cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk -v p=":$hex" '$2 ~ p"$" { found=1 } END { exit !found }'
-}
-free_port() {
-    local p
-    for _ in $(seq 1 200); do
-        p=$(( 20000 + (RANDOM * 32768 + RANDOM) % 40000 ))
-        if ! port_in_use "$p"; then echo "$p"; return 0; fi
-    done
-    die "no free port found"
 }
 
 urlencode_path() { # ldapi:// wants the socket path with "/" as %2F
@@ -248,20 +236,7 @@ EOF
 
 # --- process control ----------------------------------------------------------------
 
-# Alive = exists and is not a zombie (the server is reparented to PID 1 once this
-# script exits; in a container PID 1 may reap late, and kill -0 succeeds on zombies).
-alive() {
-    local state
-    state=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) || return 1
-    [ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]
-}
-
-running_pid() {
-    [ -f "$dir/slapd.pid" ] || return 1
-    local pid
-    pid=$(cat "$dir/slapd.pid" 2>/dev/null) || return 1
-    [ -n "$pid" ] && alive "$pid" && echo "$pid"
-}
+running_pid() { pid_in_file "$dir/slapd.pid"; }
 
 launch() { # starts slapd with DIR/urls; waits until it answers
     local slapd urls
@@ -293,22 +268,11 @@ write_env() {
     local p1 p2
     p1=$(cat "$dir/port-ldap") p2=$(cat "$dir/port-ldaps")
     cat > "$dir/env.tmp" <<EOF
+TB_SERVER_KIND=openldap
 TB_LDAP_URI=ldap://127.0.0.1:$p1
 TB_LDAPS_URI=ldaps://127.0.0.1:$p2
 TB_LDAPI_URI=ldapi://$(urlencode_path "$dir/ldapi")
-TB_BASE=$base
-TB_PEOPLE_BASE=ou=people,$base
-TB_DEVICES_BASE=ou=devices,$base
-TB_BINDINGS_BASE=ou=bindings,$base
-TB_SERVICES_BASE=ou=services,$base
-TB_ROOT_DN=$root_dn
-TB_ROOT_PW_FILE=$dir/root.pw
-TB_BIND_DN=$bind_dn
-TB_BIND_PW_FILE=$dir/bind.pw
-TB_READER_DN=$reader_dn
-TB_READER_PW_FILE=$dir/reader.pw
-TB_CA_CERT=$dir/tls/ca.crt
-TB_WRONG_CA_CERT=$dir/tls/wrong-ca.crt
+$(common_env ou)
 TB_CLIENT_CERT=$dir/tls/client.crt
 TB_CLIENT_KEY=$dir/tls/client.key
 TB_LDAPI_EXTERNAL_DN=$root_dn

@@ -91,8 +91,19 @@ public final class TestTree: @unchecked Sendable {
     /// The attribute the bridge reads as the username on this kind.
     public var nameAttribute: String { kind.isActiveDirectory ? "sAMAccountName" : "uid" }
     /// The attribute used as the "Local User Account" field on this kind: the project's
-    /// schema on OpenLDAP and 389; on AD a stock single-valued string (no schema change).
-    public var localAccountAttribute: String { kind.isActiveDirectory ? "employeeType" : "localUserAccount" }
+    /// schema on OpenLDAP; on 389 and AD, without schema changes, a stock string
+    /// attribute people entries already allow (inetOrgPerson's and AD's `employeeType`).
+    public var localAccountAttribute: String { kind == .openLDAP ? "localUserAccount" : "employeeType" }
+
+    /// The binding groups' object class on this kind: the project's schema on OpenLDAP,
+    /// the layout without schema changes on 389 (`groupOfNames`) and AD (`group`).
+    public var bindingObjectClass: String {
+        switch kind {
+        case .openLDAP: "takeoverBindingGroup"
+        case .dirsrv389: "groupOfNames"
+        case .sambaAD: "group"
+        }
+    }
 
     // MARK: Entries
 
@@ -112,7 +123,7 @@ public final class TestTree: @unchecked Sendable {
             out += "loginShell: /bin/bash\n"
         } else {
             out += "objectClass: inetOrgPerson\nobjectClass: posixAccount\n"
-            if user.localAccount != nil { out += "objectClass: takeoverUser\n" }
+            if user.localAccount != nil && kind == .openLDAP { out += "objectClass: takeoverUser\n" }
             out += LDIF.line("cn", user.commonName) + LDIF.line("sn", user.name) + LDIF.line("uid", user.name)
             out += LDIF.line("homeDirectory", "/home/\(user.name)")
         }
@@ -199,7 +210,7 @@ public final class TestTree: @unchecked Sendable {
             ("devices", [("search_base", q(devices)),
                          ("filter", q(ad ? "(objectClass=group)" : "(objectClass=groupOfNames)")),
                          ("reports", q(reports))]),
-            ("bindings", [("search_base", q(bindings)), ("object_class", q(ad ? "group" : "takeoverBindingGroup"))]),
+            ("bindings", [("search_base", q(bindings)), ("object_class", q(bindingObjectClass))]),
             ("safety", [("max_unbinds", "5000"), ("max_unbind_percent", "100"), ("min_users", "1")]),
             ("state", [("dir", q(state))]),
         ]
