@@ -380,3 +380,88 @@ final class ReferringProxy: @unchecked Sendable {
         sockets.shutdownAll()
     }
 }
+
+// MARK: - The holding proxy
+
+/// A proxy on a loopback port in front of a real server that passes everything through,
+/// except that a request the test picks (`hold`) waits in the proxy, with every later
+/// request of its connection, until `release()`; `stop()` drops what waits (it never
+/// reaches the server). Lets a test pause a run at an exact point of its conversation.
+final class HoldingProxy: @unchecked Sendable {
+    // @unchecked: `open`, `stopped` and `heldCount` are only touched while holding `gate`.
+    let port: Int
+    private let listener: Int32
+    private let gate = NSCondition()
+    private var open = false
+    private var stopped = false
+    private var heldCount = 0
+    private let sockets = SocketSet()
+
+    /// `hold(request)`: true for a request (a whole LDAPMessage) that must wait.
+    init(upstreamPort: Int, hold: @escaping @Sendable ([UInt8]) -> Bool) throws {
+        (listener, port) = try LoopbackSocket.listen(address: "127.0.0.1")
+        let listener = self.listener
+        Thread { [self] in
+            while true {
+                let client = accept(listener, nil, nil)
+                if client < 0 {
+                    if errno == EINTR { continue }
+                    close(listener)  // stopped: closed here, after the last accept
+                    return
+                }
+                guard let server = LoopbackSocket.connect(port: upstreamPort) else {
+                    close(client)
+                    continue
+                }
+                self.sockets.add(client)
+                self.sockets.add(server)
+                let pair = SocketPair(client, server, in: self.sockets)
+                Thread {
+                    LoopbackSocket.messages(server) { LoopbackSocket.sendAll(client, $0) }
+                    pair.finished()
+                }.start()
+                Thread { [self] in
+                    LoopbackSocket.messages(client) { message in
+                        if hold(message), !self.waitForRelease() { return false }
+                        return LoopbackSocket.sendAll(server, message)
+                    }
+                    pair.finished()
+                }.start()
+            }
+        }.start()
+    }
+
+    /// Counts the held request and waits until released (true) or stopped (false).
+    private func waitForRelease() -> Bool {
+        gate.lock()
+        defer { gate.unlock() }
+        heldCount += 1
+        gate.broadcast()
+        while !open && !stopped { gate.wait() }
+        return !stopped
+    }
+
+    var uri: String { "ldap://127.0.0.1:\(port)" }
+
+    /// Requests that were held (waiting now or released since).
+    var held: Int { gate.lock(); defer { gate.unlock() }; return heldCount }
+
+    /// Lets every held request through, and all later ones.
+    func release() {
+        gate.lock()
+        open = true
+        gate.broadcast()
+        gate.unlock()
+    }
+
+    /// Drops held requests, wakes the accept loop (which closes the listener) and ends
+    /// every connection.
+    func stop() {
+        gate.lock()
+        stopped = true
+        gate.broadcast()
+        gate.unlock()
+        shutdown(listener, Int32(SHUT_RDWR))
+        sockets.shutdownAll()
+    }
+}
