@@ -463,7 +463,8 @@ final class Scenario: @unchecked Sendable {
         let connection = try await server.connect(as: .root)
         var out: [BindingGroup] = []
         let record = layout == .project ? "takeoverBoundAccount" : "description"
-        _ = try await connection.search(base: bindings, scope: .one, filter: "(objectClass=*)",
+        // Not the run lease (Lease.swift), which stays between runs under the same base.
+        _ = try await connection.search(base: bindings, scope: .one, filter: "(!(cn=takeover-bridge-lease))",
                                         attributes: ["cn", "member", record]) { entry in
             out.append(BindingGroup(device: entry.first("cn") ?? "", dn: entry.dn, members: entry.strings("member"),
                                     records: entry.strings(record)))
