@@ -141,6 +141,14 @@ func withCleanSpawnAttributes<T>(_ body: (inout posix_spawnattr_t) throws -> T) 
     return try body(&attributes)
 }
 
+/// A canonical dump (entries separated by blank lines, each starting with its `dn:` line)
+/// without the run lease entry, which stays between runs under the bindings base
+/// (Lease.swift): for comparing binding groups only.
+func withoutRunLease(_ canonicalDump: String) -> String {
+    canonicalDump.components(separatedBy: "\n\n").filter { !$0.lowercased().hasPrefix("dn: cn=takeover-bridge-lease,") }
+        .joined(separator: "\n\n")
+}
+
 /// Runs a program with stdout and stderr captured through files, by posix_spawn and
 /// waitpid. (Not Foundation's Process: its child watching misses the exit of a script
 /// that leaves a daemon behind, as scripts/test-slapd.sh start does, and hangs.)

@@ -294,12 +294,6 @@ enum SafetyKit {
     }
 
     /// A canonical form of LDIF for comparisons: entries sorted, lines sorted in each.
-    /// A canonical dump without the run lease entry (it stays between runs, free).
-    static func withoutLease(_ canonical: String) -> String {
-        canonical.components(separatedBy: "\n\n").filter { !$0.hasPrefix("dn: cn=takeover-bridge-lease,") }
-            .joined(separator: "\n\n")
-    }
-
     static func canonical(_ ldif: String) -> String {
         ldif.components(separatedBy: "\n\n")
             .map { $0.split(separator: "\n").map(String.init) }
@@ -971,7 +965,7 @@ extension Issue6Tests {
             let undo = try SafetyKit.run(SafetyKit.which("ldapmodify"), auth + ["-f", record.undo])
             #expect(undo.status == 0, "ldapmodify -f undo: \(undo)")
             // The run lease stays (given back, free): bookkeeping, not part of the run's writes.
-            #expect(SafetyKit.withoutLease(try server.dump()) == SafetyKit.withoutLease(before),
+            #expect(withoutRunLease(try server.dump()) == withoutRunLease(before),
                     "the undo did not restore the directory")
 
             // And the record itself redoes the run.
