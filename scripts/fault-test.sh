@@ -227,13 +227,14 @@ write_config "$work" "$TB_LDAP_URI" "$work/state"
 
 # --- helpers -----------------------------------------------------------------------------
 # Sorted `cn<TAB>attr<TAB>value` lines of every binding group (member, takeoverBoundAccount,
-# description), from server URI $1 (root credentials of env file $2).
+# description), from server URI $1 (root credentials of env file $2); not the run lease,
+# which stays between runs under the same base.
 binding_lines() {
     local uri=$1 envfile=$2 rootdn pwfile
     rootdn=$(grep '^TB_ROOT_DN=' "$envfile" | cut -d= -f2-)
     pwfile=$(grep '^TB_ROOT_PW_FILE=' "$envfile" | cut -d= -f2-)
     ldapsearch -LLL -o ldif-wrap=no -x -H "$uri" -D "$rootdn" -y "$pwfile" -b "$bindbase" -s one \
-        '(objectClass=*)' cn member takeoverBoundAccount description 2>/dev/null |
+        '(!(cn=takeover-bridge-lease))' cn member takeoverBoundAccount description 2>/dev/null |
     awk '
         function flush() { for (i = 1; i <= n; i++) print cn "\t" lines[i]; n = 0; cn = "" }
         /^dn:/ { flush(); next }

@@ -159,16 +159,19 @@ extension BridgeRunner {
                     + "server (or a proxy in front of it), and its MaxValRange; those devices are deferred meanwhile"))
             failed = true
         }
-        // The lease across hosts (issue 11): shown when a run holds it.
+        // The lease across hosts (issue 11): who holds it, or who wrote last.
         do {
             let leaseDN = Lease.dn(bindingsBase: config.bindings.searchBase)
-            if let lease = try await Lease.inspect(connection, bindingsBase: config.bindings.searchBase) {
+            let lease = try await Lease.inspect(connection, bindingsBase: config.bindings.searchBase)
+            if let lease, lease.free {
+                add(DoctorCheck("lease", ok: true, "\(lease.summary) (\(leaseDN))"))
+            } else if let lease {
                 let held = lease.expires > clock()
                 add(DoctorCheck("lease", ok: true, held
                     ? "held by \(lease.summary) (\(leaseDN)): an apply is running there, or was killed and its lease expires then"
                     : "expired: \(lease.summary) (\(leaseDN)); the next apply takes it over"))
             } else {
-                add(DoctorCheck("lease", ok: true, "free: no apply holds \(leaseDN)"))
+                add(DoctorCheck("lease", ok: true, "free: no apply has written yet (\(leaseDN) not there)"))
             }
         } catch {
             add(DoctorCheck("lease", ok: false, error.description,

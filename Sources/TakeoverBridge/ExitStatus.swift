@@ -10,7 +10,7 @@
 // |  5   | directory or I/O failure                                       |
 // | 64   | usage error (command line)                                     |
 // | 67   | no such user (`explain` of a user not in the directory)        |
-// | 75   | another run holds the lock                                     |
+// | 75   | another run holds the lock or the lease                        |
 // | 78   | configuration error                                            |
 //
 // Severity, most severe first: 78 = 64 > 75 > 5 > 67 > 4 > 3 > 2 > 0 (67 comes from

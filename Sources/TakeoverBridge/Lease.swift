@@ -1,5 +1,6 @@
 // One run at a time across hosts (docs/product.md section 6, issue 11): the lock in
-// `[state] dir` is local to one machine, so a run also holds a lease in the directory.
+// `[state] dir` is local to one machine, so a run that writes also holds a lease in the
+// directory.
 //
 // The entry (standard schema only: RFC 4519 organizationalRole, in the core schema of
 // OpenLDAP, 389 DS and Active Directory; its RDN is cn, like a binding group's, so an ACL
@@ -9,24 +10,46 @@
 //   objectClass: organizationalRole
 //   cn: takeover-bridge-lease
 //   description: takeover-bridge lease v1; holder=<host>; pid=<pid>; run=<random>;
-//                expires=<UTC time>; unix=<seconds>
+//                expires=<UTC time>; unix=<seconds>                       (held)
+//   description: takeover-bridge lease v1; state=free; holder=<host>; pid=<pid>;
+//                run=<random>; finished=<UTC time>; unix=<seconds>        (free: the last
+//                writer, and when it finished)
 //
-// It is not of the binding object class, so it is never read as a binding group.
+// It is not of the binding object class, so it is never read as a binding group. The entry
+// stays between runs; a run with nothing to write never touches it (a steady-state apply
+// writes nothing at all).
 //
-// - Taken with an atomic add. When the entry exists: a lease that has not expired is
-//   held by another run (exit 75 at once); an expired one is taken over with ONE modify
-//   that deletes the exact value read and adds the new one. Modify is atomic and the
-//   delete fails (16, no such value) once anyone else has replaced the value, so of two
-//   hosts that saw the same expired lease exactly one wins; the other exits 75.
-// - Renewed the same way (exact old value out, new value in) every third of
-//   `[state] lease` while the run lasts. A renewal that finds another value means the
-//   lease was lost: the run stops writing.
-// - Removed at the end with a delete carrying an assertion control on the exact value
-//   (RFC 4528), so a run never removes a lease another host has taken since; a server
-//   without the control gets a plain delete while the lease is still ours by the clock.
+// - Seen before the directory is read (`observe`, a read on the read connection, just
+//   before the directory read): held by another host and not expired means that host is
+//   writing while this run would read: exit 75 at once.
+// - Taken only when the plan has changes and passed the safety limits, before the first
+//   write, on the write server. The value found then must be exactly the value seen
+//   before the read (every writer changes it: taking puts a new run token in, giving back
+//   puts a free value with that token in, and tokens are random): any other value means
+//   another host took the lease, and so may have written, while this run read, so this
+//   plan may be stale: nothing is written, exit 75, the next run reads the result. This
+//   comparison needs no clock.
+// - Taking replaces the value with ONE modify that deletes the exact value checked and
+//   adds the new one (an add when there is no entry yet). Modify is atomic and the delete
+//   fails (16, no such value) once anyone else has replaced the value, so of two hosts
+//   that saw the same value exactly one wins; the other exits 75.
+// - A held value that has expired (a run killed while holding it) is taken over the same
+//   way, but only when it had expired, by this host's clock, at least `skewAllowance`
+//   seconds before this run began reading: until then the holder may still have been
+//   writing (from a clock a little ahead or behind), and this run's plan may be stale.
+//   A lease an earlier run of this same state folder left (its token is noted in the lock
+//   file, and holding the lock proves that run over before this one began) is taken over
+//   at once.
+// - Renewed (exact old value out, new value in) every third of `[state] lease` while the
+//   run lasts. A renewal that finds another value means the lease was lost: the run stops
+//   writing; it also stops when the lease is within a sixth of its time of expiring.
+// - Given back with ONE modify: this run's exact value out, a free value in (this run's
+//   token, the time it finished). A run whose value is no longer there leaves it alone.
 //
-// Expiry compares the holder's clock (written into the value) with the taker's: hosts'
-// clocks should agree (NTP) to well within the lease time.
+// Clocks: only the expiry of a held lease compares clocks (the holder's, written into the
+// value, with the taker's). Hosts' clocks must agree (NTP) to well within the lease time
+// and within `skewAllowance`; an error beyond that only matters for a run killed while
+// holding the lease.
 
 import Foundation
 import LDAPClient
@@ -34,24 +57,35 @@ import LDAPSyntax
 import Logging
 import TakeoverCore
 
-/// The lease value held in the entry's `description`.
+/// The lease value in the entry's `description`: held by a run until `expires`, or free
+/// (`free`), given back by the last run that held it at `expires` (its finish time).
 public struct LeaseValue: Sendable, Hashable {
     public var holder: String
     public var pid: Int32
     public var run: String
+    /// Held: when the lease expires. Free: when the last holder gave it back.
     public var expires: UnixTime
+    public var free: Bool
 
     static let prefix = "takeover-bridge lease v1; "
 
-    public init(holder: String, pid: Int32, run: String, expires: UnixTime) {
+    public init(holder: String, pid: Int32, run: String, expires: UnixTime, free: Bool = false) {
         self.holder = LeaseValue.safeHost(holder)
         self.pid = pid
         self.run = run
         self.expires = expires
+        self.free = free
+    }
+
+    /// The free value a holder leaves when it gives the lease back at `finished`.
+    public func given(back finished: UnixTime) -> LeaseValue {
+        LeaseValue(holder: holder, pid: pid, run: run, expires: finished, free: true)
     }
 
     public var text: String {
-        LeaseValue.prefix + "holder=\(holder); pid=\(pid); run=\(run); expires=\(UTCTime.iso8601(expires)); unix=\(expires)"
+        free
+            ? LeaseValue.prefix + "state=free; holder=\(holder); pid=\(pid); run=\(run); finished=\(UTCTime.iso8601(expires)); unix=\(expires)"
+            : LeaseValue.prefix + "holder=\(holder); pid=\(pid); run=\(run); expires=\(UTCTime.iso8601(expires)); unix=\(expires)"
     }
 
     /// The value, or nil when `text` is not one (other descriptions are ignored).
@@ -62,9 +96,15 @@ public struct LeaseValue: Sendable, Hashable {
             guard let equals = part.firstIndex(of: "=") else { return nil }
             fields[String(part[..<equals])] = String(part[part.index(after: equals)...])
         }
+        let free: Bool
+        switch fields["state"] {
+        case nil: free = false
+        case "free": free = true
+        default: return nil
+        }
         guard let holder = fields["holder"], let pid = fields["pid"].flatMap({ Int32($0) }), let run = fields["run"],
-              !run.isEmpty, let expires = fields["unix"].flatMap({ UnixTime($0) }) else { return nil }
-        return LeaseValue(holder: holder, pid: pid, run: run, expires: expires)
+              !run.isEmpty, let time = fields["unix"].flatMap({ UnixTime($0) }) else { return nil }
+        return LeaseValue(holder: holder, pid: pid, run: run, expires: time, free: free)
     }
 
     /// Host names go into the value as letters, digits, ".", "-" and "_" only.
@@ -76,14 +116,35 @@ public struct LeaseValue: Sendable, Hashable {
         return cleaned.isEmpty ? "unknown" : cleaned
     }
 
-    /// "host mbp (pid 42) until 2026-11-30T14:26:00Z".
-    public var summary: String { "host \(holder) (pid \(pid)) until \(UTCTime.iso8601(expires))" }
+    /// "host mbp (pid 42) until 2026-11-30T14:26:00Z", or for a free value
+    /// "free since host mbp (pid 42) finished at 2026-11-30T14:26:00Z".
+    public var summary: String {
+        free ? "free since host \(holder) (pid \(pid)) finished writing at \(UTCTime.iso8601(expires))"
+            : "host \(holder) (pid \(pid)) until \(UTCTime.iso8601(expires))"
+    }
+}
+
+/// The lease as a run saw it just before it read the directory.
+public struct LeaseSeen: Sendable, Hashable {
+    /// The value then; nil when there was no lease entry.
+    public var value: LeaseValue?
+    /// This host's clock when the directory read began.
+    public var at: UnixTime
+
+    public init(value: LeaseValue?, at: UnixTime) {
+        self.value = value
+        self.at = at
+    }
 }
 
 /// Why the lease could not be taken or kept.
 public enum LeaseError: Error, Sendable, CustomStringConvertible {
     /// Another run holds it (exit 75).
     case held(dn: String, by: LeaseValue)
+    /// Another run took the lease (and so may have written) while this run read the
+    /// directory: this run's plan may be stale (exit 75, nothing written). `now` is the
+    /// value found, nil when the entry was removed.
+    case stale(dn: String, now: LeaseValue?)
     /// The directory refused or failed (exit 5).
     case failed(String)
     /// The server answered with a referral (a read-only replica): `acquire` follows it to
@@ -94,6 +155,9 @@ public enum LeaseError: Error, Sendable, CustomStringConvertible {
         switch self {
         case .held(let dn, let value):
             return "another takeover-bridge run holds the lease \(dn): \(value.summary); try again when it has finished"
+        case .stale(let dn, let value):
+            return "another host wrote to the directory while this run read it (the lease \(dn) is now "
+                + (value.map { $0.summary } ?? "removed") + "); nothing written; the next run reads its result"
         case .failed(let message):
             return message
         case .referral(let urls):
@@ -138,16 +202,35 @@ public actor Lease {
         self.run = value.run
     }
 
-    // MARK: Taking it
+    // MARK: Seeing it, taking it
+
+    /// Seconds a held lease counts as possibly still written under after it expired, for
+    /// clocks that differ between hosts (NTP keeps them far closer) and a holder's last
+    /// write still on the way.
+    public static let skewAllowance: UnixTime = 5
+
+    /// The lease just before the directory is read, on the read connection. Throws
+    /// `.held` at once when another run holds it (it is writing while this run would
+    /// read), unless `leftover` names it (an earlier run of this state folder, over).
+    public static func observe(_ connection: LDAPConnection, bindingsBase: String, now: UnixTime,
+                               leftover: [String] = []) async throws(LeaseError) -> LeaseSeen {
+        let dn = Lease.dn(bindingsBase: bindingsBase)
+        let value = try await read(connection, dn: dn)
+        if let value, !value.free, value.expires > now, !leftover.contains(value.run) {
+            throw .held(dn: dn, by: value)
+        }
+        return LeaseSeen(value: value, at: now)
+    }
 
     /// Takes the lease on the write server (`write_uri`, else `uri`), on a connection of
-    /// its own. Throws `.held` at once when another run holds it.
+    /// its own, replacing exactly the value `seen` before the directory was read. Throws
+    /// `.held` when another run holds it, `.stale` when another run took it since `seen`.
     ///
     /// `leftover`: tokens of leases earlier runs of this state folder did not give back
     /// (`RunLock.leftoverLeaseRuns`); holding the local lock proves those runs are over,
     /// so such a lease is taken over at once instead of after it expires.
     public static func acquire(connector: Connector, clock: @escaping @Sendable () -> UnixTime,
-                               logger: Logger, leftover: [String] = [],
+                               logger: Logger, seen: LeaseSeen, leftover: [String] = [],
                                run: String = Lease.newRunToken()) async throws(LeaseError) -> Lease {
         let config = connector.config
         let dn = Lease.dn(bindingsBase: config.bindings.searchBase)
@@ -162,7 +245,8 @@ public actor Lease {
                 throw .failed("cannot connect to \(uri) to take the lease \(dn): \(error)")
             }
             do {
-                let value = try await take(connection, dn: dn, mine: mine, now: clock, logger: logger, leftover: leftover)
+                let value = try await take(connection, dn: dn, mine: mine, seen: seen, now: clock, logger: logger,
+                                           leftover: leftover)
                 return Lease(dn: dn, duration: config.state.lease, connector: connector, uri: uri, clock: clock,
                              logger: logger, connection: connection, value: value)
             } catch {
@@ -181,48 +265,56 @@ public actor Lease {
         throw .failed("cannot take the lease \(dn): more than 3 referrals")
     }
 
-    /// The add, or the takeover of an expired lease; the value now held.
-    static func take(_ connection: LDAPConnection, dn: String, mine: LeaseValue, now: () -> UnixTime,
+    /// The add (no entry seen), or the one modify replacing the value seen; the value now
+    /// held.
+    static func take(_ connection: LDAPConnection, dn: String, mine: LeaseValue, seen: LeaseSeen, now: () -> UnixTime,
                      logger: Logger, leftover: [String] = []) async throws(LeaseError) -> LeaseValue {
-        for _ in 0..<3 {
+        var current: LeaseValue?
+        if seen.value == nil {
             do {
                 try await connection.add(dn: dn, attributes: [("objectClass", ["organizationalRole"]), ("cn", [entryName]),
                                                               ("description", [mine.text])])
                 return mine
             } catch where error.code == 68 {
-                // Exists: read it below.
+                // Created since: read below.
             } catch where error.code == 10 {
                 throw .referral(error.referrals)
             } catch {
                 throw .failed("cannot take the lease: \(error)")
             }
-            guard let current = try await read(connection, dn: dn) else { continue }  // removed meanwhile: add again
-            if current.run == mine.run { return current }  // our own add, answered late
-            let ours = leftover.contains(current.run)
-            if current.expires > now() && !ours { throw .held(dn: dn, by: current) }
-            do {
-                try await connection.modify(dn: dn, [Modification(.delete, "description", [current.text]),
-                                                     Modification(.add, "description", [mine.text])])
-                logger.notice(ours ? "took over the lease an earlier run of this state folder left" : "took over an expired lease",
-                              metadata: [
-                    "dn": "\(dn)", "previous": "\(current.summary)",
-                ])
-                return mine
-            } catch where error.code == 16 || error.code == 20 {
-                // Another run replaced the value first: it won.
-                if let winner = try await read(connection, dn: dn), winner.run != mine.run {
-                    throw .held(dn: dn, by: winner)
-                }
-                throw .held(dn: dn, by: current)
-            } catch where error.code == 32 {
-                continue
-            } catch where error.code == 10 {
-                throw .referral(error.referrals)
-            } catch {
-                throw .failed("cannot take over the expired lease \(dn): \(error)")
-            }
         }
-        throw .failed("the lease \(dn) kept changing while it was being taken; try again")
+        current = try await read(connection, dn: dn)
+        if let current, current.run == mine.run { return current }  // our own add, answered late
+        if let current, !current.free, current.expires > now(), !leftover.contains(current.run) {
+            throw .held(dn: dn, by: current)
+        }
+        guard let current, current == seen.value else { throw .stale(dn: dn, now: current) }
+        let ours = leftover.contains(current.run)
+        if !current.free, !ours, current.expires + skewAllowance > seen.at {
+            // Expired, but not long enough before this run began reading: its holder may
+            // have written while this run read.
+            throw .stale(dn: dn, now: current)
+        }
+        do {
+            try await connection.modify(dn: dn, [Modification(.delete, "description", [current.text]),
+                                                 Modification(.add, "description", [mine.text])])
+        } catch where error.code == 16 || error.code == 20 || error.code == 32 {
+            // Another run replaced the value first: it won.
+            let winner = try await read(connection, dn: dn)
+            if let winner, !winner.free, winner.run != mine.run { throw .held(dn: dn, by: winner) }
+            throw .stale(dn: dn, now: winner)
+        } catch where error.code == 10 {
+            throw .referral(error.referrals)
+        } catch {
+            throw .failed("cannot take the lease \(dn): \(error)")
+        }
+        if ours {
+            logger.notice("took over the lease an earlier run of this state folder left",
+                          metadata: ["dn": "\(dn)", "previous": "\(current.summary)"])
+        } else if !current.free {
+            logger.notice("took over an expired lease", metadata: ["dn": "\(dn)", "previous": "\(current.summary)"])
+        }
+        return mine
     }
 
     /// The lease value in the entry; nil when the entry does not exist. An entry without
@@ -317,10 +409,11 @@ public actor Lease {
 
     // MARK: Giving it back
 
-    /// Stops renewing and removes the entry if it still holds this run's value. Retries
-    /// a lost connection (0.5, 1, 2 s); never throws. True when this run's lease is no
-    /// longer in the directory (removed, gone, or another run's now); false when it may
-    /// still be there (the server could not be reached).
+    /// Stops renewing and gives the lease back if the entry still holds this run's value:
+    /// one modify, this run's value out and a free value (its token, the time it finished)
+    /// in; the entry stays. Retries a lost connection (0.5, 1, 2 s); never throws. True
+    /// when this run's value is no longer in the directory (given back, gone, or another
+    /// run's now); false when it may still be there (the server could not be reached).
     @discardableResult
     public func release() async -> Bool {
         renewer?.cancel()
@@ -330,33 +423,29 @@ public actor Lease {
             return true
         }
         var released = false
-        let assertion = FilterEscaping.equality("description", value.text)
         for delay in [0.0, 0.5, 1, 2] {
             if delay > 0 { try? await Task.sleep(nanoseconds: UInt64(delay * 1_000_000_000)) }
             do {
                 let connection = try await liveConnection()
-                do {
-                    try await connection.delete(dn: dn, assertion: assertion)
-                } catch where error.code == 12 || error.code == 2 || error.code == 53 {
-                    // No assertion control (Active Directory): a plain delete while the
-                    // lease is still ours by the clock.
-                    guard value.expires - clock() > max(duration / 6, 1) else { break }
-                    try await connection.delete(dn: dn)
-                }
+                try await connection.modify(dn: dn, [Modification(.delete, "description", [value.text]),
+                                                     Modification(.add, "description", [value.given(back: clock()).text])])
                 released = true
                 break
-            } catch where error.code == 32 {
-                released = true
-                break  // gone already
-            } catch where error.code == 122 {
-                logger.warning("the lease holds another run's value now; left in place", metadata: ["dn": "\(dn)"])
+            } catch where error.code == 16 || error.code == 20 || error.code == 32 {
+                // A retry after a lost answer finds the value already given back; any other
+                // value is another run's now: left in place.
+                var current: LeaseValue?
+                if let connection { current = (try? await Lease.read(connection, dn: dn)) ?? nil }
+                if current?.run != value.run {
+                    logger.warning("the lease holds another run's value now; left in place", metadata: ["dn": "\(dn)"])
+                }
                 released = true
                 break
             } catch where error.isConnectionLost {
                 await dropConnection()
                 continue
             } catch {
-                logger.warning("cannot remove the lease; it expires by itself",
+                logger.warning("cannot give the lease back; it expires by itself",
                                metadata: ["dn": "\(dn)", "expires": "\(UTCTime.iso8601(value.expires))", "error": "\(error)"])
                 break
             }

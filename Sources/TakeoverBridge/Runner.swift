@@ -171,30 +171,16 @@ public final class BridgeRunner: @unchecked Sendable {
         var record = RunRecord(startedAt: startedAt, finishedAt: startedAt, host: BridgeRunner.hostName(),
                                configPath: config.sourcePath, applied: [], outcome: "failed")
         var prepared: PreparedRun?
-        // The lease across hosts (docs/product.md section 6), before the directory is read.
+        // The lease across hosts (docs/product.md section 6): seen just before the directory
+        // is read, taken only when there is something to write (Lease.swift).
         var lease: Lease?
         var leaseHeldElsewhere = false
+        // Tokens of leases earlier runs here left stay noted until this run knows better.
+        if !lock.leftoverLeaseRuns.isEmpty { lock.noteLease(runs: lock.leftoverLeaseRuns) }
         do {
             let connector = Connector(config: config, password: try password(config))
-            // The token is noted in the lock file before the add is sent: if this run dies
-            // or loses the server holding the lease, the next run here takes it over at once.
-            // Earlier tokens stay noted until this run holds the lease (or finds another's).
-            let leaseRun = Lease.newRunToken()
-            lock.noteLease(runs: Array((lock.leftoverLeaseRuns + [leaseRun]).suffix(16)))
-            do {
-                lease = try await Lease.acquire(connector: connector, clock: clock, logger: logger,
-                                                leftover: lock.leftoverLeaseRuns, run: leaseRun)
-                lock.noteLease(runs: [leaseRun])
-            } catch {
-                if case .held = error {
-                    lock.noteLease(runs: [])  // another run's value is there, none of ours
-                    leaseHeldElsewhere = true
-                    throw RunFailure(.lockHeld, error.description)
-                }
-                throw RunFailure(.failure, error.description)
-            }
-            await lease?.startRenewing()
-            let run = try await prepare(config, keepConnection: true, connector: connector)
+            let run = try await prepare(config, keepConnection: true, connector: connector,
+                                        leftoverLeaseRuns: lock.leftoverLeaseRuns)
             prepared = run.prepared
             let plan = run.prepared.plan
             let refusals = refusalsFor(run.prepared, allowUnbinds: allowUnbinds)
@@ -206,6 +192,31 @@ public final class BridgeRunner: @unchecked Sendable {
                 record.outcome = "refused: " + refusals.map(\.limit).joined(separator: ", ")
                 note(plan: plan, written: 0)
                 throw RunFailure(.safetyLimit, "nothing written: \(refusals.count) safety limit\(refusals.count == 1 ? "" : "s") tripped")
+            }
+            if plan.hasChanges, let seen = run.lease {
+                // The token is noted in the lock file before the lease is taken: if this run
+                // dies or loses the server holding it, the next run here takes it over at
+                // once. Earlier tokens stay noted until this run holds the lease (or finds
+                // another's).
+                let leaseRun = Lease.newRunToken()
+                lock.noteLease(runs: Array((lock.leftoverLeaseRuns + [leaseRun]).suffix(16)))
+                do {
+                    lease = try await Lease.acquire(connector: connector, clock: clock, logger: logger, seen: seen,
+                                                    leftover: lock.leftoverLeaseRuns, run: leaseRun)
+                    lock.noteLease(runs: [leaseRun])
+                } catch {
+                    await run.connection.close()
+                    switch error {
+                    case .held, .stale:
+                        lock.noteLease(runs: [])  // another run's value is there, none of ours
+                        leaseHeldElsewhere = true
+                        note(plan: plan, written: 0)
+                        throw RunFailure(.lockHeld, error.description)
+                    default:
+                        throw RunFailure(.failure, error.description)
+                    }
+                }
+                await lease?.startRenewing()
             }
             if let allowUnbinds, plan.summary.unbind > 0 {
                 logger.notice("unbinds allowed for this run", metadata: ["allow_unbinds": "\(allowUnbinds)",
@@ -231,6 +242,7 @@ public final class BridgeRunner: @unchecked Sendable {
             if let failure = error as? RunFailure, record.outcome == "failed" {
                 record.outcome = "failed: " + failure.message
             }
+            if let failure = error as? RunFailure, failure.status == .lockHeld { leaseHeldElsewhere = true }
             if prepared == nil, summary["takeover"] == nil { note(plan: nil, written: 0) }
         }
         if let lease, await lease.release() { lock.noteLease(runs: []) }
@@ -308,8 +320,11 @@ public final class BridgeRunner: @unchecked Sendable {
     }
 
     /// Connects, reads the directory and the reports, and plans.
-    func prepare(_ config: BridgeConfig, keepConnection: Bool, connector given: Connector? = nil) async throws(RunFailure)
-        -> (prepared: PreparedRun, connection: LDAPConnection) {
+    /// `leftoverLeaseRuns` (apply only): the lease is seen just before the directory is
+    /// read (`Lease.observe`); another run holding it is exit 75 at once.
+    func prepare(_ config: BridgeConfig, keepConnection: Bool, connector given: Connector? = nil,
+                 leftoverLeaseRuns: [String]? = nil) async throws(RunFailure)
+        -> (prepared: PreparedRun, connection: LDAPConnection, lease: LeaseSeen?) {
         let connector: Connector
         if let given {
             connector = given
@@ -331,6 +346,17 @@ public final class BridgeRunner: @unchecked Sendable {
             throw RunFailure(.failure, "cannot connect to \(config.ldap.uri): \(error)")
         }
         lap("connected", ["uri": "\(config.ldap.uri)"])
+        var leaseSeen: LeaseSeen?
+        if let leftoverLeaseRuns {
+            do {
+                leaseSeen = try await Lease.observe(connection, bindingsBase: config.bindings.searchBase, now: clock(),
+                                                    leftover: leftoverLeaseRuns)
+            } catch {
+                await connection.close()
+                if case .held = error { throw RunFailure(.lockHeld, error.description) }
+                throw RunFailure(.failure, error.description)
+            }
+        }
         let snapshot: DirectorySnapshot
         do {
             snapshot = try await DirectoryReader(config: config).read(connection)
@@ -383,7 +409,7 @@ public final class BridgeRunner: @unchecked Sendable {
         lap("planned", ["changes": "\(plan.changes.count)", "decisions": "\(plan.decisions.count)"])
         let prepared = PreparedRun(config: config, connector: connector, snapshot: snapshot, reports: reports,
                                    input: input, plan: plan)
-        return (prepared, connection)
+        return (prepared, connection, leaseSeen)
     }
 
     func refusalsFor(_ prepared: PreparedRun, allowUnbinds: Int?) -> [SafetyRefusal] {

@@ -47,7 +47,7 @@ struct TakeoverBridgeCommand: AsyncParsableCommand {
               5  directory or I/O failure
              64  usage error
              67  no such user (explain)
-             75  another run holds the lock
+             75  another run holds the lock or the lease
              78  configuration error
             """,
         version: BridgeVersion.string,

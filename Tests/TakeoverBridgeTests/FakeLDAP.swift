@@ -167,6 +167,30 @@ enum LoopbackSocket {
         return true
     }
 
+    /// A proxy's accept loop on a thread of its own, until `listener` is shut down (then
+    /// closed here, after the last accept): each client is connected to `upstreamPort`,
+    /// and `serve` starts the two pumps of the pair.
+    static func proxy(listener: Int32, upstreamPort: Int, sockets: SocketSet,
+                      serve: @escaping @Sendable (_ client: Int32, _ server: Int32, _ pair: SocketPair) -> Void) {
+        Thread {
+            while true {
+                let client = accept(listener, nil, nil)
+                if client < 0 {
+                    if errno == EINTR { continue }
+                    close(listener)
+                    return
+                }
+                guard let server = LoopbackSocket.connect(port: upstreamPort) else {
+                    close(client)
+                    continue
+                }
+                sockets.add(client)
+                sockets.add(server)
+                serve(client, server, SocketPair(client, server, in: sockets))
+            }
+        }.start()
+    }
+
     /// Reads whole LDAP messages from `fd` until it closes, handing each to `body`.
     static func messages(_ fd: Int32, _ body: ([UInt8]) -> Bool) {
         var buffer: [UInt8] = []
@@ -316,52 +340,36 @@ final class ReferringProxy: @unchecked Sendable {
         referralList = referrals
         let passBytes = passThrough.map { Array($0.utf8) }
         (listener, port) = try LoopbackSocket.listen(address: "127.0.0.1")
-        let listener = self.listener
-        Thread { [self] in
-            while true {
-                let client = accept(listener, nil, nil)
-                if client < 0 {
-                    if errno == EINTR { continue }
-                    close(listener)  // stopped: closed here, after the last accept
-                    return
+        LoopbackSocket.proxy(listener: listener, upstreamPort: upstreamPort, sockets: sockets) { [self] client, server, pair in
+            let clientLock = NSLock()  // whole messages only, from either direction
+            Thread {
+                LoopbackSocket.messages(server) { message in
+                    clientLock.lock()
+                    defer { clientLock.unlock() }
+                    return LoopbackSocket.sendAll(client, message)
                 }
-                guard let server = LoopbackSocket.connect(port: upstreamPort) else {
-                    close(client)
-                    continue
-                }
-                self.sockets.add(client)
-                self.sockets.add(server)
-                let clientLock = NSLock()  // whole messages only, from either direction
-                let pair = SocketPair(client, server, in: self.sockets)
-                Thread {
-                    LoopbackSocket.messages(server) { message in
+                pair.finished()
+            }.start()
+            Thread { [self] in
+                LoopbackSocket.messages(client) { message in
+                    let passes = passBytes.map { bytes in
+                        message.indices.contains { i in message[i...].starts(with: bytes) }
+                    } ?? false
+                    if !passes, let (id, operation) = LDAPWire.idAndOperation(message),
+                       LDAPWire.writeRequests.contains(operation), let tag = LDAPWire.responseTag(for: operation) {
+                        self.lock.lock()
+                        self.writeCount += 1
+                        let referrals = self.referralList
+                        self.lock.unlock()
                         clientLock.lock()
                         defer { clientLock.unlock() }
-                        return LoopbackSocket.sendAll(client, message)
+                        return LoopbackSocket.sendAll(client, LDAPWire.result(id: id, responseTag: tag, code: 10, referrals: referrals))
                     }
-                    pair.finished()
-                }.start()
-                Thread { [self] in
-                    LoopbackSocket.messages(client) { message in
-                        let passes = passBytes.map { bytes in
-                            message.indices.contains { i in message[i...].starts(with: bytes) }
-                        } ?? false
-                        if !passes, let (id, operation) = LDAPWire.idAndOperation(message),
-                           LDAPWire.writeRequests.contains(operation), let tag = LDAPWire.responseTag(for: operation) {
-                            self.lock.lock()
-                            self.writeCount += 1
-                            let referrals = self.referralList
-                            self.lock.unlock()
-                            clientLock.lock()
-                            defer { clientLock.unlock() }
-                            return LoopbackSocket.sendAll(client, LDAPWire.result(id: id, responseTag: tag, code: 10, referrals: referrals))
-                        }
-                        return LoopbackSocket.sendAll(server, message)
-                    }
-                    pair.finished()
-                }.start()
-            }
-        }.start()
+                    return LoopbackSocket.sendAll(server, message)
+                }
+                pair.finished()
+            }.start()
+        }
     }
 
     var uri: String { "ldap://127.0.0.1:\(port)" }
@@ -376,6 +384,75 @@ final class ReferringProxy: @unchecked Sendable {
 
     /// Wakes the accept loop (which closes the listener) and ends every connection.
     func stop() {
+        shutdown(listener, Int32(SHUT_RDWR))
+        sockets.shutdownAll()
+    }
+}
+
+// MARK: - The holding proxy
+
+/// A proxy on a loopback port in front of a real server that passes everything through,
+/// except that a request the test picks (`hold`) waits in the proxy, with every later
+/// request of its connection, until `release()`; `stop()` drops what waits (it never
+/// reaches the server). Lets a test pause a run at an exact point of its conversation.
+final class HoldingProxy: @unchecked Sendable {
+    // @unchecked: `open`, `stopped` and `heldCount` are only touched while holding `gate`.
+    let port: Int
+    private let listener: Int32
+    private let gate = NSCondition()
+    private var open = false
+    private var stopped = false
+    private var heldCount = 0
+    private let sockets = SocketSet()
+
+    /// `hold(request)`: true for a request (a whole LDAPMessage) that must wait.
+    init(upstreamPort: Int, hold: @escaping @Sendable ([UInt8]) -> Bool) throws {
+        (listener, port) = try LoopbackSocket.listen(address: "127.0.0.1")
+        LoopbackSocket.proxy(listener: listener, upstreamPort: upstreamPort, sockets: sockets) { [self] client, server, pair in
+            Thread {
+                LoopbackSocket.messages(server) { LoopbackSocket.sendAll(client, $0) }
+                pair.finished()
+            }.start()
+            Thread { [self] in
+                LoopbackSocket.messages(client) { message in
+                    if hold(message), !self.waitForRelease() { return false }
+                    return LoopbackSocket.sendAll(server, message)
+                }
+                pair.finished()
+            }.start()
+        }
+    }
+
+    /// Counts the held request and waits until released (true) or stopped (false).
+    private func waitForRelease() -> Bool {
+        gate.lock()
+        defer { gate.unlock() }
+        heldCount += 1
+        gate.broadcast()
+        while !open && !stopped { gate.wait() }
+        return !stopped
+    }
+
+    var uri: String { "ldap://127.0.0.1:\(port)" }
+
+    /// Requests that were held (waiting now or released since).
+    var held: Int { gate.lock(); defer { gate.unlock() }; return heldCount }
+
+    /// Lets every held request through, and all later ones.
+    func release() {
+        gate.lock()
+        open = true
+        gate.broadcast()
+        gate.unlock()
+    }
+
+    /// Drops held requests, wakes the accept loop (which closes the listener) and ends
+    /// every connection.
+    func stop() {
+        gate.lock()
+        stopped = true
+        gate.broadcast()
+        gate.unlock()
         shutdown(listener, Int32(SHUT_RDWR))
         sockets.shutdownAll()
     }

@@ -152,7 +152,7 @@ struct SafetyAndExitTests {
         }
         let help = try runProgram(BridgeBinary.path, ["--help"])
         #expect(help.status == 0)
-        #expect(help.stdout.contains("75  another run holds the lock"))
+        #expect(help.stdout.contains("75  another run holds the lock or the lease"))
     }
 
     @Test func configurationErrorsExit78() throws {
