@@ -4,16 +4,16 @@
 /// A failed LDAP operation, as a value. Never holds a password.
 public struct LDAPError: Error, Sendable, CustomStringConvertible {
     /// LDAP result code (RFC 4511) or libldap's negative API code (-1 server down, -5 timeout ...).
-    public var code: Int32
-    /// "connect", "bind", "starttls", "whoami", "search", "add", "delete", "modify" ...
-    public var operation: String
+    public var code: LDAPResultCode
+    /// What failed: connect, bind, starttls, whoami, search, add, delete, modify, write.
+    public var operation: LDAPOperation
     /// libldap's text for `code` (`ldap_err2string`).
     public var message: String
     /// The server's diagnostic text, when it sent one, or libldap's detail for local
     /// failures (TLS, SASL, options).
     public var diagnostic: String?
     public var matchedDN: String?
-    /// Referral URIs when `code == 10` (referral).
+    /// Referral URIs when `code == .referral`.
     public var referrals: [String]
     /// The DN the operation was about.
     public var dn: String?
@@ -28,7 +28,7 @@ public struct LDAPError: Error, Sendable, CustomStringConvertible {
     /// 32 noSuchObject on an entry delete.
     public var isAlreadyDone: Bool
 
-    public init(code: Int32, operation: String, message: String, diagnostic: String? = nil,
+    public init(code: LDAPResultCode, operation: LDAPOperation, message: String, diagnostic: String? = nil,
                 matchedDN: String? = nil, referrals: [String] = [], dn: String? = nil,
                 firstUnknownIndex: Int? = nil, isAlreadyDone: Bool = false) {
         self.code = code
@@ -45,15 +45,15 @@ public struct LDAPError: Error, Sendable, CustomStringConvertible {
     /// Server down (-1), connect error (-11), timeout (-5): the connection cannot be
     /// trusted any more and the outcome of the operation is unknown.
     public var isConnectionLost: Bool {
-        code == -1 || code == -11 || code == -5
+        code == .serverDown || code == .connectError || code == .timeout
     }
 
     /// One line: `search of 'ou=people,dc=example,dc=org' failed: Size limit exceeded (4);
     /// diagnostic: ...; matched: ...; referrals: ...`. Holds no password (none is ever stored).
     public var description: String {
-        var text = operation
+        var text = operation.rawValue
         if let dn, !dn.isEmpty { text += " of '\(dn)'" }
-        text += " failed: \(message) (\(code))"
+        text += " failed: \(message) (\(code.rawValue))"
         if let diagnostic, !diagnostic.isEmpty { text += "; diagnostic: \(diagnostic)" }
         if let matchedDN, !matchedDN.isEmpty { text += "; matched: '\(matchedDN)'" }
         if !referrals.isEmpty { text += "; referrals: \(referrals.joined(separator: " "))" }

@@ -57,7 +57,7 @@ public actor LDAPConnection {
         let rc = ldap_initialize(&handle, options.uri)
         guard rc == LDAP_SUCCESS, let handle else {
             if let handle { ldap_unbind_ext(handle, nil, nil) }
-            throw LDAPError(code: LDAP_PARAM_ERROR, operation: "connect", message: "Bad LDAP URI",
+            throw LDAPError(code: .paramError, operation: .connect, message: "Bad LDAP URI",
                             diagnostic: "cannot parse '\(options.uri)' (\(rc))")
         }
         ld = handle
@@ -65,10 +65,10 @@ public actor LDAPConnection {
             try configure(handle)
             if options.startTLS {
                 let rc = ldap_start_tls_s(handle, nil, nil)
-                if rc != LDAP_SUCCESS { throw explainTLS(handleError(rc, "starttls")) }
+                if rc != LDAP_SUCCESS { throw explainTLS(handleError(rc, .starttls)) }
             } else {
                 let rc = ldap_connect(handle)
-                if rc != LDAP_SUCCESS { throw explainTLS(handleError(rc, "connect")) }
+                if rc != LDAP_SUCCESS { throw explainTLS(handleError(rc, .connect)) }
             }
         } catch {
             ldap_unbind_ext(handle, nil, nil)
@@ -85,7 +85,7 @@ public actor LDAPConnection {
     /// the diagnostic "(unknown error code)"; say what that means.
     private func explainTLS(_ error: LDAPError) -> LDAPError {
         guard usesTLS, error.diagnostic == nil || error.diagnostic == "(unknown error code)" else { return error }
-        guard error.diagnostic != nil || error.code == LDAP_CONNECT_ERROR else { return error }
+        guard error.diagnostic != nil || error.code == .connectError else { return error }
         var error = error
         let ca = options.tlsCACertFile.map { "tls_cacert '\($0)'" } ?? "the system CA certificates"
         error.diagnostic = "TLS handshake failed: the server certificate is not trusted by \(ca) "
@@ -97,7 +97,7 @@ public actor LDAPConnection {
     private func configure(_ handle: OpaquePointer) throws(LDAPError) {
         func check(_ rc: Int32, _ what: String) throws(LDAPError) {
             if rc != LDAP_OPT_SUCCESS {
-                throw LDAPError(code: rc == -1 ? LDAP_PARAM_ERROR : rc, operation: "connect",
+                throw LDAPError(code: rc == -1 ? .paramError : LDAPResultCode(rawValue: rc), operation: .connect,
                                 message: "Cannot set option", diagnostic: what)
             }
         }
@@ -120,7 +120,7 @@ public actor LDAPConnection {
         try check(ldap_set_option(handle, LDAP_OPT_X_TLS_REQUIRE_CERT, &requireCert), "tls_reqcert")
         for (key, file) in [("tls_cacert", options.tlsCACertFile), ("tls_cert", options.tlsCertFile), ("tls_key", options.tlsKeyFile)] {
             if let file, access(file, R_OK) != 0 {
-                throw LDAPError(code: LDAP_LOCAL_ERROR, operation: "connect", message: errorText(LDAP_LOCAL_ERROR),
+                throw LDAPError(code: .localError, operation: .connect, message: errorText(LDAP_LOCAL_ERROR),
                                 diagnostic: "cannot read \(key) '\(file)': \(String(cString: strerror(errno)))")
             }
         }
@@ -138,7 +138,7 @@ public actor LDAPConnection {
             var isServer: Int32 = 0
             let rc = ldap_set_option(handle, LDAP_OPT_X_TLS_NEWCTX, &isServer)
             if rc != LDAP_OPT_SUCCESS {
-                throw LDAPError(code: LDAP_LOCAL_ERROR, operation: "connect", message: errorText(LDAP_LOCAL_ERROR),
+                throw LDAPError(code: .localError, operation: .connect, message: errorText(LDAP_LOCAL_ERROR),
                                 diagnostic: "cannot create the TLS context: check that tls_cacert, tls_cert and tls_key are PEM files and that the key matches the certificate")
             }
         }
@@ -150,7 +150,7 @@ public actor LDAPConnection {
     /// bind with empty name and password), or SASL (`ldap_sasl_interactive_bind_s`; the
     /// interaction callback answers from the credentials, never from a terminal).
     public func bind(_ credentials: LDAPCredentials) throws(LDAPError) {
-        let handle = try live("bind")
+        let handle = try live(.bind)
         switch credentials {
         case .anonymous:
             try simpleBind(handle, dn: "", password: Secret(""))
@@ -163,27 +163,27 @@ public actor LDAPConnection {
 
     private func simpleBind(_ handle: OpaquePointer, dn: String, password: Secret) throws(LDAPError) {
         let arena = CArena()
-        guard let name = arena.cString(dn) else { throw nulError("bind", dn: dn) }
+        guard let name = arena.cString(dn) else { throw nulError(.bind, dn: dn) }
         let credential = arena.berval(password.value.utf8, secret: true)
         var msgid: Int32 = 0
         let rc = ldap_sasl_bind(handle, name, nil, credential, nil, nil, &msgid)
-        if rc != LDAP_SUCCESS { throw handleError(rc, "bind", dn: dn) }
-        let result = try waitForResult(handle, msgid: msgid, operation: "bind", dn: dn)
-        if let error = parseResult(handle, result, operation: "bind", dn: dn, free: true) { throw error }
+        if rc != LDAP_SUCCESS { throw handleError(rc, .bind, dn: dn) }
+        let result = try waitForResult(handle, msgid: msgid, operation: .bind, dn: dn)
+        if let error = parseResult(handle, result, operation: .bind, dn: dn, free: true) { throw error }
     }
 
     private func saslBind(_ handle: OpaquePointer, mechanism: String, authcID: String?, password: Secret?,
                           realm: String?, authzID: String?) throws(LDAPError) {
         let context = SASLContext(authcID: authcID, password: password?.value, realm: realm, authzID: authzID)
         let arena = CArena()
-        guard let mech = arena.cString(mechanism) else { throw nulError("bind", dn: nil) }
+        guard let mech = arena.cString(mechanism) else { throw nulError(.bind, dn: nil) }
         // The context outlives the call: the callback only runs inside it.
         let rc = withExtendedLifetime(context) {
             ldap_sasl_interactive_bind_s(handle, nil, mech, nil, nil, UInt32(LDAP_SASL_QUIET),
                                          saslInteract, Unmanaged.passUnretained(context).toOpaque())
         }
         if rc != LDAP_SUCCESS {
-            var error = handleError(rc, "bind")
+            var error = handleError(rc, .bind)
             error.dn = authcID.map { "SASL \(mechanism) as \($0)" } ?? "SASL \(mechanism)"
             throw error
         }
@@ -193,17 +193,17 @@ public actor LDAPConnection {
 
     /// RFC 4532 Who am I: `dn:...` for a DN identity, `u:...` for others, "" for anonymous.
     public func whoAmI() throws(LDAPError) -> String {
-        let handle = try live("whoami")
+        let handle = try live(.whoami)
         var msgid: Int32 = 0
         let rc = ldap_whoami(handle, nil, nil, &msgid)
-        if rc != LDAP_SUCCESS { throw handleError(rc, "whoami") }
-        let result = try waitForResult(handle, msgid: msgid, operation: "whoami", dn: nil)
+        if rc != LDAP_SUCCESS { throw handleError(rc, .whoami) }
+        let result = try waitForResult(handle, msgid: msgid, operation: .whoami, dn: nil)
         defer { ldap_msgfree(result) }
-        if let error = parseResult(handle, result, operation: "whoami", dn: nil, free: false) { throw error }
+        if let error = parseResult(handle, result, operation: .whoami, dn: nil, free: false) { throw error }
         var authzid: UnsafeMutablePointer<CLDAP.berval>?
         let parsed = ldap_parse_whoami(handle, result, &authzid)
         defer { if let authzid { ber_bvfree(authzid) } }
-        if parsed != LDAP_SUCCESS { throw handleError(parsed, "whoami") }
+        if parsed != LDAP_SUCCESS { throw handleError(parsed, .whoami) }
         return authzid.map { string(of: $0.pointee) } ?? ""
     }
 
@@ -221,7 +221,7 @@ public actor LDAPConnection {
     /// The root DSE (base search of "" with `(objectClass=*)`).
     public func rootDSE(attributes: [String] = ["*", "+"]) throws(LDAPError) -> LDAPEntry {
         guard let entry = try read(dn: "", attributes: attributes) else {
-            throw LDAPError(code: LDAP_NO_SUCH_OBJECT, operation: "search", message: "No such object",
+            throw LDAPError(code: .noSuchObject, operation: .search, message: "No such object",
                             diagnostic: "the server returned no root DSE", dn: "")
         }
         return entry
@@ -236,7 +236,7 @@ public actor LDAPConnection {
         try collectingSearch(base: dn, scope: .base, filter: "(objectClass=subschema)",
                              attributes: ["attributeTypes", "objectClasses", "ldapSyntaxes", "matchingRules"]) { found = $0 }
         guard let found else {
-            throw LDAPError(code: LDAP_NO_SUCH_OBJECT, operation: "search", message: "No such object",
+            throw LDAPError(code: .noSuchObject, operation: .search, message: "No such object",
                             diagnostic: "no subschema entry", dn: dn)
         }
         return found
@@ -247,7 +247,7 @@ public actor LDAPConnection {
         var found: LDAPEntry?
         do throws(LDAPError) {
             try collectingSearch(base: dn, scope: .base, filter: "(objectClass=*)", attributes: attributes) { found = $0 }
-        } catch where error.code == LDAP_NO_SUCH_OBJECT {
+        } catch LDAPResultCode.noSuchObject {
             return nil
         }
         return found
@@ -261,7 +261,7 @@ public actor LDAPConnection {
         } catch let error as LDAPError {
             throw error
         } catch {
-            throw LDAPError(code: LDAP_OTHER, operation: "search", message: errorText(LDAP_OTHER),
+            throw LDAPError(code: .other, operation: .search, message: errorText(LDAP_OTHER),
                             diagnostic: "unexpected error \(error)", dn: base)
         }
     }
@@ -288,11 +288,11 @@ public actor LDAPConnection {
     public func search(base: String, scope: SearchScope, filter: String, attributes: [String],
                        pageSize: Int = 1000, sizeLimit: Int = 0, timeLimit: Int = 0, followRanges: Bool = true,
                        handler: (LDAPEntry) throws -> Void) throws -> SearchResult {
-        let handle = try live("search", dn: base)
+        let handle = try live(.search, dn: base)
         let arena = CArena()
         guard let cBase = arena.cString(base), let cFilter = arena.cString(filter),
               let cAttributes = arena.attributeList(attributes) else {
-            throw nulError("search", dn: base)
+            throw nulError(.search, dn: base)
         }
         let cScope: Int32
         switch scope {
@@ -314,7 +314,7 @@ public actor LDAPConnection {
             var control: UnsafeMutablePointer<LDAPControl>?
             if pageSize > 0 {
                 let rc = ldap_create_page_control(handle, ber_int_t(clamping: pageSize), &cookie, 0, &control)
-                if rc != LDAP_SUCCESS { throw handleError(rc, "search", dn: base) }
+                if rc != LDAP_SUCCESS { throw handleError(rc, .search, dn: base) }
             }
             var msgid: Int32 = 0
             let sent: Int32
@@ -329,20 +329,20 @@ public actor LDAPConnection {
                 sent = ldap_search_ext(handle, cBase, cScope, cFilter, cAttributes, 0, nil, nil,
                                        timeLimitArgument, Int32(clamping: sizeLimit), &msgid)
             }
-            if sent != LDAP_SUCCESS { throw handleError(sent, "search", dn: base) }
+            if sent != LDAP_SUCCESS { throw handleError(sent, .search, dn: base) }
             result.pages += 1
 
             // Read its messages one at a time, handing entries over as they come.
             var pageDone = false
             while !pageDone {
-                let message = try nextMessage(handle, msgid: msgid, all: LDAP_MSG_ONE, operation: "search", dn: base)
+                let message = try nextMessage(handle, msgid: msgid, all: LDAP_MSG_ONE, operation: .search, dn: base)
                 let type = ldap_msgtype(message)
                 switch UInt(bitPattern: Int(type)) {
                 case LDAP_RES_SEARCH_ENTRY:
                     guard var entry = parseEntry(handle, message) else {
                         ldap_msgfree(message)
                         ldap_abandon_ext(handle, msgid, nil, nil)
-                        throw LDAPError(code: LDAP_DECODING_ERROR, operation: "search", message: "Decoding error",
+                        throw LDAPError(code: .decodingError, operation: .search, message: "Decoding error",
                                         diagnostic: "cannot decode a search entry", dn: base)
                     }
                     ldap_msgfree(message)
@@ -367,7 +367,7 @@ public actor LDAPConnection {
                     ldap_msgfree(message)
                 case LDAP_RES_SEARCH_RESULT:
                     var controls: UnsafeMutablePointer<UnsafeMutablePointer<LDAPControl>?>?
-                    if let error = parseResult(handle, message, operation: "search", dn: base, free: true, controls: &controls) {
+                    if let error = parseResult(handle, message, operation: .search, dn: base, free: true, controls: &controls) {
                         if let controls { ldap_controls_free(controls) }
                         throw error
                     }
@@ -378,7 +378,7 @@ public actor LDAPConnection {
                        let response = ldap_control_find(LDAP_CONTROL_PAGEDRESULTS, controls, nil) {
                         var estimate: ber_int_t = 0
                         let rc = ldap_parse_pageresponse_control(handle, response, &estimate, &cookie)
-                        if rc != LDAP_SUCCESS { throw handleError(rc, "search", dn: base) }
+                        if rc != LDAP_SUCCESS { throw handleError(rc, .search, dn: base) }
                     }
                     pageDone = true
                 default:
@@ -394,7 +394,7 @@ public actor LDAPConnection {
 
     /// Adds an entry (`ldap_add_ext`). An existing entry: error 68 with `isAlreadyDone`.
     public func add(dn: String, attributes: [(String, [String])]) throws(LDAPError) {
-        let handle = try live("add", dn: dn)
+        let handle = try live(.add, dn: dn)
         let msgid = try sendAdd(handle, dn: dn, attributes: attributes)
         try finishAdd(handle, msgid: msgid, dn: dn)
     }
@@ -405,7 +405,7 @@ public actor LDAPConnection {
         var mods: [UnsafeMutablePointer<LDAPMod>?] = []
         for (name, values) in attributes {
             guard let mod = arena.mod(op: LDAP_MOD_ADD, type: name, byteValues: values.map(\.bytes)) else {
-                throw nulError("add", dn: dn)
+                throw nulError(.add, dn: dn)
             }
             mods.append(mod)
         }
@@ -413,15 +413,15 @@ public actor LDAPConnection {
     }
 
     private func add(dn: String, mods: [UnsafeMutablePointer<LDAPMod>?], arena: CArena) throws(LDAPError) {
-        let handle = try live("add", dn: dn)
+        let handle = try live(.add, dn: dn)
         let msgid = try sendAdd(handle, dn: dn, mods: mods, arena: arena)
         try finishAdd(handle, msgid: msgid, dn: dn)
     }
 
     private func finishAdd(_ handle: OpaquePointer, msgid: Int32, dn: String) throws(LDAPError) {
-        let message = try waitForResult(handle, msgid: msgid, operation: "add", dn: dn)
-        if var error = parseResult(handle, message, operation: "add", dn: dn, free: true) {
-            error.isAlreadyDone = error.code == LDAP_ALREADY_EXISTS
+        let message = try waitForResult(handle, msgid: msgid, operation: .add, dn: dn)
+        if var error = parseResult(handle, message, operation: .add, dn: dn, free: true) {
+            error.isAlreadyDone = error.code == .entryAlreadyExists
             throw error
         }
     }
@@ -433,17 +433,17 @@ public actor LDAPConnection {
         var mods: [UnsafeMutablePointer<LDAPMod>?] = []
         mods.reserveCapacity(attributes.count)
         for (name, values) in attributes {
-            guard let mod = arena.mod(op: LDAP_MOD_ADD, type: name, values: values) else { throw nulError("add", dn: dn) }
+            guard let mod = arena.mod(op: LDAP_MOD_ADD, type: name, values: values) else { throw nulError(.add, dn: dn) }
             mods.append(mod)
         }
         return try sendAdd(handle, dn: dn, mods: mods, arena: arena)
     }
 
     private func sendAdd(_ handle: OpaquePointer, dn: String, mods: [UnsafeMutablePointer<LDAPMod>?], arena: CArena) throws(LDAPError) -> Int32 {
-        guard let cDN = arena.cString(dn) else { throw nulError("add", dn: dn) }
+        guard let cDN = arena.cString(dn) else { throw nulError(.add, dn: dn) }
         var msgid: Int32 = 0
         let rc = ldap_add_ext(handle, cDN, arena.nullTerminated(mods), nil, nil, &msgid)
-        if rc != LDAP_SUCCESS { throw handleError(rc, "add", dn: dn) }
+        if rc != LDAP_SUCCESS { throw handleError(rc, .add, dn: dn) }
         return msgid
     }
 
@@ -454,14 +454,14 @@ public actor LDAPConnection {
     /// atomically, else fails with 122 (assertionFailed); a server without the control
     /// answers 12 (unavailableCriticalExtension) and deletes nothing.
     public func delete(dn: String, assertion: String? = nil) throws(LDAPError) {
-        let handle = try live("delete", dn: dn)
+        let handle = try live(.delete, dn: dn)
         let arena = CArena()
-        guard let cDN = arena.cString(dn) else { throw nulError("delete", dn: dn) }
+        guard let cDN = arena.cString(dn) else { throw nulError(.delete, dn: dn) }
         var control: UnsafeMutablePointer<LDAPControl>?
         if let assertion {
-            guard let cFilter = arena.cString(assertion) else { throw nulError("delete", dn: dn) }
+            guard let cFilter = arena.cString(assertion) else { throw nulError(.delete, dn: dn) }
             let rc = ldap_create_assertion_control(handle, cFilter, 1, &control)
-            if rc != LDAP_SUCCESS { throw handleError(rc, "delete", dn: dn) }
+            if rc != LDAP_SUCCESS { throw handleError(rc, .delete, dn: dn) }
         }
         defer { if let control { ldap_control_free(control) } }
         var msgid: Int32 = 0
@@ -469,10 +469,10 @@ public actor LDAPConnection {
         let rc = controls.withUnsafeMutableBufferPointer { buffer in
             ldap_delete_ext(handle, cDN, control == nil ? nil : buffer.baseAddress, nil, &msgid)
         }
-        if rc != LDAP_SUCCESS { throw handleError(rc, "delete", dn: dn) }
-        let message = try waitForResult(handle, msgid: msgid, operation: "delete", dn: dn)
-        if var error = parseResult(handle, message, operation: "delete", dn: dn, free: true) {
-            error.isAlreadyDone = error.code == LDAP_NO_SUCH_OBJECT
+        if rc != LDAP_SUCCESS { throw handleError(rc, .delete, dn: dn) }
+        let message = try waitForResult(handle, msgid: msgid, operation: .delete, dn: dn)
+        if var error = parseResult(handle, message, operation: .delete, dn: dn, free: true) {
+            error.isAlreadyDone = error.code == .noSuchObject
             throw error
         }
     }
@@ -482,10 +482,10 @@ public actor LDAPConnection {
     /// throws with `isAlreadyDone` set, when the request is exactly one modification of
     /// at most one value (modify is atomic: with more, the others were not applied).
     public func modify(dn: String, _ modifications: [Modification]) throws(LDAPError) {
-        let handle = try live("modify", dn: dn)
+        let handle = try live(.modify, dn: dn)
         let msgid = try sendModify(handle, dn: dn, modifications)
-        let message = try waitForResult(handle, msgid: msgid, operation: "modify", dn: dn)
-        if var error = parseResult(handle, message, operation: "modify", dn: dn, free: true) {
+        let message = try waitForResult(handle, msgid: msgid, operation: .modify, dn: dn)
+        if var error = parseResult(handle, message, operation: .modify, dn: dn, free: true) {
             error.isAlreadyDone = Self.isAlreadyDone(error.code, modifications)
             throw error
         }
@@ -509,7 +509,7 @@ public actor LDAPConnection {
         let adds = requests.reduce(0) { count, request in
             if case .add = request { count + 1 } else { count }
         }
-        let operation = adds == 0 ? "modify" : adds == requests.count ? "add" : "write"
+        let operation: LDAPOperation = adds == 0 ? .modify : adds == requests.count ? .add : .write
         let handle = try live(operation)
         let window = min(max(window, 1), 256)
         var results = [Result<Void, LDAPError>?](repeating: nil, count: requests.count)
@@ -559,7 +559,7 @@ public actor LDAPConnection {
             if var error = parseResult(handle, message, operation: Self.operation(request), dn: request.dn, free: true) {
                 switch request {
                 case .modify(let modify): error.isAlreadyDone = Self.isAlreadyDone(error.code, modify.modifications)
-                case .add: error.isAlreadyDone = error.code == LDAP_ALREADY_EXISTS
+                case .add: error.isAlreadyDone = error.code == .entryAlreadyExists
                 }
                 results[index] = .failure(error)
             } else {
@@ -569,18 +569,18 @@ public actor LDAPConnection {
         return results.map { $0 ?? .success(()) }
     }
 
-    private static func operation(_ request: WriteRequest) -> String {
+    private static func operation(_ request: WriteRequest) -> LDAPOperation {
         switch request {
-        case .modify: "modify"
-        case .add: "add"
+        case .modify: .modify
+        case .add: .add
         }
     }
 
-    private static func isAlreadyDone(_ code: Int32, _ modifications: [Modification]) -> Bool {
+    private static func isAlreadyDone(_ code: LDAPResultCode, _ modifications: [Modification]) -> Bool {
         guard modifications.count == 1, let only = modifications.first, only.values.count <= 1 else { return false }
         switch only.op {
-        case .add: return code == LDAP_TYPE_OR_VALUE_EXISTS
-        case .delete: return code == LDAP_NO_SUCH_ATTRIBUTE
+        case .add: return code == .attributeOrValueExists
+        case .delete: return code == .noSuchAttribute
         }
     }
 
@@ -591,14 +591,14 @@ public actor LDAPConnection {
         for modification in modifications {
             let op = modification.op == .add ? LDAP_MOD_ADD : LDAP_MOD_DELETE
             guard let mod = arena.mod(op: op, type: modification.attribute, values: modification.values) else {
-                throw nulError("modify", dn: dn)
+                throw nulError(.modify, dn: dn)
             }
             mods.append(mod)
         }
-        guard let cDN = arena.cString(dn) else { throw nulError("modify", dn: dn) }
+        guard let cDN = arena.cString(dn) else { throw nulError(.modify, dn: dn) }
         var msgid: Int32 = 0
         let rc = ldap_modify_ext(handle, cDN, arena.nullTerminated(mods), nil, nil, &msgid)
-        if rc != LDAP_SUCCESS { throw handleError(rc, "modify", dn: dn) }
+        if rc != LDAP_SUCCESS { throw handleError(rc, .modify, dn: dn) }
         return msgid
     }
 
@@ -612,9 +612,9 @@ public actor LDAPConnection {
 
     // MARK: - Helpers
 
-    private func live(_ operation: String, dn: String? = nil) throws(LDAPError) -> OpaquePointer {
+    private func live(_ operation: LDAPOperation, dn: String? = nil) throws(LDAPError) -> OpaquePointer {
         guard let ld else {
-            throw LDAPError(code: LDAP_SERVER_DOWN, operation: operation, message: "Connection closed", dn: dn)
+            throw LDAPError(code: .serverDown, operation: operation, message: "Connection closed", dn: dn)
         }
         return ld
     }
@@ -622,7 +622,7 @@ public actor LDAPConnection {
     private var operationTimeout: timeval? { timeval(seconds: options.timeout) }
 
     /// `ldap_result` for one message of `msgid`, bounded by the operation timeout.
-    private func nextMessage(_ handle: OpaquePointer, msgid: Int32, all: Int32, operation: String, dn: String?) throws(LDAPError) -> OpaquePointer {
+    private func nextMessage(_ handle: OpaquePointer, msgid: Int32, all: Int32, operation: LDAPOperation, dn: String?) throws(LDAPError) -> OpaquePointer {
         var message: OpaquePointer?
         var rc: Int32
         if var timeout = operationTimeout {
@@ -633,7 +633,7 @@ public actor LDAPConnection {
         if rc == 0 {
             if let message { ldap_msgfree(message) }
             if msgid != LDAP_RES_ANY { ldap_abandon_ext(handle, msgid, nil, nil) }
-            throw LDAPError(code: LDAP_TIMEOUT, operation: operation, message: errorText(LDAP_TIMEOUT),
+            throw LDAPError(code: .timeout, operation: operation, message: errorText(LDAP_TIMEOUT),
                             diagnostic: "no answer within \(options.timeout) s", dn: dn)
         }
         guard rc > 0, let message else {
@@ -643,12 +643,12 @@ public actor LDAPConnection {
         return message
     }
 
-    private func waitForResult(_ handle: OpaquePointer, msgid: Int32, operation: String, dn: String?) throws(LDAPError) -> OpaquePointer {
+    private func waitForResult(_ handle: OpaquePointer, msgid: Int32, operation: LDAPOperation, dn: String?) throws(LDAPError) -> OpaquePointer {
         try nextMessage(handle, msgid: msgid, all: LDAP_MSG_ALL, operation: operation, dn: dn)
     }
 
     /// `ldap_parse_result`: nil on success, else the error. Frees the message when `free`.
-    private func parseResult(_ handle: OpaquePointer, _ message: OpaquePointer, operation: String, dn: String?, free: Bool,
+    private func parseResult(_ handle: OpaquePointer, _ message: OpaquePointer, operation: LDAPOperation, dn: String?, free: Bool,
                              controls: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<LDAPControl>?>?>? = nil) -> LDAPError? {
         var code: Int32 = 0
         var matched: UnsafeMutablePointer<CChar>?
@@ -672,13 +672,13 @@ public actor LDAPConnection {
                 index += 1
             }
         }
-        return LDAPError(code: code, operation: operation, message: errorText(code),
+        return LDAPError(code: LDAPResultCode(rawValue: code), operation: operation, message: errorText(code),
                          diagnostic: nonEmpty(string(ofC: diagnostic)), matchedDN: nonEmpty(string(ofC: matched)),
                          referrals: uris, dn: dn)
     }
 
     /// An error from a libldap call's return code plus the handle's diagnostic text.
-    private func handleError(_ rc: Int32, _ operation: String, dn: String? = nil) -> LDAPError {
+    private func handleError(_ rc: Int32, _ operation: LDAPOperation, dn: String? = nil) -> LDAPError {
         var diagnostic: UnsafeMutablePointer<CChar>?
         var text: String?
         if let ld, ldap_get_option(ld, LDAP_OPT_DIAGNOSTIC_MESSAGE, &diagnostic) == LDAP_OPT_SUCCESS, let diagnostic {
@@ -692,7 +692,7 @@ public actor LDAPConnection {
             ldap_memfree(matched)
         }
         let code = rc == LDAP_SUCCESS ? LDAP_OTHER : rc
-        return LDAPError(code: code, operation: operation, message: errorText(code),
+        return LDAPError(code: LDAPResultCode(rawValue: code), operation: operation, message: errorText(code),
                          diagnostic: text, matchedDN: matchedText, dn: dn)
     }
 
@@ -702,8 +702,8 @@ public actor LDAPConnection {
         return code == LDAP_SUCCESS ? LDAP_SERVER_DOWN : code
     }
 
-    private func nulError(_ operation: String, dn: String?) -> LDAPError {
-        LDAPError(code: LDAP_PARAM_ERROR, operation: operation, message: errorText(LDAP_PARAM_ERROR),
+    private func nulError(_ operation: LDAPOperation, dn: String?) -> LDAPError {
+        LDAPError(code: .paramError, operation: operation, message: errorText(LDAP_PARAM_ERROR),
                   diagnostic: "a DN, filter, attribute name or value contains a NUL character (escape it)", dn: dn)
     }
 }

@@ -29,4 +29,12 @@ final class QueueExecutor: SerialExecutor, @unchecked Sendable {
     func asUnownedSerialExecutor() -> UnownedSerialExecutor {
         UnownedSerialExecutor(ordinary: self)
     }
+
+    /// Traps unless the caller runs on this executor's queue. The runtime asks this when
+    /// `assumeIsolated` / `preconditionIsolated` run on a thread that is not running one
+    /// of this executor's jobs as far as Swift knows (a block the queue runs directly);
+    /// the queue is then the ground truth, as for a main-queue executor.
+    func checkIsolated() {
+        dispatchPrecondition(condition: .onQueue(queue))
+    }
 }

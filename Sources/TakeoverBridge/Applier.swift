@@ -48,7 +48,7 @@ public struct ApplyResult: Sendable {
     public var isComplete: Bool { failed.isEmpty && notWritten.isEmpty && gaveUp == nil }
 
     /// The LDAP result code of each refusal, in the order of `failed`.
-    public var failedCodes: [Int32] = []
+    public var failedCodes: [LDAPResultCode] = []
 
     mutating func refuse(_ changes: [Change], _ error: LDAPError) {
         failed += changes.map { ($0, error.description) }
@@ -264,11 +264,11 @@ public final class Applier {
                 case .success:
                     result.applied += operation.changes
                 case .failure(let error):
-                    if error.code == 10 {
+                    if error.code == .referral {
                         referred.append(i)
                         if referralURIs.isEmpty { referralURIs = error.referrals }
                     } else if operation.isAdd {
-                        if error.isAlreadyDone || error.code == 68 {
+                        if error.isAlreadyDone || error.code == .entryAlreadyExists {
                             if uncertain.contains(i) {
                                 // Created by this run just before the connection dropped.
                                 result.applied += operation.changes
@@ -283,7 +283,7 @@ public final class Applier {
                         record(alreadyDone: operation.changes, uncertain: uncertain.contains(i))
                     } else if Applier.isValueConflict(error) && Applier.singleValues(operation.changes).count > 1 {
                         retries.append((i, .split))
-                    } else if error.code == 65, layout.placeholderMember != nil,
+                    } else if error.code == .objectClassViolation, layout.placeholderMember != nil,
                               operation.changes.contains(where: { $0.op == .deleteMember }) {
                         retries.append((i, .placeholder))
                     } else {
@@ -422,7 +422,7 @@ public final class Applier {
                     result.applied += [add] + operation.changes
                     return
                 }
-                if error.code == 10 {
+                if error.code == .referral {
                     hops += 1
                     try await follow(error.referrals, hops: hops, dn: operation.dn)
                     continue
@@ -449,7 +449,7 @@ public final class Applier {
                     try await connectionLost(error)
                     continue
                 }
-                if error.code == 10 {
+                if error.code == .referral {
                     hops += 1
                     try await follow(error.referrals, hops: hops, dn: change.dn)
                     continue
@@ -554,7 +554,7 @@ public final class Applier {
     }
 
     /// 20 attributeOrValueExists, 16 noSuchAttribute (the value to delete is absent).
-    static func isValueConflict(_ error: LDAPError) -> Bool { error.code == 20 || error.code == 16 }
+    static func isValueConflict(_ error: LDAPError) -> Bool { error.code == .attributeOrValueExists || error.code == .noSuchAttribute }
 
     /// Every change cut to one value per change.
     static func singleValues(_ changes: [Change]) -> [Change] {
@@ -586,34 +586,37 @@ public final class Applier {
 public enum WriteRefusal {
     /// busy (51), unavailable (52), timeLimitExceeded (3), adminLimitExceeded (11), and
     /// the client-side losses (-1 server down, -5 timeout, -11 connect error).
-    public static func isTransient(_ code: Int32) -> Bool {
-        [3, 11, 51, 52, -1, -5, -11].contains(code)
+    public static func isTransient(_ code: LDAPResultCode) -> Bool {
+        switch code {
+        case .busy, .unavailable, .timeLimitExceeded, .adminLimitExceeded, .serverDown, .timeout, .connectError: true
+        default: false
+        }
     }
 
     /// The fix for a permanent refusal, naming the layout and the bindings base; nil for
     /// transient ones and codes without specific advice.
-    public static func fix(code: Int32, layout: BindingLayout) -> String? {
+    public static func fix(code: LDAPResultCode, layout: BindingLayout) -> String? {
         let classes = layout.objectClasses.filter { $0.lowercased() != "top" }.joined(separator: ", ")
         switch code {
-        case 50:
+        case .insufficientAccessRights:
             return "grant the service account add, delete and write rights on \(layout.base) and its children "
                 + "(slapd: an access rule; 389 DS: an ACI; AD: samba-tool dsacl set / delegation on that OU)"
-        case 65:
+        case .objectClassViolation:
             return "the entry does not fit its object class (\(classes)): check [bindings] object_class; with "
                 + "takeoverBindingGroup load schema/takeover-bridge.schema, on Active Directory use \"group\""
-        case 1:
+        case .operationsError:
             return "the server refused the change (operations error); on Active Directory a groupOfNames or "
                 + "takeoverBindingGroup binding group cannot change its members: set [bindings] object_class = "
                 + "\"group\", move the old groups aside and run apply again"
-        case 17, 21:
+        case .undefinedAttributeType, .invalidAttributeSyntax:
             return "the server does not know or accept the attribute \(layout.recordAttribute) or \(layout.memberAttribute): "
                 + "check [bindings] object_class and the schema (doctor checks it)"
-        case 19:
+        case .constraintViolation:
             return "a constraint of the server refused the value (size, uniqueness or a plugin): read the diagnostic above"
-        case 53:
+        case .unwillingToPerform:
             return "the server is unwilling to perform the change: read the diagnostic above (AD: a protected or "
                 + "system object, or a write that needs TLS)"
-        case 8, 13:
+        case .strongerAuthRequired, .confidentialityRequired:
             return "the server requires a stronger or encrypted connection for writes: use ldaps:// or starttls = true"
         default:
             return nil

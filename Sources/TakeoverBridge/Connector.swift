@@ -41,7 +41,7 @@ public struct Connector: Sendable {
         } catch let error as LDAPError {
             throw error
         } catch {
-            throw LDAPError(code: -1, operation: "connect", message: "Can't contact LDAP server",
+            throw LDAPError(code: .serverDown, operation: .connect, message: "Can't contact LDAP server",
                             diagnostic: String(describing: error), dn: nil)
         }
         do {

@@ -334,13 +334,13 @@ enum Doctor {
     static func connectionFix(_ error: Error, _ config: BridgeConfig) -> String {
         guard let error = error as? LDAPError else { return "check [ldap] uri" }
         switch error.code {
-        case 49: return "check bind_dn and the password (file or environment variable)"
-        case -1, -11: return "check that the server runs and that [ldap] uri names the right host and port"
-        case -5: return "the server did not answer within [ldap] timeout = \(Int(config.ldap.timeout)) s"
-        case 48: return "the server refuses this authentication method; check sasl_mech and bind_dn"
-        case 13: return "the server requires TLS: use ldaps:// or set starttls = true"
+        case .invalidCredentials: return "check bind_dn and the password (file or environment variable)"
+        case .serverDown, .connectError: return "check that the server runs and that [ldap] uri names the right host and port"
+        case .timeout: return "the server did not answer within [ldap] timeout = \(Int(config.ldap.timeout)) s"
+        case .inappropriateAuthentication: return "the server refuses this authentication method; check sasl_mech and bind_dn"
+        case .confidentialityRequired: return "the server requires TLS: use ldaps:// or set starttls = true"
         default:
-            if error.operation == "starttls" || error.message.lowercased().contains("tls")
+            if error.operation == .starttls || error.message.lowercased().contains("tls")
                 || (error.diagnostic ?? "").lowercased().contains("certificate") {
                 return "check tls_cacert (the CA that signed the server's certificate) and that the URI's host "
                     + "matches the certificate"
@@ -353,11 +353,11 @@ enum Doctor {
         guard let code = error.error?.code else { return "check the base and the server" }
         let account = config?.ldap.bindDN ?? "<bind_dn>"
         switch code {
-        case 32: return "the base '\(error.base)' does not exist: check search_base"
-        case 4, 11:
+        case .noSuchObject: return "the base '\(error.base)' does not exist: check search_base"
+        case .sizeLimitExceeded, .adminLimitExceeded:
             return server.limitFix(code: code, account: account, pageSize: config?.ldap.pageSize ?? 1000)
-        case 3, -5: return "the search timed out: raise [ldap] timeout or the server's time limit for the service account"
-        case 50: return "the service account may not read '\(error.base)': grant it read access"
+        case .timeLimitExceeded, .timeout: return "the search timed out: raise [ldap] timeout or the server's time limit for the service account"
+        case .insufficientAccessRights: return "the service account may not read '\(error.base)': grant it read access"
         default: return "check search_base and filter"
         }
     }
@@ -402,8 +402,8 @@ public enum DirectoryServerKind: Sendable, Hashable, CustomStringConvertible {
 
     /// What to raise when a search stops at the size limit (4) or an administrative
     /// limit (11), in the server's own terms.
-    func limitFix(code: Int32, account: String, pageSize: Int) -> String {
-        let what = code == 4 ? "size limit" : "administrative limit"
+    func limitFix(code: LDAPResultCode, account: String, pageSize: Int) -> String {
+        let what = code == .sizeLimitExceeded ? "size limit" : "administrative limit"
         switch self {
         case .openLDAP:
             return "the server's \(what) stopped the search: give the service account its own limits in slapd "
@@ -429,8 +429,8 @@ extension Doctor {
     /// names it has. Reads the certificate over a connection of its own with
     /// `tls_reqcert = never` and no bind (nothing is sent but the handshake).
     static func certificateNameMismatch(_ error: Error, connector: Connector, uri: String) async -> String? {
-        guard let error = error as? LDAPError, error.operation == "connect" || error.operation == "starttls",
-              (error.diagnostic ?? "").contains("TLS") || error.code == -11 else { return nil }
+        guard let error = error as? LDAPError, error.operation == .connect || error.operation == .starttls,
+              (error.diagnostic ?? "").contains("TLS") || error.code == .connectError else { return nil }
         for one in connector.config.ldap.uris {
             guard let host = Doctor.host(of: one) else { continue }
             var options = connector.options(uri: one)

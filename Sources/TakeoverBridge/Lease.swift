@@ -275,9 +275,9 @@ public actor Lease {
                 try await connection.add(dn: dn, attributes: [("objectClass", ["organizationalRole"]), ("cn", [entryName]),
                                                               ("description", [mine.text])])
                 return mine
-            } catch where error.code == 68 {
+            } catch where error.code == .entryAlreadyExists {
                 // Created since: read below.
-            } catch where error.code == 10 {
+            } catch where error.code == .referral {
                 throw .referral(error.referrals)
             } catch {
                 throw .failed("cannot take the lease: \(error)")
@@ -298,12 +298,12 @@ public actor Lease {
         do {
             try await connection.modify(dn: dn, [Modification(.delete, "description", [current.text]),
                                                  Modification(.add, "description", [mine.text])])
-        } catch where error.code == 16 || error.code == 20 || error.code == 32 {
+        } catch where isReplacedValue(error.code) {
             // Another run replaced the value first: it won.
             let winner = try await read(connection, dn: dn)
             if let winner, !winner.free, winner.run != mine.run { throw .held(dn: dn, by: winner) }
             throw .stale(dn: dn, now: winner)
-        } catch where error.code == 10 {
+        } catch where error.code == .referral {
             throw .referral(error.referrals)
         } catch {
             throw .failed("cannot take the lease \(dn): \(error)")
@@ -378,7 +378,7 @@ public actor Lease {
                     await dropConnection()
                     continue
                 }
-                guard error.code == 16 || error.code == 20 || error.code == 32 else {
+                guard isReplacedValue(error.code) else {
                     logger.warning("cannot renew the lease; trying again", metadata: ["dn": "\(dn)", "error": "\(error)"])
                     return
                 }
@@ -431,7 +431,7 @@ public actor Lease {
                                                      Modification(.add, "description", [value.given(back: clock()).text])])
                 released = true
                 break
-            } catch where error.code == 16 || error.code == 20 || error.code == 32 {
+            } catch where isReplacedValue(error.code) {
                 // A retry after a lost answer finds the value already given back; any other
                 // value is another run's now: left in place.
                 var current: LeaseValue?
@@ -466,5 +466,15 @@ public actor Lease {
     private func dropConnection() async {
         if let connection { await connection.close() }
         connection = nil
+    }
+}
+
+/// The lease's value was no longer the one a value-level modify deleted or added:
+/// noSuchAttribute (the old value is gone), attributeOrValueExists (the new one is
+/// there already) or noSuchObject (the entry is gone). Another run changed it first.
+private func isReplacedValue(_ code: LDAPResultCode) -> Bool {
+    switch code {
+    case .noSuchAttribute, .attributeOrValueExists, .noSuchObject: true
+    default: false
     }
 }

@@ -31,8 +31,8 @@ struct ConnectionTests {
         let error = await expectLDAPError {
             try await connection.bind(.simple(dn: server.bindDN, password: Secret(password)))
         }
-        #expect(error?.code == 49)
-        #expect(error?.operation == "bind")
+        #expect(error?.code == .invalidCredentials)
+        #expect(error?.operation == .bind)
         #expect(error?.dn == server.bindDN)
         #expect(error?.message == "Invalid credentials")
         #expect(error?.isConnectionLost == false)
@@ -51,8 +51,8 @@ struct ConnectionTests {
         let error = await expectLDAPError {
             _ = try await LDAPConnection.connect(LDAPConnectionOptions(uri: "ldap://127.0.0.1:\(port)", timeout: 2))
         }
-        #expect(error?.code == -1)
-        #expect(error?.operation == "connect")
+        #expect(error?.code == .serverDown)
+        #expect(error?.operation == .connect)
         #expect(error?.isConnectionLost == true)
         #expect(error?.description.contains("Can't contact LDAP server") == true)
     }
@@ -61,8 +61,8 @@ struct ConnectionTests {
         let error = await expectLDAPError {
             _ = try await LDAPConnection.connect(LDAPConnectionOptions(uri: "http://example.org"))
         }
-        #expect(error?.code == -9)
-        #expect(error?.operation == "connect")
+        #expect(error?.code == .paramError)
+        #expect(error?.operation == .connect)
     }
 
     @Test func severalURIsAreTriedInOrder() async throws {
@@ -89,8 +89,8 @@ struct ConnectionTests {
             _ = try await LDAPConnection.connect(
                 LDAPConnectionOptions(uri: server.ldapURI, startTLS: true, tlsCACertFile: server.wrongCACert))
         }
-        #expect(error?.operation == "starttls")
-        #expect(error?.code == -11)
+        #expect(error?.operation == .starttls)
+        #expect(error?.code == .connectError)
         #expect(error?.diagnostic?.contains("TLS handshake failed") == true)
         #expect(error?.diagnostic?.contains(server.wrongCACert) == true)
     }
@@ -108,8 +108,8 @@ struct ConnectionTests {
         let error = await expectLDAPError {
             _ = try await LDAPConnection.connect(LDAPConnectionOptions(uri: server.ldapsURI, tlsCACertFile: server.wrongCACert))
         }
-        #expect(error?.operation == "connect")
-        #expect(error?.code == -1)
+        #expect(error?.operation == .connect)
+        #expect(error?.code == .serverDown)
         #expect(error?.diagnostic?.contains("TLS handshake failed") == true)
     }
 
@@ -118,7 +118,7 @@ struct ConnectionTests {
         let error = await expectLDAPError {
             _ = try await LDAPConnection.connect(LDAPConnectionOptions(uri: server.ldapURI, startTLS: true, tlsCACertFile: "/nonexistent/ca.pem"))
         }
-        #expect(error?.code == -2)
+        #expect(error?.code == .localError)
         #expect(error?.isConnectionLost == false)
         #expect(error?.diagnostic?.contains("tls_cacert '/nonexistent/ca.pem'") == true)
     }
@@ -134,7 +134,7 @@ struct ConnectionTests {
         let error = await expectLDAPError {
             _ = try await LDAPConnection.connect(LDAPConnectionOptions(uri: server.ldapsURI, tlsCACertFile: server.wrongCACert))
         }
-        #expect(error?.code == -1)
+        #expect(error?.code == .serverDown)
     }
 
     @Test func saslExternalOverLDAPI() async throws {
@@ -174,8 +174,8 @@ struct ConnectionTests {
         let error = await expectLDAPError {
             try await connection.bind(.sasl(mechanism: "SCRAM-SHA-256", authcID: name, password: Secret("wrong")))
         }
-        #expect(error?.code == 49)
-        #expect(error?.operation == "bind")
+        #expect(error?.code == .invalidCredentials)
+        #expect(error?.operation == .bind)
         #expect(error?.description.contains("wrong") == false)
         await connection.close()
         try await root.delete(dn: dn)

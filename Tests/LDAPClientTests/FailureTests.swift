@@ -18,8 +18,8 @@ struct FailureTests {
                 }
             }
             #expect(error?.isConnectionLost == true)
-            #expect(error?.code == -1)
-            #expect(error?.operation == "search")
+            #expect(error?.code == .serverDown)
+            #expect(error?.operation == .search)
             #expect(handled < 3_000)
             // The process is still here, and the dead connection keeps saying so.
             let next = await expectLDAPError { _ = try await connection.whoAmI() }
@@ -103,7 +103,7 @@ struct FailureTests {
             }
             let elapsed = ContinuousClock.now - started
             kill(pid, SIGCONT)
-            #expect(error?.code == -5)
+            #expect(error?.code == .timeout)
             #expect(error?.isConnectionLost == true)
             #expect(error?.message == "Timed out")
             #expect(elapsed < .seconds(10))

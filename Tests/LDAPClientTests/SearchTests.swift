@@ -41,9 +41,9 @@ struct SearchTests {
                 _ = try await bridge.search(base: server.peopleBase, scope: .one, filter: "(uid=*)", attributes: ["uid"],
                                             pageSize: 0, sizeLimit: 10) { _ in handed += 1 }
             }
-            #expect(limited?.code == 4)
+            #expect(limited?.code == .sizeLimitExceeded)
             #expect(limited?.message == "Size limit exceeded")
-            #expect(limited?.operation == "search")
+            #expect(limited?.operation == .search)
             #expect(handed == 10)
             await bridge.close()
 
@@ -56,7 +56,7 @@ struct SearchTests {
                     _ = try await reader.search(base: server.peopleBase, scope: .one, filter: "(uid=*)", attributes: ["uid"],
                                                 pageSize: pageSize) { _ in got += 1 }
                 }
-                #expect(error?.code == 4 || error?.code == 11, "pageSize \(pageSize): \(String(describing: error))")
+                #expect(error?.code == .sizeLimitExceeded || error?.code == .adminLimitExceeded, "pageSize \(pageSize): \(String(describing: error))")
                 #expect(got <= 500)
             }
             await reader.close()
@@ -95,14 +95,14 @@ struct SearchTests {
         let error = await expectLDAPError {
             _ = try await connection.search(base: missing, scope: .sub, filter: "(objectClass=*)", attributes: []) { _ in }
         }
-        #expect(error?.code == 32)
+        #expect(error?.code == .noSuchObject)
         #expect(error?.dn == missing)
         #expect(error?.matchedDN == server.base)
         let bad = await expectLDAPError {
             _ = try await connection.search(base: server.base, scope: .sub, filter: "(uid=alice", attributes: []) { _ in }
         }
-        #expect(bad?.code == -7) // filter error
-        #expect(bad?.operation == "search")
+        #expect(bad?.code == .filterError) // filter error
+        #expect(bad?.operation == .search)
         #expect(try await connection.read(dn: missing) == nil)
         #expect(try await connection.read(dn: server.bindDN)?.first("cn") == "bridge")
         await connection.close()
@@ -167,7 +167,7 @@ struct SearchTests {
         let error = await expectLDAPError {
             try await bridge.modify(dn: "cn=x,ou=elsewhere,\(ou)", [Modification(.add, "description", ["x"])])
         }
-        #expect(error?.code == 10)
+        #expect(error?.code == .referral)
         #expect(error?.referrals.first?.hasPrefix("ldap://provider.example.org/") == true)
         await bridge.close()
         try runTool("ldapdelete", ["-M", "-x", "-H", server.ldapURI, "-D", server.rootDN, "-y", server.rootPasswordFile, "ou=elsewhere,\(ou)"])

@@ -28,7 +28,7 @@ func removeSubtree(_ server: LDAPTestServer, _ dn: String) async throws {
     var dns: [String] = []
     do {
         _ = try await root.search(base: dn, scope: .sub, filter: "(objectClass=*)", attributes: ["1.1"]) { dns.append($0.dn) }
-    } catch let error as LDAPError where error.code == 32 {
+    } catch let error as LDAPError where error.code == .noSuchObject {
         await root.close()
         return
     }

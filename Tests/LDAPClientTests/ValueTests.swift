@@ -1,3 +1,4 @@
+import CLDAP
 import LDAPClient
 import Testing
 
@@ -31,20 +32,79 @@ struct ValueTests {
     }
 
     @Test func errorsDescribeThemselvesOnOneLineWithoutSecrets() {
-        let error = LDAPError(code: 49, operation: "bind", message: "Invalid credentials",
+        let error = LDAPError(code: .invalidCredentials, operation: .bind, message: "Invalid credentials",
                               diagnostic: "line one\nline two", matchedDN: nil, dn: "cn=bridge,dc=x")
         #expect(error.description == "bind of 'cn=bridge,dc=x' failed: Invalid credentials (49); diagnostic: line one line two")
         #expect(!error.isConnectionLost)
         #expect(!error.isAlreadyDone)
-        for code: Int32 in [-1, -5, -11] {
-            #expect(LDAPError(code: code, operation: "search", message: "x").isConnectionLost)
+        for code: LDAPResultCode in [.serverDown, .timeout, .connectError] {
+            #expect(LDAPError(code: code, operation: .search, message: "x").isConnectionLost)
         }
-        let referral = LDAPError(code: 10, operation: "modify", message: "Referral", matchedDN: "dc=x",
+        let referral = LDAPError(code: .referral, operation: .modify, message: "Referral", matchedDN: "dc=x",
                                  referrals: ["ldap://a/", "ldap://b/"], dn: "cn=g,dc=x", firstUnknownIndex: 3)
         #expect(referral.description == "modify of 'cn=g,dc=x' failed: Referral (10); matched: 'dc=x'; referrals: ldap://a/ ldap://b/; outcome unknown from request #3")
         let secret = Secret("hunter2")
         #expect("\(secret)" == "<redacted>" && String(reflecting: secret) == "<redacted>")
         #expect(!"\(LDAPCredentials.simple(dn: "cn=a", password: secret))".contains("hunter2"))
+    }
+
+    @Test func resultCodeNamesAreLibldapsCodes() {
+        let pairs: [(LDAPResultCode, Int32)] = [
+            (.success, LDAP_SUCCESS), (.operationsError, LDAP_OPERATIONS_ERROR), (.protocolError, LDAP_PROTOCOL_ERROR),
+            (.timeLimitExceeded, LDAP_TIMELIMIT_EXCEEDED), (.sizeLimitExceeded, LDAP_SIZELIMIT_EXCEEDED),
+            (.authMethodNotSupported, LDAP_AUTH_METHOD_NOT_SUPPORTED), (.strongerAuthRequired, LDAP_STRONG_AUTH_REQUIRED),
+            (.referral, LDAP_REFERRAL), (.adminLimitExceeded, LDAP_ADMINLIMIT_EXCEEDED),
+            (.unavailableCriticalExtension, LDAP_UNAVAILABLE_CRITICAL_EXTENSION),
+            (.confidentialityRequired, LDAP_CONFIDENTIALITY_REQUIRED), (.saslBindInProgress, LDAP_SASL_BIND_IN_PROGRESS),
+            (.noSuchAttribute, LDAP_NO_SUCH_ATTRIBUTE), (.undefinedAttributeType, LDAP_UNDEFINED_TYPE),
+            (.inappropriateMatching, LDAP_INAPPROPRIATE_MATCHING), (.constraintViolation, LDAP_CONSTRAINT_VIOLATION),
+            (.attributeOrValueExists, LDAP_TYPE_OR_VALUE_EXISTS), (.invalidAttributeSyntax, LDAP_INVALID_SYNTAX),
+            (.noSuchObject, LDAP_NO_SUCH_OBJECT), (.aliasProblem, LDAP_ALIAS_PROBLEM), (.invalidDNSyntax, LDAP_INVALID_DN_SYNTAX),
+            (.aliasDereferencingProblem, LDAP_ALIAS_DEREF_PROBLEM), (.inappropriateAuthentication, LDAP_INAPPROPRIATE_AUTH),
+            (.invalidCredentials, LDAP_INVALID_CREDENTIALS), (.insufficientAccessRights, LDAP_INSUFFICIENT_ACCESS),
+            (.busy, LDAP_BUSY), (.unavailable, LDAP_UNAVAILABLE), (.unwillingToPerform, LDAP_UNWILLING_TO_PERFORM),
+            (.loopDetect, LDAP_LOOP_DETECT), (.namingViolation, LDAP_NAMING_VIOLATION),
+            (.objectClassViolation, LDAP_OBJECT_CLASS_VIOLATION), (.notAllowedOnNonLeaf, LDAP_NOT_ALLOWED_ON_NONLEAF),
+            (.notAllowedOnRDN, LDAP_NOT_ALLOWED_ON_RDN), (.entryAlreadyExists, LDAP_ALREADY_EXISTS),
+            (.objectClassModsProhibited, LDAP_NO_OBJECT_CLASS_MODS), (.affectsMultipleDSAs, LDAP_AFFECTS_MULTIPLE_DSAS),
+            (.other, LDAP_OTHER), (.assertionFailed, LDAP_ASSERTION_FAILED),
+            (.serverDown, LDAP_SERVER_DOWN), (.localError, LDAP_LOCAL_ERROR), (.encodingError, LDAP_ENCODING_ERROR),
+            (.decodingError, LDAP_DECODING_ERROR), (.timeout, LDAP_TIMEOUT), (.authUnknown, LDAP_AUTH_UNKNOWN),
+            (.filterError, LDAP_FILTER_ERROR), (.userCancelled, LDAP_USER_CANCELLED), (.paramError, LDAP_PARAM_ERROR),
+            (.noMemory, LDAP_NO_MEMORY), (.connectError, LDAP_CONNECT_ERROR), (.notSupported, LDAP_NOT_SUPPORTED),
+            (.controlNotFound, LDAP_CONTROL_NOT_FOUND), (.noResultsReturned, LDAP_NO_RESULTS_RETURNED),
+            (.moreResultsToReturn, LDAP_MORE_RESULTS_TO_RETURN), (.clientLoop, LDAP_CLIENT_LOOP),
+            (.referralLimitExceeded, LDAP_REFERRAL_LIMIT_EXCEEDED),
+        ]
+        for (name, code) in pairs {
+            #expect(name.rawValue == code, "\(name) is libldap's \(code)")
+        }
+        #expect(Set(pairs.map(\.0)).count == pairs.count, "every name has its own code")
+        // An open set: a code without a name survives as a value and prints as its number.
+        #expect(LDAPResultCode(rawValue: 8_235).description == "8235")
+    }
+
+    @Test func resultCodesMatchInSwitchAndCatch() {
+        func name(_ code: LDAPResultCode) -> String {
+            switch code {
+            case .noSuchObject: "noSuchObject"
+            case .serverDown, .timeout: "lost"
+            default: "other"
+            }
+        }
+        #expect(name(LDAPResultCode(rawValue: 32)) == "noSuchObject")
+        #expect(name(LDAPResultCode(rawValue: -5)) == "lost")
+        #expect(name(.busy) == "other")
+        func caught(_ error: any Error) -> String {
+            do { throw error } catch LDAPResultCode.entryAlreadyExists { return "exists" } catch { return "else" }
+        }
+        #expect(caught(LDAPError(code: .entryAlreadyExists, operation: .add, message: "Already exists")) == "exists")
+        #expect(caught(LDAPError(code: .noSuchObject, operation: .add, message: "No such object")) == "else")
+        #expect(caught(CancellationError()) == "else")
+        let typed: LDAPError = LDAPError(code: .referral, operation: .modify, message: "Referral")
+        #expect(LDAPResultCode.referral ~= typed)
+        #expect(!(LDAPResultCode.busy ~= typed))
+        #expect(LDAPOperation.write.description == "write")
     }
 
     @Test func cleartextDetection() {

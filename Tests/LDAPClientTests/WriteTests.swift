@@ -15,15 +15,15 @@ struct WriteTests {
         #expect(try await bridge.read(dn: dn)?.strings("member") == [server.bindDN])
 
         let again = await expectLDAPError { try await bridge.add(dn: dn, attributes: attributes) }
-        #expect(again?.code == 68)
+        #expect(again?.code == .entryAlreadyExists)
         #expect(again?.isAlreadyDone == true)
-        #expect(again?.operation == "add")
+        #expect(again?.operation == .add)
         #expect(again?.dn == dn)
 
         try await bridge.delete(dn: dn)
         #expect(try await bridge.read(dn: dn) == nil)
         let gone = await expectLDAPError { try await bridge.delete(dn: dn) }
-        #expect(gone?.code == 32)
+        #expect(gone?.code == .noSuchObject)
         #expect(gone?.isAlreadyDone == true)
         #expect(gone?.matchedDN == ou)
 
@@ -31,7 +31,7 @@ struct WriteTests {
         let invalid = await expectLDAPError {
             try await bridge.add(dn: "cn=no-member,\(ou)", attributes: [("objectClass", ["groupOfNames"]), ("cn", ["no-member"])])
         }
-        #expect(invalid?.code == 65) // objectClassViolation: groupOfNames MUST member
+        #expect(invalid?.code == .objectClassViolation) // objectClassViolation: groupOfNames MUST member
         #expect(invalid?.isAlreadyDone == false)
         #expect(invalid?.diagnostic?.contains("member") == true)
         await bridge.close()
@@ -45,12 +45,12 @@ struct WriteTests {
         let error = await expectLDAPError {
             try await bridge.add(dn: dn, attributes: [("objectClass", ["groupOfNames"]), ("cn", ["x"]), ("member", [server.bindDN])])
         }
-        #expect(error?.code == 50) // insufficientAccess
+        #expect(error?.code == .insufficientAccessRights) // insufficientAccess
         #expect(error?.isAlreadyDone == false)
         let modify = await expectLDAPError {
             try await bridge.modify(dn: server.peopleBase, [Modification(.add, "description", ["x"])])
         }
-        #expect(modify?.code == 50)
+        #expect(modify?.code == .insufficientAccessRights)
         await bridge.close()
     }
 
@@ -65,36 +65,36 @@ struct WriteTests {
 
         try await bridge.modify(dn: group, [Modification(.add, "member", [bob])])
         let exists = await expectLDAPError { try await bridge.modify(dn: group, [Modification(.add, "member", [bob])]) }
-        #expect(exists?.code == 20)
+        #expect(exists?.code == .attributeOrValueExists)
         #expect(exists?.isAlreadyDone == true)
-        #expect(exists?.operation == "modify")
+        #expect(exists?.operation == .modify)
         #expect(exists?.dn == group)
 
         try await bridge.modify(dn: group, [Modification(.delete, "member", [bob])])
         let missing = await expectLDAPError { try await bridge.modify(dn: group, [Modification(.delete, "member", [bob])]) }
-        #expect(missing?.code == 16)
+        #expect(missing?.code == .noSuchAttribute)
         #expect(missing?.isAlreadyDone == true)
 
         // A value that exists in another spelling (DN matching) is the same value.
         let spelled = await expectLDAPError {
             try await bridge.modify(dn: group, [Modification(.add, "member", ["UID=Alice, OU=People, DC=Example, DC=Org"])])
         }
-        #expect(spelled?.code == 20)
+        #expect(spelled?.code == .attributeOrValueExists)
 
         // Several values in one modification: atomic, so not classified as done.
         let mixed = await expectLDAPError { try await bridge.modify(dn: group, [Modification(.add, "member", [alice, bob])]) }
-        #expect(mixed?.code == 20)
+        #expect(mixed?.code == .attributeOrValueExists)
         #expect(mixed?.isAlreadyDone == false)
         #expect(try await bridge.read(dn: group)?.strings("member") == [alice]) // bob was not added
 
         // The last member cannot be deleted from a groupOfNames: a real error.
         let last = await expectLDAPError { try await bridge.modify(dn: group, [Modification(.delete, "member", [alice])]) }
-        #expect(last?.code == 65)
+        #expect(last?.code == .objectClassViolation)
         #expect(last?.isAlreadyDone == false)
 
         // Modify of a missing entry.
         let noEntry = await expectLDAPError { try await bridge.modify(dn: "cn=ghost,\(ou)", [Modification(.add, "member", [bob])]) }
-        #expect(noEntry?.code == 32)
+        #expect(noEntry?.code == .noSuchObject)
         #expect(noEntry?.isAlreadyDone == false)
         await bridge.close()
         try await removeSubtree(server, ou)
@@ -135,12 +135,12 @@ struct WriteTests {
                 case .failure(let error):
                     #expect(error.dn == request.dn)
                     if index == 2_000 {
-                        #expect(error.code == 32)
+                        #expect(error.code == .noSuchObject)
                         #expect(!error.isAlreadyDone)
                     } else {
                         #expect(index < 50 || index % 100 == 99 || index % 100 == 98, "request \(index): \(error)")
                         #expect(error.isAlreadyDone)
-                        #expect(error.code == 20)
+                        #expect(error.code == .attributeOrValueExists)
                     }
                 }
             }
@@ -191,18 +191,18 @@ struct WriteTests {
         for (index, result) in results.enumerated() {
             switch (index, result) {
             case (duplicateAdd, .failure(let error)):
-                #expect(error.code == 68)
+                #expect(error.code == .entryAlreadyExists)
                 #expect(error.isAlreadyDone)
-                #expect(error.operation == "add")
+                #expect(error.operation == .add)
                 #expect(error.dn == existing)
             case (invalidAdd, .failure(let error)):
-                #expect(error.code == 65)
+                #expect(error.code == .objectClassViolation)
                 #expect(!error.isAlreadyDone)
-                #expect(error.operation == "add")
+                #expect(error.operation == .add)
             case (presentValue, .failure(let error)):
-                #expect(error.code == 20)
+                #expect(error.code == .attributeOrValueExists)
                 #expect(error.isAlreadyDone)
-                #expect(error.operation == "modify")
+                #expect(error.operation == .modify)
             case (_, .success):
                 #expect(index < duplicateAdd, "request \(index) succeeded")
             case (_, .failure(let error)):

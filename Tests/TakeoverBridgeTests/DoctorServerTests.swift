@@ -18,12 +18,12 @@ import Testing
     }
 
     @Test func limitsNameTheServersOwnSetting() {
-        #expect(DirectoryServerKind.openLDAP.limitFix(code: 4, account: "cn=b,dc=x", pageSize: 1000).contains("limits dn.exact=\"cn=b,dc=x\""))
-        #expect(DirectoryServerKind.dirsrv389.limitFix(code: 11, account: "cn=b,dc=x", pageSize: 1000).contains("nsLookThroughLimit: -1"))
-        #expect(DirectoryServerKind.dirsrv389.limitFix(code: 4, account: "cn=b,dc=x", pageSize: 1000).contains("nsSizeLimit"))
-        #expect(DirectoryServerKind.activeDirectory.limitFix(code: 4, account: "x", pageSize: 5000).contains("MaxPageSize"))
+        #expect(DirectoryServerKind.openLDAP.limitFix(code: .sizeLimitExceeded, account: "cn=b,dc=x", pageSize: 1000).contains("limits dn.exact=\"cn=b,dc=x\""))
+        #expect(DirectoryServerKind.dirsrv389.limitFix(code: .adminLimitExceeded, account: "cn=b,dc=x", pageSize: 1000).contains("nsLookThroughLimit: -1"))
+        #expect(DirectoryServerKind.dirsrv389.limitFix(code: .sizeLimitExceeded, account: "cn=b,dc=x", pageSize: 1000).contains("nsSizeLimit"))
+        #expect(DirectoryServerKind.activeDirectory.limitFix(code: .sizeLimitExceeded, account: "x", pageSize: 5000).contains("MaxPageSize"))
         let error = DirectoryReadError(what: "users", base: "ou=p,dc=x",
-                                       error: LDAPError(code: 11, operation: "search", message: "Administrative limit exceeded"),
+                                       error: LDAPError(code: .adminLimitExceeded, operation: .search, message: "Administrative limit exceeded"),
                                        message: "")
         #expect(Doctor.readFix(error, server: .dirsrv389).contains("nsLookThroughLimit"))
         #expect(!Doctor.readFix(error, server: .dirsrv389).contains("check search_base and filter"))

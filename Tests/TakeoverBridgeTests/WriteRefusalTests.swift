@@ -29,14 +29,14 @@ struct WriteRefusalTests {
 
     @Test func fixesByResultCode() {
         let ad = BindingLayout.activeDirectoryGroup(base: "OU=bindings,DC=example,DC=org")
-        #expect(WriteRefusal.fix(code: 1, layout: ad)?.contains("object_class = \"group\"") == true)
-        #expect(WriteRefusal.fix(code: 65, layout: ad)?.contains("object class (group)") == true)
-        #expect(WriteRefusal.fix(code: 50, layout: ad)?.contains("OU=bindings,DC=example,DC=org") == true)
-        #expect(WriteRefusal.fix(code: 51, layout: ad) == nil)
+        #expect(WriteRefusal.fix(code: .operationsError, layout: ad)?.contains("object_class = \"group\"") == true)
+        #expect(WriteRefusal.fix(code: .objectClassViolation, layout: ad)?.contains("object class (group)") == true)
+        #expect(WriteRefusal.fix(code: .insufficientAccessRights, layout: ad)?.contains("OU=bindings,DC=example,DC=org") == true)
+        #expect(WriteRefusal.fix(code: .busy, layout: ad) == nil)
         var result = ApplyResult()
-        result.failedCodes = [51, -1]
+        result.failedCodes = [.busy, .serverDown]
         #expect(result.nextRunConverges)
-        result.failedCodes.append(65)
+        result.failedCodes.append(.objectClassViolation)
         #expect(!result.nextRunConverges)
     }
 }
