@@ -27,28 +27,28 @@ import TakeoverCore
 
 /// What an apply did, change by change (each `Change` as planned, or one value of it
 /// when a combined operation had to be split).
-public struct ApplyResult: Sendable {
+package struct ApplyResult: Sendable {
     /// Changes the server performed for this run (inverted in the undo file).
-    public var applied: [Change] = []
+    package var applied: [Change] = []
     /// Changes that were already in place.
-    public var alreadyDone: [Change] = []
+    package var alreadyDone: [Change] = []
     /// Changes the server refused, with its error.
-    public var failed: [(change: Change, error: String)] = []
+    package var failed: [(change: Change, error: String)] = []
     /// Changes never attempted or whose outcome stayed unknown because the run gave up.
-    public var notWritten: [Change] = []
+    package var notWritten: [Change] = []
     /// Why the run gave up (the connection could not be re-established), if it did.
-    public var gaveUp: String?
+    package var gaveUp: String?
     /// Referrals followed ("from -> to").
-    public var referralsFollowed: [String] = []
+    package var referralsFollowed: [String] = []
     /// Connections re-established after a loss.
-    public var reconnects = 0
+    package var reconnects = 0
 
-    public init() {}
+    package init() {}
 
-    public var isComplete: Bool { failed.isEmpty && notWritten.isEmpty && gaveUp == nil }
+    package var isComplete: Bool { failed.isEmpty && notWritten.isEmpty && gaveUp == nil }
 
     /// The LDAP result code of each refusal, in the order of `failed`.
-    public var failedCodes: [LDAPResultCode] = []
+    package var failedCodes: [LDAPResultCode] = []
 
     mutating func refuse(_ changes: [Change], _ error: LDAPError) {
         failed += changes.map { ($0, error.description) }
@@ -57,30 +57,30 @@ public struct ApplyResult: Sendable {
 
     /// Whether another run, unchanged, can be expected to finish the job: nothing was
     /// refused for a reason that stays (schema, access rights, the server's own checks).
-    public var nextRunConverges: Bool {
+    package var nextRunConverges: Bool {
         failedCodes.allSatisfy { WriteRefusal.isTransient($0) }
     }
 
-    public var failures: [RunRecord.Failure] {
+    package var failures: [RunRecord.Failure] {
         failed.map { RunRecord.Failure(change: Applier.describe($0.change), error: $0.error) }
             + notWritten.map { RunRecord.Failure(change: Applier.describe($0), error: "not written: " + (gaveUp ?? "stopped")) }
     }
 }
 
 /// Tunables of the write path (tests shorten the backoff).
-public struct ApplyOptions: Sendable {
+package struct ApplyOptions: Sendable {
     /// Requests in flight on one connection (slapd drops a client near 1000).
-    public var window: Int = 64
+    package var window: Int = 64
     /// Requests handed to one `writePipelined` call; bounds how much is redone after a loss.
-    public var chunk: Int = 1024
+    package var chunk: Int = 1024
     /// Sleeps before each reconnect attempt after a loss, in seconds.
-    public var backoff: [Double] = [0.5, 1, 2]
+    package var backoff: [Double] = [0.5, 1, 2]
     /// Most connection losses survived in one run.
-    public var maxLosses: Int = 5
+    package var maxLosses: Int = 5
     /// Most referral hops followed for one write.
-    public var maxReferralHops: Int = 3
+    package var maxReferralHops: Int = 3
 
-    public init() {}
+    package init() {}
 }
 
 /// One LDAP operation of the plan.
@@ -100,7 +100,7 @@ struct GiveUp: Error {
     var message: String
 }
 
-public final class Applier {
+package final class Applier {
     let connector: Connector
     let layout: BindingLayout
     let options: ApplyOptions
@@ -112,10 +112,10 @@ public final class Applier {
     var result = ApplyResult()
     /// Asked before every wave and chunk: a reason to stop writing (the run's lease in
     /// the directory was lost or could not be renewed), or nil.
-    public var leaseCheck: (@Sendable () async -> String?)?
+    package var leaseCheck: (@Sendable () async -> String?)?
 
     /// `connection`: an open, bound connection to `uri` to start with (nil: opened on first use).
-    public init(connector: Connector, layout: BindingLayout, uri: String, connection: LDAPConnection?,
+    package init(connector: Connector, layout: BindingLayout, uri: String, connection: LDAPConnection?,
                 options: ApplyOptions = ApplyOptions(), logger: Logger) {
         self.connector = connector
         self.layout = layout
@@ -126,7 +126,7 @@ public final class Applier {
     }
 
     /// Applies `changes` in order; never throws: everything is in the result.
-    public func apply(_ changes: [Change]) async -> ApplyResult {
+    package func apply(_ changes: [Change]) async -> ApplyResult {
         var remaining = ChangeLDIF.operations(changes).map { slice in
             WriteOperation(dn: slice.first?.dn ?? "", subject: slice.first?.subject, changes: Array(slice))
         }
@@ -145,7 +145,7 @@ public final class Applier {
     }
 
     /// Closes the write connection (when this applier opened or took it over).
-    public func close() async {
+    package func close() async {
         if let connection { await connection.close() }
         connection = nil
     }
@@ -574,7 +574,7 @@ public final class Applier {
     }
 
     /// `add-member cn=lab,ou=bindings,dc=example,dc=org uid=alice,ou=people,...`
-    public static func describe(_ change: Change) -> String {
+    package static func describe(_ change: Change) -> String {
         if change.op == .addEntry { return "add-entry \(change.dn)" }
         return "\(change.op.rawValue) \(change.dn) \(change.attribute): \(change.values.joined(separator: ", "))"
     }
@@ -583,10 +583,10 @@ public final class Applier {
 // MARK: - Refused writes (issue 10 item 9)
 
 /// What a refused write means and what to fix, by LDAP result code.
-public enum WriteRefusal {
+package enum WriteRefusal {
     /// busy (51), unavailable (52), timeLimitExceeded (3), adminLimitExceeded (11), and
     /// the client-side losses (-1 server down, -5 timeout, -11 connect error).
-    public static func isTransient(_ code: LDAPResultCode) -> Bool {
+    package static func isTransient(_ code: LDAPResultCode) -> Bool {
         switch code {
         case .busy, .unavailable, .timeLimitExceeded, .adminLimitExceeded, .serverDown, .timeout, .connectError: true
         default: false
@@ -595,7 +595,7 @@ public enum WriteRefusal {
 
     /// The fix for a permanent refusal, naming the layout and the bindings base; nil for
     /// transient ones and codes without specific advice.
-    public static func fix(code: LDAPResultCode, layout: BindingLayout) -> String? {
+    package static func fix(code: LDAPResultCode, layout: BindingLayout) -> String? {
         let classes = layout.objectClasses.filter { $0.lowercased() != "top" }.joined(separator: ", ")
         switch code {
         case .insufficientAccessRights:

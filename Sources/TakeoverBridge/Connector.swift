@@ -7,11 +7,11 @@ import Logging
 
 /// Everything needed to open one more connection like the first: options and credentials.
 /// The password lives only inside `credentials` (a `Secret`, printed as `<redacted>`).
-public struct Connector: Sendable {
-    public var config: BridgeConfig
-    public var credentials: LDAPCredentials
+package struct Connector: Sendable {
+    package var config: BridgeConfig
+    package var credentials: LDAPCredentials
 
-    public init(config: BridgeConfig, password: String?) {
+    package init(config: BridgeConfig, password: String?) {
         self.config = config
         let ldap = config.ldap
         if let mech = ldap.saslMech {
@@ -25,7 +25,7 @@ public struct Connector: Sendable {
     }
 
     /// The connection options for `uri` (one URI or several separated by spaces).
-    public func options(uri: String) -> LDAPConnectionOptions {
+    package func options(uri: String) -> LDAPConnectionOptions {
         let ldap = config.ldap
         return LDAPConnectionOptions(uri: uri, startTLS: ldap.startTLS,
                                      tlsRequireCert: TLSRequireCert(rawValue: ldap.tlsReqcert) ?? .demand,
@@ -34,7 +34,7 @@ public struct Connector: Sendable {
     }
 
     /// Connects to `uri` and binds. The half-open connection is closed when the bind fails.
-    public func open(uri: String) async throws(LDAPError) -> LDAPConnection {
+    package func open(uri: String) async throws(LDAPError) -> LDAPConnection {
         let connection: LDAPConnection
         do {
             connection = try await LDAPConnection.connect(options(uri: uri))
@@ -54,21 +54,21 @@ public struct Connector: Sendable {
     }
 
     /// The read connection: `[ldap] uri` (libldap tries several in order).
-    public func openRead() async throws(LDAPError) -> LDAPConnection {
+    package func openRead() async throws(LDAPError) -> LDAPConnection {
         try await open(uri: config.ldap.uri)
     }
 
     /// The URI writes go to: `write_uri` when set, else `uri`.
-    public var writeURI: String { config.ldap.writeURI ?? config.ldap.uri }
+    package var writeURI: String { config.ldap.writeURI ?? config.ldap.uri }
 
     /// Whether writes need a connection of their own.
-    public var hasSeparateWriteURI: Bool {
+    package var hasSeparateWriteURI: Bool {
         guard let write = config.ldap.writeURI else { return false }
         return write != config.ldap.uri
     }
 
     /// The configured URIs a referral may lead to: every one of `uri` and `write_uri`.
-    public var referralCandidates: [String] {
+    package var referralCandidates: [String] {
         config.ldap.uris + (config.ldap.writeURI.map { $0.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init) } ?? [])
     }
 
@@ -76,7 +76,7 @@ public struct Connector: Sendable {
     /// names the same server (scheme, host and port, compared parsed), never the
     /// referral's own text. A URL that does not parse strictly, or names any other
     /// server, is refused: the bridge never connects there, so no bind reaches it.
-    public func referralTarget(_ referral: String) -> Result<String, LDAPURLError> {
+    package func referralTarget(_ referral: String) -> Result<String, LDAPURLError> {
         let address: LDAPServerAddress
         do {
             address = try LDAPServerAddress(url: referral)
@@ -92,7 +92,7 @@ public struct Connector: Sendable {
     /// Of a referral's URLs, the configured URI to follow (the first that may be), or
     /// why none may: the message names every URL (escaped). Each refused URL is logged
     /// as a warning. Used for the writes (Applier) and for the lease (Lease).
-    public func followableTarget(of referrals: [String], for dn: String, logger: Logger) -> Result<String, ReferralRefused> {
+    package func followableTarget(of referrals: [String], for dn: String, logger: Logger) -> Result<String, ReferralRefused> {
         var target: String?
         var refused: [LDAPURLError] = []
         for referral in referrals {
@@ -113,7 +113,7 @@ public struct Connector: Sendable {
 }
 
 /// No URL of a referral may be followed (docs/product.md section 7).
-public struct ReferralRefused: Error, Sendable, CustomStringConvertible {
-    public var message: String
-    public var description: String { message }
+package struct ReferralRefused: Error, Sendable, CustomStringConvertible {
+    package var message: String
+    package var description: String { message }
 }

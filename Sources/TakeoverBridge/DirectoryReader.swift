@@ -9,28 +9,28 @@ import LDAPSyntax
 import TakeoverCore
 
 /// What one read of the directory produced.
-public struct DirectorySnapshot: Sendable {
-    public var users: [DirectoryUser]
-    public var connections: [Connection]
+package struct DirectorySnapshot: Sendable {
+    package var users: [DirectoryUser]
+    package var connections: [Connection]
     /// Every device entry read (its name and DN), connected users or not.
-    public var knownDevices: [DeviceEntry]
-    public var bindingGroups: [BindingGroup]
+    package var knownDevices: [DeviceEntry]
+    package var bindingGroups: [BindingGroup]
     /// Values or entries skipped (not UTF-8, no name): each names the DN.
-    public var warnings: [InputProblem]
+    package var warnings: [InputProblem]
     /// User and device entries that could not be used at all. While any exist, unbinding
     /// is refused (a user missing because it could not be read is not a user who left).
-    public var unreadableEntries: [String]
+    package var unreadableEntries: [String]
     /// Device entries read (with or without members).
-    public var deviceEntries: Int
+    package var deviceEntries: Int
     /// Devices that cannot be judged from the directory (a value list that could not be
     /// read whole): each names its device, which the planner defers (R8).
-    public var problems: [InputProblem] = []
+    package var problems: [InputProblem] = []
     /// Search continuation references skipped because they name another naming context
     /// of the same server (AD's DomainDnsZones, ForestDnsZones, Configuration): for a
     /// debug line each.
-    public var skippedReferences: [String] = []
+    package var skippedReferences: [String] = []
 
-    public init(users: [DirectoryUser] = [], connections: [Connection] = [], knownDevices: [DeviceEntry] = [],
+    package init(users: [DirectoryUser] = [], connections: [Connection] = [], knownDevices: [DeviceEntry] = [],
                 bindingGroups: [BindingGroup] = [], warnings: [InputProblem] = [], unreadableEntries: [String] = [],
                 deviceEntries: Int = 0) {
         self.users = users
@@ -44,29 +44,29 @@ public struct DirectorySnapshot: Sendable {
 }
 
 /// A directory read that failed: which part, and the LDAP error.
-public struct DirectoryReadError: Error, Sendable, CustomStringConvertible {
-    public var what: String
-    public var base: String
-    public var error: LDAPError?
-    public var message: String
+package struct DirectoryReadError: Error, Sendable, CustomStringConvertible {
+    package var what: String
+    package var base: String
+    package var error: LDAPError?
+    package var message: String
 
-    public var description: String {
+    package var description: String {
         if let error { return "reading \(what) under '\(base)' failed: \(error)" }
         return "reading \(what) under '\(base)' failed: \(message)"
     }
 }
 
-public struct DirectoryReader: Sendable {
-    public var config: BridgeConfig
-    public var layout: BindingLayout
+package struct DirectoryReader: Sendable {
+    package var config: BridgeConfig
+    package var layout: BindingLayout
 
-    public init(config: BridgeConfig) {
+    package init(config: BridgeConfig) {
         self.config = config
         self.layout = config.layout()
     }
 
     /// Users, devices and binding groups, in that order.
-    public func read(_ connection: LDAPConnection) async throws(DirectoryReadError) -> DirectorySnapshot {
+    package func read(_ connection: LDAPConnection) async throws(DirectoryReadError) -> DirectorySnapshot {
         var snapshot = DirectorySnapshot()
         try await readUsers(connection, into: &snapshot)
         try await readDevices(connection, into: &snapshot)
@@ -76,7 +76,7 @@ public struct DirectoryReader: Sendable {
 
     // MARK: Users
 
-    public var userAttributes: [String] {
+    package var userAttributes: [String] {
         let u = config.users
         var names = [u.nameAttribute]
         if !u.localAccountAttribute.isEmpty { names.append(u.localAccountAttribute) }
@@ -85,7 +85,7 @@ public struct DirectoryReader: Sendable {
         return names
     }
 
-    public func readUsers(_ connection: LDAPConnection, into snapshot: inout DirectorySnapshot)
+    package func readUsers(_ connection: LDAPConnection, into snapshot: inout DirectorySnapshot)
         async throws(DirectoryReadError) {
         let u = config.users
         let collector = Collector<DirectoryUser>()
@@ -155,7 +155,7 @@ public struct DirectoryReader: Sendable {
 
     // MARK: Devices
 
-    public func readDevices(_ connection: LDAPConnection, into snapshot: inout DirectorySnapshot)
+    package func readDevices(_ connection: LDAPConnection, into snapshot: inout DirectorySnapshot)
         async throws(DirectoryReadError) {
         let d = config.devices
         let memberAttribute = d.memberAttribute
@@ -211,7 +211,7 @@ public struct DirectoryReader: Sendable {
 
     // MARK: Binding groups
 
-    public func readBindingGroups(_ connection: LDAPConnection, into snapshot: inout DirectorySnapshot)
+    package func readBindingGroups(_ connection: LDAPConnection, into snapshot: inout DirectorySnapshot)
         async throws(DirectoryReadError) {
         let b = config.bindings
         let layout = self.layout
@@ -309,7 +309,7 @@ public struct DirectoryReader: Sendable {
 
     /// The DN of an LDAP URL (RFC 4516: `ldap://host/dn?attrs?scope?filter`),
     /// percent-decoded; nil when there is none or it does not decode.
-    public static func referenceDN(_ url: String) -> String? {
+    package static func referenceDN(_ url: String) -> String? {
         guard let schemeEnd = url.range(of: "://") else { return nil }
         let rest = url[schemeEnd.upperBound...]
         guard let slash = rest.firstIndex(of: "/") else { return nil }
@@ -336,14 +336,14 @@ public struct DirectoryReader: Sendable {
     }
 
     /// The value of the first RDN's `attribute` AVA, or nil when the RDN is another attribute.
-    public static func rdnValue(_ dn: String, attribute: String) -> String? {
+    package static func rdnValue(_ dn: String, attribute: String) -> String? {
         guard let parsed = try? DN(parsing: dn), let first = parsed.rdns.first else { return nil }
         return first.first(where: { $0.type.caseInsensitiveEquals(attribute) })?.value
     }
 
     /// `uniqueMember` values may carry an optional UID: `dn#'0101'B` (RFC 4517
     /// NameAndOptionalUID). Returns the DN part.
-    public static func strippingUID(_ value: String) -> String {
+    package static func strippingUID(_ value: String) -> String {
         let bytes = Array(value.utf8)
         guard bytes.count >= 4, bytes[bytes.count - 1] == UInt8(ascii: "B"), bytes[bytes.count - 2] == UInt8(ascii: "'")
         else { return value }
@@ -379,14 +379,14 @@ extension String {
 // MARK: - Stable identity (issue 10 item 7)
 
 /// A user's stable id: the value that survives renames and moves.
-public enum StableIdentity {
+package enum StableIdentity {
     /// Asked for when `[users] id_attribute` is not set, in order of preference.
-    public static let automatic = ["objectGUID", "entryUUID", "nsUniqueId"]
+    package static let automatic = ["objectGUID", "entryUUID", "nsUniqueId"]
 
     /// The entry's stable id as text: `attribute` when set, else the first of `automatic`
     /// it has. objectGUID (16 bytes) is given in its usual text form, any other attribute
     /// as its UTF-8 text; nil when there is none.
-    public static func read(_ entry: LDAPEntry, attribute: String) -> String? {
+    package static func read(_ entry: LDAPEntry, attribute: String) -> String? {
         for name in attribute.isEmpty ? automatic : [attribute] {
             guard let value = entry.values(name).first else { continue }
             if name.caseInsensitiveEquals("objectGUID") {
@@ -401,7 +401,7 @@ public enum StableIdentity {
     /// The registry form of a GUID from its 16 bytes (MS-DTYP 2.3.4): the first three
     /// fields little-endian, the last eight bytes in order, lower-case hex:
     /// `bytes 00112233 4455 6677 8899 aabbccddeeff` -> `33221100-5544-7766-8899-aabbccddeeff`.
-    public static func guidText(_ bytes: [UInt8]) -> String? {
+    package static func guidText(_ bytes: [UInt8]) -> String? {
         guard bytes.count == 16 else { return nil }
         let order = [3, 2, 1, 0, -1, 5, 4, -1, 7, 6, -1, 8, 9, -1, 10, 11, 12, 13, 14, 15]
         let digits = Array("0123456789abcdef")

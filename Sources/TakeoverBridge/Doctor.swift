@@ -9,15 +9,15 @@ import Logging
 import TakeoverCore
 
 /// One doctor check.
-public struct DoctorCheck: Sendable, Hashable {
-    public var name: String
-    public var ok: Bool
-    public var detail: String
-    public var fix: String
+package struct DoctorCheck: Sendable, Hashable {
+    package var name: String
+    package var ok: Bool
+    package var detail: String
+    package var fix: String
     /// Passed, but with something the admin should know (`WARN`): not a failure.
-    public var warning: Bool
+    package var warning: Bool
 
-    public init(_ name: String, ok: Bool, _ detail: String, fix: String = "", warning: Bool = false) {
+    package init(_ name: String, ok: Bool, _ detail: String, fix: String = "", warning: Bool = false) {
         self.name = name
         self.ok = ok
         self.detail = detail
@@ -28,7 +28,7 @@ public struct DoctorCheck: Sendable, Hashable {
     /// `OK   connection: ...`, `WARN bind identity: ...` or `FAIL connection: ...` plus
     /// `     fix: ...`; control characters in names from the directory or the reports
     /// shown escaped (`TerminalText`).
-    public var text: String {
+    package var text: String {
         var out = TerminalText.escape((warning ? "WARN " : ok ? "OK   " : "FAIL ") + name + ": " + detail) + "\n"
         if (!ok || warning) && !fix.isEmpty { out += TerminalText.escape("     fix: " + fix) + "\n" }
         return out
@@ -38,7 +38,7 @@ public struct DoctorCheck: Sendable, Hashable {
 extension BridgeRunner {
     /// Runs every check, printing each line as it is known. Exit 0 only when all pass:
     /// 78 when the configuration fails, else 5 when any check fails.
-    public func doctor() async -> ExitStatus {
+    package func doctor() async -> ExitStatus {
         start(command: "doctor")
         var checks: [DoctorCheck] = []
         func add(_ check: DoctorCheck) {
@@ -366,12 +366,12 @@ enum Doctor {
 // MARK: - Server-specific advice (issue 10 item 8)
 
 /// Which directory server this is, from its root DSE, for advice in its own terms.
-public enum DirectoryServerKind: Sendable, Hashable, CustomStringConvertible {
+package enum DirectoryServerKind: Sendable, Hashable, CustomStringConvertible {
     case openLDAP, dirsrv389, activeDirectory, other
 
     /// Reads `vendorName`, `vendorVersion`, `objectClass`, `supportedCapabilities` and
     /// `forestFunctionality` from the root DSE; `.other` when it cannot be read.
-    public static func detect(_ connection: LDAPConnection) async -> DirectoryServerKind {
+    package static func detect(_ connection: LDAPConnection) async -> DirectoryServerKind {
         guard let root = try? await connection.rootDSE(attributes: ["vendorName", "vendorVersion", "objectClass",
                                                                     "supportedCapabilities", "forestFunctionality"])
         else { return .other }
@@ -391,7 +391,7 @@ public enum DirectoryServerKind: Sendable, Hashable, CustomStringConvertible {
         return .other
     }
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .openLDAP: "OpenLDAP"
         case .dirsrv389: "389 Directory Server"

@@ -18,7 +18,7 @@
 // one run (a usage error stops before the configuration is read); if they did, 78 wins.
 
 /// One exit code of the program, ordered by severity (`<` means "less severe").
-public enum ExitStatus: Int32, Sendable, CaseIterable, Comparable, CustomStringConvertible {
+package enum ExitStatus: Int32, Sendable, CaseIterable, Comparable, CustomStringConvertible {
     case ok = 0
     case changesPending = 2
     case conflicts = 3
@@ -30,7 +30,7 @@ public enum ExitStatus: Int32, Sendable, CaseIterable, Comparable, CustomStringC
     case configuration = 78
 
     /// Position in the severity order; higher wins.
-    public var severity: Int {
+    package var severity: Int {
         switch self {
         case .ok: 0
         case .changesPending: 1
@@ -44,12 +44,12 @@ public enum ExitStatus: Int32, Sendable, CaseIterable, Comparable, CustomStringC
         }
     }
 
-    public static func < (lhs: ExitStatus, rhs: ExitStatus) -> Bool { lhs.severity < rhs.severity }
+    package static func < (lhs: ExitStatus, rhs: ExitStatus) -> Bool { lhs.severity < rhs.severity }
 
     /// The most severe of two outcomes.
-    public func combined(with other: ExitStatus) -> ExitStatus { max(self, other) }
+    package func combined(with other: ExitStatus) -> ExitStatus { max(self, other) }
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .ok: "ok"
         case .changesPending: "changes-pending"

@@ -10,10 +10,10 @@ import Musl
 import Darwin
 #endif
 
-public enum FileSecurity {
+package enum FileSecurity {
     /// A problem with a file holding a secret (bind password, TLS key), or nil when it is
     /// a regular file that neither group nor others can access.
-    public static func checkSecretFile(_ path: String) -> String? {
+    package static func checkSecretFile(_ path: String) -> String? {
         var st = stat()
         guard stat(path, &st) == 0 else {
             return "cannot use \(path): \(String(cString: strerror(errno)))"
@@ -35,7 +35,7 @@ public enum FileSecurity {
     /// one running the bridge; and when any folder above it (above the resolved file, and
     /// above the link itself) lets someone else replace it: owned by another user, or
     /// writable by its group or others without the sticky bit.
-    public static func checkConfigFile(_ path: String) -> String? {
+    package static func checkConfigFile(_ path: String) -> String? {
         guard let resolved = resolvedPath(path) else {
             return "cannot read \(path): \(String(cString: strerror(errno)))"
         }

@@ -59,17 +59,17 @@ import TakeoverCore
 
 /// The lease value in the entry's `description`: held by a run until `expires`, or free
 /// (`free`), given back by the last run that held it at `expires` (its finish time).
-public struct LeaseValue: Sendable, Hashable {
-    public var holder: String
-    public var pid: Int32
-    public var run: String
+package struct LeaseValue: Sendable, Hashable {
+    package var holder: String
+    package var pid: Int32
+    package var run: String
     /// Held: when the lease expires. Free: when the last holder gave it back.
-    public var expires: UnixTime
-    public var free: Bool
+    package var expires: UnixTime
+    package var free: Bool
 
     static let prefix = "takeover-bridge lease v1; "
 
-    public init(holder: String, pid: Int32, run: String, expires: UnixTime, free: Bool = false) {
+    package init(holder: String, pid: Int32, run: String, expires: UnixTime, free: Bool = false) {
         self.holder = LeaseValue.safeHost(holder)
         self.pid = pid
         self.run = run
@@ -78,18 +78,18 @@ public struct LeaseValue: Sendable, Hashable {
     }
 
     /// The free value a holder leaves when it gives the lease back at `finished`.
-    public func given(back finished: UnixTime) -> LeaseValue {
+    package func given(back finished: UnixTime) -> LeaseValue {
         LeaseValue(holder: holder, pid: pid, run: run, expires: finished, free: true)
     }
 
-    public var text: String {
+    package var text: String {
         free
             ? LeaseValue.prefix + "state=free; holder=\(holder); pid=\(pid); run=\(run); finished=\(UTCTime.iso8601(expires)); unix=\(expires)"
             : LeaseValue.prefix + "holder=\(holder); pid=\(pid); run=\(run); expires=\(UTCTime.iso8601(expires)); unix=\(expires)"
     }
 
     /// The value, or nil when `text` is not one (other descriptions are ignored).
-    public static func parse(_ text: String) -> LeaseValue? {
+    package static func parse(_ text: String) -> LeaseValue? {
         guard text.hasPrefix(prefix) else { return nil }
         var fields: [String: String] = [:]
         for part in text.dropFirst(prefix.count).components(separatedBy: "; ") {
@@ -118,27 +118,27 @@ public struct LeaseValue: Sendable, Hashable {
 
     /// "host mbp (pid 42) until 2026-11-30T14:26:00Z", or for a free value
     /// "free since host mbp (pid 42) finished at 2026-11-30T14:26:00Z".
-    public var summary: String {
+    package var summary: String {
         free ? "free since host \(holder) (pid \(pid)) finished writing at \(UTCTime.iso8601(expires))"
             : "host \(holder) (pid \(pid)) until \(UTCTime.iso8601(expires))"
     }
 }
 
 /// The lease as a run saw it just before it read the directory.
-public struct LeaseSeen: Sendable, Hashable {
+package struct LeaseSeen: Sendable, Hashable {
     /// The value then; nil when there was no lease entry.
-    public var value: LeaseValue?
+    package var value: LeaseValue?
     /// This host's clock when the directory read began.
-    public var at: UnixTime
+    package var at: UnixTime
 
-    public init(value: LeaseValue?, at: UnixTime) {
+    package init(value: LeaseValue?, at: UnixTime) {
         self.value = value
         self.at = at
     }
 }
 
 /// Why the lease could not be taken or kept.
-public enum LeaseError: Error, Sendable, CustomStringConvertible {
+package enum LeaseError: Error, Sendable, CustomStringConvertible {
     /// Another run holds it (exit 75).
     case held(dn: String, by: LeaseValue)
     /// Another run took the lease (and so may have written) while this run read the
@@ -151,7 +151,7 @@ public enum LeaseError: Error, Sendable, CustomStringConvertible {
     /// a configured server, as writes do.
     case referral([String])
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .held(let dn, let value):
             return "another takeover-bridge run holds the lease \(dn): \(value.summary); try again when it has finished"
@@ -168,9 +168,9 @@ public enum LeaseError: Error, Sendable, CustomStringConvertible {
 
 /// A held lease: renewed by `startRenewing()`, checked by `problem(now:)` before writes,
 /// removed by `release()`.
-public actor Lease {
-    public nonisolated let dn: String
-    public nonisolated let duration: Int64
+package actor Lease {
+    package nonisolated let dn: String
+    package nonisolated let duration: Int64
     private let connector: Connector
     private var uri: String
     private let clock: @Sendable () -> UnixTime
@@ -178,16 +178,16 @@ public actor Lease {
     private var connection: LDAPConnection?
     private(set) var value: LeaseValue
     /// This run's token in the lease value (noted in the local lock file while held).
-    public nonisolated let run: String
+    package nonisolated let run: String
     private var lost: String?
     private var renewer: Task<Void, Never>?
 
     /// The lease entry's DN under `[bindings] search_base`.
-    public static func dn(bindingsBase: String) -> String {
+    package static func dn(bindingsBase: String) -> String {
         DNEscaping.rdn("cn", entryName) + "," + bindingsBase
     }
 
-    public static let entryName = "takeover-bridge-lease"
+    package static let entryName = "takeover-bridge-lease"
 
     private init(dn: String, duration: Int64, connector: Connector, uri: String, clock: @escaping @Sendable () -> UnixTime,
                  logger: Logger, connection: LDAPConnection, value: LeaseValue) {
@@ -207,12 +207,12 @@ public actor Lease {
     /// Seconds a held lease counts as possibly still written under after it expired, for
     /// clocks that differ between hosts (NTP keeps them far closer) and a holder's last
     /// write still on the way.
-    public static let skewAllowance: UnixTime = 5
+    package static let skewAllowance: UnixTime = 5
 
     /// The lease just before the directory is read, on the read connection. Throws
     /// `.held` at once when another run holds it (it is writing while this run would
     /// read), unless `leftover` names it (an earlier run of this state folder, over).
-    public static func observe(_ connection: LDAPConnection, bindingsBase: String, now: UnixTime,
+    package static func observe(_ connection: LDAPConnection, bindingsBase: String, now: UnixTime,
                                leftover: [String] = []) async throws(LeaseError) -> LeaseSeen {
         let dn = Lease.dn(bindingsBase: bindingsBase)
         let value = try await read(connection, dn: dn)
@@ -229,7 +229,7 @@ public actor Lease {
     /// `leftover`: tokens of leases earlier runs of this state folder did not give back
     /// (`RunLock.leftoverLeaseRuns`); holding the local lock proves those runs are over,
     /// so such a lease is taken over at once instead of after it expires.
-    public static func acquire(connector: Connector, clock: @escaping @Sendable () -> UnixTime,
+    package static func acquire(connector: Connector, clock: @escaping @Sendable () -> UnixTime,
                                logger: Logger, seen: LeaseSeen, leftover: [String] = [],
                                run: String = Lease.newRunToken()) async throws(LeaseError) -> Lease {
         let config = connector.config
@@ -336,19 +336,19 @@ public actor Lease {
     }
 
     /// What `doctor` shows: the lease value when the entry exists (nil when free).
-    public static func inspect(_ connection: LDAPConnection, bindingsBase: String) async throws(LeaseError) -> LeaseValue? {
+    package static func inspect(_ connection: LDAPConnection, bindingsBase: String) async throws(LeaseError) -> LeaseValue? {
         try await read(connection, dn: dn(bindingsBase: bindingsBase))
     }
 
     /// 128 random bits in hex: names one run's lease value.
-    public static func newRunToken() -> String {
+    package static func newRunToken() -> String {
         (0..<2).map { _ in String(UInt64.random(in: 0...UInt64.max), radix: 16) }.joined()
     }
 
     // MARK: Keeping it
 
     /// Renews every third of the lease time until `release()`.
-    public func startRenewing() {
+    package func startRenewing() {
         guard renewer == nil else { return }
         let interval = max(Double(duration) / 3, 0.2)
         renewer = Task { [weak self] in
@@ -398,7 +398,7 @@ public actor Lease {
 
     /// Why writing must stop now (the lease was lost, or it expires within a sixth of
     /// its time without a renewal), or nil while it is safely held.
-    public func problem() -> String? {
+    package func problem() -> String? {
         if let lost { return lost }
         let margin = max(duration / 6, 1)
         if value.expires - clock() < margin {
@@ -415,7 +415,7 @@ public actor Lease {
     /// when this run's value is no longer in the directory (given back, gone, or another
     /// run's now); false when it may still be there (the server could not be reached).
     @discardableResult
-    public func release() async -> Bool {
+    package func release() async -> Bool {
         renewer?.cancel()
         renewer = nil
         guard lost == nil else {

@@ -15,10 +15,10 @@ import Darwin
 #endif
 
 /// logfmt text: `key=value` pairs, values quoted when needed.
-public enum Logfmt {
+package enum Logfmt {
     /// A value as logfmt writes it: bare when it is plain, else in double quotes with
     /// `"` `\` and control characters escaped.
-    public static func value(_ s: String) -> String {
+    package static func value(_ s: String) -> String {
         var needsQuotes = s.isEmpty
         for scalar in s.unicodeScalars {
             if scalar == " " || scalar == "\"" || scalar == "=" || scalar == "\\" || scalar.value < 0x21
@@ -51,7 +51,7 @@ public enum Logfmt {
     }
 
     /// A key with anything that would break the line (space, `=`, `"`, controls) made `_`.
-    public static func key(_ s: String) -> String {
+    package static func key(_ s: String) -> String {
         if s.isEmpty { return "_" }
         var out = ""
         for scalar in s.unicodeScalars {
@@ -65,17 +65,17 @@ public enum Logfmt {
     }
 
     /// True when a key names a secret: its value is replaced by `[redacted]`.
-    public static func isSecretKey(_ key: String) -> Bool {
+    package static func isSecretKey(_ key: String) -> Bool {
         let k = key.lowercased()
         return k.contains("password") || k.contains("passwd") || k.contains("secret") || k.contains("token")
             || k.contains("credential") || k.contains("authtok") || k == "pw" || k.hasSuffix("_pw")
     }
 
-    public static let redacted = "[redacted]"
+    package static let redacted = "[redacted]"
 
     /// Flattens metadata to sorted `(key, text)` pairs; nested dictionaries become
     /// `outer.inner`, lists are joined with commas. Secret keys are redacted, nested too.
-    public static func flatten(_ metadata: Logger.Metadata) -> [(String, String)] {
+    package static func flatten(_ metadata: Logger.Metadata) -> [(String, String)] {
         var out: [(String, String)] = []
         func walk(_ prefix: String, _ value: Logger.Metadata.Value, secret: Bool) {
             if secret {
@@ -106,7 +106,7 @@ public enum Logfmt {
     }
 
     /// `ts=... level=... msg=... key=value ...`
-    public static func line(time: UnixTime, level: Logger.Level, message: String, metadata: Logger.Metadata) -> String {
+    package static func line(time: UnixTime, level: Logger.Level, message: String, metadata: Logger.Metadata) -> String {
         var out = "ts=\(UTCTime.iso8601(time)) level=\(level.rawValue) msg=\(value(message))"
         for (k, v) in flatten(metadata) where !["ts", "level", "msg"].contains(k) {
             out += " \(key(k))=\(value(v))"
@@ -115,7 +115,7 @@ public enum Logfmt {
     }
 
     /// `takeover-bridge: warning: message key=value` (no level word for info and notice).
-    public static func humanLine(program: String, level: Logger.Level, message: String,
+    package static func humanLine(program: String, level: Logger.Level, message: String,
                                  metadata: Logger.Metadata) -> String {
         var out = program + ": "
         switch level {
@@ -137,21 +137,21 @@ public enum Logfmt {
 }
 
 /// A swift-log handler writing one line per event to a sink (stderr by default).
-public struct BridgeLogHandler: LogHandler {
-    public enum Style: Sendable, Hashable {
+package struct BridgeLogHandler: LogHandler {
+    package enum Style: Sendable, Hashable {
         case logfmt
         case human
     }
 
-    public var logLevel: Logger.Level
-    public var metadata: Logger.Metadata = [:]
-    public var metadataProvider: Logger.MetadataProvider?
-    public let style: Style
-    public let program: String
+    package var logLevel: Logger.Level
+    package var metadata: Logger.Metadata = [:]
+    package var metadataProvider: Logger.MetadataProvider?
+    package let style: Style
+    package let program: String
     let sink: @Sendable (String) -> Void
     let clock: @Sendable () -> UnixTime
 
-    public init(style: Style, level: Logger.Level, program: String = "takeover-bridge",
+    package init(style: Style, level: Logger.Level, program: String = "takeover-bridge",
                 metadataProvider: Logger.MetadataProvider? = nil,
                 sink: @escaping @Sendable (String) -> Void = BridgeLogHandler.writeToStandardError,
                 clock: @escaping @Sendable () -> UnixTime = { UnixTime(time(nil)) }) {
@@ -163,12 +163,12 @@ public struct BridgeLogHandler: LogHandler {
         self.clock = clock
     }
 
-    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+    package subscript(metadataKey key: String) -> Logger.Metadata.Value? {
         get { metadata[key] }
         set { metadata[key] = newValue }
     }
 
-    public func log(event: LogEvent) {
+    package func log(event: LogEvent) {
         var merged = metadata
         if let provided = metadataProvider?.get() {
             merged.merge(provided) { _, new in new }
@@ -191,7 +191,7 @@ public struct BridgeLogHandler: LogHandler {
     }
 
     /// One write(2) per line, so lines from several threads never interleave.
-    public static let writeToStandardError: @Sendable (String) -> Void = { text in
+    package static let writeToStandardError: @Sendable (String) -> Void = { text in
         var bytes = Array(text.utf8)
         var offset = 0
         while offset < bytes.count {
@@ -207,7 +207,7 @@ public struct BridgeLogHandler: LogHandler {
     }
 }
 
-public enum BridgeLogging {
+package enum BridgeLogging {
     private final class Once: @unchecked Sendable {
         // @unchecked: `done` is only read or written while holding `lock`.
         let lock = NSLock()
@@ -218,7 +218,7 @@ public enum BridgeLogging {
 
     /// Installs the handler for every Logger, once per process (later calls do nothing).
     /// `forceLogfmt`: true or false to choose; nil picks logfmt unless stderr is a terminal.
-    public static func bootstrap(level: Logger.Level, forceLogfmt: Bool?) {
+    package static func bootstrap(level: Logger.Level, forceLogfmt: Bool?) {
         once.lock.lock()
         defer { once.lock.unlock() }
         if once.done { return }
@@ -228,5 +228,5 @@ public enum BridgeLogging {
     }
 
     /// The style `bootstrap(level:forceLogfmt: nil)` picks.
-    public static var standardErrorIsTerminal: Bool { isatty(2) != 0 }
+    package static var standardErrorIsTerminal: Bool { isatty(2) != 0 }
 }

@@ -23,21 +23,21 @@ import Darwin
 #endif
 
 /// What one run reports.
-public struct RunMetrics: Sendable, Hashable {
-    public var command: String
-    public var exitCode: Int32
+package struct RunMetrics: Sendable, Hashable {
+    package var command: String
+    package var exitCode: Int32
     /// When the run finished (Unix time, seconds).
-    public var finishedAt: UnixTime
-    public var durationSeconds: Double
+    package var finishedAt: UnixTime
+    package var durationSeconds: Double
     /// Decisions per action and conflicts per kind; nil when the run computed no plan
     /// (a configuration or connection failure): those series are then left out, never
     /// reported as zero.
-    public var decisions: [Action: Int]?
-    public var conflicts: [String: Int]?
-    public var changesPlanned: Int?
-    public var changesWritten: Int
+    package var decisions: [Action: Int]?
+    package var conflicts: [String: Int]?
+    package var changesPlanned: Int?
+    package var changesWritten: Int
 
-    public init(command: String, exitCode: Int32, finishedAt: UnixTime, durationSeconds: Double,
+    package init(command: String, exitCode: Int32, finishedAt: UnixTime, durationSeconds: Double,
                 decisions: [Action: Int]? = nil, conflicts: [String: Int]? = nil, changesPlanned: Int? = nil,
                 changesWritten: Int = 0) {
         self.command = command
@@ -51,7 +51,7 @@ public struct RunMetrics: Sendable, Hashable {
     }
 
     /// The counts of a plan.
-    public mutating func record(_ plan: Plan, written: Int) {
+    package mutating func record(_ plan: Plan, written: Int) {
         let s = plan.summary
         decisions = [.takeover: s.takeover, .provision: s.provision, .bound: s.bound, .unbind: s.unbind,
                      .deferred: s.deferred, .conflict: s.conflict]
@@ -65,10 +65,10 @@ public struct RunMetrics: Sendable, Hashable {
 
     /// Exit codes that count as a successful run: done (0), changes pending (2), done
     /// with conflicts held (3).
-    public var isSuccess: Bool { exitCode == 0 || exitCode == 2 || exitCode == 3 }
+    package var isSuccess: Bool { exitCode == 0 || exitCode == 2 || exitCode == 3 }
 }
 
-public enum MetricsFile {
+package enum MetricsFile {
     /// The metric families, in the order written: name, help text.
     static let families: [(String, String)] = [
         ("takeover_bridge_build_info", "The version of takeover-bridge that wrote this file (always 1)."),
@@ -88,7 +88,7 @@ public enum MetricsFile {
 
     /// The file's new content: this run's series, and the other commands' series and
     /// this command's last success carried over from `previous`.
-    public static func render(_ run: RunMetrics, previous: String?) -> String {
+    package static func render(_ run: RunMetrics, previous: String?) -> String {
         var samples: [String: [String]] = [:]  // family -> sample lines
         var lastSuccess: String?
         for line in (previous ?? "").split(separator: "\n", omittingEmptySubsequences: true) {
@@ -141,7 +141,7 @@ public enum MetricsFile {
     }
 
     /// Replaces `path` with `render(run, previous: <its current content>)`.
-    public static func write(_ run: RunMetrics, to path: String) throws(MetricsError) {
+    package static func write(_ run: RunMetrics, to path: String) throws(MetricsError) {
         let text = render(run, previous: readPrevious(path))
         let folder = FileSecurity.parentFolder(path)
         let base = path.split(separator: "/").last.map(String.init) ?? path
@@ -223,8 +223,8 @@ public enum MetricsFile {
     }
 }
 
-public struct MetricsError: Error, Sendable, Hashable, CustomStringConvertible {
-    public var path: String
-    public var message: String
-    public var description: String { "metrics file \(path): \(message)" }
+package struct MetricsError: Error, Sendable, Hashable, CustomStringConvertible {
+    package var path: String
+    package var message: String
+    package var description: String { "metrics file \(path): \(message)" }
 }

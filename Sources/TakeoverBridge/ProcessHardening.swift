@@ -12,12 +12,12 @@ import Musl
 import Darwin
 #endif
 
-public enum ProcessHardening {
+package enum ProcessHardening {
     /// Makes the process non-dumpable (`prctl(PR_SET_DUMPABLE, 0)` on Linux) and sets
     /// `RLIMIT_CORE` to 0, soft and hard. Called first thing in `main`, before any secret
     /// is read. Returns what could not be done (empty when all went well).
     @discardableResult
-    public static func apply() -> [String] {
+    package static func apply() -> [String] {
         var problems: [String] = []
         if CHardening_set_not_dumpable() != 0 {
             problems.append("cannot make the process non-dumpable: \(String(cString: strerror(errno)))")
@@ -35,16 +35,16 @@ public enum ProcessHardening {
     }
 
     /// Whether the kernel would write a core file of this process (PR_GET_DUMPABLE).
-    public static var isDumpable: Bool { CHardening_is_dumpable() != 0 }
+    package static var isDumpable: Bool { CHardening_is_dumpable() != 0 }
 }
 
 /// A secret read from a file, in a buffer that is zeroed (`explicit_bzero`, which the
 /// compiler may not remove) as soon as the text has been taken from it, and again before
 /// it is freed.
-public final class SecretBytes {
+package final class SecretBytes {
     private let buffer: UnsafeMutableRawBufferPointer
     /// Bytes read.
-    public private(set) var count: Int
+    package private(set) var count: Int
 
     /// Reads at most `limit` bytes from `fd` (to its end).
     init(reading fd: Int32, limit: Int) throws(SecretReadError) {
@@ -71,16 +71,16 @@ public final class SecretBytes {
     }
 
     /// Zeroes the whole buffer.
-    public func wipe() {
+    package func wipe() {
         if let base = buffer.baseAddress { explicit_bzero(base, buffer.count) }
     }
 
     /// True when every byte is zero (after `wipe`).
-    public var isWiped: Bool { buffer.allSatisfy { $0 == 0 } }
+    package var isWiped: Bool { buffer.allSatisfy { $0 == 0 } }
 
     /// The text without one trailing "\n" or "\r\n", then wipes the buffer. Nil when the
     /// bytes are not UTF-8 (the buffer is wiped all the same).
-    public func takeText() -> String? {
+    package func takeText() -> String? {
         defer { wipe() }
         var end = count
         if end > 0 && buffer[end - 1] == UInt8(ascii: "\n") {
@@ -91,20 +91,20 @@ public final class SecretBytes {
     }
 }
 
-public struct SecretReadError: Error, Sendable, CustomStringConvertible {
-    public var description: String
+package struct SecretReadError: Error, Sendable, CustomStringConvertible {
+    package var description: String
     init(_ description: String) { self.description = description }
 }
 
 extension FileSecurity {
     /// The largest secret file read (a password is a few dozen bytes).
-    public static let maximumSecretSize = 64 * 1024
+    package static let maximumSecretSize = 64 * 1024
 
     /// Reads a password file: opened once (following a symlink, never blocking on a FIFO),
     /// judged on that open file (a regular file that neither group nor others can access),
     /// read into a `SecretBytes` that is wiped as soon as the text is taken. One trailing
     /// newline is removed. The message of a failure names the file, never its content.
-    public static func readSecretFile(_ path: String) -> Result<String, SecretReadError> {
+    package static func readSecretFile(_ path: String) -> Result<String, SecretReadError> {
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
         guard fd >= 0 else { return .failure(SecretReadError("cannot read \(path): \(String(cString: strerror(errno)))")) }
         defer { close(fd) }

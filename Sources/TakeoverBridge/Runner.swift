@@ -11,30 +11,30 @@ import Logging
 import TakeoverCore
 
 /// A run that stopped: the exit status it maps to and what to tell the admin.
-public struct RunFailure: Error, Sendable, CustomStringConvertible {
-    public var status: ExitStatus
-    public var message: String
+package struct RunFailure: Error, Sendable, CustomStringConvertible {
+    package var status: ExitStatus
+    package var message: String
     /// Further lines (every configuration problem, say), each logged on its own.
-    public var details: [String]
+    package var details: [String]
 
-    public init(_ status: ExitStatus, _ message: String, details: [String] = []) {
+    package init(_ status: ExitStatus, _ message: String, details: [String] = []) {
         self.status = status
         self.message = message
         self.details = details
     }
 
-    public var description: String { message }
+    package var description: String { message }
 }
 
 /// Where results go.
-public protocol OutputSink: Sendable {
+package protocol OutputSink: Sendable {
     func write(_ text: String)
 }
 
 /// Standard output, written in full with write(2).
-public struct StandardOutput: OutputSink {
-    public init() {}
-    public func write(_ text: String) {
+package struct StandardOutput: OutputSink {
+    package init() {}
+    package func write(_ text: String) {
         let bytes = Array(text.utf8)
         var offset = 0
         while offset < bytes.count {
@@ -48,31 +48,31 @@ public struct StandardOutput: OutputSink {
     }
 }
 
-public enum PlanFormat: String, Sendable, CaseIterable {
+package enum PlanFormat: String, Sendable, CaseIterable {
     case text, json, csv, ldif, html
 }
 
 /// Everything read before deciding.
-public struct PreparedRun: Sendable {
-    public var config: BridgeConfig
-    public var connector: Connector
-    public var snapshot: DirectorySnapshot
-    public var reports: ReportsReadResult
-    public var input: PlanInput
-    public var plan: Plan
+package struct PreparedRun: Sendable {
+    package var config: BridgeConfig
+    package var connector: Connector
+    package var snapshot: DirectorySnapshot
+    package var reports: ReportsReadResult
+    package var input: PlanInput
+    package var plan: Plan
 }
 
-public final class BridgeRunner: @unchecked Sendable {
+package final class BridgeRunner: @unchecked Sendable {
     // @unchecked: a runner is used by one task at a time (the CLI's main task); its
     // mutable state (`started`, the summary fields) is never shared.
 
-    public let configPath: String
-    public let environment: [String: String]
-    public let output: OutputSink
-    public let logger: Logger
-    public var applyOptions = ApplyOptions()
+    package let configPath: String
+    package let environment: [String: String]
+    package let output: OutputSink
+    package let logger: Logger
+    package var applyOptions = ApplyOptions()
     /// The current time (seconds); tests may pin it.
-    public var clock: @Sendable () -> UnixTime = { UnixTime(Date().timeIntervalSince1970) }
+    package var clock: @Sendable () -> UnixTime = { UnixTime(Date().timeIntervalSince1970) }
 
     private var startedNanos: UInt64 = DispatchTime.now().uptimeNanoseconds
     private var summary: Logger.Metadata = [:]
@@ -80,7 +80,7 @@ public final class BridgeRunner: @unchecked Sendable {
     private var metricsFile: String?
     private var metrics = RunMetrics(command: "", exitCode: 0, finishedAt: 0, durationSeconds: 0)
 
-    public init(configPath: String?, environment: [String: String] = ProcessInfo.processInfo.environment,
+    package init(configPath: String?, environment: [String: String] = ProcessInfo.processInfo.environment,
                 output: OutputSink = StandardOutput(), logger: Logger = Logger(label: "takeover-bridge")) {
         self.configPath = BridgeRunner.resolveConfigPath(option: configPath, environment: environment)
         self.environment = environment
@@ -89,7 +89,7 @@ public final class BridgeRunner: @unchecked Sendable {
     }
 
     /// `--config`, else `$TAKEOVER_BRIDGE_CONFIG`, else /etc/takeover-bridge/config.toml.
-    public static func resolveConfigPath(option: String?, environment: [String: String]) -> String {
+    package static func resolveConfigPath(option: String?, environment: [String: String]) -> String {
         if let option, !option.isEmpty { return option }
         if let fromEnvironment = environment["TAKEOVER_BRIDGE_CONFIG"], !fromEnvironment.isEmpty { return fromEnvironment }
         return BridgeConfig.defaultPath
@@ -100,7 +100,7 @@ public final class BridgeRunner: @unchecked Sendable {
     /// `plan [--format] [--all] [--output] [--check]`: read-only. Exit 2 with `check` and
     /// changes pending, 3 with conflicts, 4 when `apply` would trip a safety limit. `all`
     /// lists every decision in the text and HTML reports (the others always do).
-    public func plan(format: PlanFormat, outputFile: String?, check: Bool, all: Bool = false) async -> ExitStatus {
+    package func plan(format: PlanFormat, outputFile: String?, check: Bool, all: Bool = false) async -> ExitStatus {
         start(command: "plan")
         var status = ExitStatus.ok
         do {
@@ -132,7 +132,7 @@ public final class BridgeRunner: @unchecked Sendable {
     }
 
     /// `apply [--allow-unbinds N]`.
-    public func apply(allowUnbinds: Int?) async -> ExitStatus {
+    package func apply(allowUnbinds: Int?) async -> ExitStatus {
         start(command: "apply")
         var status = ExitStatus.ok
         let config: BridgeConfig
@@ -266,7 +266,7 @@ public final class BridgeRunner: @unchecked Sendable {
 
     /// `explain USER [--device NAME]`: exit 67 when USER is not in the directory (what
     /// is still bound of such a user is shown all the same).
-    public func explain(user: String, device: String?) async -> ExitStatus {
+    package func explain(user: String, device: String?) async -> ExitStatus {
         start(command: "explain")
         var status = ExitStatus.ok
         do {
@@ -289,7 +289,7 @@ public final class BridgeRunner: @unchecked Sendable {
     // MARK: - Steps
 
     /// Loads and checks the configuration: every problem is a configuration error (78).
-    public func loadConfig() throws(RunFailure) -> BridgeConfig {
+    package func loadConfig() throws(RunFailure) -> BridgeConfig {
         let config: BridgeConfig
         do {
             config = try BridgeConfig.load(path: configPath, environment: environment)
@@ -314,7 +314,7 @@ public final class BridgeRunner: @unchecked Sendable {
         }
     }
 
-    public func prepare(_ config: BridgeConfig) async throws(RunFailure) -> PreparedRun {
+    package func prepare(_ config: BridgeConfig) async throws(RunFailure) -> PreparedRun {
         let run = try await prepare(config, keepConnection: false)
         return run.prepared
     }

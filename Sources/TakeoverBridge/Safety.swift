@@ -5,24 +5,24 @@
 import TakeoverCore
 
 /// One tripped limit: which one, and by how much, in words.
-public struct SafetyRefusal: Sendable, Hashable, CustomStringConvertible {
+package struct SafetyRefusal: Sendable, Hashable, CustomStringConvertible {
     /// `min_users`, `empty-user-search`, `max_unbinds`, `max_unbind_percent`,
     /// `allow-unbinds`, `unreadable-entries`.
-    public var limit: String
-    public var message: String
+    package var limit: String
+    package var message: String
 
-    public init(limit: String, message: String) {
+    package init(limit: String, message: String) {
         self.limit = limit
         self.message = message
     }
 
-    public var description: String { message }
+    package var description: String { message }
 }
 
-public enum SafetyCheck {
+package enum SafetyCheck {
     /// Every limit `plan` trips (empty: safe to write). `allowUnbinds` (from
     /// `--allow-unbinds N`) replaces `max_unbinds` and `max_unbind_percent` for this run.
-    public static func refusals(plan: Plan, users: Int, bindingGroups: [BindingGroup], layout: BindingLayout,
+    package static func refusals(plan: Plan, users: Int, bindingGroups: [BindingGroup], layout: BindingLayout,
                                 unreadableEntries: [String] = [], limits: BridgeConfig.Safety,
                                 allowUnbinds: Int?) -> [SafetyRefusal] {
         var out: [SafetyRefusal] = []
@@ -94,7 +94,7 @@ public enum SafetyCheck {
     }
 
     /// 30.8, 10, 12.5: one decimal, none when whole.
-    public static func formatPercent(_ value: Double) -> String {
+    package static func formatPercent(_ value: Double) -> String {
         let tenths = (value * 10).rounded()
         if tenths.truncatingRemainder(dividingBy: 10) == 0 { return String(Int64(tenths / 10)) }
         let whole = Int64(tenths) / 10

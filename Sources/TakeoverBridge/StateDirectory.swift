@@ -23,7 +23,7 @@ import Darwin
 
 // MARK: - Errors
 
-public enum LockError: Error, Sendable, Hashable, CustomStringConvertible {
+package enum LockError: Error, Sendable, Hashable, CustomStringConvertible {
     /// Another process holds the lock (its pid and start time when it wrote them).
     case held(pid: Int32?, since: String?)
     /// The lock file could not be opened or locked.
@@ -31,7 +31,7 @@ public enum LockError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The lock file is not safe to use (a symlink, a FIFO, another owner): exit 78.
     case insecure(path: String, message: String)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .held(let pid, let since):
             var out = "another takeover-bridge run holds the lock"
@@ -44,51 +44,51 @@ public enum LockError: Error, Sendable, Hashable, CustomStringConvertible {
 }
 
 /// A failure creating or writing the state directory.
-public struct StateError: Error, Sendable, Hashable, CustomStringConvertible {
-    public var path: String
-    public var message: String
+package struct StateError: Error, Sendable, Hashable, CustomStringConvertible {
+    package var path: String
+    package var message: String
     /// The folder or a file in it is not safe to use (owner, mode, a symlink, not a
     /// regular file): a configuration error (78), not an I/O failure.
-    public var isInsecure: Bool
+    package var isInsecure: Bool
 
-    public init(path: String, message: String, isInsecure: Bool = false) {
+    package init(path: String, message: String, isInsecure: Bool = false) {
         self.path = path
         self.message = message
         self.isInsecure = isInsecure
     }
 
-    public var description: String { "\(path): \(message)" }
+    package var description: String { "\(path): \(message)" }
 }
 
 // MARK: - Run records
 
-public struct RunRecord: Sendable, Hashable {
+package struct RunRecord: Sendable, Hashable {
     /// A change that failed, described for people, with the server's error text.
-    public struct Failure: Sendable, Hashable {
-        public var change: String
-        public var error: String
+    package struct Failure: Sendable, Hashable {
+        package var change: String
+        package var error: String
 
-        public init(change: String, error: String) {
+        package init(change: String, error: String) {
             self.change = change
             self.error = error
         }
     }
 
-    public var startedAt: UnixTime
-    public var finishedAt: UnixTime
-    public var host: String
-    public var configPath: String
+    package var startedAt: UnixTime
+    package var finishedAt: UnixTime
+    package var host: String
+    package var configPath: String
     /// Changes the server performed, in order. Only these are inverted in the undo file:
     /// pass a change here only when this run made it.
-    public var applied: [Change]
+    package var applied: [Change]
     /// Changes that were already in place ("value exists" / "no such value"): listed as
     /// comments, never inverted (undoing them would remove what this run did not add).
-    public var alreadyDone: [Change]
-    public var failed: [Failure]
+    package var alreadyDone: [Change]
+    package var failed: [Failure]
     /// "ok", "conflicts", "failed", ... (free text, one word preferred).
-    public var outcome: String
+    package var outcome: String
 
-    public init(startedAt: UnixTime, finishedAt: UnixTime, host: String, configPath: String, applied: [Change],
+    package init(startedAt: UnixTime, finishedAt: UnixTime, host: String, configPath: String, applied: [Change],
                 alreadyDone: [Change] = [], failed: [Failure] = [], outcome: String) {
         self.startedAt = startedAt
         self.finishedAt = finishedAt
@@ -102,15 +102,15 @@ public struct RunRecord: Sendable, Hashable {
 }
 
 /// Where `writeRunRecord` put a record.
-public struct RunRecordPaths: Sendable, Hashable {
-    public var record: String
-    public var undo: String
+package struct RunRecordPaths: Sendable, Hashable {
+    package var record: String
+    package var undo: String
 }
 
 // MARK: - The directory
 
-public final class StateDirectory: Sendable {
-    public let path: String
+package final class StateDirectory: Sendable {
+    package let path: String
     /// The folder, opened once: every file in it is reached relative to this descriptor,
     /// so the folder checked is the folder written, even if its path is swapped later.
     private let fd: Int32
@@ -119,7 +119,7 @@ public final class StateDirectory: Sendable {
     /// `isInsecure`) a folder not owned by the running user or root, or writable by group
     /// or others; a `runs` that is a symlink or not such a folder; a `lock` or
     /// `runs.jsonl` that is a symlink or not a regular file (docs/product.md section 7).
-    public init(path: String) throws(StateError) {
+    package init(path: String) throws(StateError) {
         self.path = path
         try StateDirectory.makeDirectory(path, mode: 0o700)
         let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
@@ -227,14 +227,14 @@ public final class StateDirectory: Sendable {
         return runs
     }
 
-    public var lockPath: String { path + "/lock" }
-    public var runsPath: String { path + "/runs" }
-    public var journalPath: String { path + "/runs.jsonl" }
+    package var lockPath: String { path + "/lock" }
+    package var runsPath: String { path + "/runs" }
+    package var journalPath: String { path + "/runs.jsonl" }
 
     /// Takes the run lock at once or fails with `.held`: `flock(LOCK_EX | LOCK_NB)` on
     /// `lock`. The kernel drops an flock when its holder dies, so a killed run never
     /// blocks the next one; the pid and time written into the file only feed the message.
-    public func acquireLock(now: UnixTime = UnixTime(time(nil))) throws(LockError) -> RunLock {
+    package func acquireLock(now: UnixTime = UnixTime(time(nil))) throws(LockError) -> RunLock {
         let fd: Int32
         do {
             fd = try openFile("lock", in: self.fd, folderPath: path, flags: O_RDWR | O_CREAT)
@@ -264,12 +264,12 @@ public final class StateDirectory: Sendable {
     /// inverse), both 0600 and never overwriting, then appends a summary line to
     /// `runs.jsonl`. Returns the record's path.
     @discardableResult
-    public func writeRunRecord(_ record: RunRecord) throws(StateError) -> String {
+    package func writeRunRecord(_ record: RunRecord) throws(StateError) -> String {
         try writeRunRecordFiles(record).record
     }
 
     /// Like `writeRunRecord`, returning both paths.
-    public func writeRunRecordFiles(_ record: RunRecord) throws(StateError) -> RunRecordPaths {
+    package func writeRunRecordFiles(_ record: RunRecord) throws(StateError) -> RunRecordPaths {
         // The journal first: a FIFO or symlink there is refused before anything is written.
         let journalFD = try openFile("runs.jsonl", in: fd, folderPath: path, flags: O_WRONLY | O_CREAT | O_APPEND)
         defer { close(journalFD) }
@@ -392,7 +392,7 @@ public final class StateDirectory: Sendable {
 
 /// The held run lock. `release()` (or deinit) clears the pid note and closes the file,
 /// which drops the flock.
-public final class RunLock: @unchecked Sendable {
+package final class RunLock: @unchecked Sendable {
     // @unchecked: `fd` is only read or changed while holding `mutex`.
     private let mutex = NSLock()
     private var fd: Int32
@@ -400,7 +400,7 @@ public final class RunLock: @unchecked Sendable {
     /// The lease tokens earlier runs of this state folder left behind (they ended without
     /// knowing their value gone from the directory lease): this run may take such a lease
     /// over at once, as holding the lock proves those runs are over. Empty when none.
-    public let leftoverLeaseRuns: [String]
+    package let leftoverLeaseRuns: [String]
 
     init(fd: Int32, info: String = "", leftoverLeaseRuns: [String] = []) {
         self.fd = fd
@@ -410,7 +410,7 @@ public final class RunLock: @unchecked Sendable {
 
     /// Notes (empty: clears) the tokens whose lease value may be in the directory, in the
     /// lock file, before the directory is asked and until they are known gone.
-    public func noteLease(runs: [String]) {
+    package func noteLease(runs: [String]) {
         mutex.lock()
         defer { mutex.unlock() }
         guard fd >= 0 else { return }
@@ -431,13 +431,13 @@ public final class RunLock: @unchecked Sendable {
         }
     }
 
-    public var isHeld: Bool {
+    package var isHeld: Bool {
         mutex.lock()
         defer { mutex.unlock() }
         return fd >= 0
     }
 
-    public func release() {
+    package func release() {
         mutex.lock()
         defer { mutex.unlock() }
         guard fd >= 0 else { return }
@@ -537,15 +537,15 @@ enum RunRecordText {
 
 // MARK: - UTC time text
 
-public enum UTCTime {
+package enum UTCTime {
     /// "2026-11-29T08:00:00Z"
-    public static func iso8601(_ t: UnixTime) -> String {
+    package static func iso8601(_ t: UnixTime) -> String {
         let p = parts(t)
         return "\(pad(p.year, 4))-\(pad(p.month, 2))-\(pad(p.day, 2))T\(pad(p.hour, 2)):\(pad(p.minute, 2)):\(pad(p.second, 2))Z"
     }
 
     /// "20261129T080000Z" (for file names).
-    public static func compact(_ t: UnixTime) -> String {
+    package static func compact(_ t: UnixTime) -> String {
         let p = parts(t)
         return "\(pad(p.year, 4))\(pad(p.month, 2))\(pad(p.day, 2))T\(pad(p.hour, 2))\(pad(p.minute, 2))\(pad(p.second, 2))Z"
     }

@@ -2,6 +2,6 @@
 // it, the metrics carry it (takeover_bridge_build_info), and scripts/package.sh names the
 // Debian package after it (read from this file).
 
-public enum BridgeVersion {
-    public static let string = "0.9.0"
+package enum BridgeVersion {
+    package static let string = "0.9.0"
 }
