@@ -62,9 +62,9 @@ package struct PreparedRun: Sendable {
     package var plan: Plan
 }
 
-package final class BridgeRunner: @unchecked Sendable {
-    // @unchecked: a runner is used by one task at a time (the CLI's main task); its
-    // mutable state (`started`, the summary fields) is never shared.
+/// Not Sendable: a runner belongs to the one task that runs the command (the CLI's main
+/// task, or a test); its mutable state (`started`, the summary fields) is never shared.
+package final class BridgeRunner {
 
     package let configPath: String
     package let environment: [String: String]
