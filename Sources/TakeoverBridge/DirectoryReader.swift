@@ -88,10 +88,9 @@ package struct DirectoryReader: Sendable {
     package func readUsers(_ connection: LDAPConnection, into snapshot: inout DirectorySnapshot)
         async throws(DirectoryReadError) {
         let u = config.users
-        let collector = Collector<DirectoryUser>()
-        try await search(connection, what: "users", base: u.searchBase, scope: .sub, filter: u.filter,
-                         attributes: userAttributes, collector: collector) { entry, collector in
-            if let user = self.user(from: entry, collector: collector) {
+        let collector = try await search(connection, what: "users", base: u.searchBase, scope: .sub, filter: u.filter,
+                                         attributes: userAttributes, into: Collector<DirectoryUser>()) { entry, collector in
+            if let user = self.user(from: entry, collector: &collector) {
                 collector.items.append(user)
             }
         }
@@ -102,7 +101,7 @@ package struct DirectoryReader: Sendable {
     }
 
     /// One user entry, or nil (with a warning) when it has no usable username.
-    func user(from entry: LDAPEntry, collector: Collector<DirectoryUser>) -> DirectoryUser? {
+    func user(from entry: LDAPEntry, collector: inout Collector<DirectoryUser>) -> DirectoryUser? {
         let u = config.users
         if let incomplete = entry.incompleteAttributes.first {
             collector.warnings.append(InputProblem(
@@ -111,7 +110,7 @@ package struct DirectoryReader: Sendable {
             collector.unreadable.append(entry.dn)
             return nil
         }
-        let names = strings(entry, u.nameAttribute, collector)
+        let names = strings(entry, u.nameAttribute, &collector)
         let rdnValue = DirectoryReader.rdnValue(entry.dn, attribute: u.nameAttribute)
         let username: String
         if let rdnValue {
@@ -132,7 +131,7 @@ package struct DirectoryReader: Sendable {
         if !all.contains(username) { all.insert(username, at: 0) }
         var local: String?
         if !u.localAccountAttribute.isEmpty {
-            let values = strings(entry, u.localAccountAttribute, collector)
+            let values = strings(entry, u.localAccountAttribute, &collector)
             local = values.first(where: { !$0.isEmpty })
             if values.count > 1 {
                 collector.warnings.append(InputProblem(
@@ -141,13 +140,13 @@ package struct DirectoryReader: Sendable {
             }
         }
         var uidNumber: Int64?
-        for value in strings(entry, u.uidNumberAttribute, collector) {
+        for value in strings(entry, u.uidNumberAttribute, &collector) {
             if let n = Int64(value.trimmingSpaces()) {
                 uidNumber = n
                 break
             }
         }
-        let display = strings(entry, u.displayNameAttribute, collector).first
+        let display = strings(entry, u.displayNameAttribute, &collector).first
         let stableID = StableIdentity.read(entry, attribute: u.idAttribute)
         return DirectoryUser(dn: entry.dn, username: username, allUsernames: all, localAccountField: local,
                              uidNumber: uidNumber, displayName: display, stableID: stableID)
@@ -161,11 +160,11 @@ package struct DirectoryReader: Sendable {
         let memberAttribute = d.memberAttribute
         let byName = memberAttribute.caseInsensitiveEquals("memberUid")
         let isUnique = memberAttribute.caseInsensitiveEquals("uniqueMember")
-        let collector = Collector<Connection>()
-        try await search(connection, what: "devices", base: d.searchBase, scope: .sub, filter: d.filter,
-                         attributes: [d.nameAttribute, memberAttribute], collector: collector) { entry, collector in
+        let collector = try await search(connection, what: "devices", base: d.searchBase, scope: .sub, filter: d.filter,
+                                         attributes: [d.nameAttribute, memberAttribute],
+                                         into: Collector<Connection>()) { entry, collector in
             collector.entries += 1
-            let names = strings(entry, d.nameAttribute, collector)
+            let names = strings(entry, d.nameAttribute, &collector)
             let device: String
             if let rdn = DirectoryReader.rdnValue(entry.dn, attribute: d.nameAttribute) {
                 device = names.first(where: { $0 == rdn }) ?? rdn
@@ -186,7 +185,7 @@ package struct DirectoryReader: Sendable {
                         + "deferred (nothing bound or unbound there)"))
                 return
             }
-            for value in strings(entry, memberAttribute, collector) {
+            for value in strings(entry, memberAttribute, &collector) {
                 if byName {
                     let name = value.trimmingSpaces()
                     if !name.isEmpty {
@@ -215,15 +214,14 @@ package struct DirectoryReader: Sendable {
         async throws(DirectoryReadError) {
         let b = config.bindings
         let layout = self.layout
-        let collector = Collector<BindingGroup>()
         let filter = FilterEscaping.equality("objectClass", b.objectClass)
-        try await search(connection, what: "binding groups", base: b.searchBase, scope: .one, filter: filter,
-                         attributes: ["cn", layout.memberAttribute, layout.recordAttribute],
-                         collector: collector) { entry, collector in
+        let collector = try await search(connection, what: "binding groups", base: b.searchBase, scope: .one, filter: filter,
+                                         attributes: ["cn", layout.memberAttribute, layout.recordAttribute],
+                                         into: Collector<BindingGroup>()) { entry, collector in
             let device: String
             if let rdn = DirectoryReader.rdnValue(entry.dn, attribute: "cn") {
                 device = rdn
-            } else if let cn = strings(entry, "cn", collector).first {
+            } else if let cn = strings(entry, "cn", &collector).first {
                 device = cn
             } else {
                 collector.warnings.append(InputProblem(
@@ -238,9 +236,9 @@ package struct DirectoryReader: Sendable {
                         + "(nothing bound or unbound there)"))
                 return
             }
-            let members = strings(entry, layout.memberAttribute, collector)
+            let members = strings(entry, layout.memberAttribute, &collector)
             let records = layout.recordAttribute.caseInsensitiveEquals(layout.memberAttribute)
-                ? [] : strings(entry, layout.recordAttribute, collector)
+                ? [] : strings(entry, layout.recordAttribute, &collector)
             collector.items.append(BindingGroup(device: device, dn: entry.dn, members: members, records: records))
         }
         snapshot.bindingGroups = collector.items
@@ -251,11 +249,9 @@ package struct DirectoryReader: Sendable {
 
     // MARK: Helpers
 
-    /// Entries and warnings gathered by a search handler (which runs on the connection's
-    /// queue before `search` returns, so it needs no locking).
-    final class Collector<Item>: @unchecked Sendable {
-        // @unchecked: only touched by the search handler, which runs synchronously inside
-        // `LDAPConnection.search` while the caller awaits it; never shared otherwise.
+    /// Entries and warnings gathered by a search handler: a value, filled on the
+    /// connection's executor by `collect(on:)` and handed back whole when the search ends.
+    struct Collector<Item: Sendable>: Sendable {
         var items: [Item] = []
         var warnings: [InputProblem] = []
         var unreadable: [String] = []
@@ -265,15 +261,18 @@ package struct DirectoryReader: Sendable {
         var entries = 0
     }
 
+    /// Searches and hands every entry to `handler` with the collector, then resolves the
+    /// search references; returns the filled collector.
     private func search<Item>(_ connection: LDAPConnection, what: String, base: String, scope: SearchScope, filter: String,
-                              attributes: [String], collector: Collector<Item>,
-                              handler: @escaping @Sendable (LDAPEntry, Collector<Item>) -> Void) async throws(DirectoryReadError) {
+                              attributes: [String], into initial: Collector<Item>,
+                              handler: @Sendable (LDAPEntry, inout Collector<Item>) -> Void)
+        async throws(DirectoryReadError) -> Collector<Item> {
         let result: SearchResult
+        var collector: Collector<Item>
         do {
-            result = try await connection.search(base: base, scope: scope, filter: filter, attributes: attributes,
-                                                 pageSize: config.ldap.pageSize) { entry in
-                handler(entry, collector)
-            }
+            (result, collector) = try await Self.collect(on: connection, into: initial, base: base, scope: scope,
+                                                         filter: filter, attributes: attributes,
+                                                         pageSize: config.ldap.pageSize, handler: handler)
         } catch let error as LDAPError {
             throw DirectoryReadError(what: what, base: base, error: error, message: error.description)
         } catch {
@@ -305,6 +304,20 @@ package struct DirectoryReader: Sendable {
                         + "so the result is incomplete; point [ldap] uri at a server that holds all of it")
             }
         }
+        return collector
+    }
+
+    /// Runs the search on the connection's executor (`isolated`), so the handler fills a
+    /// local value in place, with no lock and no shared reference, and the value comes
+    /// back whole when the search ends.
+    private static func collect<Item>(on connection: isolated LDAPConnection, into initial: Collector<Item>,
+                                      base: String, scope: SearchScope, filter: String, attributes: [String],
+                                      pageSize: Int, handler: (LDAPEntry, inout Collector<Item>) -> Void)
+        throws -> (SearchResult, Collector<Item>) {
+        var collector = initial
+        let result = try connection.search(base: base, scope: scope, filter: filter, attributes: attributes,
+                                           pageSize: pageSize) { entry in handler(entry, &collector) }
+        return (result, collector)
     }
 
     /// The DN of an LDAP URL (RFC 4516: `ldap://host/dn?attrs?scope?filter`),
@@ -319,7 +332,7 @@ package struct DirectoryReader: Sendable {
     }
 
     /// The UTF-8 values of `attribute`; every other value is skipped with a warning naming the DN.
-    private func strings<Item>(_ entry: LDAPEntry, _ attribute: String, _ collector: Collector<Item>) -> [String] {
+    private func strings<Item>(_ entry: LDAPEntry, _ attribute: String, _ collector: inout Collector<Item>) -> [String] {
         let values = entry.values(attribute)
         var out: [String] = []
         out.reserveCapacity(values.count)

@@ -32,33 +32,33 @@ struct DirectoryMappingTests {
 
     @Test func usernameIsTheRDNValueThenTheFirstValue() {
         let r = reader()
-        let collector = DirectoryReader.Collector<DirectoryUser>()
+        var collector = DirectoryReader.Collector<DirectoryUser>()
         let byRDN = r.user(from: entry("uid=jdoe,ou=people,dc=x", [("uid", [text("john"), text("jdoe")]),
                                                                     ("uidNumber", [text("x"), text(" 42 ")])]),
-                           collector: collector)
+                           collector: &collector)
         #expect(byRDN?.username == "jdoe")
         #expect(byRDN?.allUsernames == ["john", "jdoe"])
         #expect(byRDN?.uidNumber == 42)
         let byFirst = r.user(from: entry("cn=John Doe,ou=people,dc=x", [("uid", [text("jd1"), text("jd2")]),
                                                                          ("displayName", [text("John Doe")]),
                                                                          ("entryUUID", [text("1234")])]),
-                             collector: collector)
+                             collector: &collector)
         #expect(byFirst?.username == "jd1")
         #expect(byFirst?.displayName == "John Doe")
         #expect(byFirst?.stableID == "1234")
         // The RDN spelled differently from the stored value: the stored spelling wins.
-        let cased = r.user(from: entry("UID=JDoe,ou=people,dc=x", [("uid", [text("jdoe")])]), collector: collector)
+        let cased = r.user(from: entry("UID=JDoe,ou=people,dc=x", [("uid", [text("jdoe")])]), collector: &collector)
         #expect(cased?.username == "jdoe")
         #expect(collector.warnings.isEmpty)
     }
 
     @Test func nonUTF8ValuesAreSkippedWithAWarningNamingTheDN() {
         let r = reader()
-        let collector = DirectoryReader.Collector<DirectoryUser>()
+        var collector = DirectoryReader.Collector<DirectoryUser>()
         let user = r.user(from: entry("uid=ann,ou=people,dc=x", [("uid", [text("ann"), [0xFF, 0xFE, 0x41]]),
                                                                   ("localUserAccount", [[0xC3, 0x28]]),
                                                                   ("displayName", [[0x80]])]),
-                          collector: collector)
+                          collector: &collector)
         #expect(user?.username == "ann")
         #expect(user?.allUsernames == ["ann"])
         #expect(user?.localAccountField == nil)
@@ -66,7 +66,7 @@ struct DirectoryMappingTests {
         #expect(collector.warnings.count == 3)
         #expect(collector.warnings.allSatisfy { $0.source == "uid=ann,ou=people,dc=x" && $0.message.contains("not valid UTF-8") })
         // No usable name at all: skipped, and recorded as unreadable (unbinding is refused).
-        let nameless = r.user(from: entry("cn=Bin,ou=people,dc=x", [("uid", [[0xFF]])]), collector: collector)
+        let nameless = r.user(from: entry("cn=Bin,ou=people,dc=x", [("uid", [[0xFF]])]), collector: &collector)
         #expect(nameless == nil)
         #expect(collector.unreadable == ["cn=Bin,ou=people,dc=x"])
     }
