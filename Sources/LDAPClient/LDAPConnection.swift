@@ -97,7 +97,7 @@ public actor LDAPConnection {
     private func configure(_ handle: OpaquePointer) throws(LDAPError) {
         func check(_ rc: Int32, _ what: String) throws(LDAPError) {
             if rc != LDAP_OPT_SUCCESS {
-                throw LDAPError(code: rc == -1 ? .paramError : LDAPResultCode(rawValue: rc), operation: .connect,
+                throw LDAPError(code: rc == LDAP_OPT_ERROR ? .paramError : LDAPResultCode(rawValue: rc), operation: .connect,
                                 message: "Cannot set option", diagnostic: what)
             }
         }
