@@ -28,7 +28,7 @@ public struct Connector: Sendable {
     public func options(uri: String) -> LDAPConnectionOptions {
         let ldap = config.ldap
         return LDAPConnectionOptions(uri: uri, startTLS: ldap.startTLS,
-                                     tlsRequireCert: TLSRequireCert(rawValue: ldap.tlsReqcert) ?? .demand,
+                                     tlsRequireCert: ldap.tlsReqcert,
                                      tlsCACertFile: ldap.tlsCACert, tlsCertFile: ldap.tlsCert, tlsKeyFile: ldap.tlsKey,
                                      timeout: ldap.timeout)
     }

@@ -216,7 +216,7 @@ public struct DirectoryReader: Sendable {
         let b = config.bindings
         let layout = self.layout
         let collector = Collector<BindingGroup>()
-        let filter = FilterEscaping.equality("objectClass", b.objectClass)
+        let filter = FilterEscaping.equality("objectClass", b.objectClass.rawValue)
         try await search(connection, what: "binding groups", base: b.searchBase, scope: .one, filter: filter,
                          attributes: ["cn", layout.memberAttribute, layout.recordAttribute],
                          collector: collector) { entry, collector in
