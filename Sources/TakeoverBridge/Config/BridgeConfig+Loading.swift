@@ -2,6 +2,7 @@
 // the planner's policy, the bind password and the cleartext rule.
 
 import Foundation
+import LDAPClient
 import TakeoverCore
 import DeviceReports
 
@@ -120,16 +121,20 @@ extension BridgeConfig {
             sendsPassword = ldap.bindDN != nil
         }
         guard sendsPassword else { return nil }
-        var all = ldap.uris
-        if let write = ldap.writeURI { all += write.split(separator: " ").map(String.init) }
+        var all = LDAPURI.split(ldap.uri)
+        if let write = ldap.writeURI { all += LDAPURI.split(write) }
         for uri in all {
-            guard let parsed = LDAPURI(uri), parsed.scheme == "ldap" else { continue }
-            if parsed.host.isEmpty {
+            switch LDAPURI.cleartextExposure(uri) {
+            case nil:
+                continue
+            case .noHost:
                 return "\(ConfigSchema.excerpt(uri)) names no host, so the password could go in cleartext to a host that is not "
                     + "loopback; name the host, use ldaps:// or starttls = true, or set allow_cleartext = true"
-            }
-            if !LDAPURI.isLoopback(parsed.host) {
-                return "refusing to send the bind password in cleartext to \(ConfigSchema.excerpt(parsed.host)) (\(ConfigSchema.excerpt(uri))); "
+            case .host(let host):
+                return "refusing to send the bind password in cleartext to \(ConfigSchema.excerpt(host)) (\(ConfigSchema.excerpt(uri))); "
+                    + "use ldaps://, set starttls = true, or set allow_cleartext = true to accept the risk"
+            case .unreadable:
+                return "\(ConfigSchema.excerpt(uri)) cannot be checked, so the password could go in cleartext; "
                     + "use ldaps://, set starttls = true, or set allow_cleartext = true to accept the risk"
             }
         }

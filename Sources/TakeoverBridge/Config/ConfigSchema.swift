@@ -128,3 +128,7 @@ enum ConfigSchema {
         return best?.0
     }
 }
+
+extension Character {
+    var isASCIIDigit: Bool { isASCII && isNumber }
+}
