@@ -38,10 +38,7 @@ enum ConfigSchema {
 
     /// Keys that would hold a secret in the file itself: refused, value never echoed.
     static func looksLikeSecret(_ key: String) -> Bool {
-        let k = key.lowercased()
-        if k == "bind_password_file" || k == "bind_password_env" { return false }
-        return k.contains("password") || k.contains("passwd") || k.contains("secret") || k.contains("authtok")
-            || k == "bindpw" || k == "bind_pw" || k == "pw" || k == "credentials"
+        SecretKeys.isSecretConfigKey(key)
     }
 
     static let secretMessage = "a password does not belong in the config file (its value is not shown); "
