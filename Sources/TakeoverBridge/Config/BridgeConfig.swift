@@ -29,14 +29,15 @@ public struct BridgeConfig: Sendable {
         public var tlsKey: String?
         public var allowCleartext: Bool
         public var pageSize: Int
-        /// Seconds, for every network operation.
+        /// Seconds, for every network operation; by default the connection's (LDAPConnectionOptions).
         public var timeout: Double
 
         public init(uri: String, writeURI: String? = nil, bindDN: String? = nil, bindPasswordFile: String? = nil,
                     bindPasswordEnv: String? = nil, saslMech: String? = nil, saslAuthcID: String? = nil,
                     saslRealm: String? = nil, startTLS: Bool = false, tlsReqcert: TLSRequireCert = .demand,
                     tlsCACert: String? = nil, tlsCert: String? = nil, tlsKey: String? = nil,
-                    allowCleartext: Bool = false, pageSize: Int = LDAP.defaultPageSize, timeout: Double = 30) {
+                    allowCleartext: Bool = false, pageSize: Int = LDAP.defaultPageSize,
+                    timeout: Double = LDAPConnectionOptions(uri: "").timeout) {
             self.uri = uri
             self.writeURI = writeURI
             self.bindDN = bindDN
