@@ -33,7 +33,8 @@ import Testing
     static func config(uri: String, startTLS: Bool = false) -> BridgeConfig {
         var ldap = BridgeConfig.LDAP(uri: uri, bindDN: "cn=bridge,dc=example,dc=org", bindPasswordEnv: "PW")
         ldap.startTLS = startTLS
-        return BridgeConfig(ldap: ldap, users: .init(searchBase: "dc=x"), devices: .init(searchBase: "dc=y", reports: "/r"),
+        return BridgeConfig(ldap: ldap, users: .init(searchBase: "dc=x"),
+                            devices: .init(searchBase: "dc=y", reports: "/r"),
                             bindings: .init(searchBase: "dc=z"))
     }
 

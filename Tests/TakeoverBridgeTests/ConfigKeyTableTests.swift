@@ -19,7 +19,9 @@ import Testing
         var sections = required
         sections[section, default: []].removeAll { $0.hasPrefix(name + " = ") }
         sections[section, default: []].append(line)
-        return sections.keys.sorted().map { "[\($0)]\n" + sections[$0]!.joined(separator: "\n") }.joined(separator: "\n\n")
+        return sections.keys.sorted()
+            .map { "[\($0)]\n" + sections[$0]!.joined(separator: "\n") }
+            .joined(separator: "\n\n")
     }
 
     static func wrongValue(for kind: ConfigKeyKind) -> String {
@@ -35,7 +37,8 @@ import Testing
         let keys = ConfigSchema.keys
         #expect(keys.count == Set(keys.map(\.dotted)).count, "a key is in the table twice")
         for key in keys {
-            let toml = Self.config(with: "\(key.name) = \(Self.wrongValue(for: key.kind))", in: key.section, replacing: key.name)
+            let line = "\(key.name) = \(Self.wrongValue(for: key.kind))"
+            let toml = Self.config(with: line, in: key.section, replacing: key.name)
             let problems = parseProblems(toml)
             let lines = toml.split(separator: "\n", omittingEmptySubsequences: false)
             let header = lines.firstIndex(of: "[\(key.section)]") ?? 0
@@ -57,7 +60,8 @@ import Testing
     }
 
     @Test func theModelsDefaultsAreTheReadersDefaults() throws {
-        let c = try BridgeConfig.parse(toml: Self.config(with: "", in: "ldap", replacing: "-"), source: "c", baseDirectory: "/")
+        let toml = Self.config(with: "", in: "ldap", replacing: "-")
+        let c = try BridgeConfig.parse(toml: toml, source: "c", baseDirectory: "/")
         #expect(c.ldap.pageSize == BridgeConfig.LDAP.defaultPageSize)
         #expect(c.ldap.tlsReqcert == .demand)
         #expect(c.corePolicy() == Policy())

@@ -26,7 +26,8 @@ import Testing
     }
 
     @Test func aTokenInTheConfigIsRefusedWithoutItsValue() {
-        let problems = parseProblems(minimalTOML.replacingOccurrences(of: "[users]", with: "api_token = \"s3cr3t-value\"\n\n[users]"))
+        let toml = minimalTOML.replacingOccurrences(of: "[users]", with: "api_token = \"s3cr3t-value\"\n\n[users]")
+        let problems = parseProblems(toml)
         #expect(problems.map(\.message) == [ConfigSchema.secretMessage])
         #expect(!problems.description.contains("s3cr3t-value"))
     }

@@ -48,7 +48,8 @@ struct ConfigKey {
     }
 
     /// An optional string; empty counts as unset.
-    static func optional(_ section: String, _ name: String, _ path: WritableKeyPath<BridgeConfig, String?>) -> ConfigKey {
+    static func optional(_ section: String, _ name: String,
+                         _ path: WritableKeyPath<BridgeConfig, String?>) -> ConfigKey {
         ConfigKey(section, name, .string) { r, c in
             if let value = r.optionalString(section, name) { c[keyPath: path] = value }
         }
@@ -68,7 +69,8 @@ struct ConfigKey {
     }
 
     /// An attribute name (RFC 4512).
-    static func attribute(_ section: String, _ name: String, _ path: WritableKeyPath<BridgeConfig, String>) -> ConfigKey {
+    static func attribute(_ section: String, _ name: String,
+                          _ path: WritableKeyPath<BridgeConfig, String>) -> ConfigKey {
         ConfigKey(section, name, .string) { r, c in
             c[keyPath: path] = r.attribute(section, name, c[keyPath: path])
         }
@@ -78,7 +80,11 @@ struct ConfigKey {
     static func filter(_ section: String, _ name: String, _ path: WritableKeyPath<BridgeConfig, String>) -> ConfigKey {
         ConfigKey(section, name, .string) { r, c in
             guard let f = r.string(section, name) else { return }
-            if let problem = ConfigReader.filterProblem(f) { r.add("\(section).\(name)", problem) } else { c[keyPath: path] = f }
+            if let problem = ConfigReader.filterProblem(f) {
+                r.add("\(section).\(name)", problem)
+            } else {
+                c[keyPath: path] = f
+            }
         }
     }
 
@@ -144,24 +150,32 @@ extension ConfigSchema {
                 guard let dn = r.optionalString("ldap", "bind_dn") else { return }
                 c.ldap.bindDN = dn
                 if ConfigReader.bindNameForm(dn) == nil {
-                    r.add("ldap.bind_dn", "\"\(ConfigSchema.excerpt(dn))\" is not a DN (like cn=bridge,ou=services,dc=example,dc=org), "
-                        + "a user principal name (like bridge@example.org) or a down-level logon name (like EXAMPLE\\bridge)")
+                    r.add("ldap.bind_dn", "\"\(ConfigSchema.excerpt(dn))\" is not a DN "
+                        + "(like cn=bridge,ou=services,dc=example,dc=org), a user principal name "
+                        + "(like bridge@example.org) or a down-level logon name (like EXAMPLE\\bridge)")
                 }
             },
             .path("ldap", "bind_password_file", \.ldap.bindPasswordFile),
             ConfigKey("ldap", "bind_password_env", .string) { r, c in
                 guard let name = r.optionalString("ldap", "bind_password_env") else { return }
                 c.ldap.bindPasswordEnv = name
-                if !name.unicodeScalars.allSatisfy({ $0.isASCII && (CharacterSet.alphanumerics.contains($0) || $0 == "_") }) {
+                let allowed = { (u: Unicode.Scalar) in
+                    u.isASCII && (CharacterSet.alphanumerics.contains(u) || u == "_")
+                }
+                if !name.unicodeScalars.allSatisfy(allowed) {
                     r.add("ldap.bind_password_env", "must be the name of an environment variable (letters, digits, _)")
                 }
             },
             ConfigKey("ldap", "sasl_mech", .string) { r, c in
                 guard let mech = r.optionalString("ldap", "sasl_mech") else { return }
-                if mech.unicodeScalars.allSatisfy({ $0.isASCII && (CharacterSet.alphanumerics.contains($0) || $0 == "-" || $0 == "_") }) {
+                let allowed = { (u: Unicode.Scalar) in
+                    u.isASCII && (CharacterSet.alphanumerics.contains(u) || u == "-" || u == "_")
+                }
+                if mech.unicodeScalars.allSatisfy(allowed) {
                     c.ldap.saslMech = mech.uppercased()
                 } else {
-                    r.add("ldap.sasl_mech", "\"\(ConfigSchema.excerpt(mech))\" is not a SASL mechanism name (like EXTERNAL or GSSAPI)")
+                    r.add("ldap.sasl_mech",
+                          "\"\(ConfigSchema.excerpt(mech))\" is not a SASL mechanism name (like EXTERNAL or GSSAPI)")
                 }
             },
             .optional("ldap", "sasl_authcid", \.ldap.saslAuthcID),
@@ -190,7 +204,8 @@ extension ConfigSchema {
                 if local.isEmpty || ConfigReader.isAttributeName(local) {
                     c.users.localAccountAttribute = local
                 } else {
-                    r.add("users.local_account_attribute", "\"\(ConfigSchema.excerpt(local))\" is not an attribute name")
+                    r.add("users.local_account_attribute",
+                          "\"\(ConfigSchema.excerpt(local))\" is not an attribute name")
                 }
             },
             .attribute("users", "uid_number_attribute", \.users.uidNumberAttribute),
@@ -231,7 +246,8 @@ extension ConfigSchema {
                 guard let match = r.oneOf("bindings.member_attribute", m, ["member", "uniqueMember"]) else { return }
                 c.bindings.memberAttribute = match
                 if !allowed.contains(match) {
-                    r.add("bindings.member_attribute", "\(c.bindings.objectClass.spokenName) keeps its members in \(allowed[0])")
+                    r.add("bindings.member_attribute",
+                          "\(c.bindings.objectClass.spokenName) keeps its members in \(allowed[0])")
                 }
             },
 
@@ -270,7 +286,8 @@ extension ConfigSchema {
                 // Off when unset (issue 14).
                 guard let metrics = r.string("state", "metrics_file") else { return }
                 if metrics.trimmingCharacters(in: .whitespaces).isEmpty || metrics.hasSuffix("/") {
-                    r.add("state.metrics_file", "must name a file, for example \"/var/lib/prometheus/node-exporter/takeover_bridge.prom\"")
+                    r.add("state.metrics_file",
+                          "must name a file, for example \"/var/lib/prometheus/node-exporter/takeover_bridge.prom\"")
                 } else {
                     // Relative to the config's folder, and never resolved through a symlink: the
                     // file at this path is replaced (rename), not written through a link.
