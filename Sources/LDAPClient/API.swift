@@ -101,23 +101,12 @@ public struct LDAPConnectionOptions: Sendable {
 
 extension LDAPConnectionOptions {
     /// True when a simple bind over these options would send the password unencrypted
-    /// to another machine: no StartTLS and at least one `ldap://` URI whose host is not
-    /// loopback (`localhost`, `127.0.0.0/8`, `::1`). `ldaps://` and `ldapi://` are safe.
+    /// to a machine that may not be this one: no StartTLS and at least one `ldap://` URI
+    /// whose host is not loopback, or names no host (`LDAPURI.cleartextExposure`, the rule
+    /// the configuration uses too). `ldaps://` and `ldapi://` are safe.
     public var sendsPasswordsInCleartext: Bool {
         if startTLS { return false }
-        for uri in uri.split(whereSeparator: { $0 == " " || $0 == "," }) {
-            let lower = uri.lowercased()
-            guard lower.hasPrefix("ldap://") else { continue }
-            var host = lower.dropFirst("ldap://".count).prefix { $0 != "/" }
-            if host.hasPrefix("[") {
-                host = host.dropFirst().prefix { $0 != "]" }
-            } else if let colon = host.lastIndex(of: ":") {
-                host = host[..<colon]
-            }
-            let loopback = host.isEmpty || host == "localhost" || host == "::1" || host.hasPrefix("127.")
-            if !loopback { return true }
-        }
-        return false
+        return LDAPURI.split(uri).contains { LDAPURI.cleartextExposure($0) != nil }
     }
 }
 

@@ -28,7 +28,7 @@ package struct Connector: Sendable {
     package func options(uri: String) -> LDAPConnectionOptions {
         let ldap = config.ldap
         return LDAPConnectionOptions(uri: uri, startTLS: ldap.startTLS,
-                                     tlsRequireCert: TLSRequireCert(rawValue: ldap.tlsReqcert) ?? .demand,
+                                     tlsRequireCert: ldap.tlsReqcert,
                                      tlsCACertFile: ldap.tlsCACert, tlsCertFile: ldap.tlsCert, tlsKeyFile: ldap.tlsKey,
                                      timeout: ldap.timeout)
     }

@@ -214,7 +214,7 @@ package struct DirectoryReader: Sendable {
         async throws(DirectoryReadError) {
         let b = config.bindings
         let layout = self.layout
-        let filter = FilterEscaping.equality("objectClass", b.objectClass)
+        let filter = FilterEscaping.equality("objectClass", b.objectClass.rawValue)
         let collector = try await search(connection, what: "binding groups", base: b.searchBase, scope: .one, filter: filter,
                                          attributes: ["cn", layout.memberAttribute, layout.recordAttribute],
                                          into: Collector<BindingGroup>()) { entry, collector in

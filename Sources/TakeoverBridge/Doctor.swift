@@ -231,13 +231,13 @@ enum Doctor {
         let uris = config.ldap.uris + (config.ldap.writeURI.map { [$0] } ?? [])
         let plain = uris.filter { $0.lowercased().hasPrefix("ldap://") }
         if config.ldap.startTLS {
-            return DoctorCheck("tls", ok: true, "StartTLS, certificates checked: tls_reqcert = \(config.ldap.tlsReqcert)"
+            return DoctorCheck("tls", ok: true, "StartTLS, certificates checked: tls_reqcert = \(config.ldap.tlsReqcert.rawValue)"
                 + (config.ldap.tlsCACert.map { ", CA \($0)" } ?? ""))
         }
         if plain.isEmpty {
             let kinds = Set(uris.map { $0.lowercased().hasPrefix("ldapi://") ? "ldapi:// (local socket, no TLS needed)" : "ldaps://" })
             return DoctorCheck("tls", ok: true, kinds.sorted().joined(separator: ", ")
-                + (uris.contains { $0.lowercased().hasPrefix("ldaps://") } ? ", tls_reqcert = \(config.ldap.tlsReqcert)" : ""))
+                + (uris.contains { $0.lowercased().hasPrefix("ldaps://") } ? ", tls_reqcert = \(config.ldap.tlsReqcert.rawValue)" : ""))
         }
         if config.ldap.bindDN == nil && config.ldap.saslMech == nil {
             return DoctorCheck("tls", ok: true, "not in use (anonymous bind, no password sent) on \(plain.joined(separator: " "))")
@@ -256,7 +256,7 @@ enum Doctor {
         let attributes = names(in: schema.strings("attributeTypes"))
         var out: [DoctorCheck] = []
         let layout = config.layout()
-        let objectClass = config.bindings.objectClass
+        let objectClass = config.bindings.objectClass.rawValue
         let schemaHint = "load schema/takeover-bridge.schema (slapd.conf) or schema/takeover-bridge.ldif (cn=config), "
             + "or use object_class = \"groupOfNames\" with the standard schemas"
         if classes.contains(objectClass.lowercased()) {
@@ -355,7 +355,7 @@ enum Doctor {
         switch code {
         case .noSuchObject: return "the base '\(error.base)' does not exist: check search_base"
         case .sizeLimitExceeded, .adminLimitExceeded:
-            return server.limitFix(code: code, account: account, pageSize: config?.ldap.pageSize ?? 1000)
+            return server.limitFix(code: code, account: account, pageSize: config?.ldap.pageSize ?? BridgeConfig.LDAP.defaultPageSize)
         case .timeLimitExceeded, .timeout: return "the search timed out: raise [ldap] timeout or the server's time limit for the service account"
         case .insufficientAccessRights: return "the service account may not read '\(error.base)': grant it read access"
         default: return "check search_base and filter"

@@ -64,11 +64,9 @@ package enum Logfmt {
         return out
     }
 
-    /// True when a key names a secret: its value is replaced by `[redacted]`.
+    /// True when a key names a secret (`SecretKeys`): its value is replaced by `[redacted]`.
     package static func isSecretKey(_ key: String) -> Bool {
-        let k = key.lowercased()
-        return k.contains("password") || k.contains("passwd") || k.contains("secret") || k.contains("token")
-            || k.contains("credential") || k.contains("authtok") || k == "pw" || k.hasSuffix("_pw")
+        SecretKeys.isSecret(key)
     }
 
     package static let redacted = "[redacted]"
