@@ -12,7 +12,7 @@ extension BridgeConfig {
     /// Reads `path`, refuses it when others can write it, parses and validates it, resolves
     /// relative paths against its folder, and checks the bind password source and TLS key
     /// file (existence and permissions). Every problem found is in the thrown error.
-    public static func load(path: String,
+    package static func load(path: String,
                             environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigError)
         -> BridgeConfig {
         if let problem = FileSecurity.checkConfigFile(path) {
@@ -44,7 +44,7 @@ extension BridgeConfig {
 
     /// Parses and validates TOML text. `source` names it in messages; relative paths are
     /// resolved against `baseDirectory`.
-    public static func parse(toml: String, source: String, baseDirectory: String) throws(ConfigError) -> BridgeConfig {
+    package static func parse(toml: String, source: String, baseDirectory: String) throws(ConfigError) -> BridgeConfig {
         var reader = ConfigReader(text: toml, source: source, baseDirectory: baseDirectory)
         return try reader.read()
     }
@@ -52,7 +52,7 @@ extension BridgeConfig {
     // MARK: Derived values
 
     /// How bindings are stored (TakeoverCore).
-    public func layout() -> BindingLayout {
+    package func layout() -> BindingLayout {
         switch bindings.objectClass {
         case .takeoverBindingGroup:
             return .projectSchema(base: bindings.searchBase, memberAttribute: bindings.memberAttribute)
@@ -65,7 +65,7 @@ extension BridgeConfig {
     }
 
     /// The planner's policy, including `[devices] active_within`.
-    public func corePolicy() -> Policy {
+    package func corePolicy() -> Policy {
         Policy(protectedAccounts: policy.protectedAccounts, minUIDLinux: policy.minUIDLinux,
                minUIDMacOS: policy.minUIDMacOS,
                onLikelyMismatch: policy.onLikelyMismatch,
@@ -73,14 +73,14 @@ extension BridgeConfig {
     }
 
     /// The limits for reading `[devices] reports` (`max_reports_size`).
-    public func reportLimits() -> ReportLimits {
+    package func reportLimits() -> ReportLimits {
         ReportLimits(maxTotalBytes: devices.maxReportsSize)
     }
 
     /// The bind password from `bind_password_file` (refused when group or others can access
     /// it; one trailing newline stripped) or `bind_password_env`; nil when neither is set.
     /// An empty password is refused: libldap would turn it into an anonymous bind.
-    public func readBindPassword(environment: [String: String] = ProcessInfo.processInfo.environment)
+    package func readBindPassword(environment: [String: String] = ProcessInfo.processInfo.environment)
         throws(ConfigError) -> String? {
         if let file = ldap.bindPasswordFile {
             // Checked on the open file and read into a buffer wiped once read (issue 11).
@@ -111,7 +111,7 @@ extension BridgeConfig {
     /// `ldaps://` and `ldapi://` are fine, so is `ldap://` with StartTLS, an anonymous
     /// connection, or a SASL mechanism that does not send the password itself
     /// (PLAIN and LOGIN do, so they count as cleartext).
-    public func cleartextProblem() -> String? {
+    package func cleartextProblem() -> String? {
         if ldap.allowCleartext || ldap.startTLS { return nil }
         let sendsPassword: Bool
         if let mech = ldap.saslMech {
@@ -142,7 +142,7 @@ extension BridgeConfig {
     }
 
     /// A problem about `key`, located at its line when known.
-    public func problem(_ key: String, _ message: String) -> ConfigProblem {
+    package func problem(_ key: String, _ message: String) -> ConfigProblem {
         let section = key.split(separator: ".").first.map(String.init) ?? key
         let line = keyLines[key] ?? keyLines[section]
             ?? keyLines.filter { $0.key.hasPrefix(section + ".") }.map(\.value).min()

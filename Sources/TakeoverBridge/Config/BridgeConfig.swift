@@ -9,30 +9,30 @@ import TakeoverCore
 
 // MARK: - The configuration
 
-public struct BridgeConfig: Sendable {
-    public struct LDAP: Sendable, Hashable {
+package struct BridgeConfig: Sendable {
+    package struct LDAP: Sendable, Hashable {
         /// One or more URIs separated by spaces (libldap tries them in order).
-        public var uri: String
+        package var uri: String
         /// The provider that takes writes, when reads go to a replica.
-        public var writeURI: String?
-        public var bindDN: String?
-        public var bindPasswordFile: String?
-        public var bindPasswordEnv: String?
-        public var saslMech: String?
-        public var saslAuthcID: String?
-        public var saslRealm: String?
-        public var startTLS: Bool
+        package var writeURI: String?
+        package var bindDN: String?
+        package var bindPasswordFile: String?
+        package var bindPasswordEnv: String?
+        package var saslMech: String?
+        package var saslAuthcID: String?
+        package var saslRealm: String?
+        package var startTLS: Bool
         /// `tls_reqcert`: how the server's certificate is checked (libldap's TLS_REQCERT).
-        public var tlsReqcert: TLSRequireCert
-        public var tlsCACert: String?
-        public var tlsCert: String?
-        public var tlsKey: String?
-        public var allowCleartext: Bool
-        public var pageSize: Int
+        package var tlsReqcert: TLSRequireCert
+        package var tlsCACert: String?
+        package var tlsCert: String?
+        package var tlsKey: String?
+        package var allowCleartext: Bool
+        package var pageSize: Int
         /// Seconds, for every network operation; by default the connection's (LDAPConnectionOptions).
-        public var timeout: Double
+        package var timeout: Double
 
-        public init(uri: String, writeURI: String? = nil, bindDN: String? = nil, bindPasswordFile: String? = nil,
+        package init(uri: String, writeURI: String? = nil, bindDN: String? = nil, bindPasswordFile: String? = nil,
                     bindPasswordEnv: String? = nil, saslMech: String? = nil, saslAuthcID: String? = nil,
                     saslRealm: String? = nil, startTLS: Bool = false, tlsReqcert: TLSRequireCert = .demand,
                     tlsCACert: String? = nil, tlsCert: String? = nil, tlsKey: String? = nil,
@@ -57,26 +57,26 @@ public struct BridgeConfig: Sendable {
         }
 
         /// Entries per page of a paged search (`page_size`), here and wherever a page size is not configured.
-        public static let defaultPageSize = 1000
+        package static let defaultPageSize = 1000
 
         /// The read URIs, split on whitespace.
-        public var uris: [String] { uri.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init) }
+        package var uris: [String] { uri.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init) }
     }
 
-    public struct Users: Sendable, Hashable {
-        public var searchBase: String
-        public var filter: String
-        public var nameAttribute: String
+    package struct Users: Sendable, Hashable {
+        package var searchBase: String
+        package var filter: String
+        package var nameAttribute: String
         /// Empty means unset: every user's local name is the username.
-        public var localAccountAttribute: String
-        public var uidNumberAttribute: String
-        public var displayNameAttribute: String
+        package var localAccountAttribute: String
+        package var uidNumberAttribute: String
+        package var displayNameAttribute: String
         /// `[users] id_attribute`: the stable id (issue 10). Empty: the first of objectGUID
         /// (AD), entryUUID (OpenLDAP, 389 DS with its plugin), nsUniqueId (389 DS) the
         /// entry has.
-        public var idAttribute: String = ""
+        package var idAttribute: String = ""
 
-        public init(searchBase: String, filter: String = "(objectClass=posixAccount)", nameAttribute: String = "uid",
+        package init(searchBase: String, filter: String = "(objectClass=posixAccount)", nameAttribute: String = "uid",
                     localAccountAttribute: String = "", uidNumberAttribute: String = "uidNumber",
                     displayNameAttribute: String = "displayName") {
             self.searchBase = searchBase
@@ -88,24 +88,24 @@ public struct BridgeConfig: Sendable {
         }
     }
 
-    public struct Devices: Sendable, Hashable {
-        public var searchBase: String
-        public var filter: String
-        public var nameAttribute: String
+    package struct Devices: Sendable, Hashable {
+        package var searchBase: String
+        package var filter: String
+        package var nameAttribute: String
         /// member | uniqueMember | memberUid (canonical spelling).
-        public var memberAttribute: String
+        package var memberAttribute: String
         /// The reports folder (absolute after `load`).
-        public var reports: String
+        package var reports: String
         /// Seconds.
-        public var activeWithin: Int64
+        package var activeWithin: Int64
 
         // Report evidence limits (issue 11: R8 clock skew, bounded report volume).
         /// `max_clock_skew`, seconds: a report dated further in the future is an error, never used.
-        public var maxClockSkew: Int64 = Policy.defaultMaxClockSkew
+        package var maxClockSkew: Int64 = Policy.defaultMaxClockSkew
         /// `max_reports_size`, bytes: the most the reports folder may hold; beyond it the run stops (exit 5).
-        public var maxReportsSize: Int = ReportLimits.defaultMaxTotalBytes
+        package var maxReportsSize: Int = ReportLimits.defaultMaxTotalBytes
 
-        public init(searchBase: String, filter: String = "(objectClass=groupOfNames)", nameAttribute: String = "cn",
+        package init(searchBase: String, filter: String = "(objectClass=groupOfNames)", nameAttribute: String = "cn",
                     memberAttribute: String = "member", reports: String, activeWithin: Int64 = Policy().activeWithin) {
             self.searchBase = searchBase
             self.filter = filter
@@ -116,27 +116,27 @@ public struct BridgeConfig: Sendable {
         }
     }
 
-    public struct Bindings: Sendable, Hashable {
-        public var searchBase: String
-        public var objectClass: BindingObjectClass
+    package struct Bindings: Sendable, Hashable {
+        package var searchBase: String
+        package var objectClass: BindingObjectClass
         /// member | uniqueMember.
-        public var memberAttribute: String
+        package var memberAttribute: String
 
-        public init(searchBase: String, objectClass: BindingObjectClass = .takeoverBindingGroup, memberAttribute: String = "member") {
+        package init(searchBase: String, objectClass: BindingObjectClass = .takeoverBindingGroup, memberAttribute: String = "member") {
             self.searchBase = searchBase
             self.objectClass = objectClass
             self.memberAttribute = memberAttribute
         }
     }
 
-    public struct PolicySection: Sendable, Hashable {
-        public var protectedAccounts: [String]
-        public var minUIDLinux: Int64
-        public var minUIDMacOS: Int64
-        public var onLikelyMismatch: LikelyMismatchPolicy
+    package struct PolicySection: Sendable, Hashable {
+        package var protectedAccounts: [String]
+        package var minUIDLinux: Int64
+        package var minUIDMacOS: Int64
+        package var onLikelyMismatch: LikelyMismatchPolicy
 
         // The defaults are the planner's (TakeoverCore `Policy`), stated there once.
-        public init(protectedAccounts: [String] = [], minUIDLinux: Int64 = Policy().minUIDLinux,
+        package init(protectedAccounts: [String] = [], minUIDLinux: Int64 = Policy().minUIDLinux,
                     minUIDMacOS: Int64 = Policy().minUIDMacOS,
                     onLikelyMismatch: LikelyMismatchPolicy = Policy().onLikelyMismatch) {
             self.protectedAccounts = protectedAccounts
@@ -146,45 +146,45 @@ public struct BridgeConfig: Sendable {
         }
     }
 
-    public struct Safety: Sendable, Hashable {
-        public var maxUnbinds: Int
-        public var maxUnbindPercent: Double
-        public var minUsers: Int
+    package struct Safety: Sendable, Hashable {
+        package var maxUnbinds: Int
+        package var maxUnbindPercent: Double
+        package var minUsers: Int
 
-        public init(maxUnbinds: Int = 100, maxUnbindPercent: Double = 10, minUsers: Int = 1) {
+        package init(maxUnbinds: Int = 100, maxUnbindPercent: Double = 10, minUsers: Int = 1) {
             self.maxUnbinds = maxUnbinds
             self.maxUnbindPercent = maxUnbindPercent
             self.minUsers = minUsers
         }
     }
 
-    public struct State: Sendable, Hashable {
-        public var dir: String
+    package struct State: Sendable, Hashable {
+        package var dir: String
 
         /// `[state] metrics_file`: the Prometheus textfile written after every run; nil: none.
-        public var metricsFile: String? = nil
+        package var metricsFile: String? = nil
         // [state] lease (issue 11): seconds a run's lease entry under [bindings]
         // search_base stays valid without renewal (docs/product.md section 6). 1 s ... 1 day.
-        public var lease: Int64 = 600
+        package var lease: Int64 = 600
 
-        public init(dir: String = "/var/lib/takeover-bridge") {
+        package init(dir: String = "/var/lib/takeover-bridge") {
             self.dir = dir
         }
     }
 
-    public var ldap: LDAP
-    public var users: Users
-    public var devices: Devices
-    public var bindings: Bindings
-    public var policy: PolicySection
-    public var safety: Safety
-    public var state: State
+    package var ldap: LDAP
+    package var users: Users
+    package var devices: Devices
+    package var bindings: Bindings
+    package var policy: PolicySection
+    package var safety: Safety
+    package var state: State
     /// The file it came from (as given), or the source name passed to `parse`.
-    public var sourcePath: String
+    package var sourcePath: String
     /// Line of each key ("ldap.uri") and section ("ldap") in the source, for later messages.
-    public var keyLines: [String: Int]
+    package var keyLines: [String: Int]
 
-    public init(ldap: LDAP, users: Users, devices: Devices, bindings: Bindings, policy: PolicySection = PolicySection(),
+    package init(ldap: LDAP, users: Users, devices: Devices, bindings: Bindings, policy: PolicySection = PolicySection(),
                 safety: Safety = Safety(), state: State = State(), sourcePath: String = "config.toml",
                 keyLines: [String: Int] = [:]) {
         self.ldap = ldap
@@ -199,15 +199,15 @@ public struct BridgeConfig: Sendable {
     }
 
     /// The default path when neither `--config` nor `$TAKEOVER_BRIDGE_CONFIG` is given.
-    public static let defaultPath = "/etc/takeover-bridge/config.toml"
+    package static let defaultPath = "/etc/takeover-bridge/config.toml"
 
     /// The largest config file read (a config is a few kilobytes).
-    public static let maximumFileSize = 1 << 20
+    package static let maximumFileSize = 1 << 20
 
 }
 
 /// `[bindings] object_class`: how binding groups are stored.
-public enum BindingObjectClass: String, Sendable, Hashable, CaseIterable {
+package enum BindingObjectClass: String, Sendable, Hashable, CaseIterable {
     /// The project schema (schema/takeover-bridge.schema).
     case takeoverBindingGroup
     case groupOfNames

@@ -3,15 +3,15 @@
 // MARK: - Problems
 
 /// One thing wrong with the configuration, located as precisely as possible.
-public struct ConfigProblem: Sendable, Hashable, CustomStringConvertible {
+package struct ConfigProblem: Sendable, Hashable, CustomStringConvertible {
     /// The file (as given to `load`) or the name passed to `parse`.
-    public var source: String
-    public var line: Int?
+    package var source: String
+    package var line: Int?
     /// Dotted key, e.g. "ldap.timeout"; a section alone is "ldap"; nil for file-wide problems.
-    public var key: String?
-    public var message: String
+    package var key: String?
+    package var message: String
 
-    public init(source: String, line: Int? = nil, key: String? = nil, message: String) {
+    package init(source: String, line: Int? = nil, key: String? = nil, message: String) {
         self.source = source
         self.line = line
         self.key = key
@@ -19,7 +19,7 @@ public struct ConfigProblem: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// `config.toml:12: [ldap] timeout: must be a positive number of seconds`
-    public var description: String {
+    package var description: String {
         var out = source
         if let line { out += ":\(line)" }
         out += ": "
@@ -35,19 +35,19 @@ public struct ConfigProblem: Sendable, Hashable, CustomStringConvertible {
 }
 
 /// Everything wrong with a configuration, all at once. Never holds a secret value.
-public struct ConfigError: Error, Sendable, CustomStringConvertible {
-    public var problems: [ConfigProblem]
+package struct ConfigError: Error, Sendable, CustomStringConvertible {
+    package var problems: [ConfigProblem]
 
-    public init(problems: [ConfigProblem]) {
+    package init(problems: [ConfigProblem]) {
         self.problems = problems
     }
 
-    public init(_ problem: ConfigProblem) {
+    package init(_ problem: ConfigProblem) {
         self.problems = [problem]
     }
 
     /// One problem per line.
-    public var description: String {
+    package var description: String {
         problems.map(\.description).joined(separator: "\n")
     }
 }
