@@ -13,7 +13,7 @@ package struct LDAPURI: Sendable, Hashable {
     package var host: String
 
     package init?(_ text: String) {
-        guard let sep = text.range(of: "://") else { return nil }
+        guard let sep = text.firstRange(of: "://") else { return nil }
         scheme = text[..<sep.lowerBound].lowercased()
         guard ["ldap", "ldaps", "ldapi"].contains(scheme) else { return nil }
         var rest = text[sep.upperBound...]
