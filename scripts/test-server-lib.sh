@@ -12,9 +12,14 @@ port_in_use() {
     cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk -v p=":$hex" '$2 ~ p"$" { found=1 } END { exit !found }'
 }
 free_port() {
-    local p
+    local p ephemeral_low
+    ephemeral_low=$(awk '{ print $1 }' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+    [ "$ephemeral_low" -gt 21000 ] 2>/dev/null || ephemeral_low=32768
     for _ in $(seq 1 200); do
-        p=$(( 20000 + (RANDOM * 32768 + RANDOM) % 40000 ))
+        # Below the kernel's ephemeral range (ip_local_port_range, 32768-60999 here): a
+        # port there can be taken as the local end of any outgoing connection while a
+        # killed server is being restarted on it.
+        p=$(( 20000 + (RANDOM * 32768 + RANDOM) % (ephemeral_low - 20000) ))
         if ! port_in_use "$p"; then echo "$p"; return 0; fi
     done
     die "no free port found"
