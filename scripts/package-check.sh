@@ -14,7 +14,7 @@ fail() { log "FAIL: $*"; failures=$((failures + 1)); }
 
 deb=$(bash scripts/package.sh | tail -n 1)
 [ -f "$deb" ] || { log "FAIL: scripts/package.sh made no package"; exit 1; }
-version=$(sed -n 's/^ *public static let string = "\([^"]*\)".*/\1/p' Sources/TakeoverBridge/Version.swift)
+version=$(sed -n 's/^ *[a-z]* *static let string = "\([^"]*\)".*/\1/p' Sources/TakeoverBridge/Version.swift)
 case "$deb" in
     */takeover-bridge_"${version}"_"$(dpkg --print-architecture)".deb) ;;
     *) fail "package name $deb does not carry version $version" ;;

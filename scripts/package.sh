@@ -26,7 +26,7 @@ for tool in dpkg-deb dpkg-shlibdeps gzip strip; do
     command -v "$tool" >/dev/null 2>&1 || die "needs $tool (apt-get install dpkg-dev binutils)"
 done
 
-version=$(sed -n 's/^ *public static let string = "\([^"]*\)".*/\1/p' Sources/TakeoverBridge/Version.swift)
+version=$(sed -n 's/^ *[a-z]* *static let string = "\([^"]*\)".*/\1/p' Sources/TakeoverBridge/Version.swift)
 [ -n "$version" ] || die "no version in Sources/TakeoverBridge/Version.swift"
 arch=$(dpkg --print-architecture)
 release_scratch=${TB_RELEASE_SCRATCH:-.build-release}
