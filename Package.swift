@@ -77,6 +77,6 @@ let package = Package(
         .testTarget(name: "LDAPClientTests", dependencies: ["LDAPClient", "LDAPSyntax"], swiftSettings: strict),
         .testTarget(name: "TakeoverCoreTests", dependencies: ["TestSupport", "TakeoverCore"], resources: [.copy("Golden")], swiftSettings: strict),
         .testTarget(name: "DeviceReportsTests", dependencies: ["TestSupport", "DeviceReports", "TakeoverCore"], resources: [.copy("Fixtures")], swiftSettings: strict),
-        .testTarget(name: "TakeoverBridgeTests", dependencies: ["TestSupport", "TakeoverBridge", "LDAPClient", "TakeoverCore"], resources: [.copy("Golden")], swiftSettings: strict),
+        .testTarget(name: "TakeoverBridgeTests", dependencies: ["LDAPTestSupport", "TestSupport", "TakeoverBridge", "LDAPClient", "TakeoverCore"], resources: [.copy("Golden")], swiftSettings: strict),
     ]
 )

@@ -217,26 +217,7 @@ public final class TestTree: @unchecked Sendable {
     }
 
     public func writeConfig() throws {
-        var sections = configSections()
-        for (key, value) in configOverrides.sorted(by: { $0.key < $1.key }) {
-            let parts = key.split(separator: ".", maxSplits: 1).map(String.init)
-            guard parts.count == 2 else { continue }
-            if let s = sections.firstIndex(where: { $0.0 == parts[0] }) {
-                if let k = sections[s].1.firstIndex(where: { $0.0 == parts[1] }) {
-                    sections[s].1[k].1 = value
-                } else {
-                    sections[s].1.append((parts[1], value))
-                }
-            } else {
-                sections.append((parts[0], [(parts[1], value)]))
-            }
-        }
-        var text = ""
-        for (section, keys) in sections {
-            text += "[\(section)]\n"
-            for (key, value) in keys where !value.isEmpty { text += "\(key) = \(value)\n" }
-            text += "\n"
-        }
+        let text = configTOML(configSections(), overrides: configOverrides)
         _ = FileManager.default.createFile(atPath: configPath, contents: Data(text.utf8),
                                            attributes: [.posixPermissions: 0o600])
     }
@@ -331,4 +312,31 @@ public enum BridgeExecutable {
         candidates.append(TestDirectory.packageRoot + "/.build/debug/takeover-bridge")
         return candidates.first { fm.isExecutableFile(atPath: $0) } ?? candidates.last ?? ""
     }()
+}
+
+/// A config file's text: `sections` in order, each `(key, value)` with an already-quoted
+/// TOML value (an empty value leaves the key out); `overrides` ("section.key" -> value)
+/// replace or add keys, in sorted order. The one config writer of the test suites.
+public func configTOML(_ sections: [(String, [(String, String)])], overrides: [String: String]) -> String {
+    var sections = sections
+    for (key, value) in overrides.sorted(by: { $0.key < $1.key }) {
+        let parts = key.split(separator: ".", maxSplits: 1).map(String.init)
+        guard parts.count == 2 else { continue }
+        if let s = sections.firstIndex(where: { $0.0 == parts[0] }) {
+            if let k = sections[s].1.firstIndex(where: { $0.0 == parts[1] }) {
+                sections[s].1[k].1 = value
+            } else {
+                sections[s].1.append((parts[1], value))
+            }
+        } else {
+            sections.append((parts[0], [(parts[1], value)]))
+        }
+    }
+    var text = ""
+    for (section, keys) in sections {
+        text += "[\(section)]\n"
+        for (key, value) in keys where !value.isEmpty { text += "\(key) = \(value)\n" }
+        text += "\n"
+    }
+    return text
 }

@@ -10,6 +10,7 @@
 import Foundation
 import LDAPClient
 import LDAPSyntax
+import LDAPTestSupport
 import Logging
 import TakeoverCore
 import Testing
@@ -397,7 +398,7 @@ final class Scenario: @unchecked Sendable {
     // MARK: Configuration and runs
 
     func writeConfig() throws {
-        var sections: [(String, [(String, String)])] = [
+        let sections: [(String, [(String, String)])] = [
             ("ldap", [("uri", q(server.ldapURI)), ("bind_dn", q(server.bindDN)),
                       ("bind_password_file", q(server.bindPasswordFile)), ("timeout", "10")]),
             ("users", [("search_base", q(people)), ("local_account_attribute", q("localUserAccount"))]),
@@ -407,25 +408,7 @@ final class Scenario: @unchecked Sendable {
             ("safety", [("max_unbinds", "100"), ("max_unbind_percent", "100"), ("min_users", "1")]),
             ("state", [("dir", q(state))]),
         ]
-        for (key, value) in configOverrides.sorted(by: { $0.key < $1.key }) {
-            let parts = key.split(separator: ".", maxSplits: 1).map(String.init)
-            guard parts.count == 2 else { continue }
-            if let s = sections.firstIndex(where: { $0.0 == parts[0] }) {
-                if let k = sections[s].1.firstIndex(where: { $0.0 == parts[1] }) {
-                    sections[s].1[k].1 = value
-                } else {
-                    sections[s].1.append((parts[1], value))
-                }
-            } else {
-                sections.append((parts[0], [(parts[1], value)]))
-            }
-        }
-        var text = ""
-        for (section, keys) in sections {
-            text += "[\(section)]\n"
-            for (key, value) in keys where !value.isEmpty { text += "\(key) = \(value)\n" }
-            text += "\n"
-        }
+        let text = configTOML(sections, overrides: configOverrides)
         _ = FileManager.default.createFile(atPath: configPath, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600])
     }
 

@@ -23,6 +23,7 @@
 
 import Foundation
 import LDAPClient
+import LDAPTestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -601,7 +602,7 @@ final class SafetyWorld: @unchecked Sendable {
     // MARK: Configuration and runs
 
     func configText() -> String {
-        var sections: [(String, [(String, String)])] = [
+        let sections: [(String, [(String, String)])] = [
             ("ldap", [("uri", q(server.ldapURI)), ("bind_dn", q(server.server.bindDN)),
                       ("bind_password_file", q(passwordFile)), ("timeout", "20")]),
             ("users", [("search_base", q(people))]),
@@ -610,26 +611,7 @@ final class SafetyWorld: @unchecked Sendable {
             ("safety", [("max_unbinds", "1000"), ("max_unbind_percent", "100"), ("min_users", "1")]),
             ("state", [("dir", q(state))]),
         ]
-        for (key, value) in settings.sorted(by: { $0.key < $1.key }) {
-            let parts = key.split(separator: ".", maxSplits: 1).map(String.init)
-            guard parts.count == 2 else { continue }
-            if let s = sections.firstIndex(where: { $0.0 == parts[0] }) {
-                if let k = sections[s].1.firstIndex(where: { $0.0 == parts[1] }) {
-                    sections[s].1[k].1 = value
-                } else {
-                    sections[s].1.append((parts[1], value))
-                }
-            } else {
-                sections.append((parts[0], [(parts[1], value)]))
-            }
-        }
-        var text = ""
-        for (section, keys) in sections {
-            text += "[\(section)]\n"
-            for (key, value) in keys where !value.isEmpty { text += "\(key) = \(value)\n" }
-            text += "\n"
-        }
-        return text + extraTOML
+        return configTOML(sections, overrides: settings) + extraTOML
     }
 
     func writeConfig() throws {
