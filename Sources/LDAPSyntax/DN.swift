@@ -13,8 +13,8 @@ public struct DNParseError: Error, Sendable, CustomStringConvertible, Equatable 
 /// has rdns `[[uid=a], [ou=people], [dc=x]]`). An RDN is one or more attribute value
 /// assertions joined by `+`. Values are held unescaped.
 ///
-/// Equality (`==`, `Hashable`) is exact; use `normalized` or `comparisonKey` to compare
-/// DNs the way a directory would.
+/// Equality (`==`, `Hashable`) is exact; use `comparisonKey` to compare DNs the way a
+/// directory would.
 public struct DN: Sendable, Hashable, CustomStringConvertible {
     /// One attribute value assertion, `type=value`, value unescaped.
     public struct AVA: Sendable, Hashable {
@@ -55,22 +55,21 @@ public struct DN: Sendable, Hashable, CustomStringConvertible {
     /// the same text.
     public var normalized: String {
         rdns.map { rdn in
-            rdn.map { AVA(type: asciiLowercased($0.type), value: $0.value) }
+            rdn.map { AVA(type: $0.type.asciiLowercased, value: $0.value) }
                 .sorted { ($0.type, $0.value) < ($1.type, $1.value) }
                 .map { "\($0.type)=\(DNEscaping.escapeValue($0.value))" }
                 .joined(separator: "+")
         }.joined(separator: ",")
     }
 
-    /// `normalized` with values lowercased too: the key to compare DNs whose naming
-    /// attributes match case-insensitively (cn, uid, ou, dc, o: the usual ones).
-    public var comparisonKey: String {
-        rdns.map { rdn in
-            rdn.map { AVA(type: asciiLowercased($0.type), value: $0.value.lowercased()) }
-                .sorted { ($0.type, $0.value) < ($1.type, $1.value) }
-                .map { "\($0.type)=\(DNEscaping.escapeValue($0.value))" }
-                .joined(separator: "+")
-        }.joined(separator: ",")
+    /// The key to compare DNs as a directory does: `DNNormalizer.normalize` of `string`
+    /// (types ASCII-lowercased, values case-folded).
+    public var comparisonKey: String { DNNormalizer.normalize(string) }
+
+    /// The value of the first RDN's AVA of type `type` (ASCII case ignored), or nil when the
+    /// first RDN has no such AVA (`uid` of `uid=alice,ou=people` is `alice`).
+    public func firstRDNValue(type: String) -> String? {
+        rdns.first?.first { $0.type.caseInsensitiveEquals(type) }?.value
     }
 
     /// The DN without its first RDN; nil for the root DN.
@@ -93,14 +92,6 @@ public struct DN: Sendable, Hashable, CustomStringConvertible {
         let tail = DN(rdns: Array(rdns.suffix(base.rdns.count)))
         return tail.comparisonKey == base.comparisonKey
     }
-}
-
-func asciiLowercased(_ text: String) -> String {
-    var bytes = Array(text.utf8)
-    for index in bytes.indices where bytes[index] >= 65 && bytes[index] <= 90 {
-        bytes[index] |= 0x20
-    }
-    return String(decoding: bytes, as: UTF8.self)
 }
 
 private struct DNParser {
