@@ -74,6 +74,9 @@ let package = Package(
         // The same end-to-end cases on the three servers, through the built binary.
         .testTarget(name: "CrossServerTests", dependencies: ["LDAPTestSupport", "LDAPClient"], swiftSettings: strict),
         .testTarget(name: "LDAPSyntaxTests", dependencies: ["LDAPSyntax", "TestSupport"], swiftSettings: strict),
+        // Property tests of the shared primitives outside LDAPSyntax (civil time, JSON); no server.
+        .testTarget(name: "PrimitivesTests", dependencies: ["TestSupport", "TakeoverCore", "TakeoverBridge"],
+                    swiftSettings: strict),
         .testTarget(name: "LDAPClientTests", dependencies: ["LDAPClient", "LDAPSyntax"], swiftSettings: strict),
         .testTarget(name: "TakeoverCoreTests", dependencies: ["TestSupport", "TakeoverCore", "LDAPSyntax"], resources: [.copy("Golden")], swiftSettings: strict),
         .testTarget(name: "DeviceReportsTests", dependencies: ["TestSupport", "DeviceReports", "TakeoverCore", "LDAPSyntax"], resources: [.copy("Fixtures")], swiftSettings: strict),
