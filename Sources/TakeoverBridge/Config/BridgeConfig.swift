@@ -56,8 +56,8 @@ package struct BridgeConfig: Sendable {
             self.timeout = timeout
         }
 
-        /// Entries per page of a paged search (`page_size`), here and wherever a page size is not configured.
-        package static let defaultPageSize = 1000
+        /// Entries per page of a paged search (`page_size`): the connection's default, stated there.
+        package static let defaultPageSize = LDAPConnection.defaultPageSize
 
         /// The read URIs, split on whitespace.
         package var uris: [String] { uri.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init) }
