@@ -74,8 +74,8 @@ let package = Package(
         // The same end-to-end cases on the three servers, through the built binary.
         .testTarget(name: "CrossServerTests", dependencies: ["LDAPTestSupport", "LDAPClient"], swiftSettings: strict),
         .testTarget(name: "LDAPSyntaxTests", dependencies: ["LDAPSyntax", "TestSupport"], swiftSettings: strict),
-        // Property tests of the shared primitives outside LDAPSyntax (civil time, JSON); no server.
-        .testTarget(name: "PrimitivesTests", dependencies: ["TestSupport", "TakeoverCore", "TakeoverBridge"],
+        // Property tests of the shared primitives outside LDAPSyntax (civil time, JSON, quoting); no server.
+        .testTarget(name: "PrimitivesTests", dependencies: ["TestSupport", "TakeoverCore", "DeviceReports", "TakeoverBridge"],
                     swiftSettings: strict),
         .testTarget(name: "LDAPClientTests", dependencies: ["LDAPClient", "LDAPSyntax"], swiftSettings: strict),
         .testTarget(name: "TakeoverCoreTests", dependencies: ["TestSupport", "TakeoverCore", "LDAPSyntax"], resources: [.copy("Golden")], swiftSettings: strict),
