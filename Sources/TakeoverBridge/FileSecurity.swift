@@ -14,12 +14,10 @@ package enum FileSecurity {
     /// A problem with a file holding a secret (bind password, TLS key), or nil when it is
     /// a regular file that neither group nor others can access.
     package static func checkSecretFile(_ path: String) -> String? {
-        var st = stat()
-        guard stat(path, &st) == 0 else {
-            return "cannot use \(path): \(String(cString: strerror(errno)))"
-        }
-        guard (st.st_mode & S_IFMT) == S_IFREG else {
-            return "\(path) is not a regular file"
+        let st: stat
+        switch regularFile(path, shown: path, verb: "use") {
+        case .success(let found): st = found
+        case .failure(let problem): return problem.message
         }
         let mode = st.st_mode & 0o7777
         if mode & 0o077 != 0 {
@@ -42,12 +40,10 @@ package enum FileSecurity {
         var link = stat()
         let isLink = lstat(path, &link) == 0 && (link.st_mode & S_IFMT) == S_IFLNK
         let shown = isLink ? "\(path) (a link to \(resolved))" : path
-        var st = stat()
-        guard stat(resolved, &st) == 0 else {
-            return "cannot read \(shown): \(String(cString: strerror(errno)))"
-        }
-        guard (st.st_mode & S_IFMT) == S_IFREG else {
-            return "\(shown) is not a regular file"
+        let st: stat
+        switch regularFile(resolved, shown: shown, verb: "read") {
+        case .success(let found): st = found
+        case .failure(let problem): return problem.message
         }
         let mode = st.st_mode & 0o7777
         if mode & 0o002 != 0 {
@@ -72,6 +68,19 @@ package enum FileSecurity {
             if let problem = folderProblem(folder) { return "\(shown) is in \(problem), so it could be replaced" }
         }
         return nil
+    }
+
+    struct Problem: Error { var message: String }
+
+    /// `stat(2)` of `path` when it is a regular file; else "cannot VERB SHOWN: reason" or
+    /// "SHOWN is not a regular file".
+    private static func regularFile(_ path: String, shown: String, verb: String) -> Result<stat, Problem> {
+        var st = stat()
+        guard stat(path, &st) == 0 else {
+            return .failure(Problem(message: "cannot \(verb) \(shown): \(String(cString: strerror(errno)))"))
+        }
+        guard (st.st_mode & S_IFMT) == S_IFREG else { return .failure(Problem(message: "\(shown) is not a regular file")) }
+        return .success(st)
     }
 
     /// Why `folder` lets someone other than root or this user replace what is in it, or nil.
