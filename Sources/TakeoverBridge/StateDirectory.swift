@@ -67,11 +67,6 @@ package struct RunRecord: Sendable, Hashable {
     package struct Failure: Sendable, Hashable {
         package var change: String
         package var error: String
-
-        package init(change: String, error: String) {
-            self.change = change
-            self.error = error
-        }
     }
 
     package var startedAt: UnixTime
@@ -83,22 +78,10 @@ package struct RunRecord: Sendable, Hashable {
     package var applied: [Change]
     /// Changes that were already in place ("value exists" / "no such value"): listed as
     /// comments, never inverted (undoing them would remove what this run did not add).
-    package var alreadyDone: [Change]
-    package var failed: [Failure]
+    package var alreadyDone: [Change] = []
+    package var failed: [Failure] = []
     /// "ok", "conflicts", "failed", ... (free text, one word preferred).
     package var outcome: String
-
-    package init(startedAt: UnixTime, finishedAt: UnixTime, host: String, configPath: String, applied: [Change],
-                alreadyDone: [Change] = [], failed: [Failure] = [], outcome: String) {
-        self.startedAt = startedAt
-        self.finishedAt = finishedAt
-        self.host = host
-        self.configPath = configPath
-        self.applied = applied
-        self.alreadyDone = alreadyDone
-        self.failed = failed
-        self.outcome = outcome
-    }
 }
 
 /// Where `writeRunRecord` put a record.
