@@ -181,11 +181,11 @@ private struct DNParser {
             if byte == UInt8(ascii: "\\") {
                 index += 1
                 guard let next = current else { throw fail("'\\' at the end of the DN", at: index - 1) }
-                if isHex(next) {
-                    guard index + 1 < bytes.count, isHex(bytes[index + 1]) else {
+                if let high = next.hexDigitValue {
+                    guard index + 1 < bytes.count, let low = bytes[index + 1].hexDigitValue else {
                         throw fail("'\\' must be followed by two hex digits or a special character", at: index - 1)
                     }
-                    value.append(hexValue(next) << 4 | hexValue(bytes[index + 1]))
+                    value.append(high << 4 | low)
                     index += 2
                 } else {
                     value.append(next)
@@ -210,9 +210,9 @@ private struct DNParser {
         let start = index
         index += 1
         var encoded: [UInt8] = []
-        while let byte = current, isHex(byte) {
-            guard index + 1 < bytes.count, isHex(bytes[index + 1]) else { throw fail("odd number of hex digits") }
-            encoded.append(hexValue(byte) << 4 | hexValue(bytes[index + 1]))
+        while let high = current?.hexDigitValue {
+            guard index + 1 < bytes.count, let low = bytes[index + 1].hexDigitValue else { throw fail("odd number of hex digits") }
+            encoded.append(high << 4 | low)
             index += 2
         }
         skipSpaces()
@@ -249,9 +249,3 @@ private struct DNParser {
 
 @inline(__always) private func isAlpha(_ b: UInt8) -> Bool { (b >= 65 && b <= 90) || (b >= 97 && b <= 122) }
 @inline(__always) private func isDigit(_ b: UInt8) -> Bool { b >= 48 && b <= 57 }
-@inline(__always) private func isHex(_ b: UInt8) -> Bool { isDigit(b) || (b >= 65 && b <= 70) || (b >= 97 && b <= 102) }
-@inline(__always) private func hexValue(_ b: UInt8) -> UInt8 {
-    if isDigit(b) { return b - 48 }
-    if b >= 97 { return b - 87 }
-    return b - 55
-}

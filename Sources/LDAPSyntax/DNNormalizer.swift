@@ -146,16 +146,7 @@ private struct RDNScanner {
     }
 
     private func hexPair(at: Int) -> UInt8? {
-        guard at + 1 < bytes.count, let hi = hexDigit(bytes[at]), let lo = hexDigit(bytes[at + 1]) else { return nil }
+        guard at + 1 < bytes.count, let hi = bytes[at].hexDigitValue, let lo = bytes[at + 1].hexDigitValue else { return nil }
         return hi << 4 | lo
-    }
-
-    private func hexDigit(_ b: UInt8) -> UInt8? {
-        switch b {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return b - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): return b - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): return b - UInt8(ascii: "A") + 10
-        default: return nil
-        }
     }
 }

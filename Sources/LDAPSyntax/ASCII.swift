@@ -1,3 +1,5 @@
+// ASCII helpers shared by the LDAP text syntaxes.
+//
 // ASCII case: attribute type names (descriptors), LDAP keywords and option names compare
 // without regard to the case of `A`-`Z` only (RFC 4512 section 2.5). Values are another
 // matter: they fold with `Folding` (caseIgnoreMatch).
@@ -23,3 +25,17 @@ extension String {
 
 @inline(__always)
 func asciiLowercase(_ b: UInt8) -> UInt8 { (b &- 0x41 < 26) ? b | 0x20 : b }
+
+extension UInt8 {
+    /// The value of an ASCII hex digit (`0`-`9`, `a`-`f`, `A`-`F`), else nil: for `\XX` in
+    /// DNs and `%XX` in URLs and record values.
+    @inlinable
+    public var hexDigitValue: UInt8? {
+        switch self {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): self - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): self - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): self - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+}
