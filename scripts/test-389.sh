@@ -244,13 +244,7 @@ TB_LDAP_URI=ldap://127.0.0.1:$p1
 TB_LDAPS_URI=ldaps://127.0.0.1:$p2
 TB_LDAPI_URI=ldapi://$(printf '%s' "$dir/run/slapd-$instance.socket" | sed 's|/|%2F|g')
 $(common_env ou)
-TB_SERVER_DIR=$dir
-TB_SERVER_PID=$pid
-TB_SERVER_PIDFILE=$(pidfile)
-TB_SERVER_LOG=$dir/log/errors
-TB_SLAPD_DIR=$dir
-TB_SLAPD_PID=$pid
-TB_SLAPD_PIDFILE=$(pidfile)
+$(server_env "$pid" "$dir/log/errors")
 EOF
     mv "$dir/env.tmp" "$dir/env"
 }

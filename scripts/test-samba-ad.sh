@@ -168,13 +168,7 @@ TB_REALM=$realm
 TB_DOMAIN=$domain
 TB_SAMBA_ADDR=$addr
 TB_SAMBA_HOST=$fqdn
-TB_SERVER_DIR=$dir
-TB_SERVER_PID=$pid
-TB_SERVER_PIDFILE=$(pidfile)
-TB_SERVER_LOG=$dir/log/samba.log
-TB_SLAPD_DIR=$dir
-TB_SLAPD_PID=$pid
-TB_SLAPD_PIDFILE=$(pidfile)
+$(server_env "$pid" "$dir/log/samba.log")
 EOF
     mv "$dir/env.tmp" "$dir/env"
 }

@@ -155,3 +155,17 @@ TB_CA_CERT=$dir/tls/ca.crt
 TB_WRONG_CA_CERT=$dir/tls/wrong-ca.crt
 EOF
 }
+
+# The env lines that say where the server runs (389 DS and Samba AD; the TB_SLAPD_* names
+# are kept for the suites that stop and restart "the" server).
+server_env() { # pid log
+    cat <<EOF
+TB_SERVER_DIR=$dir
+TB_SERVER_PID=$1
+TB_SERVER_PIDFILE=$(pidfile)
+TB_SERVER_LOG=$2
+TB_SLAPD_DIR=$dir
+TB_SLAPD_PID=$1
+TB_SLAPD_PIDFILE=$(pidfile)
+EOF
+}
