@@ -211,7 +211,9 @@ private struct DNParser {
         index += 1
         var encoded: [UInt8] = []
         while let high = current?.hexDigitValue {
-            guard index + 1 < bytes.count, let low = bytes[index + 1].hexDigitValue else { throw fail("odd number of hex digits") }
+            guard index + 1 < bytes.count, let low = bytes[index + 1].hexDigitValue else {
+                throw fail("odd number of hex digits")
+            }
             encoded.append(high << 4 | low)
             index += 2
         }

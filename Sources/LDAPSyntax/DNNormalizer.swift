@@ -146,7 +146,9 @@ private struct RDNScanner {
     }
 
     private func hexPair(at: Int) -> UInt8? {
-        guard at + 1 < bytes.count, let hi = bytes[at].hexDigitValue, let lo = bytes[at + 1].hexDigitValue else { return nil }
+        guard at + 1 < bytes.count, let hi = bytes[at].hexDigitValue, let lo = bytes[at + 1].hexDigitValue else {
+            return nil
+        }
         return hi << 4 | lo
     }
 }
