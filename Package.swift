@@ -76,7 +76,7 @@ let package = Package(
         .testTarget(name: "LDAPSyntaxTests", dependencies: ["LDAPSyntax", "TestSupport"], swiftSettings: strict),
         // Property tests of the shared primitives outside LDAPSyntax (civil time, JSON, quoting); no server.
         .testTarget(name: "PrimitivesTests",
-                    dependencies: ["TestSupport", "TakeoverCore", "DeviceReports", "TakeoverBridge"],
+                    dependencies: ["TestSupport", "LDAPSyntax", "TakeoverCore", "DeviceReports", "TakeoverBridge"],
                     swiftSettings: strict),
         .testTarget(name: "LDAPClientTests", dependencies: ["LDAPClient", "LDAPSyntax"], swiftSettings: strict),
         .testTarget(name: "TakeoverCoreTests", dependencies: ["TestSupport", "TakeoverCore", "LDAPSyntax"], resources: [.copy("Golden")], swiftSettings: strict),
