@@ -32,7 +32,7 @@ let package = Package(
         // Pure reconciliation: users, connections, reports, bindings in; a Plan out.
         .target(name: "TakeoverCore", dependencies: ["LDAPSyntax"], swiftSettings: strict),
         // Report files -> DeviceReport values.
-        .target(name: "DeviceReports", dependencies: ["TakeoverCore"], swiftSettings: strict),
+        .target(name: "DeviceReports", dependencies: ["TakeoverCore", "LDAPSyntax"], swiftSettings: strict),
         // Glue: configuration, directory <-> model, apply, state.
         .target(
             name: "TakeoverBridge",
@@ -74,9 +74,13 @@ let package = Package(
         // The same end-to-end cases on the three servers, through the built binary.
         .testTarget(name: "CrossServerTests", dependencies: ["LDAPTestSupport", "LDAPClient"], swiftSettings: strict),
         .testTarget(name: "LDAPSyntaxTests", dependencies: ["LDAPSyntax", "TestSupport"], swiftSettings: strict),
+        // Property tests of the shared primitives outside LDAPSyntax (civil time, JSON, quoting); no server.
+        .testTarget(name: "PrimitivesTests",
+                    dependencies: ["TestSupport", "LDAPSyntax", "TakeoverCore", "DeviceReports", "TakeoverBridge"],
+                    swiftSettings: strict),
         .testTarget(name: "LDAPClientTests", dependencies: ["LDAPClient", "LDAPSyntax"], swiftSettings: strict),
-        .testTarget(name: "TakeoverCoreTests", dependencies: ["TestSupport", "TakeoverCore"], resources: [.copy("Golden")], swiftSettings: strict),
-        .testTarget(name: "DeviceReportsTests", dependencies: ["TestSupport", "DeviceReports", "TakeoverCore"], resources: [.copy("Fixtures")], swiftSettings: strict),
+        .testTarget(name: "TakeoverCoreTests", dependencies: ["TestSupport", "TakeoverCore", "LDAPSyntax"], resources: [.copy("Golden")], swiftSettings: strict),
+        .testTarget(name: "DeviceReportsTests", dependencies: ["TestSupport", "DeviceReports", "TakeoverCore", "LDAPSyntax"], resources: [.copy("Fixtures")], swiftSettings: strict),
         .testTarget(name: "TakeoverBridgeTests", dependencies: ["LDAPTestSupport", "TestSupport", "TakeoverBridge", "LDAPClient", "TakeoverCore"], resources: [.copy("Golden")], swiftSettings: strict),
     ]
 )

@@ -282,6 +282,22 @@ expected_lines() {
 }
 
 # --- the admin's changes between runs -------------------------------------------------------
+# Adds to the caller's $ldif a change of device D's member list: add|delete uid=UID.
+member_change() { # add|delete device uid
+    local change
+    printf -v change 'dn: cn=%s,%s\nchangetype: modify\n%s: member\nmember: uid=%s,%s\n-\n\n' "$2" "$devbase" "$1" "$3" "$people"
+    ldif+=$change
+}
+
+# Connects device D and user UID (conn.tsv and the caller's $ldif); false when they are already.
+connect_user() { # device uid
+    local line
+    line=$(printf '%s\t%s' "$1" "$2")
+    grep -qx -F "$line" "$work/conn.tsv" && return 1
+    echo "$line" >> "$work/conn.tsv"
+    member_change add "$1" "$2"
+}
+
 change_directory() {
     local count=$1 ldif="" k d uid line
     for (( k = 0; k < count; k++ )); do
@@ -289,10 +305,7 @@ change_directory() {
         rnd 100
         if [ "$R" -lt 55 ]; then
             rnd ${#user_ids[@]}; uid=${user_ids[$R]}
-            line=$(printf '%s\t%s' "$d" "$uid")
-            grep -qx -F "$line" "$work/conn.tsv" && continue
-            echo "$line" >> "$work/conn.tsv"
-            ldif+="dn: cn=$d,$devbase"$'\n'"changetype: modify"$'\n'"add: member"$'\n'"member: uid=$uid,$people"$'\n'"-"$'\n\n'
+            connect_user "$d" "$uid" || continue
         else
             # Disconnect one of d's users, keeping at least one member (groupOfNames).
             mapfile -t members < <(awk -F'\t' -v d="$d" '$1 == d { print $2 }' "$work/conn.tsv")
@@ -300,7 +313,7 @@ change_directory() {
             rnd ${#members[@]}; uid=${members[$R]}
             line=$(printf '%s\t%s' "$d" "$uid")
             grep -vx -F "$line" "$work/conn.tsv" > "$work/conn.tmp"; mv "$work/conn.tmp" "$work/conn.tsv"
-            ldif+="dn: cn=$d,$devbase"$'\n'"changetype: modify"$'\n'"delete: member"$'\n'"member: uid=$uid,$people"$'\n'"-"$'\n\n'
+            member_change delete "$d" "$uid"
         fi
     done
     # Now and then a person leaves (entry deleted; device entries keep the dangling DN)
@@ -325,10 +338,7 @@ change_directory() {
         rnd 2
         for (( k = 1 + R; k > 0; k-- )); do
             rnd ${#device_names[@]}; d=${device_names[$R]}
-            line=$(printf '%s\t%s' "$d" "$uid")
-            grep -qx -F "$line" "$work/conn.tsv" && continue
-            echo "$line" >> "$work/conn.tsv"
-            ldif+="dn: cn=$d,$devbase"$'\n'"changetype: modify"$'\n'"add: member"$'\n'"member: uid=$uid,$people"$'\n'"-"$'\n\n'
+            connect_user "$d" "$uid" || continue
         done
     fi
     sort -u -o "$work/conn.tsv" "$work/conn.tsv"

@@ -47,8 +47,7 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 instance=tb
 base="dc=example,dc=org"
 root_dn="cn=Directory Manager"
-bind_dn="cn=bridge,ou=services,$base"
-reader_dn="cn=reader,ou=services,$base"
+service_dns cn ou
 
 inst_etc() { echo "$dir/etc/dirsrv/slapd-$instance"; }
 pidfile() { echo "$dir/run/dirsrv/slapd-$instance.pid"; }
@@ -187,30 +186,13 @@ add: aci
 aci: (targetattr != "userPassword || aci")(version 3.0; acl "authenticated users read"; allow (read, search, compare) userdn = "ldap:///all";)
 -
 
-dn: ou=people,$base
-changetype: add
-objectClass: top
-objectClass: organizationalUnit
-ou: people
-
-dn: ou=devices,$base
-changetype: add
-objectClass: top
-objectClass: organizationalUnit
-ou: devices
+$(ou_entries ou "changetype: add")
 
 dn: ou=bindings,$base
-changetype: add
-objectClass: top
-objectClass: organizationalUnit
-ou: bindings
+changetype: modify
+add: aci
 aci: (target = "ldap:///cn=*,ou=bindings,$base")(targetattr != "aci")(version 3.0; acl "takeover-bridge writes below ou=bindings"; allow (add, delete, write) userdn = "ldap:///$bind_dn";)
-
-dn: ou=services,$base
-changetype: add
-objectClass: top
-objectClass: organizationalUnit
-ou: services
+-
 
 dn: $bind_dn
 changetype: add
@@ -262,13 +244,7 @@ TB_LDAP_URI=ldap://127.0.0.1:$p1
 TB_LDAPS_URI=ldaps://127.0.0.1:$p2
 TB_LDAPI_URI=ldapi://$(printf '%s' "$dir/run/slapd-$instance.socket" | sed 's|/|%2F|g')
 $(common_env ou)
-TB_SERVER_DIR=$dir
-TB_SERVER_PID=$pid
-TB_SERVER_PIDFILE=$(pidfile)
-TB_SERVER_LOG=$dir/log/errors
-TB_SLAPD_DIR=$dir
-TB_SLAPD_PID=$pid
-TB_SLAPD_PIDFILE=$(pidfile)
+$(server_env "$pid" "$dir/log/errors")
 EOF
     mv "$dir/env.tmp" "$dir/env"
 }
@@ -300,10 +276,7 @@ do_start() {
 
     local attempt p1 p2
     for attempt in 1 2 3 4 5; do
-        p1=$(free_port); p2=$(free_port)
-        [ "$p1" != "$p2" ] || continue
-        echo "$p1" > "$dir/port-ldap"
-        echo "$p2" > "$dir/port-ldaps"
+        pick_ports || continue
         configure_dse "$p1" "$p2"
         if launch; then
             seed_ldif | ldapmodify -x -H "ldap://127.0.0.1:$p1" -D "$root_dn" -y "$dir/root.pw" >"$dir/seed.log" 2>&1 \

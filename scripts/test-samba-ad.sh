@@ -63,8 +63,7 @@ host=tbdc
 fqdn="$host.${realm,,}"
 base="DC=example,DC=org"
 root_dn="CN=Administrator,CN=Users,$base"
-bind_dn="CN=bridge,OU=services,$base"
-reader_dn="CN=reader,OU=services,$base"
+service_dns CN OU
 
 conf() { echo "$dir/etc/smb.conf"; }
 pidfile() { echo "$dir/run/samba.pid"; }
@@ -103,12 +102,7 @@ provision() {
 
 # The tree, added offline to sam.ldb (as the system, before the server runs).
 seed_tree() {
-    local ou
-    {
-        for ou in people devices bindings services; do
-            printf 'dn: OU=%s,%s\nobjectClass: top\nobjectClass: organizationalUnit\nou: %s\n\n' "$ou" "$base" "$ou"
-        done
-    } > "$dir/seed.ldif"
+    ou_entries OU > "$dir/seed.ldif"
     ldbadd -H "$dir/private/sam.ldb" "$dir/seed.ldif" >"$dir/seed.log" 2>&1 \
         || { cat "$dir/seed.log" >&2; die "ldbadd of the test tree failed"; }
     local n
@@ -174,13 +168,7 @@ TB_REALM=$realm
 TB_DOMAIN=$domain
 TB_SAMBA_ADDR=$addr
 TB_SAMBA_HOST=$fqdn
-TB_SERVER_DIR=$dir
-TB_SERVER_PID=$pid
-TB_SERVER_PIDFILE=$(pidfile)
-TB_SERVER_LOG=$dir/log/samba.log
-TB_SLAPD_DIR=$dir
-TB_SLAPD_PID=$pid
-TB_SLAPD_PIDFILE=$(pidfile)
+$(server_env "$pid" "$dir/log/samba.log")
 EOF
     mv "$dir/env.tmp" "$dir/env"
 }

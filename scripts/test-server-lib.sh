@@ -1,4 +1,4 @@
-# Helpers shared by the throwaway test servers (scripts/test-389.sh,
+# Helpers shared by the throwaway test servers (scripts/test-slapd.sh, scripts/test-389.sh,
 # scripts/test-samba-ad.sh): sourced, never run. The caller sets `dir` (the server's
 # folder, absolute) and `name` (used in messages) before calling them.
 
@@ -23,6 +23,15 @@ free_port() {
         if ! port_in_use "$p"; then echo "$p"; return 0; fi
     done
     die "no free port found"
+}
+
+# Two different free ports for LDAP and LDAPS, in p1 and p2 and in DIR/port-ldap and
+# DIR/port-ldaps; false when the two draws collide (draw again).
+pick_ports() {
+    p1=$(free_port); p2=$(free_port)
+    [ "$p1" != "$p2" ] || return 1
+    echo "$p1" > "$dir/port-ldap"
+    echo "$p2" > "$dir/port-ldaps"
 }
 
 # Waits until something accepts TCP connections on ADDR:PORT, at most SECONDS; while
@@ -107,6 +116,25 @@ prepare_dir() {
     dir=$(cd "$dir" && pwd)
 }
 
+# The two service accounts every test tree has, below its services OU: sets bind_dn and
+# reader_dn from base. The RDN words in the server's spelling: "cn ou", or "CN OU" on AD.
+service_dns() { # cn_word ou_word
+    bind_dn="$1=bridge,$2=services,$base"
+    reader_dn="$1=reader,$2=services,$base"
+}
+
+# The organizational units every test tree has below base (people, devices, bindings,
+# services), as LDIF entries. OU is the RDN word ("ou", or "OU" on AD); LINE, when given,
+# follows each dn line (e.g. "changetype: add").
+ou_entries() { # ou_word [line]
+    local ou
+    for ou in people devices bindings services; do
+        printf 'dn: %s=%s,%s\n' "$1" "$ou" "$base"
+        [ -z "${2:-}" ] || printf '%s\n' "$2"
+        printf 'objectClass: top\nobjectClass: organizationalUnit\nou: %s\n\n' "$ou"
+    done
+}
+
 # The env lines every test server writes with the same names and meanings (the caller
 # sets base, root_dn, bind_dn, reader_dn; OU is "ou" or, on AD, "OU"; password files
 # DIR/root.pw, bind.pw, reader.pw; CAs in DIR/tls).
@@ -125,5 +153,19 @@ TB_READER_DN=$reader_dn
 TB_READER_PW_FILE=$dir/reader.pw
 TB_CA_CERT=$dir/tls/ca.crt
 TB_WRONG_CA_CERT=$dir/tls/wrong-ca.crt
+EOF
+}
+
+# The env lines that say where the server runs (389 DS and Samba AD; the TB_SLAPD_* names
+# are kept for the suites that stop and restart "the" server).
+server_env() { # pid log
+    cat <<EOF
+TB_SERVER_DIR=$dir
+TB_SERVER_PID=$1
+TB_SERVER_PIDFILE=$(pidfile)
+TB_SERVER_LOG=$2
+TB_SLAPD_DIR=$dir
+TB_SLAPD_PID=$1
+TB_SLAPD_PIDFILE=$(pidfile)
 EOF
 }

@@ -43,14 +43,13 @@ dir=$2
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 name=test-slapd
-# die, free_port, alive: shared with the other test servers.
+# die, pick_ports, alive, service_dns, ou_entries: shared with the other test servers.
 # shellcheck source=scripts/test-server-lib.sh
 . "$repo/scripts/test-server-lib.sh"
 schema_dir=/etc/ldap/schema
 base="dc=example,dc=org"
 root_dn="cn=admin,$base"
-bind_dn="cn=bridge,ou=services,$base"
-reader_dn="cn=reader,ou=services,$base"
+service_dns cn ou
 
 find_slapd() {
     if command -v slapd >/dev/null 2>&1; then command -v slapd
@@ -202,21 +201,7 @@ objectClass: organization
 dc: example
 o: Example
 
-dn: ou=people,$base
-objectClass: organizationalUnit
-ou: people
-
-dn: ou=devices,$base
-objectClass: organizationalUnit
-ou: devices
-
-dn: ou=bindings,$base
-objectClass: organizationalUnit
-ou: bindings
-
-dn: ou=services,$base
-objectClass: organizationalUnit
-ou: services
+$(ou_entries ou)
 
 dn: $bind_dn
 objectClass: applicationProcess
@@ -320,10 +305,7 @@ do_start() {
 
     local attempt p1 p2
     for attempt in 1 2 3 4 5; do
-        p1=$(free_port); p2=$(free_port)
-        [ "$p1" != "$p2" ] || continue
-        echo "$p1" > "$dir/port-ldap"
-        echo "$p2" > "$dir/port-ldaps"
+        pick_ports || continue
         echo "ldap://127.0.0.1:$p1/ ldaps://127.0.0.1:$p2/ ldapi://$(urlencode_path "$dir/ldapi")/" > "$dir/urls"
         if launch; then
             write_env "$(cat "$dir/slapd.pid")"

@@ -88,28 +88,9 @@ enum Fields {
         }
     }
 
-    /// A value quoted for a message: escaped, and cut to 40 characters.
+    /// A value quoted for a message: escaped (`TerminalText.quoted`), and cut to 40 characters.
     static func quoted(_ s: String) -> String {
-        var out = "\""
-        var count = 0
-        for scalar in s.unicodeScalars {
-            if count == 40 { out += "…"; break }
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if scalar.value < 0x20 || scalar.value == 0x7F {
-                    out += "\\u{\(String(scalar.value, radix: 16))}"
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-            count += 1
-        }
-        return out + "\""
+        TerminalText.quoted(s, limit: 40)
     }
 }
 

@@ -268,13 +268,19 @@ struct JSONParser {
 
     /// Moves an object's members from the open stack to the store.
     private mutating func closeObject(base: Int, offset: Int) throws(JSONParseError) -> JSONObject {
-        let start = storage.members.count
-        let count = openMembers.count - base
-        guard start + count < Int(Int32.max) else {
+        let (start, count) = try Self.move(openMembers[base...], to: &storage.members, offset: offset)
+        return JSONObject(start: start, count: count, offset: offset)
+    }
+
+    /// Appends a closed container's values to the store; where they start and how many.
+    private static func move<T>(_ values: ArraySlice<T>, to store: inout [T], offset: Int)
+        throws(JSONParseError) -> (start: Int32, count: Int32) {
+        let start = store.count
+        guard start + values.count < Int(Int32.max) else {
             throw JSONParseError(offset: offset, message: "too many JSON values in one file")
         }
-        storage.members.append(contentsOf: openMembers[base...])
-        return JSONObject(start: Int32(start), count: Int32(count), offset: offset)
+        store.append(contentsOf: values)
+        return (Int32(start), Int32(values.count))
     }
 
     private mutating func parseArray(depth: Int) throws(JSONParseError) -> JSONValue {
@@ -306,13 +312,8 @@ struct JSONParser {
     }
 
     private mutating func closeArray(base: Int, offset: Int) throws(JSONParseError) -> JSONArray {
-        let start = storage.elements.count
-        let count = openElements.count - base
-        guard start + count < Int(Int32.max) else {
-            throw JSONParseError(offset: offset, message: "too many JSON values in one file")
-        }
-        storage.elements.append(contentsOf: openElements[base...])
-        return JSONArray(start: Int32(start), count: Int32(count))
+        let (start, count) = try Self.move(openElements[base...], to: &storage.elements, offset: offset)
+        return JSONArray(start: start, count: count)
     }
 
     private mutating func literal(_ word: StaticString) throws(JSONParseError) {

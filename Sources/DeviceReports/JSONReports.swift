@@ -121,14 +121,20 @@ enum JSONReports {
         }
         for row in rows {
             do throws(FieldError) {
-                if let account = try OsqueryRows.account(row) {
-                    b.add(account, device: device, at: .offset(row.offset))
-                } else {
-                    b.warn(device: device, at: .offset(row.offset), "row with an empty username skipped")
-                }
+                try addAccount(row, device: device, into: &b)
             } catch {
                 b.error(device: device, at: .offset(row.offset), rowMessage(row, error))
             }
+        }
+    }
+
+    /// The account of an osquery `users` row (osquery and JumpCloud), or a warning for a row
+    /// without a username.
+    static func addAccount(_ row: Row, device: String, into b: inout ReportBuilder) throws(FieldError) {
+        if let account = try OsqueryRows.account(row) {
+            b.add(account, device: device, at: .offset(row.offset))
+        } else {
+            b.warn(device: device, at: .offset(row.offset), "row with an empty username skipped")
         }
     }
 
@@ -162,11 +168,7 @@ enum JSONReports {
                     throw FieldError(message: "field 'collection_time' is not a date, found \(Fields.quoted(row.text(t)))")
                 }
                 b.noteTime(time, device: systemID)
-                if let account = try OsqueryRows.account(row) {
-                    b.add(account, device: systemID, at: .offset(row.offset))
-                } else {
-                    b.warn(device: systemID, at: .offset(row.offset), "row with an empty username skipped")
-                }
+                try addAccount(row, device: systemID, into: &b)
             } catch {
                 b.error(device: systemID, at: .offset(row.offset), rowMessage(row, error))
             }

@@ -6,6 +6,7 @@
 // A differential log that never shows a full baseline (a snapshot, or a counter-0 run)
 // cannot list every account: that host gets an error, not a partial report (R8).
 
+import LDAPSyntax
 import TakeoverCore
 
 enum OsquerydLog {

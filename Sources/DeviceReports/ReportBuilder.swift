@@ -3,6 +3,7 @@
 // formats live here: duplicate names, empty reports, platform inference, which devices a
 // file's errors make "no valid report", and how many messages one file may produce.
 
+import LDAPSyntax
 import TakeoverCore
 
 /// Where something is in the file: a line number (text formats) or a byte offset into the

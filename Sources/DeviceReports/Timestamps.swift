@@ -6,7 +6,7 @@ import TakeoverCore
 enum Timestamps {
     /// Accepts, after trimming spaces:
     /// - Unix seconds: `1708528960` (optionally negative);
-    /// - ISO 8601 / RFC 3339: `2019-06-03T19:41:29.71Z`, `2024-02-21 15:22:40+01:00`,
+    /// - ISO 8601 / RFC 3339 (`UTCTime.parse`): `2019-06-03T19:41:29.71Z`, `2024-02-21 15:22:40+01:00`,
     ///   `2024-02-21T15:22:40.1234567-0500`, `2024-02-21` (midnight); no zone means UTC;
     /// - .NET JSON dates (Windows PowerShell 5.1): `/Date(1701379505092)/`, `\/Date(ms)\/`,
     ///   `/Date(1701379505092+0100)/` (milliseconds since the epoch, UTC).
@@ -22,7 +22,7 @@ enum Timestamps {
         while hi > lo, all[hi - 1] == 0x20 || all[hi - 1] == 0x09 { hi -= 1 }
         guard lo < hi else { return nil }
         let b = UnsafeBufferPointer(rebasing: all[lo..<hi])
-        guard let t = parseDotNetDate(b) ?? parseISO8601(b) ?? parseInteger(b), plausible.contains(t) else { return nil }
+        guard let t = parseDotNetDate(b) ?? UTCTime.parse(b) ?? parseInteger(b), plausible.contains(t) else { return nil }
         return t
     }
 
@@ -71,76 +71,5 @@ enum Timestamps {
         // Floor division, so pre-1970 dates round down like the rest.
         // (Without negating: -ms overflows for the most negative values a hostile file can hold.)
         return ms / 1000 - (ms < 0 && ms % 1000 != 0 ? 1 : 0)
-    }
-
-    private static func parseISO8601(_ b: UnsafeBufferPointer<UInt8>) -> UnixTime? {
-        var i = 0
-        func digits(_ n: Int) -> Int64? {
-            guard i + n <= b.count else { return nil }
-            var v: Int64 = 0
-            for k in 0..<n {
-                let c = b[i + k]
-                guard c >= 0x30 && c <= 0x39 else { return nil }
-                v = v * 10 + Int64(c - 0x30)
-            }
-            i += n
-            return v
-        }
-        func expect(_ c: UInt8) -> Bool {
-            guard i < b.count, b[i] == c else { return false }
-            i += 1
-            return true
-        }
-        let dash = UInt8(ascii: "-"), colon = UInt8(ascii: ":")
-        guard let year = digits(4), expect(dash), let month = digits(2), expect(dash), let day = digits(2) else { return nil }
-        guard (1...12).contains(month), day >= 1, day <= daysInMonth(year: year, month: month) else { return nil }
-        var seconds = daysFromCivil(year: year, month: month, day: day) * 86_400
-        if i == b.count { return seconds }
-        guard b[i] == UInt8(ascii: "T") || b[i] == UInt8(ascii: "t") || b[i] == UInt8(ascii: " ") else { return nil }
-        i += 1
-        guard let hour = digits(2), expect(colon), let minute = digits(2) else { return nil }
-        var second: Int64 = 0
-        if expect(colon) {
-            guard let s = digits(2) else { return nil }
-            second = s
-        }
-        guard hour <= 23, minute <= 59, second <= 60 else { return nil }
-        seconds += hour * 3600 + minute * 60 + second
-        if expect(UInt8(ascii: ".")) || expect(UInt8(ascii: ",")) {
-            let fractionStart = i
-            while i < b.count, b[i] >= 0x30 && b[i] <= 0x39 { i += 1 }
-            guard i > fractionStart else { return nil }
-        }
-        if i == b.count { return seconds }
-        if expect(UInt8(ascii: "Z")) || expect(UInt8(ascii: "z")) { return i == b.count ? seconds : nil }
-        guard i < b.count, b[i] == UInt8(ascii: "+") || b[i] == dash else { return nil }
-        let sign: Int64 = b[i] == dash ? -1 : 1
-        i += 1
-        guard let offsetHours = digits(2) else { return nil }
-        _ = expect(colon)
-        let offsetMinutes = digits(2) ?? 0
-        guard i == b.count, offsetHours <= 23, offsetMinutes <= 59 else { return nil }
-        return seconds - sign * (offsetHours * 3600 + offsetMinutes * 60)
-    }
-
-    private static func isLeap(_ y: Int64) -> Bool { (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 }
-
-    private static func daysInMonth(year: Int64, month: Int64) -> Int64 {
-        switch month {
-        case 2: return isLeap(year) ? 29 : 28
-        case 4, 6, 9, 11: return 30
-        default: return 31
-        }
-    }
-
-    /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-    static func daysFromCivil(year: Int64, month: Int64, day: Int64) -> Int64 {
-        let y = month <= 2 ? year - 1 : year
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yoe = y - era * 400
-        let mp = (month + 9) % 12
-        let doy = (153 * mp + 2) / 5 + day - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        return era * 146_097 + doe - 719_468
     }
 }

@@ -1,6 +1,8 @@
 // Public value types of the LDAP client. Everything here is plain data; only
 // LDAPConnection touches libldap.
 
+import LDAPSyntax
+
 /// A failed LDAP operation, as a value. Never holds a password.
 public struct LDAPError: Error, Sendable, CustomStringConvertible {
     /// LDAP result code (RFC 4511) or libldap's negative API code (-1 server down, -5 timeout ...).
@@ -143,7 +145,7 @@ public struct LDAPEntry: Sendable {
     /// Values of the attribute whose name equals `name` ignoring ASCII case (options included literally).
     public func values(_ name: String) -> [LDAPValue] {
         var found: [LDAPValue] = []
-        for attribute in attributes where asciiCaseInsensitiveEqual(attribute.name, name) {
+        for attribute in attributes where attribute.name.caseInsensitiveEquals(name) {
             found.append(contentsOf: attribute.values)
         }
         return found
@@ -154,7 +156,7 @@ public struct LDAPEntry: Sendable {
     }
     /// The first UTF-8 value of `name`.
     public func first(_ name: String) -> String? {
-        for attribute in attributes where asciiCaseInsensitiveEqual(attribute.name, name) {
+        for attribute in attributes where attribute.name.caseInsensitiveEquals(name) {
             for value in attribute.values {
                 if let string = value.string { return string }
             }
@@ -163,7 +165,7 @@ public struct LDAPEntry: Sendable {
     }
     /// Whether the entry has the attribute (any values).
     public func has(_ name: String) -> Bool {
-        attributes.contains { asciiCaseInsensitiveEqual($0.name, name) }
+        attributes.contains { $0.name.caseInsensitiveEquals(name) }
     }
 }
 
@@ -221,18 +223,6 @@ public enum WriteRequest: Sendable {
         case .add(let dn, _): dn
         }
     }
-}
-
-/// Attribute type names (descriptors) are ASCII and compare case-insensitively.
-func asciiCaseInsensitiveEqual(_ a: String, _ b: String) -> Bool {
-    let x = a.utf8, y = b.utf8
-    guard x.count == y.count else { return false }
-    for (p, q) in zip(x, y) where p != q {
-        let lp = (p >= 65 && p <= 90) ? p | 0x20 : p
-        let lq = (q >= 65 && q <= 90) ? q | 0x20 : q
-        if lp != lq { return false }
-    }
-    return true
 }
 
 extension String {

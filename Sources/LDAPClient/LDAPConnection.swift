@@ -285,8 +285,12 @@ public actor LDAPConnection {
     /// With `followRanges` (the default), an entry whose value list came back ranged
     /// (`member;range=0-1499`, Active Directory) is completed with base searches before it
     /// is handed over; a list that cannot be read whole is in `incompleteAttributes`.
+    /// Entries per page of a paged search when none is given (also `[ldap] page_size`'s default):
+    /// Active Directory's default MaxPageSize.
+    public static let defaultPageSize = 1000
+
     public func search(base: String, scope: SearchScope, filter: String, attributes: [String],
-                       pageSize: Int = 1000, sizeLimit: Int = 0, timeLimit: Int = 0, followRanges: Bool = true,
+                       pageSize: Int = LDAPConnection.defaultPageSize, sizeLimit: Int = 0, timeLimit: Int = 0, followRanges: Bool = true,
                        handler: (LDAPEntry) throws -> Void) throws -> SearchResult {
         let handle = try live(.search, dn: base)
         let arena = CArena()

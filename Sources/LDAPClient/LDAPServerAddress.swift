@@ -8,6 +8,8 @@
 // libldap reads URLs more loosely (a trailing comma starts a list, `2130706433` and
 // `0177.0.0.1` are 127.0.0.1 to the resolver, a space separates URIs).
 
+import LDAPSyntax
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -160,7 +162,7 @@ public struct LDAPServerAddress: Sendable, Hashable, CustomStringConvertible {
         var iterator = Array(text.utf8).makeIterator()
         while let byte = iterator.next() {
             if byte == UInt8(ascii: "%") {
-                guard let high = iterator.next().flatMap(hexValue), let low = iterator.next().flatMap(hexValue) else { return nil }
+                guard let high = iterator.next()?.hexDigitValue, let low = iterator.next()?.hexDigitValue else { return nil }
                 bytes.append(high << 4 | low)
             } else {
                 bytes.append(byte)
@@ -169,15 +171,6 @@ public struct LDAPServerAddress: Sendable, Hashable, CustomStringConvertible {
         guard let decoded = String(validating: bytes, as: UTF8.self),
               !decoded.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else { return nil }
         return decoded
-    }
-
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
-        default: nil
-        }
     }
 }
 

@@ -4,6 +4,8 @@
 // (`LDAPConnection.search(followRanges:)`); a list that cannot be read whole is left out
 // of the entry and named in `LDAPEntry.incompleteAttributes`, never shortened.
 
+import LDAPSyntax
+
 /// An attribute description carrying a `range=low-high` option.
 public struct RangeOption: Sendable, Hashable {
     /// The attribute description without the range option (type and other options).
@@ -34,7 +36,7 @@ public struct RangeOption: Sendable, Hashable {
         var kept: [Substring] = []
         var range: Substring?
         for (index, part) in parts.enumerated() {
-            if index > 0, part.count >= 6, asciiCaseInsensitiveEqual(String(part.prefix(6)), "range=") {
+            if index > 0, part.count >= 6, String(part.prefix(6)).caseInsensitiveEquals("range=") {
                 if range != nil { return .malformed(type: description, reason: "two range options") }
                 range = part.dropFirst(6)
             } else {
@@ -96,7 +98,7 @@ extension LDAPEntry {
 
     /// The problem with `name` when its value list could not be read whole, else nil.
     public func incomplete(_ name: String) -> IncompleteAttribute? {
-        incompleteAttributes.first { asciiCaseInsensitiveEqual($0.attribute, name) }
+        incompleteAttributes.first { $0.attribute.caseInsensitiveEquals(name) }
     }
 }
 
@@ -128,9 +130,9 @@ extension LDAPConnection {
         var complete: [(name: String, values: [LDAPValue])] = []
         var done: [String] = []
         for (option, values) in ranged {
-            if done.contains(where: { asciiCaseInsensitiveEqual($0, option.type) }) { continue }
+            if done.contains(where: { $0.caseInsensitiveEquals(option.type) }) { continue }
             done.append(option.type)
-            let sameType = ranged.filter { asciiCaseInsensitiveEqual($0.option.type, option.type) }
+            let sameType = ranged.filter { $0.option.type.caseInsensitiveEquals(option.type) }
             if sameType.count > 1 {
                 incomplete.append(IncompleteAttribute(
                     attribute: option.type, reason: "the server sent \(sameType.count) ranged lists of it in one entry",
@@ -146,7 +148,7 @@ extension LDAPConnection {
         }
         // A ranged list replaces a plain attribute of the same type; an incomplete one removes it.
         let replaced = done + incomplete.map(\.attribute)
-        plain.removeAll { attribute in replaced.contains { asciiCaseInsensitiveEqual($0, attribute.name) } }
+        plain.removeAll { attribute in replaced.contains { $0.caseInsensitiveEquals(attribute.name) } }
         var out = LDAPEntry(dn: entry.dn, attributes: plain + complete)
         out.incompleteAttributes = incomplete
         return out
@@ -213,7 +215,7 @@ extension LDAPConnection {
             // where asked (the others are judged as a gap or overlap).
             var candidates: [(RangeOption, [LDAPValue])] = []
             for attribute in reply.attributes {
-                if case .ranged(let option) = RangeOption.parse(attribute.name), asciiCaseInsensitiveEqual(option.type, type) {
+                if case .ranged(let option) = RangeOption.parse(attribute.name), option.type.caseInsensitiveEquals(type) {
                     candidates.append((option, attribute.values))
                 }
             }

@@ -13,8 +13,8 @@ public struct DNParseError: Error, Sendable, CustomStringConvertible, Equatable 
 /// has rdns `[[uid=a], [ou=people], [dc=x]]`). An RDN is one or more attribute value
 /// assertions joined by `+`. Values are held unescaped.
 ///
-/// Equality (`==`, `Hashable`) is exact; use `normalized` or `comparisonKey` to compare
-/// DNs the way a directory would.
+/// Equality (`==`, `Hashable`) is exact; use `comparisonKey` to compare DNs the way a
+/// directory would.
 public struct DN: Sendable, Hashable, CustomStringConvertible {
     /// One attribute value assertion, `type=value`, value unescaped.
     public struct AVA: Sendable, Hashable {
@@ -55,22 +55,21 @@ public struct DN: Sendable, Hashable, CustomStringConvertible {
     /// the same text.
     public var normalized: String {
         rdns.map { rdn in
-            rdn.map { AVA(type: asciiLowercased($0.type), value: $0.value) }
+            rdn.map { AVA(type: $0.type.asciiLowercased, value: $0.value) }
                 .sorted { ($0.type, $0.value) < ($1.type, $1.value) }
                 .map { "\($0.type)=\(DNEscaping.escapeValue($0.value))" }
                 .joined(separator: "+")
         }.joined(separator: ",")
     }
 
-    /// `normalized` with values lowercased too: the key to compare DNs whose naming
-    /// attributes match case-insensitively (cn, uid, ou, dc, o: the usual ones).
-    public var comparisonKey: String {
-        rdns.map { rdn in
-            rdn.map { AVA(type: asciiLowercased($0.type), value: $0.value.lowercased()) }
-                .sorted { ($0.type, $0.value) < ($1.type, $1.value) }
-                .map { "\($0.type)=\(DNEscaping.escapeValue($0.value))" }
-                .joined(separator: "+")
-        }.joined(separator: ",")
+    /// The key to compare DNs as a directory does: `DNNormalizer.normalize` of `string`
+    /// (types ASCII-lowercased, values case-folded).
+    public var comparisonKey: String { DNNormalizer.normalize(string) }
+
+    /// The value of the first RDN's AVA of type `type` (ASCII case ignored), or nil when the
+    /// first RDN has no such AVA (`uid` of `uid=alice,ou=people` is `alice`).
+    public func firstRDNValue(type: String) -> String? {
+        rdns.first?.first { $0.type.caseInsensitiveEquals(type) }?.value
     }
 
     /// The DN without its first RDN; nil for the root DN.
@@ -93,14 +92,6 @@ public struct DN: Sendable, Hashable, CustomStringConvertible {
         let tail = DN(rdns: Array(rdns.suffix(base.rdns.count)))
         return tail.comparisonKey == base.comparisonKey
     }
-}
-
-func asciiLowercased(_ text: String) -> String {
-    var bytes = Array(text.utf8)
-    for index in bytes.indices where bytes[index] >= 65 && bytes[index] <= 90 {
-        bytes[index] |= 0x20
-    }
-    return String(decoding: bytes, as: UTF8.self)
 }
 
 private struct DNParser {
@@ -190,11 +181,11 @@ private struct DNParser {
             if byte == UInt8(ascii: "\\") {
                 index += 1
                 guard let next = current else { throw fail("'\\' at the end of the DN", at: index - 1) }
-                if isHex(next) {
-                    guard index + 1 < bytes.count, isHex(bytes[index + 1]) else {
+                if let high = next.hexDigitValue {
+                    guard index + 1 < bytes.count, let low = bytes[index + 1].hexDigitValue else {
                         throw fail("'\\' must be followed by two hex digits or a special character", at: index - 1)
                     }
-                    value.append(hexValue(next) << 4 | hexValue(bytes[index + 1]))
+                    value.append(high << 4 | low)
                     index += 2
                 } else {
                     value.append(next)
@@ -219,9 +210,11 @@ private struct DNParser {
         let start = index
         index += 1
         var encoded: [UInt8] = []
-        while let byte = current, isHex(byte) {
-            guard index + 1 < bytes.count, isHex(bytes[index + 1]) else { throw fail("odd number of hex digits") }
-            encoded.append(hexValue(byte) << 4 | hexValue(bytes[index + 1]))
+        while let high = current?.hexDigitValue {
+            guard index + 1 < bytes.count, let low = bytes[index + 1].hexDigitValue else {
+                throw fail("odd number of hex digits")
+            }
+            encoded.append(high << 4 | low)
             index += 2
         }
         skipSpaces()
@@ -258,9 +251,3 @@ private struct DNParser {
 
 @inline(__always) private func isAlpha(_ b: UInt8) -> Bool { (b >= 65 && b <= 90) || (b >= 97 && b <= 122) }
 @inline(__always) private func isDigit(_ b: UInt8) -> Bool { b >= 48 && b <= 57 }
-@inline(__always) private func isHex(_ b: UInt8) -> Bool { isDigit(b) || (b >= 65 && b <= 70) || (b >= 97 && b <= 102) }
-@inline(__always) private func hexValue(_ b: UInt8) -> UInt8 {
-    if isDigit(b) { return b - 48 }
-    if b >= 97 { return b - 87 }
-    return b - 55
-}

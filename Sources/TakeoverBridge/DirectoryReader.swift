@@ -350,8 +350,7 @@ package struct DirectoryReader: Sendable {
 
     /// The value of the first RDN's `attribute` AVA, or nil when the RDN is another attribute.
     package static func rdnValue(_ dn: String, attribute: String) -> String? {
-        guard let parsed = try? DN(parsing: dn), let first = parsed.rdns.first else { return nil }
-        return first.first(where: { $0.type.caseInsensitiveEquals(attribute) })?.value
+        (try? DN(parsing: dn))?.firstRDNValue(type: attribute)
     }
 
     /// `uniqueMember` values may carry an optional UID: `dn#'0101'B` (RFC 4517
@@ -370,17 +369,6 @@ package struct DirectoryReader: Sendable {
 }
 
 extension String {
-    func caseInsensitiveEquals(_ other: String) -> Bool {
-        let a = utf8, b = other.utf8
-        guard a.count == b.count else { return false }
-        for (x, y) in zip(a, b) where x != y {
-            let lx = (x >= 65 && x <= 90) ? x | 0x20 : x
-            let ly = (y >= 65 && y <= 90) ? y | 0x20 : y
-            if lx != ly { return false }
-        }
-        return true
-    }
-
     func trimmingSpaces() -> String {
         var s = Substring(self)
         while let f = s.first, f == " " || f == "\t" { s.removeFirst() }

@@ -259,13 +259,13 @@ enum Doctor {
         let objectClass = config.bindings.objectClass.rawValue
         let schemaHint = "load schema/takeover-bridge.schema (slapd.conf) or schema/takeover-bridge.ldif (cn=config), "
             + "or use object_class = \"groupOfNames\" with the standard schemas"
-        if classes.contains(objectClass.lowercased()) {
+        if classes.contains(objectClass.asciiLowercased) {
             out.append(DoctorCheck("schema", ok: true, "object class \(objectClass) is defined"))
         } else {
             out.append(DoctorCheck("schema", ok: false, "object class \(objectClass) is not in the server's schema", fix: schemaHint))
         }
         for attribute in [layout.memberAttribute, layout.recordAttribute] {
-            if attributes.contains(attribute.lowercased()) {
+            if attributes.contains(attribute.asciiLowercased) {
                 out.append(DoctorCheck("schema", ok: true, "attribute \(attribute) is defined"))
             } else {
                 out.append(DoctorCheck("schema", ok: false, "attribute \(attribute) is not in the server's schema", fix: schemaHint))
@@ -273,7 +273,7 @@ enum Doctor {
         }
         let local = config.users.localAccountAttribute
         if !local.isEmpty {
-            if attributes.contains(local.lowercased()) {
+            if attributes.contains(local.asciiLowercased) {
                 out.append(DoctorCheck("schema", ok: true, "local account attribute \(local) is defined"))
             } else {
                 out.append(DoctorCheck("schema", ok: false, "local account attribute \(local) is not in the server's schema",
@@ -284,7 +284,7 @@ enum Doctor {
         return out
     }
 
-    /// Lower-cased NAMEs from schema descriptions: `( 1.2.3 NAME 'cn' ...` or `NAME ( 'cn' 'commonName' )`.
+    /// NAMEs from schema descriptions, ASCII-lowercased (descriptors compare without ASCII case): `( 1.2.3 NAME 'cn' ...` or `NAME ( 'cn' 'commonName' )`.
     static func names(in descriptions: [String]) -> Set<String> {
         var out = Set<String>()
         for description in descriptions {
@@ -299,7 +299,7 @@ enum Doctor {
             }
             for name in list.split(separator: " ") {
                 let trimmed = name.trimmingCharacters(in: CharacterSet(charactersIn: "'"))
-                if !trimmed.isEmpty { out.insert(trimmed.lowercased()) }
+                if !trimmed.isEmpty { out.insert(trimmed.asciiLowercased) }
             }
         }
         return out

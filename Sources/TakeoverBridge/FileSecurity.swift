@@ -14,13 +14,8 @@ package enum FileSecurity {
     /// A problem with a file holding a secret (bind password, TLS key), or nil when it is
     /// a regular file that neither group nor others can access.
     package static func checkSecretFile(_ path: String) -> String? {
-        var st = stat()
-        guard stat(path, &st) == 0 else {
-            return "cannot use \(path): \(String(cString: strerror(errno)))"
-        }
-        guard (st.st_mode & S_IFMT) == S_IFREG else {
-            return "\(path) is not a regular file"
-        }
+        var problem: String?
+        guard let st = regularFile(path, shown: path, verb: "use", problem: &problem) else { return problem }
         let mode = st.st_mode & 0o7777
         if mode & 0o077 != 0 {
             return "\(path) can be accessed by group or others (mode \(octal(mode))); it holds a secret: "
@@ -42,13 +37,8 @@ package enum FileSecurity {
         var link = stat()
         let isLink = lstat(path, &link) == 0 && (link.st_mode & S_IFMT) == S_IFLNK
         let shown = isLink ? "\(path) (a link to \(resolved))" : path
-        var st = stat()
-        guard stat(resolved, &st) == 0 else {
-            return "cannot read \(shown): \(String(cString: strerror(errno)))"
-        }
-        guard (st.st_mode & S_IFMT) == S_IFREG else {
-            return "\(shown) is not a regular file"
-        }
+        var problem: String?
+        guard let st = regularFile(resolved, shown: shown, verb: "read", problem: &problem) else { return problem }
         let mode = st.st_mode & 0o7777
         if mode & 0o002 != 0 {
             return "\(shown) is writable by others (mode \(octal(mode))); anyone could redirect the bridge: "
@@ -72,6 +62,21 @@ package enum FileSecurity {
             if let problem = folderProblem(folder) { return "\(shown) is in \(problem), so it could be replaced" }
         }
         return nil
+    }
+
+    /// `stat(2)` of `path` when it is a regular file; else nil, and `problem` says
+    /// "cannot VERB SHOWN: reason" or "SHOWN is not a regular file".
+    private static func regularFile(_ path: String, shown: String, verb: String, problem: inout String?) -> stat? {
+        var st = stat()
+        if stat(path, &st) != 0 {
+            problem = "cannot \(verb) \(shown): \(String(cString: strerror(errno)))"
+            return nil
+        }
+        if (st.st_mode & S_IFMT) != S_IFREG {
+            problem = "\(shown) is not a regular file"
+            return nil
+        }
+        return st
     }
 
     /// Why `folder` lets someone other than root or this user replace what is in it, or nil.

@@ -17,37 +17,12 @@ import Darwin
 /// logfmt text: `key=value` pairs, values quoted when needed.
 package enum Logfmt {
     /// A value as logfmt writes it: bare when it is plain, else in double quotes with
-    /// `"` `\` and control characters escaped.
+    /// `"` `\` and the characters a terminal acts on escaped (`TerminalText.quoted`).
     package static func value(_ s: String) -> String {
-        var needsQuotes = s.isEmpty
-        for scalar in s.unicodeScalars {
-            if scalar == " " || scalar == "\"" || scalar == "=" || scalar == "\\" || scalar.value < 0x21
-                || scalar.value == 0x7F || (scalar.value >= 0x80 && scalar.value < 0xA0)
-                || scalar == "\u{2028}" || scalar == "\u{2029}" {
-                needsQuotes = true
-                break
-            }
+        let plain = !s.isEmpty && !s.unicodeScalars.contains { scalar in
+            scalar == " " || scalar == "\"" || scalar == "=" || scalar == "\\" || TerminalText.isUnsafe(scalar)
         }
-        guard needsQuotes else { return s }
-        var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if scalar.value < 0x20 || scalar.value == 0x7F || (scalar.value >= 0x80 && scalar.value < 0xA0)
-                    || scalar == "\u{2028}" || scalar == "\u{2029}" {
-                    let hex = String(scalar.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: max(0, 4 - hex.count)) + hex
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out + "\""
+        return plain ? s : TerminalText.quoted(s)
     }
 
     /// A key with anything that would break the line (space, `=`, `"`, controls) made `_`.

@@ -32,23 +32,10 @@ package struct RunMetrics: Sendable, Hashable {
     /// Decisions per action and conflicts per kind; nil when the run computed no plan
     /// (a configuration or connection failure): those series are then left out, never
     /// reported as zero.
-    package var decisions: [Action: Int]?
-    package var conflicts: [String: Int]?
-    package var changesPlanned: Int?
-    package var changesWritten: Int
-
-    package init(command: String, exitCode: Int32, finishedAt: UnixTime, durationSeconds: Double,
-                decisions: [Action: Int]? = nil, conflicts: [String: Int]? = nil, changesPlanned: Int? = nil,
-                changesWritten: Int = 0) {
-        self.command = command
-        self.exitCode = exitCode
-        self.finishedAt = finishedAt
-        self.durationSeconds = durationSeconds
-        self.decisions = decisions
-        self.conflicts = conflicts
-        self.changesPlanned = changesPlanned
-        self.changesWritten = changesWritten
-    }
+    package var decisions: [Action: Int]? = nil
+    package var conflicts: [String: Int]? = nil
+    package var changesPlanned: Int? = nil
+    package var changesWritten = 0
 
     /// The counts of a plan.
     package mutating func record(_ plan: Plan, written: Int) {

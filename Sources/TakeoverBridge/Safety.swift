@@ -2,6 +2,7 @@
 // write: too few users while bindings exist, too many unbinds (count or share of the
 // current bindings), unbinds while part of the directory could not be read.
 
+import LDAPSyntax
 import TakeoverCore
 
 /// One tripped limit: which one, and by how much, in words.
@@ -84,9 +85,9 @@ package enum SafetyCheck {
     /// read (every member but the placeholder) when that is larger.
     static func existingBindings(plan: Plan, groups: [BindingGroup], layout: BindingLayout) -> Int {
         var members = 0
-        let placeholder = layout.placeholderMember.map { $0.lowercased() }
+        let placeholder = layout.placeholderMember.map(DNNormalizer.normalize)
         for group in groups {
-            for member in group.members where member.lowercased() != placeholder {
+            for member in group.members where DNNormalizer.normalize(member) != placeholder {
                 members += 1
             }
         }

@@ -67,11 +67,6 @@ package struct RunRecord: Sendable, Hashable {
     package struct Failure: Sendable, Hashable {
         package var change: String
         package var error: String
-
-        package init(change: String, error: String) {
-            self.change = change
-            self.error = error
-        }
     }
 
     package var startedAt: UnixTime
@@ -83,22 +78,10 @@ package struct RunRecord: Sendable, Hashable {
     package var applied: [Change]
     /// Changes that were already in place ("value exists" / "no such value"): listed as
     /// comments, never inverted (undoing them would remove what this run did not add).
-    package var alreadyDone: [Change]
-    package var failed: [Failure]
+    package var alreadyDone: [Change] = []
+    package var failed: [Failure] = []
     /// "ok", "conflicts", "failed", ... (free text, one word preferred).
     package var outcome: String
-
-    package init(startedAt: UnixTime, finishedAt: UnixTime, host: String, configPath: String, applied: [Change],
-                alreadyDone: [Change] = [], failed: [Failure] = [], outcome: String) {
-        self.startedAt = startedAt
-        self.finishedAt = finishedAt
-        self.host = host
-        self.configPath = configPath
-        self.applied = applied
-        self.alreadyDone = alreadyDone
-        self.failed = failed
-        self.outcome = outcome
-    }
 }
 
 /// Where `writeRunRecord` put a record.
@@ -454,8 +437,6 @@ package final class RunLock: @unchecked Sendable {
     }
 }
 
-// MARK: - LDIF of changes
-
 // MARK: - Text of run records
 
 enum RunRecordText {
@@ -497,78 +478,23 @@ enum RunRecordText {
         func rel(_ p: String) -> String {
             p.hasPrefix(runsFolder + "/") ? "runs/" + p.dropFirst(runsFolder.count + 1) : p
         }
-        let fields: [(String, String)] = [
-            ("startedAt", json(UTCTime.iso8601(r.startedAt))),
-            ("finishedAt", json(UTCTime.iso8601(r.finishedAt))),
-            ("host", json(r.host)),
-            ("config", json(r.configPath)),
-            ("pid", String(getpid())),
-            ("outcome", json(r.outcome)),
-            ("applied", String(r.applied.count)),
-            ("alreadyDone", String(r.alreadyDone.count)),
-            ("failed", String(r.failed.count)),
-            ("record", json(rel(recordPath))),
-            ("undo", json(rel(undoPath))),
-        ]
-        return "{" + fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}\n"
-    }
-
-    static func json(_ s: String) -> String {
-        var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if scalar.value < 0x20 {
-                    let hex = String(scalar.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out + "\""
-    }
-}
-
-// MARK: - UTC time text
-
-package enum UTCTime {
-    /// "2026-11-29T08:00:00Z"
-    package static func iso8601(_ t: UnixTime) -> String {
-        let p = parts(t)
-        return "\(pad(p.year, 4))-\(pad(p.month, 2))-\(pad(p.day, 2))T\(pad(p.hour, 2)):\(pad(p.minute, 2)):\(pad(p.second, 2))Z"
-    }
-
-    /// "20261129T080000Z" (for file names).
-    package static func compact(_ t: UnixTime) -> String {
-        let p = parts(t)
-        return "\(pad(p.year, 4))\(pad(p.month, 2))\(pad(p.day, 2))T\(pad(p.hour, 2))\(pad(p.minute, 2))\(pad(p.second, 2))Z"
-    }
-
-    static func pad(_ n: Int64, _ width: Int) -> String {
-        let s = String(n)
-        return s.count >= width ? s : String(repeating: "0", count: width - s.count) + s
-    }
-
-    /// Civil date from days since the epoch (Howard Hinnant's algorithm), no libc, no locale.
-    static func parts(_ t: UnixTime) -> (year: Int64, month: Int64, day: Int64, hour: Int64, minute: Int64, second: Int64) {
-        var days = t / 86_400
-        var secs = t % 86_400
-        if secs < 0 { secs += 86_400; days -= 1 }
-        let z = days + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let doe = z - era * 146_097
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let day = doy - (153 * mp + 2) / 5 + 1
-        let month = mp < 10 ? mp + 3 : mp - 9
-        let year = yoe + era * 400 + (month <= 2 ? 1 : 0)
-        return (year, month, day, secs / 3600, secs % 3600 / 60, secs % 60)
+        var w = JSONWriter(capacity: 512)
+        w.raw("{\"startedAt\":")
+        w.string(UTCTime.iso8601(r.startedAt))
+        w.raw(",\"finishedAt\":")
+        w.string(UTCTime.iso8601(r.finishedAt))
+        w.raw(",\"host\":")
+        w.string(r.host)
+        w.raw(",\"config\":")
+        w.string(r.configPath)
+        w.raw(",\"pid\":\(getpid()),\"outcome\":")
+        w.string(r.outcome)
+        w.raw(",\"applied\":\(r.applied.count),\"alreadyDone\":\(r.alreadyDone.count),\"failed\":\(r.failed.count)")
+        w.raw(",\"record\":")
+        w.string(rel(recordPath))
+        w.raw(",\"undo\":")
+        w.string(rel(undoPath))
+        w.raw("}\n")
+        return w.result()
     }
 }

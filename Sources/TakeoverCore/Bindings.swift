@@ -55,7 +55,7 @@ public enum RecordEscaping {
         var i = 0
         while i < bytes.count {
             if bytes[i] == UInt8(ascii: "%"), i + 2 < bytes.count,
-               let high = hexValue(bytes[i + 1]), let low = hexValue(bytes[i + 2]) {
+               let high = bytes[i + 1].hexDigitValue, let low = bytes[i + 2].hexDigitValue {
                 out.append(high << 4 | low)
                 i += 3
             } else {
@@ -73,15 +73,6 @@ public enum RecordEscaping {
         case 0x00...0x1F, 0x7F...0x9F: return true
         case 0x25, 0x3A, 0x3B, 0x3C, 0x3E: return true // % : ; < >
         default: return false
-        }
-    }
-
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
-        default: nil
         }
     }
 }

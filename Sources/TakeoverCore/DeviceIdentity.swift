@@ -15,6 +15,8 @@
 // An entry is told from another by its DN as the server returned it (a connection's
 // `sourceDN`, a `DeviceEntry.dn`); where no DN is known, an entry spelled alike is the same.
 
+import LDAPSyntax
+
 extension Planner {
     /// The input as the planner uses it: reports dated more than `policy.maxClockSkew` after
     /// `now` moved to `problems` (R8). `plan` does this itself; callers that show the input
@@ -46,8 +48,8 @@ extension Planning {
 
     static func futureMessage(_ r: DeviceReport, now: UnixTime, skew: Int64) -> String {
         let ahead = r.reportedAt &- now
-        return "the report for device \(q(r.device)) is dated \(ISOTime.format(r.reportedAt)), \(ISOTime.age(ahead)) "
-            + "after this run's clock (more than [devices] max_clock_skew, \(ISOTime.duration(skew)), in the future): "
+        return "the report for device \(q(r.device)) is dated \(UTCTime.iso8601(r.reportedAt)), \(UTCTime.age(ahead)) "
+            + "after this run's clock (more than [devices] max_clock_skew, \(UTCTime.duration(skew)), in the future): "
             + "not used, so it cannot outrank the device's real reports; correct the clock of the device "
             + "(or of the agent that wrote the file), or remove the file"
     }

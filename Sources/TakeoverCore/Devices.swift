@@ -228,7 +228,7 @@ final class DeviceStage: Sendable {
         let r = input.reports[dev.report]
         let age = input.now - r.reportedAt
         if age > policy.activeWithin {
-            return "inactive: newest report \(ISOTime.format(r.reportedAt)) is \(ISOTime.age(age)) old (active_within \(ISOTime.duration(policy.activeWithin)))"
+            return "inactive: newest report \(UTCTime.iso8601(r.reportedAt)) is \(UTCTime.age(age)) old (active_within \(UTCTime.duration(policy.activeWithin)))"
         }
         return nil
     }

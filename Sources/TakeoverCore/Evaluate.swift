@@ -1,5 +1,7 @@
 // R5, R6, R7 and R13 for the pairs of one active device that have no binding yet.
 
+import LDAPSyntax
+
 extension DeviceStage {
     /// A total order on a report's accounts, so the report's own order never matters (R14).
     func accountLess(_ a: LocalAccount, _ b: LocalAccount) -> Bool {

@@ -2,6 +2,8 @@
 // for a person. Reads the same input the planner read and the plan it produced; it never
 // decides anything itself, it shows why the plan did.
 
+import LDAPSyntax
+
 public enum Explainer {
     /// What `explain` shows, and whether the user is in the directory at all (`explain`
     /// exits 67, "no such user", when not).
@@ -179,9 +181,9 @@ public enum Explainer {
         }
         let age = input.now - r.reportedAt
         let active = age <= input.policy.activeWithin
-        lines.append("    report: \(r.source), \(platformName(r.platform)), \(ISOTime.format(r.reportedAt)), \(ISOTime.age(age)) old: \(active ? "active" : "inactive") (R8: active_within \(ISOTime.duration(input.policy.activeWithin))), \(r.accounts.count) \(r.accounts.count == 1 ? "account" : "accounts")")
+        lines.append("    report: \(r.source), \(platformName(r.platform)), \(UTCTime.iso8601(r.reportedAt)), \(UTCTime.age(age)) old: \(active ? "active" : "inactive") (R8: active_within \(UTCTime.duration(input.policy.activeWithin))), \(r.accounts.count) \(r.accounts.count == 1 ? "account" : "accounts")")
         if reports.count > 1 {
-            lines.append("    older reports ignored: " + reports.dropFirst().map { "\($0.source) (\(ISOTime.format($0.reportedAt)))" }.joined(separator: ", "))
+            lines.append("    older reports ignored: " + reports.dropFirst().map { "\($0.source) (\(UTCTime.iso8601($0.reportedAt)))" }.joined(separator: ", "))
         }
         let local = Folding.fold(u.localName)
         let named = r.accounts.filter { Folding.fold($0.name) == local }

@@ -12,7 +12,7 @@ extension ReportRenderer {
     /// the pairs held in conflicts; with `all`, every decision.
     public static func html(_ plan: Plan, all: Bool = false) -> String {
         let s = plan.summary
-        let time = ISOTime.format(plan.generatedAt)
+        let time = UTCTime.iso8601(plan.generatedAt)
         var out = ""
         out.reserveCapacity(16_384 + plan.decisions.count * (all ? 300 : 60))
         out += """

@@ -1,5 +1,7 @@
 // R5: accounts that are never taken over (docs/reference.md "Protected accounts").
 
+import LDAPSyntax
+
 public enum ProtectedAccounts {
     /// Why `account` must never be taken over on `platform`, or nil when it may be.
     ///

@@ -12,7 +12,7 @@ public enum ReportRenderer {
         var w = JSONWriter(capacity: 4096 + plan.decisions.count * 420 + plan.changes.count * 200)
         let s = plan.summary
         w.raw("{\n  \"version\": 1,\n  \"generatedAt\": ")
-        w.string(ISOTime.format(plan.generatedAt))
+        w.string(UTCTime.iso8601(plan.generatedAt))
         w.raw(",\n  \"summary\": {")
         let counts: [(String, Int)] = [
             ("users", s.users), ("devices", s.devices), ("takeover", s.takeover), ("provision", s.provision),
@@ -147,7 +147,7 @@ public enum ReportRenderer {
     public static func text(_ plan: Plan, all: Bool = false) -> String {
         var out = TextLines()
         let s = plan.summary
-        out.line("takeover-bridge plan at \(ISOTime.format(plan.generatedAt))")
+        out.line("takeover-bridge plan at \(UTCTime.iso8601(plan.generatedAt))")
         out.line("\(s.users) \(plural(s.users, "user")), \(s.devices) \(plural(s.devices, "device"))")
         out.blank()
         let steps = ReportOutline.steps(plan)
@@ -342,64 +342,4 @@ public enum ReportVocabulary {
     public static var conflictKinds: [String] {
         Kind.conflictOrder.sorted { $0.value < $1.value }.map(\.key)
     }
-}
-
-/// A byte buffer with JSON string escaping (RFC 8259): `"` `\` and control characters
-/// escaped, everything else kept as UTF-8.
-struct JSONWriter {
-    private var bytes: [UInt8] = []
-
-    init(capacity: Int = 1 << 16) { bytes.reserveCapacity(capacity) }
-
-    mutating func raw(_ s: String) { bytes.append(contentsOf: s.utf8) }
-
-    mutating func string(_ s: String) {
-        bytes.append(UInt8(ascii: "\""))
-        if !s.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
-            bytes.append(contentsOf: s.utf8)
-            bytes.append(UInt8(ascii: "\""))
-            return
-        }
-        for b in s.utf8 {
-            switch b {
-            case UInt8(ascii: "\""): bytes.append(contentsOf: [92, 34])
-            case UInt8(ascii: "\\"): bytes.append(contentsOf: [92, 92])
-            case 10: bytes.append(contentsOf: [92, UInt8(ascii: "n")])
-            case 13: bytes.append(contentsOf: [92, UInt8(ascii: "r")])
-            case 9: bytes.append(contentsOf: [92, UInt8(ascii: "t")])
-            case 8: bytes.append(contentsOf: [92, UInt8(ascii: "b")])
-            case 12: bytes.append(contentsOf: [92, UInt8(ascii: "f")])
-            case 0..<0x20:
-                let hex = Array("0123456789abcdef".utf8)
-                bytes.append(contentsOf: [92, UInt8(ascii: "u"), 48, 48, hex[Int(b >> 4)], hex[Int(b & 15)]])
-            default: bytes.append(b)
-            }
-        }
-        bytes.append(UInt8(ascii: "\""))
-    }
-
-    mutating func optional(_ s: String?) {
-        if let s { string(s) } else { raw("null") }
-    }
-
-    mutating func strings(_ values: [String]) {
-        bytes.append(UInt8(ascii: "["))
-        for (i, v) in values.enumerated() {
-            if i > 0 { bytes.append(contentsOf: [44, 32]) }
-            string(v)
-        }
-        bytes.append(UInt8(ascii: "]"))
-    }
-
-    mutating func array<T>(_ items: [T], _ body: (inout JSONWriter, T) -> Void) {
-        if items.isEmpty { raw("[]"); return }
-        raw("[\n")
-        for (i, item) in items.enumerated() {
-            raw("    ")
-            body(&self, item)
-            raw(i == items.count - 1 ? "\n  ]" : ",\n")
-        }
-    }
-
-    func result() -> String { String(decoding: bytes, as: UTF8.self) }
 }

@@ -25,19 +25,45 @@ public enum TerminalText {
         var out = ""
         out.reserveCapacity(s.utf8.count + 16)
         for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if isUnsafe(scalar) {
-                    let hex = String(scalar.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: max(0, 4 - hex.count)) + hex
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
+            if isUnsafe(scalar) { appendEscape(scalar, to: &out) } else { out.unicodeScalars.append(scalar) }
         }
         return out
+    }
+
+    /// `s` in double quotes, `"` and `\` escaped with a backslash and unsafe characters as
+    /// `escape` writes them: a value quoted inside a message or a logfmt line. With a
+    /// `limit`, at most that many characters of `s`, then `…`.
+    public static func quoted(_ s: String, limit: Int = .max) -> String {
+        var out = "\""
+        out.reserveCapacity(min(s.utf8.count, limit) + 8)
+        var count = 0
+        for scalar in s.unicodeScalars {
+            if count == limit {
+                out += "…"
+                break
+            }
+            if scalar == "\"" || scalar == "\\" {
+                out += "\\"
+                out.unicodeScalars.append(scalar)
+            } else if isUnsafe(scalar) {
+                appendEscape(scalar, to: &out)
+            } else {
+                out.unicodeScalars.append(scalar)
+            }
+            count += 1
+        }
+        return out + "\""
+    }
+
+    /// `\n`, `\r`, `\t`, else `\u` and (at least) four lowercase hex digits.
+    static func appendEscape(_ scalar: Unicode.Scalar, to out: inout String) {
+        switch scalar {
+        case "\n": out += "\\n"
+        case "\r": out += "\\r"
+        case "\t": out += "\\t"
+        default:
+            let hex = String(scalar.value, radix: 16)
+            out += "\\u" + String(repeating: "0", count: max(0, 4 - hex.count)) + hex
+        }
     }
 }

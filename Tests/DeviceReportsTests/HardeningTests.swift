@@ -1,4 +1,5 @@
 import Foundation
+import LDAPSyntax
 import Testing
 @testable import DeviceReports
 import TakeoverCore

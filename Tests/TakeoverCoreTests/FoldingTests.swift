@@ -1,3 +1,4 @@
+import LDAPSyntax
 import Testing
 @testable import TakeoverCore
 
@@ -80,13 +81,13 @@ import Testing
     }
 
     @Test func isoTime() {
-        #expect(ISOTime.format(0) == "1970-01-01T00:00:00Z")
-        #expect(ISOTime.format(1_795_939_200) == "2026-11-29T08:00:00Z")
-        #expect(ISOTime.format(951_782_400) == "2000-02-29T00:00:00Z")
-        #expect(ISOTime.format(-1) == "1969-12-31T23:59:59Z")
-        #expect(ISOTime.age(30 * 86_400 + 5) == "30 days")
-        #expect(ISOTime.duration(7 * 86_400) == "7 days")
-        #expect(ISOTime.duration(90 * 60) == "90 minutes")
+        #expect(UTCTime.iso8601(0) == "1970-01-01T00:00:00Z")
+        #expect(UTCTime.iso8601(1_795_939_200) == "2026-11-29T08:00:00Z")
+        #expect(UTCTime.iso8601(951_782_400) == "2000-02-29T00:00:00Z")
+        #expect(UTCTime.iso8601(-1) == "1969-12-31T23:59:59Z")
+        #expect(UTCTime.age(30 * 86_400 + 5) == "30 days")
+        #expect(UTCTime.duration(7 * 86_400) == "7 days")
+        #expect(UTCTime.duration(90 * 60) == "90 minutes")
     }
 
     @Test func bindingRecords() throws {

@@ -1,3 +1,4 @@
+import LDAPSyntax
 import Testing
 @testable import TakeoverCore
 import TestSupport

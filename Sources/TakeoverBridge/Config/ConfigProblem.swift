@@ -11,13 +11,6 @@ package struct ConfigProblem: Sendable, Hashable, CustomStringConvertible {
     package var key: String?
     package var message: String
 
-    package init(source: String, line: Int? = nil, key: String? = nil, message: String) {
-        self.source = source
-        self.line = line
-        self.key = key
-        self.message = message
-    }
-
     /// `config.toml:12: [ldap] timeout: must be a positive number of seconds`
     package var description: String {
         var out = source

@@ -2,6 +2,7 @@
 
 import Foundation
 import LDAPClient
+import LDAPSyntax
 import TakeoverCore
 import TOMLKit
 
@@ -246,11 +247,6 @@ struct ConfigReader {
         return parts.allSatisfy { !$0.isEmpty && $0.allSatisfy(\.isASCIIDigit) }
     }
 
-    /// "cn=X, dc=Y" and "CN=x,dc=y" compare equal enough for containment checks.
-    static func normalizedDN(_ s: String) -> String {
-        s.lowercased().split(separator: ",").map { $0.replacingOccurrences(of: " ", with: "") }.joined(separator: ",")
-    }
-
     mutating func checkURIs(_ key: String, _ text: String) {
         let uris = text.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "," }).map(String.init)
         if uris.isEmpty {
@@ -349,7 +345,7 @@ struct ConfigReader {
             add(ldap.tlsCert == nil ? "ldap.tls_key" : "ldap.tls_cert", "tls_cert and tls_key must be set together")
         }
         if !c.bindings.searchBase.isEmpty && !c.devices.searchBase.isEmpty {
-            let b = ConfigReader.normalizedDN(c.bindings.searchBase), d = ConfigReader.normalizedDN(c.devices.searchBase)
+            let b = DNNormalizer.normalize(c.bindings.searchBase), d = DNNormalizer.normalize(c.devices.searchBase)
             if b == d || b.hasSuffix("," + d) {
                 add("bindings.search_base", "must not be inside [devices] search_base: binding groups would be read as devices")
             }

@@ -17,7 +17,12 @@
 ///
 /// ASCII strings (nearly every account name) take a fast path that maps `A-Z` only and
 /// returns the original string unchanged, without allocating, when it has no capitals.
+///
+/// It lives beside the DN syntax because `DNNormalizer` folds attribute values with it (LDAP's
+/// caseIgnoreMatch); the planner folds account and device names with the same function.
+/// `@inlinable` keeps the ASCII fast path inlined in the planner's loops in other modules.
 public enum Folding {
+    @inlinable
     public static func fold(_ s: String) -> String {
         var s = s
         // Native strings have contiguous UTF-8; the closure decides everything for ASCII.
@@ -42,11 +47,13 @@ public enum Folding {
     }
 
     /// Folded equality without allocating for ASCII.
+    @inlinable
     public static func equal(_ a: String, _ b: String) -> Bool {
         if a == b { return true }
         return fold(a) == fold(b)
     }
 
+    @usableFromInline
     static func foldUnicode(_ s: String) -> String {
         var out = String.UnicodeScalarView()
         for scalar in s.unicodeScalars {
@@ -109,6 +116,7 @@ public enum Folding {
     }
 
     /// `fold(String(raw)) == folded` without allocating when both are ASCII.
+    @inlinable
     public static func equals(_ raw: Substring, folded: String) -> Bool {
         for f in folded.utf8 where f >= 0x80 { return fold(String(raw)) == folded }
         var it = folded.utf8.makeIterator()

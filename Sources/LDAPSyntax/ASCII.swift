@@ -1,0 +1,41 @@
+// ASCII helpers shared by the LDAP text syntaxes.
+//
+// ASCII case: attribute type names (descriptors), LDAP keywords and option names compare
+// without regard to the case of `A`-`Z` only (RFC 4512 section 2.5). Values are another
+// matter: they fold with `Folding` (caseIgnoreMatch).
+
+extension String {
+    /// True when the two differ at most in the case of ASCII letters (`objectGUID`,
+    /// `objectguid`); any other byte must be the same.
+    public func caseInsensitiveEquals(_ other: String) -> Bool {
+        let a = utf8, b = other.utf8
+        guard a.count == b.count else { return false }
+        for (x, y) in zip(a, b) where x != y {
+            if asciiLowercase(x) != asciiLowercase(y) { return false }
+        }
+        return true
+    }
+
+    /// `A`-`Z` made `a`-`z`, every other byte kept.
+    public var asciiLowercased: String {
+        guard utf8.contains(where: { $0 &- 0x41 < 26 }) else { return self }
+        return String(decoding: utf8.map(asciiLowercase), as: UTF8.self)
+    }
+}
+
+@inline(__always)
+func asciiLowercase(_ b: UInt8) -> UInt8 { (b &- 0x41 < 26) ? b | 0x20 : b }
+
+extension UInt8 {
+    /// The value of an ASCII hex digit (`0`-`9`, `a`-`f`, `A`-`F`), else nil: for `\XX` in
+    /// DNs and `%XX` in URLs and record values.
+    @inlinable
+    public var hexDigitValue: UInt8? {
+        switch self {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): self - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): self - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): self - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+}
