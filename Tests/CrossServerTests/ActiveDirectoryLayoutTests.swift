@@ -25,7 +25,7 @@ struct ActiveDirectoryLayoutTests {
         try server.change(connect)
         let second = try tree.bridge(["apply"])
         print("cross-server samba-ad groupofnames: apply=\(second.status)")
-        let text = second.standardError
+        let text = second.stderr
         for line in text.split(separator: "\n") where line.contains("fix:") || line.contains(" changes (") {
             print("cross-server samba-ad groupofnames: \(line)")
         }
@@ -36,8 +36,8 @@ struct ActiveDirectoryLayoutTests {
             #expect(!text.contains("the next run converges"), "\(text)")
         } else {
             // A Samba that refuses the groupOfNames entry itself: the same advice.
-            #expect(first.standardError.contains("group"), "\(first.standardError)")
-            #expect(!first.standardError.contains("the next run converges"), "\(first.standardError)")
+            #expect(first.stderr.contains("group"), "\(first.stderr)")
+            #expect(!first.stderr.contains("the next run converges"), "\(first.stderr)")
         }
     }
 }

@@ -35,7 +35,7 @@ final class ExitLog: @unchecked Sendable {
 
     /// Runs the bridge, records "<name>=<exit>", returns the result.
     @discardableResult
-    func run(_ tree: TestTree, _ name: String, _ arguments: [String]) throws -> LDAPTestServer.CommandResult {
+    func run(_ tree: TestTree, _ name: String, _ arguments: [String]) throws -> ProcessOutcome {
         let result = try tree.bridge(arguments)
         entries.append("\(name)=\(result.status)")
         return result
@@ -46,8 +46,8 @@ final class ExitLog: @unchecked Sendable {
     deinit { print("\(label): " + entries.joined(separator: " ")) }
 }
 
-private func output(_ result: LDAPTestServer.CommandResult) -> String {
-    "stdout:\n\(result.standardOutput)\nstderr:\n\(result.standardError)"
+private func output(_ result: ProcessOutcome) -> String {
+    "stdout:\n\(result.stdout)\nstderr:\n\(result.stderr)"
 }
 
 /// A server named in the environment but unusable would silently drop out of the
@@ -77,7 +77,7 @@ struct CrossServerTests {
         let doctor = try log.run(tree, "doctor", ["doctor"])
         #expect(doctor.status == Exit.ok, "doctor on \(kind):\n\(output(doctor))")
         // AD has no Who am I? operation: a warning there, nowhere else.
-        let whoAmIWarning = doctor.standardOutput.split(separator: "\n")
+        let whoAmIWarning = doctor.stdout.split(separator: "\n")
             .contains { $0.hasPrefix("WARN") && $0.contains("Who am I") }
         #expect(whoAmIWarning == kind.isActiveDirectory, "doctor on \(kind):\n\(output(doctor))")
 
@@ -191,7 +191,7 @@ struct CrossServerTests {
 
         let explain = try log.run(tree, "explain", ["explain", tree.user("erin"), "--device", "ws4"])
         #expect(explain.status == Exit.ok)
-        #expect(explain.standardOutput.contains("moved from"), "explain after a move on \(kind):\n\(output(explain))")
+        #expect(explain.stdout.contains("moved from"), "explain after a move on \(kind):\n\(output(explain))")
 
         let second = try log.run(tree, "apply", ["apply"])
         #expect(second.status == Exit.ok, "apply after the rename on \(kind):\n\(output(second))")
@@ -258,13 +258,13 @@ struct CrossServerTests {
         // change to the bindings OU's own attributes: each refused (50).
         let probe = TestUser(tree.user("intruder"), uidNumber: 20_049)
         let add = try server.asServiceAccount("ldapmodify", [], input: tree.userLDIF(probe), allowFailure: true)
-        #expect(add.status == 50, "adding under people as the service account on \(kind): \(add.standardError)")
+        #expect(add.status == 50, "adding under people as the service account on \(kind): \(add.stderr)")
         let modify = try server.asServiceAccount("ldapmodify", [], input: "dn: \(tree.userDN(fay))\nchangetype: modify\n"
             + "replace: \(tree.localAccountAttribute)\n\(tree.localAccountAttribute): x\n-\n\n", allowFailure: true)
-        #expect(modify.status == 50, "changing a user as the service account on \(kind): \(modify.standardError)")
+        #expect(modify.status == 50, "changing a user as the service account on \(kind): \(modify.stderr)")
         let ou = try server.asServiceAccount("ldapmodify", [], input: "dn: \(server.bindingsBase)\nchangetype: modify\n"
             + "replace: description\ndescription: x\n-\n\n", allowFailure: true)
-        #expect(ou.status == 50, "changing the bindings OU itself on \(kind): \(ou.standardError)")
+        #expect(ou.status == 50, "changing the bindings OU itself on \(kind): \(ou.stderr)")
 
         // The bridge pointed at a bindings base the account may not write: doctor says
         // so, apply fails (exit 5) and nothing is written there.
@@ -273,7 +273,7 @@ struct CrossServerTests {
         tree.configOverrides["bindings.search_base"] = tree.q(elsewhere)
         let doctor = try log.run(tree, "doctor", ["doctor"])
         #expect(doctor.status != Exit.ok, "doctor with a read-only bindings base on \(kind):\n\(output(doctor))")
-        #expect(doctor.standardOutput.contains("write access") || doctor.standardError.contains("write access"),
+        #expect(doctor.stdout.contains("write access") || doctor.stderr.contains("write access"),
                 "doctor names the missing write access on \(kind):\n\(output(doctor))")
         let apply = try log.run(tree, "apply", ["apply"])
         #expect(apply.status == Exit.directoryFailure, "apply with a read-only bindings base on \(kind):\n\(output(apply))")
@@ -333,9 +333,9 @@ struct DoctorServerSpecificTests {
         let doctor = try tree.bridge(["doctor"])
         print("cross-server 389 doctor-lookthrough-limit: doctor=\(doctor.status)")
         #expect(doctor.status != Exit.ok)
-        #expect((doctor.standardOutput + doctor.standardError).contains("nsLookThroughLimit"),
+        #expect((doctor.stdout + doctor.stderr).contains("nsLookThroughLimit"),
                 "doctor's advice for 389's limit:\n\(output(doctor))")
-        #expect(!(doctor.standardOutput + doctor.standardError).contains(password))
+        #expect(!(doctor.stdout + doctor.stderr).contains(password))
     }
 
     /// The servers' certificates name localhost and 127.0.0.1; this machine's host name
@@ -353,13 +353,13 @@ struct DoctorServerSpecificTests {
         let doctor = try tree.bridge(["doctor"])
         print("cross-server \(kind.rawValue) doctor-tls-name-mismatch: doctor=\(doctor.status)")
         #expect(doctor.status != Exit.ok)
-        let text = doctor.standardOutput + doctor.standardError
+        let text = doctor.stdout + doctor.stderr
         #expect(text.contains("localhost") && text.contains(host), "doctor on a name mismatch:\n\(output(doctor))")
     }
 
     private func resolvesToLoopback(_ host: String) -> Bool {
-        guard let result = try? LDAPTestServer.runCommand(["/usr/bin/getent", "ahostsv4", host]) else { return false }
-        return result.status == 0 && result.standardOutput.split(separator: "\n").allSatisfy { $0.hasPrefix("127.0.0.1 ") }
+        guard let result = try? Processes.run("/usr/bin/getent", ["ahostsv4", host], timeout: 30) else { return false }
+        return result.status == 0 && result.stdout.split(separator: "\n").allSatisfy { $0.hasPrefix("127.0.0.1 ") }
     }
 }
 
@@ -435,7 +435,7 @@ extension ActiveDirectoryTests {
         tree.configOverrides["ldap.starttls"] = "false"
         let cleartext = try log.run(tree, "doctor-cleartext", ["doctor"])
         #expect(cleartext.status == Exit.directoryFailure, "doctor over ldap:// in cleartext:\n\(output(cleartext))")
-        #expect(cleartext.standardOutput.contains("Strong"), "the refusal is named:\n\(output(cleartext))")
+        #expect(cleartext.stdout.contains("Strong"), "the refusal is named:\n\(output(cleartext))")
     }
 }
 
@@ -457,7 +457,7 @@ struct PrivateTestServerTests {
         let pidText = server.values["TB_SERVER_PID"] ?? server.values["TB_SLAPD_PID"] ?? ""
         let pid = try #require(Int32(pidText), "no server pid in \(server.envFile)")
         let search = try server.asServiceAccount("ldapsearch", ["-LLL", "-b", server.bindingsBase, "-s", "base", "dn"])
-        #expect(search.standardOutput.lowercased().contains(server.bindingsBase.lowercased()))
+        #expect(search.stdout.lowercased().contains(server.bindingsBase.lowercased()))
         try server.stop()
         stopped = true
         let gone = kill(pid, 0) != 0 || isZombie(pid)

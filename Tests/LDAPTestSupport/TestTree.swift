@@ -229,17 +229,17 @@ public final class TestTree: @unchecked Sendable {
 
     /// Runs the built binary with `-c config.toml` (written fresh) and `arguments`.
     @discardableResult
-    public func bridge(_ arguments: [String]) throws -> LDAPTestServer.CommandResult {
+    public func bridge(_ arguments: [String]) throws -> ProcessOutcome {
         try writeConfig()
-        return try LDAPTestServer.runCommand([BridgeExecutable.path, "-c", configPath] + arguments)
+        return try Processes.run(BridgeExecutable.path, ["-c", configPath] + arguments)
     }
 
     /// `plan --format json`, parsed.
     public func planJSON() throws -> (status: Int32, report: PlanReport) {
         let result = try bridge(["plan", "--format", "json"])
-        guard let report = PlanReport(json: result.standardOutput) else {
+        guard let report = PlanReport(json: result.stdout) else {
             throw TestDirectory.Failure("plan --format json on \(kind) (exit \(result.status)) printed no report: "
-                + result.standardError)
+                + result.stderr)
         }
         return (result.status, report)
     }
@@ -251,9 +251,9 @@ public final class TestTree: @unchecked Sendable {
                                                      "-s", "base", "(objectClass=*)", "member"], allowFailure: true)
         if result.status == 32 { return nil } // no such object
         guard result.status == 0 else {
-            throw TestDirectory.Failure("reading \(bindingGroupDN(device)) failed (\(result.status)): \(result.standardError)")
+            throw TestDirectory.Failure("reading \(bindingGroupDN(device)) failed (\(result.status)): \(result.stderr)")
         }
-        guard let entry = LDIFEntry.parse(result.standardOutput).first else { return nil }
+        guard let entry = LDIFEntry.parse(result.stdout).first else { return nil }
         let placeholder = bindings.lowercased()
         return entry.valuesWithOptions("member").filter { $0.lowercased() != placeholder }
             .sorted { $0.lowercased() < $1.lowercased() }

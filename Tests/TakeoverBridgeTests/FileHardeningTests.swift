@@ -3,6 +3,7 @@
 // judged on the file a symlink resolves to and every folder above it.
 
 import Foundation
+import LDAPTestSupport
 import Testing
 @testable import TakeoverBridge
 
@@ -154,7 +155,7 @@ struct StateFolderIntegrationTests {
             cleanup(s.state)
             #expect(mkdir(s.state, 0o700) == 0)
             make()
-            let result = try runProgram(BridgeBinary.path, ["-c", s.configPath, "apply"], timeout: 20)
+            let result = try Processes.run(BridgeExecutable.path, ["-c", s.configPath, "apply"], timeout: 20)
             #expect(result.status == 78, "\(label): \(result.all)")
             #expect(result.stderr.contains(s.state + suffix), "\(label) names the path: \(result.stderr)")
             #expect(try await s.groups().isEmpty, "\(label): nothing written")
@@ -162,7 +163,7 @@ struct StateFolderIntegrationTests {
         #expect(try FileManager.default.contentsOfDirectory(atPath: elsewhere).isEmpty)
         // And a safe folder works.
         cleanup(s.state)
-        let ok = try runProgram(BridgeBinary.path, ["-c", s.configPath, "apply"], timeout: 60)
+        let ok = try Processes.run(BridgeExecutable.path, ["-c", s.configPath, "apply"], timeout: 60)
         #expect(ok.status == 0, "\(ok.all)")
     }
 }

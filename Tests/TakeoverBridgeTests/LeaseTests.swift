@@ -7,6 +7,7 @@
 // the writes; doctor shows the lease.
 
 import Foundation
+import LDAPTestSupport
 import LDAPClient
 import LDAPSyntax
 import Logging
@@ -27,9 +28,8 @@ struct LeaseTests {
     }
 
     func leaseValue(_ s: Scenario) throws -> LeaseValue? {
-        let result = try runProgram("/usr/bin/ldapsearch", ["-LLL", "-o", "ldif-wrap=no", "-x", "-H", s.server.ldapURI,
-                                                            "-D", s.server.rootDN, "-y", s.server.rootPasswordFile,
-                                                            "-b", Lease.dn(bindingsBase: s.bindings), "-s", "base", "description"])
+        let result = try s.server.admin("ldapsearch", ["-LLL", "-o", "ldif-wrap=no", "-b", Lease.dn(bindingsBase: s.bindings),
+                                                       "-s", "base", "description"], allowFailure: true)
         guard result.status == 0 else { return nil }
         let line = result.stdout.split(separator: "\n").first { $0.hasPrefix("description: ") }
         return line.flatMap { LeaseValue.parse(String($0.dropFirst("description: ".count))) }
@@ -50,11 +50,7 @@ struct LeaseTests {
     /// The bindings subtree with operational attributes (entryCSN, modifyTimestamp,
     /// modifiersName...), canonical: any write under it changes this text.
     func dumpWithOperational(_ s: Scenario) throws -> String {
-        let result = try runProgram("/usr/bin/ldapsearch", ["-LLL", "-o", "ldif-wrap=no", "-x", "-H", s.server.ldapURI,
-                                                            "-D", s.server.rootDN, "-y", s.server.rootPasswordFile,
-                                                            "-b", s.bindings, "(objectClass=*)", "*", "+"])
-        guard result.status == 0 else { throw GlueTestError("ldapsearch failed: \(result.stderr)") }
-        return Scenario.canonical(result.stdout)
+        try s.server.dump(s.bindings, operational: true)
     }
 
     func seedLease(_ s: Scenario, _ value: LeaseValue) throws {
@@ -74,17 +70,17 @@ struct LeaseTests {
     final class Background: @unchecked Sendable {
         // @unchecked: `outcome` is only touched while holding `lock`.
         private let lock = NSLock()
-        private var outcome: ProcessResult?
+        private var outcome: ProcessOutcome?
         init(_ arguments: [String], timeout: Double) {
             Thread { [self] in
-                let result = (try? runProgram(BridgeBinary.path, arguments, timeout: timeout))
-                    ?? ProcessResult(status: -1, stdout: "", stderr: "cannot run")
+                let result = (try? Processes.run(BridgeExecutable.path, arguments, timeout: timeout))
+                    ?? ProcessOutcome(status: -1, stderr: "cannot run")
                 lock.lock()
                 outcome = result
                 lock.unlock()
             }.start()
         }
-        var result: ProcessResult? { lock.lock(); defer { lock.unlock() }; return outcome }
+        var result: ProcessOutcome? { lock.lock(); defer { lock.unlock() }; return outcome }
     }
 
     final class Counter: @unchecked Sendable {
@@ -171,18 +167,12 @@ struct LeaseTests {
         s.configOverrides = ["ldap.write_uri": s.q(proxy.uri), "ldap.timeout": "300",
                              "state.dir": s.q(s.folder + "/state-a"), "state.lease": "\"3s\""]
         let configA = try hostConfig(s, "host-a")
-        let hostA = try spawnBackground(BridgeBinary.path, ["-c", configA, "apply"])
+        let hostA = try Processes.spawn(BridgeExecutable.path, ["-c", configA, "apply"], captureOutput: false)
         var reaped = false
-        defer {
-            if !reaped {
-                kill(hostA, SIGKILL)
-                var status: Int32 = 0
-                waitpid(hostA, &status, 0)
-            }
-        }
+        defer { if !reaped { hostA.kill() } }
         #expect(waitUntil(seconds: 60) { proxy.held > 0 }, "host A took the lease and began writing")
         let held = try #require(try leaseValue(s))
-        #expect(held.pid == hostA && !held.free)
+        #expect(held.pid == hostA.pid && !held.free)
 
         // Host B: its own state folder, the same directory.
         s.configOverrides = ["state.dir": s.q(s.folder + "/state-b"), "state.lease": "\"3s\""]
@@ -191,7 +181,7 @@ struct LeaseTests {
         let waited = Date().timeIntervalSince(started)
         #expect(second.status == 75, "\(second.all)")
         #expect(second.stderr.contains("holds the lease"), "\(second.stderr)")
-        #expect(second.stderr.contains("pid \(hostA)"))
+        #expect(second.stderr.contains("pid \(hostA.pid)"))
         #expect(waited < 5, "exits at once (waited \(waited) s)")
         print("lease: a second host exited 75 after \(Int(waited * 1000)) ms (the whole process, start to exit)")
         #expect(try await bindingGroups(s).isEmpty, "host B wrote nothing")
@@ -199,7 +189,7 @@ struct LeaseTests {
 
         let doctor = try s.bridge(["doctor"])
         #expect(doctor.stdout.contains("OK   lease: held by host "), "\(doctor.stdout)")
-        #expect(doctor.stdout.contains("(pid \(hostA))"))
+        #expect(doctor.stdout.contains("(pid \(hostA.pid))"))
 
         // Renewed while A lives: still held after more than one lease time.
         try await Task.sleep(nanoseconds: 4_000_000_000)
@@ -209,14 +199,12 @@ struct LeaseTests {
 
         // A is killed (its held add is dropped, never written): its lease stays until it
         // has expired, then B takes it over.
-        kill(hostA, SIGKILL)
-        var status: Int32 = 0
-        waitpid(hostA, &status, 0)
+        hostA.kill()
         reaped = true
         proxy.stop()
         let stale = try #require(try leaseValue(s))
         #expect(stale.run == held.run)
-        var last = ProcessResult(status: -1, stdout: "", stderr: "")
+        var last = ProcessOutcome(status: -1)
         var refusedWhileValid = 0
         var refusedAsStale = 0
         let deadline = Date().addingTimeInterval(30)
@@ -390,7 +378,7 @@ struct LeaseTests {
         for _ in 0..<contenders { connections.append(try await connector.open(uri: s.server.ldapURI)) }
         let now = UnixTime(Date().timeIntervalSince1970)
         for pass in 0..<6 {
-            _ = try? s.runLDAP("ldapdelete", [dn])
+            _ = try? s.server.root("ldapdelete", [dn])
             if pass > 0 {
                 let old = LeaseValue(holder: "dead-host", pid: 1, run: "old\(pass)", expires: now - 60)
                 try s.add(LDIF.line("dn", dn) + "objectClass: organizationalRole\ncn: \(Lease.entryName)\n"

@@ -4,6 +4,7 @@
 // second database, so its root DSE lists two naming contexts, and real referral entries.
 
 import Foundation
+import LDAPTestSupport
 import LDAPClient
 import LDAPSyntax
 import Testing
@@ -12,21 +13,21 @@ import Testing
 @Suite("search references to other naming contexts", .enabled(if: bridgeTestsEnabled, "needs TB_TEST_ENV (run scripts/test.sh)"))
 struct NamingContextReferenceTests {
     @Test func referencesToAnotherNamingContextOfTheSameServerAreSkipped() async throws {
-        var server = try GlueServer.startAnother()
-        defer { GlueServer.stop(server) }
+        var server = try TestDirectory.startPrivate()
+        defer { try? server.stop() }
         let conf = server.directory + "/slapd.conf"
         var text = try String(contentsOfFile: conf, encoding: .utf8)
         try FileManager.default.createDirectory(atPath: server.directory + "/db2", withIntermediateDirectories: true)
         text += "\ndatabase mdb\nsuffix \"dc=zones,dc=test\"\ndirectory \(server.directory)/db2\nmaxsize 1048576\n"
         try text.write(toFile: conf, atomically: true, encoding: .utf8)
-        server = try GlueServer.restart(server)
+        server = try server.restart()
 
         let s = try Scenario(server: server)
         try s.addUsers([("alice", nil)])
         try s.addDevice("pc", ["alice"])
         try s.writeReport("pc", [("alice", 1500)], fileName: "pc.csv")
         // Like AD's references under a domain root: the other context is this server's.
-        try s.runLDAP("ldapadd", ["-M"], input: """
+        try s.server.root("ldapadd", ["-M"], input: """
             dn: ou=zones,\(s.people)
             objectClass: referral
             objectClass: extensibleObject
@@ -42,7 +43,7 @@ struct NamingContextReferenceTests {
         #expect(plan.stderr.contains("zones.example.org"))
 
         // A reference anywhere else is a hole in the tree: the read fails, naming it.
-        try s.runLDAP("ldapadd", ["-M"], input: """
+        try s.server.root("ldapadd", ["-M"], input: """
             dn: ou=elsewhere,\(s.people)
             objectClass: referral
             objectClass: extensibleObject

@@ -3,6 +3,7 @@
 // plan/explain/doctor, CSV and LDIF, the metrics file, and the HTML page in Chromium.
 
 import Foundation
+import LDAPTestSupport
 import LDAPSyntax
 import Testing
 import TestSupport
@@ -16,10 +17,10 @@ import Glibc
 @Suite("command line without a server")
 struct CommandLineTests {
     @Test func versionComesFromTheSource() throws {
-        let result = try runProgram(BridgeBinary.path, ["--version"])
+        let result = try Processes.run(BridgeExecutable.path, ["--version"])
         #expect(result.status == 0, "\(result.all)")
         #expect(result.stdout == BridgeVersion.string + "\n")
-        let help = try runProgram(BridgeBinary.path, ["--help"])
+        let help = try Processes.run(BridgeExecutable.path, ["--help"])
         #expect(help.stdout.contains(" 67  no such user (explain)"), "\(help.stdout)")
         #expect(help.stdout.contains("--version"))
     }
@@ -31,7 +32,7 @@ struct CommandLineTests {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: folder) }
         try HTMLPage.script.write(toFile: folder + "/script.js", atomically: true, encoding: .utf8)
-        let digest = try runProgram("/bin/sh", ["-c", "openssl dgst -sha256 -binary \"$0\" | base64", folder + "/script.js"])
+        let digest = try Processes.run("/bin/sh", ["-c", "openssl dgst -sha256 -binary \"$0\" | base64", folder + "/script.js"])
         #expect(digest.status == 0, "\(digest.all)")
         #expect(digest.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == HTMLPage.scriptSHA256)
     }
@@ -84,7 +85,7 @@ struct CommandLineTests {
     }
 
     @Test func readmeExitCodeTableHas67() throws {
-        let readme = try String(contentsOfFile: BridgeBinary.packageRoot + "/README.md", encoding: .utf8)
+        let readme = try String(contentsOfFile: TestDirectory.packageRoot + "/README.md", encoding: .utf8)
         #expect(readme.contains("| 67 | no such user"))
     }
 }
@@ -133,7 +134,7 @@ struct OperationsTests {
         try s.addDevice(device, ["alice", "bob"])
         try writeCSV(s, "dev.csv", device: device, accounts: ["acct" + evil, "other" + evil])
         try "not a report\n".write(toFile: s.reports + "/bad" + evil + ".json", atomically: true, encoding: .utf8)
-        var runs: [(String, ProcessResult)] = []
+        var runs: [(String, ProcessOutcome)] = []
         for arguments in [["plan"], ["plan", "--all"], ["explain", "alice"], ["explain", "bob", "--device", device],
                           ["explain", "ghost" + evil], ["doctor"]] {
             runs.append((arguments.joined(separator: " "), try s.bridge(arguments)))

@@ -10,6 +10,7 @@
 // through so that the binding writes meet the referral.
 
 import Foundation
+import LDAPTestSupport
 import LDAPClient
 import LDAPSyntax
 import Testing
@@ -43,10 +44,10 @@ struct ReferralTests {
             "ldap://[::1]:\(fake6.port)", "ldap://user@127.0.0.1:\(p)", "ldap://%31%32%37.0.0.1:\(p)",
             "ldap://0177.0.0.1:\(p)", "ldap://2130706433:\(p)", "ldap://127.1:\(p)",
         ]
-        let (provider, consumer) = try GlueServer.startReplicaPair(updateRefs: hostile)
+        let (provider, consumer) = try TestDirectory.startReplicaPair(updateRefs: hostile)
         defer {
-            GlueServer.stop(consumer)
-            GlueServer.stop(provider)
+            try? consumer.stop()
+            try? provider.stop()
         }
         let s = try Scenario(server: provider)
         try world(s)

@@ -78,7 +78,7 @@ struct ReportHardeningIntegrationTests {
 
         // Renaming one entry (the fix) makes them two devices with two names again: bob's
         // lab2 is decided on its own, lab1 is decided again (carol unbound).
-        try s.runLDAP("ldapmodrdn", ["-r", b, "cn=lab2"])
+        try s.server.root("ldapmodrdn", ["-r", b, "cn=lab2"])
         try s.writeReport("lab2", [("bob", 20001)], fileName: "lab2.csv")
         let renamed = try s.bridge(["plan", "--format", "json"])
         #expect(renamed.stdout.contains("\"takeover\": 1") && renamed.stdout.contains("\"unbind\": 1"), "\(renamed.stdout)")

@@ -4,6 +4,7 @@
 // failures, and the bind password in no output, log, report or run record.
 
 import Foundation
+import LDAPTestSupport
 import LDAPClient
 import LDAPSyntax
 import TakeoverCore
@@ -130,11 +131,10 @@ struct SafetyAndExitTests {
     @Test func aLockLeftByAKilledRunDoesNotBlock() throws {
         let s = try boundWorld()
         _ = try StateDirectory(path: s.state)
-        let holder = try spawnBackground("/usr/bin/flock", ["--exclusive", "--close", s.state + "/lock", "/bin/sleep", "10"])
+        let holder = try Processes.spawn("/usr/bin/flock", ["--exclusive", "--close", s.state + "/lock", "/bin/sleep", "10"],
+                                         captureOutput: false)
         #expect(waitUntil(seconds: 5) { (try? s.bridge(["apply"]))?.status == 75 })
-        kill(holder, SIGKILL)
-        var status: Int32 = 0
-        waitpid(holder, &status, 0)
+        holder.kill()
         let after = try s.bridge(["apply"])
         #expect(after.status == 0, "\(after.all)")
     }
@@ -146,11 +146,11 @@ struct SafetyAndExitTests {
         try s.writeConfig()
         for arguments in [["plan", "--format", "xml"], ["apply", "--allow-unbinds", "-1"], ["apply", "--allow-unbinds", "x"],
                           ["explain"], ["frobnicate"], [], ["plan", "--nope"]] {
-            let result = try runProgram(BridgeBinary.path, ["-c", s.configPath] + arguments)
+            let result = try Processes.run(BridgeExecutable.path, ["-c", s.configPath] + arguments)
             #expect(result.status == 64, "\(arguments): \(result.all)")
             #expect(result.stdout.isEmpty)
         }
-        let help = try runProgram(BridgeBinary.path, ["--help"])
+        let help = try Processes.run(BridgeExecutable.path, ["--help"])
         #expect(help.status == 0)
         #expect(help.stdout.contains("75  another run holds the lock or the lease"))
     }
@@ -158,11 +158,11 @@ struct SafetyAndExitTests {
     @Test func configurationErrorsExit78() throws {
         let s = try Scenario()
         // Missing file.
-        var result = try runProgram(BridgeBinary.path, ["-c", s.folder + "/absent.toml", "plan"])
+        var result = try Processes.run(BridgeExecutable.path, ["-c", s.folder + "/absent.toml", "plan"])
         #expect(result.status == 78, "\(result.all)")
         #expect(result.stderr.contains("absent.toml"))
         // $TAKEOVER_BRIDGE_CONFIG is used without --config.
-        result = try runProgram(BridgeBinary.path, ["plan"], environment: ["TAKEOVER_BRIDGE_CONFIG": s.folder + "/env.toml"])
+        result = try Processes.run(BridgeExecutable.path, ["plan"], environment: ["TAKEOVER_BRIDGE_CONFIG": s.folder + "/env.toml"])
         #expect(result.status == 78)
         #expect(result.stderr.contains("env.toml"))
         // An unknown key, with its line.
@@ -189,7 +189,7 @@ struct SafetyAndExitTests {
         s.configOverrides = [:]
         try s.writeConfig()
         chmod(s.configPath, 0o666)
-        result = try runProgram(BridgeBinary.path, ["-c", s.configPath, "plan"])
+        result = try Processes.run(BridgeExecutable.path, ["-c", s.configPath, "plan"])
         #expect(result.status == 78, "\(result.all)")
     }
 

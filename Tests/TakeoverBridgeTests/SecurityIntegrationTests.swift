@@ -6,6 +6,7 @@
 // Support code (SafetyKit, SafetyServer, SafetyWorld) is in SafetyIntegrationTests.swift.
 
 import Foundation
+import LDAPTestSupport
 import LDAPClient
 import Testing
 
@@ -17,7 +18,7 @@ extension Issue6Tests {
     @Suite("security: TLS, cleartext, secrets, file modes, hostile names", .serialized,
            .enabled(if: safetyServerTestsEnabled, "needs TB_TEST_ENV (run scripts/test.sh)"))
     struct SecurityIntegrationTests {
-        static let server = SafetyServer.start()
+        static let server = TestDirectory.privateServer()
 
         func boundWorld() throws -> SafetyWorld {
             let world = try SafetyWorld(try Self.server.get())
@@ -44,10 +45,10 @@ extension Issue6Tests {
                 ("ldaps, no tls_cacert", ["ldap.uri": ldapsURI], [:]),
                 ("ldaps, no tls_cacert, LDAPTLS_REQCERT=never in the environment", ["ldap.uri": ldapsURI],
                  ["LDAPTLS_REQCERT": "never"]),
-                ("ldaps, the wrong CA", ["ldap.uri": ldapsURI, "ldap.tls_cacert": world.q(server.server.wrongCACert)], [:]),
+                ("ldaps, the wrong CA", ["ldap.uri": ldapsURI, "ldap.tls_cacert": world.q(server.wrongCACert)], [:]),
                 ("StartTLS, no tls_cacert", ["ldap.uri": startTLSURI, "ldap.starttls": "true"], [:]),
                 ("StartTLS, the wrong CA", ["ldap.uri": startTLSURI, "ldap.starttls": "true",
-                                            "ldap.tls_cacert": world.q(server.server.wrongCACert)], [:]),
+                                            "ldap.tls_cacert": world.q(server.wrongCACert)], [:]),
             ]
             for (what, settings, environment) in refusals {
                 world.settings = settings
@@ -61,9 +62,9 @@ extension Issue6Tests {
             #expect(try server.dump(operational: true) == before, "a refused TLS connection wrote something")
 
             // With the CA configured: both work.
-            world.settings = ["ldap.uri": startTLSURI, "ldap.starttls": "true", "ldap.tls_cacert": world.q(server.server.caCert)]
+            world.settings = ["ldap.uri": startTLSURI, "ldap.starttls": "true", "ldap.tls_cacert": world.q(server.caCert)]
             expectStatus(try world.bridge(["plan", "--check"]), 2, "plan --check over StartTLS with the CA")
-            world.settings = ["ldap.uri": ldapsURI, "ldap.tls_cacert": world.q(server.server.caCert)]
+            world.settings = ["ldap.uri": ldapsURI, "ldap.tls_cacert": world.q(server.caCert)]
             expectStatus(try world.bridge(["apply"]), 0, "apply over ldaps with the CA")
             #expect(try world.members()["sec-1"]?.contains(world.userDN("u04")) == true)
         }
@@ -119,7 +120,7 @@ extension Issue6Tests {
             let password = world.bindPassword
             #expect(password.count >= 16)
             var collected: [(String, String)] = []
-            func collect(_ what: String, _ outcome: Outcome) {
+            func collect(_ what: String, _ outcome: ProcessOutcome) {
                 collected.append(("\(what) stdout", outcome.stdout))
                 collected.append(("\(what) stderr", outcome.stderr))
                 #expect(!outcome.signalled, "\(what) crashed: \(outcome)")
@@ -151,7 +152,7 @@ extension Issue6Tests {
             // Failure paths.
             let failures: [(String, [String: String], [String])] = [
                 ("wrong bind DN", ["ldap.bind_dn": world.q("cn=nobody,\(server.base)")], ["apply"]),
-                ("unreachable", ["ldap.uri": world.q("ldap://127.0.0.1:\(SafetyKit.closedPort())")], ["apply"]),
+                ("unreachable", ["ldap.uri": world.q("ldap://127.0.0.1:\(closedPort())")], ["apply"]),
                 ("limit", ["safety.max_unbinds": "0"], ["apply"]),
                 ("cleartext refused", ["ldap.uri": world.q("ldap://ldap.example.invalid")], ["apply"]),
                 ("TLS refused", ["ldap.uri": world.q(server.ldapsURI)], ["apply"]),
@@ -172,10 +173,10 @@ extension Issue6Tests {
             collect("timeout: doctor", try world.bridge(["doctor"], timeout: 90))
             server.resume()
             world.settings = [:]
-            let holder = try SafetyKit.spawn("/bin/bash", ["-c", "exec 9>>\"$1\" && flock -x 9 && exec sleep 60", "h",
+            let holder = try Processes.spawn("/bin/bash", ["-c", "exec 9>>\"$1\" && flock -x 9 && exec sleep 60", "h",
                                                            world.state + "/lock"])
-            _ = SafetyKit.waitUntil(timeout: 20) {
-                (try? SafetyKit.run(SafetyKit.which("flock"), ["-n", "-x", world.state + "/lock", "true"]).status) == 1
+            _ = waitUntil(seconds: 20) {
+                (try? Processes.run("flock", ["-n", "-x", world.state + "/lock", "true"]).status) == 1
             }
             collect("lock held: apply", try world.bridge(["--log-level", "trace", "apply"]))
             kill(holder.pid, SIGKILL)
@@ -247,9 +248,9 @@ extension Issue6Tests {
             // A client key others can read is refused too.
             world.configMode = 0o600
             let key = world.folder + "/client.key"
-            try world.writeFile(key, try String(contentsOfFile: server.server.clientKey, encoding: .utf8), mode: 0o644)
-            world.settings = ["ldap.tls_cert": world.q(server.server.clientCert), "ldap.tls_key": world.q(key),
-                              "ldap.tls_cacert": world.q(server.server.caCert), "ldap.uri": world.q(server.ldapsURI)]
+            try world.writeFile(key, try String(contentsOfFile: server.clientKey, encoding: .utf8), mode: 0o644)
+            world.settings = ["ldap.tls_cert": world.q(server.clientCert), "ldap.tls_key": world.q(key),
+                              "ldap.tls_cacert": world.q(server.caCert), "ldap.uri": world.q(server.ldapsURI)]
             let keyOutcome = try world.bridge(["apply"])
             expectStatus(keyOutcome, 78, "apply with a client key others can read")
             #expect(keyOutcome.stderr.contains("tls_key"), "\(keyOutcome)")
@@ -334,32 +335,32 @@ extension Issue6Tests {
                     "an entry appeared at the top of the tree")
 
             // Exactly one group per device, at the hand-escaped DN, with the device's name as cn.
-            let all = SafetyKit.parseLDIF(try server.root("ldapsearch", ["-LLL", "-o", "ldif-wrap=no", "-b", world.bindings,
+            let all = LDIFEntry.parse(try server.root("ldapsearch", ["-LLL", "-o", "ldif-wrap=no", "-b", world.bindings,
                                                                           "-s", "sub", "(objectClass=*)", "cn", "member"]))
             let groups = all.filter {  // not the base, nor the run lease that stays between runs
                 $0.dn.lowercased() != world.bindings.lowercased() && !$0.dn.lowercased().hasPrefix("cn=takeover-bridge-lease,")
             }
             #expect(groups.count == Self.hostileDevices.count, "\(groups.map(\.dn))")
             for device in Self.hostileDevices {
-                let exact = try SafetyKit.run(SafetyKit.which("ldapsearch"), [
-                    "-x", "-H", server.ldapURI, "-D", server.server.rootDN, "-y", server.server.rootPasswordFile,
+                let exact = try Processes.run("ldapsearch", [
+                    "-x", "-H", server.ldapURI, "-D", server.rootDN, "-y", server.rootPasswordFile,
                     "-LLL", "-o", "ldif-wrap=no", "-s", "base", "-b", "\(device.rdn),\(world.bindings)", "(objectClass=*)", "cn", "member",
                 ])
                 #expect(exact.status == 0, "no group at \(device.rdn): \(exact)")
-                let entries = SafetyKit.parseLDIF(exact.stdout)
+                let entries = LDIFEntry.parse(exact.stdout)
                 #expect(entries.count == 1)
                 guard let entry = entries.first else { continue }
-                let cns = entry.attributes.filter { $0.0.lowercased() == "cn" }.map(\.1)
+                let cns = entry.values("cn")
                 #expect(cns == [device.name], "group for \(device.name) has cn \(cns)")
                 // Every member resolves (base search) to exactly the expected users.
                 var found: Set<String> = []
-                for member in entry.attributes.filter({ $0.0.lowercased() == "member" }).map(\.1) {
-                    let user = try SafetyKit.run(SafetyKit.which("ldapsearch"), [
-                        "-x", "-H", server.ldapURI, "-D", server.server.rootDN, "-y", server.server.rootPasswordFile,
+                for member in entry.values("member") {
+                    let user = try Processes.run("ldapsearch", [
+                        "-x", "-H", server.ldapURI, "-D", server.rootDN, "-y", server.rootPasswordFile,
                         "-LLL", "-o", "ldif-wrap=no", "-s", "base", "-b", member, "(objectClass=posixAccount)", "uid",
                     ])
                     #expect(user.status == 0, "member \(member) of \(device.name) is not a user: \(user)")
-                    found.formUnion(SafetyKit.parseLDIF(user.stdout).flatMap { $0.attributes.map(\.1) })
+                    found.formUnion(LDIFEntry.parse(user.stdout).flatMap { $0.attributes.values.flatMap { $0 } })
                 }
                 #expect(found == expected[device.name], "members of \(device.name): \(found)")
             }

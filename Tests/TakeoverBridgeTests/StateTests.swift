@@ -1,4 +1,5 @@
 import Foundation
+import LDAPTestSupport
 import Testing
 import LDAPSyntax
 import TakeoverCore
@@ -298,9 +299,10 @@ func canonical(_ d: FakeDirectory) -> [String: [String: [String]]] {
         let dir = makeTemporaryFolder()
         defer { cleanup(dir) }
         let state = try StateDirectory(path: dir)
-        let holder = try spawnBackground("/usr/bin/flock", ["--no-fork", state.lockPath, "/bin/sleep", "60"])
+        let holder = try Processes.spawn("/usr/bin/flock", ["--no-fork", state.lockPath, "/bin/sleep", "60"],
+                                         captureOutput: false)
         var reaped = false
-        defer { if !reaped { kill(holder, SIGKILL); waitpid(holder, nil, 0) } }
+        defer { if !reaped { holder.kill() } }
         // Wait (with a deadline) until the holder has the lock: our own attempt is refused.
         let deadline = Date().addingTimeInterval(20)
         var refused = false
@@ -318,8 +320,7 @@ func canonical(_ d: FakeDirectory) -> [String: [String: [String]]] {
             }
         }
         #expect(refused, "flock never took the lock within 20 s")
-        kill(holder, SIGKILL)
-        waitpid(holder, nil, 0)
+        holder.kill()
         reaped = true
         let lock = try state.acquireLock()
         #expect(lock.isHeld)
@@ -445,10 +446,10 @@ func testServerEnvironment() -> [String: String]? {
     return env
 }
 
-/// Runs a command through the suite's one process runner (`runProgram`: posix_spawn,
-/// output through files, a deadline); returns (exit status, stdout, stderr).
+/// Runs a command through the one process runner (`Processes.run`, with a deadline);
+/// returns (exit status, stdout, stderr).
 func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws -> (Int32, String, String) {
-    let result = try runProgram(executable, arguments, environment: environment, timeout: 60)
+    let result = try Processes.run(executable, arguments, environment: environment, timeout: 60)
     return (result.status, result.stdout, result.stderr)
 }
 
