@@ -78,6 +78,10 @@ let package = Package(
         .testTarget(name: "LDAPClientTests", dependencies: ["LDAPClient", "LDAPSyntax", "LDAPTestSupport"], swiftSettings: strict),
         .testTarget(name: "TakeoverCoreTests", dependencies: ["TestSupport", "TakeoverCore"], resources: [.copy("Golden")], swiftSettings: strict),
         .testTarget(name: "DeviceReportsTests", dependencies: ["TestSupport", "DeviceReports", "TakeoverCore"], resources: [.copy("Fixtures")], swiftSettings: strict),
+        // TakeoverBridge's suites that need no server: configuration, logfmt, state, secret
+        // keys, the cleartext rule, the key table, file checks, the binary without a server.
+        .testTarget(name: "TakeoverBridgeUnitTests", dependencies: ["LDAPTestSupport", "TestSupport", "TakeoverBridge", "LDAPSyntax", "TakeoverCore"], swiftSettings: strict),
+        // TakeoverBridge against real slapd servers (private ones of its own), and the built binary.
         .testTarget(name: "TakeoverBridgeTests", dependencies: ["LDAPTestSupport", "TestSupport", "TakeoverBridge", "LDAPClient", "TakeoverCore"], resources: [.copy("Golden")], swiftSettings: strict),
     ]
 )

@@ -1,4 +1,5 @@
 import Foundation
+import LDAPTestSupport
 import Testing
 import TakeoverCore
 @testable import TakeoverBridge
@@ -7,22 +8,6 @@ import TakeoverCore
 import Glibc
 import TestSupport
 #endif
-
-/// A fresh temporary folder, removed by the caller with `cleanup`.
-func makeTemporaryFolder(_ name: String = "tb-test") -> String {
-    let path = (NSTemporaryDirectory() as NSString).standardizingPath + "/\(name)-\(UUID().uuidString)"
-    #expect(mkdir(path, 0o700) == 0)
-    return path
-}
-
-func writeFile(_ path: String, _ text: String, mode: mode_t = 0o600) {
-    #expect(FileManager.default.createFile(atPath: path, contents: Data(text.utf8)))
-    chmod(path, mode)
-}
-
-func cleanup(_ path: String) {
-    try? FileManager.default.removeItem(atPath: path)
-}
 
 let minimalTOML = """
 [ldap]
