@@ -1,4 +1,4 @@
-// Issue 10 items 5 and 9 on Samba AD: groupOfNames binding groups are refused member
+// On Samba AD: groupOfNames binding groups are refused member
 // changes by AD ("Operations error (1) ... samldb.c"); apply says to use AD's own
 // `group` class, and not that the next run converges.
 

@@ -1,4 +1,4 @@
-// Issue 6, bad input (docs/product.md section 7): a corpus of broken configurations and broken
+// Bad input (docs/product.md section 7): a corpus of broken configurations and broken
 // device reports, each run through the built binary against a private slapd that holds
 // real bindings. Every one gives a clear message naming the file (and the line, where
 // the input has one), none crashes, and none unbinds anyone.
@@ -258,7 +258,7 @@ struct BadReport: Sendable, CustomStringConvertible {
 
 // MARK: - The tests
 
-extension Issue6Tests {
+extension SerializedServerTests {
     @Suite("bad input: clear messages, no crash, nobody unbound", .serialized,
            .enabled(if: safetyServerTestsEnabled, "needs TB_TEST_ENV (run scripts/test.sh)"))
     struct BadInputTests {

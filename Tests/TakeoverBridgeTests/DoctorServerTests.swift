@@ -1,4 +1,4 @@
-// Issue 10 item 8: doctor's server-specific advice, the pure parts and against slapd.
+// Doctor's server-specific advice, the pure parts and against slapd.
 
 import Foundation
 import LDAPTestSupport

@@ -1,4 +1,4 @@
-// Loopback stand-ins for hostile servers (issue 11): a fake LDAP server that records
+// Loopback stand-ins for hostile servers: a fake LDAP server that records
 // every connection and bind that reaches it (and can answer like a real server, or stay
 // silent), and a proxy in front of the real test slapd that answers every write with a
 // referral of the test's choosing. The proxy is what lets a test send referral URLs that

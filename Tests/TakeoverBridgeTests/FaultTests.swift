@@ -1,4 +1,4 @@
-// Issue 6, faults: applies with the server killed at random moments. After each, the
+// Faults: applies with the server killed at random moments. After each, the
 // next apply converges to exactly the planned directory, and the members people added
 // by hand are all still there.
 //

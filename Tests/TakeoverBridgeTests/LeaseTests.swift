@@ -1,4 +1,4 @@
-// Issue 11, item 13, and the lease taken only to write: two applies with different state
+// The lease, taken only to write: two applies with different state
 // folders (two hosts) against the same slapd. A run with nothing to write leaves the
 // directory byte-identical; a run with changes takes the lease and gives it back (the
 // entry stays, free); a second host exits 75 at once while the lease is held; a host that

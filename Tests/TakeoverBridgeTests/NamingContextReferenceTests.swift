@@ -1,4 +1,4 @@
-// Issue 10 item 4: search continuation references to another naming context of the same
+// Search continuation references to another naming context of the same
 // server (AD's DomainDnsZones, ForestDnsZones, Configuration under a domain-root base)
 // are skipped; any other reference still fails the read. Against a private slapd with a
 // second database, so its root DSE lists two naming contexts, and real referral entries.

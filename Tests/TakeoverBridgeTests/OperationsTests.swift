@@ -1,6 +1,6 @@
-// Operating it (issue 14) and output that reaches a terminal (issue 11, items 2 and 3),
-// through the built binary against slapd: --version, explain's exit 67, hostile names in
-// plan/explain/doctor, CSV and LDIF, the metrics file, and the HTML page in Chromium.
+// Operating it and output that reaches a terminal, through the built binary against
+// slapd: explain's exit 67, hostile names in plan/explain/doctor, CSV and LDIF, the
+// metrics file after every run (without a server: TakeoverBridgeUnitTests/CommandLineTests).
 
 import Foundation
 import LDAPTestSupport

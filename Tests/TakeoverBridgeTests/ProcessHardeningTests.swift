@@ -1,4 +1,4 @@
-// Issue 11, item 11: the process holding the bind password cannot dump core and cannot
+// The process holding the bind password cannot dump core and cannot
 // be read by other users; the password file's buffer is wiped once read.
 
 import Foundation

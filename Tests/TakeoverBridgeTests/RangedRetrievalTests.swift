@@ -1,4 +1,4 @@
-// Issue 10 item 3: ranged attribute retrieval, against slapd behind a loopback proxy
+// Ranged attribute retrieval, against slapd behind a loopback proxy
 // (Tests/tools/range-proxy.py) that answers like Windows AD with a small MaxValRange,
 // including hostile servers: a list is read whole or its device is an error, never a
 // shorter list.

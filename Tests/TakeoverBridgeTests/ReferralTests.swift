@@ -1,4 +1,4 @@
-// Issue 11, item 1: a referral must never take the bind password anywhere. Referrals are
+// A referral must never take the bind password anywhere. Referrals are
 // followed only to servers named in [ldap] uri or write_uri; any other target, and any
 // URL that does not parse, is refused with exit 5 naming it, and never sees a connection.
 // The writes it answered are not counted as done.

@@ -1,4 +1,4 @@
-// Issue 11, items 5-8 and 12, end to end: the built binary against a real slapd and a real
+// Report hardening end to end: the built binary against a real slapd and a real
 // reports folder. Device entries whose names fold equal (R15), a report dated in the future
 // (R8), files still being written, the total report volume, R7 evidence from an account
 // named like a user who is not connected.

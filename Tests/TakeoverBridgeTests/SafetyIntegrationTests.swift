@@ -1,4 +1,4 @@
-// Issue 6, the verification side: what cron relies on (docs/product.md section 6), shown with
+// The verification side: what cron relies on (docs/product.md section 6), shown with
 // the built `takeover-bridge` binary against real slapd servers.
 //
 // - Safety limits: max_unbinds, max_unbind_percent, min_users and an empty user search
@@ -270,17 +270,17 @@ func uids(_ range: ClosedRange<Int>, prefix: String = "u") -> [String] {
 
 // MARK: - The parent suite
 
-/// Issue 6's suites, one test at a time: each starts private servers and loads thousands
+/// The suites below run one test at a time: each starts private servers and loads thousands
 /// of entries, and several measure time (a lock refused "at once", a timeout "within
 /// bounds"); run serially they neither crowd the other targets' timing-sensitive tests
 /// nor get crowded by them.
-@Suite("issue 6: safety, security, bad input", .serialized,
+@Suite("safety, security, bad input: the binary against private servers, one test at a time", .serialized,
        .enabled(if: safetyServerTestsEnabled, "needs TB_TEST_ENV (run scripts/test.sh)"))
-struct Issue6Tests {}
+struct SerializedServerTests {}
 
 // MARK: - Safety limits
 
-extension Issue6Tests {
+extension SerializedServerTests {
     @Suite("safety limits trip before the first write", .serialized,
            .enabled(if: safetyServerTestsEnabled, "needs TB_TEST_ENV (run scripts/test.sh)"))
     struct SafetyLimitTests {
@@ -410,7 +410,7 @@ extension Issue6Tests {
 
 // MARK: - Lock and run records
 
-extension Issue6Tests {
+extension SerializedServerTests {
     @Suite("one run at a time; run records undo exactly", .serialized,
            .enabled(if: safetyServerTestsEnabled, "needs TB_TEST_ENV (run scripts/test.sh)"))
     struct LockAndRunRecordTests {
@@ -536,10 +536,10 @@ extension Issue6Tests {
 
 // MARK: - Faults
 
-extension Issue6Tests {
+extension SerializedServerTests {
     @Suite("faults: failures are exit 5, never 'no entries'; the next run converges", .serialized,
            .enabled(if: safetyServerTestsEnabled, "needs TB_TEST_ENV (run scripts/test.sh)"))
-    struct FaultTests {
+    struct FaultExitTests {
         static let server = TestDirectory.privateServer()
 
         func boundWorld(users: Int = 8) throws -> SafetyWorld {
@@ -599,7 +599,7 @@ extension Issue6Tests {
             for command in [["apply"], ["plan", "--format", "json"]] {
                 let outcome = try world.bridge(command)
                 expectStatus(outcome, 5, "\(command) past the size limit (page_size \(pageSize))")
-                // apply takes its lease only to write, after reading (issue 11): the read
+                // apply takes its lease only to write, after reading: the read
                 // fails first, for apply as for plan.
                 #expect(outcome.stderr.contains("Size limit exceeded"), "\(outcome)")
                 #expect(!outcome.stdout.contains("\"decisions\""), "a plan was printed from a truncated read: \(outcome)")
@@ -732,7 +732,7 @@ extension Issue6Tests {
 
 // MARK: - Concurrent edits
 
-extension Issue6Tests {
+extension SerializedServerTests {
     @Suite("a person's edits during an apply survive", .serialized,
            .enabled(if: safetyServerTestsEnabled, "needs TB_TEST_ENV (run scripts/test.sh)"))
     struct ConcurrentEditTests {

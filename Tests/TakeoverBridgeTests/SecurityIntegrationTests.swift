@@ -1,4 +1,4 @@
-// Issue 6, security (docs/product.md section 7), shown with the built binary against a private
+// Security (docs/product.md section 7), shown with the built binary against a private
 // slapd: certificate verification on by default, no cleartext password to a host that is
 // not loopback, the bind password in no output of any command, insecure files refused,
 // and hostile device and user names landing exactly in their own escaped binding group.
@@ -14,7 +14,7 @@ import Testing
 import Glibc
 #endif
 
-extension Issue6Tests {
+extension SerializedServerTests {
     @Suite("security: TLS, cleartext, secrets, file modes, hostile names", .serialized,
            .enabled(if: safetyServerTestsEnabled, "needs TB_TEST_ENV (run scripts/test.sh)"))
     struct SecurityIntegrationTests {
@@ -299,7 +299,7 @@ extension Issue6Tests {
             let world = try SafetyWorld(server)
             let users = Self.hostileUsers
             var ldif = ""
-            // R13 applies to taken-over names too (issue 11 item 9): the local names are
+            // R13 applies to taken-over names too: the local names are
             // valid account names; the usernames and DNs stay hostile.
             world.settings["users.local_account_attribute"] = world.q("localUserAccount")
             func local(_ index: Int) -> String { "hostile\(index)" }

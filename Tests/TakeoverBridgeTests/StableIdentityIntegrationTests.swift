@@ -1,4 +1,4 @@
-// Issue 10 item 7 against slapd (no refint overlay, so nothing rewrites member values, as
+// Stable identities against slapd (no refint overlay, so nothing rewrites member values, as
 // on 389 DS): a renamed user and a user moved to another OU keep their bindings; the
 // binding group's member value and record follow the new DN, no unbind, no new takeover,
 // explain says "moved from", and a fresh state dir sees the same (the record carries the

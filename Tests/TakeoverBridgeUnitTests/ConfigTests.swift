@@ -266,7 +266,7 @@ func parseProblems(_ toml: String) -> [ConfigProblem] {
         }
     }
 
-    /// `[devices] max_clock_skew` and `max_reports_size` (issue 11): defaults, units, refusals.
+    /// `[devices] max_clock_skew` and `max_reports_size`: defaults, units, refusals.
     @Test func reportEvidenceLimits() throws {
         let c = try BridgeConfig.parse(toml: minimalTOML, source: "c", baseDirectory: "/")
         #expect(c.devices.maxClockSkew == 300 && c.corePolicy().maxClockSkew == 300)
@@ -385,7 +385,7 @@ func parseProblems(_ toml: String) -> [ConfigProblem] {
             #expect(error.description.contains("is writable by others (mode 0646)"))
             #expect(error.problems.first?.source == path)
         }
-        chmod(path, 0o664)  // group-writable is refused too (issue 11)
+        chmod(path, 0o664)  // group-writable is refused too
         #expect(throws: ConfigError.self) { try BridgeConfig.load(path: path, environment: [:]) }
         chmod(path, 0o644)
         let c = try BridgeConfig.load(path: path, environment: [:])
