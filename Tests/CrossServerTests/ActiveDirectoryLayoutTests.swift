@@ -12,7 +12,7 @@ import Testing
 struct ActiveDirectoryLayoutTests {
     @Test func groupOfNamesBindingGroupsOnADSayToUseGroup() throws {
         let server = try #require(TestDirectory.configured(.sambaAD))
-        let tree = try TestTree("gon", on: server)
+        let tree = try Scenario("gon", on: server)
         let users = [TestUser(tree.user("hal"), uidNumber: 20_061), TestUser(tree.user("hope"), uidNumber: 20_062)]
         try tree.addUsers(users)
         try tree.addDevice("ws8", members: [tree.userDN(users[0])])

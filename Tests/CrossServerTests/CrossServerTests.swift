@@ -35,7 +35,7 @@ final class ExitLog: @unchecked Sendable {
 
     /// Runs the bridge, records "<name>=<exit>", returns the result.
     @discardableResult
-    func run(_ tree: TestTree, _ name: String, _ arguments: [String]) throws -> ProcessOutcome {
+    func run(_ tree: Scenario, _ name: String, _ arguments: [String]) throws -> ProcessOutcome {
         let result = try tree.bridge(arguments)
         entries.append("\(name)=\(result.status)")
         return result
@@ -66,7 +66,7 @@ struct CrossServerTests {
 
     @Test("doctor, plan, apply, plan --check converge", arguments: crossServers)
     func converge(_ kind: TestDirectory.Kind) throws {
-        let tree = try TestTree("converge", on: directory(kind))
+        let tree = try Scenario("converge", on: directory(kind))
         let log = ExitLog(kind, "converge")
         let alice = TestUser(tree.user("alice"), commonName: "Alice Example", localAccount: "ally", uidNumber: 20_001)
         let bob = TestUser(tree.user("bob"), uidNumber: 20_002)
@@ -105,7 +105,7 @@ struct CrossServerTests {
 
     @Test("an unbind that empties a binding group", arguments: crossServers)
     func unbindEmptiesGroup(_ kind: TestDirectory.Kind) throws {
-        let tree = try TestTree("empty", on: directory(kind))
+        let tree = try Scenario("empty", on: directory(kind))
         let log = ExitLog(kind, "unbind-empties-group")
         let users = [TestUser(tree.user("carl"), uidNumber: 20_011), TestUser(tree.user("cora"), uidNumber: 20_012)]
         try tree.addUsers(users)
@@ -130,7 +130,7 @@ struct CrossServerTests {
 
     @Test("R10 from a fresh [state] dir: the record in the directory holds the field", arguments: crossServers)
     func frozenFieldFromFreshState(_ kind: TestDirectory.Kind) throws {
-        let tree = try TestTree("r10", on: directory(kind))
+        let tree = try Scenario("r10", on: directory(kind))
         let log = ExitLog(kind, "r10-fresh-state")
         let dora = TestUser(tree.user("dora"), localAccount: "dora.local", uidNumber: 20_021)
         try tree.addUsers([dora])
@@ -155,7 +155,7 @@ struct CrossServerTests {
 
     @Test("a renamed user and a user moved to another OU keep their bindings", arguments: crossServers)
     func renamedAndMovedUsersKeepBindings(_ kind: TestDirectory.Kind) throws {
-        let tree = try TestTree("moved", on: directory(kind))
+        let tree = try Scenario("moved", on: directory(kind))
         let log = ExitLog(kind, "rename-and-move")
         let staff = tree.ou("staff", under: tree.people)
         let contractors = tree.ou("contractors", under: tree.people)
@@ -206,7 +206,7 @@ struct CrossServerTests {
     @Test("a users search base at the domain root", arguments: crossServers)
     func usersAtTheDomainRoot(_ kind: TestDirectory.Kind) throws {
         let server = try directory(kind)
-        let tree = try TestTree("root", on: server)
+        let tree = try Scenario("root", on: server)
         let log = ExitLog(kind, "users-at-domain-root")
         let hal = TestUser(tree.user("hal"), uidNumber: 20_061)
         try tree.addUsers([hal])
@@ -225,7 +225,7 @@ struct CrossServerTests {
 
     @Test("a device group of 1,600 members", arguments: crossServers)
     func largeDeviceGroup(_ kind: TestDirectory.Kind) throws {
-        let tree = try TestTree("large", on: directory(kind))
+        let tree = try Scenario("large", on: directory(kind))
         let log = ExitLog(kind, "1600-members")
         let users = (1...1_600).map { TestUser(tree.user(String(format: "m%04d", $0)), uidNumber: 30_000 + $0) }
         try tree.addUsers(users)
@@ -247,7 +247,7 @@ struct CrossServerTests {
           arguments: crossServers)
     func leastPrivilege(_ kind: TestDirectory.Kind) throws {
         let server = try directory(kind)
-        let tree = try TestTree("priv", on: server)
+        let tree = try Scenario("priv", on: server)
         let log = ExitLog(kind, "least-privilege")
         let fay = TestUser(tree.user("fay"), uidNumber: 20_041)
         try tree.addUsers([fay])
@@ -257,7 +257,7 @@ struct CrossServerTests {
         // The account itself, directly: an entry under people, a change to a user, a
         // change to the bindings OU's own attributes: each refused (50).
         let probe = TestUser(tree.user("intruder"), uidNumber: 20_049)
-        let add = try server.asServiceAccount("ldapmodify", [], input: tree.userLDIF(probe), allowFailure: true)
+        let add = try server.asServiceAccount("ldapadd", [], input: tree.userLDIF(probe), allowFailure: true)
         #expect(add.status == 50, "adding under people as the service account on \(kind): \(add.stderr)")
         let modify = try server.asServiceAccount("ldapmodify", [], input: "dn: \(tree.userDN(fay))\nchangetype: modify\n"
             + "replace: \(tree.localAccountAttribute)\n\(tree.localAccountAttribute): x\n-\n\n", allowFailure: true)
@@ -290,7 +290,7 @@ struct ActiveDirectoryTests {
     @Test("doctor and plan bind as the service account by another name", arguments: forms)
     func bindByName(_ form: String) throws {
         let server = try directory(.sambaAD)
-        let tree = try TestTree("bindname", on: server)
+        let tree = try Scenario("bindname", on: server)
         let log = ExitLog(.sambaAD, "bind-as-\(form == "userPrincipalName" ? "upn" : "downlevel")")
         let name = try #require(form == "userPrincipalName" ? server.bindUserPrincipalName : server.bindDownLevelName)
         let gus = TestUser(tree.user("gus"), uidNumber: 20_051)
@@ -315,7 +315,7 @@ struct DoctorServerSpecificTests {
           .enabled(if: crossServers.contains(.dirsrv389), "needs the 389 DS test server"))
     func lookThroughLimit() throws {
         let server = try directory(.dirsrv389)
-        let tree = try TestTree("limit", on: server)
+        let tree = try Scenario("limit", on: server)
         let users = (1...40).map { TestUser(tree.user(String(format: "l%02d", $0)), uidNumber: 21_000 + $0) }
         try tree.addUsers(users)
         try tree.addDevice("ws7", members: [tree.userDN(users[0])])
@@ -347,7 +347,7 @@ struct DoctorServerSpecificTests {
         let host = ProcessInfo.processInfo.hostName
         try #require(resolvesToLoopback(host), "\(host) does not resolve to 127.0.0.1 here")
         let server = try directory(kind)
-        let tree = try TestTree("tlsname", on: server)
+        let tree = try Scenario("tlsname", on: server)
         let port = try #require(server.ldapsURI.split(separator: ":").last)
         tree.configOverrides["ldap.uri"] = tree.q("ldaps://\(host):\(port)")
         let doctor = try tree.bridge(["doctor"])
@@ -371,7 +371,7 @@ extension ActiveDirectoryTests {
     func globalCatalogReads() throws {
         let server = try directory(.sambaAD)
         let catalog = try #require(server.globalCatalogURI)
-        let tree = try TestTree("gc", on: server)
+        let tree = try Scenario("gc", on: server)
         let log = ExitLog(.sambaAD, "global-catalog")
         let ida = TestUser(tree.user("ida"), uidNumber: 20_071)
         try tree.addUsers([ida])
@@ -395,7 +395,7 @@ extension ActiveDirectoryTests {
     @Test("disabled accounts are not users")
     func disabledAccountsAreLeftOut() throws {
         let server = try directory(.sambaAD)
-        let tree = try TestTree("disabled", on: server)
+        let tree = try Scenario("disabled", on: server)
         let log = ExitLog(.sambaAD, "disabled-account")
         let jo = TestUser(tree.user("jo"), uidNumber: 20_081)
         let kim = TestUser(tree.user("kim"), uidNumber: 20_082)
@@ -422,7 +422,7 @@ extension ActiveDirectoryTests {
     @Test("ldap:// needs StartTLS on AD")
     func startTLS() throws {
         let server = try directory(.sambaAD)
-        let tree = try TestTree("starttls", on: server)
+        let tree = try Scenario("starttls", on: server)
         let log = ExitLog(.sambaAD, "starttls")
         let lou = TestUser(tree.user("lou"), uidNumber: 20_091)
         try tree.addUsers([lou])

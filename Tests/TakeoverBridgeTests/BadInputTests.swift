@@ -6,7 +6,7 @@
 // The corpus is generated here (text, bytes, FIFOs, symlinks, sparse files) rather than
 // kept as resource files, so no special file has to live in the repository.
 //
-// Support code (SafetyKit, SafetyServer, SafetyWorld) is in SafetyIntegrationTests.swift.
+// Support code (`Scenario.world(on:)`, `expectStatus`, `uids`) is in SafetyIntegrationTests.swift.
 
 import Foundation
 import LDAPTestSupport
@@ -52,7 +52,7 @@ struct BadConfig: Sendable, CustomStringConvertible {
     ///  5 timeout          12 reports         19 max_unbind_percent
     ///  6                  13                 20
     ///  7 [users]          14 [bindings]      21 [state] / 22 dir
-    static func template(_ world: SafetyWorld) -> [String] {
+    static func template(_ world: Scenario) -> [String] {
         let q = world.q
         return [
             "[ldap]",
@@ -266,9 +266,9 @@ extension SerializedServerTests {
 
         /// A world where `victim` has three bindings (u01-u03) and u01 has since been
         /// disconnected: any run that took bad evidence for good would unbind u01.
-        static let victimWorld: Result<SafetyWorld, TestDirectory.Failure> = {
+        static let victimWorld: Result<Scenario, TestDirectory.Failure> = {
             do {
-                let world = try SafetyWorld(try server.get())
+                let world = try Scenario.world(on: try server.get())
                 try world.addUsers(uids(1...5))
                 try world.addDevice("victim", uids(1...3))
                 try world.addDevice("bystander", ["u04"])

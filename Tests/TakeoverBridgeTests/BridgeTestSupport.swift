@@ -28,174 +28,20 @@ let bridgeServer = TestDirectory.privateServer()
 
 // MARK: - Scenarios
 
-/// One test's world: its own subtrees under ou=people, ou=devices and ou=bindings of the
-/// private server, and a folder with config.toml, reports/ and state/.
-final class Scenario: @unchecked Sendable {
-    // @unchecked: used by one test at a time; `configOverrides` changes between runs only.
-
-    let server: TestDirectory
-    let name: String
-    let people: String
-    let devices: String
-    let bindings: String
-    let folder: String
-    var reports: String { folder + "/reports" }
-    var state: String { folder + "/state" }
-    var configPath: String { folder + "/config.toml" }
-    /// `section.key` -> TOML value (raw), merged over the defaults below.
-    var configOverrides: [String: String] = [:]
-
-    enum Layout {
-        case project, groupOfNames
+extension Scenario {
+    /// A scenario on this target's private server (or `server`) over plain ldap://, its
+    /// OUs named `name` (default a random one; an earlier run's are removed first).
+    convenience init(_ name: String? = nil, layout: Layout = .project, server: TestDirectory? = nil) throws {
+        try self.init(name ?? "s\(UInt32.random(in: 0...UInt32.max))", on: server ?? bridgeServer.get(), layout: layout,
+                      unique: false, overTLS: false)
+        configDefaults = ["ldap.timeout": "10", "safety.max_unbinds": "100"]
     }
 
-    let layout: Layout
-
-    init(_ name: String? = nil, layout: Layout = .project, server: TestDirectory? = nil) throws {
-        self.server = try server ?? bridgeServer.get()
-        let name = name ?? "s\(UInt32.random(in: 0...UInt32.max))"
-        self.name = name
-        self.layout = layout
-        people = "ou=\(name),\(self.server.peopleBase)"
-        devices = "ou=\(name),\(self.server.devicesBase)"
-        bindings = "ou=\(name),\(self.server.bindingsBase)"
-        folder = NSTemporaryDirectory() + "tb-glue-\(name)-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: folder + "/reports", withIntermediateDirectories: true)
-        try reset()
-    }
-
-    deinit {
-        try? FileManager.default.removeItem(atPath: folder)
-    }
-
-    /// Removes this scenario's subtrees (left by an earlier run) and creates them empty.
-    func reset() throws {
-        for base in [bindings, devices, people] {
-            _ = try? server.admin("ldapdelete", ["-r", base])
-        }
-        var ldif = ""
-        for base in [people, devices, bindings] {
-            ldif += "dn: \(base)\nobjectClass: organizationalUnit\nou: \(name)\n\n"
-        }
-        try add(ldif)
-    }
-
-    // MARK: Directory content (as the rootdn)
-
-    func add(_ ldif: String) throws { try server.add(ldif) }
-    func modify(_ ldif: String) throws { try server.modify(ldif) }
-
-    func userDN(_ uid: String) -> String { DNEscaping.rdn("uid", uid) + "," + people }
-    func deviceDN(_ device: String) -> String { DNEscaping.rdn("cn", device) + "," + devices }
-    func groupDN(_ device: String) -> String { DNEscaping.rdn("cn", device) + "," + bindings }
-
-    /// A posixAccount (+ takeoverUser when `local` is set).
-    func userLDIF(_ uid: String, local: String? = nil, uidNumber: Int = 10_000, displayName: String? = nil) -> String {
-        var out = LDIF.line("dn", userDN(uid))
-        out += "objectClass: inetOrgPerson\nobjectClass: posixAccount\n"
-        if local != nil { out += "objectClass: takeoverUser\n" }
-        out += LDIF.line("uid", uid) + LDIF.line("cn", displayName ?? uid) + LDIF.line("sn", uid)
-        out += "uidNumber: \(uidNumber)\ngidNumber: 100\n" + LDIF.line("homeDirectory", "/home/\(uid)")
-        if let displayName { out += LDIF.line("displayName", displayName) }
-        if let local { out += LDIF.line("localUserAccount", local) }
-        return out + "\n"
-    }
-
-    /// A device entry (groupOfNames) connecting `uids`; groupOfNames needs a member, so a
-    /// device with none lists the devices base itself.
-    func deviceLDIF(_ device: String, _ uids: [String]) -> String {
-        var out = LDIF.line("dn", deviceDN(device)) + "objectClass: groupOfNames\n" + LDIF.line("cn", device)
-        if uids.isEmpty { out += LDIF.line("member", devices) }
-        for uid in uids { out += LDIF.line("member", userDN(uid)) }
-        return out + "\n"
-    }
-
-    func addUsers(_ users: [(uid: String, local: String?)], firstUIDNumber: Int = 20_000) throws {
-        var ldif = ""
-        for (index, user) in users.enumerated() {
-            ldif += userLDIF(user.uid, local: user.local, uidNumber: firstUIDNumber + index)
-        }
-        try add(ldif)
-    }
-
-    func addDevice(_ device: String, _ uids: [String]) throws { try add(deviceLDIF(device, uids)) }
-
-    func connect(_ uid: String, to device: String) throws {
-        try modify(LDIF.line("dn", deviceDN(device)) + "changetype: modify\nadd: member\n" + LDIF.line("member", userDN(uid)) + "-\n\n")
-    }
-
-    /// Removes the connection; a device entry losing its last member gets the devices
-    /// base as member (groupOfNames must have one).
-    func disconnect(_ uid: String, from device: String) throws {
-        do {
-            try modify(LDIF.line("dn", deviceDN(device)) + "changetype: modify\ndelete: member\n" + LDIF.line("member", userDN(uid)) + "-\n\n")
-        } catch let error as TestDirectory.Failure where error.description.contains("(65)") {
-            try modify(LDIF.line("dn", deviceDN(device)) + "changetype: modify\nreplace: member\n" + LDIF.line("member", devices) + "-\n\n")
-        }
-    }
-
-    // MARK: Reports
-
-    /// A CSV report for `device` listing `accounts` (name, uid), reported an hour ago.
-    func writeReport(_ device: String, _ accounts: [(name: String, uid: Int)], fileName: String? = nil,
-                     reportedAt: UnixTime? = nil) throws {
-        let time = UTCTime.iso8601(reportedAt ?? UnixTime(Date().timeIntervalSince1970) - 3600)
-        var csv = "device,username,uid,home,full_name,shell,reported_at\n"
-        for account in accounts {
-            csv += "\(csvField(device)),\(csvField(account.name)),\(account.uid),/home/\(account.name),,/bin/bash,\(time)\n"
-        }
-        let file = reports + "/" + (fileName ?? "r-\(UInt32.random(in: 0...UInt32.max)).csv")
-        try csv.write(toFile: file, atomically: true, encoding: .utf8)
-    }
-
-    private func csvField(_ s: String) -> String {
-        guard s.contains(",") || s.contains("\"") else { return s }
-        return "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\""
-    }
-
-    // MARK: Configuration and runs
-
-    func writeConfig() throws {
-        let sections: [(String, [(String, String)])] = [
-            ("ldap", [("uri", q(server.ldapURI)), ("bind_dn", q(server.bindDN)),
-                      ("bind_password_file", q(server.bindPasswordFile)), ("timeout", "10")]),
-            ("users", [("search_base", q(people)), ("local_account_attribute", q("localUserAccount"))]),
-            ("devices", [("search_base", q(devices)), ("reports", q(reports))]),
-            ("bindings", [("search_base", q(bindings)),
-                          ("object_class", q(layout == .project ? "takeoverBindingGroup" : "groupOfNames"))]),
-            ("safety", [("max_unbinds", "100"), ("max_unbind_percent", "100"), ("min_users", "1")]),
-            ("state", [("dir", q(state))]),
-        ]
-        let text = configTOML(sections, overrides: configOverrides)
-        _ = FileManager.default.createFile(atPath: configPath, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600])
-    }
-
-    func q(_ s: String) -> String {
-        "\"" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
-    }
-
-    /// Runs the built binary with `-c config.toml` (written fresh) and `arguments`.
-    @discardableResult
-    func bridge(_ arguments: [String], environment: [String: String] = [:]) throws -> ProcessOutcome {
-        try writeConfig()
-        return try Processes.run(BridgeExecutable.path, ["-c", configPath] + arguments, environment: environment,
-                                 directory: folder)
-    }
-
-    // MARK: Dumps
-
-    /// The bindings subtree, canonical: entries sorted by DN, lines within an entry sorted.
-    func dumpBindings() throws -> String { try dump(bindings) }
-
-    func dump(_ base: String, server other: TestDirectory? = nil) throws -> String {
-        try (other ?? server).dump(base)
-    }
-
-    /// The binding groups as (cn, members, records), read as the rootdn.
+    /// The binding groups as (cn, members, records), read as the rootdn through LDAPClient.
     func groups() async throws -> [BindingGroup] {
         let connection = try await server.connect(as: .root)
         var out: [BindingGroup] = []
-        let record = layout == .project ? "takeoverBoundAccount" : "description"
+        let record = layout.recordAttribute
         // Not the run lease (Lease.swift), which stays between runs under the same base.
         _ = try await connection.search(base: bindings, scope: .one, filter: "(!(cn=takeover-bridge-lease))",
                                         attributes: ["cn", "member", record]) { entry in

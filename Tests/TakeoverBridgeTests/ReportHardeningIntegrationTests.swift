@@ -4,6 +4,7 @@
 // named like a user who is not connected.
 
 import Foundation
+import LDAPTestSupport
 import TakeoverCore
 import Testing
 @testable import TakeoverBridge

@@ -13,12 +13,12 @@
 //   short run of scripts/fault-test.sh.
 // - Concurrent edits by a person during a big apply survive.
 //
-// Every suite here starts a private slapd of its own (scripts/test-slapd.sh in a
-// temporary folder, stopped when the test process exits) and runs its tests one at a
-// time, so killing, pausing and whole-tree comparisons never meet another test. The tests
-// run under scripts/test.sh (TB_TEST_ENV set), like every other server test.
+// Every suite here starts a private slapd of its own (`TestDirectory.privateServer()`,
+// stopped when the test process exits) and runs its tests one at a time, so killing,
+// pausing and whole-tree comparisons never meet another test. The tests run under
+// scripts/test.sh (TB_TEST_ENV set), like every other server test.
 //
-// The support code (`SafetyKit`, `SafetyServer`, `SafetyWorld`) is shared by
+// `Scenario.world(on:)`, `expectStatus` and `uids` are shared by
 // SecurityIntegrationTests.swift and BadInputTests.swift.
 
 import Foundation
@@ -42,218 +42,12 @@ func lines(_ text: String, containing needle: String) -> [String] {
 
 // MARK: - Support: one test's world
 
-/// One test's subtrees (ou=<name> under people, devices and bindings), and a folder with
-/// config.toml, a copy of the bind password (0600), reports/ and state/.
-final class SafetyWorld: @unchecked Sendable {
-    // @unchecked: used by one test at a time.
-    let server: TestDirectory
-    let name: String
-    let people: String
-    let devices: String
-    let bindings: String
-    let folder: String
-    var reports: String { folder + "/reports" }
-    var state: String { folder + "/state" }
-    var configPath: String { folder + "/config.toml" }
-    var passwordFile: String { folder + "/bind.pw" }
-    /// "section.key" -> raw TOML value; an empty value removes the key.
-    var settings: [String: String] = [:]
-    var configMode: mode_t = 0o600
-    /// Extra raw TOML appended to the file (after the sections).
-    var extraTOML = ""
-    /// uid -> uidNumber, for reports.
-    private var uidNumbers: [String: Int] = [:]
-    private var nextUIDNumber = 20_000
-
-    enum Layout: String, Sendable, CaseIterable {
-        case project = "takeoverBindingGroup"
-        case groupOfNames
-    }
-
-    let layout: Layout
-
-    init(_ server: TestDirectory, layout: Layout = .project) throws {
-        self.server = server
-        self.layout = layout
-        name = "w" + UUID().uuidString.prefix(8).lowercased()
-        people = "ou=\(name),ou=people,\(server.base)"
-        devices = "ou=\(name),ou=devices,\(server.base)"
-        bindings = "ou=\(name),ou=bindings,\(server.base)"
-        folder = NSTemporaryDirectory() + "tb-safety-\(name)"
-        PrivateServers.shared.removeAtExit(folder)
-        try FileManager.default.createDirectory(atPath: reports, withIntermediateDirectories: true)
-        let password = try String(contentsOfFile: server.bindPasswordFile, encoding: .utf8)
-        try writeFile(passwordFile, password, mode: 0o600)
-        var ldif = ""
-        for base in [people, devices, bindings] {
-            ldif += "dn: \(base)\nobjectClass: organizationalUnit\nou: \(name)\n\n"
-        }
-        try server.add(ldif)
-    }
-
-    deinit {
-        try? FileManager.default.removeItem(atPath: folder)
-    }
-
-    func writeFile(_ path: String, _ text: String, mode: mode_t) throws {
-        guard FileManager.default.createFile(atPath: path, contents: Data(text.utf8)) else {
-            throw TestDirectory.Failure("cannot write \(path)")
-        }
-        chmod(path, mode)
-    }
-
-    var bindPassword: String {
-        (try? String(contentsOfFile: passwordFile, encoding: .utf8))?.trimmingCharacters(in: .newlines) ?? ""
-    }
-
-    // MARK: Directory content
-
-    func userDN(_ uid: String) -> String { "uid=\(uid),\(people)" }
-    func deviceDN(_ device: String) -> String { "cn=\(device),\(devices)" }
-    func groupDN(_ device: String) -> String { "cn=\(device),\(bindings)" }
-
-    func userLDIF(_ uid: String, dn: String? = nil) -> String {
-        let number = nextUIDNumber
-        nextUIDNumber += 1
-        uidNumbers[uid] = number
-        return LDIF.line("dn", dn ?? userDN(uid)) + "objectClass: inetOrgPerson\nobjectClass: posixAccount\n"
-            + LDIF.line("uid", uid) + LDIF.line("cn", "Person \(uid)") + LDIF.line("sn", uid)
-            + "uidNumber: \(number)\ngidNumber: 100\nhomeDirectory: /home/user\(number)\n\n"
-    }
-
-    func addUsers(_ uids: [String]) throws {
-        var ldif = ""
-        for uid in uids { ldif += userLDIF(uid) }
-        // ldapadd reads big inputs fine; one process for all.
-        try server.add(ldif)
-    }
-
-    /// A device entry (groupOfNames) connecting `uids` (`dn` given when the name needs
-    /// escaping: the test writes it by hand, independently of the code under test).
-    func addDevice(_ device: String, _ uids: [String], dn: String? = nil, memberDNs: [String]? = nil) throws {
-        var ldif = LDIF.line("dn", dn ?? deviceDN(device)) + "objectClass: groupOfNames\n" + LDIF.line("cn", device)
-        let members = memberDNs ?? uids.map(userDN)
-        if members.isEmpty { ldif += LDIF.line("member", devices) }
-        for member in members { ldif += LDIF.line("member", member) }
-        try server.add(ldif + "\n")
-    }
-
-    func connect(_ uids: [String], to device: String) throws {
-        guard !uids.isEmpty else { return }
-        var ldif = LDIF.line("dn", deviceDN(device)) + "changetype: modify\nadd: member\n"
-        for uid in uids { ldif += LDIF.line("member", userDN(uid)) }
-        try server.modify(ldif + "-\n\n")
-    }
-
-    func disconnect(_ uids: [String], from device: String) throws {
-        guard !uids.isEmpty else { return }
-        var ldif = LDIF.line("dn", deviceDN(device)) + "changetype: modify\ndelete: member\n"
-        for uid in uids { ldif += LDIF.line("member", userDN(uid)) }
-        try server.modify(ldif + "-\n\n")
-    }
-
-    // MARK: Reports
-
-    static func csvField(_ s: String) -> String {
-        guard s.contains(",") || s.contains("\"") || s.contains("\n") || s.hasPrefix(" ") || s.hasSuffix(" ") else { return s }
-        return "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\""
-    }
-
-    /// A fresh CSV report (an hour old) for `device` with root, a local admin and an
-    /// account named like each of `accounts` (their uids as in the directory).
-    func writeReport(_ device: String, accounts: [String], fileName: String? = nil) throws {
-        let time = ISO8601DateFormatter().string(from: Date().addingTimeInterval(-3600))
-        var csv = "device,username,uid,home,full_name,shell,reported_at\n"
-        let d = SafetyWorld.csvField(device)
-        csv += "\(d),root,0,/root,,/bin/bash,\(time)\n"
-        csv += "\(d),localadmin,1000,/home/localadmin,,/bin/bash,\(time)\n"
-        for account in accounts {
-            let number = uidNumbers[account] ?? 5000
-            csv += "\(d),\(SafetyWorld.csvField(account)),\(number),\(SafetyWorld.csvField("/home/" + account)),,/bin/bash,\(time)\n"
-        }
-        let file = reports + "/" + (fileName ?? "report-\(UUID().uuidString.prefix(8)).csv")
-        try writeFile(file, csv, mode: 0o644)
-    }
-
-    // MARK: Configuration and runs
-
-    func configText() -> String {
-        let sections: [(String, [(String, String)])] = [
-            ("ldap", [("uri", q(server.ldapURI)), ("bind_dn", q(server.bindDN)),
-                      ("bind_password_file", q(passwordFile)), ("timeout", "20")]),
-            ("users", [("search_base", q(people))]),
-            ("devices", [("search_base", q(devices)), ("reports", q(reports))]),
-            ("bindings", [("search_base", q(bindings)), ("object_class", q(layout.rawValue))]),
-            ("safety", [("max_unbinds", "1000"), ("max_unbind_percent", "100"), ("min_users", "1")]),
-            ("state", [("dir", q(state))]),
-        ]
-        return configTOML(sections, overrides: settings) + extraTOML
-    }
-
-    func writeConfig() throws {
-        try writeFile(configPath, configText(), mode: configMode)
-    }
-
-    /// A TOML string.
-    func q(_ s: String) -> String {
-        "\"" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
-    }
-
-    /// Runs the built binary with `-c config.toml` (written fresh first) and `arguments`.
-    @discardableResult
-    func bridge(_ arguments: [String], environment: [String: String] = [:], timeout: Double = 300) throws -> ProcessOutcome {
-        try writeConfig()
-        return try Processes.run(BridgeExecutable.path, ["-c", configPath] + arguments, environment: environment,
-                                 directory: folder, timeout: timeout)
-    }
-
-    func startBridge(_ arguments: [String], environment: [String: String] = [:]) throws -> ChildProcess {
-        try writeConfig()
-        return try Processes.spawn(BridgeExecutable.path, ["-c", configPath] + arguments, environment: environment,
-                                   directory: folder)
-    }
-
-    // MARK: Reading back
-
-    /// Binding groups: cn -> member values (the bindings base placeholder of the
-    /// groupOfNames layout left out).
-    func members() throws -> [String: Set<String>] {
-        var out: [String: Set<String>] = [:]
-        for (group, attributes) in try groupEntries() {
-            out[group, default: []].formUnion(attributes.filter { $0.0.lowercased() == "member" }.map(\.1)
-                .filter { $0.lowercased() != bindings.lowercased() })
-        }
-        return out
-    }
-
-    /// cn -> every (attribute, value) of the group (not the run lease, which stays between
-    /// runs under the same base).
-    func groupEntries() throws -> [String: [(String, String)]] {
-        let text = try server.root("ldapsearch", ["-LLL", "-o", "ldif-wrap=no", "-b", bindings, "-s", "one",
-                                                  "(!(cn=takeover-bridge-lease))", "cn", "member", "description", "takeoverBoundAccount"])
-        var out: [String: [(String, String)]] = [:]
-        for entry in LDIFEntry.parse(text) {
-            let cn = entry.values("cn").first ?? entry.dn
-            out[cn, default: []] += entry.attributes.flatMap { name, values in values.map { (name, $0) } }
-        }
-        return out
-    }
-
-    /// The newest run record's files (from runs.jsonl), absolute paths.
-    func lastRunRecord() throws -> (record: String, undo: String, line: String) {
-        let journal = try String(contentsOfFile: state + "/runs.jsonl", encoding: .utf8)
-        guard let line = journal.split(separator: "\n").last.map(String.init),
-              let data = line.data(using: .utf8),
-              let object = try JSONSerialization.jsonObject(with: data) as? [String: Any],
-              let record = object["record"] as? String, let undo = object["undo"] as? String else {
-            throw TestDirectory.Failure("no run record in \(state)/runs.jsonl")
-        }
-        func absolute(_ p: String) -> String { p.hasPrefix("/") ? p : state + "/" + p }
-        return (absolute(record), absolute(undo), line)
-    }
-
-    func journalLines() -> [String] {
-        ((try? String(contentsOfFile: state + "/runs.jsonl", encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+extension Scenario {
+    /// One test's world on a suite's private server, over plain ldap://.
+    static func world(on server: TestDirectory, layout: Layout = .project) throws -> Scenario {
+        let world = try Scenario("w", on: server, layout: layout, overTLS: false)
+        world.configDefaults = ["ldap.timeout": "20", "safety.max_unbinds": "1000", "users.local_account_attribute": ""]
+        return world
     }
 }
 
@@ -287,8 +81,8 @@ extension SerializedServerTests {
         static let server = TestDirectory.privateServer()
 
         /// 12 users on lab-01 and 3 on lab-02, all taken over: 15 bindings.
-        func boundWorld() throws -> SafetyWorld {
-            let world = try SafetyWorld(try Self.server.get())
+        func boundWorld() throws -> Scenario {
+            let world = try Scenario.world(on: try Self.server.get())
             try world.addUsers(uids(1...14))
             try world.addDevice("lab-01", uids(1...12))
             try world.addDevice("lab-02", uids(1...3))
@@ -302,7 +96,7 @@ extension SerializedServerTests {
         @Test func maxUnbindsStopsTheRunAndAllowUnbindsLiftsItForOneRun() throws {
             let world = try boundWorld()
             let server = try Self.server.get()
-            world.settings["safety.max_unbinds"] = "3"
+            world.configOverrides["safety.max_unbinds"] = "3"
             try world.disconnect(uids(1...4), from: "lab-01")
             try world.connect(["u13"], to: "lab-01")  // a pending add: not written either
             let before = try server.dump(operational: true)
@@ -341,8 +135,8 @@ extension SerializedServerTests {
         @Test func maxUnbindPercentStopsTheRun() throws {
             let world = try boundWorld()
             let server = try Self.server.get()
-            world.settings["safety.max_unbind_percent"] = "10"
-            world.settings["safety.max_unbinds"] = "100"
+            world.configOverrides["safety.max_unbind_percent"] = "10"
+            world.configOverrides["safety.max_unbinds"] = "100"
             try world.disconnect(["u01", "u02"], from: "lab-01")
             try world.disconnect(["u01"], from: "lab-02")
             let before = try server.dump(operational: true)
@@ -366,8 +160,8 @@ extension SerializedServerTests {
             let world = try boundWorld()
             let server = try Self.server.get()
             // A filter edited by mistake: 9 of 14 users match.
-            world.settings["users.filter"] = world.q("(&(objectClass=posixAccount)(uid=u0*))")
-            world.settings["safety.min_users"] = "10"
+            world.configOverrides["users.filter"] = world.q("(&(objectClass=posixAccount)(uid=u0*))")
+            world.configOverrides["safety.min_users"] = "10"
             let before = try server.dump(operational: true)
 
             for arguments in [["apply"], ["apply", "--allow-unbinds", "1000"]] {
@@ -386,8 +180,8 @@ extension SerializedServerTests {
             // An empty OU (a wrong search_base), with min_users = 0 so only this rule can refuse.
             let empty = "ou=empty-\(world.name),ou=people,\(server.base)"
             try server.add("dn: \(empty)\nobjectClass: organizationalUnit\nou: empty-\(world.name)\n\n")
-            world.settings["users.search_base"] = world.q(empty)
-            world.settings["safety.min_users"] = "0"
+            world.configOverrides["users.search_base"] = world.q(empty)
+            world.configOverrides["safety.min_users"] = "0"
             let before = try server.dump(operational: true)
 
             for arguments in [["apply"], ["apply", "--allow-unbinds", "1000"]] {
@@ -399,7 +193,7 @@ extension SerializedServerTests {
             }
 
             // A search base that does not exist is an LDAP error: a failure (5), never "no users".
-            world.settings["users.search_base"] = world.q("ou=nowhere,\(server.base)")
+            world.configOverrides["users.search_base"] = world.q("ou=nowhere,\(server.base)")
             let missing = try world.bridge(["apply"])
             expectStatus(missing, 5, "apply with a missing search base")
             #expect(missing.stderr.contains("No such object"), "\(missing)")
@@ -416,8 +210,8 @@ extension SerializedServerTests {
     struct LockAndRunRecordTests {
         static let server = TestDirectory.privateServer()
 
-        func smallWorld() throws -> SafetyWorld {
-            let world = try SafetyWorld(try Self.server.get())
+        func smallWorld() throws -> Scenario {
+            let world = try Scenario.world(on: try Self.server.get())
             try world.addUsers(uids(1...6))
             try world.addDevice("desk-1", uids(1...3))
             try world.writeReport("desk-1", accounts: uids(1...6))
@@ -460,7 +254,7 @@ extension SerializedServerTests {
         @Test func aRunningApplyHoldsTheLockAndAKilledOneDoesNotBlock() throws {
             let world = try smallWorld()
             let server = try Self.server.get()
-            world.settings["ldap.timeout"] = "120"
+            world.configOverrides["ldap.timeout"] = "120"
             try world.writeConfig()
 
             // The first apply hangs on a paused server while holding the lock.
@@ -542,8 +336,8 @@ extension SerializedServerTests {
     struct FaultExitTests {
         static let server = TestDirectory.privateServer()
 
-        func boundWorld(users: Int = 8) throws -> SafetyWorld {
-            let world = try SafetyWorld(try Self.server.get())
+        func boundWorld(users: Int = 8) throws -> Scenario {
+            let world = try Scenario.world(on: try Self.server.get())
             try world.addUsers(uids(1...users))
             try world.addDevice("lab-9", uids(1...4))
             try world.writeReport("lab-9", accounts: uids(1...users))
@@ -554,7 +348,7 @@ extension SerializedServerTests {
         @Test func anUnreachableServerIsExit5WithAClearMessage() throws {
             let world = try boundWorld()
             let port = closedPort()
-            world.settings["ldap.uri"] = world.q("ldap://127.0.0.1:\(port)")
+            world.configOverrides["ldap.uri"] = world.q("ldap://127.0.0.1:\(port)")
             for command in [["apply"], ["plan"], ["explain", "u01"]] {
                 let outcome = try world.bridge(command, timeout: 60)
                 expectStatus(outcome, 5, "\(command) against a closed port")
@@ -580,7 +374,7 @@ extension SerializedServerTests {
         /// The read-only account has the default size limit (500): a search past it must be
         /// a failure, never a short list of users that would unbind the rest.
         @Test(arguments: ["1000", "100"]) func aSizeLimitIsAFailureNeverNoEntries(pageSize: String) throws {
-            let world = try SafetyWorld(try Self.server.get())
+            let world = try Scenario.world(on: try Self.server.get())
             let server = try Self.server.get()
             try world.addUsers(uids(1...620, prefix: "m"))
             // The bound users are the last ones created: a truncated read would miss them.
@@ -592,9 +386,9 @@ extension SerializedServerTests {
             let reader = server
             try world.writeFile(world.passwordFile, try String(contentsOfFile: reader.values["TB_READER_PW_FILE"] ?? "",
                                                                encoding: .utf8), mode: 0o600)
-            world.settings["ldap.bind_dn"] = world.q(reader.readerDN)
-            world.settings["ldap.page_size"] = pageSize
-            world.settings["safety.min_users"] = "0"
+            world.configOverrides["ldap.bind_dn"] = world.q(reader.readerDN)
+            world.configOverrides["ldap.page_size"] = pageSize
+            world.configOverrides["safety.min_users"] = "0"
             let before = try server.dump(operational: true)
             for command in [["apply"], ["plan", "--format", "json"]] {
                 let outcome = try world.bridge(command)
@@ -610,7 +404,7 @@ extension SerializedServerTests {
         @Test func aTimeoutIsExit5WithinBounds() throws {
             let world = try boundWorld()
             let server = try Self.server.get()
-            world.settings["ldap.timeout"] = "2"
+            world.configOverrides["ldap.timeout"] = "2"
             try world.connect(["u05"], to: "lab-9")
             server.pause()
             var outcomes: [ProcessOutcome] = []
@@ -633,7 +427,7 @@ extension SerializedServerTests {
         /// A server that stops answering in the middle of the paged user search: a failure
         /// (exit 5) naming the read, never a short list of users.
         @Test func aTimeoutInTheMiddleOfTheReadIsAFailure() throws {
-            let world = try SafetyWorld(try Self.server.get())
+            let world = try Scenario.world(on: try Self.server.get())
             let server = try Self.server.get()
             try world.addUsers(uids(1...3000, prefix: "r"))
             try world.addDevice("read-1", uids(2991...3000, prefix: "r"))
@@ -641,8 +435,8 @@ extension SerializedServerTests {
             expectStatus(try world.bridge(["apply"]), 0, "first apply")
             try world.disconnect(["r2991"], from: "read-1")
             // One entry per page: the user search alone takes thousands of round trips.
-            world.settings["ldap.page_size"] = "1"
-            world.settings["ldap.timeout"] = "2"
+            world.configOverrides["ldap.page_size"] = "1"
+            world.configOverrides["ldap.timeout"] = "2"
             let before = try server.dump(operational: true)
             let apply = try world.startBridge(["apply"])
             usleep(400_000)
@@ -654,13 +448,13 @@ extension SerializedServerTests {
             #expect(outcome.stderr.contains("reading users under"), "the failure names the read: \(outcome)")
             #expect(try server.dump(operational: true) == before)
 
-            world.settings["ldap.page_size"] = "500"
+            world.configOverrides["ldap.page_size"] = "500"
             expectStatus(try world.bridge(["apply"]), 0, "apply after the server came back")
             #expect(try world.members()["read-1"] == Set(uids(2992...3000, prefix: "r").map(world.userDN)))
         }
 
         @Test func aServerKilledMidApplyIsExit5ListingWhatWasWritten() throws {
-            let world = try SafetyWorld(try Self.server.get())
+            let world = try Scenario.world(on: try Self.server.get())
             let server = try Self.server.get()
             // 900 devices with 1-2 users each: 900 entries to add, one after another.
             let users = uids(1...300, prefix: "k")
@@ -738,9 +532,9 @@ extension SerializedServerTests {
     struct ConcurrentEditTests {
         static let server = TestDirectory.privateServer()
 
-        @Test(arguments: SafetyWorld.Layout.allCases) func editsDuringABigApplySurvive(layout: SafetyWorld.Layout) throws {
+        @Test(arguments: Scenario.Layout.allCases) func editsDuringABigApplySurvive(layout: Scenario.Layout) throws {
             let server = try Self.server.get()
-            let world = try SafetyWorld(server, layout: layout)
+            let world = try Scenario.world(on: server, layout: layout)
             let users = uids(1...900, prefix: "c")
             try world.addUsers(users)
             // 300 devices with 2 users each, then a reorganisation: 3 more users each, 1 less.
@@ -842,7 +636,7 @@ extension SerializedServerTests {
                 }
             }
             #expect(during >= 5, "only \(during) of the person's edits happened during the apply (\(applyEnd - applyStart) s)")
-            let entries = try world.groupEntries()
+            let entries = try world.groupAttributes()
             let members = try world.members()
             var lost = 0
             for (group, values) in present {

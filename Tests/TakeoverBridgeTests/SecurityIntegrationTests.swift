@@ -3,7 +3,7 @@
 // not loopback, the bind password in no output of any command, insecure files refused,
 // and hostile device and user names landing exactly in their own escaped binding group.
 //
-// Support code (SafetyKit, SafetyServer, SafetyWorld) is in SafetyIntegrationTests.swift.
+// Support code (`Scenario.world(on:)`, `expectStatus`, `uids`) is in SafetyIntegrationTests.swift.
 
 import Foundation
 import LDAPTestSupport
@@ -20,8 +20,8 @@ extension SerializedServerTests {
     struct SecurityIntegrationTests {
         static let server = TestDirectory.privateServer()
 
-        func boundWorld() throws -> SafetyWorld {
-            let world = try SafetyWorld(try Self.server.get())
+        func boundWorld() throws -> Scenario {
+            let world = try Scenario.world(on: try Self.server.get())
             try world.addUsers(uids(1...6))
             try world.addDevice("sec-1", uids(1...3))
             try world.writeReport("sec-1", accounts: uids(1...6))
@@ -51,7 +51,7 @@ extension SerializedServerTests {
                                             "ldap.tls_cacert": world.q(server.wrongCACert)], [:]),
             ]
             for (what, settings, environment) in refusals {
-                world.settings = settings
+                world.configOverrides = settings
                 for command in [["apply"], ["plan"]] {
                     let outcome = try world.bridge(command, environment: environment, timeout: 60)
                     expectStatus(outcome, 5, "\(command) with \(what)")
@@ -62,9 +62,9 @@ extension SerializedServerTests {
             #expect(try server.dump(operational: true) == before, "a refused TLS connection wrote something")
 
             // With the CA configured: both work.
-            world.settings = ["ldap.uri": startTLSURI, "ldap.starttls": "true", "ldap.tls_cacert": world.q(server.caCert)]
+            world.configOverrides = ["ldap.uri": startTLSURI, "ldap.starttls": "true", "ldap.tls_cacert": world.q(server.caCert)]
             expectStatus(try world.bridge(["plan", "--check"]), 2, "plan --check over StartTLS with the CA")
-            world.settings = ["ldap.uri": ldapsURI, "ldap.tls_cacert": world.q(server.caCert)]
+            world.configOverrides = ["ldap.uri": ldapsURI, "ldap.tls_cacert": world.q(server.caCert)]
             expectStatus(try world.bridge(["apply"]), 0, "apply over ldaps with the CA")
             #expect(try world.members()["sec-1"]?.contains(world.userDN("u04")) == true)
         }
@@ -86,7 +86,7 @@ extension SerializedServerTests {
                                                            "ldap.allow_cleartext": "false"]),
             ]
             for (what, settings) in cases {
-                world.settings = settings
+                world.configOverrides = settings
                 for command in [["apply"], ["plan"], ["doctor"], ["explain", "u01"]] {
                     let outcome = try world.bridge(command, timeout: 60)
                     expectStatus(outcome, 78, "\(command) with cleartext to \(what)")
@@ -99,14 +99,14 @@ extension SerializedServerTests {
             #expect(try server.dump(operational: true) == before)
 
             // allow_cleartext = true accepts the risk: then it tries (and fails to reach it: 5).
-            world.settings = ["ldap.uri": world.q("ldap://10.255.255.1:389"), "ldap.allow_cleartext": "true",
+            world.configOverrides = ["ldap.uri": world.q("ldap://10.255.255.1:389"), "ldap.allow_cleartext": "true",
                               "ldap.timeout": "2"]
             let allowed = try world.bridge(["plan"], timeout: 90)
             expectStatus(allowed, 5, "plan with allow_cleartext = true")
             #expect(!allowed.stderr.contains("allow_cleartext"), "\(allowed)")
 
             // Loopback in cleartext is fine (every other test relies on it); so is an anonymous bind.
-            world.settings = ["ldap.uri": world.q("ldap://ldap.example.invalid"), "ldap.bind_dn": "",
+            world.configOverrides = ["ldap.uri": world.q("ldap://ldap.example.invalid"), "ldap.bind_dn": "",
                               "ldap.bind_password_file": "", "ldap.timeout": "2"]
             let anonymous = try world.bridge(["plan"], timeout: 90)
             #expect(anonymous.status != 78, "an anonymous bind sends no password: \(anonymous)")
@@ -145,9 +145,9 @@ extension SerializedServerTests {
             try runAll("ok", environment: ["TAKEOVER_BRIDGE_LOG_LEVEL": "trace"])
             // The same password from the environment.
             try world.connect(["u05"], to: "sec-1")
-            world.settings = ["ldap.bind_password_file": "", "ldap.bind_password_env": world.q("TB_TEST_SECRET")]
+            world.configOverrides = ["ldap.bind_password_file": "", "ldap.bind_password_env": world.q("TB_TEST_SECRET")]
             try runAll("env", environment: ["TB_TEST_SECRET": password])
-            world.settings = [:]
+            world.configOverrides = [:]
 
             // Failure paths.
             let failures: [(String, [String: String], [String])] = [
@@ -160,19 +160,19 @@ extension SerializedServerTests {
             ]
             try world.disconnect(["u01"], from: "sec-1")
             for (what, settings, command) in failures {
-                world.settings = settings
+                world.configOverrides = settings
                 for arguments in [command, ["--log-level", "trace"] + command, ["doctor"]] {
                     collect("\(what): \(arguments.joined(separator: " "))", try world.bridge(arguments, timeout: 90))
                 }
             }
-            world.settings = [:]
+            world.configOverrides = [:]
             // A timeout (paused server) and a held lock.
-            world.settings = ["ldap.timeout": "2"]
+            world.configOverrides = ["ldap.timeout": "2"]
             server.pause()
             collect("timeout: apply", try world.bridge(["--log-level", "trace", "apply"], timeout: 90))
             collect("timeout: doctor", try world.bridge(["doctor"], timeout: 90))
             server.resume()
-            world.settings = [:]
+            world.configOverrides = [:]
             let holder = try Processes.spawn("/bin/bash", ["-c", "exec 9>>\"$1\" && flock -x 9 && exec sleep 60", "h",
                                                            world.state + "/lock"])
             _ = waitUntil(seconds: 20) {
@@ -186,9 +186,9 @@ extension SerializedServerTests {
             collect("world-readable password file", try world.bridge(["apply"]))
             chmod(world.passwordFile, 0o600)
             // A password written into the config itself: refused without echoing it.
-            world.settings = ["ldap.bind_password": world.q(password)]
+            world.configOverrides = ["ldap.bind_password": world.q(password)]
             collect("password in the config", try world.bridge(["plan"]))
-            world.settings = [:]
+            world.configOverrides = [:]
             // A usage error.
             collect("usage", try world.bridge(["apply", "--allow-unbinds", "-1"]))
 
@@ -249,7 +249,7 @@ extension SerializedServerTests {
             world.configMode = 0o600
             let key = world.folder + "/client.key"
             try world.writeFile(key, try String(contentsOfFile: server.clientKey, encoding: .utf8), mode: 0o644)
-            world.settings = ["ldap.tls_cert": world.q(server.clientCert), "ldap.tls_key": world.q(key),
+            world.configOverrides = ["ldap.tls_cert": world.q(server.clientCert), "ldap.tls_key": world.q(key),
                               "ldap.tls_cacert": world.q(server.caCert), "ldap.uri": world.q(server.ldapsURI)]
             let keyOutcome = try world.bridge(["apply"])
             expectStatus(keyOutcome, 78, "apply with a client key others can read")
@@ -296,12 +296,12 @@ extension SerializedServerTests {
 
         @Test func hostileNamesLandExactlyWhereTheyBelong() throws {
             let server = try Self.server.get()
-            let world = try SafetyWorld(server)
+            let world = try Scenario.world(on: server)
             let users = Self.hostileUsers
             var ldif = ""
             // R13 applies to taken-over names too: the local names are
             // valid account names; the usernames and DNs stay hostile.
-            world.settings["users.local_account_attribute"] = world.q("localUserAccount")
+            world.configOverrides["users.local_account_attribute"] = world.q("localUserAccount")
             func local(_ index: Int) -> String { "hostile\(index)" }
             for (index, user) in users.enumerated() {
                 ldif += String(world.userLDIF(user.uid, dn: "\(user.rdn),\(world.people)").dropLast())

@@ -5,6 +5,7 @@
 // entryUUID).
 
 import Foundation
+import LDAPTestSupport
 import LDAPClient
 import LDAPSyntax
 import TakeoverCore

@@ -3,6 +3,7 @@
 // (Operations error on Samba AD: Tests/CrossServerTests/ActiveDirectoryLayoutTests.swift.)
 
 import Foundation
+import LDAPTestSupport
 import LDAPClient
 import TakeoverCore
 import Testing
