@@ -25,3 +25,15 @@ public func writeFile(_ path: String, _ text: String, mode: mode_t = 0o600) {
 public func cleanup(_ path: String) {
     try? FileManager.default.removeItem(atPath: path)
 }
+
+/// Runs `body` with two new temporary folders (named after `first` and `second`);
+/// removes both afterwards.
+public func withTemporaryFolders(_ first: String, _ second: String, _ body: (String, String) throws -> Void) rethrows {
+    let one = makeTemporaryFolder(first)
+    let two = makeTemporaryFolder(second)
+    defer {
+        cleanup(one)
+        cleanup(two)
+    }
+    try body(one, two)
+}

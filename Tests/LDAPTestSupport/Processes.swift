@@ -25,16 +25,6 @@ public struct ProcessOutcome: Sendable, CustomStringConvertible {
 
     public var all: String { stdout + "\n" + stderr }
 
-    public init(status: Int32, stdout: String = "", stderr: String = "", signalled: Bool = false,
-                timedOut: Bool = false, seconds: Double = 0) {
-        self.status = status
-        self.signalled = signalled
-        self.timedOut = timedOut
-        self.stdout = stdout
-        self.stderr = stderr
-        self.seconds = seconds
-    }
-
     public var description: String {
         "exit \(status)\(signalled ? " (signal)" : "")\(timedOut ? " (killed at its deadline)" : "") after "
             + String(format: "%.2f", seconds) + " s\n--- stdout\n" + stdout.suffix(3000) + "\n--- stderr\n"
@@ -121,8 +111,8 @@ public final class ChildProcess: @unchecked Sendable {
         let signal = raw & 0x7f
         let signalled = signal != 0 && signal != 0x7f
         return ProcessOutcome(status: killedAtDeadline ? 124 : signalled ? 128 + signal : (raw >> 8) & 0xff,
-                              stdout: out, stderr: err, signalled: signalled || killedAtDeadline,
-                              timedOut: killedAtDeadline, seconds: Date().timeIntervalSince(started))
+                              signalled: signalled || killedAtDeadline, timedOut: killedAtDeadline,
+                              stdout: out, stderr: err, seconds: Date().timeIntervalSince(started))
     }
 
     /// SIGKILL, then reap it (bounded).

@@ -259,8 +259,7 @@ struct BadReport: Sendable, CustomStringConvertible {
 // MARK: - The tests
 
 extension SerializedServerTests {
-    @Suite("bad input: clear messages, no crash, nobody unbound", .serialized,
-           .enabled(if: safetyServerTestsEnabled, "needs TB_TEST_ENV (run scripts/test.sh)"))
+    @Suite("bad input: clear messages, no crash, nobody unbound")
     struct BadInputTests {
         static let server = TestDirectory.privateServer()
 

@@ -66,23 +66,6 @@ struct LeaseTests {
         return path
     }
 
-    /// The program run on a thread of its own; `result` once it has exited.
-    final class Background: @unchecked Sendable {
-        // @unchecked: `outcome` is only touched while holding `lock`.
-        private let lock = NSLock()
-        private var outcome: ProcessOutcome?
-        init(_ arguments: [String], timeout: Double) {
-            Thread { [self] in
-                let result = (try? Processes.run(BridgeExecutable.path, arguments, timeout: timeout))
-                    ?? ProcessOutcome(status: -1, stderr: "cannot run")
-                lock.lock()
-                outcome = result
-                lock.unlock()
-            }.start()
-        }
-        var result: ProcessOutcome? { lock.lock(); defer { lock.unlock() }; return outcome }
-    }
-
     final class Counter: @unchecked Sendable {
         // @unchecked: `count` is only touched while holding `lock`.
         private let lock = NSLock()
@@ -204,23 +187,24 @@ struct LeaseTests {
         proxy.stop()
         let stale = try #require(try leaseValue(s))
         #expect(stale.run == held.run)
-        var last = ProcessOutcome(status: -1)
+        var last: ProcessOutcome?
         var refusedWhileValid = 0
         var refusedAsStale = 0
         let deadline = Date().addingTimeInterval(30)
         while Date() < deadline {
             let began = Self.now()
-            last = try s.bridge(["apply"])
-            if last.status != 75 { break }
-            if last.stderr.contains("holds the lease") { refusedWhileValid += 1 } else { refusedAsStale += 1 }
-            #expect(last.stderr.contains("holds the lease") || last.stderr.contains("another host wrote to the directory"),
-                    "\(last.stderr)")
+            let run = try s.bridge(["apply"])
+            last = run
+            if run.status != 75 { break }
+            if run.stderr.contains("holds the lease") { refusedWhileValid += 1 } else { refusedAsStale += 1 }
+            #expect(run.stderr.contains("holds the lease") || run.stderr.contains("another host wrote to the directory"),
+                    "\(run.stderr)")
             #expect(began <= stale.expires + Lease.skewAllowance + 1,
                     "refused only while the lease was valid or had only just expired")
             usleep(300_000)
         }
-        #expect(last.status == 0, "\(last.all)")
-        #expect(last.stderr.contains("took over an expired lease"), "\(last.stderr)")
+        #expect(last?.status == 0, "\(last?.all ?? "no run")")
+        #expect(last?.stderr.contains("took over an expired lease") == true, "\(last?.stderr ?? "")")
         #expect(Set(try await bindingGroups(s).first?.members ?? []) == Set([s.userDN("ls1"), s.userDN("ls2")]))
         let after = try #require(try leaseValue(s))
         #expect(after.free && after.run != held.run, "given back at the end of the run: \(after)")
@@ -254,7 +238,7 @@ struct LeaseTests {
         s.configOverrides = ["ldap.uri": s.q(proxy.uri), "ldap.write_uri": s.q(s.server.ldapURI), "ldap.timeout": "120",
                              "state.dir": s.q(s.folder + "/state-b")]
         let configB = try hostConfig(s, "host-b")
-        let hostB = Background(["-c", configB, "apply"], timeout: 120)
+        let hostB = try Processes.spawn(BridgeExecutable.path, ["-c", configB, "apply"])
         #expect(waitUntil(seconds: 60) { proxy.held > 0 }, "host B saw the lease and began reading the directory")
 
         s.configOverrides = ["devices.reports": s.q(reportsA), "state.dir": s.q(s.folder + "/state-a")]
@@ -266,8 +250,8 @@ struct LeaseTests {
         let afterA = try dumpWithOperational(s)
 
         proxy.release()
-        #expect(waitUntil(seconds: 120) { hostB.result != nil }, "host B ended")
-        let b = try #require(hostB.result)
+        let b = hostB.finish(timeout: 120)
+        #expect(!b.timedOut, "host B ended")
         #expect(b.status == 75, "\(b.all)")
         #expect(b.stderr.contains("another host wrote to the directory while this run read it"), "\(b.stderr)")
         #expect(b.stderr.contains("the next run reads its result"))

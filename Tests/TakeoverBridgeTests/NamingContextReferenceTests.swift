@@ -27,15 +27,7 @@ struct NamingContextReferenceTests {
         try s.addDevice("pc", ["alice"])
         try s.writeReport("pc", [("alice", 1500)], fileName: "pc.csv")
         // Like AD's references under a domain root: the other context is this server's.
-        try s.server.root("ldapadd", ["-M"], input: """
-            dn: ou=zones,\(s.people)
-            objectClass: referral
-            objectClass: extensibleObject
-            ou: zones
-            ref: ldap://zones.example.org/DC=zones,DC=test
-
-
-            """)
+        try addReference("zones", under: s.people, to: "ldap://zones.example.org/DC=zones,DC=test", on: s.server)
         let plan = try s.bridge(["plan", "--format", "json", "--log-level", "debug"])
         #expect(plan.status == 0, "\(plan.all)")
         #expect(plan.stdout.contains("\"takeover\": 1"), "\(plan.stdout)")
@@ -43,19 +35,18 @@ struct NamingContextReferenceTests {
         #expect(plan.stderr.contains("zones.example.org"))
 
         // A reference anywhere else is a hole in the tree: the read fails, naming it.
-        try s.server.root("ldapadd", ["-M"], input: """
-            dn: ou=elsewhere,\(s.people)
-            objectClass: referral
-            objectClass: extensibleObject
-            ou: elsewhere
-            ref: ldap://elsewhere.example.net/ou=people,dc=elsewhere
-
-
-            """)
+        try addReference("elsewhere", under: s.people, to: "ldap://elsewhere.example.net/ou=people,dc=elsewhere",
+                         on: s.server)
         let failed = try s.bridge(["plan"])
         #expect(failed.status == 5, "\(failed.all)")
         #expect(failed.stderr.contains("elsewhere.example.net"), "\(failed.stderr)")
         #expect(!failed.stderr.contains("zones.example.org"), "only the unknown reference is named")
+    }
+
+    /// A referral object `ou=NAME,base` (added with ManageDsaIT, -M) pointing at `url`.
+    func addReference(_ name: String, under base: String, to url: String, on server: TestDirectory) throws {
+        try server.root("ldapadd", ["-M"], input: LDIF.line("dn", "ou=\(name),\(base)")
+            + "objectClass: referral\nobjectClass: extensibleObject\n" + LDIF.line("ou", name) + LDIF.line("ref", url) + "\n")
     }
 
     @Test func referenceURLsGiveTheirDN() {

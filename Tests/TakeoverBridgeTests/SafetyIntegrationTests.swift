@@ -49,6 +49,20 @@ extension Scenario {
         world.configDefaults = ["ldap.timeout": "20", "safety.max_unbinds": "1000", "users.local_account_attribute": ""]
         return world
     }
+
+    /// A world with users u01...u`users`, each device connecting its range, every user
+    /// reported on every device; with `apply`, applied once (every pair taken over).
+    static func world(on server: TestDirectory, users: Int, devices: [(String, ClosedRange<Int>)],
+                      apply: Bool = true, sourceLocation: SourceLocation = #_sourceLocation) throws -> Scenario {
+        let world = try Scenario.world(on: server)
+        try world.addUsers(uids(1...users))
+        for (device, range) in devices {
+            try world.addDevice(device, uids(range))
+            try world.writeReport(device, accounts: uids(1...users))
+        }
+        if apply { expectStatus(try world.bridge(["apply"]), 0, "first apply", sourceLocation: sourceLocation) }
+        return world
+    }
 }
 
 /// `#expect` on a bridge run's exit status, printing its output when it differs.
@@ -67,7 +81,8 @@ func uids(_ range: ClosedRange<Int>, prefix: String = "u") -> [String] {
 /// The suites below run one test at a time: each starts private servers and loads thousands
 /// of entries, and several measure time (a lock refused "at once", a timeout "within
 /// bounds"); run serially they neither crowd the other targets' timing-sensitive tests
-/// nor get crowded by them.
+/// nor get crowded by them. Its traits (serialized, the TB_TEST_ENV condition) hold for
+/// every suite nested in it.
 @Suite("safety, security, bad input: the binary against private servers, one test at a time", .serialized,
        .enabled(if: safetyServerTestsEnabled, "needs TB_TEST_ENV (run scripts/test.sh)"))
 struct SerializedServerTests {}
@@ -75,22 +90,30 @@ struct SerializedServerTests {}
 // MARK: - Safety limits
 
 extension SerializedServerTests {
-    @Suite("safety limits trip before the first write", .serialized,
-           .enabled(if: safetyServerTestsEnabled, "needs TB_TEST_ENV (run scripts/test.sh)"))
+    @Suite("safety limits trip before the first write")
     struct SafetyLimitTests {
         static let server = TestDirectory.privateServer()
 
         /// 12 users on lab-01 and 3 on lab-02, all taken over: 15 bindings.
         func boundWorld() throws -> Scenario {
-            let world = try Scenario.world(on: try Self.server.get())
-            try world.addUsers(uids(1...14))
-            try world.addDevice("lab-01", uids(1...12))
-            try world.addDevice("lab-02", uids(1...3))
-            try world.writeReport("lab-01", accounts: uids(1...14))
-            try world.writeReport("lab-02", accounts: uids(1...14))
-            expectStatus(try world.bridge(["apply"]), 0, "first apply")
+            let world = try Scenario.world(on: try Self.server.get(), users: 14, devices: [("lab-01", 1...12), ("lab-02", 1...3)])
             #expect(try world.members()["lab-01"]?.count == 12)
             return world
+        }
+
+        /// `apply` and `apply --allow-unbinds 1000` both exit 4 saying each of `fragments`
+        /// and write nothing; returns the unchanged dump.
+        @discardableResult
+        func expectRefusedEvenWithAllowUnbinds(_ world: Scenario, saying fragments: [String]) throws -> String {
+            let server = try Self.server.get()
+            let before = try server.dump(operational: true)
+            for arguments in [["apply"], ["apply", "--allow-unbinds", "1000"]] {
+                let refused = try world.bridge(arguments)
+                expectStatus(refused, 4, arguments.joined(separator: " "))
+                for fragment in fragments { #expect(refused.stderr.contains(fragment), "\(refused)") }
+                #expect(try server.dump(operational: true) == before, "\(arguments) wrote something")
+            }
+            return before
         }
 
         @Test func maxUnbindsStopsTheRunAndAllowUnbindsLiftsItForOneRun() throws {
@@ -158,20 +181,11 @@ extension SerializedServerTests {
 
         @Test func tooFewUsersStopsTheRunEvenWithAllowUnbinds() throws {
             let world = try boundWorld()
-            let server = try Self.server.get()
             // A filter edited by mistake: 9 of 14 users match.
             world.configOverrides["users.filter"] = world.q("(&(objectClass=posixAccount)(uid=u0*))")
             world.configOverrides["safety.min_users"] = "10"
-            let before = try server.dump(operational: true)
-
-            for arguments in [["apply"], ["apply", "--allow-unbinds", "1000"]] {
-                let refused = try world.bridge(arguments)
-                expectStatus(refused, 4, arguments.joined(separator: " "))
-                #expect(refused.stderr.contains("limit=min_users"), "\(refused)")
-                #expect(refused.stderr.contains("read 9 users, 1 fewer than min_users = 10, while 15 bindings exist"),
-                        "\(refused)")
-                #expect(try server.dump(operational: true) == before, "\(arguments) wrote something")
-            }
+            try expectRefusedEvenWithAllowUnbinds(world, saying: ["limit=min_users",
+                "read 9 users, 1 fewer than min_users = 10, while 15 bindings exist"])
         }
 
         @Test func anEmptyUserSearchWhileBindingsExistIsRefused() throws {
@@ -182,15 +196,8 @@ extension SerializedServerTests {
             try server.add("dn: \(empty)\nobjectClass: organizationalUnit\nou: empty-\(world.name)\n\n")
             world.configOverrides["users.search_base"] = world.q(empty)
             world.configOverrides["safety.min_users"] = "0"
-            let before = try server.dump(operational: true)
-
-            for arguments in [["apply"], ["apply", "--allow-unbinds", "1000"]] {
-                let refused = try world.bridge(arguments)
-                expectStatus(refused, 4, arguments.joined(separator: " "))
-                #expect(refused.stderr.contains("limit=empty-user-search"), "\(refused)")
-                #expect(refused.stderr.contains("the user search returned no users while 15 bindings exist"), "\(refused)")
-                #expect(try server.dump(operational: true) == before)
-            }
+            let before = try expectRefusedEvenWithAllowUnbinds(world, saying: ["limit=empty-user-search",
+                "the user search returned no users while 15 bindings exist"])
 
             // A search base that does not exist is an LDAP error: a failure (5), never "no users".
             world.configOverrides["users.search_base"] = world.q("ou=nowhere,\(server.base)")
@@ -205,17 +212,12 @@ extension SerializedServerTests {
 // MARK: - Lock and run records
 
 extension SerializedServerTests {
-    @Suite("one run at a time; run records undo exactly", .serialized,
-           .enabled(if: safetyServerTestsEnabled, "needs TB_TEST_ENV (run scripts/test.sh)"))
+    @Suite("one run at a time; run records undo exactly")
     struct LockAndRunRecordTests {
         static let server = TestDirectory.privateServer()
 
         func smallWorld() throws -> Scenario {
-            let world = try Scenario.world(on: try Self.server.get())
-            try world.addUsers(uids(1...6))
-            try world.addDevice("desk-1", uids(1...3))
-            try world.writeReport("desk-1", accounts: uids(1...6))
-            return world
+            try Scenario.world(on: try Self.server.get(), users: 6, devices: [("desk-1", 1...3)], apply: false)
         }
 
         /// Holds an exclusive flock on `path` from a child process (one process: a SIGKILL
@@ -331,18 +333,12 @@ extension SerializedServerTests {
 // MARK: - Faults
 
 extension SerializedServerTests {
-    @Suite("faults: failures are exit 5, never 'no entries'; the next run converges", .serialized,
-           .enabled(if: safetyServerTestsEnabled, "needs TB_TEST_ENV (run scripts/test.sh)"))
+    @Suite("faults: failures are exit 5, never 'no entries'; the next run converges")
     struct FaultExitTests {
         static let server = TestDirectory.privateServer()
 
         func boundWorld(users: Int = 8) throws -> Scenario {
-            let world = try Scenario.world(on: try Self.server.get())
-            try world.addUsers(uids(1...users))
-            try world.addDevice("lab-9", uids(1...4))
-            try world.writeReport("lab-9", accounts: uids(1...users))
-            expectStatus(try world.bridge(["apply"]), 0, "first apply")
-            return world
+            try Scenario.world(on: try Self.server.get(), users: users, devices: [("lab-9", 1...4)])
         }
 
         @Test func anUnreachableServerIsExit5WithAClearMessage() throws {
@@ -527,8 +523,7 @@ extension SerializedServerTests {
 // MARK: - Concurrent edits
 
 extension SerializedServerTests {
-    @Suite("a person's edits during an apply survive", .serialized,
-           .enabled(if: safetyServerTestsEnabled, "needs TB_TEST_ENV (run scripts/test.sh)"))
+    @Suite("a person's edits during an apply survive")
     struct ConcurrentEditTests {
         static let server = TestDirectory.privateServer()
 

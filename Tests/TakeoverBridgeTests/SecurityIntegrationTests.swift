@@ -15,18 +15,12 @@ import Glibc
 #endif
 
 extension SerializedServerTests {
-    @Suite("security: TLS, cleartext, secrets, file modes, hostile names", .serialized,
-           .enabled(if: safetyServerTestsEnabled, "needs TB_TEST_ENV (run scripts/test.sh)"))
+    @Suite("security: TLS, cleartext, secrets, file modes, hostile names")
     struct SecurityIntegrationTests {
         static let server = TestDirectory.privateServer()
 
         func boundWorld() throws -> Scenario {
-            let world = try Scenario.world(on: try Self.server.get())
-            try world.addUsers(uids(1...6))
-            try world.addDevice("sec-1", uids(1...3))
-            try world.writeReport("sec-1", accounts: uids(1...6))
-            expectStatus(try world.bridge(["apply"]), 0, "first apply")
-            return world
+            try Scenario.world(on: try Self.server.get(), users: 6, devices: [("sec-1", 1...3)])
         }
 
         // MARK: TLS
