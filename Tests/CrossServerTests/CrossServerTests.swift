@@ -46,6 +46,16 @@ final class ExitLog: @unchecked Sendable {
     deinit { print("\(label): " + entries.joined(separator: " ")) }
 }
 
+extension Scenario {
+    /// Adds `users`, a device `device` connecting all of them, and its report listing them
+    /// (uids 1001, 1002, ...).
+    func addConnected(_ users: [TestUser], to device: String) throws {
+        try addUsers(users)
+        try addDevice(device, members: users.map { userDN($0) })
+        try writeReport(device, users.enumerated().map { ($1.name, 1001 + $0) })
+    }
+}
+
 private func output(_ result: ProcessOutcome) -> String {
     "stdout:\n\(result.stdout)\nstderr:\n\(result.stderr)"
 }
@@ -209,9 +219,7 @@ struct CrossServerTests {
         let tree = try Scenario("root", on: server)
         let log = ExitLog(kind, "users-at-domain-root")
         let hal = TestUser(tree.user("hal"), uidNumber: 20_061)
-        try tree.addUsers([hal])
-        try tree.addDevice("ws8", members: [tree.userDN(hal)])
-        try tree.writeReport("ws8", [(hal.name, 1001)])
+        try tree.addConnected([hal], to: "ws8")
         tree.configOverrides["users.search_base"] = tree.q(server.base)
         let doctor = try log.run(tree, "doctor", ["doctor"])
         #expect(doctor.status == Exit.ok, "doctor with the users base at the root on \(kind):\n\(output(doctor))")
@@ -250,9 +258,7 @@ struct CrossServerTests {
         let tree = try Scenario("priv", on: server)
         let log = ExitLog(kind, "least-privilege")
         let fay = TestUser(tree.user("fay"), uidNumber: 20_041)
-        try tree.addUsers([fay])
-        try tree.addDevice("ws5", members: [tree.userDN(fay)])
-        try tree.writeReport("ws5", [(tree.user("fay"), 1001)])
+        try tree.addConnected([fay], to: "ws5")
 
         // The account itself, directly: an entry under people, a change to a user, a
         // change to the bindings OU's own attributes: each refused (50).
@@ -294,9 +300,7 @@ struct ActiveDirectoryTests {
         let log = ExitLog(.sambaAD, "bind-as-\(form == "userPrincipalName" ? "upn" : "downlevel")")
         let name = try #require(form == "userPrincipalName" ? server.bindUserPrincipalName : server.bindDownLevelName)
         let gus = TestUser(tree.user("gus"), uidNumber: 20_051)
-        try tree.addUsers([gus])
-        try tree.addDevice("ws6", members: [tree.userDN(gus)])
-        try tree.writeReport("ws6", [(tree.user("gus"), 1001)])
+        try tree.addConnected([gus], to: "ws6")
         tree.configOverrides["ldap.bind_dn"] = tree.q(name)
         let doctor = try log.run(tree, "doctor", ["doctor"])
         #expect(doctor.status == Exit.ok, "doctor binding as \(form):\n\(output(doctor))")
@@ -374,9 +378,7 @@ extension ActiveDirectoryTests {
         let tree = try Scenario("gc", on: server)
         let log = ExitLog(.sambaAD, "global-catalog")
         let ida = TestUser(tree.user("ida"), uidNumber: 20_071)
-        try tree.addUsers([ida])
-        try tree.addDevice("ws9", members: [tree.userDN(ida)])
-        try tree.writeReport("ws9", [(ida.name, 1001)])
+        try tree.addConnected([ida], to: "ws9")
         tree.configOverrides["ldap.uri"] = tree.q(catalog)
         tree.configOverrides["ldap.write_uri"] = tree.q(server.ldapsURI)
         let doctor = try log.run(tree, "doctor", ["doctor"])
@@ -399,11 +401,9 @@ extension ActiveDirectoryTests {
         let log = ExitLog(.sambaAD, "disabled-account")
         let jo = TestUser(tree.user("jo"), uidNumber: 20_081)
         let kim = TestUser(tree.user("kim"), uidNumber: 20_082)
-        try tree.addUsers([jo, kim])
+        try tree.addConnected([jo, kim], to: "ws10")
         try server.change("dn: \(tree.userDN(kim))\nchangetype: modify\nreplace: userAccountControl\n"
             + "userAccountControl: 546\n-\n\n") // 512 + 32 + 2: disabled
-        try tree.addDevice("ws10", members: [tree.userDN(jo), tree.userDN(kim)])
-        try tree.writeReport("ws10", [(jo.name, 1001), (kim.name, 1002)])
         let (status, report) = try tree.planJSON()
         log.note("plan", status)
         #expect(status == Exit.ok)
@@ -425,9 +425,7 @@ extension ActiveDirectoryTests {
         let tree = try Scenario("starttls", on: server)
         let log = ExitLog(.sambaAD, "starttls")
         let lou = TestUser(tree.user("lou"), uidNumber: 20_091)
-        try tree.addUsers([lou])
-        try tree.addDevice("ws11", members: [tree.userDN(lou)])
-        try tree.writeReport("ws11", [(lou.name, 1001)])
+        try tree.addConnected([lou], to: "ws11")
         tree.configOverrides["ldap.uri"] = tree.q(server.ldapURI)
         tree.configOverrides["ldap.starttls"] = "true"
         let upgraded = try log.run(tree, "doctor-starttls", ["doctor"])

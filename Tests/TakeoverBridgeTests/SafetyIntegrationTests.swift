@@ -50,18 +50,26 @@ extension Scenario {
         return world
     }
 
-    /// A world with users u01...u`users`, each device connecting its range, every user
-    /// reported on every device; with `apply`, applied once (every pair taken over).
-    static func world(on server: TestDirectory, users: Int, devices: [(String, ClosedRange<Int>)],
-                      apply: Bool = true, sourceLocation: SourceLocation = #_sourceLocation) throws -> Scenario {
+    /// A world with `users`, each device connecting its users and reporting every user (or,
+    /// without `reportEveryUser`, its own); with `apply`, applied once (every pair taken over).
+    static func world(on server: TestDirectory, users: [String], devices: [(String, [String])],
+                      reportEveryUser: Bool = true, apply: Bool = true,
+                      sourceLocation: SourceLocation = #_sourceLocation) throws -> Scenario {
         let world = try Scenario.world(on: server)
-        try world.addUsers(uids(1...users))
-        for (device, range) in devices {
-            try world.addDevice(device, uids(range))
-            try world.writeReport(device, accounts: uids(1...users))
+        try world.addUsers(users)
+        for (device, connected) in devices {
+            try world.addDevice(device, connected)
+            try world.writeReport(device, accounts: reportEveryUser ? users : connected)
         }
         if apply { expectStatus(try world.bridge(["apply"]), 0, "first apply", sourceLocation: sourceLocation) }
         return world
+    }
+
+    /// The same with users u01...u`users` and devices connecting ranges of them.
+    static func world(on server: TestDirectory, users: Int, devices: [(String, ClosedRange<Int>)],
+                      apply: Bool = true, sourceLocation: SourceLocation = #_sourceLocation) throws -> Scenario {
+        try world(on: server, users: uids(1...users), devices: devices.map { ($0.0, uids($0.1)) }, apply: apply,
+                  sourceLocation: sourceLocation)
     }
 }
 
@@ -370,13 +378,11 @@ extension SerializedServerTests {
         /// The read-only account has the default size limit (500): a search past it must be
         /// a failure, never a short list of users that would unbind the rest.
         @Test(arguments: ["1000", "100"]) func aSizeLimitIsAFailureNeverNoEntries(pageSize: String) throws {
-            let world = try Scenario.world(on: try Self.server.get())
             let server = try Self.server.get()
-            try world.addUsers(uids(1...620, prefix: "m"))
-            // The bound users are the last ones created: a truncated read would miss them.
-            try world.addDevice("big-1", uids(601...620, prefix: "m"))
-            try world.writeReport("big-1", accounts: uids(601...620, prefix: "m"))
-            expectStatus(try world.bridge(["apply"]), 0, "first apply (service account, unlimited)")
+            // The bound users are the last ones created: a truncated read would miss them
+            // (the first apply is the service account's, unlimited).
+            let world = try Scenario.world(on: server, users: uids(1...620, prefix: "m"),
+                                           devices: [("big-1", uids(601...620, prefix: "m"))], reportEveryUser: false)
             #expect(try world.members()["big-1"]?.count == 20)
 
             let reader = server
@@ -423,12 +429,9 @@ extension SerializedServerTests {
         /// A server that stops answering in the middle of the paged user search: a failure
         /// (exit 5) naming the read, never a short list of users.
         @Test func aTimeoutInTheMiddleOfTheReadIsAFailure() throws {
-            let world = try Scenario.world(on: try Self.server.get())
             let server = try Self.server.get()
-            try world.addUsers(uids(1...3000, prefix: "r"))
-            try world.addDevice("read-1", uids(2991...3000, prefix: "r"))
-            try world.writeReport("read-1", accounts: uids(2991...3000, prefix: "r"))
-            expectStatus(try world.bridge(["apply"]), 0, "first apply")
+            let world = try Scenario.world(on: server, users: uids(1...3000, prefix: "r"),
+                                           devices: [("read-1", uids(2991...3000, prefix: "r"))], reportEveryUser: false)
             try world.disconnect(["r2991"], from: "read-1")
             // One entry per page: the user search alone takes thousands of round trips.
             world.configOverrides["ldap.page_size"] = "1"

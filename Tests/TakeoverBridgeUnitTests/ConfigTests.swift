@@ -258,12 +258,17 @@ func parseProblems(_ toml: String) -> [ConfigProblem] {
             #expect(c.corePolicy().activeWithin == seconds)
         }
         for bad in ["\"7x\"", "\"d\"", "0", "-5", "\"\"", "\"1d5\"", "true", "\"99999999999999999999s\""] {
-            let toml = minimalTOML.replacingOccurrences(of: "reports = \"reports\"", with: "reports = \"reports\"\nactive_within = \(bad)")
-            let problems = parseProblems(toml)
-            #expect(problems.count == 1, "\(bad)")
-            #expect(problems.first?.key == "devices.active_within")
-            #expect(problems.first?.line == 10)
+            expectOneDevicesProblem("active_within", bad)
         }
+    }
+
+    /// `[devices] KEY = VALUE` added to minimalTOML: exactly one problem, for that key, at its line (10).
+    func expectOneDevicesProblem(_ key: String, _ value: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        let toml = minimalTOML.replacingOccurrences(of: "reports = \"reports\"", with: "reports = \"reports\"\n\(key) = \(value)")
+        let problems = parseProblems(toml)
+        #expect(problems.count == 1, "\(value)", sourceLocation: sourceLocation)
+        #expect(problems.first?.key == "devices.\(key)", sourceLocation: sourceLocation)
+        #expect(problems.first?.line == 10, sourceLocation: sourceLocation)
     }
 
     /// `[devices] max_clock_skew` and `max_reports_size`: defaults, units, refusals.
@@ -281,11 +286,7 @@ func parseProblems(_ toml: String) -> [ConfigProblem] {
             #expect(parsed.corePolicy().maxClockSkew == 90)
         }
         for bad in ["\"12 apples\"", "\"MiB\"", "0", "-1", "\"\"", "true", "\"99999999999T\"", "1.5"] {
-            let toml = minimalTOML.replacingOccurrences(of: "reports = \"reports\"", with: "reports = \"reports\"\nmax_reports_size = \(bad)")
-            let problems = parseProblems(toml)
-            #expect(problems.count == 1, "\(bad)")
-            #expect(problems.first?.key == "devices.max_reports_size")
-            #expect(problems.first?.line == 10)
+            expectOneDevicesProblem("max_reports_size", bad)
         }
         for bad in ["\"5 fortnights\"", "0", "-300"] {
             let toml = minimalTOML.replacingOccurrences(of: "reports = \"reports\"", with: "reports = \"reports\"\nmax_clock_skew = \(bad)")
