@@ -28,7 +28,7 @@ public func cleanup(_ path: String) {
 
 /// Runs `body` with two new temporary folders (named after `first` and `second`);
 /// removes both afterwards.
-public func withTemporaryFolders(_ first: String, _ second: String, _ body: (String, String) throws -> Void) rethrows {
+public func withTemporaryFolders(_ first: String, _ second: String, _ body: (String, String) throws -> Void) throws {
     let one = makeTemporaryFolder(first)
     let two = makeTemporaryFolder(second)
     defer {

@@ -44,7 +44,7 @@ struct StateFolderTests {
     }
 
     @Test func entriesThatAreNotWhatTheyShouldBe() throws {
-        withTemporaryFolders("tb-state", "tb-elsewhere") { dir, elsewhere in
+        try withTemporaryFolders("tb-state", "tb-elsewhere") { (dir, elsewhere) throws in
             var cases: [(String, () -> Void)] = [
                 ("runs", { _ = symlink(elsewhere, dir + "/runs") }),
                 ("runs", { _ = mkdir(dir + "/runs", 0o777); chmod(dir + "/runs", 0o777) }),
@@ -117,7 +117,7 @@ struct ConfigSymlinkTests {
     func check(_ path: String) -> String? { FileSecurity.checkConfigFile(path) }
 
     @Test func linkToAFileInAWorldWritableFolder() throws {
-        withTemporaryFolders("tb-safe", "tb-open") { safe, open in
+        try withTemporaryFolders("tb-safe", "tb-open") { safe, open in
             writeFile(open + "/config.toml", minimalTOML, mode: 0o644)
             chmod(open, 0o777)
             #expect(symlink(open + "/config.toml", safe + "/config.toml") == 0)
@@ -146,7 +146,7 @@ struct ConfigSymlinkTests {
 
     /// The link itself in a folder others can write: they could swap the link.
     @Test func linkInAWorldWritableFolder() throws {
-        withTemporaryFolders("tb-safe", "tb-open") { safe, open in
+        try withTemporaryFolders("tb-safe", "tb-open") { safe, open in
             writeFile(safe + "/config.toml", minimalTOML, mode: 0o600)
             #expect(symlink(safe + "/config.toml", open + "/config.toml") == 0)
             chmod(open, 0o777)
