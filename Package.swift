@@ -61,14 +61,15 @@ let package = Package(
         // A search-and-modify loop run under valgrind by scripts/leak-check.sh.
         .executableTarget(
             name: "ldap-leak-loop",
-            dependencies: ["LDAPClient"],
+            dependencies: ["LDAPClient", "LDAPTestSupport"],
             path: "Tests/LeakLoop",
             swiftSettings: strict
         ),
         // Helpers shared by the test targets (the seeded generator of the property tests).
         .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: strict),
-        // Test support for the suites that run on all three test directories (OpenLDAP,
-        // 389 DS, Samba AD): one server type, a test's own subtrees, the built binary.
+        // Test support for every suite that talks to a server or runs a process: one server
+        // type for the three test directories (OpenLDAP, 389 DS, Samba AD), shared or
+        // private; one process runner; one scenario builder; the built binary.
         .target(name: "LDAPTestSupport", dependencies: ["LDAPClient", "LDAPSyntax"], path: "Tests/LDAPTestSupport",
                 swiftSettings: strict),
         // The same end-to-end cases on the three servers, through the built binary.
@@ -76,11 +77,15 @@ let package = Package(
         .testTarget(name: "LDAPSyntaxTests", dependencies: ["LDAPSyntax", "TestSupport"], swiftSettings: strict),
         // Property tests of the shared primitives outside LDAPSyntax (civil time, JSON, quoting); no server.
         .testTarget(name: "PrimitivesTests",
-                    dependencies: ["TestSupport", "LDAPSyntax", "TakeoverCore", "DeviceReports", "TakeoverBridge"],
+                    dependencies: ["TestSupport", "TakeoverCore", "DeviceReports", "TakeoverBridge"],
                     swiftSettings: strict),
-        .testTarget(name: "LDAPClientTests", dependencies: ["LDAPClient", "LDAPSyntax"], swiftSettings: strict),
+        .testTarget(name: "LDAPClientTests", dependencies: ["LDAPClient", "LDAPSyntax", "LDAPTestSupport"], swiftSettings: strict),
         .testTarget(name: "TakeoverCoreTests", dependencies: ["TestSupport", "TakeoverCore", "LDAPSyntax"], resources: [.copy("Golden")], swiftSettings: strict),
         .testTarget(name: "DeviceReportsTests", dependencies: ["TestSupport", "DeviceReports", "TakeoverCore", "LDAPSyntax"], resources: [.copy("Fixtures")], swiftSettings: strict),
+        // TakeoverBridge's suites that need no server: configuration, logfmt, state, secret
+        // keys, the cleartext rule, the key table, file checks, the binary without a server.
+        .testTarget(name: "TakeoverBridgeUnitTests", dependencies: ["LDAPTestSupport", "TestSupport", "TakeoverBridge", "LDAPSyntax", "TakeoverCore"], swiftSettings: strict),
+        // TakeoverBridge against real slapd servers (private ones of its own), and the built binary.
         .testTarget(name: "TakeoverBridgeTests", dependencies: ["LDAPTestSupport", "TestSupport", "TakeoverBridge", "LDAPClient", "TakeoverCore"], resources: [.copy("Golden")], swiftSettings: strict),
     ]
 )

@@ -36,7 +36,7 @@ public struct LDAPServerAddress: Sendable, Hashable, CustomStringConvertible {
             let what = bad == " " ? "a space" : bad.value > 0x7E ? "a character outside printable ASCII" : "a control character"
             throw LDAPURLError(url: url, reason: "contains \(what) (several URLs, or a forged one?)")
         }
-        guard let separator = url.range(of: "://") else {
+        guard let separator = url.firstRange(of: "://") else {
             throw LDAPURLError(url: url, reason: "is not an LDAP URL (no scheme://)")
         }
         let scheme = url[..<separator.lowerBound].lowercased()

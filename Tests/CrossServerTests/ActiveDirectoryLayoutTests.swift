@@ -1,4 +1,4 @@
-// Issue 10 items 5 and 9 on Samba AD: groupOfNames binding groups are refused member
+// On Samba AD: groupOfNames binding groups are refused member
 // changes by AD ("Operations error (1) ... samldb.c"); apply says to use AD's own
 // `group` class, and not that the next run converges.
 
@@ -12,7 +12,7 @@ import Testing
 struct ActiveDirectoryLayoutTests {
     @Test func groupOfNamesBindingGroupsOnADSayToUseGroup() throws {
         let server = try #require(TestDirectory.configured(.sambaAD))
-        let tree = try TestTree("gon", on: server)
+        let tree = try Scenario("gon", on: server)
         let users = [TestUser(tree.user("hal"), uidNumber: 20_061), TestUser(tree.user("hope"), uidNumber: 20_062)]
         try tree.addUsers(users)
         try tree.addDevice("ws8", members: [tree.userDN(users[0])])
@@ -25,7 +25,7 @@ struct ActiveDirectoryLayoutTests {
         try server.change(connect)
         let second = try tree.bridge(["apply"])
         print("cross-server samba-ad groupofnames: apply=\(second.status)")
-        let text = second.standardError
+        let text = second.stderr
         for line in text.split(separator: "\n") where line.contains("fix:") || line.contains(" changes (") {
             print("cross-server samba-ad groupofnames: \(line)")
         }
@@ -36,8 +36,8 @@ struct ActiveDirectoryLayoutTests {
             #expect(!text.contains("the next run converges"), "\(text)")
         } else {
             // A Samba that refuses the groupOfNames entry itself: the same advice.
-            #expect(first.standardError.contains("group"), "\(first.standardError)")
-            #expect(!first.standardError.contains("the next run converges"), "\(first.standardError)")
+            #expect(first.stderr.contains("group"), "\(first.stderr)")
+            #expect(!first.stderr.contains("the next run converges"), "\(first.stderr)")
         }
     }
 }

@@ -35,7 +35,7 @@ final class ExitLog: @unchecked Sendable {
 
     /// Runs the bridge, records "<name>=<exit>", returns the result.
     @discardableResult
-    func run(_ tree: TestTree, _ name: String, _ arguments: [String]) throws -> LDAPTestServer.CommandResult {
+    func run(_ tree: Scenario, _ name: String, _ arguments: [String]) throws -> ProcessOutcome {
         let result = try tree.bridge(arguments)
         entries.append("\(name)=\(result.status)")
         return result
@@ -46,8 +46,18 @@ final class ExitLog: @unchecked Sendable {
     deinit { print("\(label): " + entries.joined(separator: " ")) }
 }
 
-private func output(_ result: LDAPTestServer.CommandResult) -> String {
-    "stdout:\n\(result.standardOutput)\nstderr:\n\(result.standardError)"
+extension Scenario {
+    /// Adds `users`, a device `device` connecting all of them, and its report listing them
+    /// (uids 1001, 1002, ...).
+    func addConnected(_ users: [TestUser], to device: String) throws {
+        try addUsers(users)
+        try addDevice(device, members: users.map { userDN($0) })
+        try writeReport(device, users.enumerated().map { ($1.name, 1001 + $0) })
+    }
+}
+
+private func output(_ result: ProcessOutcome) -> String {
+    "stdout:\n\(result.stdout)\nstderr:\n\(result.stderr)"
 }
 
 /// A server named in the environment but unusable would silently drop out of the
@@ -66,7 +76,7 @@ struct CrossServerTests {
 
     @Test("doctor, plan, apply, plan --check converge", arguments: crossServers)
     func converge(_ kind: TestDirectory.Kind) throws {
-        let tree = try TestTree("converge", on: directory(kind))
+        let tree = try Scenario("converge", on: directory(kind))
         let log = ExitLog(kind, "converge")
         let alice = TestUser(tree.user("alice"), commonName: "Alice Example", localAccount: "ally", uidNumber: 20_001)
         let bob = TestUser(tree.user("bob"), uidNumber: 20_002)
@@ -77,7 +87,7 @@ struct CrossServerTests {
         let doctor = try log.run(tree, "doctor", ["doctor"])
         #expect(doctor.status == Exit.ok, "doctor on \(kind):\n\(output(doctor))")
         // AD has no Who am I? operation: a warning there, nowhere else.
-        let whoAmIWarning = doctor.standardOutput.split(separator: "\n")
+        let whoAmIWarning = doctor.stdout.split(separator: "\n")
             .contains { $0.hasPrefix("WARN") && $0.contains("Who am I") }
         #expect(whoAmIWarning == kind.isActiveDirectory, "doctor on \(kind):\n\(output(doctor))")
 
@@ -105,7 +115,7 @@ struct CrossServerTests {
 
     @Test("an unbind that empties a binding group", arguments: crossServers)
     func unbindEmptiesGroup(_ kind: TestDirectory.Kind) throws {
-        let tree = try TestTree("empty", on: directory(kind))
+        let tree = try Scenario("empty", on: directory(kind))
         let log = ExitLog(kind, "unbind-empties-group")
         let users = [TestUser(tree.user("carl"), uidNumber: 20_011), TestUser(tree.user("cora"), uidNumber: 20_012)]
         try tree.addUsers(users)
@@ -130,7 +140,7 @@ struct CrossServerTests {
 
     @Test("R10 from a fresh [state] dir: the record in the directory holds the field", arguments: crossServers)
     func frozenFieldFromFreshState(_ kind: TestDirectory.Kind) throws {
-        let tree = try TestTree("r10", on: directory(kind))
+        let tree = try Scenario("r10", on: directory(kind))
         let log = ExitLog(kind, "r10-fresh-state")
         let dora = TestUser(tree.user("dora"), localAccount: "dora.local", uidNumber: 20_021)
         try tree.addUsers([dora])
@@ -155,7 +165,7 @@ struct CrossServerTests {
 
     @Test("a renamed user and a user moved to another OU keep their bindings", arguments: crossServers)
     func renamedAndMovedUsersKeepBindings(_ kind: TestDirectory.Kind) throws {
-        let tree = try TestTree("moved", on: directory(kind))
+        let tree = try Scenario("moved", on: directory(kind))
         let log = ExitLog(kind, "rename-and-move")
         let staff = tree.ou("staff", under: tree.people)
         let contractors = tree.ou("contractors", under: tree.people)
@@ -191,7 +201,7 @@ struct CrossServerTests {
 
         let explain = try log.run(tree, "explain", ["explain", tree.user("erin"), "--device", "ws4"])
         #expect(explain.status == Exit.ok)
-        #expect(explain.standardOutput.contains("moved from"), "explain after a move on \(kind):\n\(output(explain))")
+        #expect(explain.stdout.contains("moved from"), "explain after a move on \(kind):\n\(output(explain))")
 
         let second = try log.run(tree, "apply", ["apply"])
         #expect(second.status == Exit.ok, "apply after the rename on \(kind):\n\(output(second))")
@@ -206,12 +216,10 @@ struct CrossServerTests {
     @Test("a users search base at the domain root", arguments: crossServers)
     func usersAtTheDomainRoot(_ kind: TestDirectory.Kind) throws {
         let server = try directory(kind)
-        let tree = try TestTree("root", on: server)
+        let tree = try Scenario("root", on: server)
         let log = ExitLog(kind, "users-at-domain-root")
         let hal = TestUser(tree.user("hal"), uidNumber: 20_061)
-        try tree.addUsers([hal])
-        try tree.addDevice("ws8", members: [tree.userDN(hal)])
-        try tree.writeReport("ws8", [(hal.name, 1001)])
+        try tree.addConnected([hal], to: "ws8")
         tree.configOverrides["users.search_base"] = tree.q(server.base)
         let doctor = try log.run(tree, "doctor", ["doctor"])
         #expect(doctor.status == Exit.ok, "doctor with the users base at the root on \(kind):\n\(output(doctor))")
@@ -225,7 +233,7 @@ struct CrossServerTests {
 
     @Test("a device group of 1,600 members", arguments: crossServers)
     func largeDeviceGroup(_ kind: TestDirectory.Kind) throws {
-        let tree = try TestTree("large", on: directory(kind))
+        let tree = try Scenario("large", on: directory(kind))
         let log = ExitLog(kind, "1600-members")
         let users = (1...1_600).map { TestUser(tree.user(String(format: "m%04d", $0)), uidNumber: 30_000 + $0) }
         try tree.addUsers(users)
@@ -247,24 +255,22 @@ struct CrossServerTests {
           arguments: crossServers)
     func leastPrivilege(_ kind: TestDirectory.Kind) throws {
         let server = try directory(kind)
-        let tree = try TestTree("priv", on: server)
+        let tree = try Scenario("priv", on: server)
         let log = ExitLog(kind, "least-privilege")
         let fay = TestUser(tree.user("fay"), uidNumber: 20_041)
-        try tree.addUsers([fay])
-        try tree.addDevice("ws5", members: [tree.userDN(fay)])
-        try tree.writeReport("ws5", [(tree.user("fay"), 1001)])
+        try tree.addConnected([fay], to: "ws5")
 
         // The account itself, directly: an entry under people, a change to a user, a
         // change to the bindings OU's own attributes: each refused (50).
         let probe = TestUser(tree.user("intruder"), uidNumber: 20_049)
-        let add = try server.asServiceAccount("ldapmodify", [], input: tree.userLDIF(probe), allowFailure: true)
-        #expect(add.status == 50, "adding under people as the service account on \(kind): \(add.standardError)")
+        let add = try server.asServiceAccount("ldapadd", [], input: tree.userLDIF(probe), allowFailure: true)
+        #expect(add.status == 50, "adding under people as the service account on \(kind): \(add.stderr)")
         let modify = try server.asServiceAccount("ldapmodify", [], input: "dn: \(tree.userDN(fay))\nchangetype: modify\n"
             + "replace: \(tree.localAccountAttribute)\n\(tree.localAccountAttribute): x\n-\n\n", allowFailure: true)
-        #expect(modify.status == 50, "changing a user as the service account on \(kind): \(modify.standardError)")
+        #expect(modify.status == 50, "changing a user as the service account on \(kind): \(modify.stderr)")
         let ou = try server.asServiceAccount("ldapmodify", [], input: "dn: \(server.bindingsBase)\nchangetype: modify\n"
             + "replace: description\ndescription: x\n-\n\n", allowFailure: true)
-        #expect(ou.status == 50, "changing the bindings OU itself on \(kind): \(ou.standardError)")
+        #expect(ou.status == 50, "changing the bindings OU itself on \(kind): \(ou.stderr)")
 
         // The bridge pointed at a bindings base the account may not write: doctor says
         // so, apply fails (exit 5) and nothing is written there.
@@ -273,7 +279,7 @@ struct CrossServerTests {
         tree.configOverrides["bindings.search_base"] = tree.q(elsewhere)
         let doctor = try log.run(tree, "doctor", ["doctor"])
         #expect(doctor.status != Exit.ok, "doctor with a read-only bindings base on \(kind):\n\(output(doctor))")
-        #expect(doctor.standardOutput.contains("write access") || doctor.standardError.contains("write access"),
+        #expect(doctor.stdout.contains("write access") || doctor.stderr.contains("write access"),
                 "doctor names the missing write access on \(kind):\n\(output(doctor))")
         let apply = try log.run(tree, "apply", ["apply"])
         #expect(apply.status == Exit.directoryFailure, "apply with a read-only bindings base on \(kind):\n\(output(apply))")
@@ -290,13 +296,11 @@ struct ActiveDirectoryTests {
     @Test("doctor and plan bind as the service account by another name", arguments: forms)
     func bindByName(_ form: String) throws {
         let server = try directory(.sambaAD)
-        let tree = try TestTree("bindname", on: server)
+        let tree = try Scenario("bindname", on: server)
         let log = ExitLog(.sambaAD, "bind-as-\(form == "userPrincipalName" ? "upn" : "downlevel")")
         let name = try #require(form == "userPrincipalName" ? server.bindUserPrincipalName : server.bindDownLevelName)
         let gus = TestUser(tree.user("gus"), uidNumber: 20_051)
-        try tree.addUsers([gus])
-        try tree.addDevice("ws6", members: [tree.userDN(gus)])
-        try tree.writeReport("ws6", [(tree.user("gus"), 1001)])
+        try tree.addConnected([gus], to: "ws6")
         tree.configOverrides["ldap.bind_dn"] = tree.q(name)
         let doctor = try log.run(tree, "doctor", ["doctor"])
         #expect(doctor.status == Exit.ok, "doctor binding as \(form):\n\(output(doctor))")
@@ -315,7 +319,7 @@ struct DoctorServerSpecificTests {
           .enabled(if: crossServers.contains(.dirsrv389), "needs the 389 DS test server"))
     func lookThroughLimit() throws {
         let server = try directory(.dirsrv389)
-        let tree = try TestTree("limit", on: server)
+        let tree = try Scenario("limit", on: server)
         let users = (1...40).map { TestUser(tree.user(String(format: "l%02d", $0)), uidNumber: 21_000 + $0) }
         try tree.addUsers(users)
         try tree.addDevice("ws7", members: [tree.userDN(users[0])])
@@ -333,9 +337,9 @@ struct DoctorServerSpecificTests {
         let doctor = try tree.bridge(["doctor"])
         print("cross-server 389 doctor-lookthrough-limit: doctor=\(doctor.status)")
         #expect(doctor.status != Exit.ok)
-        #expect((doctor.standardOutput + doctor.standardError).contains("nsLookThroughLimit"),
+        #expect((doctor.stdout + doctor.stderr).contains("nsLookThroughLimit"),
                 "doctor's advice for 389's limit:\n\(output(doctor))")
-        #expect(!(doctor.standardOutput + doctor.standardError).contains(password))
+        #expect(!(doctor.stdout + doctor.stderr).contains(password))
     }
 
     /// The servers' certificates name localhost and 127.0.0.1; this machine's host name
@@ -347,19 +351,19 @@ struct DoctorServerSpecificTests {
         let host = ProcessInfo.processInfo.hostName
         try #require(resolvesToLoopback(host), "\(host) does not resolve to 127.0.0.1 here")
         let server = try directory(kind)
-        let tree = try TestTree("tlsname", on: server)
+        let tree = try Scenario("tlsname", on: server)
         let port = try #require(server.ldapsURI.split(separator: ":").last)
         tree.configOverrides["ldap.uri"] = tree.q("ldaps://\(host):\(port)")
         let doctor = try tree.bridge(["doctor"])
         print("cross-server \(kind.rawValue) doctor-tls-name-mismatch: doctor=\(doctor.status)")
         #expect(doctor.status != Exit.ok)
-        let text = doctor.standardOutput + doctor.standardError
+        let text = doctor.stdout + doctor.stderr
         #expect(text.contains("localhost") && text.contains(host), "doctor on a name mismatch:\n\(output(doctor))")
     }
 
     private func resolvesToLoopback(_ host: String) -> Bool {
-        guard let result = try? LDAPTestServer.runCommand(["/usr/bin/getent", "ahostsv4", host]) else { return false }
-        return result.status == 0 && result.standardOutput.split(separator: "\n").allSatisfy { $0.hasPrefix("127.0.0.1 ") }
+        guard let result = try? Processes.run("/usr/bin/getent", ["ahostsv4", host], timeout: 30) else { return false }
+        return result.status == 0 && result.stdout.split(separator: "\n").allSatisfy { $0.hasPrefix("127.0.0.1 ") }
     }
 }
 
@@ -371,12 +375,10 @@ extension ActiveDirectoryTests {
     func globalCatalogReads() throws {
         let server = try directory(.sambaAD)
         let catalog = try #require(server.globalCatalogURI)
-        let tree = try TestTree("gc", on: server)
+        let tree = try Scenario("gc", on: server)
         let log = ExitLog(.sambaAD, "global-catalog")
         let ida = TestUser(tree.user("ida"), uidNumber: 20_071)
-        try tree.addUsers([ida])
-        try tree.addDevice("ws9", members: [tree.userDN(ida)])
-        try tree.writeReport("ws9", [(ida.name, 1001)])
+        try tree.addConnected([ida], to: "ws9")
         tree.configOverrides["ldap.uri"] = tree.q(catalog)
         tree.configOverrides["ldap.write_uri"] = tree.q(server.ldapsURI)
         let doctor = try log.run(tree, "doctor", ["doctor"])
@@ -395,15 +397,13 @@ extension ActiveDirectoryTests {
     @Test("disabled accounts are not users")
     func disabledAccountsAreLeftOut() throws {
         let server = try directory(.sambaAD)
-        let tree = try TestTree("disabled", on: server)
+        let tree = try Scenario("disabled", on: server)
         let log = ExitLog(.sambaAD, "disabled-account")
         let jo = TestUser(tree.user("jo"), uidNumber: 20_081)
         let kim = TestUser(tree.user("kim"), uidNumber: 20_082)
-        try tree.addUsers([jo, kim])
+        try tree.addConnected([jo, kim], to: "ws10")
         try server.change("dn: \(tree.userDN(kim))\nchangetype: modify\nreplace: userAccountControl\n"
             + "userAccountControl: 546\n-\n\n") // 512 + 32 + 2: disabled
-        try tree.addDevice("ws10", members: [tree.userDN(jo), tree.userDN(kim)])
-        try tree.writeReport("ws10", [(jo.name, 1001), (kim.name, 1002)])
         let (status, report) = try tree.planJSON()
         log.note("plan", status)
         #expect(status == Exit.ok)
@@ -422,12 +422,10 @@ extension ActiveDirectoryTests {
     @Test("ldap:// needs StartTLS on AD")
     func startTLS() throws {
         let server = try directory(.sambaAD)
-        let tree = try TestTree("starttls", on: server)
+        let tree = try Scenario("starttls", on: server)
         let log = ExitLog(.sambaAD, "starttls")
         let lou = TestUser(tree.user("lou"), uidNumber: 20_091)
-        try tree.addUsers([lou])
-        try tree.addDevice("ws11", members: [tree.userDN(lou)])
-        try tree.writeReport("ws11", [(lou.name, 1001)])
+        try tree.addConnected([lou], to: "ws11")
         tree.configOverrides["ldap.uri"] = tree.q(server.ldapURI)
         tree.configOverrides["ldap.starttls"] = "true"
         let upgraded = try log.run(tree, "doctor-starttls", ["doctor"])
@@ -435,7 +433,7 @@ extension ActiveDirectoryTests {
         tree.configOverrides["ldap.starttls"] = "false"
         let cleartext = try log.run(tree, "doctor-cleartext", ["doctor"])
         #expect(cleartext.status == Exit.directoryFailure, "doctor over ldap:// in cleartext:\n\(output(cleartext))")
-        #expect(cleartext.standardOutput.contains("Strong"), "the refusal is named:\n\(output(cleartext))")
+        #expect(cleartext.stdout.contains("Strong"), "the refusal is named:\n\(output(cleartext))")
     }
 }
 
@@ -457,7 +455,7 @@ struct PrivateTestServerTests {
         let pidText = server.values["TB_SERVER_PID"] ?? server.values["TB_SLAPD_PID"] ?? ""
         let pid = try #require(Int32(pidText), "no server pid in \(server.envFile)")
         let search = try server.asServiceAccount("ldapsearch", ["-LLL", "-b", server.bindingsBase, "-s", "base", "dn"])
-        #expect(search.standardOutput.lowercased().contains(server.bindingsBase.lowercased()))
+        #expect(search.stdout.lowercased().contains(server.bindingsBase.lowercased()))
         try server.stop()
         stopped = true
         let gone = kill(pid, 0) != 0 || isZombie(pid)

@@ -9,7 +9,7 @@ import TestSupport
 import Glibc
 #endif
 
-/// Issue 11, items 5-8, on the real file system: future-dated reports (R8), duplicate
+/// On the real file system: future-dated reports (R8), duplicate
 /// detection with the planner's case folding (R15), files still being written, the total
 /// volume limit.
 @Suite struct ReportHardeningTests {

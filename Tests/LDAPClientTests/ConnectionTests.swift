@@ -1,4 +1,5 @@
 import Foundation
+import LDAPTestSupport
 import LDAPClient
 import Testing
 

@@ -1,4 +1,4 @@
-// LDAPServerAddress: the strict reading of referral URLs (issue 11, item 1). Server-free.
+// LDAPServerAddress: the strict reading of referral URLs. Server-free.
 
 import LDAPClient
 import Testing

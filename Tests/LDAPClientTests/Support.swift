@@ -1,12 +1,13 @@
 import Foundation
 import LDAPClient
 import LDAPSyntax
+import LDAPTestSupport
 import Testing
 
 /// Integration tests need the test server (scripts/test.sh sets TB_TEST_ENV).
-let serverConfigured = LDAPTestServer.isConfigured
+let serverConfigured = TestDirectory.isConfigured
 
-func sharedServer() throws -> LDAPTestServer { try LDAPTestServer.shared() }
+func sharedServer() throws -> TestDirectory { try TestDirectory.shared() }
 
 /// A name no other test (or test run) uses.
 func uniqueName(_ prefix: String) -> String {
@@ -14,7 +15,7 @@ func uniqueName(_ prefix: String) -> String {
 }
 
 /// A fresh subtree `ou=NAME,PARENT` created by the rootdn; removed with `removeSubtree`.
-func makeSubtree(_ server: LDAPTestServer, under parent: String? = nil, prefix: String = "t") async throws -> String {
+func makeSubtree(_ server: TestDirectory, under parent: String? = nil, prefix: String = "t") async throws -> String {
     let dn = "ou=\(uniqueName(prefix)),\(parent ?? server.base)"
     let root = try await server.connect(as: .root)
     try await root.add(dn: dn, attributes: [("objectClass", ["organizationalUnit"]), ("ou", [String(dn.dropFirst(3).prefix { $0 != "," })])])
@@ -23,7 +24,7 @@ func makeSubtree(_ server: LDAPTestServer, under parent: String? = nil, prefix: 
 }
 
 /// Deletes `dn` and everything below it, deepest first, as the rootdn.
-func removeSubtree(_ server: LDAPTestServer, _ dn: String) async throws {
+func removeSubtree(_ server: TestDirectory, _ dn: String) async throws {
     let root = try await server.connect(as: .root)
     var dns: [String] = []
     do {
@@ -40,7 +41,7 @@ func removeSubtree(_ server: LDAPTestServer, _ dn: String) async throws {
 
 /// Adds `count` inetOrgPerson entries `uid=PREFIXn,BASE` as the rootdn, pipelined in
 /// batches through ldapadd (fast), numbered 0..<count.
-func seedPeople(_ server: LDAPTestServer, base: String, count: Int, prefix: String = "u") throws {
+func seedPeople(_ server: TestDirectory, base: String, count: Int, prefix: String = "u") throws {
     var ldif = ""
     ldif.reserveCapacity(count * 160)
     for index in 0..<count {
@@ -52,18 +53,18 @@ func seedPeople(_ server: LDAPTestServer, base: String, count: Int, prefix: Stri
 /// Runs an ldap-utils tool; throws with its stderr on failure.
 @discardableResult
 func runTool(_ tool: String, _ arguments: [String], input: String? = nil) throws -> String {
-    let result = try LDAPTestServer.runCommand([tool] + arguments, input: input)
+    let result = try Processes.run(tool, arguments, input: input)
     guard result.status == 0 else {
-        throw ToolError(description: "\(tool) exited \(result.status): \(result.standardError)")
+        throw ToolError(description: "\(tool) exited \(result.status): \(result.stderr)")
     }
-    return result.standardOutput
+    return result.stdout
 }
 
 struct ToolError: Error, CustomStringConvertible { var description: String }
 
 /// Runs `body` with a private server of its own; always stops it.
-func withPrivateServer<T>(_ body: (LDAPTestServer) async throws -> T) async throws -> T {
-    let server = try LDAPTestServer.startPrivate()
+func withPrivateServer<T>(_ body: (TestDirectory) async throws -> T) async throws -> T {
+    let server = try TestDirectory.startPrivate()
     do {
         let value = try await body(server)
         try server.stop()
@@ -86,22 +87,4 @@ func expectLDAPError(_ body: () async throws -> Void, sourceLocation: SourceLoca
         Issue.record("expected an LDAPError, got \(error)", sourceLocation: sourceLocation)
         return nil
     }
-}
-
-/// A TCP port on loopback with nobody listening (bound then closed).
-func closedPort() -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = 0
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafePointer(to: &address) { pointer in
-        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
-    }
-    _ = withUnsafeMutablePointer(to: &address) { pointer in
-        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-    }
-    return Int(UInt16(bigEndian: address.sin_port))
 }

@@ -1,11 +1,11 @@
 // Test support: the throwaway directories the scripts start (OpenLDAP by
 // scripts/test-slapd.sh, 389 DS by scripts/test-389.sh, Samba AD by
-// scripts/test-samba-ad.sh), as one type. Test-only: nothing in Sources/ uses it.
+// scripts/test-samba-ad.sh), as one type: the shared servers scripts/test.sh starts and
+// the private ones a suite starts for itself (PrivateServers.swift). Test-only.
 //
 // Each script writes an `env` file of `KEY=value` lines with the same names
-// (TB_LDAP_URI, TB_BASE, TB_BIND_DN, ...); this type reads it (through
-// LDAPTestServer's parser) and adds the kind, the tools run as the directory's
-// administrator, and starting and stopping a private server.
+// (TB_LDAP_URI, TB_BASE, TB_BIND_DN, ...); this type reads it and adds the kind,
+// connections through LDAPClient, and the ldap-utils tools run as the administrator.
 
 import Foundation
 import LDAPClient
@@ -58,11 +58,16 @@ public struct TestDirectory: Sendable, CustomStringConvertible {
     public let envFile: String
 
     public init(envFile: String) throws {
-        let parsed = try LDAPTestServer(envFile: envFile)
-        values = parsed.values
+        guard let data = FileManager.default.contents(atPath: envFile) else { throw Failure("cannot read \(envFile)") }
+        var values: [String: String] = [:]
+        for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
+            guard let equals = line.firstIndex(of: "="), !line.hasPrefix("#") else { continue }
+            values[String(line[..<equals])] = String(line[line.index(after: equals)...])
+        }
+        self.values = values
         self.envFile = envFile
         // test-slapd.sh writes no kind: an env file without one is OpenLDAP's.
-        let marker = parsed.values["TB_SERVER_KIND"] ?? Kind.openLDAP.rawValue
+        let marker = values["TB_SERVER_KIND"] ?? Kind.openLDAP.rawValue
         guard let kind = Kind(rawValue: marker) else {
             throw Failure("\(envFile): unknown TB_SERVER_KIND \(marker)")
         }
@@ -97,6 +102,53 @@ public struct TestDirectory: Sendable, CustomStringConvertible {
     /// The server's folder (what the script's `stop` takes).
     public var directory: String { values["TB_SERVER_DIR"] ?? field("TB_SLAPD_DIR") }
 
+    // OpenLDAP only (test-slapd.sh): ldapi://, client certificates, the read-only account.
+    public var ldapiURI: String { field("TB_LDAPI_URI") }
+    public var ldapiExternalDN: String { field("TB_LDAPI_EXTERNAL_DN") }
+    public var clientCert: String { field("TB_CLIENT_CERT") }
+    public var clientKey: String { field("TB_CLIENT_KEY") }
+    /// A non-root read-only account with the default size limit (500).
+    public var readerDN: String { field("TB_READER_DN") }
+    public var readerPasswordFile: String { field("TB_READER_PW_FILE") }
+
+    /// The value of `key`; throws when the env file has none.
+    public func value(_ key: String) throws -> String {
+        guard let value = values[key] else { throw Failure("\(key) missing from \(envFile)") }
+        return value
+    }
+
+    public func rootPassword() throws -> Secret { try readSecret(rootPasswordFile, "TB_ROOT_PW_FILE") }
+    public func bindPassword() throws -> Secret { try readSecret(bindPasswordFile, "TB_BIND_PW_FILE") }
+    public func readerPassword() throws -> Secret { try readSecret(readerPasswordFile, "TB_READER_PW_FILE") }
+
+    private func readSecret(_ path: String, _ key: String) throws -> Secret {
+        guard let data = FileManager.default.contents(atPath: path) else { throw Failure("cannot read \(key) (\(path))") }
+        return Secret(String(decoding: data, as: UTF8.self).trimmingCharacters(in: .newlines))
+    }
+
+    public enum Identity: Sendable {
+        /// The administrator (no ACLs, no limits).
+        case root
+        /// The non-root service account: reads everything, writes under the bindings base.
+        case bind
+        /// The non-root read-only account with the default size limit (OpenLDAP only).
+        case reader
+        case anonymous
+    }
+
+    /// Connects over plain `ldap://` (or `uri`) and binds as `identity`.
+    public func connect(as identity: Identity = .bind, uri: String? = nil,
+                        timeout: Double = 30) async throws -> LDAPConnection {
+        let connection = try await LDAPConnection.connect(LDAPConnectionOptions(uri: uri ?? ldapURI, timeout: timeout))
+        switch identity {
+        case .root: try await connection.bind(.simple(dn: rootDN, password: rootPassword()))
+        case .bind: try await connection.bind(.simple(dn: bindDN, password: bindPassword()))
+        case .reader: try await connection.bind(.simple(dn: readerDN, password: readerPassword()))
+        case .anonymous: try await connection.bind(.anonymous)
+        }
+        return connection
+    }
+
     // MARK: - Finding servers
 
     /// The shared server of `kind` when scripts/test.sh (or the caller) named one.
@@ -107,6 +159,18 @@ public struct TestDirectory: Sendable, CustomStringConvertible {
         return server
     }
 
+    /// The shared OpenLDAP server (scripts/test.sh's TB_TEST_ENV).
+    public static func shared() throws -> TestDirectory {
+        guard let server = configured(.openLDAP) else {
+            throw Failure("\(Kind.openLDAP.environmentVariable) names no readable env file (run scripts/test.sh)")
+        }
+        return server
+    }
+
+    /// True when scripts/test.sh (or the caller) named a shared OpenLDAP server: the gate
+    /// of every suite that needs one (they skip cleanly without it).
+    public static var isConfigured: Bool { configured(.openLDAP) != nil }
+
     /// The kinds with a configured shared server, in a fixed order.
     public static var configuredKinds: [Kind] { Kind.allCases.filter { configured($0) != nil } }
 
@@ -116,34 +180,6 @@ public struct TestDirectory: Sendable, CustomStringConvertible {
             .deletingLastPathComponent().path
     }
 
-    // MARK: - Private servers
-
-    /// Starts a private server of `kind` in a new folder under /tmp. `stop()` it when
-    /// done. Samba's ports are fixed: a private one needs its own loopback `address`
-    /// (TB_SAMBA_ADDR), different from the shared one's.
-    public static func startPrivate(_ kind: Kind, address: String? = nil) throws -> TestDirectory {
-        let folder = "/tmp/tb-\(kind.rawValue)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        var command = ["/bin/bash", packageRoot + "/" + kind.script, "start", folder]
-        if let address { command = ["/usr/bin/env", "TB_SAMBA_ADDR=\(address)"] + command }
-        let result = try LDAPTestServer.runCommand(command)
-        guard result.status == 0 else {
-            _ = try? LDAPTestServer.runCommand(["/bin/bash", packageRoot + "/" + kind.script, "stop", folder])
-            throw Failure("\(kind.script) start \(folder) failed (\(result.status)): \(result.standardError)")
-        }
-        return try TestDirectory(envFile: folder + "/env")
-    }
-
-    /// Stops the server with its script's `stop`; with `removeFiles` also deletes its folder.
-    public func stop(removeFiles: Bool = true) throws {
-        let result = try LDAPTestServer.runCommand(["/bin/bash", Self.packageRoot + "/" + kind.script, "stop", directory])
-        guard result.status == 0 else {
-            throw Failure("\(kind.script) stop \(directory) failed (\(result.status)): \(result.standardError)")
-        }
-        if removeFiles, directory.hasPrefix("/tmp/tb-") {
-            try? FileManager.default.removeItem(atPath: directory)
-        }
-    }
-
     // MARK: - ldap-utils as the administrator
 
     /// Runs an ldap-utils tool (`ldapsearch`, `ldapmodify`, `ldapdelete`, ...) as the
@@ -151,25 +187,25 @@ public struct TestDirectory: Sendable, CustomStringConvertible {
     /// non-zero exit unless `allowFailure`.
     @discardableResult
     public func admin(_ tool: String, _ arguments: [String], input: String? = nil,
-                      allowFailure: Bool = false) throws -> LDAPTestServer.CommandResult {
+                      allowFailure: Bool = false) throws -> ProcessOutcome {
         try run(tool, arguments, as: rootDN, passwordFile: rootPasswordFile, input: input, allowFailure: allowFailure)
     }
 
     /// The same as the service account (for checking what it may and may not do).
     @discardableResult
     public func asServiceAccount(_ tool: String, _ arguments: [String], input: String? = nil,
-                                 allowFailure: Bool = false) throws -> LDAPTestServer.CommandResult {
+                                 allowFailure: Bool = false) throws -> ProcessOutcome {
         try run(tool, arguments, as: bindDN, passwordFile: bindPasswordFile, input: input, allowFailure: allowFailure)
     }
 
     private func run(_ tool: String, _ arguments: [String], as dn: String, passwordFile: String, input: String?,
-                     allowFailure: Bool) throws -> LDAPTestServer.CommandResult {
-        let command = ["/usr/bin/env", "LDAPTLS_CACERT=\(caCert)", "LDAPTLS_REQCERT=demand",
-                       "/usr/bin/\(tool)", "-x", "-H", ldapsURI, "-D", dn, "-y", passwordFile] + arguments
-        let result = try LDAPTestServer.runCommand(command, input: input)
+                     allowFailure: Bool) throws -> ProcessOutcome {
+        let result = try Processes.run("/usr/bin/\(tool)", ["-x", "-H", ldapsURI, "-D", dn, "-y", passwordFile] + arguments,
+                                       environment: ["LDAPTLS_CACERT": caCert, "LDAPTLS_REQCERT": "demand"],
+                                       input: input, timeout: 300)
         if result.status != 0 && !allowFailure {
             throw Failure("\(tool) \(arguments.joined(separator: " ")) on \(kind) failed (\(result.status)): "
-                + result.standardError)
+                + result.stderr)
         }
         return result
     }
@@ -179,11 +215,31 @@ public struct TestDirectory: Sendable, CustomStringConvertible {
         try admin("ldapmodify", [], input: ldif)
     }
 
+    /// An ldap-utils tool as the administrator; its standard output. Throws on failure.
+    @discardableResult
+    public func root(_ tool: String, _ arguments: [String], input: String? = nil) throws -> String {
+        try admin(tool, arguments, input: input).stdout
+    }
+
+    /// Adds the entries of `ldif` (content records, no changetype) as the administrator.
+    public func add(_ ldif: String) throws { try admin("ldapadd", [], input: ldif) }
+
+    /// The same as `change`: LDIF change records applied by the administrator.
+    public func modify(_ ldif: String) throws { try change(ldif) }
+
+    /// Everything under `base` (default: the whole tree), canonical (`canonicalLDIF`). With
+    /// `operational`, also modifyTimestamp, entryCSN and the like, so any write at all shows.
+    public func dump(_ base: String? = nil, operational: Bool = false) throws -> String {
+        let attributes = operational ? ["*", "+"] : ["*"]
+        return canonicalLDIF(try root("ldapsearch", ["-LLL", "-o", "ldif-wrap=no", "-b", base ?? self.base,
+                                                     "(objectClass=*)"] + attributes))
+    }
+
     /// Entries under `base` (scope `scope`) matching `filter`, as the administrator.
     public func search(_ base: String, scope: String = "sub", filter: String = "(objectClass=*)",
                        attributes: [String] = ["*"]) throws -> [LDIFEntry] {
         let result = try admin("ldapsearch", ["-LLL", "-o", "ldif-wrap=no", "-b", base, "-s", scope, filter] + attributes)
-        return LDIFEntry.parse(result.standardOutput)
+        return LDIFEntry.parse(result.stdout)
     }
 }
 
@@ -231,4 +287,24 @@ public struct LDIFEntry: Sendable {
         if let entry = current { entries.append(entry) }
         return entries
     }
+}
+
+// MARK: - Dumps
+
+/// LDIF in a canonical form for comparisons: entries sorted, each with its `dn:` line
+/// (lowercased) first and its other lines sorted (servers return values in any order).
+public func canonicalLDIF(_ ldif: String) -> String {
+    ldif.components(separatedBy: "\n\n")
+        .map { $0.split(separator: "\n").map(String.init) }
+        .filter { !$0.isEmpty }
+        .map { lines in ([lines[0].lowercased()] + lines.dropFirst().sorted()).joined(separator: "\n") }
+        .sorted()
+        .joined(separator: "\n\n")
+}
+
+/// A canonical dump without the run lease entry, which stays between runs under the
+/// bindings base (Lease.swift): for comparing binding groups only.
+public func withoutRunLease(_ canonicalDump: String) -> String {
+    canonicalDump.components(separatedBy: "\n\n").filter { !$0.lowercased().hasPrefix("dn: cn=takeover-bridge-lease,") }
+        .joined(separator: "\n\n")
 }

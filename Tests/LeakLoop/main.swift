@@ -6,6 +6,7 @@
 
 import Foundation
 import LDAPClient
+import LDAPTestSupport
 
 struct Stop: Error {}
 
@@ -23,7 +24,7 @@ let finished = DispatchSemaphore(value: 0)
 let outcome = Outcome()
 Task.detached {
     do {
-        let server = try LDAPTestServer(envFile: envFile)
+        let server = try TestDirectory(envFile: envFile)
         try await LeakLoop.seed(server)
         for _ in 0..<iterations { try await LeakLoop.once(server) }
         outcome.set("leak loop: \(iterations) iterations done")
@@ -47,7 +48,7 @@ final class Outcome: @unchecked Sendable { // guarded by `lock`
 }
 
 enum LeakLoop {
-    static func seed(_ server: LDAPTestServer) async throws {
+    static func seed(_ server: TestDirectory) async throws {
         let root = try await server.connect(as: .root)
         let ou = "ou=leak,\(server.base)"
         try await addUnlessPresent(root, ou, [("objectClass", [LDAPValue("organizationalUnit")]), ("ou", [LDAPValue("leak")])])
@@ -68,13 +69,13 @@ enum LeakLoop {
         }
     }
 
-    static func once(_ server: LDAPTestServer) async throws {
+    static func once(_ server: TestDirectory) async throws {
         try await reads(server)
         try await writes(server)
         try await transports(server)
     }
 
-    static func reads(_ server: LDAPTestServer) async throws {
+    static func reads(_ server: TestDirectory) async throws {
         let ou = "ou=leak,\(server.base)"
         // Plain bind as the service account; paged search over 600 entries with binary values.
         let bridge = try await server.connect(as: .bind)
@@ -104,7 +105,7 @@ enum LeakLoop {
         await reader.close()
     }
 
-    static func writes(_ server: LDAPTestServer) async throws {
+    static func writes(_ server: TestDirectory) async throws {
         let ou = "ou=leak,\(server.base)"
         let bridge = try await server.connect(as: .bind)
         // Writes under ou=bindings: entry add/delete, value add/delete, already-done paths.
@@ -125,7 +126,7 @@ enum LeakLoop {
         await bridge.close()
     }
 
-    static func transports(_ server: LDAPTestServer) async throws {
+    static func transports(_ server: TestDirectory) async throws {
         // TLS: StartTLS, ldaps, wrong CA, EXTERNAL over ldapi and TLS, SCRAM.
         let tls = try await LDAPConnection.connect(LDAPConnectionOptions(uri: server.ldapURI, startTLS: true, tlsCACertFile: server.caCert))
         try await tls.bind(.simple(dn: server.bindDN, password: server.bindPassword()))

@@ -3,6 +3,7 @@
 // server killed in the middle of an apply. Plus the pure wave scheduling.
 
 import Foundation
+import LDAPTestSupport
 import LDAPClient
 import LDAPSyntax
 import Logging
@@ -176,10 +177,10 @@ struct ApplierServerTests {
     /// Reads from a read-only consumer: its referral is followed to the provider, the
     /// write lands there and replicates back; with write_uri set, no referral at all.
     @Test func referralFromAReplicaIsFollowed() async throws {
-        let (provider, consumer) = try GlueServer.startReplicaPair()
+        let (provider, consumer) = try TestDirectory.startReplicaPair()
         defer {
-            GlueServer.stop(consumer)
-            GlueServer.stop(provider)
+            try? consumer.stop()
+            try? provider.stop()
         }
         let s = try Scenario(server: provider)
         try s.addUsers([("r1", nil), ("r2", nil)])
@@ -212,8 +213,8 @@ struct ApplierServerTests {
     /// back: the applier reconnects, redoes only what is not known done, and the result
     /// is exactly the planned directory.
     @Test func serverKilledAndRestartedMidApplyConverges() async throws {
-        let server = try GlueServer.startAnother()
-        defer { GlueServer.stop(server) }
+        let server = try TestDirectory.startPrivate()
+        defer { try? server.stop() }
         let s = try Scenario(server: server)
         let count = 3000
         try await seedMany(s, count: count)
@@ -231,7 +232,7 @@ struct ApplierServerTests {
             usleep(150_000)
             victim.kill(signal: SIGKILL)
             usleep(200_000)
-            _ = try? GlueServer.restart(victim)
+            _ = try? victim.restart()
         }
         restarted.start()
         let result = await applier.apply(changes)
@@ -249,8 +250,8 @@ struct ApplierServerTests {
     /// Killed and not back: the binary exits 5 listing what it wrote and what not, the
     /// run record holds what was written, and the next run converges.
     @Test func serverKilledForGoodExits5AndTheNextRunConverges() async throws {
-        var server = try GlueServer.startAnother()
-        defer { GlueServer.stop(server) }
+        var server = try TestDirectory.startPrivate()
+        defer { try? server.stop() }
         let s = try Scenario(server: server)
         let count = 3000
         try await seedMany(s, count: count)
@@ -278,7 +279,7 @@ struct ApplierServerTests {
         #expect(journal.split(separator: "\n").count == 2)
         #expect(journal.contains("failed: gave up"))
 
-        server = try GlueServer.restart(server)
+        server = try server.restart()
         let again = try s.bridge(["apply"])
         #expect(again.status == 0, "\(again.stderr.suffix(2000))")
         let check = try s.bridge(["plan", "--check"])

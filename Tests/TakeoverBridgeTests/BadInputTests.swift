@@ -1,4 +1,4 @@
-// Issue 6, bad input (docs/product.md section 7): a corpus of broken configurations and broken
+// Bad input (docs/product.md section 7): a corpus of broken configurations and broken
 // device reports, each run through the built binary against a private slapd that holds
 // real bindings. Every one gives a clear message naming the file (and the line, where
 // the input has one), none crashes, and none unbinds anyone.
@@ -6,9 +6,10 @@
 // The corpus is generated here (text, bytes, FIFOs, symlinks, sparse files) rather than
 // kept as resource files, so no special file has to live in the repository.
 //
-// Support code (SafetyKit, SafetyServer, SafetyWorld) is in SafetyIntegrationTests.swift.
+// Support code (`Scenario.world(on:)`, `expectStatus`, `uids`) is in SafetyIntegrationTests.swift.
 
 import Foundation
+import LDAPTestSupport
 import LDAPClient
 import Testing
 
@@ -51,12 +52,12 @@ struct BadConfig: Sendable, CustomStringConvertible {
     ///  5 timeout          12 reports         19 max_unbind_percent
     ///  6                  13                 20
     ///  7 [users]          14 [bindings]      21 [state] / 22 dir
-    static func template(_ world: SafetyWorld) -> [String] {
+    static func template(_ world: Scenario) -> [String] {
         let q = world.q
         return [
             "[ldap]",
             "uri = \(q(world.server.ldapURI))",
-            "bind_dn = \(q(world.server.server.bindDN))",
+            "bind_dn = \(q(world.server.bindDN))",
             "bind_password_file = \(q(world.passwordFile))",
             "timeout = 10",
             "",
@@ -183,7 +184,7 @@ struct BadReport: Sendable, CustomStringConvertible {
     static func bytes(_ b: [UInt8]) -> @Sendable (String) throws -> Void {
         { path in
             guard FileManager.default.createFile(atPath: path, contents: Data(b)) else {
-                throw SafetyFailure("cannot write \(path)")
+                throw TestDirectory.Failure("cannot write \(path)")
             }
         }
     }
@@ -240,14 +241,14 @@ struct BadReport: Sendable, CustomStringConvertible {
                   make: text("root:x:0:0:root:/root:/bin/bash\nu01:x:20000\nu02:x:20001:100::/home/u02:/bin/bash\n"),
                   line: 2, fragments: []),
         BadReport(name: "larger than the size cap", file: "victim.json", make: { path in
-            guard FileManager.default.createFile(atPath: path, contents: nil) else { throw SafetyFailure("create \(path)") }
-            guard truncate(path, 70 * 1024 * 1024) == 0 else { throw SafetyFailure("truncate \(path)") }
+            guard FileManager.default.createFile(atPath: path, contents: nil) else { throw TestDirectory.Failure("create \(path)") }
+            guard truncate(path, 70 * 1024 * 1024) == 0 else { throw TestDirectory.Failure("truncate \(path)") }
         }, line: nil, fragments: []),
         BadReport(name: "a FIFO", file: "victim.json", make: { path in
-            guard mkfifo(path, 0o644) == 0 else { throw SafetyFailure("mkfifo \(path)") }
+            guard mkfifo(path, 0o644) == 0 else { throw TestDirectory.Failure("mkfifo \(path)") }
         }, line: nil, fragments: []),
         BadReport(name: "a symlink to /dev/zero", file: "victim.json", make: { path in
-            guard symlink("/dev/zero", path) == 0 else { throw SafetyFailure("symlink \(path)") }
+            guard symlink("/dev/zero", path) == 0 else { throw TestDirectory.Failure("symlink \(path)") }
         }, line: nil, fragments: []),
         BadReport(name: "a folder", file: "victim.json", make: { path in
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false)
@@ -257,28 +258,27 @@ struct BadReport: Sendable, CustomStringConvertible {
 
 // MARK: - The tests
 
-extension Issue6Tests {
-    @Suite("bad input: clear messages, no crash, nobody unbound", .serialized,
-           .enabled(if: safetyServerTestsEnabled, "needs TB_TEST_ENV (run scripts/test.sh)"))
+extension SerializedServerTests {
+    @Suite("bad input: clear messages, no crash, nobody unbound")
     struct BadInputTests {
-        static let server = SafetyServer.start()
+        static let server = TestDirectory.privateServer()
 
         /// A world where `victim` has three bindings (u01-u03) and u01 has since been
         /// disconnected: any run that took bad evidence for good would unbind u01.
-        static let victimWorld: Result<SafetyWorld, SafetyFailure> = {
+        static let victimWorld: Result<Scenario, TestDirectory.Failure> = {
             do {
-                let world = try SafetyWorld(try server.get())
+                let world = try Scenario.world(on: try server.get())
                 try world.addUsers(uids(1...5))
                 try world.addDevice("victim", uids(1...3))
                 try world.addDevice("bystander", ["u04"])
                 try world.writeReport("victim", accounts: uids(1...5), fileName: "victim.csv")
                 try world.writeReport("bystander", accounts: uids(1...5), fileName: "bystander.csv")
                 let first = try world.bridge(["apply"])
-                guard first.status == 0 else { return .failure(SafetyFailure("first apply: \(first)")) }
+                guard first.status == 0 else { return .failure(TestDirectory.Failure("first apply: \(first)")) }
                 try world.disconnect(["u01"], from: "victim")
                 return .success(world)
             } catch {
-                return .failure(SafetyFailure("\(error)"))
+                return .failure(TestDirectory.Failure("\(error)"))
             }
         }()
 
@@ -291,7 +291,7 @@ extension Issue6Tests {
             case .lines(let change):
                 try world.writeFile(path, change(BadConfig.template(world)).joined(separator: "\n") + "\n", mode: 0o600)
             case .bytes(let make):
-                guard FileManager.default.createFile(atPath: path, contents: Data(make(good))) else { throw SafetyFailure("write") }
+                guard FileManager.default.createFile(atPath: path, contents: Data(make(good))) else { throw TestDirectory.Failure("write") }
                 chmod(path, 0o600)
             case .folder:
                 try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false)
@@ -301,7 +301,7 @@ extension Issue6Tests {
             defer { try? FileManager.default.removeItem(atPath: path) }
             let before = try server.dump(operational: true)
             for command in [["apply"], ["plan"], ["doctor"]] {
-                let outcome = try SafetyKit.run(SafetyKit.binary, ["-c", path] + command, directory: world.folder, timeout: 60)
+                let outcome = try Processes.run(BridgeExecutable.path, ["-c", path] + command, directory: world.folder, timeout: 60)
                 #expect(!outcome.signalled, "\(bad.name): \(command) crashed: \(outcome)")
                 #expect(outcome.status == 78, "\(bad.name): \(command): \(outcome)")
                 // doctor reports on stdout, the other commands on stderr.
@@ -380,7 +380,7 @@ extension Issue6Tests {
             csv += "\"bad-date\n\(forged)\",u05,20005,/home/u05,not-a-date\n"
             try world.writeFile(world.reports + "/hostile.csv", csv, mode: 0o644)
             // A file name that is not UTF-8, and one with a newline and a forged line in it.
-            let made = try SafetyKit.run("/bin/bash", ["-c", "printf '[]' > \"$1\"$'\\xff\\xfe.json'", "x", world.reports + "/bad"])
+            let made = try Processes.run("/bin/bash", ["-c", "printf '[]' > \"$1\"$'\\xff\\xfe.json'", "x", world.reports + "/bad"])
             #expect(made.status == 0, "\(made)")
             try world.writeFile(world.reports + "/x\n\(forged).json", "[{\"username\":\"u01\"", mode: 0o644)
             let victimBefore = try server.dump(world.groupDN("victim"), operational: true)
@@ -399,7 +399,7 @@ extension Issue6Tests {
             for file in (try? FileManager.default.contentsOfDirectory(atPath: world.reports)) ?? [] where file != "bystander.csv" {
                 try? FileManager.default.removeItem(atPath: world.reports + "/" + file)
             }
-            _ = try? SafetyKit.run("/bin/bash", ["-c", "rm -f \"$1\"$'\\xff\\xfe.json'", "x", world.reports + "/bad"])
+            _ = try? Processes.run("/bin/bash", ["-c", "rm -f \"$1\"$'\\xff\\xfe.json'", "x", world.reports + "/bad"])
         }
     }
 }

@@ -3,6 +3,7 @@
 // and doctor's checks.
 
 import Foundation
+import LDAPTestSupport
 import LDAPClient
 import LDAPSyntax
 import TakeoverCore
@@ -196,8 +197,8 @@ struct DirectoryServerTests {
 
     /// A server that stops answering: the timeout is a failure (5), never "no users".
     @Test func aServerThatHangsIsAFailure() throws {
-        let server = try GlueServer.startAnother()
-        defer { GlueServer.stop(server) }
+        let server = try TestDirectory.startPrivate()
+        defer { try? server.stop() }
         let s = try Scenario(server: server)
         try s.addUsers([("h1", nil)])
         try s.addDevice("pc", ["h1"])

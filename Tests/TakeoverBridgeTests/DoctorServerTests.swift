@@ -1,6 +1,7 @@
-// Issue 10 item 8: doctor's server-specific advice, the pure parts and against slapd.
+// Doctor's server-specific advice, the pure parts and against slapd.
 
 import Foundation
+import LDAPTestSupport
 import LDAPClient
 import Testing
 @testable import TakeoverBridge
@@ -31,7 +32,7 @@ import Testing
 
     @Test func certificateNamesOfTheTestServersCertificate() throws {
         guard bridgeTestsEnabled else { return }
-        let server = try LDAPTestServer.shared()
+        let server = try TestDirectory.shared()
         let pem = try String(contentsOfFile: server.directory + "/tls/server.crt", encoding: .utf8)
         let body = pem.split(separator: "\n").filter { !$0.hasPrefix("-----") }.joined()
         let der = try #require(Data(base64Encoded: body))
@@ -58,7 +59,7 @@ struct DoctorTLSNameTests {
     /// not in its certificate: doctor says which names the certificate has.
     @Test func aNameMismatchNamesTheCertificatesHosts() throws {
         let host = ProcessInfo.processInfo.hostName
-        let lookup = try runProgram("/usr/bin/getent", ["ahostsv4", host])
+        let lookup = try Processes.run("/usr/bin/getent", ["ahostsv4", host])
         guard lookup.status == 0, lookup.stdout.split(separator: "\n").allSatisfy({ $0.hasPrefix("127.0.0.1 ") }) else {
             return // the host name does not reach the loopback slapd here
         }

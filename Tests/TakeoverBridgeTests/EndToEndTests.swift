@@ -3,6 +3,7 @@
 // hostile device name, golden reports.
 
 import Foundation
+import LDAPTestSupport
 import LDAPClient
 import LDAPSyntax
 import TakeoverCore
@@ -12,7 +13,7 @@ import Testing
 @Suite("end to end: the binary against slapd", .enabled(if: bridgeTestsEnabled, "needs TB_TEST_ENV (run scripts/test.sh)"))
 struct EndToEndTests {
     /// A small world with no conflicts: three users, two devices, reports for both.
-    func cleanWorld(_ layout: Scenario.Layout = .project, name: String? = nil, server: LDAPTestServer? = nil) throws -> Scenario {
+    func cleanWorld(_ layout: Scenario.Layout = .project, name: String? = nil, server: TestDirectory? = nil) throws -> Scenario {
         let s = try Scenario(name, layout: layout, server: server)
         try s.addUsers([("alice", nil), ("bob", "robert"), ("carol", nil)])
         try s.addDevice("mbp-alice", ["alice"])
@@ -86,7 +87,7 @@ struct EndToEndTests {
         try s.addDevice("new-pc", ["alice"])
         try s.writeReport("new-pc", [("alice", 1001)], fileName: "new-pc.csv")
 
-        let folder = BridgeBinary.packageRoot + "/Tests/TakeoverBridgeTests/Golden"
+        let folder = TestDirectory.packageRoot + "/Tests/TakeoverBridgeTests/Golden"
         let record = ProcessInfo.processInfo.environment["TB_RECORD_GOLDEN"] == "1"
         for (format, file) in [("text", "plan.txt"), ("json", "plan.json"), ("csv", "plan.csv"), ("ldif", "plan.ldif")] {
             let result = try s.bridge(["plan", "--format", format])
@@ -146,8 +147,8 @@ struct EndToEndTests {
     /// Two servers loaded alike: apply on one, `plan --format ldif | ldapmodify` (as the
     /// service account) on the other; the bindings subtrees must be equal, round after round.
     @Test func planLDIFAppliedWithLdapmodifyEqualsApply() async throws {
-        let other = try GlueServer.startAnother()
-        defer { GlueServer.stop(other) }
+        let other = try TestDirectory.startPrivate()
+        defer { try? other.stop() }
         let name = "ldif\(UInt32.random(in: 0...UInt32.max))"
         let a = try cleanWorld(name: name)
         let b = try cleanWorld(name: name, server: other)
@@ -163,7 +164,7 @@ struct EndToEndTests {
             let plan = try b.bridge(["plan", "--format", "ldif"])
             #expect(plan.status == 0 || plan.status == 3, "\(label): \(plan.all)")
             if !plan.stdout.isEmpty {
-                let result = try runProgram("/usr/bin/ldapmodify", ["-x", "-H", other.ldapURI, "-D", other.bindDN,
+                let result = try Processes.run("/usr/bin/ldapmodify", ["-x", "-H", other.ldapURI, "-D", other.bindDN,
                                                                      "-y", other.bindPasswordFile], input: plan.stdout)
                 #expect(result.status == 0, "\(label): ldapmodify: \(result.stderr)\n\(plan.stdout)")
             }

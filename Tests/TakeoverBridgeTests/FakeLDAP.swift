@@ -1,4 +1,4 @@
-// Loopback stand-ins for hostile servers (issue 11): a fake LDAP server that records
+// Loopback stand-ins for hostile servers: a fake LDAP server that records
 // every connection and bind that reaches it (and can answer like a real server, or stay
 // silent), and a proxy in front of the real test slapd that answers every write with a
 // referral of the test's choosing. The proxy is what lets a test send referral URLs that
@@ -8,6 +8,7 @@
 // SEQUENCE with a definite length), plus the few results these stand-ins send.
 
 import Foundation
+import LDAPTestSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -111,7 +112,7 @@ enum LoopbackSocket {
     static func listen(address: String) throws -> (Int32, Int) {
         let v6 = address.contains(":")
         let fd = socket(v6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw GlueTestError("socket: \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw TestDirectory.Failure("socket: \(String(cString: strerror(errno)))") }
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
         var port = 0
@@ -122,7 +123,7 @@ enum LoopbackSocket {
             let rc = withUnsafePointer(to: &sa) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) }
             }
-            guard rc == 0 else { close(fd); throw GlueTestError("bind \(address): \(String(cString: strerror(errno)))") }
+            guard rc == 0 else { close(fd); throw TestDirectory.Failure("bind \(address): \(String(cString: strerror(errno)))") }
             var length = socklen_t(MemoryLayout<sockaddr_in6>.size)
             _ = withUnsafeMutablePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
             port = Int(UInt16(bigEndian: sa.sin6_port))
@@ -133,12 +134,12 @@ enum LoopbackSocket {
             let rc = withUnsafePointer(to: &sa) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
             }
-            guard rc == 0 else { close(fd); throw GlueTestError("bind \(address): \(String(cString: strerror(errno)))") }
+            guard rc == 0 else { close(fd); throw TestDirectory.Failure("bind \(address): \(String(cString: strerror(errno)))") }
             var length = socklen_t(MemoryLayout<sockaddr_in>.size)
             _ = withUnsafeMutablePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
             port = Int(UInt16(bigEndian: sa.sin_port))
         }
-        guard Glibc.listen(fd, 16) == 0 else { close(fd); throw GlueTestError("listen: \(String(cString: strerror(errno)))") }
+        guard Glibc.listen(fd, 16) == 0 else { close(fd); throw TestDirectory.Failure("listen: \(String(cString: strerror(errno)))") }
         return (fd, port)
     }
 

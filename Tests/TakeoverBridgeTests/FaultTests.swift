@@ -1,4 +1,4 @@
-// Issue 6, faults: applies with the server killed at random moments. After each, the
+// Faults: applies with the server killed at random moments. After each, the
 // next apply converges to exactly the planned directory, and the members people added
 // by hand are all still there.
 //
@@ -6,6 +6,7 @@
 // project's notes come from TB_FAULT_RUNS=50). Seeded: TB_FAULT_SEED (default 42).
 
 import Foundation
+import LDAPTestSupport
 import LDAPClient
 import LDAPSyntax
 import TakeoverCore
@@ -23,8 +24,8 @@ struct FaultTests {
         let environment = ProcessInfo.processInfo.environment
         let runs = Int(environment["TB_FAULT_RUNS"] ?? "") ?? 8
         var rng = SplitMix64(seed: UInt64(environment["TB_FAULT_SEED"] ?? "") ?? 42)
-        let server = try GlueServer.startAnother()
-        defer { GlueServer.stop(server) }
+        let server = try TestDirectory.startPrivate()
+        defer { try? server.stop() }
         let s = try Scenario(server: server)
         s.configOverrides["safety.max_unbinds"] = "1000000"
         s.configOverrides["ldap.timeout"] = "3"
@@ -98,7 +99,7 @@ struct FaultTests {
                 usleep(delay)
                 victim.kill(signal: SIGKILL)
                 usleep(downFor)
-                _ = try? GlueServer.restart(victim)
+                _ = try? victim.restart()
             }
             killer.start()
             let result = try s.bridge(["apply"])

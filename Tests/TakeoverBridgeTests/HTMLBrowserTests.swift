@@ -4,6 +4,7 @@
 // scripts/test.sh this never skips.
 
 import Foundation
+import LDAPTestSupport
 import Testing
 @testable import TakeoverBridge
 
@@ -32,7 +33,7 @@ enum Chromium {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let shot = folder + "/shot.png"
-        let result = try runProgram("/usr/bin/timeout", [
+        let result = try Processes.run("/usr/bin/timeout", [
             "-k", "5", "90", path ?? "chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
             "--disable-dev-shm-usage", "--user-data-dir=\(folder)/profile", "--enable-logging=stderr", "--v=0",
             "--window-size=\(width),\(height)", "--screenshot=\(shot)", "--dump-dom", URL(fileURLWithPath: page).absoluteString,

@@ -1,4 +1,4 @@
-// Issue 11, item 13, and the lease taken only to write: two applies with different state
+// The lease, taken only to write: two applies with different state
 // folders (two hosts) against the same slapd. A run with nothing to write leaves the
 // directory byte-identical; a run with changes takes the lease and gives it back (the
 // entry stays, free); a second host exits 75 at once while the lease is held; a host that
@@ -7,6 +7,7 @@
 // the writes; doctor shows the lease.
 
 import Foundation
+import LDAPTestSupport
 import LDAPClient
 import LDAPSyntax
 import Logging
@@ -27,9 +28,8 @@ struct LeaseTests {
     }
 
     func leaseValue(_ s: Scenario) throws -> LeaseValue? {
-        let result = try runProgram("/usr/bin/ldapsearch", ["-LLL", "-o", "ldif-wrap=no", "-x", "-H", s.server.ldapURI,
-                                                            "-D", s.server.rootDN, "-y", s.server.rootPasswordFile,
-                                                            "-b", Lease.dn(bindingsBase: s.bindings), "-s", "base", "description"])
+        let result = try s.server.admin("ldapsearch", ["-LLL", "-o", "ldif-wrap=no", "-b", Lease.dn(bindingsBase: s.bindings),
+                                                       "-s", "base", "description"], allowFailure: true)
         guard result.status == 0 else { return nil }
         let line = result.stdout.split(separator: "\n").first { $0.hasPrefix("description: ") }
         return line.flatMap { LeaseValue.parse(String($0.dropFirst("description: ".count))) }
@@ -50,11 +50,7 @@ struct LeaseTests {
     /// The bindings subtree with operational attributes (entryCSN, modifyTimestamp,
     /// modifiersName...), canonical: any write under it changes this text.
     func dumpWithOperational(_ s: Scenario) throws -> String {
-        let result = try runProgram("/usr/bin/ldapsearch", ["-LLL", "-o", "ldif-wrap=no", "-x", "-H", s.server.ldapURI,
-                                                            "-D", s.server.rootDN, "-y", s.server.rootPasswordFile,
-                                                            "-b", s.bindings, "(objectClass=*)", "*", "+"])
-        guard result.status == 0 else { throw GlueTestError("ldapsearch failed: \(result.stderr)") }
-        return Scenario.canonical(result.stdout)
+        try s.server.dump(s.bindings, operational: true)
     }
 
     func seedLease(_ s: Scenario, _ value: LeaseValue) throws {
@@ -68,23 +64,6 @@ struct LeaseTests {
         let path = s.folder + "/\(name).toml"
         #expect(rename(s.configPath, path) == 0)
         return path
-    }
-
-    /// The program run on a thread of its own; `result` once it has exited.
-    final class Background: @unchecked Sendable {
-        // @unchecked: `outcome` is only touched while holding `lock`.
-        private let lock = NSLock()
-        private var outcome: ProcessResult?
-        init(_ arguments: [String], timeout: Double) {
-            Thread { [self] in
-                let result = (try? runProgram(BridgeBinary.path, arguments, timeout: timeout))
-                    ?? ProcessResult(status: -1, stdout: "", stderr: "cannot run")
-                lock.lock()
-                outcome = result
-                lock.unlock()
-            }.start()
-        }
-        var result: ProcessResult? { lock.lock(); defer { lock.unlock() }; return outcome }
     }
 
     final class Counter: @unchecked Sendable {
@@ -171,18 +150,12 @@ struct LeaseTests {
         s.configOverrides = ["ldap.write_uri": s.q(proxy.uri), "ldap.timeout": "300",
                              "state.dir": s.q(s.folder + "/state-a"), "state.lease": "\"3s\""]
         let configA = try hostConfig(s, "host-a")
-        let hostA = try spawnBackground(BridgeBinary.path, ["-c", configA, "apply"])
+        let hostA = try Processes.spawn(BridgeExecutable.path, ["-c", configA, "apply"], captureOutput: false)
         var reaped = false
-        defer {
-            if !reaped {
-                kill(hostA, SIGKILL)
-                var status: Int32 = 0
-                waitpid(hostA, &status, 0)
-            }
-        }
+        defer { if !reaped { hostA.kill() } }
         #expect(waitUntil(seconds: 60) { proxy.held > 0 }, "host A took the lease and began writing")
         let held = try #require(try leaseValue(s))
-        #expect(held.pid == hostA && !held.free)
+        #expect(held.pid == hostA.pid && !held.free)
 
         // Host B: its own state folder, the same directory.
         s.configOverrides = ["state.dir": s.q(s.folder + "/state-b"), "state.lease": "\"3s\""]
@@ -191,7 +164,7 @@ struct LeaseTests {
         let waited = Date().timeIntervalSince(started)
         #expect(second.status == 75, "\(second.all)")
         #expect(second.stderr.contains("holds the lease"), "\(second.stderr)")
-        #expect(second.stderr.contains("pid \(hostA)"))
+        #expect(second.stderr.contains("pid \(hostA.pid)"))
         #expect(waited < 5, "exits at once (waited \(waited) s)")
         print("lease: a second host exited 75 after \(Int(waited * 1000)) ms (the whole process, start to exit)")
         #expect(try await bindingGroups(s).isEmpty, "host B wrote nothing")
@@ -199,7 +172,7 @@ struct LeaseTests {
 
         let doctor = try s.bridge(["doctor"])
         #expect(doctor.stdout.contains("OK   lease: held by host "), "\(doctor.stdout)")
-        #expect(doctor.stdout.contains("(pid \(hostA))"))
+        #expect(doctor.stdout.contains("(pid \(hostA.pid))"))
 
         // Renewed while A lives: still held after more than one lease time.
         try await Task.sleep(nanoseconds: 4_000_000_000)
@@ -209,30 +182,29 @@ struct LeaseTests {
 
         // A is killed (its held add is dropped, never written): its lease stays until it
         // has expired, then B takes it over.
-        kill(hostA, SIGKILL)
-        var status: Int32 = 0
-        waitpid(hostA, &status, 0)
+        hostA.kill()
         reaped = true
         proxy.stop()
         let stale = try #require(try leaseValue(s))
         #expect(stale.run == held.run)
-        var last = ProcessResult(status: -1, stdout: "", stderr: "")
+        var last: ProcessOutcome?
         var refusedWhileValid = 0
         var refusedAsStale = 0
         let deadline = Date().addingTimeInterval(30)
         while Date() < deadline {
             let began = Self.now()
-            last = try s.bridge(["apply"])
-            if last.status != 75 { break }
-            if last.stderr.contains("holds the lease") { refusedWhileValid += 1 } else { refusedAsStale += 1 }
-            #expect(last.stderr.contains("holds the lease") || last.stderr.contains("another host wrote to the directory"),
-                    "\(last.stderr)")
+            let run = try s.bridge(["apply"])
+            last = run
+            if run.status != 75 { break }
+            if run.stderr.contains("holds the lease") { refusedWhileValid += 1 } else { refusedAsStale += 1 }
+            #expect(run.stderr.contains("holds the lease") || run.stderr.contains("another host wrote to the directory"),
+                    "\(run.stderr)")
             #expect(began <= stale.expires + Lease.skewAllowance + 1,
                     "refused only while the lease was valid or had only just expired")
             usleep(300_000)
         }
-        #expect(last.status == 0, "\(last.all)")
-        #expect(last.stderr.contains("took over an expired lease"), "\(last.stderr)")
+        #expect(last?.status == 0, "\(last?.all ?? "no run")")
+        #expect(last?.stderr.contains("took over an expired lease") == true, "\(last?.stderr ?? "")")
         #expect(Set(try await bindingGroups(s).first?.members ?? []) == Set([s.userDN("ls1"), s.userDN("ls2")]))
         let after = try #require(try leaseValue(s))
         #expect(after.free && after.run != held.run, "given back at the end of the run: \(after)")
@@ -266,7 +238,7 @@ struct LeaseTests {
         s.configOverrides = ["ldap.uri": s.q(proxy.uri), "ldap.write_uri": s.q(s.server.ldapURI), "ldap.timeout": "120",
                              "state.dir": s.q(s.folder + "/state-b")]
         let configB = try hostConfig(s, "host-b")
-        let hostB = Background(["-c", configB, "apply"], timeout: 120)
+        let hostB = try Processes.spawn(BridgeExecutable.path, ["-c", configB, "apply"])
         #expect(waitUntil(seconds: 60) { proxy.held > 0 }, "host B saw the lease and began reading the directory")
 
         s.configOverrides = ["devices.reports": s.q(reportsA), "state.dir": s.q(s.folder + "/state-a")]
@@ -278,8 +250,8 @@ struct LeaseTests {
         let afterA = try dumpWithOperational(s)
 
         proxy.release()
-        #expect(waitUntil(seconds: 120) { hostB.result != nil }, "host B ended")
-        let b = try #require(hostB.result)
+        let b = hostB.finish(timeout: 120)
+        #expect(!b.timedOut, "host B ended")
         #expect(b.status == 75, "\(b.all)")
         #expect(b.stderr.contains("another host wrote to the directory while this run read it"), "\(b.stderr)")
         #expect(b.stderr.contains("the next run reads its result"))
@@ -390,7 +362,7 @@ struct LeaseTests {
         for _ in 0..<contenders { connections.append(try await connector.open(uri: s.server.ldapURI)) }
         let now = UnixTime(Date().timeIntervalSince1970)
         for pass in 0..<6 {
-            _ = try? s.runLDAP("ldapdelete", [dn])
+            _ = try? s.server.root("ldapdelete", [dn])
             if pass > 0 {
                 let old = LeaseValue(holder: "dead-host", pid: 1, run: "old\(pass)", expires: now - 60)
                 try s.add(LDIF.line("dn", dn) + "objectClass: organizationalRole\ncn: \(Lease.entryName)\n"

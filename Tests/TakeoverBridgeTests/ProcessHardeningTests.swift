@@ -1,7 +1,8 @@
-// Issue 11, item 11: the process holding the bind password cannot dump core and cannot
+// The process holding the bind password cannot dump core and cannot
 // be read by other users; the password file's buffer is wiped once read.
 
 import Foundation
+import LDAPTestSupport
 import Testing
 @testable import TakeoverBridge
 
@@ -64,13 +65,11 @@ struct ProcessHardeningTests {
         writeFile(dir + "/config.toml", config, mode: 0o644)
         writeFile(dir + "/pw", "not-a-real-password\n", mode: 0o600)
         chown(dir + "/pw", nobodyID, nobodyID)
-        let pid = try spawnBackground("/usr/bin/setpriv", ["--reuid=\(nobodyID)", "--regid=\(nobodyID)", "--clear-groups",
-                                                           BridgeBinary.path, "-c", dir + "/config.toml", "plan"])
-        defer {
-            kill(pid, SIGKILL)
-            var status: Int32 = 0
-            waitpid(pid, &status, 0)
-        }
+        let child = try Processes.spawn("/usr/bin/setpriv", ["--reuid=\(nobodyID)", "--regid=\(nobodyID)", "--clear-groups",
+                                                             BridgeExecutable.path, "-c", dir + "/config.toml", "plan"],
+                                        captureOutput: false)
+        defer { child.kill() }
+        let pid = child.pid
         // Waiting for the bind's answer: it has read the password.
         #expect(waitUntil(seconds: 15) { silent.binds.count == 1 }, "the binary reached the bind")
         var st = stat()

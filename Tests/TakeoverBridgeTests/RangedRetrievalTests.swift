@@ -1,9 +1,10 @@
-// Issue 10 item 3: ranged attribute retrieval, against slapd behind a loopback proxy
+// Ranged attribute retrieval, against slapd behind a loopback proxy
 // (Tests/tools/range-proxy.py) that answers like Windows AD with a small MaxValRange,
 // including hostile servers: a list is read whole or its device is an error, never a
 // shorter list.
 
 import Foundation
+import LDAPTestSupport
 import LDAPClient
 import LDAPSyntax
 import TakeoverCore
@@ -17,35 +18,35 @@ import Glibc
 /// The proxy process: started in front of a test server, stopped by `stop()` (and on its
 /// own when the test process is gone).
 final class RangeProxy: @unchecked Sendable {
-    // @unchecked: `pid` is written once in init and read by `stop`, by one test.
+    // @unchecked: `proxy` is written once in init and read by `stop`, by one test.
     let uri: String
-    private let pid: pid_t
+    private let proxy: ChildProcess
     private let folder: String
 
-    init(upstream server: LDAPTestServer, maxValRange: Int, mode: String = "windows") throws {
+    init(upstream server: TestDirectory, maxValRange: Int, mode: String = "windows") throws {
         let hostPort = server.ldapURI.dropFirst("ldap://".count).prefix { $0 != "/" }
         folder = NSTemporaryDirectory() + "tb-range-proxy-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         let portFile = folder + "/port"
-        let script = BridgeBinary.packageRoot + "/Tests/tools/range-proxy.py"
-        pid = try spawnBackground("/usr/bin/python3", [script, "--upstream", String(hostPort), "--max", String(maxValRange),
-                                                       "--mode", mode, "--port-file", portFile])
+        let script = TestDirectory.packageRoot + "/Tests/tools/range-proxy.py"
+        proxy = try Processes.spawn("/usr/bin/python3", [script, "--upstream", String(hostPort), "--max",
+                                                         String(maxValRange), "--mode", mode, "--port-file", portFile],
+                                    captureOutput: false)
         var port: String?
         _ = waitUntil(seconds: 10) {
             port = try? String(contentsOfFile: portFile, encoding: .utf8)
             return port != nil
         }
         guard let port else {
-            kill(pid, SIGTERM)
-            throw GlueTestError("the range proxy did not start within 10 s")
+            proxy.kill()
+            throw TestDirectory.Failure("the range proxy did not start within 10 s")
         }
         uri = "ldap://127.0.0.1:\(port)"
     }
 
     func stop() {
-        kill(pid, SIGTERM)
-        var status: Int32 = 0
-        _ = waitpid(pid, &status, 0)
+        proxy.signal(SIGTERM)
+        _ = proxy.finish(timeout: 10)
         try? FileManager.default.removeItem(atPath: folder)
     }
 }

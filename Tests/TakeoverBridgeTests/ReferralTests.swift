@@ -1,4 +1,4 @@
-// Issue 11, item 1: a referral must never take the bind password anywhere. Referrals are
+// A referral must never take the bind password anywhere. Referrals are
 // followed only to servers named in [ldap] uri or write_uri; any other target, and any
 // URL that does not parse, is refused with exit 5 naming it, and never sees a connection.
 // The writes it answered are not counted as done.
@@ -10,6 +10,7 @@
 // through so that the binding writes meet the referral.
 
 import Foundation
+import LDAPTestSupport
 import LDAPClient
 import LDAPSyntax
 import Testing
@@ -43,10 +44,10 @@ struct ReferralTests {
             "ldap://[::1]:\(fake6.port)", "ldap://user@127.0.0.1:\(p)", "ldap://%31%32%37.0.0.1:\(p)",
             "ldap://0177.0.0.1:\(p)", "ldap://2130706433:\(p)", "ldap://127.1:\(p)",
         ]
-        let (provider, consumer) = try GlueServer.startReplicaPair(updateRefs: hostile)
+        let (provider, consumer) = try TestDirectory.startReplicaPair(updateRefs: hostile)
         defer {
-            GlueServer.stop(consumer)
-            GlueServer.stop(provider)
+            try? consumer.stop()
+            try? provider.stop()
         }
         let s = try Scenario(server: provider)
         try world(s)

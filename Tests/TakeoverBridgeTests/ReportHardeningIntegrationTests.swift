@@ -1,9 +1,10 @@
-// Issue 11, items 5-8 and 12, end to end: the built binary against a real slapd and a real
+// Report hardening end to end: the built binary against a real slapd and a real
 // reports folder. Device entries whose names fold equal (R15), a report dated in the future
 // (R8), files still being written, the total report volume, R7 evidence from an account
 // named like a user who is not connected.
 
 import Foundation
+import LDAPTestSupport
 import TakeoverCore
 import Testing
 @testable import TakeoverBridge
@@ -78,7 +79,7 @@ struct ReportHardeningIntegrationTests {
 
         // Renaming one entry (the fix) makes them two devices with two names again: bob's
         // lab2 is decided on its own, lab1 is decided again (carol unbound).
-        try s.runLDAP("ldapmodrdn", ["-r", b, "cn=lab2"])
+        try s.server.root("ldapmodrdn", ["-r", b, "cn=lab2"])
         try s.writeReport("lab2", [("bob", 20001)], fileName: "lab2.csv")
         let renamed = try s.bridge(["plan", "--format", "json"])
         #expect(renamed.stdout.contains("\"takeover\": 1") && renamed.stdout.contains("\"unbind\": 1"), "\(renamed.stdout)")

@@ -4,6 +4,7 @@
 // failures, and the bind password in no output, log, report or run record.
 
 import Foundation
+import LDAPTestSupport
 import LDAPClient
 import LDAPSyntax
 import TakeoverCore
@@ -130,11 +131,10 @@ struct SafetyAndExitTests {
     @Test func aLockLeftByAKilledRunDoesNotBlock() throws {
         let s = try boundWorld()
         _ = try StateDirectory(path: s.state)
-        let holder = try spawnBackground("/usr/bin/flock", ["--exclusive", "--close", s.state + "/lock", "/bin/sleep", "10"])
+        let holder = try Processes.spawn("/usr/bin/flock", ["--exclusive", "--close", s.state + "/lock", "/bin/sleep", "10"],
+                                         captureOutput: false)
         #expect(waitUntil(seconds: 5) { (try? s.bridge(["apply"]))?.status == 75 })
-        kill(holder, SIGKILL)
-        var status: Int32 = 0
-        waitpid(holder, &status, 0)
+        holder.kill()
         let after = try s.bridge(["apply"])
         #expect(after.status == 0, "\(after.all)")
     }
@@ -146,50 +146,50 @@ struct SafetyAndExitTests {
         try s.writeConfig()
         for arguments in [["plan", "--format", "xml"], ["apply", "--allow-unbinds", "-1"], ["apply", "--allow-unbinds", "x"],
                           ["explain"], ["frobnicate"], [], ["plan", "--nope"]] {
-            let result = try runProgram(BridgeBinary.path, ["-c", s.configPath] + arguments)
+            let result = try Processes.run(BridgeExecutable.path, ["-c", s.configPath] + arguments)
             #expect(result.status == 64, "\(arguments): \(result.all)")
             #expect(result.stdout.isEmpty)
         }
-        let help = try runProgram(BridgeBinary.path, ["--help"])
+        let help = try Processes.run(BridgeExecutable.path, ["--help"])
         #expect(help.status == 0)
         #expect(help.stdout.contains("75  another run holds the lock or the lease"))
+    }
+
+    /// Runs `arguments` with only `overrides` over the scenario's configuration and
+    /// expects `status`; returns the run.
+    func run(_ s: Scenario, _ arguments: [String], with overrides: [String: String], expecting status: Int32,
+             sourceLocation: SourceLocation = #_sourceLocation) throws -> ProcessOutcome {
+        s.configOverrides = overrides
+        let result = try s.bridge(arguments)
+        #expect(result.status == status, "\(result.all)", sourceLocation: sourceLocation)
+        return result
     }
 
     @Test func configurationErrorsExit78() throws {
         let s = try Scenario()
         // Missing file.
-        var result = try runProgram(BridgeBinary.path, ["-c", s.folder + "/absent.toml", "plan"])
+        var result = try Processes.run(BridgeExecutable.path, ["-c", s.folder + "/absent.toml", "plan"])
         #expect(result.status == 78, "\(result.all)")
         #expect(result.stderr.contains("absent.toml"))
         // $TAKEOVER_BRIDGE_CONFIG is used without --config.
-        result = try runProgram(BridgeBinary.path, ["plan"], environment: ["TAKEOVER_BRIDGE_CONFIG": s.folder + "/env.toml"])
+        result = try Processes.run(BridgeExecutable.path, ["plan"], environment: ["TAKEOVER_BRIDGE_CONFIG": s.folder + "/env.toml"])
         #expect(result.status == 78)
         #expect(result.stderr.contains("env.toml"))
         // An unknown key, with its line.
-        s.configOverrides["ldap.bogus_key"] = "1"
-        result = try s.bridge(["plan"])
-        #expect(result.status == 78, "\(result.all)")
+        result = try run(s, ["plan"], with: ["ldap.bogus_key": "1"], expecting: 78)
         #expect(result.stderr.contains("config.toml:"), "\(result.stderr)")
-        s.configOverrides = [:]
         // Cleartext simple bind to a host that is not loopback.
-        s.configOverrides["ldap.uri"] = s.q("ldap://192.0.2.1")
-        result = try s.bridge(["apply"])
-        #expect(result.status == 78, "\(result.all)")
+        result = try run(s, ["apply"], with: ["ldap.uri": s.q("ldap://192.0.2.1")], expecting: 78)
         #expect(result.stderr.contains("cleartext"))
-        s.configOverrides = [:]
         // A password file others can read.
-        let loose = s.folder + "/loose.pw"
-        _ = FileManager.default.createFile(atPath: loose, contents: Data("secret-loose\n".utf8),
-                                           attributes: [.posixPermissions: 0o644])
-        s.configOverrides["ldap.bind_password_file"] = s.q(loose)
-        result = try s.bridge(["plan"])
-        #expect(result.status == 78, "\(result.all)")
+        try s.writeFile(s.folder + "/loose.pw", "secret-loose\n", mode: 0o644)
+        result = try run(s, ["plan"], with: ["ldap.bind_password_file": s.q(s.folder + "/loose.pw")], expecting: 78)
         #expect(!result.all.contains("secret-loose"))
         // A config others can write.
         s.configOverrides = [:]
         try s.writeConfig()
         chmod(s.configPath, 0o666)
-        result = try runProgram(BridgeBinary.path, ["-c", s.configPath, "plan"])
+        result = try Processes.run(BridgeExecutable.path, ["-c", s.configPath, "plan"])
         #expect(result.status == 78, "\(result.all)")
     }
 
@@ -197,29 +197,18 @@ struct SafetyAndExitTests {
         let s = try Scenario()
         try s.addUsers([("x1", nil)])
         // Nobody listens there.
-        s.configOverrides["ldap.uri"] = s.q("ldap://127.0.0.1:9")
-        var result = try s.bridge(["plan"])
-        #expect(result.status == 5, "\(result.all)")
+        var result = try run(s, ["plan"], with: ["ldap.uri": s.q("ldap://127.0.0.1:9")], expecting: 5)
         #expect(result.stderr.contains("cannot connect"))
         // A refused bind.
-        s.configOverrides = [:]
-        let wrong = s.folder + "/wrong.pw"
-        _ = FileManager.default.createFile(atPath: wrong, contents: Data("not-the-password".utf8),
-                                           attributes: [.posixPermissions: 0o600])
-        s.configOverrides["ldap.bind_password_file"] = s.q(wrong)
-        result = try s.bridge(["apply"])
-        #expect(result.status == 5, "\(result.all)")
+        try s.writeFile(s.folder + "/wrong.pw", "not-the-password", mode: 0o600)
+        result = try run(s, ["apply"], with: ["ldap.bind_password_file": s.q(s.folder + "/wrong.pw")], expecting: 5)
         #expect(result.stderr.contains("Invalid credentials"), "\(result.stderr)")
         #expect(!result.all.contains("not-the-password"))
         // A base that does not exist is a failure, never "no users".
-        s.configOverrides = ["users.search_base": s.q("ou=missing," + s.server.peopleBase)]
-        result = try s.bridge(["plan"])
-        #expect(result.status == 5, "\(result.all)")
+        result = try run(s, ["plan"], with: ["users.search_base": s.q("ou=missing," + s.server.peopleBase)], expecting: 5)
         #expect(result.stderr.contains("No such object"), "\(result.stderr)")
         // A reports folder that is not there: a failure, not every device deferred.
-        s.configOverrides = ["devices.reports": s.q(s.folder + "/no-such-folder")]
-        result = try s.bridge(["apply"])
-        #expect(result.status == 5, "\(result.all)")
+        result = try run(s, ["apply"], with: ["devices.reports": s.q(s.folder + "/no-such-folder")], expecting: 5)
         #expect(result.stderr.contains("not a readable folder"))
     }
 

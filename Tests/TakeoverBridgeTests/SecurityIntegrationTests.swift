@@ -1,11 +1,12 @@
-// Issue 6, security (docs/product.md section 7), shown with the built binary against a private
+// Security (docs/product.md section 7), shown with the built binary against a private
 // slapd: certificate verification on by default, no cleartext password to a host that is
 // not loopback, the bind password in no output of any command, insecure files refused,
 // and hostile device and user names landing exactly in their own escaped binding group.
 //
-// Support code (SafetyKit, SafetyServer, SafetyWorld) is in SafetyIntegrationTests.swift.
+// Support code (`Scenario.world(on:)`, `expectStatus`, `uids`) is in SafetyIntegrationTests.swift.
 
 import Foundation
+import LDAPTestSupport
 import LDAPClient
 import Testing
 
@@ -13,19 +14,13 @@ import Testing
 import Glibc
 #endif
 
-extension Issue6Tests {
-    @Suite("security: TLS, cleartext, secrets, file modes, hostile names", .serialized,
-           .enabled(if: safetyServerTestsEnabled, "needs TB_TEST_ENV (run scripts/test.sh)"))
+extension SerializedServerTests {
+    @Suite("security: TLS, cleartext, secrets, file modes, hostile names")
     struct SecurityIntegrationTests {
-        static let server = SafetyServer.start()
+        static let server = TestDirectory.privateServer()
 
-        func boundWorld() throws -> SafetyWorld {
-            let world = try SafetyWorld(try Self.server.get())
-            try world.addUsers(uids(1...6))
-            try world.addDevice("sec-1", uids(1...3))
-            try world.writeReport("sec-1", accounts: uids(1...6))
-            expectStatus(try world.bridge(["apply"]), 0, "first apply")
-            return world
+        func boundWorld() throws -> Scenario {
+            try Scenario.world(on: try Self.server.get(), users: 6, devices: [("sec-1", 1...3)])
         }
 
         // MARK: TLS
@@ -44,13 +39,13 @@ extension Issue6Tests {
                 ("ldaps, no tls_cacert", ["ldap.uri": ldapsURI], [:]),
                 ("ldaps, no tls_cacert, LDAPTLS_REQCERT=never in the environment", ["ldap.uri": ldapsURI],
                  ["LDAPTLS_REQCERT": "never"]),
-                ("ldaps, the wrong CA", ["ldap.uri": ldapsURI, "ldap.tls_cacert": world.q(server.server.wrongCACert)], [:]),
+                ("ldaps, the wrong CA", ["ldap.uri": ldapsURI, "ldap.tls_cacert": world.q(server.wrongCACert)], [:]),
                 ("StartTLS, no tls_cacert", ["ldap.uri": startTLSURI, "ldap.starttls": "true"], [:]),
                 ("StartTLS, the wrong CA", ["ldap.uri": startTLSURI, "ldap.starttls": "true",
-                                            "ldap.tls_cacert": world.q(server.server.wrongCACert)], [:]),
+                                            "ldap.tls_cacert": world.q(server.wrongCACert)], [:]),
             ]
             for (what, settings, environment) in refusals {
-                world.settings = settings
+                world.configOverrides = settings
                 for command in [["apply"], ["plan"]] {
                     let outcome = try world.bridge(command, environment: environment, timeout: 60)
                     expectStatus(outcome, 5, "\(command) with \(what)")
@@ -61,9 +56,9 @@ extension Issue6Tests {
             #expect(try server.dump(operational: true) == before, "a refused TLS connection wrote something")
 
             // With the CA configured: both work.
-            world.settings = ["ldap.uri": startTLSURI, "ldap.starttls": "true", "ldap.tls_cacert": world.q(server.server.caCert)]
+            world.configOverrides = ["ldap.uri": startTLSURI, "ldap.starttls": "true", "ldap.tls_cacert": world.q(server.caCert)]
             expectStatus(try world.bridge(["plan", "--check"]), 2, "plan --check over StartTLS with the CA")
-            world.settings = ["ldap.uri": ldapsURI, "ldap.tls_cacert": world.q(server.server.caCert)]
+            world.configOverrides = ["ldap.uri": ldapsURI, "ldap.tls_cacert": world.q(server.caCert)]
             expectStatus(try world.bridge(["apply"]), 0, "apply over ldaps with the CA")
             #expect(try world.members()["sec-1"]?.contains(world.userDN("u04")) == true)
         }
@@ -85,7 +80,7 @@ extension Issue6Tests {
                                                            "ldap.allow_cleartext": "false"]),
             ]
             for (what, settings) in cases {
-                world.settings = settings
+                world.configOverrides = settings
                 for command in [["apply"], ["plan"], ["doctor"], ["explain", "u01"]] {
                     let outcome = try world.bridge(command, timeout: 60)
                     expectStatus(outcome, 78, "\(command) with cleartext to \(what)")
@@ -98,14 +93,14 @@ extension Issue6Tests {
             #expect(try server.dump(operational: true) == before)
 
             // allow_cleartext = true accepts the risk: then it tries (and fails to reach it: 5).
-            world.settings = ["ldap.uri": world.q("ldap://10.255.255.1:389"), "ldap.allow_cleartext": "true",
+            world.configOverrides = ["ldap.uri": world.q("ldap://10.255.255.1:389"), "ldap.allow_cleartext": "true",
                               "ldap.timeout": "2"]
             let allowed = try world.bridge(["plan"], timeout: 90)
             expectStatus(allowed, 5, "plan with allow_cleartext = true")
             #expect(!allowed.stderr.contains("allow_cleartext"), "\(allowed)")
 
             // Loopback in cleartext is fine (every other test relies on it); so is an anonymous bind.
-            world.settings = ["ldap.uri": world.q("ldap://ldap.example.invalid"), "ldap.bind_dn": "",
+            world.configOverrides = ["ldap.uri": world.q("ldap://ldap.example.invalid"), "ldap.bind_dn": "",
                               "ldap.bind_password_file": "", "ldap.timeout": "2"]
             let anonymous = try world.bridge(["plan"], timeout: 90)
             #expect(anonymous.status != 78, "an anonymous bind sends no password: \(anonymous)")
@@ -119,7 +114,7 @@ extension Issue6Tests {
             let password = world.bindPassword
             #expect(password.count >= 16)
             var collected: [(String, String)] = []
-            func collect(_ what: String, _ outcome: Outcome) {
+            func collect(_ what: String, _ outcome: ProcessOutcome) {
                 collected.append(("\(what) stdout", outcome.stdout))
                 collected.append(("\(what) stderr", outcome.stderr))
                 #expect(!outcome.signalled, "\(what) crashed: \(outcome)")
@@ -144,14 +139,14 @@ extension Issue6Tests {
             try runAll("ok", environment: ["TAKEOVER_BRIDGE_LOG_LEVEL": "trace"])
             // The same password from the environment.
             try world.connect(["u05"], to: "sec-1")
-            world.settings = ["ldap.bind_password_file": "", "ldap.bind_password_env": world.q("TB_TEST_SECRET")]
+            world.configOverrides = ["ldap.bind_password_file": "", "ldap.bind_password_env": world.q("TB_TEST_SECRET")]
             try runAll("env", environment: ["TB_TEST_SECRET": password])
-            world.settings = [:]
+            world.configOverrides = [:]
 
             // Failure paths.
             let failures: [(String, [String: String], [String])] = [
                 ("wrong bind DN", ["ldap.bind_dn": world.q("cn=nobody,\(server.base)")], ["apply"]),
-                ("unreachable", ["ldap.uri": world.q("ldap://127.0.0.1:\(SafetyKit.closedPort())")], ["apply"]),
+                ("unreachable", ["ldap.uri": world.q("ldap://127.0.0.1:\(closedPort())")], ["apply"]),
                 ("limit", ["safety.max_unbinds": "0"], ["apply"]),
                 ("cleartext refused", ["ldap.uri": world.q("ldap://ldap.example.invalid")], ["apply"]),
                 ("TLS refused", ["ldap.uri": world.q(server.ldapsURI)], ["apply"]),
@@ -159,23 +154,23 @@ extension Issue6Tests {
             ]
             try world.disconnect(["u01"], from: "sec-1")
             for (what, settings, command) in failures {
-                world.settings = settings
+                world.configOverrides = settings
                 for arguments in [command, ["--log-level", "trace"] + command, ["doctor"]] {
                     collect("\(what): \(arguments.joined(separator: " "))", try world.bridge(arguments, timeout: 90))
                 }
             }
-            world.settings = [:]
+            world.configOverrides = [:]
             // A timeout (paused server) and a held lock.
-            world.settings = ["ldap.timeout": "2"]
+            world.configOverrides = ["ldap.timeout": "2"]
             server.pause()
             collect("timeout: apply", try world.bridge(["--log-level", "trace", "apply"], timeout: 90))
             collect("timeout: doctor", try world.bridge(["doctor"], timeout: 90))
             server.resume()
-            world.settings = [:]
-            let holder = try SafetyKit.spawn("/bin/bash", ["-c", "exec 9>>\"$1\" && flock -x 9 && exec sleep 60", "h",
+            world.configOverrides = [:]
+            let holder = try Processes.spawn("/bin/bash", ["-c", "exec 9>>\"$1\" && flock -x 9 && exec sleep 60", "h",
                                                            world.state + "/lock"])
-            _ = SafetyKit.waitUntil(timeout: 20) {
-                (try? SafetyKit.run(SafetyKit.which("flock"), ["-n", "-x", world.state + "/lock", "true"]).status) == 1
+            _ = waitUntil(seconds: 20) {
+                (try? Processes.run("flock", ["-n", "-x", world.state + "/lock", "true"]).status) == 1
             }
             collect("lock held: apply", try world.bridge(["--log-level", "trace", "apply"]))
             kill(holder.pid, SIGKILL)
@@ -185,9 +180,9 @@ extension Issue6Tests {
             collect("world-readable password file", try world.bridge(["apply"]))
             chmod(world.passwordFile, 0o600)
             // A password written into the config itself: refused without echoing it.
-            world.settings = ["ldap.bind_password": world.q(password)]
+            world.configOverrides = ["ldap.bind_password": world.q(password)]
             collect("password in the config", try world.bridge(["plan"]))
-            world.settings = [:]
+            world.configOverrides = [:]
             // A usage error.
             collect("usage", try world.bridge(["apply", "--allow-unbinds", "-1"]))
 
@@ -247,9 +242,9 @@ extension Issue6Tests {
             // A client key others can read is refused too.
             world.configMode = 0o600
             let key = world.folder + "/client.key"
-            try world.writeFile(key, try String(contentsOfFile: server.server.clientKey, encoding: .utf8), mode: 0o644)
-            world.settings = ["ldap.tls_cert": world.q(server.server.clientCert), "ldap.tls_key": world.q(key),
-                              "ldap.tls_cacert": world.q(server.server.caCert), "ldap.uri": world.q(server.ldapsURI)]
+            try world.writeFile(key, try String(contentsOfFile: server.clientKey, encoding: .utf8), mode: 0o644)
+            world.configOverrides = ["ldap.tls_cert": world.q(server.clientCert), "ldap.tls_key": world.q(key),
+                              "ldap.tls_cacert": world.q(server.caCert), "ldap.uri": world.q(server.ldapsURI)]
             let keyOutcome = try world.bridge(["apply"])
             expectStatus(keyOutcome, 78, "apply with a client key others can read")
             #expect(keyOutcome.stderr.contains("tls_key"), "\(keyOutcome)")
@@ -295,12 +290,12 @@ extension Issue6Tests {
 
         @Test func hostileNamesLandExactlyWhereTheyBelong() throws {
             let server = try Self.server.get()
-            let world = try SafetyWorld(server)
+            let world = try Scenario.world(on: server)
             let users = Self.hostileUsers
             var ldif = ""
-            // R13 applies to taken-over names too (issue 11 item 9): the local names are
+            // R13 applies to taken-over names too: the local names are
             // valid account names; the usernames and DNs stay hostile.
-            world.settings["users.local_account_attribute"] = world.q("localUserAccount")
+            world.configOverrides["users.local_account_attribute"] = world.q("localUserAccount")
             func local(_ index: Int) -> String { "hostile\(index)" }
             for (index, user) in users.enumerated() {
                 ldif += String(world.userLDIF(user.uid, dn: "\(user.rdn),\(world.people)").dropLast())
@@ -334,32 +329,32 @@ extension Issue6Tests {
                     "an entry appeared at the top of the tree")
 
             // Exactly one group per device, at the hand-escaped DN, with the device's name as cn.
-            let all = SafetyKit.parseLDIF(try server.root("ldapsearch", ["-LLL", "-o", "ldif-wrap=no", "-b", world.bindings,
+            let all = LDIFEntry.parse(try server.root("ldapsearch", ["-LLL", "-o", "ldif-wrap=no", "-b", world.bindings,
                                                                           "-s", "sub", "(objectClass=*)", "cn", "member"]))
             let groups = all.filter {  // not the base, nor the run lease that stays between runs
                 $0.dn.lowercased() != world.bindings.lowercased() && !$0.dn.lowercased().hasPrefix("cn=takeover-bridge-lease,")
             }
             #expect(groups.count == Self.hostileDevices.count, "\(groups.map(\.dn))")
             for device in Self.hostileDevices {
-                let exact = try SafetyKit.run(SafetyKit.which("ldapsearch"), [
-                    "-x", "-H", server.ldapURI, "-D", server.server.rootDN, "-y", server.server.rootPasswordFile,
+                let exact = try Processes.run("ldapsearch", [
+                    "-x", "-H", server.ldapURI, "-D", server.rootDN, "-y", server.rootPasswordFile,
                     "-LLL", "-o", "ldif-wrap=no", "-s", "base", "-b", "\(device.rdn),\(world.bindings)", "(objectClass=*)", "cn", "member",
                 ])
                 #expect(exact.status == 0, "no group at \(device.rdn): \(exact)")
-                let entries = SafetyKit.parseLDIF(exact.stdout)
+                let entries = LDIFEntry.parse(exact.stdout)
                 #expect(entries.count == 1)
                 guard let entry = entries.first else { continue }
-                let cns = entry.attributes.filter { $0.0.lowercased() == "cn" }.map(\.1)
+                let cns = entry.values("cn")
                 #expect(cns == [device.name], "group for \(device.name) has cn \(cns)")
                 // Every member resolves (base search) to exactly the expected users.
                 var found: Set<String> = []
-                for member in entry.attributes.filter({ $0.0.lowercased() == "member" }).map(\.1) {
-                    let user = try SafetyKit.run(SafetyKit.which("ldapsearch"), [
-                        "-x", "-H", server.ldapURI, "-D", server.server.rootDN, "-y", server.server.rootPasswordFile,
+                for member in entry.values("member") {
+                    let user = try Processes.run("ldapsearch", [
+                        "-x", "-H", server.ldapURI, "-D", server.rootDN, "-y", server.rootPasswordFile,
                         "-LLL", "-o", "ldif-wrap=no", "-s", "base", "-b", member, "(objectClass=posixAccount)", "uid",
                     ])
                     #expect(user.status == 0, "member \(member) of \(device.name) is not a user: \(user)")
-                    found.formUnion(SafetyKit.parseLDIF(user.stdout).flatMap { $0.attributes.map(\.1) })
+                    found.formUnion(LDIFEntry.parse(user.stdout).flatMap { $0.attributes.values.flatMap { $0 } })
                 }
                 #expect(found == expected[device.name], "members of \(device.name): \(found)")
             }

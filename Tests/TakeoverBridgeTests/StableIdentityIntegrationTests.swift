@@ -1,10 +1,11 @@
-// Issue 10 item 7 against slapd (no refint overlay, so nothing rewrites member values, as
+// Stable identities against slapd (no refint overlay, so nothing rewrites member values, as
 // on 389 DS): a renamed user and a user moved to another OU keep their bindings; the
 // binding group's member value and record follow the new DN, no unbind, no new takeover,
 // explain says "moved from", and a fresh state dir sees the same (the record carries the
 // entryUUID).
 
 import Foundation
+import LDAPTestSupport
 import LDAPClient
 import LDAPSyntax
 import TakeoverCore
@@ -32,14 +33,14 @@ struct StableIdentityIntegrationTests {
         try s.writeReport("pc", [("alice", 1500), ("robert", 1501), ("carol", 1502)], fileName: "pc.csv")
         let first = try s.bridge(["apply"])
         #expect(first.status == 0, "\(first.all)")
-        let uuid = try s.runLDAP("ldapsearch", ["-LLL", "-b", s.userDN("alice"), "-s", "base", "(objectClass=*)", "entryUUID"])
+        let uuid = try s.server.root("ldapsearch", ["-LLL", "-b", s.userDN("alice"), "-s", "base", "(objectClass=*)", "entryUUID"])
         #expect(try await s.groups().first.map { $0.records.contains { $0.contains("<ID=") } } == true)
         #expect(uuid.contains("entryUUID: "))
 
         // alice renamed (new RDN, same uid); bob moved to another OU.
-        try s.runLDAP("ldapmodrdn", [s.userDN("alice"), "cn=Alice Liddell"], input: nil)
+        try s.server.root("ldapmodrdn", [s.userDN("alice"), "cn=Alice Liddell"], input: nil)
         try s.add("dn: ou=moved,\(s.people)\nobjectClass: organizationalUnit\nou: moved\n\n")
-        try s.runLDAP("ldapmodrdn", ["-s", "ou=moved,\(s.people)", s.userDN("bob"), "uid=bob"], input: nil)
+        try s.server.root("ldapmodrdn", ["-s", "ou=moved,\(s.people)", s.userDN("bob"), "uid=bob"], input: nil)
         let aliceDN = "cn=Alice Liddell,\(s.people)", bobDN = "uid=bob,ou=moved,\(s.people)"
 
         let plan = try s.bridge(["plan", "--format", "json"])

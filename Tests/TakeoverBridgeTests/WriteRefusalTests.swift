@@ -1,8 +1,9 @@
-// Issue 10 item 9: a write the server refuses for a reason that stays (access rights,
+// A write the server refuses for a reason that stays (access rights,
 // object class, operations error) says what to fix, and never that the next run converges.
 // (Operations error on Samba AD: Tests/CrossServerTests/ActiveDirectoryLayoutTests.swift.)
 
 import Foundation
+import LDAPTestSupport
 import LDAPClient
 import TakeoverCore
 import Testing
@@ -12,7 +13,7 @@ import Testing
 struct WriteRefusalTests {
     /// A group someone created by hand with another object class at the binding group's
     /// DN: the bridge's add finds it there and its modify is refused (65). The lease
-    /// (issue 11) is taken first, so the service account may write the bindings base.
+    /// is taken first, so the service account may write the bindings base.
     @Test func anObjectClassViolationNamesTheObjectClass() throws {
         let s = try Scenario()
         try s.addUsers([("alice", nil)])

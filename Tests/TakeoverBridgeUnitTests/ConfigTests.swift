@@ -1,4 +1,5 @@
 import Foundation
+import LDAPTestSupport
 import Testing
 import TakeoverCore
 @testable import TakeoverBridge
@@ -7,22 +8,6 @@ import TakeoverCore
 import Glibc
 import TestSupport
 #endif
-
-/// A fresh temporary folder, removed by the caller with `cleanup`.
-func makeTemporaryFolder(_ name: String = "tb-test") -> String {
-    let path = (NSTemporaryDirectory() as NSString).standardizingPath + "/\(name)-\(UUID().uuidString)"
-    #expect(mkdir(path, 0o700) == 0)
-    return path
-}
-
-func writeFile(_ path: String, _ text: String, mode: mode_t = 0o600) {
-    #expect(FileManager.default.createFile(atPath: path, contents: Data(text.utf8)))
-    chmod(path, mode)
-}
-
-func cleanup(_ path: String) {
-    try? FileManager.default.removeItem(atPath: path)
-}
 
 let minimalTOML = """
 [ldap]
@@ -273,15 +258,20 @@ func parseProblems(_ toml: String) -> [ConfigProblem] {
             #expect(c.corePolicy().activeWithin == seconds)
         }
         for bad in ["\"7x\"", "\"d\"", "0", "-5", "\"\"", "\"1d5\"", "true", "\"99999999999999999999s\""] {
-            let toml = minimalTOML.replacingOccurrences(of: "reports = \"reports\"", with: "reports = \"reports\"\nactive_within = \(bad)")
-            let problems = parseProblems(toml)
-            #expect(problems.count == 1, "\(bad)")
-            #expect(problems.first?.key == "devices.active_within")
-            #expect(problems.first?.line == 10)
+            expectOneDevicesProblem("active_within", bad)
         }
     }
 
-    /// `[devices] max_clock_skew` and `max_reports_size` (issue 11): defaults, units, refusals.
+    /// `[devices] KEY = VALUE` added to minimalTOML: exactly one problem, for that key, at its line (10).
+    func expectOneDevicesProblem(_ key: String, _ value: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        let toml = minimalTOML.replacingOccurrences(of: "reports = \"reports\"", with: "reports = \"reports\"\n\(key) = \(value)")
+        let problems = parseProblems(toml)
+        #expect(problems.count == 1, "\(value)", sourceLocation: sourceLocation)
+        #expect(problems.first?.key == "devices.\(key)", sourceLocation: sourceLocation)
+        #expect(problems.first?.line == 10, sourceLocation: sourceLocation)
+    }
+
+    /// `[devices] max_clock_skew` and `max_reports_size`: defaults, units, refusals.
     @Test func reportEvidenceLimits() throws {
         let c = try BridgeConfig.parse(toml: minimalTOML, source: "c", baseDirectory: "/")
         #expect(c.devices.maxClockSkew == 300 && c.corePolicy().maxClockSkew == 300)
@@ -296,11 +286,7 @@ func parseProblems(_ toml: String) -> [ConfigProblem] {
             #expect(parsed.corePolicy().maxClockSkew == 90)
         }
         for bad in ["\"12 apples\"", "\"MiB\"", "0", "-1", "\"\"", "true", "\"99999999999T\"", "1.5"] {
-            let toml = minimalTOML.replacingOccurrences(of: "reports = \"reports\"", with: "reports = \"reports\"\nmax_reports_size = \(bad)")
-            let problems = parseProblems(toml)
-            #expect(problems.count == 1, "\(bad)")
-            #expect(problems.first?.key == "devices.max_reports_size")
-            #expect(problems.first?.line == 10)
+            expectOneDevicesProblem("max_reports_size", bad)
         }
         for bad in ["\"5 fortnights\"", "0", "-300"] {
             let toml = minimalTOML.replacingOccurrences(of: "reports = \"reports\"", with: "reports = \"reports\"\nmax_clock_skew = \(bad)")
@@ -400,7 +386,7 @@ func parseProblems(_ toml: String) -> [ConfigProblem] {
             #expect(error.description.contains("is writable by others (mode 0646)"))
             #expect(error.problems.first?.source == path)
         }
-        chmod(path, 0o664)  // group-writable is refused too (issue 11)
+        chmod(path, 0o664)  // group-writable is refused too
         #expect(throws: ConfigError.self) { try BridgeConfig.load(path: path, environment: [:]) }
         chmod(path, 0o644)
         let c = try BridgeConfig.load(path: path, environment: [:])

@@ -2,7 +2,7 @@ import LDAPClient
 import Testing
 @testable import TakeoverBridge
 
-/// Issue 10: the configuration forms of AD, 389 DS and OpenLDAP (docs/product.md section 8b).
+/// The configuration forms of AD, 389 DS and OpenLDAP (docs/product.md section 8b).
 @Suite struct DirectoryServerConfigTests {
     func withBindName(_ name: String) -> String {
         let escaped = name.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")

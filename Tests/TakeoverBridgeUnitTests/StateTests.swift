@@ -1,4 +1,5 @@
 import Foundation
+import LDAPTestSupport
 import Testing
 import LDAPSyntax
 import TakeoverCore
@@ -298,9 +299,10 @@ func canonical(_ d: FakeDirectory) -> [String: [String: [String]]] {
         let dir = makeTemporaryFolder()
         defer { cleanup(dir) }
         let state = try StateDirectory(path: dir)
-        let holder = try spawnBackground("/usr/bin/flock", ["--no-fork", state.lockPath, "/bin/sleep", "60"])
+        let holder = try Processes.spawn("/usr/bin/flock", ["--no-fork", state.lockPath, "/bin/sleep", "60"],
+                                         captureOutput: false)
         var reaped = false
-        defer { if !reaped { kill(holder, SIGKILL); waitpid(holder, nil, 0) } }
+        defer { if !reaped { holder.kill() } }
         // Wait (with a deadline) until the holder has the lock: our own attempt is refused.
         let deadline = Date().addingTimeInterval(20)
         var refused = false
@@ -318,8 +320,7 @@ func canonical(_ d: FakeDirectory) -> [String: [String: [String]]] {
             }
         }
         #expect(refused, "flock never took the lock within 20 s")
-        kill(holder, SIGKILL)
-        waitpid(holder, nil, 0)
+        holder.kill()
         reaped = true
         let lock = try state.acquireLock()
         #expect(lock.isHeld)
@@ -428,90 +429,5 @@ func canonical(_ d: FakeDirectory) -> [String: [String: [String]]] {
                                   Int(tmv.tm_mday), Int(tmv.tm_hour), Int(tmv.tm_min), Int(tmv.tm_sec))
             #expect(UTCTime.iso8601(t) == expected)
         }
-    }
-}
-
-// MARK: - Against the real slapd
-
-/// The test server's env file (scripts/test-slapd.sh), when the suite runs under scripts/test.sh.
-func testServerEnvironment() -> [String: String]? {
-    guard let path = ProcessInfo.processInfo.environment["TB_TEST_ENV"],
-          let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
-    var env: [String: String] = [:]
-    for line in text.split(separator: "\n") {
-        guard let eq = line.firstIndex(of: "=") else { continue }
-        env[String(line[..<eq])] = String(line[line.index(after: eq)...])
-    }
-    return env
-}
-
-/// Runs a command through the suite's one process runner (`runProgram`: posix_spawn,
-/// output through files, a deadline); returns (exit status, stdout, stderr).
-func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws -> (Int32, String, String) {
-    let result = try runProgram(executable, arguments, environment: environment, timeout: 60)
-    return (result.status, result.stdout, result.stderr)
-}
-
-@Suite struct RunRecordServerTests {
-    /// A run record applied with ldapmodify writes what it says, and its undo file
-    /// restores the bindings subtree exactly (as the service account, which may write
-    /// only there). Needs the project schema in the server.
-    @Test(.enabled(if: testServerEnvironment() != nil)) func undoRestoresTheRealDirectory() throws {
-        let env = try #require(testServerEnvironment())
-        let uri = try #require(env["TB_LDAPS_URI"])
-        let base = try #require(env["TB_BINDINGS_BASE"])
-        let people = try #require(env["TB_PEOPLE_BASE"])
-        let tls = ["LDAPTLS_CACERT": env["TB_CA_CERT"] ?? ""]
-        let auth = ["-x", "-H", uri, "-D", env["TB_BIND_DN"] ?? "", "-y", env["TB_BIND_PW_FILE"] ?? ""]
-        let suffix = UUID().uuidString.prefix(8)
-        // Only this test's own entries: other tests write under the same shared base at
-        // the same time, so a snapshot of the whole subtree would see their work too.
-        let mine = "(|" + FilterEscaping.equality("cn", "tb-state-\(suffix)")
-            + FilterEscaping.equality("cn", "Lab, \"state\" \(suffix)+x") + ")"
-        func snapshot() throws -> String {
-            let (status, out, err) = try run("/usr/bin/ldapsearch", auth + ["-LLL", "-o", "ldif-wrap=no", "-b", base,
-                                                                             mine, "*"], environment: tls)
-            #expect(status == 0, "\(err)")
-            // Entries in server order; values in stored order: compare sorted entries.
-            return out.components(separatedBy: "\n\n").map { $0.split(separator: "\n").sorted().joined(separator: "\n") }
-                .sorted().joined(separator: "\n\n")
-        }
-        let before = try snapshot()
-        let group = "cn=Lab\\, \\\"state\\\" \(suffix)\\+x,\(base)"  // an escaped, hostile RDN
-        let other = "cn=tb-state-\(suffix),\(base)"
-        let u1 = "uid=alice,\(people)", u2 = "uid=jürgen,\(people)"
-        let applied = [
-            Change(dn: other, op: .addEntry, attributes: [
-                EntryAttribute(name: "objectClass", values: ["top", "takeoverBindingGroup"]),
-                EntryAttribute(name: "cn", values: ["tb-state-\(suffix)"]),
-                EntryAttribute(name: "member", values: [u1]),
-                EntryAttribute(name: "takeoverBoundAccount", values: ["Alice:" + u1]),
-            ]),
-            Change(dn: group, op: .addEntry, attributes: [
-                EntryAttribute(name: "objectClass", values: ["top", "takeoverBindingGroup"]),
-                EntryAttribute(name: "cn", values: ["Lab, \"state\" \(suffix)+x"]),
-                EntryAttribute(name: "description", values: [" leading space"]),
-            ]),
-            Change(dn: group, op: .addMember, attribute: "member", values: [u1], subject: u1),
-            Change(dn: group, op: .addRecord, attribute: "takeoverBoundAccount", values: ["alice:" + u1], subject: u1),
-            Change(dn: group, op: .addMember, attribute: "member", values: [u2], subject: u2),
-            Change(dn: group, op: .addRecord, attribute: "takeoverBoundAccount", values: ["Jürgen:" + u2], subject: u2),
-            Change(dn: group, op: .deleteMember, attribute: "member", values: [u1], subject: u1),
-            Change(dn: group, op: .deleteRecord, attribute: "takeoverBoundAccount", values: ["alice:" + u1], subject: u1),
-            Change(dn: other, op: .deleteMember, attribute: "member", values: [u1], subject: u1),
-        ]
-        let folder = makeTemporaryFolder()
-        defer { cleanup(folder) }
-        let state = try StateDirectory(path: folder)
-        let paths = try state.writeRunRecordFiles(RunRecord(startedAt: 1_795_939_200, finishedAt: 1_795_939_201,
-                                                            host: "test", configPath: "c", applied: applied, outcome: "ok"))
-        let (s1, _, e1) = try run("/usr/bin/ldapmodify", auth + ["-f", paths.record], environment: tls)
-        #expect(s1 == 0, "\(e1)")
-        let during = try snapshot()
-        #expect(during.contains("member: \(u2)") || during.contains("member:: "))
-        #expect(during != before)
-        let (s2, _, e2) = try run("/usr/bin/ldapmodify", auth + ["-f", paths.undo], environment: tls)
-        #expect(s2 == 0, "\(e2)")
-        #expect(try snapshot() == before)
     }
 }
