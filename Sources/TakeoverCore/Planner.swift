@@ -650,7 +650,7 @@ func firstRank(named f: String, in users: ContiguousArray<UserInfo>) -> Int? {
     var lo = 0, hi = users.count
     while lo < hi {
         let mid = (lo + hi) >> 1
-        if users[mid].foldedName < f { lo = mid + 1 } else { hi = mid }
+        if canonicalLess(users[mid].foldedName, f) { lo = mid + 1 } else { hi = mid }
     }
     return lo < users.count && users[lo].foldedName == f ? lo : nil
 }

@@ -157,7 +157,7 @@ func stringLess(_ a: String, _ b: String) -> Bool {
     if a == b {
         return a.utf8.lexicographicallyPrecedes(b.utf8)
     }
-    return a < b
+    return canonicalLess(a, b)
 }
 
 /// Three-way variant of `stringLess`: -1, 0 (byte-identical), 1.
@@ -167,7 +167,18 @@ func stringCompare(_ a: String, _ b: String) -> Int {
         if a.utf8.elementsEqual(b.utf8) { return 0 }
         return a.utf8.lexicographicallyPrecedes(b.utf8) ? -1 : 1
     }
-    return a < b ? -1 : 1
+    return canonicalLess(a, b) ? -1 : 1
+}
+
+/// `a < b` for strings that are not canonically equal. Swift 6.3's `<` answers false both
+/// ways for a decomposed string that is canonically a prefix of a precomposed one
+/// ("cafe\u{301}" and "caf\u{E9}0"); those pairs are ordered by their NFC code units, the
+/// order `<` documents, so sorts stay total and equal names stay together.
+@inline(__always)
+func canonicalLess(_ a: String, _ b: String) -> Bool {
+    if a < b { return true }
+    if b < a { return false }
+    return a._nfcCodeUnits.lexicographicallyPrecedes(b._nfcCodeUnits)
 }
 
 /// ISO 8601 UTC time, "2026-11-29T08:00:00Z". Proleptic Gregorian calendar, no Foundation.

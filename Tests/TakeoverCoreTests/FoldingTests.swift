@@ -30,6 +30,30 @@ import Testing
         #expect(keys.contains(Folding.fold("jose\u{301}")))
     }
 
+    /// Swift 6.3's `<` answers false both ways for a decomposed name that is canonically a
+    /// prefix of a precomposed one ("cafe\u{301}" and "caf\u{E9}0"), so sorting by it alone
+    /// lost users: the memberUid 'café' (decomposed, as macOS writes it) was not found, and
+    /// two spellings of one name were not seen as duplicates (found by ReferencePlanTests).
+    @Test func decomposedNamesSortBesidePrecomposedOnes() {
+        #expect(stringLess("cafe\u{301}", "caf\u{E9}0"))
+        #expect(!stringLess("caf\u{E9}0", "cafe\u{301}"))
+        let connected = W.plan(
+            users: [W.user("caf\u{E9}0"), W.user("cafe\u{301}")],
+            connections: [Connection(device: "pc", member: .name("cafe\u{301}"), sourceDN: W.deviceDN("pc"))],
+            reports: [W.report("pc", [])])
+        #expect(connected.decision("cafe\u{301}", "pc")?.reason == "invalid-local-name")
+        #expect(connected.warning("unknown-member") == nil)
+        // Canonically equal spellings are one name: the precomposed memberUid finds the decomposed user.
+        let other = W.plan(users: [W.user("caf\u{E9}0"), W.user("cafe\u{301}")],
+                           connections: [Connection(device: "pc", member: .name("caf\u{E9}"), sourceDN: W.deviceDN("pc"))],
+                           reports: [W.report("pc", [])])
+        #expect(other.decision("cafe\u{301}", "pc")?.reason == "invalid-local-name")
+        let duplicates = W.plan(users: ["caf\u{E9}", "caf\u{E9}0", "cafe\u{301}"].enumerated().map { i, name in
+            DirectoryUser(dn: "uid=u\(i),\(W.people)", username: name)
+        })
+        #expect(duplicates.conflict("duplicate-username")?.users.count == 2)
+    }
+
     /// Device identity follows LDAP caseIgnoreMatch (checked against OpenLDAP 2.5: `cn=tr\\20`
     /// matches (cn=tr); "a  b" matches (cn=a b); U+00A0 matches a space; a tab does not).
     @Test(arguments: [
