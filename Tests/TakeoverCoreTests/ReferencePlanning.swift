@@ -259,7 +259,16 @@ final class ReferencePlanner {
                 guard let rec = layout.parseRecord(raw), let id = rec.stableID, let r = stableIDs[id.lowercased()] else { continue }
                 for dn in [rec.userDN] + rec.formerDNs {
                     let norm = DNNormalizer.normalize(dn)
-                    if norm != users[r].normDN && rank(ofDN: norm) == nil { formerDNs[norm] = r }
+                    if norm != users[r].normDN && rank(ofDN: norm) == nil {
+                        formerDNs[norm] = r
+                        // R14: new records of the user keep these DNs, so a device entry naming
+                        // one finds the user after the record it was learned from is gone.
+                        if let same = formerDNsOfUser[r, default: []].firstIndex(where: { DNNormalizer.normalize($0) == norm }) {
+                            if RefOrder.less(dn, formerDNsOfUser[r]![same]) { formerDNsOfUser[r]![same] = dn }
+                        } else {
+                            formerDNsOfUser[r, default: []].append(dn)
+                        }
+                    }
                 }
             }
         }
@@ -301,6 +310,7 @@ final class ReferencePlanner {
     }
 
     var stableIDs: [String: Int] = [:]
+    var formerDNsOfUser: [Int: [String]] = [:]
 
     /// R8: the newest report; ties by source, device, platform, more accounts (spec silent).
     func newestReport(_ d: Int) -> DeviceReport? {
@@ -570,7 +580,8 @@ extension ReferencePlanner {
                     warnings.append(Finding(kind: "likely-mismatch", value: likely[0].name, users: [u.username],
                                             devices: [deviceName], message: ""))
                 }
-                let record = layout.recordValue(localName: account, userDN: dn, stableID: u.entry.stableID)
+                let record = layout.recordValue(localName: account, userDN: dn, stableID: u.entry.stableID,
+                                                formerDNs: (formerDNsOfUser[r] ?? []).sorted(by: RefOrder.less))
                 if let s, s.memberOnly {
                     // spec silent: a membership added by hand for a connected user is adopted:
                     // its record is added, nothing else.
