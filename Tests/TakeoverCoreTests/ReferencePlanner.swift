@@ -115,6 +115,9 @@ enum RefOrder {
     /// Unicode canonical order (the NFC code units, which is what Swift's `<` documents),
     /// then the bytes.
     static func less(_ a: String, _ b: String) -> Bool {
+        if a.utf8.allSatisfy({ $0 < 0x80 }) && b.utf8.allSatisfy({ $0 < 0x80 }) {
+            return a.utf8.lexicographicallyPrecedes(b.utf8)   // ASCII is its own NFC
+        }
         let (x, y) = (a._nfcCodeUnits, b._nfcCodeUnits)
         return x != y ? x.lexicographicallyPrecedes(y) : Array(a.utf8).lexicographicallyPrecedes(Array(b.utf8))
     }

@@ -67,10 +67,12 @@ enum RichWorld {
             entries.append(Entry(name: name, dn: dn))
         }
         var connections: [Connection] = []
+        var connectedTo: [String: [Int]] = [:]   // device spelling -> users connected by DN or name
         for e in entries {
             for _ in 0..<rng.int(7) {
                 let k = rng.int(users.count)
                 let u = users[k]
+                connectedTo[e.name, default: []].append(k)
                 let member: MemberReference
                 switch rng.int(12) {
                 case 0: member = .name(rng.chance(50) ? u.username.uppercased() : "ghost")
@@ -101,9 +103,12 @@ enum RichWorld {
                 let platform = rng.pick(Platform.allCases)
                 var accounts: [LocalAccount] = []
                 for k in 0..<rng.int(8) {
-                    var name = rng.chance(50) ? rng.pick(users).localName : rng.pick(names)
+                    // Mostly the local names of the users connected there, so rules about a pair apply.
+                    let here = connectedTo[d] ?? []
+                    var name = !here.isEmpty && rng.chance(50) ? users[rng.pick(here)].localName
+                        : (rng.chance(40) ? rng.pick(users).localName : rng.pick(names))
                     if rng.chance(15) { name = name.uppercased() }
-                    let uid = Int64(rng.pick([0, 1, 201, 248, 500, 501, 999, 1000, 1001, 1002, 1003, 1005, 1009, 65534, -2]))
+                    let uid = Int64(rng.pick([0, 1, 201, 248, 499, 500, 501, 999, 1000, 1001, 1002, 1003, 1005, 1009, 65534, -2]))
                     var sid: String?
                     if platform == .windows || (platform == .unknown && rng.chance(30)) {
                         sid = rng.chance(10) ? rng.pick(["S-1-5-18", "S-1-12-1-5-6", ""])
