@@ -27,14 +27,10 @@
 struct ReferencePlan: Equatable {
     /// In report order: "device | user | userDN | action | localAccount | reason | notices".
     var decisions: [String] = []
-    /// Sorted: "kind | value | users | devices".
-    var conflicts: [String] = []
-    var warnings: [String] = []
-    /// Sorted: "source | line | device".
-    var errors: [String] = []
-    /// Sorted (the order within a device follows from the subjects, checked by the
-    /// idempotence property): "dn | op | attribute | values | entry attributes | subject".
-    var changes: [String] = []
+    /// Sorted: conflicts and warnings "kind | value | users | devices", errors "source | line |
+    /// device", changes "dn | op | attribute | values | entry attributes | subject" (the order
+    /// of changes within a device follows from the subjects; the idempotence properties check it).
+    var conflicts: [String] = [], warnings: [String] = [], errors: [String] = [], changes: [String] = []
     var summary: [String] = []
     var currentBindings = 0
 

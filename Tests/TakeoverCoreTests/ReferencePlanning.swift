@@ -609,78 +609,75 @@ extension ReferencePlanner {
         // R11: bindings of users no longer in the directory.
         for s in slots where s.user == nil {
             let dn = s.members.first?.raw ?? s.records.first.flatMap { layout.parseRecord($0.raw)?.userDN } ?? s.normDN
-            let display = DNNormalizer.firstRDNValue(dn)
-            if s.managed {
-                let account = chosenRecord(s, "")
-                if let deferred {
-                    emit(d, Decision(user: display, userDN: dn, device: deviceName, action: .deferred, localAccount: account,
-                                     reason: deferred + "; the user is no longer in the directory"),
-                         folded: Folding.fold(display), normDN: s.normDN)
-                } else {
-                    removeBinding(s, subject: dn)
-                    emit(d, Decision(user: display, userDN: dn, device: deviceName, action: .unbind, localAccount: account,
-                                     reason: Reason.goneFromDirectory), folded: Folding.fold(display), normDN: s.normDN)
-                }
-            } else if s.memberOnly {
+            let name = DNNormalizer.firstRDNValue(dn)
+            var gone = Decision(user: name, userDN: dn, device: deviceName, action: .unbind,
+                                localAccount: s.managed ? chosenRecord(s, "") : nil, reason: Reason.goneFromDirectory)
+            switch (s.managed, s.memberOnly, deferred) {
+            case (true, _, let why?):
+                gone.action = .deferred   // R8 first: not even a gone user's binding goes on bad evidence
+                gone.reason = why + "; the user is no longer in the directory"
+                emit(d, gone, folded: Folding.fold(name), normDN: s.normDN)
+            case (true, _, nil):
+                removeBinding(s, subject: dn)
+                emit(d, gone, folded: Folding.fold(name), normDN: s.normDN)
+            case (false, true, _):
                 unmanaged(s, username: nil)
-            } else if deferred == nil {
+            case (false, false, nil):
                 removeRecords(s.records, subject: dn)
                 staleRecord(s, username: nil)
+            case (false, false, _?):
+                break
             }
         }
 
         // A device without a binding group gets one, with its first bindings.
-        if !newMembers.isEmpty {
-            let attributes = [
-                EntryAttribute(name: "objectClass", values: layout.objectClasses),
-                EntryAttribute(name: "cn", values: [deviceName]),
-                EntryAttribute(name: layout.memberAttribute, values: (layout.placeholderMember.map { [$0] } ?? []) + newMembers),
-                EntryAttribute(name: layout.recordAttribute, values: newRecords),
-            ]
-            changes.append((d, Change(dn: targetDN, op: .addEntry, attributes: attributes)))
-        }
+        guard !newMembers.isEmpty else { return }
+        var entry = Change(dn: targetDN, op: .addEntry)
+        entry.attributes.append(EntryAttribute(name: "objectClass", values: layout.objectClasses))
+        entry.attributes.append(EntryAttribute(name: "cn", values: [deviceName]))
+        let first = (layout.placeholderMember.map { [$0] } ?? []) + newMembers
+        entry.attributes.append(EntryAttribute(name: layout.memberAttribute, values: first))
+        entry.attributes.append(EntryAttribute(name: layout.recordAttribute, values: newRecords))
+        changes.append((d, entry))
     }
 
     /// Section 8b: a bound user whose DN changed keeps the binding; member values and
     /// records naming an old DN are replaced by ones naming the current DN (the record keeps
     /// its local name, gains the stable id and remembers the old DNs). Returns the old DN.
     func followMove(_ s: Slot, _ r: Int, groups: [BindingGroup], device d: Int) -> String? {
-        let norm = users[r].normDN
+        let current = users[r].normDN
         let dn = users[r].entry.dn
-        let oldMembers = s.members.filter { DNNormalizer.normalize($0.raw) != norm }
-        let oldRecords = s.records.compactMap { rec -> (group: Int, raw: String, record: BindingRecord)? in
-            guard let p = layout.parseRecord(rec.raw), DNNormalizer.normalize(p.userDN) != norm else { return nil }
-            return (rec.group, rec.raw, p)
-        }
-        if oldMembers.isEmpty && oldRecords.isEmpty { return nil }
-        var gs: [Int] = []
-        for g in oldMembers.map(\.group) + oldRecords.map(\.group) where !gs.contains(g) { gs.append(g) }
-        for g in gs {
-            let members = oldMembers.filter { $0.group == g }.map(\.raw)
-            if !members.isEmpty {
-                change(d, groups[g].dn, .deleteMember, layout.memberAttribute, members, subject: dn)
-                if !s.members.contains(where: { $0.group == g && DNNormalizer.normalize($0.raw) == norm }) {
-                    change(d, groups[g].dn, .addMember, layout.memberAttribute, [dn], subject: dn)
-                }
+        func isOld(_ value: String) -> Bool { DNNormalizer.normalize(value) != current }
+        for g in groups.indices {
+            let members = s.members.filter { $0.group == g }.map(\.raw)
+            let oldMembers = members.filter(isOld)
+            let oldRecords = s.records.filter { $0.group == g }.compactMap { rec in
+                layout.parseRecord(rec.raw).flatMap { isOld($0.userDN) ? (raw: rec.raw, record: $0) : nil }
             }
-            let records = oldRecords.filter { $0.group == g }
-            if !records.isEmpty {
-                change(d, groups[g].dn, .deleteRecord, layout.recordAttribute, records.map(\.raw), subject: dn)
-                var added: [String] = []
-                for o in records {
-                    var former: [String] = []
-                    var seen: Set<String> = [norm]
-                    for old in o.record.formerDNs + [o.record.userDN] where seen.insert(DNNormalizer.normalize(old)).inserted {
-                        former.append(old)
-                    }
-                    let value = layout.recordValue(localName: o.record.localName, userDN: dn, stableID: users[r].entry.stableID,
-                                                   formerDNs: former)
-                    if !added.contains(value) && !s.records.contains(where: { $0.raw == value }) { added.append(value) }
-                }
-                if !added.isEmpty { change(d, groups[g].dn, .addRecord, layout.recordAttribute, added, subject: dn) }
+            if !oldMembers.isEmpty {
+                change(d, groups[g].dn, .deleteMember, layout.memberAttribute, oldMembers, subject: dn)
+                if members.allSatisfy(isOld) { change(d, groups[g].dn, .addMember, layout.memberAttribute, [dn], subject: dn) }
             }
+            guard !oldRecords.isEmpty else { continue }
+            change(d, groups[g].dn, .deleteRecord, layout.recordAttribute, oldRecords.map(\.raw), subject: dn)
+            // The rewritten record keeps the local name and every earlier DN (for device
+            // entries that still name one), and gains the stable id.
+            var rewritten: [String] = []
+            for old in oldRecords {
+                var former: [String] = []
+                for x in old.record.formerDNs + [old.record.userDN] where isOld(x) {
+                    if !former.contains(where: { DNNormalizer.normalize($0) == DNNormalizer.normalize(x) }) { former.append(x) }
+                }
+                let value = layout.recordValue(localName: old.record.localName, userDN: dn, stableID: users[r].entry.stableID,
+                                               formerDNs: former)
+                let exists = rewritten.contains(value) || s.records.contains { $0.raw == value }
+                if !exists { rewritten.append(value) }
+            }
+            if !rewritten.isEmpty { change(d, groups[g].dn, .addRecord, layout.recordAttribute, rewritten, subject: dn) }
         }
-        return oldRecords.first?.record.userDN ?? oldMembers.first?.raw
+        // The DN it had: the first old record's, else the first old member value.
+        let oldRecord = s.records.lazy.compactMap { self.layout.parseRecord($0.raw) }.first { isOld($0.userDN) }
+        return oldRecord?.userDN ?? s.members.first { isOld($0.raw) }?.raw
     }
 
     enum Fresh {
