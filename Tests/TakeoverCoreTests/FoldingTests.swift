@@ -113,20 +113,6 @@ import Testing
         #expect(ISOTime.duration(90 * 60) == "90 minutes")
     }
 
-    @Test func bindingRecords() throws {
-        let std = BindingLayout.standardSchema(base: "ou=b,dc=x")
-        let v = std.recordValue(localName: "Alice", userDN: "uid=alice,ou=p,dc=x")
-        #expect(v == "takeover-bridge:Alice:uid=alice,ou=p,dc=x")
-        let parsed = try #require(std.parseRecord(v))
-        #expect(parsed.localName == "Alice")
-        #expect(parsed.userDN == "uid=alice,ou=p,dc=x")
-        #expect(std.parseRecord("Laptop of the design team") == nil)
-        #expect(std.parseRecord("takeover-bridge::uid=x") == nil)
-        let project = BindingLayout.projectSchema(base: "ou=b,dc=x")
-        #expect(project.parseRecord("bob:uid=bob,ou=p,dc=x")?.localName == "bob")
-        #expect(project.groupDN(device: "lab,dc=evil") == "cn=lab\\,dc\\=evil,ou=b,dc=x")
-    }
-
     @Test func protectedAccountsOnLinuxAndUnknown() {
         let p = Policy()
         #expect(ProtectedAccounts.reason(for: W.account("root", uid: 0), platform: .linux, policy: p) == "uid 0 below 1000")

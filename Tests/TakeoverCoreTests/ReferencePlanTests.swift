@@ -86,9 +86,7 @@ import TestSupport
     }
 
     @Test func plannerEqualsTheReferenceOverTheWorldsOfThePropertyTests() {
-        var rng = SplitMix64(seed: 0x5EED_00AA)
-        for i in 0..<100 {
-            let input = RandomWorld.make(&rng)
+        for (i, input) in RandomWorld.worlds(seed: 0x5EED_00AA, count: 100).enumerated() {
             if let report = Self.disagreement(input, Planner.plan(input), label: "RandomWorld \(i) from seed 0x5EED_00AA") {
                 Issue.record(Comment(rawValue: report))
                 break
