@@ -170,15 +170,25 @@ func stringCompare(_ a: String, _ b: String) -> Int {
     return canonicalLess(a, b) ? -1 : 1
 }
 
-/// `a < b` for strings that are not canonically equal. Swift 6.3's `<` answers false both
-/// ways for a decomposed string that is canonically a prefix of a precomposed one
-/// ("cafe\u{301}" and "caf\u{E9}0"); those pairs are ordered by their NFC code units, the
-/// order `<` documents, so sorts stay total and equal names stay together.
+/// `a < b` for strings that are not canonically equal, in Unicode canonical order: the NFC
+/// code units, the order Swift's `<` documents. Swift 6.3's `<` breaks it where a later mark
+/// or jamo composes with an earlier character: "cafe\u{301}" and "caf\u{E9}0" compare
+/// neither way, Hangul jamo against a precomposed syllable the wrong way; sorts were then
+/// inconsistent and a lookup by name missed users. ASCII strings (nearly every name) keep
+/// the standard library's `<`, which is right for them.
 @inline(__always)
 func canonicalLess(_ a: String, _ b: String) -> Bool {
-    if a < b { return true }
-    if b < a { return false }
+    if isASCII(a) && isASCII(b) { return a < b }
     return a._nfcCodeUnits.lexicographicallyPrecedes(b._nfcCodeUnits)
+}
+
+@inline(__always)
+private func isASCII(_ s: String) -> Bool {
+    s.utf8.withContiguousStorageIfAvailable { bytes in
+        var bits: UInt8 = 0
+        for b in bytes { bits |= b }
+        return bits < 0x80
+    } ?? false
 }
 
 /// ISO 8601 UTC time, "2026-11-29T08:00:00Z". Proleptic Gregorian calendar, no Foundation.

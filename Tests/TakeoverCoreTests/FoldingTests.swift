@@ -31,12 +31,16 @@ import Testing
     }
 
     /// Swift 6.3's `<` answers false both ways for a decomposed name that is canonically a
-    /// prefix of a precomposed one ("cafe\u{301}" and "caf\u{E9}0"), so sorting by it alone
+    /// prefix of a precomposed one ("cafe\u{301}" and "caf\u{E9}0"), and wrongly for Hangul
+    /// jamo against a precomposed syllable, so sorting by it alone
     /// lost users: the memberUid 'café' (decomposed, as macOS writes it) was not found, and
     /// two spellings of one name were not seen as duplicates (found by ReferencePlanTests).
     @Test func decomposedNamesSortBesidePrecomposedOnes() {
         #expect(stringLess("cafe\u{301}", "caf\u{E9}0"))
         #expect(!stringLess("caf\u{E9}0", "cafe\u{301}"))
+        // The jamo \u{1100}\u{1161} are the syllable \u{AC00}: a prefix of \u{AC00}\u{EB}.
+        #expect(stringLess("\u{1100}\u{1161}", "\u{AC00}\u{EB}"))
+        #expect(!stringLess("\u{AC00}\u{EB}", "\u{1100}\u{1161}"))
         let connected = W.plan(
             users: [W.user("caf\u{E9}0"), W.user("cafe\u{301}")],
             connections: [Connection(device: "pc", member: .name("cafe\u{301}"), sourceDN: W.deviceDN("pc"))],
