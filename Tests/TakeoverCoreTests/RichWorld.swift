@@ -16,7 +16,7 @@ enum RichWorld {
     static let names = [
         "alice", "Alice", "ALICE", "bob", "carol", "dave", "john", "John", "jdoe", "hmurphy",
         "straße", "STRASSE", "Strasse", "\u{212A}im", "kim", "\u{FB01}ona", "fiona", "caf\u{E9}", "cafe\u{301}",
-        "οδυσσευς", "ΟΔΥΣΣΕΥΣ", "root", "_svc", "nobody", "Administrator", "Guest", "daemon", "ops",
+        "οδυσσευς", "ΟΔΥΣΣΕΥΣ", "\u{AC00}", "\u{1100}\u{1161}", "root", "_svc", "nobody", "Administrator", "Guest", "daemon", "ops",
         "x y", "averyveryverylongname1", "a:b", "-dash", "1234", "ok.name", "trail.",
     ]
     static let displays = ["Ann", "Bob B", "Carol C", "", "jane q. doe", "STRASSE"]
