@@ -356,7 +356,12 @@ final class DeviceStage: Sendable {
         for (k, e) in slots.enumerated() where e.managed {
             out.currentBindings += 1
             if e.user >= 0 && (users[e.user].conflict != nil || sortedContains(connectedRanks, e.user)) {
-                for rec in e.records { heldNames[Folding.fold(rec.local)] = k }
+                // Several holders of one name: the first in rank order, whatever the input order (R14).
+                for rec in e.records {
+                    let f = Folding.fold(rec.local)
+                    if let other = heldNames[f], slots[other].user < e.user { continue }
+                    heldNames[f] = k
+                }
             }
         }
         func entry(_ r: Int) -> BindingEntry? { slotOfRank[r].map { slots[$0] } }

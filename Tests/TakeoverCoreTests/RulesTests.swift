@@ -257,6 +257,23 @@ import Testing
         #expect(plan.changes.isEmpty)
     }
 
+    /// Two bindings that stay hold the same local account: the conflict names the same holder
+    /// whatever the order of the group's values (R14). Found by RichWorldPropertyTests
+    /// (RichWorld.make(seed: 4435), shuffled).
+    @Test func accountAlreadyBoundNamesOneHolderWhateverTheOrder() throws {
+        let users = [W.user("ann"), W.user("bob"), W.user("shared")]
+        var group = W.group("pc", bound: [("ann", "shared"), ("bob", "shared")])
+        let first = W.plan(users: users, connections: W.connect("pc", "ann", "bob", "shared"),
+                           reports: [W.report("pc", [W.person("shared")])], groups: [group])
+        group.members.reverse()
+        group.records.reverse()
+        let second = W.plan(users: users, connections: W.connect("pc", "ann", "bob", "shared"),
+                            reports: [W.report("pc", [W.person("shared")])], groups: [group])
+        let conflict = try #require(first.conflict("account-already-bound"))
+        #expect(conflict.message.contains("already bound to ann ("))
+        #expect(second.conflict("account-already-bound") == conflict)
+    }
+
     @Test func r6AccountFreedByAnUnbindInTheSameRun() {
         // The laptop passes from a leaver to a newcomer with the same local name.
         let plan = W.plan(
