@@ -139,6 +139,7 @@ enum RichWorld {
         // Binding groups: managed bindings, hand-made members, half-written records, users
         // gone from the directory or moved (records with a stable id), duplicate groups.
         var groups: [BindingGroup] = []
+        var groupDNs = Set<String>()
         var groupSpellings = Set(entries.map(\.name)).sorted()
         if rng.chance(20) { groupSpellings.append("old-pc") }
         for d in groupSpellings where rng.chance(70) {
@@ -148,7 +149,8 @@ enum RichWorld {
             for b in 0..<rng.int(6) {
                 let k = rng.int(users.count)
                 let u = users[k]
-                let local = rng.chance(75) ? u.localName : rng.pick(names)
+                // Mostly the user's own local name; else another user's (R10, account-already-bound) or any.
+                let local = rng.chance(70) ? u.localName : (rng.chance(50) ? rng.pick(users).localName : rng.pick(names))
                 let id = rng.chance(50) ? u.stableID : nil
                 switch rng.int(10) {
                 case 0...5:
@@ -170,10 +172,12 @@ enum RichWorld {
                 }
             }
             if rng.chance(10) { records.append("Laptop of the design team") }
+            // A server returns an entry once: no two groups with canonically equal DNs.
+            guard groupDNs.insert(layout.groupDN(device: spelling)).inserted else { continue }
             groups.append(BindingGroup(device: spelling, dn: layout.groupDN(device: spelling), members: members, records: records))
-            if rng.chance(8) {
-                groups.append(BindingGroup(device: d, dn: "cn=\(d.replacingOccurrences(",", with: "\\,")),ou=old,\(bindingsBase)",
-                                           members: members, records: records))
+            let oldDN = "cn=\(d.replacingOccurrences(",", with: "\\,")),ou=old,\(bindingsBase)"
+            if rng.chance(8) && groupDNs.insert(oldDN).inserted {
+                groups.append(BindingGroup(device: d, dn: oldDN, members: members, records: records))
             }
         }
         return PlanInput(users: users, connections: connections, knownDevices: known, reports: reports, problems: problems,
