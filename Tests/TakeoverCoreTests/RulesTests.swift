@@ -274,6 +274,20 @@ import Testing
         #expect(second.conflict("account-already-bound") == conflict)
     }
 
+    /// An account listed twice under one name with other facts (one a system account): the
+    /// same one is judged whatever the report's order (R14). Found by RichWorldPropertyTests
+    /// (RichWorld.make(seed: 9128), shuffled).
+    @Test func anAccountListedTwiceIsJudgedTheSameWhateverTheOrder() {
+        var system = W.person("ann")
+        system.realUser = false
+        let accounts = [W.person("ann"), system]
+        let plans = [accounts, accounts.reversed()].map { list in
+            W.plan(users: [W.user("ann")], connections: W.connect("pc", "ann"), reports: [W.report("pc", list)])
+        }
+        #expect(plans[0].decision("ann", "pc")?.action == .conflict)
+        #expect(plans[0].conflicts == plans[1].conflicts && plans[0].decisions == plans[1].decisions)
+    }
+
     @Test func r6AccountFreedByAnUnbindInTheSameRun() {
         // The laptop passes from a leaver to a newcomer with the same local name.
         let plan = W.plan(
