@@ -362,8 +362,14 @@ extension ReferencePlanner {
 
     /// Order of a report's accounts where one must be picked (spec silent, R14).
     static func accountLess(_ a: LocalAccount, _ b: LocalAccount) -> Bool {
-        RefOrder.less([.s(a.name), .i(a.effectiveUID ?? Int64.min), .s(a.sid ?? ""), .s(a.home ?? ""), .s(a.fullName ?? "")],
-                      [.s(b.name), .i(b.effectiveUID ?? Int64.min), .s(b.sid ?? ""), .s(b.home ?? ""), .s(b.fullName ?? "")])
+        // spec silent: a listing that marks the account a system one first (false, unknown, true).
+        func flag(_ x: Bool?) -> Int64 { x.map { $0 ? 2 : 0 } ?? 1 }
+        func key(_ x: LocalAccount) -> [RefOrder.Key] {
+            [.s(x.name), .i(x.effectiveUID ?? Int64.min), .s(x.sid ?? ""), .s(x.home ?? ""), .s(x.fullName ?? ""),
+             .s(x.shell ?? ""), .s(x.accountType ?? ""), .i(x.hidden ? 0 : 1), .i(flag(x.realUser)), .i(flag(x.enabled)),
+             .i(x.uid ?? Int64.min), .i(x.uidSigned ?? Int64.min)]
+        }
+        return RefOrder.less(key(a), key(b))
     }
 
     func emit(_ d: Int, _ decision: Decision, folded: String, normDN: String) {
