@@ -77,11 +77,15 @@ final class DeviceStage: Sendable {
     /// Lower-cased stable id (entryUUID, objectGUID, nsUniqueId) -> rank, for ids that
     /// exactly one user has: a binding record carrying one follows its user to a new DN.
     let byStableID: [String: Int]
+    /// Rank -> the user's earlier DNs known from records (see `Planning.formerDNsByRank`).
+    let formerDNs: [Int: [String]]
 
     init(input: PlanInput, layout: BindingLayout, policy: Policy, policyNames: Set<String>, placeholderNorm: String?,
          users: ContiguousArray<UserInfo>, byDN: [String: Int], fieldHead: [String: Int],
-         fieldNext: [Int], devices: ContiguousArray<DeviceInfo>, byStableID: [String: Int] = [:]) {
+         fieldNext: [Int], devices: ContiguousArray<DeviceInfo>, byStableID: [String: Int] = [:],
+         formerDNs: [Int: [String]] = [:]) {
         self.byStableID = byStableID
+        self.formerDNs = formerDNs
         self.input = input
         self.layout = layout
         self.policy = policy
@@ -352,7 +356,12 @@ final class DeviceStage: Sendable {
         for (k, e) in slots.enumerated() where e.managed {
             out.currentBindings += 1
             if e.user >= 0 && (users[e.user].conflict != nil || sortedContains(connectedRanks, e.user)) {
-                for rec in e.records { heldNames[Folding.fold(rec.local)] = k }
+                // Several holders of one name: the first in rank order, whatever the input order (R14).
+                for rec in e.records {
+                    let f = Folding.fold(rec.local)
+                    if let other = heldNames[f], slots[other].user < e.user { continue }
+                    heldNames[f] = k
+                }
             }
         }
         func entry(_ r: Int) -> BindingEntry? { slotOfRank[r].map { slots[$0] } }
@@ -563,14 +572,16 @@ final class DeviceStage: Sendable {
                     // Adopt a membership a person added: record it, change nothing else.
                     if let entry {
                         local.append(Change(dn: groupDN(entry.members[0].group), op: .addRecord, attribute: layout.recordAttribute,
-                                            values: [layout.recordValue(localName: accountName, userDN: dn, stableID: user(r).stableID)], subject: dn))
+                                            values: [layout.recordValue(localName: accountName, userDN: dn, stableID: user(r).stableID,
+                                                                      formerDNs: formerDNs[r] ?? [])], subject: dn))
                     }
                     emit(Decision(user: username, userDN: dn, device: deviceName, action: .bound,
                                   localAccount: accountName, reason: Reason.adopted, notices: Notice.adoptedNotices),
                          folded: info.foldedName, norm: info.normDN, from: start)
                     continue
                 }
-                let record = layout.recordValue(localName: accountName, userDN: dn, stableID: user(r).stableID)
+                let record = layout.recordValue(localName: accountName, userDN: dn, stableID: user(r).stableID,
+                                                formerDNs: formerDNs[r] ?? [])
                 var keepRecord = false
                 if recordOnly, let entry {
                     let foldedAccount = Folding.fold(accountName)

@@ -9,7 +9,18 @@ extension DeviceStage {
         if a.effectiveUID != b.effectiveUID { return (a.effectiveUID ?? Int64.min) < (b.effectiveUID ?? Int64.min) }
         c = stringCompare(a.sid ?? "", b.sid ?? ""); if c != 0 { return c < 0 }
         c = stringCompare(a.home ?? "", b.home ?? ""); if c != 0 { return c < 0 }
-        return stringCompare(a.fullName ?? "", b.fullName ?? "") < 0
+        c = stringCompare(a.fullName ?? "", b.fullName ?? ""); if c != 0 { return c < 0 }
+        // Every other fact too: accounts listed twice with different facts (shell, hidden,
+        // real_user...) must not be chosen by their place in the report (R14); a listing
+        // that marks it a system account first (a wrong "protected" only holds a takeover back).
+        c = stringCompare(a.shell ?? "", b.shell ?? ""); if c != 0 { return c < 0 }
+        c = stringCompare(a.accountType ?? "", b.accountType ?? ""); if c != 0 { return c < 0 }
+        func rank(_ x: Bool?) -> Int { x.map { $0 ? 2 : 0 } ?? 1 }
+        if a.hidden != b.hidden { return a.hidden }
+        if a.realUser != b.realUser { return rank(a.realUser) < rank(b.realUser) }
+        if a.enabled != b.enabled { return rank(a.enabled) < rank(b.enabled) }
+        if a.uid != b.uid { return (a.uid ?? Int64.min) < (b.uid ?? Int64.min) }
+        return (a.uidSigned ?? Int64.min) < (b.uidSigned ?? Int64.min)
     }
 
     func protection(_ account: LocalAccount, _ folded: String, _ platform: Platform) -> String? {

@@ -171,6 +171,9 @@ final class Planning {
     /// still naming the old DN (389 DS and OpenLDAP without referential integrity leave it)
     /// connects the user under the new one.
     var formerDNs: [String: Int] = [:]
+    /// The same DNs by user: a new binding's record keeps them, so a device entry naming one
+    /// still finds the user when the record it was learned from goes (R14).
+    var formerDNsByRank: [Int: [String]] = [:]
 
     let tuning: Planner.Tuning
 
@@ -200,7 +203,8 @@ final class Planning {
         }
         let stage = DeviceStage(input: input, layout: layout, policy: policy, policyNames: policyNames,
                                 placeholderNorm: placeholderNorm, users: users, byDN: byDN, fieldHead: fieldHead,
-                                fieldNext: fieldNext, devices: devices, byStableID: stableIDs)
+                                fieldNext: fieldNext, devices: devices, byStableID: stableIDs,
+                                formerDNs: formerDNsByRank)
         let out = stage.run(order: order, tuning: tuning)
         decisions = out.decisions
         changes = out.changes
@@ -287,15 +291,20 @@ final class Planning {
     private func formerDNIndex() -> [String: Int] {
         guard !stableIDs.isEmpty else { return [:] }
         var out: [String: Int] = [:]
+        var spellings: [Int: [String: String]] = [:]
         for group in input.bindingGroups {
             for raw in group.records {
                 guard let rec = layout.parseRecord(raw), let id = rec.stableID, let r = stableIDs[StableID.key(id)] else { continue }
                 for dn in [rec.userDN] + rec.formerDNs {
                     let norm = DNNormalizer.normalize(dn)
-                    if norm != users[r].normDN && byDN[norm] == nil { out[norm] = r }
+                    if norm != users[r].normDN && byDN[norm] == nil {
+                        out[norm] = r
+                        spellings[r, default: [:]][norm] = Self.minSpelling(spellings[r]?[norm], dn)
+                    }
                 }
             }
         }
+        for (r, dns) in spellings { formerDNsByRank[r] = dns.values.sorted(by: stringLess) }
         return out
     }
 
@@ -650,7 +659,7 @@ func firstRank(named f: String, in users: ContiguousArray<UserInfo>) -> Int? {
     var lo = 0, hi = users.count
     while lo < hi {
         let mid = (lo + hi) >> 1
-        if users[mid].foldedName < f { lo = mid + 1 } else { hi = mid }
+        if canonicalLess(users[mid].foldedName, f) { lo = mid + 1 } else { hi = mid }
     }
     return lo < users.count && users[lo].foldedName == f ? lo : nil
 }

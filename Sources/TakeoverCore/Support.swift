@@ -7,7 +7,7 @@ func stringLess(_ a: String, _ b: String) -> Bool {
     if a == b {
         return a.utf8.lexicographicallyPrecedes(b.utf8)
     }
-    return a < b
+    return canonicalLess(a, b)
 }
 
 /// Three-way variant of `stringLess`: -1, 0 (byte-identical), 1.
@@ -17,7 +17,28 @@ func stringCompare(_ a: String, _ b: String) -> Int {
         if a.utf8.elementsEqual(b.utf8) { return 0 }
         return a.utf8.lexicographicallyPrecedes(b.utf8) ? -1 : 1
     }
-    return a < b ? -1 : 1
+    return canonicalLess(a, b) ? -1 : 1
+}
+
+/// `a < b` for strings that are not canonically equal, in Unicode canonical order: the NFC
+/// code units, the order Swift's `<` documents. Swift 6.3's `<` breaks it where a later mark
+/// or jamo composes with an earlier character: "cafe\u{301}" and "caf\u{E9}0" compare
+/// neither way, Hangul jamo against a precomposed syllable the wrong way; sorts were then
+/// inconsistent and a lookup by name missed users. ASCII strings (nearly every name) keep
+/// the standard library's `<`, which is right for them.
+@inline(__always)
+func canonicalLess(_ a: String, _ b: String) -> Bool {
+    if isASCII(a) && isASCII(b) { return a < b }
+    return a._nfcCodeUnits.lexicographicallyPrecedes(b._nfcCodeUnits)
+}
+
+@inline(__always)
+private func isASCII(_ s: String) -> Bool {
+    s.utf8.withContiguousStorageIfAvailable { bytes in
+        var bits: UInt8 = 0
+        for b in bytes { bits |= b }
+        return bits < 0x80
+    } ?? false
 }
 
 /// Quotes a name for messages: 'alice'.

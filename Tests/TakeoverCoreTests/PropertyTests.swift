@@ -103,6 +103,12 @@ enum RandomWorld {
                          reports: reports, problems: problems, bindingGroups: groups, layout: layout, policy: policy, now: W.now)
     }
 
+    /// `count` worlds from one seed, in order (the stream `make` gives from that seed).
+    static func worlds(seed: UInt64, count: Int) -> [PlanInput] {
+        var rng = SplitMix64(seed: seed)
+        return (0..<count).map { _ in make(&rng) }
+    }
+
     static func shuffled(_ input: PlanInput, _ rng: inout SplitMix64) -> PlanInput {
         var s = input
         s.users.shuffle(using: &rng)
@@ -159,10 +165,9 @@ extension String {
     }
 
     @Test func applyingThePlanThenPlanningAgainGivesNoChanges() {
-        var rng = SplitMix64(seed: 0x5EED_0002)
         var changed = 0
-        for i in 0..<Self.iterations {
-            var input = RandomWorld.make(&rng)
+        for (i, input) in RandomWorld.worlds(seed: 0x5EED_0002, count: Self.iterations).enumerated() {
+            var input = input
             let plan = Planner.plan(input)
             if plan.hasChanges { changed += 1 }
             input.bindingGroups = plan.applied(to: input.bindingGroups)
@@ -175,10 +180,8 @@ extension String {
     }
 
     @Test func conflictedUsersNeverGainABinding() {
-        var rng = SplitMix64(seed: 0x5EED_0003)
         var held = 0
-        for i in 0..<Self.iterations {
-            let input = RandomWorld.make(&rng)
+        for (i, input) in RandomWorld.worlds(seed: 0x5EED_0003, count: Self.iterations).enumerated() {
             let plan = Planner.plan(input)
             let userLevel: Set<String> = ["duplicate-local-account", "duplicate-username", "username-matches-local-account"]
             let conflicted = Set(plan.decisions.filter { $0.action == .conflict && userLevel.contains($0.reason) }
@@ -199,10 +202,8 @@ extension String {
     }
 
     @Test func deferredDevicesNeverLoseOrGainABinding() {
-        var rng = SplitMix64(seed: 0x5EED_0004)
         var deferredSeen = 0
-        for i in 0..<Self.iterations {
-            let input = RandomWorld.make(&rng)
+        for (i, input) in RandomWorld.worlds(seed: 0x5EED_0004, count: Self.iterations).enumerated() {
             let plan = Planner.plan(input)
             // Deferred by R8's own definition, computed here from the input.
             var newest: [String: UnixTime] = [:]
@@ -232,9 +233,7 @@ extension String {
     }
 
     @Test func parallelChunksAndOutputBoundsNeverChangeThePlan() {
-        var rng = SplitMix64(seed: 0x5EED_0006)
-        for i in 0..<200 {
-            let input = RandomWorld.make(&rng)
+        for (i, input) in RandomWorld.worlds(seed: 0x5EED_0006, count: 200).enumerated() {
             let expected = ReportRenderer.json(Planner.plan(input, tuning: .init(chunks: 1, parallelFrom: Int.max, indexChunkMinimum: Int.max)))
             for tuning in [Planner.Tuning(chunks: 3, parallelFrom: 0, indexChunkMinimum: 1),
                            Planner.Tuning(chunks: 7, parallelFrom: 0, boundScale: 1000, indexChunkMinimum: 2),
@@ -246,9 +245,7 @@ extension String {
     }
 
     @Test func summaryMatchesTheLists() {
-        var rng = SplitMix64(seed: 0x5EED_0005)
-        for _ in 0..<200 {
-            let input = RandomWorld.make(&rng)
+        for input in RandomWorld.worlds(seed: 0x5EED_0005, count: 200) {
             let plan = Planner.plan(input)
             #expect(plan.summary.changes == plan.changes.count)
             #expect(plan.summary.takeover + plan.summary.provision + plan.summary.bound + plan.summary.unbind

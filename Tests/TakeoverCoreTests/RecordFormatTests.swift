@@ -35,22 +35,31 @@ import TestSupport
         }
     }
 
-    @Test func colonInALocalNameNoLongerSplitsTheRecord() throws {
-        let layout = BindingLayout.standardSchema(base: "ou=b,dc=x")
-        let value = layout.recordValue(localName: "ad:min", userDN: "uid=a,ou=p,dc=x")
-        #expect(value == "takeover-bridge:ad%3Amin:uid=a,ou=p,dc=x")
+    /// Values as written, and read back: the standard schema's prefix, a `:` in a local name
+    /// escaped so it no longer splits the record, a stable id written like an extended DN.
+    @Test(arguments: [
+        (true, "Alice", "uid=alice,ou=p,dc=x", nil, "takeover-bridge:Alice:uid=alice,ou=p,dc=x"),
+        (true, "ad:min", "uid=a,ou=p,dc=x", nil, "takeover-bridge:ad%3Amin:uid=a,ou=p,dc=x"),
+        (false, "bob", "uid=bob,ou=p,dc=x", "5e0e3d3a-1c2b-4f63-9a7c-0d2f1e3b4a5c",
+         "bob:<ID=5e0e3d3a-1c2b-4f63-9a7c-0d2f1e3b4a5c>;uid=bob,ou=p,dc=x"),
+    ] as [(Bool, String, String, String?, String)])
+    func writtenAndReadBack(standard: Bool, name: String, dn: String, id: String?, expected: String) throws {
+        let layout = standard ? BindingLayout.standardSchema(base: "ou=b,dc=x") : .projectSchema(base: "ou=b,dc=x")
+        let value = layout.recordValue(localName: name, userDN: dn, stableID: id)
+        #expect(value == expected)
         let parsed = try #require(layout.parseRecord(value))
-        #expect(parsed.localName == "ad:min")
-        #expect(parsed.userDN == "uid=a,ou=p,dc=x")
+        #expect(parsed.localName == name)
+        #expect(parsed.userDN == dn)
+        #expect(parsed.stableID == id)
     }
 
-    @Test func stableIDIsWrittenLikeAnExtendedDN() throws {
-        let layout = BindingLayout.projectSchema(base: "ou=b,dc=x")
-        let value = layout.recordValue(localName: "bob", userDN: "uid=bob,ou=p,dc=x",
-                                       stableID: "5e0e3d3a-1c2b-4f63-9a7c-0d2f1e3b4a5c")
-        #expect(value == "bob:<ID=5e0e3d3a-1c2b-4f63-9a7c-0d2f1e3b4a5c>;uid=bob,ou=p,dc=x")
-        #expect(layout.parseRecord(value)?.stableID == "5e0e3d3a-1c2b-4f63-9a7c-0d2f1e3b4a5c")
-        #expect(layout.parseRecord(value)?.userDN == "uid=bob,ou=p,dc=x")
+    @Test func otherValuesAreNotRecordsAndGroupsAreEscaped() {
+        let std = BindingLayout.standardSchema(base: "ou=b,dc=x")
+        #expect(std.parseRecord("Laptop of the design team") == nil)
+        #expect(std.parseRecord("takeover-bridge::uid=x") == nil)
+        let project = BindingLayout.projectSchema(base: "ou=b,dc=x")
+        #expect(project.parseRecord("bob:uid=bob,ou=p,dc=x")?.localName == "bob")
+        #expect(project.groupDN(device: "lab,dc=evil") == "cn=lab\\,dc\\=evil,ou=b,dc=x")
     }
 
     @Test func recordsOfEarlierVersionsReadUnchanged() throws {

@@ -72,6 +72,29 @@ import Testing
         #expect(q.summary.unbind == 1)
     }
 
+    /// A device entry names a moved user's old DN, known only from a record on another device
+    /// that this run unbinds: the new binding's record keeps the old DN, so the next run still
+    /// finds the user there (R14: after apply, a new plan has zero changes). Found by
+    /// RichWorldPropertyTests (RichWorld.make(seed: 1815)).
+    @Test func anOldDNLearnedFromABindingThatGoesStaysKnown() throws {
+        let old = BindingGroup(device: "old-pc", dn: W.layout.groupDN(device: "old-pc"), members: [W.bindingsBase, Self.oldDN],
+                               records: [W.layout.recordValue(localName: "alice", userDN: Self.oldDN, stableID: Self.id)])
+        let input = PlanInput(users: [alice()], connections: [Connection(device: "pc", member: .dn(Self.oldDN))],
+                              reports: [W.report("pc", [W.person("alice", uid: 1500)]), W.report("old-pc", [])],
+                              bindingGroups: [old], layout: W.layout, policy: Policy(), now: W.now)
+        let p = Planner.plan(input)
+        #expect(p.decision("alice", "pc")?.action == .takeover)
+        #expect(p.decision("alice", "old-pc")?.action == .unbind)
+        let records = p.changes.flatMap(\.attributes).filter { $0.name == W.layout.recordAttribute }.flatMap(\.values)
+        #expect(records.compactMap { W.layout.parseRecord($0) }
+                == [BindingRecord(localName: "alice", userDN: Self.newDN, stableID: Self.id, formerDNs: [Self.oldDN])])
+        var next = input
+        next.bindingGroups = p.applied(to: input.bindingGroups)
+        let again = Planner.plan(next)
+        #expect(again.changes.isEmpty, "\(again.changes)")
+        #expect(again.decision("alice", "pc")?.action == .bound)
+    }
+
     /// New records carry the user's stable id.
     @Test func newRecordsCarryTheStableID() {
         let input = PlanInput(users: [alice()], connections: [Connection(device: "pc", member: .dn(Self.newDN))],

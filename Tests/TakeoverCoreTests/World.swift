@@ -81,6 +81,11 @@ extension Plan {
         decisions.first { $0.user == user && $0.device == device }
     }
 
+    /// The action of each (user, device) pair, nil where there is no decision.
+    func actions(_ pairs: [(user: String, device: String)]) -> [Action?] {
+        pairs.map { decision($0.user, $0.device)?.action }
+    }
+
     func conflict(_ kind: String) -> Finding? { conflicts.first { $0.kind == kind } }
     func warning(_ kind: String) -> Finding? { warnings.first { $0.kind == kind } }
 }
