@@ -9,7 +9,7 @@
 // It shares only the model types and the public primitives the specification names as
 // such: `Folding.fold` / `Folding.deviceKey` (how names compare), `DNNormalizer` (how DNs
 // compare), the binding record format of `BindingLayout` (how bindings are stored) and
-// `ISOTime` (how times are written). R5 (protected accounts) and R13 (valid names) are
+// `UTCTime` (how times are written). R5 (protected accounts) and R13 (valid names) are
 // written again here; nothing of the planner's own code (Planner, Devices, Evaluate,
 // DeviceIdentity) is called.
 //

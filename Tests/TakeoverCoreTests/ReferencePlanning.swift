@@ -1,3 +1,4 @@
+import LDAPSyntax
 @testable import TakeoverCore
 
 // The reference planner itself (see ReferencePlanner.swift for what it is and is not).
@@ -70,8 +71,8 @@ final class ReferencePlanner {
             input.reports = original.reports.filter { $0.reportedAt <= latest }
             for r in original.reports where r.reportedAt > latest {
                 let ahead = r.reportedAt - input.now
-                let message = "the report for device '\(r.device)' is dated \(ISOTime.format(r.reportedAt)), \(ISOTime.age(ahead)) "
-                    + "after this run's clock (more than [devices] max_clock_skew, \(ISOTime.duration(max(0, input.policy.maxClockSkew)))"
+                let message = "the report for device '\(r.device)' is dated \(UTCTime.iso8601(r.reportedAt)), \(UTCTime.age(ahead)) "
+                    + "after this run's clock (more than [devices] max_clock_skew, \(UTCTime.duration(max(0, input.policy.maxClockSkew)))"
                     + ", in the future): not used, so it cannot outrank the device's real reports; correct the clock of the device "
                     + "(or of the agent that wrote the file), or remove the file"
                 input.problems.append(InputProblem(source: r.source, device: r.device, message: message))
@@ -344,7 +345,7 @@ final class ReferencePlanner {
         guard let r = newestReport(d) else { return Reason.noReport }
         let age = input.now - r.reportedAt
         if age > policy.activeWithin {
-            return "inactive: newest report \(ISOTime.format(r.reportedAt)) is \(ISOTime.age(age)) old (active_within \(ISOTime.duration(policy.activeWithin)))"
+            return "inactive: newest report \(UTCTime.iso8601(r.reportedAt)) is \(UTCTime.age(age)) old (active_within \(UTCTime.duration(policy.activeWithin)))"
         }
         return nil
     }

@@ -1,3 +1,4 @@
+import LDAPSyntax
 import TakeoverCore
 import TestSupport
 
