@@ -657,6 +657,9 @@ final class BackgroundReportsRead: Sendable {
                 DispatchQueue.global(qos: .userInitiated).async {
                     let started = DispatchTime.now().uptimeNanoseconds
                     let result = ReportsFolder.read(path: path, limits: limits)
+                    // The parsers' scratch memory (file bytes, parse trees), spread over
+                    // every thread's heap, is free now: given back before planning adds its own.
+                    _ = CHardening_release_free_memory()
                     continuation.resume(returning: (result, DispatchTime.now().uptimeNanoseconds - started))
                 }
             }
