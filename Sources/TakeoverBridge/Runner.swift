@@ -36,13 +36,13 @@ package protocol OutputSink: Sendable {
 package struct StandardOutput: OutputSink {
     package init() {}
     package func write(_ text: String) {
-        _ = writeAll(1, text)
+        _ = writeFully(1, text)
     }
 }
 
 /// Writes all of `text` to `fd` from the string's own UTF-8 storage (no copy: a plan's
 /// report can be hundreds of megabytes); false on an error other than EINTR (`errno` set).
-func writeAll(_ fd: Int32, _ text: String) -> Bool {
+func writeFully(_ fd: Int32, _ text: String) -> Bool {
     var text = text
     return text.withUTF8 { bytes in
         var offset = 0
@@ -516,7 +516,7 @@ package final class BridgeRunner {
         guard fd >= 0 else {
             throw RunFailure(.failure, "cannot write \(file): \(String(cString: strerror(errno)))")
         }
-        if fchmod(fd, 0o640) != 0 || !writeAll(fd, text) {
+        if fchmod(fd, 0o640) != 0 || !writeFully(fd, text) {
             let message = String(cString: strerror(errno))
             close(fd)
             unlink(temporary)
