@@ -209,7 +209,7 @@ final class Planning {
             let display = u.displayName.flatMap { $0.isEmpty ? nil : Folding.fold($0) }
             return UserInfo(
                 username: u.username, dn: u.dn, localName: u.localName, foldedName: name,
-                foldedLocal: field ?? name, normDN: DNNormalizer.normalize(u.dn), foldedDisplay: display,
+                foldedLocal: field ?? name, normDN: sharing(DNNormalizer.normalize(u.dn), u.dn), foldedDisplay: display,
                 uidNumber: u.uidNumber, source: Int32(i), hasField: field != nil,
                 severalUsernames: u.usernameValueCount > 1)
         }

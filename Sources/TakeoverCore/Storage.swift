@@ -228,6 +228,13 @@ func sameBytes(_ a: String?, _ b: String?) -> Bool {
     return sameBytes(a, b)
 }
 
+/// `derived` when it differs from `original` byte for byte, else `original` itself: a
+/// normalised or folded copy that changed nothing shares the original's storage instead
+/// of holding its own (a million DNs that are already normal are a million copies less).
+func sharing(_ derived: String, _ original: String) -> String {
+    sameBytes(derived, original) ? original : derived
+}
+
 /// A dictionary from a key to one or more small integers, allocating only for repeats.
 struct MultiIndex<Key: Hashable> {
     private var first: [Key: Int] = [:]
