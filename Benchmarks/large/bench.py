@@ -903,12 +903,16 @@ def table(small: dict | None, big: dict, args) -> tuple[str, str]:
     row("1 users: ldapsearch pr=%d (process)" % args.page_size, [fmt_s(x) for x in ls], growth("ldapsearch"))
     row("  devices: ldapsearch pr=%d (process)" % args.page_size, [fmt_s(x) for x in ld], growth("ldapsearchDevices"))
     row("  users + devices: ldapsearch (the read)", [fmt_s(x) for x in lr], growth("ldapsearchRead"))
-    bs = [val(c, "bridgeUsersSpan") for c in cols]
-    lss = [val(c, "ldapsearchSpan") for c in cols]
-    row("  server log: bridge user search", [fmt_s(x) for x in bs], growth("bridgeUsersSpan"))
-    row("  server log: ldapsearch user search", [fmt_s(x) for x in lss], growth("ldapsearchSpan"))
-    r1s = [ratio(a, b) for a, b in zip(bs, lss)]
-    row("  ratio, server log (target <= %.2fx)" % USER_READ, [fmt_x(x) for x in r1s], ratio_verdicts(r1s, USER_READ))
+    def server_spans(what, bridge_key, tool, tool_key, label, limit):
+        """The bridge's and the tool's spans in slapd's log, and their ratio against `limit`."""
+        ours = [val(c, bridge_key) for c in cols]
+        theirs = [val(c, tool_key) for c in cols]
+        row("  server log: bridge %s" % what, [fmt_s(x) for x in ours], growth(bridge_key))
+        row("  server log: %s %s" % (tool, what), [fmt_s(x) for x in theirs], growth(tool_key))
+        r = [ratio(a, b) for a, b in zip(ours, theirs)]
+        row("  ratio, %s (target <= %gx)" % (label, limit), [fmt_x(x) for x in r], ratio_verdicts(r, limit))
+
+    server_spans("user search", "bridgeUsersSpan", "ldapsearch", "ldapsearchSpan", "server log", USER_READ)
     pw = [val(c, "planWall") for c in cols]
     r3 = [ratio(a, b) for a, b in zip(pw, lr)]
     row("2 plan: wall", [fmt_s(x) for x in pw], growth("planWall"))
@@ -930,12 +934,7 @@ def table(small: dict | None, big: dict, args) -> tuple[str, str]:
     aphases = [c["median"].get("applyPhases") or {} for c in cols]
     for k in phase_order({k for d in aphases for k in d}):
         row("  bridge's own %s" % k, [fmt_s(d.get(k)) for d in aphases])
-    aw = [val(c, "applyWriteSpan") for c in cols]
-    lw = [val(c, "ldapmodifyWriteSpan") for c in cols]
-    row("  server log: bridge writes", [fmt_s(x) for x in aw], growth("applyWriteSpan"))
-    row("  server log: ldapmodify writes", [fmt_s(x) for x in lw], growth("ldapmodifyWriteSpan"))
-    r4w = [ratio(a, b) for a, b in zip(aw, lw)]
-    row("  ratio, writes only (target <= %.1fx)" % WRITES_ONLY, [fmt_x(x) for x in r4w], ratio_verdicts(r4w, WRITES_ONLY))
+    server_spans("writes", "applyWriteSpan", "ldapmodify", "ldapmodifyWriteSpan", "writes only", WRITES_ONLY)
     row("  operations written", ["%s / %s" % (fmt_n(val(c, "applyWrites")), fmt_n(val(c, "ldapmodifyWrites")))
                                  for c in cols], "bridge / ldapmodify (cn=Monitor; the bridge's lease writes apart)")
     row("  lease writes", [fmt_n(val(c, "applyLeaseWrites")) for c in cols], "taking and giving back the run's lease")
