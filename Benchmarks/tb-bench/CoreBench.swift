@@ -148,24 +148,12 @@ private func coreBenchResetPeak() {
     }
 }
 
-private struct CoreBenchRNG {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func int(_ n: Int) -> Int { n <= 0 ? 0 : Int(next() % UInt64(n)) }
-    mutating func chance(_ percent: Int) -> Bool { int(100) < percent }
-}
 
 /// A directory shaped like a real one: most connected users have their account on their
 /// device (takeover), some are new (provision), half the pairs are bound already, a few
 /// devices are stale, a few fields collide, every device has its system accounts.
 private func coreBenchWorld(_ size: CoreBenchSize, seed: UInt64) -> PlanInput {
-    var rng = CoreBenchRNG(state: seed)
+    var rng = BenchRNG(state: seed)
     let now: UnixTime = 1_795_939_200
     let layout = BindingLayout.standardSchema(base: "ou=bindings,dc=example,dc=com")
     var users: [DirectoryUser] = []
@@ -233,7 +221,7 @@ private func coreBenchWorld(_ size: CoreBenchSize, seed: UInt64) -> PlanInput {
                                          shell: "/bin/bash", fullName: "Local \(filler)"))
             filler += 1
         }
-        let age = rng.chance(5) ? Int64(30 * 86_400) : Int64(rng.int(86_400))
+        let age = rng.chance(5) ? Int64(30 * 86_400) : Int64(rng.below(86_400))
         reports.append(DeviceReport(device: device, platform: platform, reportedAt: now - age, accounts: accounts,
                                     source: "reports/\(device).json"))
         if members.count > 1 {

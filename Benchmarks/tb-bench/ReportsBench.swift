@@ -117,19 +117,6 @@ private enum BenchError: Error, CustomStringConvertible {
     }
 }
 
-/// Deterministic pseudo-random numbers (SplitMix64).
-private struct BenchRNG {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func below(_ n: Int) -> Int { n <= 0 ? 0 : Int(next() % UInt64(n)) }
-}
-
 private struct GenAccount {
     var name: String
     var uid: Int64
@@ -190,16 +177,9 @@ private func makeAccounts(_ count: Int, platform: GenPlatform, device: Int, rng:
     return out
 }
 
+/// `s` as a JSON string literal (Foundation's encoder; the reports only need to be valid JSON).
 private func jsonString(_ s: String) -> String {
-    var out = "\""
-    for c in s.unicodeScalars {
-        switch c {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        default: out.unicodeScalars.append(c)
-        }
-    }
-    return out + "\""
+    (try? JSONEncoder().encode(s)).map { String(decoding: $0, as: UTF8.self) } ?? "\"\""
 }
 
 private func osqueryRow(_ a: GenAccount, platform: GenPlatform) -> String {
@@ -278,19 +258,13 @@ private func generateReports(files: Int, accounts: Int, dir: String) throws {
             name = "evt-\(file).log"
         case 14..<16: // JumpCloud System Insights export, five systems per file
             var rows: [String] = []
-            var remaining = n
-            var system = 0
-            while remaining > 0 {
-                let take = system == 4 ? remaining : min(remaining, max(1, n / 5))
-                let p = platforms[(file + system) % 3]
-                for a in makeAccounts(take, platform: p, device: file * 5 + system, rng: &rng) {
+            for (system, p, accounts) in devicesOfFile(n, parts: 5, file: file, platforms: platforms, rng: &rng) {
+                for a in accounts {
                     var row = osqueryRow(a, platform: p)
                     row.removeLast()
                     row += ",\"system_id\":\"5c9e51a13c5146f8\(String(format: "%08x", file * 5 + system))\",\"collection_time\":\"2024-02-21T15:22:40.71Z\",\"admin\":false,\"managed\":false,\"real_user\":\(a.uid >= 500 ? "true" : "false"),\"suspended\":false}"
                     rows.append(row)
                 }
-                remaining -= take
-                system += 1
             }
             bytes = Array(("[" + rows.joined(separator: ",\n") + "]").utf8)
             name = "jumpcloud-\(file).json"
@@ -308,16 +282,10 @@ private func generateReports(files: Int, accounts: Int, dir: String) throws {
             name = "WS-\(file).json"
         default:      // CSV, four devices per file
             var lines = ["device,username,uid,sid,home,full_name,shell,hidden,reported_at"]
-            var remaining = n
-            var d = 0
-            while remaining > 0 {
-                let take = d == 3 ? remaining : min(remaining, max(1, n / 4))
-                let p = platforms[(file + d) % 3]
-                for a in makeAccounts(take, platform: p, device: file * 4 + d, rng: &rng) {
+            for (d, p, accounts) in devicesOfFile(n, parts: 4, file: file, platforms: platforms, rng: &rng) {
+                for a in accounts {
                     lines.append("\"csv-\(file)-\(d)\",\(a.name),\(p == .windows ? "" : "\(a.uid)"),\(a.sid),\(a.home),\"\(a.gecos)\",\(a.shell),\(a.hidden ? 1 : 0),2024-02-21T15:22:40Z")
                 }
-                remaining -= take
-                d += 1
             }
             bytes = Array((lines.joined(separator: "\r\n") + "\r\n").utf8)
             name = "inventory-\(file).csv"
@@ -326,4 +294,21 @@ private func generateReports(files: Int, accounts: Int, dir: String) throws {
             throw CocoaError(.fileWriteUnknown)
         }
     }
+}
+
+/// `n` accounts of one file spread over `parts` devices (the last takes the rest), each
+/// device with its part number, its platform and its accounts.
+private func devicesOfFile(_ n: Int, parts: Int, file: Int, platforms: [GenPlatform], rng: inout BenchRNG)
+    -> [(part: Int, platform: GenPlatform, accounts: [GenAccount])] {
+    var out: [(part: Int, platform: GenPlatform, accounts: [GenAccount])] = []
+    var remaining = n
+    var part = 0
+    while remaining > 0 {
+        let take = part == parts - 1 ? remaining : min(remaining, max(1, n / parts))
+        let p = platforms[(file + part) % 3]
+        out.append((part, p, makeAccounts(take, platform: p, device: file * parts + part, rng: &rng)))
+        remaining -= take
+        part += 1
+    }
+    return out
 }

@@ -3,6 +3,7 @@
 // Results go to the output sink (stdout or a file), diagnostics to the logger (stderr),
 // and every run ends with exactly one summary line.
 
+internal import CHardening
 import DeviceReports
 import Foundation
 import LDAPClient
@@ -35,16 +36,25 @@ package protocol OutputSink: Sendable {
 package struct StandardOutput: OutputSink {
     package init() {}
     package func write(_ text: String) {
-        let bytes = Array(text.utf8)
+        _ = writeFully(1, text)
+    }
+}
+
+/// Writes all of `text` to `fd` from the string's own UTF-8 storage (no copy: a plan's
+/// report can be hundreds of megabytes); false on an error other than EINTR (`errno` set).
+func writeFully(_ fd: Int32, _ text: String) -> Bool {
+    var text = text
+    return text.withUTF8 { bytes in
         var offset = 0
         while offset < bytes.count {
-            let n = bytes[offset...].withUnsafeBytes { Foundation.write(1, $0.baseAddress, $0.count) }
+            let n = Foundation.write(fd, bytes.baseAddress.map { $0 + offset }, bytes.count - offset)
             if n < 0 {
                 if errno == EINTR { continue }
-                return
+                return false
             }
             offset += n
         }
+        return true
     }
 }
 
@@ -60,6 +70,22 @@ package struct PreparedRun: Sendable {
     package var reports: ReportsReadResult
     package var input: PlanInput
     package var plan: Plan
+
+    /// Lets go of what only planning needed (users, connections, reports, binding groups)
+    /// and gives the freed memory back to the system: what follows (rendering, writing)
+    /// needs the plan, the configuration and the layout only. The counts the safety limits
+    /// use must be taken before.
+    package mutating func dropInputs() {
+        snapshot = DirectorySnapshot()
+        reports = ReportsReadResult()
+        input.users = []
+        input.connections = []
+        input.knownDevices = []
+        input.reports = []
+        input.problems = []
+        input.bindingGroups = []
+        _ = CHardening_release_free_memory()
+    }
 }
 
 /// Not Sendable: a runner belongs to the one task that runs the command (the CLI's main
@@ -105,21 +131,31 @@ package final class BridgeRunner {
         var status = ExitStatus.ok
         do {
             let config = try loadConfig()
-            let prepared = try await prepare(config)
+            var prepared = try await prepare(config)
             let plan = prepared.plan
-            let text: String
+            let refusals = refusalsFor(prepared, allowUnbinds: nil)
+            // The output needs only the plan: the inputs go before the report is made.
+            prepared.dropInputs()
+            let rendering = DispatchTime.now().uptimeNanoseconds
+            var text: String
             switch format {
             case .text: text = ReportRenderer.text(plan, all: all)
-            case .json: text = ReportRenderer.json(plan) + "\n"  // a text file ends in a newline
+            case .json:
+                text = ReportRenderer.json(plan)
+                text += "\n"  // a text file ends in a newline
             case .csv: text = ReportRenderer.csv(plan)
             case .ldif: text = ChangeLDIF.render(plan.changes)
             case .html: text = ReportRenderer.html(plan, all: all)
             }
+            summary["render_ms"] = Self.millis(since: rendering)
+            logger.debug("rendered", metadata: ["ms": Self.millis(since: rendering), "bytes": "\(text.utf8.count)",
+                                                "rss_mb": "\(Self.residentMegabytes() ?? -1)"])
+            let writing = DispatchTime.now().uptimeNanoseconds
             try emit(text, to: outputFile)
+            summary["write_ms"] = Self.millis(since: writing)
             note(plan: plan, written: 0)
             if check && plan.hasChanges { status = status.combined(with: .changesPending) }
             if !plan.conflicts.isEmpty { status = status.combined(with: .conflicts) }
-            let refusals = refusalsFor(prepared, allowUnbinds: nil)
             for refusal in refusals {
                 logger.warning("apply would refuse this plan: \(refusal.message)", metadata: ["limit": "\(refusal.limit)"])
             }
@@ -170,7 +206,7 @@ package final class BridgeRunner {
         let startedAt = clock()
         var record = RunRecord(startedAt: startedAt, finishedAt: startedAt, host: BridgeRunner.hostName(),
                                configPath: config.sourcePath, applied: [], outcome: "failed")
-        var prepared: PreparedRun?
+        var prepared = false
         // The lease across hosts (docs/product.md section 6): seen just before the directory
         // is read, taken only when there is something to write (Lease.swift).
         var lease: Lease?
@@ -179,11 +215,13 @@ package final class BridgeRunner {
         if !lock.leftoverLeaseRuns.isEmpty { lock.noteLease(runs: lock.leftoverLeaseRuns) }
         do {
             let connector = Connector(config: config, password: try password(config))
-            let run = try await prepare(config, keepConnection: true, connector: connector,
+            var run = try await prepare(config, keepConnection: true, connector: connector,
                                         leftoverLeaseRuns: lock.leftoverLeaseRuns)
-            prepared = run.prepared
+            prepared = true
             let plan = run.prepared.plan
             let refusals = refusalsFor(run.prepared, allowUnbinds: allowUnbinds)
+            // Writing needs the plan's changes and the layout only.
+            run.prepared.dropInputs()
             if !refusals.isEmpty {
                 await run.connection.close()
                 for refusal in refusals {
@@ -222,7 +260,9 @@ package final class BridgeRunner {
                 logger.notice("unbinds allowed for this run", metadata: ["allow_unbinds": "\(allowUnbinds)",
                                                                           "unbind": "\(plan.summary.unbind)"])
             }
+            let writing = DispatchTime.now().uptimeNanoseconds
             let result = await write(plan, prepared: run.prepared, readConnection: run.connection, lease: lease)
+            summary["write_ms"] = Self.millis(since: writing)
             record.applied = result.applied
             record.alreadyDone = result.alreadyDone
             record.failed = result.failures
@@ -243,7 +283,7 @@ package final class BridgeRunner {
                 record.outcome = "failed: " + failure.message
             }
             if let failure = error as? RunFailure, failure.status == .lockHeld { leaseHeldElsewhere = true }
-            if prepared == nil, summary["takeover"] == nil { note(plan: nil, written: 0) }
+            if !prepared, summary["takeover"] == nil { note(plan: nil, written: 0) }
         }
         if let lease, await lease.release() { lock.noteLease(runs: []) }
         if leaseHeldElsewhere {
@@ -252,6 +292,7 @@ package final class BridgeRunner {
             return status
         }
         record.finishedAt = clock()
+        let recording = DispatchTime.now().uptimeNanoseconds
         do {
             let paths = try state.writeRunRecordFiles(record)
             summary["record"] = "\(paths.record)"
@@ -260,6 +301,7 @@ package final class BridgeRunner {
             logger.error("cannot write the run record: \(error)")
             status = status.combined(with: error.isInsecure ? .configuration : .failure)
         }
+        summary["render_ms"] = Self.millis(since: recording)
         finish(status)
         return status
     }
@@ -272,8 +314,13 @@ package final class BridgeRunner {
         do {
             let config = try loadConfig()
             let prepared = try await prepare(config)
+            let rendering = DispatchTime.now().uptimeNanoseconds
             let explanation = Explainer.explanation(user: user, device: device, input: prepared.input, plan: prepared.plan)
-            try emit(explanation.lines.map { $0 + "\n" }.joined(), to: nil)
+            let text = explanation.lines.map { $0 + "\n" }.joined()
+            summary["render_ms"] = Self.millis(since: rendering)
+            let writing = DispatchTime.now().uptimeNanoseconds
+            try emit(text, to: nil)
+            summary["write_ms"] = Self.millis(since: writing)
             note(plan: prepared.plan, written: 0)
             if !explanation.userFound {
                 logger.error("no such user in the directory", metadata: ["user": "\(user)"])
@@ -336,16 +383,25 @@ package final class BridgeRunner {
             let now = DispatchTime.now().uptimeNanoseconds
             var all = metadata
             all["ms"] = "\((now - phase) / 1_000_000)"
+            if let resident = Self.residentMegabytes() { all["rss_mb"] = "\(resident)" }
             logger.debug("\(name)", metadata: all)
             phase = now
         }
+        // The reports folder is read while the directory answers: the directory read
+        // mostly waits on the server, parsing reports is CPU work on every core. Its
+        // outcome is looked at only where the sequential run looked at it (after the
+        // directory), so a failed directory read still ends the run the same way.
+        let folder = config.devices.reports
+        var isDirectory: ObjCBool = false
+        let folderReadable = FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory)
+            && isDirectory.boolValue && access(folder, R_OK | X_OK) == 0
+        let reportsRead = folderReadable ? BackgroundReportsRead(path: folder, limits: config.reportLimits()) : nil
         let connection: LDAPConnection
         do {
             connection = try await connector.openRead()
         } catch {
             throw RunFailure(.failure, "cannot connect to \(config.ldap.uri): \(error)")
         }
-        lap("connected", ["uri": "\(config.ldap.uri)"])
         var leaseSeen: LeaseSeen?
         if let leftoverLeaseRuns {
             do {
@@ -357,6 +413,8 @@ package final class BridgeRunner {
                 throw RunFailure(.failure, error.description)
             }
         }
+        summary["connect_ms"] = Self.millis(since: phase)
+        lap("connected", ["uri": "\(config.ldap.uri)"])
         let snapshot: DirectorySnapshot
         do {
             snapshot = try await DirectoryReader(config: config).read(connection)
@@ -364,6 +422,7 @@ package final class BridgeRunner {
             await connection.close()
             throw RunFailure(.failure, error.description)
         }
+        for (key, nanos) in snapshot.phaseNanos { summary[key] = "\(nanos / 1_000_000)" }
         if !keepConnection { await connection.close() }
         logDirectoryWarnings(snapshot.warnings + snapshot.problems)
         for reference in snapshot.skippedReferences {
@@ -376,14 +435,13 @@ package final class BridgeRunner {
         ])
 
         // A missing or unreadable folder would defer every device silently: a failure.
-        var isDirectory: ObjCBool = false
-        if !FileManager.default.fileExists(atPath: config.devices.reports, isDirectory: &isDirectory) || !isDirectory.boolValue
-            || access(config.devices.reports, R_OK | X_OK) != 0 {
+        guard let reportsRead else {
             if keepConnection { await connection.close() }
             throw RunFailure(.failure, "[devices] reports: \(config.devices.reports) is not a readable folder; "
                 + "check the path, its permissions and that it is mounted")
         }
-        let reports = ReportsFolder.read(path: config.devices.reports, limits: config.reportLimits())
+        let (reports, reportsNanos) = await reportsRead.value
+        summary["reports_ms"] = "\(reportsNanos / 1_000_000)"
         if let fatal = reports.fatal {
             // Over [devices] max_reports_size: stop before the memory is spent (exit 5).
             if keepConnection { await connection.close() }
@@ -406,6 +464,7 @@ package final class BridgeRunner {
             reports: reports.reports, problems: reports.problems + snapshot.problems, bindingGroups: snapshot.bindingGroups,
             layout: config.layout(), policy: config.corePolicy(), now: clock()))
         let plan = Planner.plan(input)
+        summary["plan_ms"] = Self.millis(since: phase)
         lap("planned", ["changes": "\(plan.changes.count)", "decisions": "\(plan.decisions.count)"])
         let prepared = PreparedRun(config: config, connector: connector, snapshot: snapshot, reports: reports,
                                    input: input, plan: plan)
@@ -453,9 +512,20 @@ package final class BridgeRunner {
             return
         }
         let temporary = file + ".tmp-\(getpid())"
-        guard FileManager.default.createFile(atPath: temporary, contents: Data(text.utf8),
-                                             attributes: [.posixPermissions: 0o640]) else {
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o640)
+        guard fd >= 0 else {
             throw RunFailure(.failure, "cannot write \(file): \(String(cString: strerror(errno)))")
+        }
+        if fchmod(fd, 0o640) != 0 || !writeFully(fd, text) {
+            let message = String(cString: strerror(errno))
+            close(fd)
+            unlink(temporary)
+            throw RunFailure(.failure, "cannot write \(file): \(message)")
+        }
+        if close(fd) != 0 {
+            let message = String(cString: strerror(errno))
+            unlink(temporary)
+            throw RunFailure(.failure, "cannot write \(file): \(message)")
         }
         if rename(temporary, file) != 0 {
             let message = String(cString: strerror(errno))
@@ -520,6 +590,20 @@ package final class BridgeRunner {
 
     // MARK: - The summary line
 
+    /// The process's resident set now, in MiB (Linux `/proc/self/statm`), for the debug
+    /// line after each phase; nil where it cannot be read.
+    static func residentMegabytes() -> Int? {
+        guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return nil }
+        let fields = text.split(separator: " ")
+        guard fields.count > 1, let pages = Int(fields[1]) else { return nil }
+        return pages * Int(sysconf(Int32(_SC_PAGESIZE))) / 1_048_576
+    }
+
+    /// Milliseconds since `start` (an uptime in nanoseconds), as the summary line gives them.
+    static func millis(since start: UInt64) -> Logger.MetadataValue {
+        "\((DispatchTime.now().uptimeNanoseconds - start) / 1_000_000)"
+    }
+
     func start(command: String) {
         startedNanos = DispatchTime.now().uptimeNanoseconds
         summary = ["command": "\(command)"]
@@ -559,5 +643,31 @@ package final class BridgeRunner {
         summary["exit"] = "\(status.rawValue)"
         let level: Logger.Level = status.severity >= ExitStatus.safetyLimit.severity ? .error : .info
         logger.log(level: level, "run finished", metadata: summary)
+    }
+}
+
+/// The reports folder read on a thread of its own (it blocks on every core while it
+/// parses), started before the directory is read; `value` waits for it.
+final class BackgroundReportsRead: Sendable {
+    private let task: Task<(ReportsReadResult, UInt64), Never>
+
+    init(path: String, limits: ReportLimits) {
+        task = Task {
+            await withCheckedContinuation { continuation in
+                DispatchQueue.global(qos: .userInitiated).async {
+                    let started = DispatchTime.now().uptimeNanoseconds
+                    let result = ReportsFolder.read(path: path, limits: limits)
+                    // The parsers' scratch memory (file bytes, parse trees), spread over
+                    // every thread's heap, is free now: given back before planning adds its own.
+                    _ = CHardening_release_free_memory()
+                    continuation.resume(returning: (result, DispatchTime.now().uptimeNanoseconds - started))
+                }
+            }
+        }
+    }
+
+    /// The result and how long the read took, in nanoseconds.
+    var value: (ReportsReadResult, UInt64) {
+        get async { await task.value }
     }
 }

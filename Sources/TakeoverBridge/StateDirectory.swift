@@ -285,14 +285,16 @@ package final class StateDirectory: Sendable {
         }
 
         let header = RunRecordText.header(record, recordPath: recordPath, undoPath: undoPath)
-        let recordText = "# takeover-bridge run record\n" + header + "\n" + ChangeLDIF.render(record.applied)
-        let undoText = "# takeover-bridge undo for the run record \(RunRecordText.commentSafe(recordPath))\n"
+        // Written piece by piece: the changes of a large first run are hundreds of megabytes,
+        // never copied into one more string.
+        let undoHeader = "# takeover-bridge undo for the run record \(RunRecordText.commentSafe(recordPath))\n"
             + header
             + "# Apply with: ldapmodify -f \(RunRecordText.commentSafe(undoPath)) (plus your bind options)\n\n"
-            + ChangeLDIF.renderInverse(record.applied)
         do {
-            try StateDirectory.writeAll(recordFD, recordText, path: recordPath)
-            try StateDirectory.writeAll(undoFD, undoText, path: undoPath)
+            try StateDirectory.writeAll(recordFD, "# takeover-bridge run record\n" + header + "\n", path: recordPath, sync: false)
+            try StateDirectory.writeAll(recordFD, ChangeLDIF.render(record.applied), path: recordPath)
+            try StateDirectory.writeAll(undoFD, undoHeader, path: undoPath, sync: false)
+            try StateDirectory.writeAll(undoFD, ChangeLDIF.renderInverse(record.applied), path: undoPath)
         } catch {
             close(recordFD)
             close(undoFD)
@@ -310,18 +312,10 @@ package final class StateDirectory: Sendable {
 
     static func errnoText() -> String { String(cString: strerror(errno)) }
 
-    static func writeAll(_ fd: Int32, _ text: String, path: String) throws(StateError) {
-        let bytes = Array(text.utf8)
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw StateError(path: path, message: errnoText())
-            }
-            offset += n
-        }
-        if fsync(fd) != 0 && errno != EINVAL {
+    /// Writes all of `text` (from the string's own storage) and, with `sync`, waits until it is on disk.
+    static func writeAll(_ fd: Int32, _ text: String, path: String, sync: Bool = true) throws(StateError) {
+        if !writeFully(fd, text) { throw StateError(path: path, message: errnoText()) }
+        if sync, fsync(fd) != 0 && errno != EINVAL {
             throw StateError(path: path, message: errnoText())
         }
     }

@@ -20,7 +20,15 @@ public struct BindingRecord: Sendable, Hashable {
 /// Stable ids (entryUUID, objectGUID text, nsUniqueId) compare ignoring ASCII case.
 public enum StableID {
     public static func key(_ id: String) -> String {
-        id.allSatisfy({ !$0.isUppercase }) ? id : id.lowercased()
+        // The ids the servers give are ASCII: judged byte by byte (for ASCII, "uppercase"
+        // and lower-casing concern A-Z only), without Unicode tables or grapheme breaking.
+        var upper = false
+        for byte in id.utf8 {
+            if byte >= 0x80 { return id.allSatisfy({ !$0.isUppercase }) ? id : id.lowercased() }
+            if byte &- 0x41 < 26 { upper = true }
+        }
+        guard upper else { return id }
+        return String(decoding: id.utf8.map { $0 &- 0x41 < 26 ? $0 | 0x20 : $0 }, as: UTF8.self)
     }
 }
 

@@ -1,64 +1,8 @@
-import Dispatch
-#if canImport(Glibc)
-import Glibc
-#endif
 import LDAPSyntax
 
 // Deciding every pair of each device (R4-R13) once users, devices and connections are
 // indexed. Devices are independent, so they are processed in parallel chunks of the
 // sorted device order; concatenating the chunks' output in order keeps it deterministic.
-
-/// One result slot per chunk. Safe to share: chunk `c` writes slot `c` only, and the slots
-/// are read after `concurrentPerform` has returned (which happens-after every iteration).
-final class OutputSlots: @unchecked Sendable {
-    let buffer: UnsafeMutableBufferPointer<DeviceOutput>
-
-    init(count: Int) {
-        buffer = .allocate(capacity: count)
-        buffer.initialize(repeating: DeviceOutput())
-    }
-
-    func store(_ output: DeviceOutput, at index: Int) { buffer[index] = output }
-
-    func free() {
-        _ = buffer.deinitialize()
-        buffer.deallocate()
-    }
-}
-
-/// Moves `count` elements from `base[from...]` down to `base[to...]`, then gives the pages
-/// the move vacated back to the system, so compacting the chunks never holds two copies.
-func moveDown<T>(_ base: UnsafeMutablePointer<T>, from: Int, to: Int, count: Int) {
-    guard from != to else { return }
-    (base + to).moveInitialize(from: base + from, count: count)
-    let vacatedStart = max(from, to + count)
-    if vacatedStart < from + count {
-        releasePages(UnsafeMutableRawPointer(base + vacatedStart), UnsafeMutableRawPointer(base + from + count))
-    }
-}
-
-/// Returns the whole pages inside `[start, end)` to the system (Linux `madvise(MADV_DONTNEED)`);
-/// their content must not be needed. Elsewhere a no-op.
-func releasePages(_ start: UnsafeMutableRawPointer, _ end: UnsafeMutableRawPointer) {
-    #if canImport(Glibc)
-    let page = pageSize
-    let lo = (Int(bitPattern: start) + page - 1) / page * page
-    let hi = Int(bitPattern: end) / page * page
-    if hi > lo, let p = UnsafeMutableRawPointer(bitPattern: lo) {
-        _ = madvise(p, hi - lo, MADV_DONTNEED)
-    }
-    #endif
-}
-
-#if canImport(Glibc)
-private let pageSize = max(4096, sysconf(Int32(_SC_PAGESIZE)))
-#endif
-
-/// A pointer handed to the chunks; each writes only its own region of it.
-struct SharedPointer<Element>: @unchecked Sendable {
-    let pointer: UnsafeMutablePointer<Element>?
-    init(_ pointer: UnsafeMutablePointer<Element>?) { self.pointer = pointer }
-}
 
 /// The read-only indexes the device stage works from. Everything is a `let` of value types:
 /// safe to share between threads, no dynamic exclusivity checks on the hot path. A class,
@@ -134,12 +78,8 @@ final class DeviceStage: Sendable {
     }
 
     /// Processes `order` (device indices, sorted) in parallel chunks and returns the output
-    /// in that order.
-    ///
-    /// Memory: each chunk writes its decisions and changes directly into the final arrays,
-    /// at an offset given by an upper bound of what its devices can produce; the regions
-    /// are then moved together. Pages of the bound that are never written are never
-    /// touched, so the final arrays cost what they hold, with no second copy.
+    /// in that order. Each chunk writes its decisions and changes straight into the final
+    /// arrays (`ChunkedOutput`), within an upper bound of what its devices can produce.
     func run(order: [Int], tuning: Planner.Tuning) -> Result {
         let chunks = order.count < tuning.parallelFrom ? 1 : max(1, tuning.chunks)
         let boundScale = max(1, tuning.boundScale)
@@ -148,7 +88,7 @@ final class DeviceStage: Sendable {
         // binding value. A connected pair makes at most two changes (member and record); any
         // other change removes or records at least one existing binding value; plus the
         // group entry.
-        var decisionBounds = [0], changeBounds = [0]
+        var bounds: [(first: Int, second: Int)] = []
         for c in 0..<chunks {
             var d = 0, ch = 0
             for k in range(c) {
@@ -158,67 +98,22 @@ final class DeviceStage: Sendable {
                 d += dev.connected.count + values
                 ch += 1 + 2 * dev.connected.count + values
             }
-            decisionBounds.append(decisionBounds[c] + d / boundScale)
-            changeBounds.append(changeBounds[c] + ch / boundScale)
+            bounds.append((d / boundScale, ch / boundScale))
         }
-        let decisionOffset = decisionBounds, changeOffset = changeBounds
-        let slots = OutputSlots(count: chunks)
-        defer { slots.free() }
-        var result = Result()
-        var changes: [Change] = []
-        var spilled = false
-        let decisions = [Decision](unsafeUninitializedCapacity: decisionOffset[chunks]) { dbuf, dcount in
-            changes = [Change](unsafeUninitializedCapacity: changeOffset[chunks]) { cbuf, ccount in
-                let dbase = SharedPointer(dbuf.baseAddress), cbase = SharedPointer(cbuf.baseAddress)
-                let work: @Sendable (Int) -> Void = { c in
-                    var out = DeviceOutput()
-                    out.decisions = Sink(base: dbase.pointer.map { $0 + decisionOffset[c] }, capacity: decisionOffset[c + 1] - decisionOffset[c])
-                    out.changes = Sink(base: cbase.pointer.map { $0 + changeOffset[c] }, capacity: changeOffset[c + 1] - changeOffset[c])
-                    for k in range(c) { self.processDevice(order[k], into: &out) }
-                    slots.store(out, at: c)
-                }
-                if chunks == 1 { work(0) } else { DispatchQueue.concurrentPerform(iterations: chunks, execute: work) }
-                let outputs = slots.buffer
-                spilled = outputs.contains { !$0.decisions.overflow.isEmpty || !$0.changes.overflow.isEmpty }
-                var dn = 0, cn = 0
-                for c in 0..<chunks {
-                    let o = outputs[c]
-                    if spilled {
-                        // A bound was too small (never expected): rebuild in order with plain arrays.
-                        if let base = dbase.pointer {
-                            let region = UnsafeMutableBufferPointer(start: base + decisionOffset[c], count: o.decisions.count)
-                            result.decisions += region
-                            _ = region.deinitialize()
-                        }
-                        result.decisions += o.decisions.overflow
-                        if let base = cbase.pointer {
-                            let region = UnsafeMutableBufferPointer(start: base + changeOffset[c], count: o.changes.count)
-                            result.changes += region
-                            _ = region.deinitialize()
-                        }
-                        result.changes += o.changes.overflow
-                    } else {
-                        if let base = dbase.pointer, o.decisions.count > 0 {
-                            moveDown(base, from: decisionOffset[c], to: dn, count: o.decisions.count)
-                        }
-                        if let base = cbase.pointer, o.changes.count > 0 {
-                            moveDown(base, from: changeOffset[c], to: cn, count: o.changes.count)
-                        }
-                        dn += o.decisions.count
-                        cn += o.changes.count
-                    }
-                    result.conflicts += o.conflicts
-                    result.warnings += o.warnings
-                    result.currentBindings += o.currentBindings
-                    outputs[c] = DeviceOutput()
-                }
-                ccount = spilled ? 0 : cn
-                dcount = spilled ? 0 : dn
-            }
+        let out = ChunkedOutput.run(bounds: bounds) {
+            (c: Int, decisions: inout Sink<Decision>, changes: inout Sink<Change>) -> ([Finding], [Finding], Int) in
+            var out = DeviceOutput(decisions: decisions, changes: changes)
+            for k in range(c) { self.processDevice(order[k], into: &out) }
+            decisions = out.decisions
+            changes = out.changes
+            return (out.conflicts, out.warnings, out.currentBindings)
         }
-        if spilled { return result }
-        result.decisions = decisions
-        result.changes = changes
+        var result = Result(decisions: out.first, changes: out.second)
+        for extra in out.extras {
+            result.conflicts += extra.0
+            result.warnings += extra.1
+            result.currentBindings += extra.2
+        }
         return result
     }
 

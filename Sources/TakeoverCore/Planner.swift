@@ -89,32 +89,6 @@ struct DeviceOutput {
     var currentBindings = 0
 }
 
-/// Appends into a preallocated, uninitialised region; past its capacity into `overflow`.
-struct Sink<Element> {
-    let base: UnsafeMutablePointer<Element>?
-    let capacity: Int
-    private(set) var count = 0
-    private(set) var overflow: [Element] = []
-
-    init(base: UnsafeMutablePointer<Element>?, capacity: Int) {
-        self.base = base
-        self.capacity = base == nil ? 0 : capacity
-    }
-
-    mutating func append(_ element: Element) {
-        if count < capacity, let base {
-            (base + count).initialize(to: element)
-            count += 1
-        } else {
-            overflow.append(element)
-        }
-    }
-
-    mutating func append<S: Sequence>(contentsOf elements: S) where S.Element == Element {
-        for e in elements { append(e) }
-    }
-}
-
 /// One (user DN) slot of a device's binding groups.
 struct BindingEntry {
     var normDN: String
@@ -232,23 +206,16 @@ final class Planning {
         let source = input.users
         // Folding and normalising every entry is independent work: done in parallel chunks,
         // each writing its own range of the array.
-        users = ContiguousArray(unsafeUninitializedCapacity: source.count) { buffer, count in
-            let base = SharedPointer(buffer.baseAddress)
-            parallelChunks(source.count, minimumPerChunk: tuning.indexChunkMinimum) { range in
-                guard let base = base.pointer else { return }
-                for i in range {
-                    let u = source[i]
-                    let name = Folding.fold(u.username)
-                    let field = u.localAccountField.map(Folding.fold)
-                    let display = u.displayName.flatMap { $0.isEmpty ? nil : Folding.fold($0) }
-                    (base + i).initialize(to: UserInfo(
-                        username: u.username, dn: u.dn, localName: u.localName, foldedName: name,
-                        foldedLocal: field ?? name, normDN: DNNormalizer.normalize(u.dn), foldedDisplay: display,
-                        uidNumber: u.uidNumber, source: Int32(i), hasField: field != nil,
-                        severalUsernames: u.usernameValueCount > 1))
-                }
-            }
-            count = source.count
+        users = parallelArray(count: source.count, minimumPerChunk: tuning.indexChunkMinimum) { i in
+            let u = source[i]
+            let name = Folding.fold(u.username)
+            let field = u.localAccountField.map(Folding.fold)
+            let display = u.displayName.flatMap { $0.isEmpty ? nil : Folding.fold($0) }
+            return UserInfo(
+                username: u.username, dn: u.dn, localName: u.localName, foldedName: name,
+                foldedLocal: field ?? name, normDN: sharing(DNNormalizer.normalize(u.dn), u.dn), foldedDisplay: display,
+                uidNumber: u.uidNumber, source: Int32(i), hasField: field != nil,
+                severalUsernames: u.usernameValueCount > 1)
         }
         users.sort { a, b in
             let c = stringCompare(a.foldedName, b.foldedName)
@@ -311,9 +278,11 @@ final class Planning {
     /// Stable id -> rank, for ids exactly one user has (a duplicated id identifies nobody).
     private func stableIDIndex() -> [String: Int] {
         var index: [String: Int] = [:]
+        index.reserveCapacity(users.count)
         var shared = Set<String>()
+        let source = input.users
         for r in users.indices {
-            guard let id = user(r).stableID, !id.isEmpty else { continue }
+            guard let id = source[Int(users[r].source)].stableID, !id.isEmpty else { continue }
             let key = StableID.key(id)
             if index.updateValue(r, forKey: key) != nil { shared.insert(key) }
         }
@@ -522,20 +491,13 @@ final class Planning {
         // Looking members up is independent work: in parallel, one rank (or -1) per connection.
         let connections = input.connections, index = byDN, sorted = users
         let minimum = tuning.indexChunkMinimum > Int.max / 2 ? Int.max : 2 * tuning.indexChunkMinimum
-        let found = [Int32](unsafeUninitializedCapacity: connections.count) { buffer, count in
-            let base = SharedPointer(buffer.baseAddress)
-            parallelChunks(connections.count, minimumPerChunk: minimum) { range in
-                guard let base = base.pointer else { return }
-                for i in range {
-                    let r: Int?
-                    switch connections[i].member {
-                    case .dn(let dn): r = index[DNNormalizer.normalize(dn)]
-                    case .name(let name): r = firstRank(named: Folding.fold(name), in: sorted)
-                    }
-                    (base + i).initialize(to: Int32(r ?? -1))
-                }
+        let found = parallelArray(count: connections.count, minimumPerChunk: minimum) { i -> Int32 in
+            let r: Int?
+            switch connections[i].member {
+            case .dn(let dn): r = index[DNNormalizer.normalize(dn)]
+            case .name(let name): r = firstRank(named: Folding.fold(name), in: sorted)
             }
-            count = connections.count
+            return Int32(r ?? -1)
         }
         for i in connections.indices {
             let d = connectionDevice[i]
@@ -662,32 +624,4 @@ func firstRank(named f: String, in users: ContiguousArray<UserInfo>) -> Int? {
         if canonicalLess(users[mid].foldedName, f) { lo = mid + 1 } else { hi = mid }
     }
     return lo < users.count && users[lo].foldedName == f ? lo : nil
-}
-
-/// Byte equality of two strings (not canonical equivalence), reading them in place.
-func sameBytes(_ a: String, _ b: String) -> Bool {
-    guard a.utf8.count == b.utf8.count else { return false }
-    let fast = a.utf8.withContiguousStorageIfAvailable { x in
-        b.utf8.withContiguousStorageIfAvailable { y in x.elementsEqual(y) }
-    }
-    return (fast ?? nil) ?? a.utf8.elementsEqual(b.utf8)
-}
-
-/// Byte equality of two optional strings (both nil counts as equal).
-func sameBytes(_ a: String?, _ b: String?) -> Bool {
-    guard let a, let b else { return a == nil && b == nil }
-    return sameBytes(a, b)
-}
-
-/// Runs `body` on contiguous parts of `0..<count`, in parallel when there is enough work
-/// (at least `minimumPerChunk` items per part), and returns when all are done.
-func parallelChunks(_ count: Int, minimumPerChunk: Int, _ body: @Sendable (Range<Int>) -> Void) {
-    let chunks = max(1, min(8, count / max(1, minimumPerChunk)))
-    if chunks == 1 {
-        body(0..<count)
-        return
-    }
-    DispatchQueue.concurrentPerform(iterations: chunks) { c in
-        body((count * c / chunks)..<(count * (c + 1) / chunks))
-    }
 }
