@@ -2,6 +2,7 @@
 // directory answers without changing how a failed read ends the run.
 
 import Foundation
+import LDAPTestSupport
 import Testing
 @testable import TakeoverBridge
 

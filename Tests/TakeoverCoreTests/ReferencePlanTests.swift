@@ -4,6 +4,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import LDAPSyntax
 @testable import TakeoverCore
 import TestSupport
 

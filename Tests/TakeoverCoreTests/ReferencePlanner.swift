@@ -1,3 +1,4 @@
+import LDAPSyntax
 @testable import TakeoverCore
 
 // A deliberately plain second implementation of the planning rules (docs/product.md
