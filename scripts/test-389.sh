@@ -257,10 +257,7 @@ do_start() {
     command -v certutil >/dev/null 2>&1 || die "certutil not found (install libnss3-tools)"
     [ ${#dir} -lt 80 ] || die "DIR path too long for the ldapi socket: $dir"
     umask 077
-    local n
-    for n in root bind reader; do random_password > "$dir/$n.pw"; done
-    chmod 600 "$dir"/*.pw
-    make_test_certs localhost "DNS:localhost,IP:127.0.0.1"
+    make_secrets localhost "DNS:localhost,IP:127.0.0.1"
     write_defaults
     write_inf "$(cat "$dir/root.pw")"
     umask 022

@@ -182,10 +182,7 @@ do_start() {
     command -v ldbadd >/dev/null 2>&1 || die "ldbadd not found (install ldb-tools)"
     ! addr_busy || die "something already listens on $addr:389/636 (another Samba? set TB_SAMBA_ADDR)"
     umask 077
-    local n
-    for n in root bind reader; do random_password > "$dir/$n.pw"; done
-    chmod 600 "$dir"/*.pw
-    make_test_certs "$fqdn" "DNS:$fqdn,DNS:localhost,IP:$addr"
+    make_secrets "$fqdn" "DNS:$fqdn,DNS:localhost,IP:$addr"
     umask 022
     provision
     seed_tree

@@ -107,6 +107,15 @@ make_test_certs() { # cn san
     chmod 600 "$t"/*.key
 }
 
+# The three random passwords (DIR/root.pw, bind.pw, reader.pw, mode 0600) and the test
+# certificates (make_test_certs CN SAN). Call it under umask 077.
+make_secrets() { # cn san
+    local n
+    for n in root bind reader; do random_password > "$dir/$n.pw"; done
+    chmod 600 "$dir"/*.pw
+    make_test_certs "$1" "$2"
+}
+
 # Checks DIR: absolute after creation, only safe characters (the env file is unquoted).
 prepare_dir() {
     case $dir in

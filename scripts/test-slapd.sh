@@ -123,6 +123,15 @@ make_certs() {
 
 # --- configuration ------------------------------------------------------------------
 
+# The service account's limits and the access rules, shared with Benchmarks/large/bench.py:
+# scripts/slapd-access.conf with @BASE@ and @BIND_DN@ filled in.
+access_rules() {
+    local text
+    text=$(<"$repo/scripts/slapd-access.conf")
+    text=${text//@BASE@/$base}
+    printf '%s\n' "${text//@BIND_DN@/$bind_dn}"
+}
+
 write_conf() {
     local root_hash=$1 loglevel=${TB_SLAPD_LOGLEVEL:-none}
     {
@@ -166,26 +175,7 @@ dbnosync
 index objectClass eq
 index uid,cn,member,memberUid,uniqueMember eq
 
-# Like a production sync account: no size limit for the service account only.
-limits dn.exact="$bind_dn" size.soft=unlimited size.hard=unlimited size.pr=unlimited size.prtotal=unlimited time.soft=unlimited time.hard=unlimited
-
-access to dn.base="" by * read
-access to dn.base="cn=Subschema" by * read
-access to attrs=userPassword
-    by self =xw
-    by anonymous auth
-    by * none
-access to dn.base="ou=bindings,$base" attrs=children
-    by dn.exact="$bind_dn" write
-    by users read
-    by * none
-access to dn.children="ou=bindings,$base"
-    by dn.exact="$bind_dn" write
-    by users read
-    by * none
-access to *
-    by users read
-    by anonymous read
+$(access_rules)
 EOF
         # The main database's cn=monitor-free config is enough; keep cn=config out.
     } > "$dir/slapd.conf"

@@ -190,35 +190,22 @@ index objectClass eq
 index uid,cn,member,memberUid,uniqueMember eq
 index localUserAccount eq
 
-# Like a production sync account: no size limit for the service account only.
-limits dn.exact="{bind}" size.soft=unlimited size.hard=unlimited size.pr=unlimited size.prtotal=unlimited time.soft=unlimited time.hard=unlimited
-
-access to dn.base="" by * read
-access to dn.base="cn=Subschema" by * read
-access to attrs=userPassword
-    by self =xw
-    by anonymous auth
-    by * none
-access to dn.base="ou=bindings,{base}" attrs=children
-    by dn.exact="{bind}" write
-    by users read
-    by * none
-access to dn.children="ou=bindings,{base}"
-    by dn.exact="{bind}" write
-    by users read
-    by * none
-access to *
-    by users read
-    by anonymous read
-
+{access}
 database monitor
 access to *
     by dn.exact="{root}" read
     by * none
 """.format(d=self.dir, loglevel=loglevel, base=self.base, root=self.root_dn, root_hash=root_hash, db=self.db,
            nosync="dbnosync" if self.nosync else "# dbnosync off: every write waits for the disk",
-           bind=self.bind_dn))
+           access=self.access_rules()))
         return "\n".join(lines)
+
+    def access_rules(self) -> str:
+        """The service account's limits and the access rules, shared with
+        scripts/test-slapd.sh: scripts/slapd-access.conf with the base and bind DN."""
+        with open(os.path.join(REPO, "scripts", "slapd-access.conf")) as f:
+            text = f.read()
+        return text.replace("@BASE@", self.base).replace("@BIND_DN@", self.bind_dn)
 
     def root_hash(self) -> str:
         if not os.path.exists(self.root_pw_file):

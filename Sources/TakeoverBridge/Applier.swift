@@ -401,48 +401,48 @@ package final class Applier {
     }
 
     private func writeWithPlaceholder(_ operation: WriteOperation, add: Change, placeholder: String) async throws(GiveUp) {
-        var hops = 0
         var uncertain = false
-        while true {
-            let connection = try await liveConnection()
-            do {
-                try await connection.modify(dn: operation.dn, [Modification(.add, add.attribute, add.values)] + operation.modifications)
-                logger.notice("the binding group's last member is gone; the placeholder member keeps it valid",
-                              metadata: ["dn": "\(operation.dn)", "placeholder": "\(placeholder)"])
+        let modifications = [Modification(.add, add.attribute, add.values)] + operation.modifications
+        if let error = try await modify(dn: operation.dn, modifications, uncertain: &uncertain) {
+            if uncertain && Applier.isValueConflict(error) {
+                // Done by the attempt whose answer was lost.
                 result.applied += [add] + operation.changes
-                return
-            } catch {
-                if error.isConnectionLost {
-                    uncertain = true
-                    try await connectionLost(error)
-                    continue
-                }
-                if uncertain && Applier.isValueConflict(error) {
-                    // Done by the attempt whose answer was lost.
-                    result.applied += [add] + operation.changes
-                    return
-                }
-                if error.code == .referral {
-                    hops += 1
-                    try await follow(error.referrals, hops: hops, dn: operation.dn)
-                    continue
-                }
+            } else {
                 result.refuse(operation.changes, error)
-                return
             }
+            return
         }
+        logger.notice("the binding group's last member is gone; the placeholder member keeps it valid",
+                      metadata: ["dn": "\(operation.dn)", "placeholder": "\(placeholder)"])
+        result.applied += [add] + operation.changes
     }
 
     /// One single-value modification, judged alone.
     private func writeSingle(_ change: Change, uncertain initiallyUncertain: Bool) async throws(GiveUp) {
         var uncertain = initiallyUncertain
+        let modification = Modification(Applier.modOp(change.op), change.attribute, change.values)
+        if let error = try await modify(dn: change.dn, [modification], uncertain: &uncertain) {
+            if error.isAlreadyDone || Applier.isValueConflict(error) {
+                record(alreadyDone: [change], uncertain: uncertain)
+            } else {
+                result.refuse([change], error)
+            }
+            return
+        }
+        result.applied.append(change)
+    }
+
+    /// One modify, sent until the server answers it: a lost connection is reopened (the
+    /// attempt in flight may have been applied, so `uncertain` becomes true) and a referral
+    /// is followed. Returns nil when the modify succeeded, else the server's error.
+    private func modify(dn: String, _ modifications: [Modification], uncertain: inout Bool)
+        async throws(GiveUp) -> LDAPError? {
         var hops = 0
         while true {
             let connection = try await liveConnection()
             do {
-                try await connection.modify(dn: change.dn, [Modification(Applier.modOp(change.op), change.attribute, change.values)])
-                result.applied.append(change)
-                return
+                try await connection.modify(dn: dn, modifications)
+                return nil
             } catch {
                 if error.isConnectionLost {
                     uncertain = true
@@ -451,15 +451,10 @@ package final class Applier {
                 }
                 if error.code == .referral {
                     hops += 1
-                    try await follow(error.referrals, hops: hops, dn: change.dn)
+                    try await follow(error.referrals, hops: hops, dn: dn)
                     continue
                 }
-                if error.isAlreadyDone || Applier.isValueConflict(error) {
-                    record(alreadyDone: [change], uncertain: uncertain)
-                    return
-                }
-                result.refuse([change], error)
-                return
+                return error
             }
         }
     }

@@ -10,18 +10,18 @@ import TakeoverCore
 
 /// What one read of the directory produced.
 package struct DirectorySnapshot: Sendable {
-    package var users: [DirectoryUser]
-    package var connections: [Connection]
+    package var users: [DirectoryUser] = []
+    package var connections: [Connection] = []
     /// Every device entry read (its name and DN), connected users or not.
-    package var knownDevices: [DeviceEntry]
-    package var bindingGroups: [BindingGroup]
+    package var knownDevices: [DeviceEntry] = []
+    package var bindingGroups: [BindingGroup] = []
     /// Values or entries skipped (not UTF-8, no name): each names the DN.
-    package var warnings: [InputProblem]
+    package var warnings: [InputProblem] = []
     /// User and device entries that could not be used at all. While any exist, unbinding
     /// is refused (a user missing because it could not be read is not a user who left).
-    package var unreadableEntries: [String]
+    package var unreadableEntries: [String] = []
     /// Device entries read (with or without members).
-    package var deviceEntries: Int
+    package var deviceEntries = 0
     /// Devices that cannot be judged from the directory (a value list that could not be
     /// read whole): each names its device, which the planner defers (R8).
     package var problems: [InputProblem] = []
@@ -32,18 +32,6 @@ package struct DirectorySnapshot: Sendable {
     /// How long each part of the read took, in nanoseconds, under the summary line's keys
     /// (`users_ms`, `devices_ms`, `bindings_ms`), in reading order.
     package var phaseNanos: [(key: String, nanos: UInt64)] = []
-
-    package init(users: [DirectoryUser] = [], connections: [Connection] = [], knownDevices: [DeviceEntry] = [],
-                bindingGroups: [BindingGroup] = [], warnings: [InputProblem] = [], unreadableEntries: [String] = [],
-                deviceEntries: Int = 0) {
-        self.users = users
-        self.connections = connections
-        self.knownDevices = knownDevices
-        self.bindingGroups = bindingGroups
-        self.warnings = warnings
-        self.unreadableEntries = unreadableEntries
-        self.deviceEntries = deviceEntries
-    }
 }
 
 /// A directory read that failed: which part, and the LDAP error.
@@ -123,20 +111,7 @@ package struct DirectoryReader: Sendable {
             return nil
         }
         let names = strings(entry, u.nameAttribute, &collector)
-        let rdnValue = DirectoryReader.rdnValue(entry.dn, attribute: u.nameAttribute)
-        let username: String
-        if let rdnValue {
-            // Prefer the stored spelling that equals the RDN value (the DN may be normalised).
-            username = names.first(where: { $0 == rdnValue })
-                ?? names.first(where: { Folding.fold($0) == Folding.fold(rdnValue) })
-                ?? rdnValue
-        } else if let first = names.first {
-            username = first
-        } else {
-            collector.warnings.append(InputProblem(
-                source: entry.dn, message: "user entry has no usable \(u.nameAttribute) value; it is skipped and "
-                    + "no binding of it is removed while it cannot be read"))
-            collector.unreadable.append(entry.dn)
+        guard let username = entryName(entry, .user, attribute: u.nameAttribute, values: names, &collector) else {
             return nil
         }
         var all = names
@@ -177,16 +152,7 @@ package struct DirectoryReader: Sendable {
                                          into: Collector<Connection>()) { entry, collector in
             collector.entries += 1
             let names = strings(entry, d.nameAttribute, &collector)
-            let device: String
-            if let rdn = DirectoryReader.rdnValue(entry.dn, attribute: d.nameAttribute) {
-                device = names.first(where: { $0 == rdn }) ?? rdn
-            } else if let first = names.first {
-                device = first
-            } else {
-                collector.warnings.append(InputProblem(
-                    source: entry.dn, message: "device entry has no usable \(d.nameAttribute) value; it is skipped "
-                        + "and no binding is removed while it cannot be read"))
-                collector.unreadable.append(entry.dn)
+            guard let device = entryName(entry, .device, attribute: d.nameAttribute, values: names, &collector) else {
                 return
             }
             collector.deviceEntries.append(DeviceEntry(name: device, dn: entry.dn))
@@ -341,6 +307,34 @@ package struct DirectoryReader: Sendable {
         let encoded = rest[rest.index(after: slash)...].prefix { $0 != "?" }
         guard !encoded.isEmpty, let dn = String(encoded).removingPercentEncoding, !dn.isEmpty else { return nil }
         return dn
+    }
+
+    /// The kinds of entry `entryName` names.
+    enum NamedEntry {
+        case user, device
+    }
+
+    /// The name of a user or device entry: the stored value of `attribute` spelled as the
+    /// first RDN's value (the DN may be normalised), for a user else one equal to it
+    /// case-folded, else the RDN value itself; when the RDN is another attribute, the first
+    /// value. nil, with a warning and the entry counted unreadable, when there is none.
+    private func entryName<Item>(_ entry: LDAPEntry, _ kind: NamedEntry, attribute: String, values: [String],
+                                 _ collector: inout Collector<Item>) -> String? {
+        if let rdn = DirectoryReader.rdnValue(entry.dn, attribute: attribute) {
+            if let exact = values.first(where: { $0 == rdn }) { return exact }
+            if kind == .user, let folded = values.first(where: { Folding.fold($0) == Folding.fold(rdn) }) {
+                return folded
+            }
+            return rdn
+        }
+        if let first = values.first { return first }
+        let what = kind == .user ? "user entry" : "device entry"
+        let kept = kind == .user ? "no binding of it" : "no binding"
+        collector.warnings.append(InputProblem(
+            source: entry.dn, message: "\(what) has no usable \(attribute) value; it is skipped and \(kept) is removed "
+                + "while it cannot be read"))
+        collector.unreadable.append(entry.dn)
+        return nil
     }
 
     /// The UTF-8 values of `attribute`; every other value is skipped with a warning naming the DN.

@@ -70,11 +70,8 @@ extension DeviceStage {
                 } else if let why = AccountNames.validateExisting(account.name, platform: report.platform) {
                     // R13 applies to the names taken over too (a record must never hold a
                     // name the platform could not have).
-                    let platform = report.platform == .unknown ? "Linux, macOS or Windows" : platformName(report.platform)
-                    result[r] = .conflict(kind: Kind.invalidLocalName, finding: Finding(
-                        kind: Kind.invalidLocalName, value: account.name, users: [u.username], devices: [deviceName],
-                        message: "\(u.username) would take over the account \(q(account.name)) reported by \(q(deviceName)), but that is not a valid \(platform) account name: \(why)",
-                        fix: "check the report of \(q(deviceName)): rename the account on the device to a valid name and set the Local User Account field of \(u.username) to it"),
+                    result[r] = .conflict(kind: Kind.invalidLocalName, finding: invalidNameFinding(
+                        u, name: account.name, deviceName: deviceName, platform: report.platform, why: why, reported: true),
                         localAccount: account.name)
                 } else {
                     result[r] = .takeover(account: a)
@@ -99,18 +96,34 @@ extension DeviceStage {
                 continue
             }
             if let why = AccountNames.validate(u.localName, platform: report.platform) {
-                let suggestion = AccountNames.suggestion(for: u.localName, platform: report.platform).map { ", e.g. \(q($0))" } ?? ""
-                let platform = report.platform == .unknown ? "Linux, macOS and Windows" : platformName(report.platform)
-                result[r] = .conflict(kind: Kind.invalidLocalName, finding: Finding(
-                    kind: Kind.invalidLocalName, value: u.localName, users: [u.username], devices: [deviceName],
-                    message: "\(u.username) would get a new account \(q(u.localName)) on \(q(deviceName)), but that is not a valid \(platform) account name: \(why)",
-                    fix: "set the Local User Account field of \(u.username) to a name valid on \(platform)\(suggestion)"),
+                result[r] = .conflict(kind: Kind.invalidLocalName, finding: invalidNameFinding(
+                    u, name: u.localName, deviceName: deviceName, platform: report.platform, why: why, reported: false),
                     localAccount: nil)
                 continue
             }
             result[r] = .provision(likely: l)
         }
         return result
+    }
+
+    /// The invalid-local-name finding (R13): `name` is the reported account `u` would take
+    /// over (`reported`), or the new account it would get, and is not valid on `platform`.
+    private func invalidNameFinding(_ u: UserInfo, name: String, deviceName: String, platform: Platform, why: String,
+                                    reported: Bool) -> Finding {
+        let message: String
+        let fix: String
+        if reported {
+            let valid = platform == .unknown ? "Linux, macOS or Windows" : platformName(platform)
+            message = "\(u.username) would take over the account \(q(name)) reported by \(q(deviceName)), but that is not a valid \(valid) account name: \(why)"
+            fix = "check the report of \(q(deviceName)): rename the account on the device to a valid name and set the Local User Account field of \(u.username) to it"
+        } else {
+            let suggestion = AccountNames.suggestion(for: name, platform: platform).map { ", e.g. \(q($0))" } ?? ""
+            let valid = platform == .unknown ? "Linux, macOS and Windows" : platformName(platform)
+            message = "\(u.username) would get a new account \(q(name)) on \(q(deviceName)), but that is not a valid \(valid) account name: \(why)"
+            fix = "set the Local User Account field of \(u.username) to a name valid on \(valid)\(suggestion)"
+        }
+        return Finding(kind: Kind.invalidLocalName, value: name, users: [u.username], devices: [deviceName],
+                       message: message, fix: fix)
     }
 
     private func protectedFinding(_ u: DirectoryUser, deviceName: String, account: String, why: String, reported: Bool) -> Finding {

@@ -60,6 +60,27 @@ private func output(_ result: ProcessOutcome) -> String {
     "stdout:\n\(result.stdout)\nstderr:\n\(result.stderr)"
 }
 
+/// One case on a server of `kind`: the server, a tree on it (`scenario`) in which `users`
+/// (username, uidNumber) are connected to `device` and reported, and the case's exit log
+/// (`log`).
+private struct ConnectedCase {
+    let server: TestDirectory
+    let tree: Scenario
+    let log: ExitLog
+    let users: [TestUser]
+
+    init(_ kind: TestDirectory.Kind, _ scenario: String, log name: String, users: [(name: String, uidNumber: Int)],
+         device: String) throws {
+        let server = try directory(kind)
+        let tree = try Scenario(scenario, on: server)
+        self.server = server
+        self.tree = tree
+        log = ExitLog(kind, name)
+        self.users = users.map { TestUser(tree.user($0.name), uidNumber: $0.uidNumber) }
+        try tree.addConnected(self.users, to: device)
+    }
+}
+
 /// A server named in the environment but unusable would silently drop out of the
 /// parametrized cases: that is a failure, not a skip.
 @Test("every server named in the environment is usable", arguments: TestDirectory.Kind.allCases)
@@ -215,11 +236,8 @@ struct CrossServerTests {
     /// are skipped, not a failure. The same configuration works on the other servers.
     @Test("a users search base at the domain root", arguments: crossServers)
     func usersAtTheDomainRoot(_ kind: TestDirectory.Kind) throws {
-        let server = try directory(kind)
-        let tree = try Scenario("root", on: server)
-        let log = ExitLog(kind, "users-at-domain-root")
-        let hal = TestUser(tree.user("hal"), uidNumber: 20_061)
-        try tree.addConnected([hal], to: "ws8")
+        let c = try ConnectedCase(kind, "root", log: "users-at-domain-root", users: [("hal", 20_061)], device: "ws8")
+        let (server, tree, log, hal) = (c.server, c.tree, c.log, c.users[0])
         tree.configOverrides["users.search_base"] = tree.q(server.base)
         let doctor = try log.run(tree, "doctor", ["doctor"])
         #expect(doctor.status == Exit.ok, "doctor with the users base at the root on \(kind):\n\(output(doctor))")
@@ -254,11 +272,8 @@ struct CrossServerTests {
     @Test("least privilege: the server refuses the service account's writes outside the bindings base",
           arguments: crossServers)
     func leastPrivilege(_ kind: TestDirectory.Kind) throws {
-        let server = try directory(kind)
-        let tree = try Scenario("priv", on: server)
-        let log = ExitLog(kind, "least-privilege")
-        let fay = TestUser(tree.user("fay"), uidNumber: 20_041)
-        try tree.addConnected([fay], to: "ws5")
+        let c = try ConnectedCase(kind, "priv", log: "least-privilege", users: [("fay", 20_041)], device: "ws5")
+        let (server, tree, log, fay) = (c.server, c.tree, c.log, c.users[0])
 
         // The account itself, directly: an entry under people, a change to a user, a
         // change to the bindings OU's own attributes: each refused (50).
@@ -295,12 +310,11 @@ struct ActiveDirectoryTests {
 
     @Test("doctor and plan bind as the service account by another name", arguments: forms)
     func bindByName(_ form: String) throws {
-        let server = try directory(.sambaAD)
-        let tree = try Scenario("bindname", on: server)
-        let log = ExitLog(.sambaAD, "bind-as-\(form == "userPrincipalName" ? "upn" : "downlevel")")
+        let c = try ConnectedCase(.sambaAD, "bindname",
+                                  log: "bind-as-\(form == "userPrincipalName" ? "upn" : "downlevel")",
+                                  users: [("gus", 20_051)], device: "ws6")
+        let (server, tree, log) = (c.server, c.tree, c.log)
         let name = try #require(form == "userPrincipalName" ? server.bindUserPrincipalName : server.bindDownLevelName)
-        let gus = TestUser(tree.user("gus"), uidNumber: 20_051)
-        try tree.addConnected([gus], to: "ws6")
         tree.configOverrides["ldap.bind_dn"] = tree.q(name)
         let doctor = try log.run(tree, "doctor", ["doctor"])
         #expect(doctor.status == Exit.ok, "doctor binding as \(form):\n\(output(doctor))")
@@ -373,12 +387,9 @@ extension ActiveDirectoryTests {
     /// of its own domain, so every attribute configured here is there.)
     @Test("reads from the global catalog, writes to the domain controller")
     func globalCatalogReads() throws {
-        let server = try directory(.sambaAD)
+        let c = try ConnectedCase(.sambaAD, "gc", log: "global-catalog", users: [("ida", 20_071)], device: "ws9")
+        let (server, tree, log, ida) = (c.server, c.tree, c.log, c.users[0])
         let catalog = try #require(server.globalCatalogURI)
-        let tree = try Scenario("gc", on: server)
-        let log = ExitLog(.sambaAD, "global-catalog")
-        let ida = TestUser(tree.user("ida"), uidNumber: 20_071)
-        try tree.addConnected([ida], to: "ws9")
         tree.configOverrides["ldap.uri"] = tree.q(catalog)
         tree.configOverrides["ldap.write_uri"] = tree.q(server.ldapsURI)
         let doctor = try log.run(tree, "doctor", ["doctor"])
@@ -396,12 +407,9 @@ extension ActiveDirectoryTests {
     /// userAccountControl) left out, so a disabled account is never bound.
     @Test("disabled accounts are not users")
     func disabledAccountsAreLeftOut() throws {
-        let server = try directory(.sambaAD)
-        let tree = try Scenario("disabled", on: server)
-        let log = ExitLog(.sambaAD, "disabled-account")
-        let jo = TestUser(tree.user("jo"), uidNumber: 20_081)
-        let kim = TestUser(tree.user("kim"), uidNumber: 20_082)
-        try tree.addConnected([jo, kim], to: "ws10")
+        let c = try ConnectedCase(.sambaAD, "disabled", log: "disabled-account",
+                                  users: [("jo", 20_081), ("kim", 20_082)], device: "ws10")
+        let (server, tree, log, jo, kim) = (c.server, c.tree, c.log, c.users[0], c.users[1])
         try server.change("dn: \(tree.userDN(kim))\nchangetype: modify\nreplace: userAccountControl\n"
             + "userAccountControl: 546\n-\n\n") // 512 + 32 + 2: disabled
         let (status, report) = try tree.planJSON()
@@ -421,11 +429,8 @@ extension ActiveDirectoryTests {
     /// would allow them): ldap:// works with StartTLS only, as the README says.
     @Test("ldap:// needs StartTLS on AD")
     func startTLS() throws {
-        let server = try directory(.sambaAD)
-        let tree = try Scenario("starttls", on: server)
-        let log = ExitLog(.sambaAD, "starttls")
-        let lou = TestUser(tree.user("lou"), uidNumber: 20_091)
-        try tree.addConnected([lou], to: "ws11")
+        let c = try ConnectedCase(.sambaAD, "starttls", log: "starttls", users: [("lou", 20_091)], device: "ws11")
+        let (server, tree, log) = (c.server, c.tree, c.log)
         tree.configOverrides["ldap.uri"] = tree.q(server.ldapURI)
         tree.configOverrides["ldap.starttls"] = "true"
         let upgraded = try log.run(tree, "doctor-starttls", ["doctor"])

@@ -69,19 +69,15 @@ struct ConnectionTests {
     @Test func severalURIsAreTriedInOrder() async throws {
         let server = try sharedServer()
         let uri = "ldap://127.0.0.1:\(closedPort()) \(server.ldapURI)"
-        let connection = try await LDAPConnection.connect(LDAPConnectionOptions(uri: uri, timeout: 5))
-        try await connection.bind(.simple(dn: server.bindDN, password: server.bindPassword()))
-        #expect(try await connection.whoAmI() == "dn:\(server.bindDN)")
-        await connection.close()
+        try await expectIdentity("dn:\(server.bindDN)", LDAPConnectionOptions(uri: uri, timeout: 5),
+                                 .simple(dn: server.bindDN, password: server.bindPassword()))
     }
 
     @Test func startTLSWithTheRightCA() async throws {
         let server = try sharedServer()
-        let connection = try await LDAPConnection.connect(
-            LDAPConnectionOptions(uri: server.ldapURI, startTLS: true, tlsCACertFile: server.caCert))
-        try await connection.bind(.simple(dn: server.bindDN, password: server.bindPassword()))
-        #expect(try await connection.whoAmI() == "dn:\(server.bindDN)")
-        await connection.close()
+        try await expectIdentity("dn:\(server.bindDN)",
+                                 LDAPConnectionOptions(uri: server.ldapURI, startTLS: true, tlsCACertFile: server.caCert),
+                                 .simple(dn: server.bindDN, password: server.bindPassword()))
     }
 
     @Test func startTLSWithAWrongCAFails() async throws {
@@ -98,10 +94,8 @@ struct ConnectionTests {
 
     @Test func ldapsWithTheRightCA() async throws {
         let server = try sharedServer()
-        let connection = try await LDAPConnection.connect(LDAPConnectionOptions(uri: server.ldapsURI, tlsCACertFile: server.caCert))
-        try await connection.bind(.simple(dn: server.bindDN, password: server.bindPassword()))
-        #expect(try await connection.whoAmI() == "dn:\(server.bindDN)")
-        await connection.close()
+        try await expectIdentity("dn:\(server.bindDN)", LDAPConnectionOptions(uri: server.ldapsURI, tlsCACertFile: server.caCert),
+                                 .simple(dn: server.bindDN, password: server.bindPassword()))
     }
 
     @Test func ldapsWithAWrongCAFails() async throws {
@@ -140,19 +134,16 @@ struct ConnectionTests {
 
     @Test func saslExternalOverLDAPI() async throws {
         let server = try sharedServer()
-        let connection = try await LDAPConnection.connect(LDAPConnectionOptions(uri: server.ldapiURI))
-        try await connection.bind(.sasl(mechanism: "EXTERNAL"))
-        #expect(try await connection.whoAmI() == "dn:\(server.ldapiExternalDN)")
-        await connection.close()
+        try await expectIdentity("dn:\(server.ldapiExternalDN)", LDAPConnectionOptions(uri: server.ldapiURI),
+                                 .sasl(mechanism: "EXTERNAL"))
     }
 
     @Test func saslExternalOverTLSWithAClientCertificate() async throws {
         let server = try sharedServer()
-        let connection = try await LDAPConnection.connect(LDAPConnectionOptions(
-            uri: server.ldapsURI, tlsCACertFile: server.caCert, tlsCertFile: server.clientCert, tlsKeyFile: server.clientKey))
-        try await connection.bind(.sasl(mechanism: "EXTERNAL"))
-        #expect(try await connection.whoAmI() == "dn:\(server.bindDN)")
-        await connection.close()
+        try await expectIdentity("dn:\(server.bindDN)",
+                                 LDAPConnectionOptions(uri: server.ldapsURI, tlsCACertFile: server.caCert,
+                                                       tlsCertFile: server.clientCert, tlsKeyFile: server.clientKey),
+                                 .sasl(mechanism: "EXTERNAL"))
     }
 
     @Test func saslInteractiveBindWithAPassword() async throws {

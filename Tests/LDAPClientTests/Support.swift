@@ -88,3 +88,26 @@ func expectLDAPError(_ body: () async throws -> Void, sourceLocation: SourceLoca
         return nil
     }
 }
+
+/// Runs `body` with the shared server, a fresh subtree `ou=PREFIX-n` under its bindings
+/// base and a connection bound as the service account; then closes the connection and
+/// removes the subtree.
+func withBindingsSubtree(_ prefix: String, _ body: (TestDirectory, String, LDAPConnection) async throws -> Void)
+    async throws {
+    let server = try sharedServer()
+    let ou = try await makeSubtree(server, under: server.bindingsBase, prefix: prefix)
+    let bridge = try await server.connect(as: .bind)
+    try await body(server, ou, bridge)
+    await bridge.close()
+    try await removeSubtree(server, ou)
+}
+
+/// Connects with `options`, binds with `credentials`, expects the server to name
+/// `identity` (`whoAmI`, e.g. `dn:uid=...`), and closes the connection.
+func expectIdentity(_ identity: String, _ options: LDAPConnectionOptions, _ credentials: LDAPCredentials,
+                    sourceLocation: SourceLocation = #_sourceLocation) async throws {
+    let connection = try await LDAPConnection.connect(options)
+    try await connection.bind(credentials)
+    #expect(try await connection.whoAmI() == identity, sourceLocation: sourceLocation)
+    await connection.close()
+}

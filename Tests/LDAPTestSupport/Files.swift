@@ -1,7 +1,6 @@
 // Test support: temporary folders and files with the permissions a test asks for.
 
 import Foundation
-import Testing
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -10,15 +9,19 @@ import Glibc
 public let nobodyID: uid_t = 65534
 
 /// A fresh temporary folder (0700), removed by the caller with `cleanup`.
-public func makeTemporaryFolder(_ name: String = "tb-test") -> String {
+public func makeTemporaryFolder(_ name: String = "tb-test") throws -> String {
     let path = (NSTemporaryDirectory() as NSString).standardizingPath + "/\(name)-\(UUID().uuidString)"
-    #expect(mkdir(path, 0o700) == 0)
+    guard mkdir(path, 0o700) == 0 else {
+        throw TestDirectory.Failure("cannot make the folder \(path): \(String(cString: strerror(errno)))")
+    }
     return path
 }
 
 /// Writes `text` to `path` and sets its mode.
-public func writeFile(_ path: String, _ text: String, mode: mode_t = 0o600) {
-    #expect(FileManager.default.createFile(atPath: path, contents: Data(text.utf8)))
+public func writeFile(_ path: String, _ text: String, mode: mode_t = 0o600) throws {
+    guard FileManager.default.createFile(atPath: path, contents: Data(text.utf8)) else {
+        throw TestDirectory.Failure("cannot write \(path)")
+    }
     chmod(path, mode)
 }
 
@@ -29,8 +32,8 @@ public func cleanup(_ path: String) {
 /// Runs `body` with two new temporary folders (named after `first` and `second`);
 /// removes both afterwards.
 public func withTemporaryFolders(_ first: String, _ second: String, _ body: (String, String) throws -> Void) throws {
-    let one = makeTemporaryFolder(first)
-    let two = makeTemporaryFolder(second)
+    let one = try makeTemporaryFolder(first)
+    let two = try makeTemporaryFolder(second)
     defer {
         cleanup(one)
         cleanup(two)

@@ -122,10 +122,7 @@ public final class Scenario: @unchecked Sendable {
 
     /// Writes `text` to `path` with `mode`.
     public func writeFile(_ path: String, _ text: String, mode: mode_t) throws {
-        guard FileManager.default.createFile(atPath: path, contents: Data(text.utf8)) else {
-            throw TestDirectory.Failure("cannot write \(path)")
-        }
-        chmod(path, mode)
+        try LDAPTestSupport.writeFile(path, text, mode: mode)
     }
 
     /// The password in `passwordFile`.

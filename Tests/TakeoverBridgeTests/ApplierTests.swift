@@ -213,78 +213,72 @@ struct ApplierServerTests {
     /// back: the applier reconnects, redoes only what is not known done, and the result
     /// is exactly the planned directory.
     @Test func serverKilledAndRestartedMidApplyConverges() async throws {
-        let server = try TestDirectory.startPrivate()
-        defer { try? server.stop() }
-        let s = try Scenario(server: server)
-        let count = 3000
-        try await seedMany(s, count: count)
-        let log = CapturedLog()
-        let prepared = try await prepare(s, log: log)
-        #expect(prepared.plan.changes.count == count * 2)
+        try await withSeededPrivateServer(count: manyUsers) { server, s in
+            let log = CapturedLog()
+            let prepared = try await prepare(s, log: log)
+            #expect(prepared.plan.changes.count == manyUsers * 2)
 
-        var options = ApplyOptions()
-        options.chunk = 256
-        options.backoff = [0.3, 0.6, 1.2, 2.4]
-        let applier = applier(prepared, log: log, options: options)
-        let changes = prepared.plan.changes
-        let victim = server
-        let restarted = Thread {
-            usleep(150_000)
-            victim.kill(signal: SIGKILL)
-            usleep(200_000)
-            _ = try? victim.restart()
+            var options = ApplyOptions()
+            options.chunk = 256
+            options.backoff = [0.3, 0.6, 1.2, 2.4]
+            let applier = applier(prepared, log: log, options: options)
+            let changes = prepared.plan.changes
+            let victim = server
+            let restarted = Thread {
+                usleep(150_000)
+                victim.kill(signal: SIGKILL)
+                usleep(200_000)
+                _ = try? victim.restart()
+            }
+            restarted.start()
+            let result = await applier.apply(changes)
+            await applier.close()
+            #expect(result.reconnects >= 1, "the apply finished before the kill; make it longer")
+            #expect(result.isComplete, "\(result.failures.prefix(5))")
+            #expect(result.applied.count + result.alreadyDone.count == changes.count)
+            let check = try s.bridge(["plan", "--check"])
+            #expect(check.status == 0, "\(check.all)")
+            let group = try #require(try await s.groups().first)
+            #expect(group.members.count == manyUsers + 1)
+            #expect(group.records.count == manyUsers + 1)
         }
-        restarted.start()
-        let result = await applier.apply(changes)
-        await applier.close()
-        #expect(result.reconnects >= 1, "the apply finished before the kill; make it longer")
-        #expect(result.isComplete, "\(result.failures.prefix(5))")
-        #expect(result.applied.count + result.alreadyDone.count == changes.count)
-        let check = try s.bridge(["plan", "--check"])
-        #expect(check.status == 0, "\(check.all)")
-        let group = try #require(try await s.groups().first)
-        #expect(group.members.count == count + 1)
-        #expect(group.records.count == count + 1)
     }
 
     /// Killed and not back: the binary exits 5 listing what it wrote and what not, the
     /// run record holds what was written, and the next run converges.
     @Test func serverKilledForGoodExits5AndTheNextRunConverges() async throws {
-        var server = try TestDirectory.startPrivate()
-        defer { try? server.stop() }
-        let s = try Scenario(server: server)
-        let count = 3000
-        try await seedMany(s, count: count)
-        s.configOverrides["ldap.timeout"] = "3"
-        let victim = server
-        let scenario = s
-        // Kill once this run's writes have begun (the group holds more than the seeded
-        // member), not after a fixed delay that a loaded machine may spend still reading.
-        let killer = Thread {
-            let deadline = Date().addingTimeInterval(30)
-            while Date() < deadline {
-                let members = (try? scenario.dump(scenario.bindings))?
-                    .split(separator: "\n").filter { $0.hasPrefix("member:") }.count ?? 0
-                if members > 2 { break }
-                usleep(5_000)
+        try await withSeededPrivateServer(count: manyUsers) { server, s in
+            s.configOverrides["ldap.timeout"] = "3"
+            let victim = server
+            let scenario = s
+            // Kill once this run's writes have begun (the group holds more than the seeded
+            // member), not after a fixed delay that a loaded machine may spend still reading.
+            let killer = Thread {
+                let deadline = Date().addingTimeInterval(30)
+                while Date() < deadline {
+                    let members = (try? scenario.dump(scenario.bindings))?
+                        .split(separator: "\n").filter { $0.hasPrefix("member:") }.count ?? 0
+                    if members > 2 { break }
+                    usleep(5_000)
+                }
+                victim.kill(signal: SIGKILL)
             }
-            victim.kill(signal: SIGKILL)
-        }
-        killer.start()
-        let result = try s.bridge(["apply"])
-        #expect(result.status == 5, "\(result.stderr.suffix(2000))")
-        #expect(result.stderr.contains("not written"), "\(result.stderr.suffix(2000))")
-        #expect(result.stderr.contains("msg=\"run finished\""))
-        let journal = try String(contentsOfFile: s.state + "/runs.jsonl", encoding: .utf8)
-        #expect(journal.split(separator: "\n").count == 2)
-        #expect(journal.contains("failed: gave up"))
+            killer.start()
+            let result = try s.bridge(["apply"])
+            #expect(result.status == 5, "\(result.stderr.suffix(2000))")
+            #expect(result.stderr.contains("not written"), "\(result.stderr.suffix(2000))")
+            #expect(result.stderr.contains("msg=\"run finished\""))
+            let journal = try String(contentsOfFile: s.state + "/runs.jsonl", encoding: .utf8)
+            #expect(journal.split(separator: "\n").count == 2)
+            #expect(journal.contains("failed: gave up"))
 
-        server = try server.restart()
-        let again = try s.bridge(["apply"])
-        #expect(again.status == 0, "\(again.stderr.suffix(2000))")
-        let check = try s.bridge(["plan", "--check"])
-        #expect(check.status == 0, "\(check.all)")
-        #expect(try await s.groups().first?.members.count == count + 1)
+            server = try server.restart()
+            let again = try s.bridge(["apply"])
+            #expect(again.status == 0, "\(again.stderr.suffix(2000))")
+            let check = try s.bridge(["plan", "--check"])
+            #expect(check.status == 0, "\(check.all)")
+            #expect(try await s.groups().first?.members.count == manyUsers + 1)
+        }
     }
 
     /// A person adds and removes members of the same group while a big apply writes to
@@ -318,6 +312,20 @@ struct ApplierServerTests {
         }
         #expect(members.count == 1501 + 20)
         #expect(try s.bridge(["plan", "--check"]).status == 0)
+    }
+
+    /// How many users the kill tests add: enough that the kill lands while they are written.
+    let manyUsers = 3000
+
+    /// `body` with a private server (stopped after it, also when `body` restarts it) and a
+    /// scenario on it seeded by `seedMany` with `count` users.
+    func withSeededPrivateServer(count: Int, _ body: (inout TestDirectory, Scenario) async throws -> Void)
+        async throws {
+        var server = try TestDirectory.startPrivate()
+        defer { try? server.stop() }
+        let s = try Scenario(server: server)
+        try await seedMany(s, count: count)
+        try await body(&server, s)
     }
 
     /// One group with one bound user, then `count` more users connected to it.

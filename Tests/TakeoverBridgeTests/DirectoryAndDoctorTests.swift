@@ -111,27 +111,29 @@ struct DirectoryMappingTests {
 struct DirectoryServerTests {
     /// Devices as groupOfUniqueNames (with optional UIDs) and as posixGroup memberUid.
     @Test func uniqueMemberAndMemberUidDevices() async throws {
+        try await expectBothBound(["um1", "um2"], device: "uniq", objectClass: "groupOfUniqueNames",
+                                  memberAttribute: "uniqueMember") { s in
+            "cn: uniq\n" + LDIF.line("uniqueMember", s.userDN("um1") + "#'0101'B") + LDIF.line("uniqueMember", s.userDN("um2"))
+        }
+        try await expectBothBound(["mu1", "mu2"], device: "posix-pc", objectClass: "posixGroup",
+                                  memberAttribute: "memberUid") { _ in
+            "cn: posix-pc\ngidNumber: 5000\nmemberUid: mu1\nmemberUid: MU2\n"
+        }
+    }
+
+    /// Two users, reported on `device`, connected by a device entry of `objectClass` whose
+    /// other lines are `body` (their names in `memberAttribute`): apply binds both.
+    private func expectBothBound(_ users: [String], device: String, objectClass: String, memberAttribute: String,
+                                 body: (Scenario) -> String) async throws {
         let s = try Scenario()
-        try s.addUsers([("um1", nil), ("um2", nil)])
-        try s.add(LDIF.line("dn", s.deviceDN("uniq")) + "objectClass: groupOfUniqueNames\ncn: uniq\n"
-            + LDIF.line("uniqueMember", s.userDN("um1") + "#'0101'B") + LDIF.line("uniqueMember", s.userDN("um2")) + "\n")
-        try s.writeReport("uniq", [("um1", 1001), ("um2", 1002)])
-        s.configOverrides["devices.filter"] = s.q("(objectClass=groupOfUniqueNames)")
-        s.configOverrides["devices.member_attribute"] = s.q("uniqueMember")
+        try s.addUsers(users.map { (uid: $0, local: String?.none) })
+        try s.add(LDIF.line("dn", s.deviceDN(device)) + "objectClass: \(objectClass)\n" + body(s) + "\n")
+        try s.writeReport(device, [(users[0], 1001), (users[1], 1002)])
+        s.configOverrides["devices.filter"] = s.q("(objectClass=\(objectClass))")
+        s.configOverrides["devices.member_attribute"] = s.q(memberAttribute)
         let apply = try s.bridge(["apply"])
         #expect(apply.status == 0, "\(apply.all)")
-        #expect(Set(try await s.groups().first?.members ?? []) == Set([s.userDN("um1"), s.userDN("um2")]))
-
-        let p = try Scenario()
-        try p.addUsers([("mu1", nil), ("mu2", nil)])
-        try p.add(LDIF.line("dn", p.deviceDN("posix-pc")) + "objectClass: posixGroup\ncn: posix-pc\ngidNumber: 5000\n"
-            + "memberUid: mu1\nmemberUid: MU2\n\n")
-        try p.writeReport("posix-pc", [("mu1", 1001), ("mu2", 1002)])
-        p.configOverrides["devices.filter"] = p.q("(objectClass=posixGroup)")
-        p.configOverrides["devices.member_attribute"] = p.q("memberUid")
-        let posix = try p.bridge(["apply"])
-        #expect(posix.status == 0, "\(posix.all)")
-        #expect(Set(try await p.groups().first?.members ?? []) == Set([p.userDN("mu1"), p.userDN("mu2")]))
+        #expect(Set(try await s.groups().first?.members ?? []) == Set(users.map { s.userDN($0) }))
     }
 
     /// Users whose RDN is not the name attribute, with several uid values.

@@ -13,10 +13,10 @@ import Glibc
 @Suite("the password does not outlive its use in a core file or a buffer")
 struct ProcessHardeningTests {
     @Test func passwordFileBufferIsWipedOnceRead() throws {
-        let dir = makeTemporaryFolder("tb-secret")
+        let dir = try makeTemporaryFolder("tb-secret")
         defer { cleanup(dir) }
         for (content, expected) in [("s3cr3t-\u{E9}t\u{E9}\n", "s3cr3t-\u{E9}t\u{E9}"), ("pw\r\n", "pw"), ("pw", "pw"), ("a\nb\n", "a\nb")] {
-            writeFile(dir + "/pw", content)
+            try writeFile(dir + "/pw", content)
             let fd = open(dir + "/pw", O_RDONLY)
             defer { close(fd) }
             let bytes = try SecretBytes(reading: fd, limit: 1024)
@@ -25,9 +25,9 @@ struct ProcessHardeningTests {
             #expect(bytes.takeText() == expected)
             #expect(bytes.isWiped, "wiped once the text is taken")
         }
-        writeFile(dir + "/pw", "x\n")
+        try writeFile(dir + "/pw", "x\n")
         #expect(try FileSecurity.readSecretFile(dir + "/pw").get() == "x")
-        writeFile(dir + "/big", String(repeating: "x", count: FileSecurity.maximumSecretSize + 1))
+        try writeFile(dir + "/big", String(repeating: "x", count: FileSecurity.maximumSecretSize + 1))
         #expect(throws: SecretReadError.self) { try FileSecurity.readSecretFile(dir + "/big").get() }
         chmod(dir + "/pw", 0o640)
         #expect(throws: SecretReadError.self) { try FileSecurity.readSecretFile(dir + "/pw").get() }
@@ -45,7 +45,7 @@ struct ProcessHardeningTests {
         guard geteuid() == 0 else { return }  // needs to start a process as another user
         let silent = try FakeLDAPServer(answering: false)
         defer { silent.stop() }
-        let dir = makeTemporaryFolder("tb-dump")
+        let dir = try makeTemporaryFolder("tb-dump")
         defer { cleanup(dir) }
         chmod(dir, 0o755)
         let config = """
@@ -62,8 +62,8 @@ struct ProcessHardeningTests {
         [bindings]
         search_base = "ou=bindings,dc=example,dc=org"
         """
-        writeFile(dir + "/config.toml", config, mode: 0o644)
-        writeFile(dir + "/pw", "not-a-real-password\n", mode: 0o600)
+        try writeFile(dir + "/config.toml", config, mode: 0o644)
+        try writeFile(dir + "/pw", "not-a-real-password\n", mode: 0o600)
         chown(dir + "/pw", nobodyID, nobodyID)
         let child = try Processes.spawn("/usr/bin/setpriv", ["--reuid=\(nobodyID)", "--regid=\(nobodyID)", "--clear-groups",
                                                              BridgeExecutable.path, "-c", dir + "/config.toml", "plan"],

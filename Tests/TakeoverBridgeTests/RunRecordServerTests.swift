@@ -57,7 +57,7 @@ import Testing
             Change(dn: group, op: .deleteRecord, attribute: "takeoverBoundAccount", values: ["alice:" + u1], subject: u1),
             Change(dn: other, op: .deleteMember, attribute: "member", values: [u1], subject: u1),
         ]
-        let folder = makeTemporaryFolder()
+        let folder = try makeTemporaryFolder()
         defer { cleanup(folder) }
         let state = try StateDirectory(path: folder)
         let paths = try state.writeRunRecordFiles(RunRecord(startedAt: 1_795_939_200, finishedAt: 1_795_939_201,

@@ -24,7 +24,7 @@ struct StateFolderIntegrationTests {
     /// run), the path named, nothing written to the directory or through a link.
     @Test func unsafeStateFoldersExit78() async throws {
         let s = try world()
-        let elsewhere = makeTemporaryFolder("tb-elsewhere")
+        let elsewhere = try makeTemporaryFolder("tb-elsewhere")
         defer { cleanup(elsewhere) }
         var cases: [(String, String, () -> Void)] = [
             ("a symlinked runs", "/runs", { _ = symlink(elsewhere, s.state + "/runs") }),

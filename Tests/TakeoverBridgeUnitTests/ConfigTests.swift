@@ -375,10 +375,10 @@ func parseProblems(_ toml: String) -> [ConfigProblem] {
     }
 
     @Test func loadRefusesAConfigOthersCanWrite() throws {
-        let dir = makeTemporaryFolder()
+        let dir = try makeTemporaryFolder()
         defer { cleanup(dir) }
         let path = dir + "/config.toml"
-        writeFile(path, minimalTOML, mode: 0o646)
+        try writeFile(path, minimalTOML, mode: 0o646)
         #expect(throws: ConfigError.self) { try BridgeConfig.load(path: path, environment: [:]) }
         do {
             _ = try BridgeConfig.load(path: path, environment: [:])
@@ -398,7 +398,7 @@ func parseProblems(_ toml: String) -> [ConfigProblem] {
             chown(path, 0, 0)
         }
         #expect(throws: ConfigError.self) { try BridgeConfig.load(path: dir + "/missing.toml", environment: [:]) }
-        writeFile(dir + "/bad.toml", "", mode: 0o600)
+        try writeFile(dir + "/bad.toml", "", mode: 0o600)
         #expect(FileManager.default.createFile(atPath: dir + "/bad.toml", contents: Data([0x5B, 0xFF, 0xFE, 0x5D])))
         do {
             _ = try BridgeConfig.load(path: dir + "/bad.toml", environment: [:])
@@ -409,13 +409,13 @@ func parseProblems(_ toml: String) -> [ConfigProblem] {
     }
 
     @Test func passwordFileAndEnvironment() throws {
-        let dir = makeTemporaryFolder()
+        let dir = try makeTemporaryFolder()
         defer { cleanup(dir) }
         let secret = "s3cr3t value with spaces"
-        writeFile(dir + "/bridge.pw", secret + "\n", mode: 0o640)
+        try writeFile(dir + "/bridge.pw", secret + "\n", mode: 0o640)
         let toml = minimalTOML.replacingOccurrences(of: "[ldap]\n",
             with: "[ldap]\nbind_dn = \"cn=bridge,dc=example,dc=org\"\nbind_password_file = \"bridge.pw\"\n")
-        writeFile(dir + "/config.toml", toml, mode: 0o644)
+        try writeFile(dir + "/config.toml", toml, mode: 0o644)
         do {
             _ = try BridgeConfig.load(path: dir + "/config.toml", environment: [:])
             Issue.record("a group-readable password file was accepted")
@@ -433,16 +433,16 @@ func parseProblems(_ toml: String) -> [ConfigProblem] {
         #expect(throws: ConfigError.self) { try c.readBindPassword(environment: [:]) }
         chmod(dir + "/bridge.pw", 0o600)
         // Only one trailing newline is stripped; CRLF counts as one.
-        writeFile(dir + "/bridge.pw", "pw\n\n", mode: 0o600)
+        try writeFile(dir + "/bridge.pw", "pw\n\n", mode: 0o600)
         #expect(try c.readBindPassword(environment: [:]) == "pw\n")
-        writeFile(dir + "/bridge.pw", "pw\r\n", mode: 0o600)
+        try writeFile(dir + "/bridge.pw", "pw\r\n", mode: 0o600)
         #expect(try c.readBindPassword(environment: [:]) == "pw")
-        writeFile(dir + "/bridge.pw", "\n", mode: 0o600)
+        try writeFile(dir + "/bridge.pw", "\n", mode: 0o600)
         #expect(throws: ConfigError.self) { try c.readBindPassword(environment: [:]) }
 
         let envToml = minimalTOML.replacingOccurrences(of: "[ldap]\n",
             with: "[ldap]\nbind_dn = \"cn=bridge,dc=example,dc=org\"\nbind_password_env = \"TB_PW\"\n")
-        writeFile(dir + "/env.toml", envToml, mode: 0o600)
+        try writeFile(dir + "/env.toml", envToml, mode: 0o600)
         #expect(throws: ConfigError.self) { try BridgeConfig.load(path: dir + "/env.toml", environment: [:]) }
         let e = try BridgeConfig.load(path: dir + "/env.toml", environment: ["TB_PW": secret])
         #expect(try e.readBindPassword(environment: ["TB_PW": secret]) == secret)
@@ -452,30 +452,30 @@ func parseProblems(_ toml: String) -> [ConfigProblem] {
     }
 
     @Test func tlsKeyMustBePrivate() throws {
-        let dir = makeTemporaryFolder()
+        let dir = try makeTemporaryFolder()
         defer { cleanup(dir) }
-        writeFile(dir + "/client.key", "key", mode: 0o644)
-        writeFile(dir + "/client.crt", "crt", mode: 0o644)
+        try writeFile(dir + "/client.key", "key", mode: 0o644)
+        try writeFile(dir + "/client.crt", "crt", mode: 0o644)
         let toml = minimalTOML.replacingOccurrences(of: "[ldap]\n",
             with: "[ldap]\ntls_cert = \"client.crt\"\ntls_key = \"client.key\"\n")
-        writeFile(dir + "/config.toml", toml, mode: 0o644)
+        try writeFile(dir + "/config.toml", toml, mode: 0o644)
         #expect(throws: ConfigError.self) { try BridgeConfig.load(path: dir + "/config.toml", environment: [:]) }
         chmod(dir + "/client.key", 0o400)
         #expect(try BridgeConfig.load(path: dir + "/config.toml", environment: [:]).ldap.tlsKey == dir + "/client.key")
     }
 
     @Test func fileSecurityDirectly() throws {
-        let dir = makeTemporaryFolder()
+        let dir = try makeTemporaryFolder()
         defer { cleanup(dir) }
         #expect(FileSecurity.checkSecretFile(dir)?.contains("is not a regular file") == true)
         #expect(FileSecurity.checkSecretFile(dir + "/nope")?.contains("No such file") == true)
-        writeFile(dir + "/s", "x", mode: 0o600)
+        try writeFile(dir + "/s", "x", mode: 0o600)
         #expect(FileSecurity.checkSecretFile(dir + "/s") == nil)
         for mode: mode_t in [0o604, 0o620, 0o660, 0o644, 0o601] {
             chmod(dir + "/s", mode)
             #expect(FileSecurity.checkSecretFile(dir + "/s") != nil, "\(String(mode, radix: 8))")
         }
-        writeFile(dir + "/c", "x", mode: 0o644)
+        try writeFile(dir + "/c", "x", mode: 0o644)
         #expect(FileSecurity.checkConfigFile(dir + "/c") == nil)
         chmod(dir + "/c", 0o602)
         #expect(FileSecurity.checkConfigFile(dir + "/c") != nil)

@@ -23,7 +23,7 @@ struct StateFolderTests {
     }
 
     @Test func ownerAndModeOfTheFolder() throws {
-        let dir = makeTemporaryFolder("tb-state")
+        let dir = try makeTemporaryFolder("tb-state")
         defer { cleanup(dir) }
         #expect(insecure(dir) == nil)
         for mode: mode_t in [0o770, 0o720, 0o707, 0o702, 0o777, 0o1777, 0o1770] {
@@ -45,26 +45,26 @@ struct StateFolderTests {
 
     @Test func entriesThatAreNotWhatTheyShouldBe() throws {
         try withTemporaryFolders("tb-state", "tb-elsewhere") { (dir, elsewhere) throws in
-            var cases: [(String, () -> Void)] = [
+            var cases: [(String, () throws -> Void)] = [
                 ("runs", { _ = symlink(elsewhere, dir + "/runs") }),
                 ("runs", { _ = mkdir(dir + "/runs", 0o777); chmod(dir + "/runs", 0o777) }),
-                ("runs", { writeFile(dir + "/runs", "x") }),
+                ("runs", { try writeFile(dir + "/runs", "x") }),
                 ("runs.jsonl", { _ = mkfifo(dir + "/runs.jsonl", 0o600) }),
                 ("runs.jsonl", { _ = symlink(elsewhere + "/journal", dir + "/runs.jsonl") }),
                 ("runs.jsonl", { _ = symlink("/dev/null", dir + "/runs.jsonl") }),
-                ("runs.jsonl", { writeFile(dir + "/runs.jsonl", "", mode: 0o666) }),
+                ("runs.jsonl", { try writeFile(dir + "/runs.jsonl", "", mode: 0o666) }),
                 ("runs.jsonl", { _ = mkdir(dir + "/runs.jsonl", 0o700) }),
                 ("lock", { _ = mkfifo(dir + "/lock", 0o600) }),
                 ("lock", { _ = symlink(elsewhere + "/lock", dir + "/lock") }),
             ]
             if geteuid() == 0 {
                 cases.append(("runs", { _ = mkdir(dir + "/runs", 0o700); chown(dir + "/runs", nobodyID, nobodyID) }))
-                cases.append(("runs.jsonl", { writeFile(dir + "/runs.jsonl", ""); chown(dir + "/runs.jsonl", nobodyID, nobodyID) }))
+                cases.append(("runs.jsonl", { try writeFile(dir + "/runs.jsonl", ""); chown(dir + "/runs.jsonl", nobodyID, nobodyID) }))
             }
             for (name, make) in cases {
                 cleanup(dir)
                 #expect(mkdir(dir, 0o700) == 0)
-                make()
+                try make()
                 let error = insecure(dir)
                 #expect(error?.isInsecure == true, "\(name)")
                 #expect(error?.path == dir + "/" + name, "\(String(describing: error))")
@@ -118,7 +118,7 @@ struct ConfigSymlinkTests {
 
     @Test func linkToAFileInAWorldWritableFolder() throws {
         try withTemporaryFolders("tb-safe", "tb-open") { safe, open in
-            writeFile(open + "/config.toml", minimalTOML, mode: 0o644)
+            try writeFile(open + "/config.toml", minimalTOML, mode: 0o644)
             chmod(open, 0o777)
             #expect(symlink(open + "/config.toml", safe + "/config.toml") == 0)
             let problem = check(safe + "/config.toml")
@@ -133,7 +133,7 @@ struct ConfigSymlinkTests {
             // A folder above the folder, not the folder itself.
             chmod(open, 0o755)
             #expect(mkdir(open + "/sub", 0o755) == 0)
-            writeFile(open + "/sub/config.toml", minimalTOML, mode: 0o644)
+            try writeFile(open + "/sub/config.toml", minimalTOML, mode: 0o644)
             #expect(check(open + "/sub/config.toml") == nil)
             chmod(open, 0o757)
             #expect(check(open + "/sub/config.toml")?.contains("\(open), which anyone can write to") == true)
@@ -147,7 +147,7 @@ struct ConfigSymlinkTests {
     /// The link itself in a folder others can write: they could swap the link.
     @Test func linkInAWorldWritableFolder() throws {
         try withTemporaryFolders("tb-safe", "tb-open") { safe, open in
-            writeFile(safe + "/config.toml", minimalTOML, mode: 0o600)
+            try writeFile(safe + "/config.toml", minimalTOML, mode: 0o600)
             #expect(symlink(safe + "/config.toml", open + "/config.toml") == 0)
             chmod(open, 0o777)
             #expect(check(open + "/config.toml")?.contains("\(open), which anyone can write to") == true)
@@ -157,9 +157,9 @@ struct ConfigSymlinkTests {
     }
 
     @Test func groupWritableConfigsAndForeignFolders() throws {
-        let dir = makeTemporaryFolder("tb-cfg")
+        let dir = try makeTemporaryFolder("tb-cfg")
         defer { cleanup(dir) }
-        writeFile(dir + "/config.toml", minimalTOML, mode: 0o644)
+        try writeFile(dir + "/config.toml", minimalTOML, mode: 0o644)
         #expect(check(dir + "/config.toml") == nil)
         for mode: mode_t in [0o664, 0o620, 0o660, 0o666, 0o646] {
             chmod(dir + "/config.toml", mode)

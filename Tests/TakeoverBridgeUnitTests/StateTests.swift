@@ -269,7 +269,7 @@ func canonical(_ d: FakeDirectory) -> [String: [String: [String]]] {
     // MARK: Lock
 
     @Test func secondLockIsRefusedAtOnceAndReleasedByReleaseOrDeinit() throws {
-        let dir = makeTemporaryFolder()
+        let dir = try makeTemporaryFolder()
         defer { cleanup(dir) }
         let state = try StateDirectory(path: dir + "/state/nested")
         var st = stat()
@@ -296,7 +296,7 @@ func canonical(_ d: FakeDirectory) -> [String: [String: [String]]] {
     }
 
     @Test func aLockHeldByAKilledProcessDoesNotBlock() throws {
-        let dir = makeTemporaryFolder()
+        let dir = try makeTemporaryFolder()
         defer { cleanup(dir) }
         let state = try StateDirectory(path: dir)
         let holder = try Processes.spawn("/usr/bin/flock", ["--no-fork", state.lockPath, "/bin/sleep", "60"],
@@ -327,11 +327,11 @@ func canonical(_ d: FakeDirectory) -> [String: [String: [String]]] {
     }
 
     @Test func refusesAWorldWritableStateDirectory() throws {
-        let dir = makeTemporaryFolder()
+        let dir = try makeTemporaryFolder()
         defer { cleanup(dir) }
         chmod(dir, 0o777)
         #expect(throws: StateError.self) { try StateDirectory(path: dir) }
-        writeFile(dir + "/file", "x")
+        try writeFile(dir + "/file", "x")
         chmod(dir, 0o700)
         #expect(throws: StateError.self) { try StateDirectory(path: dir + "/file") }
     }
@@ -339,7 +339,7 @@ func canonical(_ d: FakeDirectory) -> [String: [String: [String]]] {
     // MARK: Run records
 
     @Test func runRecordsAreAppendOnlyWithTheirUndo() throws {
-        let dir = makeTemporaryFolder()
+        let dir = try makeTemporaryFolder()
         defer { cleanup(dir) }
         let state = try StateDirectory(path: dir)
         let group = "cn=lnx-dev01,ou=bindings,dc=example,dc=org"
