@@ -383,7 +383,8 @@ package final class BridgeRunner {
             let now = DispatchTime.now().uptimeNanoseconds
             var all = metadata
             all["ms"] = "\((now - phase) / 1_000_000)"
-            if let resident = Self.residentMegabytes() { all["rss_mb"] = "\(resident)" }
+            // /proc is read only when the line is written.
+            if logger.logLevel <= .debug, let resident = Self.residentMegabytes() { all["rss_mb"] = "\(resident)" }
             logger.debug("\(name)", metadata: all)
             phase = now
         }

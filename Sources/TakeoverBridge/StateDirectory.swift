@@ -419,15 +419,24 @@ package final class RunLock: @unchecked Sendable {
         defer { mutex.unlock() }
         guard fd >= 0 else { return }
         clearInfo()
-        close(fd)
+        Self.unlockAndClose(fd)
         fd = -1
     }
 
     deinit {
         if fd >= 0 {
             clearInfo()
-            close(fd)
+            Self.unlockAndClose(fd)
         }
+    }
+
+    /// Unlocks before closing: `close` drops an flock only when no other descriptor refers
+    /// to the same open file, and a process being spawned holds a copy of every descriptor
+    /// until its exec closes the O_CLOEXEC ones (a test suite spawning the binary while a
+    /// lock was given back saw it still held).
+    private static func unlockAndClose(_ fd: Int32) {
+        _ = flock(fd, LOCK_UN)
+        close(fd)
     }
 }
 

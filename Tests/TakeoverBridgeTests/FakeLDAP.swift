@@ -430,7 +430,12 @@ final class HoldingProxy: @unchecked Sendable {
         defer { gate.unlock() }
         heldCount += 1
         gate.broadcast()
-        while !open && !stopped { gate.wait() }
+        // A test that forgets to release or stop the proxy must not leave this thread
+        // waiting for ever: after two minutes a held request is dropped as if stopped.
+        let deadline = Date().addingTimeInterval(120)
+        while !open && !stopped {
+            if !gate.wait(until: deadline) { return false }
+        }
         return !stopped
     }
 
