@@ -44,6 +44,12 @@ final class DeviceStage: Sendable {
 
     func user(_ rank: Int) -> DirectoryUser { input.users[Int(users[rank].source)] }
 
+    /// The user's stable id, read in place (not a copy of the whole entry).
+    func stableID(_ rank: Int) -> String? { input.users[Int(users[rank].source)].stableID }
+
+    /// The user's earlier DNs known from records (usually none).
+    func formerDNs(_ rank: Int) -> [String] { formerDNs.isEmpty ? [] : formerDNs[rank] ?? [] }
+
     /// The ranks of the users whose local name folds to `f` (a username without a field, or
     /// a field), in rank order.
     func localOwners(_ f: String) -> [Int] {
@@ -259,7 +265,7 @@ final class DeviceStage: Sendable {
                 }
             }
         }
-        func entry(_ r: Int) -> BindingEntry? { slotOfRank[r].map { slots[$0] } }
+        func entry(_ r: Int) -> BindingEntry? { slotOfRank.isEmpty ? nil : slotOfRank[r].map { slots[$0] } }
 
         // Subjects: connected users and users with something in the groups, in rank order.
         let connected = connectedRanks
@@ -329,54 +335,52 @@ final class DeviceStage: Sendable {
 
         // One scan of the device's accounts, for the local names wanted here: the pairs to
         // decide (R5-R7, R13) and the bound pairs (is the bound account still reported?).
-        var fresh: [Int: FreshOutcome] = [:]
+        var wanted: [Int] = []
+        /// The outcome of each of `wanted`, in its order.
+        var fresh: [FreshOutcome?] = []
         var scan = AccountScan()
         var unprotected: Int?
         if let report {
-            var wanted: [Int] = []
-            var names: [String: Int] = [:]
-            for s in subjects where s.connected && users[s.rank].conflict == nil {
-                names[users[s.rank].foldedLocal] = -1
-                if let k = slotOfRank[s.rank], slots[k].managed { continue }
+            var names: [String] = []
+            names.reserveCapacity(connectedRanks.count)
+            for s in subjects where s.connected && users[s.rank].conflictCode == 0 {
+                names.append(users[s.rank].foldedLocal)
+                if !slotOfRank.isEmpty, let k = slotOfRank[s.rank], slots[k].managed { continue }
                 wanted.append(s.rank)
             }
             if !names.isEmpty {
-                // R7 keys of the pairs to decide; the hits only matter for those no name matches.
-                var uids = MultiIndex<Int64>(), homes = MultiIndex<String>(), fullNames = MultiIndex<String>()
-                for (c, r) in wanted.enumerated() {
-                    if report.platform != .windows, let n = users[r].uidNumber { uids.insert(n, c) }
-                    homes.insert(users[r].foldedName, c)
-                    if users[r].foldedLocal != users[r].foldedName { homes.insert(users[r].foldedLocal, c) }
-                    if let display = users[r].foldedDisplay { fullNames.insert(display, c) }
-                }
-                scan = AccountScan(report.accounts, wanted: names, candidates: wanted, uids: uids, homes: homes,
-                                   fullNames: fullNames)
+                scan = AccountScan(report.accounts, wanted: names)
                 if !wanted.isEmpty {
                     fresh = evaluate(wanted, report: report, scan: scan, deviceName: deviceName, heldNames: heldNames, slots: slots,
                                      connected: connectedRanks)
                 }
             }
         }
+        var nextWanted = 0
 
         for s in subjects {
             let r = s.rank
+            var outcome: FreshOutcome?
+            if nextWanted < fresh.count && wanted[nextWanted] == r {
+                outcome = fresh[nextWanted]
+                nextWanted += 1
+            }
             let username = users[r].username
             let dn = users[r].dn
             let localName = users[r].localName
-            let info = users[r]
             let entry = entry(r)
             let managed = entry?.managed ?? false
             let memberOnly = entry.map { !$0.members.isEmpty && $0.records.isEmpty } ?? false
             let recordOnly = entry.map { $0.members.isEmpty && !$0.records.isEmpty } ?? false
             let start = local.count
-            let boundName: String? = managed ? chooseRecord(entry, info.foldedLocal)?.local : nil
+            let boundName: String? = managed ? chooseRecord(entry, users[r].foldedLocal)?.local : nil
 
-            if let kind = info.conflict {
+            if let kind = users[r].conflict {
                 // R4: held, not undone; gains nothing.
                 if s.connected || managed {
                     emit(Decision(user: username, userDN: dn, device: deviceName, action: .conflict,
                                   localAccount: boundName, reason: kind, notices: managed ? Notice.heldNotices : []),
-                         folded: info.foldedName, norm: info.normDN, from: start)
+                         folded: users[r].foldedName, norm: users[r].normDN, from: start)
                 } else if memberOnly, let entry {
                     unmanagedWarning(entry, username: username)
                 }
@@ -386,7 +390,7 @@ final class DeviceStage: Sendable {
                 if s.connected || managed {
                     emit(Decision(user: username, userDN: dn, device: deviceName, action: .deferred,
                                   localAccount: boundName, reason: deferred),
-                         folded: info.foldedName, norm: info.normDN, from: start)
+                         folded: users[r].foldedName, norm: users[r].normDN, from: start)
                 } else if memberOnly, let entry {
                     unmanagedWarning(entry, username: username)
                 }
@@ -397,7 +401,7 @@ final class DeviceStage: Sendable {
                     unbindChanges(entry, subject: dn)
                     emit(Decision(user: username, userDN: dn, device: deviceName, action: .unbind,
                                   localAccount: boundName, reason: Reason.notConnected),
-                         folded: info.foldedName, norm: info.normDN, from: start)
+                         folded: users[r].foldedName, norm: users[r].normDN, from: start)
                 } else if memberOnly, let entry {
                     unmanagedWarning(entry, username: username)
                 } else if recordOnly, let entry {
@@ -406,11 +410,11 @@ final class DeviceStage: Sendable {
                 }
                 continue
             }
-            if managed, let entry, let rec = chooseRecord(entry, info.foldedLocal) {
-                if Folding.fold(rec.local) == info.foldedLocal {
+            if managed, let entry, let rec = chooseRecord(entry, users[r].foldedLocal) {
+                if Folding.fold(rec.local) == users[r].foldedLocal {
                     // R9.
                     var notices: [String] = []
-                    if report != nil, !scan.has(info.foldedLocal) {
+                    if report != nil, !scan.has(users[r].foldedLocal) {
                         notices.append(Notice.boundAccountMissing(rec.local))
                     }
                     if let old = followMove(entry, rank: r, subject: dn, into: &local) {
@@ -418,7 +422,7 @@ final class DeviceStage: Sendable {
                     }
                     emit(Decision(user: username, userDN: dn, device: deviceName, action: .bound,
                                   localAccount: rec.local, reason: Reason.bound, notices: notices),
-                         folded: info.foldedName, norm: info.normDN, from: start)
+                         folded: users[r].foldedName, norm: users[r].normDN, from: start)
                 } else {
                     // R10.
                     out.conflicts.append(Finding(
@@ -427,11 +431,11 @@ final class DeviceStage: Sendable {
                         fix: "restore the Local User Account field of \(username) to \(q(rec.local)), or unbind \(username) from \(q(deviceName)) first (remove the connection and run apply), then change the field and connect again"))
                     emit(Decision(user: username, userDN: dn, device: deviceName, action: .conflict,
                                   localAccount: rec.local, reason: Kind.changedAfterBinding),
-                         folded: info.foldedName, norm: info.normDN, from: start)
+                         folded: users[r].foldedName, norm: users[r].normDN, from: start)
                 }
                 continue
             }
-            guard let outcome = fresh[r], let report else { continue }
+            guard let outcome, let report else { continue }
             switch outcome {
             case .conflict(let kind, let finding, let account):
                 out.conflicts.append(finding)
@@ -441,7 +445,7 @@ final class DeviceStage: Sendable {
                 }
                 emit(Decision(user: username, userDN: dn, device: deviceName, action: .conflict,
                               localAccount: account, reason: kind),
-                     folded: info.foldedName, norm: info.normDN, from: start)
+                     folded: users[r].foldedName, norm: users[r].normDN, from: start)
             case .takeover, .provision:
                 var action = Action.provision
                 var accountName = localName
@@ -450,13 +454,12 @@ final class DeviceStage: Sendable {
                 if case .takeover(let a) = outcome {
                     action = .takeover
                     reason = Reason.takeover
-                    let account = report.accounts[a]
-                    accountName = account.name
+                    accountName = report.accounts[a].name
                     notices = report.platform == .macos ? Notice.takeoverNoticesMacOS : Notice.takeoverNotices
-                    if account.name != localName {
-                        notices.append(Notice.caseOnly(device: account.name, local: localName))
+                    if accountName != localName {
+                        notices.append(Notice.caseOnly(device: accountName, local: localName))
                     }
-                    if unprotected == nil { unprotected = countUnprotected(report, scan, upTo: 2) }
+                    if unprotected == nil { unprotected = countUnprotected(report, upTo: 2) }
                     if unprotected == 1 { out.warnings.append(soleAccountWarning(report: report, account: a, user: user(r), deviceName: deviceName)) }
                 } else if case .provision(let likely) = outcome, !likely.isEmpty {
                     let names = likely.map { q(report.accounts[$0.account].name) }.joined(separator: ", ")
@@ -467,16 +470,16 @@ final class DeviceStage: Sendable {
                     // Adopt a membership a person added: record it, change nothing else.
                     if let entry {
                         local.append(Change(dn: groupDN(entry.members[0].group), op: .addRecord, attribute: layout.recordAttribute,
-                                            values: [layout.recordValue(localName: accountName, userDN: dn, stableID: user(r).stableID,
-                                                                      formerDNs: formerDNs[r] ?? [])], subject: dn))
+                                            values: [layout.recordValue(localName: accountName, userDN: dn, stableID: stableID(r),
+                                                                      formerDNs: formerDNs(r))], subject: dn))
                     }
                     emit(Decision(user: username, userDN: dn, device: deviceName, action: .bound,
                                   localAccount: accountName, reason: Reason.adopted, notices: Notice.adoptedNotices),
-                         folded: info.foldedName, norm: info.normDN, from: start)
+                         folded: users[r].foldedName, norm: users[r].normDN, from: start)
                     continue
                 }
-                let record = layout.recordValue(localName: accountName, userDN: dn, stableID: user(r).stableID,
-                                                formerDNs: formerDNs[r] ?? [])
+                let record = layout.recordValue(localName: accountName, userDN: dn, stableID: stableID(r),
+                                                formerDNs: formerDNs(r))
                 var keepRecord = false
                 if recordOnly, let entry {
                     let foldedAccount = Folding.fold(accountName)
@@ -495,7 +498,7 @@ final class DeviceStage: Sendable {
                 }
                 emit(Decision(user: username, userDN: dn, device: deviceName, action: action,
                               localAccount: accountName, reason: reason, notices: notices),
-                     folded: info.foldedName, norm: info.normDN, from: start)
+                     folded: users[r].foldedName, norm: users[r].normDN, from: start)
             }
         }
 
@@ -597,7 +600,7 @@ final class DeviceStage: Sendable {
                     for old in o.record.formerDNs + [o.record.userDN] where seen.insert(DNNormalizer.normalize(old)).inserted {
                         former.append(old)
                     }
-                    let value = layout.recordValue(localName: o.record.localName, userDN: dn, stableID: user(r).stableID,
+                    let value = layout.recordValue(localName: o.record.localName, userDN: dn, stableID: stableID(r),
                                                    formerDNs: former)
                     if !added.contains(value) && !e.records.contains(where: { $0.raw == value }) { added.append(value) }
                 }
@@ -619,12 +622,15 @@ final class DeviceStage: Sendable {
     // MARK: - R12
 
     /// Unprotected accounts on the device, counted up to `limit`.
-    func countUnprotected(_ report: DeviceReport, _ scan: AccountScan, upTo limit: Int) -> Int {
+    func countUnprotected(_ report: DeviceReport, upTo limit: Int) -> Int {
         var count = 0
         report.accounts.withUnsafeBufferPointer { accounts in
-            for a in accounts.indices where protection(accounts[a], scan.folded(a), report.platform) == nil {
-                count += 1
-                if count >= limit { return }
+            for a in accounts.indices {
+                var folded = ProtectedAccounts.LazyFold(name: accounts[a].name)
+                if protection(accounts[a], &folded, report.platform) == nil {
+                    count += 1
+                    if count >= limit { return }
+                }
             }
         }
         return count

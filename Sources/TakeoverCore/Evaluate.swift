@@ -23,85 +23,106 @@ extension DeviceStage {
         return (a.uidSigned ?? Int64.min) < (b.uidSigned ?? Int64.min)
     }
 
-    func protection(_ account: LocalAccount, _ folded: String, _ platform: Platform) -> String? {
-        ProtectedAccounts.reason(for: account, folded: folded, platform: platform, policy: policy, policyNames: policyNames)
+    /// Why `account` is protected on `platform` (R5), nil when it is not; its name is
+    /// folded only when a rule compares it (`folded`).
+    func protection(_ account: LocalAccount, _ folded: inout ProtectedAccounts.LazyFold,
+                    _ platform: Platform) -> ProtectedAccounts.Protection? {
+        ProtectedAccounts.protection(for: account, folded: &folded, platform: platform, policy: policy, policyNames: policyNames)
+    }
+
+    /// `protection` of the report's account `a`.
+    func protection(_ report: DeviceReport, _ a: Int) -> ProtectedAccounts.Protection? {
+        report.accounts.withUnsafeBufferPointer { accounts in
+            var folded = ProtectedAccounts.LazyFold(name: accounts[a].name)
+            return protection(accounts[a], &folded, report.platform)
+        }
     }
 
     /// - Parameters:
     ///   - wanted: user ranks (connected, free of conflicts, not bound here).
     ///   - heldNames: folded local names held by bindings on this device that stay, with their entry key.
     ///   - connected: the ranks connected to this device, sorted.
+    /// - Returns: the outcome of each of `wanted`, in its order.
     func evaluate(_ wanted: [Int], report: DeviceReport, scan: AccountScan, deviceName: String, heldNames: [String: Int],
-                  slots: [BindingEntry], connected: [Int]) -> [Int: FreshOutcome] {
-        var result: [Int: FreshOutcome] = [:]
-        result.reserveCapacity(wanted.count)
+                  slots: [BindingEntry], connected: [Int]) -> [FreshOutcome?] {
+        var result = [FreshOutcome?](repeating: nil, count: wanted.count)
         let accounts = report.accounts
+        /// Places in `wanted` of the pairs R7 decides.
         var r7: [Int] = []
-        for r in wanted {
-            let info = users[r]
-            let u = info
-            if let holderSlot = heldNames[info.foldedLocal], slots[holderSlot].user != r {
+        for (w, r) in wanted.enumerated() {
+            let foldedLocal = users[r].foldedLocal
+            if !heldNames.isEmpty, let holderSlot = heldNames[foldedLocal], slots[holderSlot].user != r {
+                let u = users[r]
                 let holder = slots[holderSlot]
                 let holderName = holder.user >= 0 ? user(holder.user).username : DNNormalizer.firstRDNValue(holder.normDN)
                 let holderDN = holder.user >= 0 ? user(holder.user).dn : (holder.members.first?.raw ?? holder.normDN)
-                result[r] = .conflict(kind: Kind.accountAlreadyBound, finding: Finding(
+                result[w] = .conflict(kind: Kind.accountAlreadyBound, finding: Finding(
                     kind: Kind.accountAlreadyBound, value: u.localName, users: [u.username], devices: [deviceName],
                     message: "the local account \(q(u.localName)) on \(q(deviceName)) is already bound to \(holderName) (\(holderDN)); \(u.username) can't take it over",
                     fix: "give \(u.username) a different Local User Account field, or unbind \(holderName) from \(q(deviceName)) first (remove the connection and run apply)"),
                     localAccount: nil)
                 continue
             }
-            let m = scan.matches(info.foldedLocal)
-            if !m.isEmpty {
-                let exact = m.filter { accounts[$0].name == u.localName }.min { accountLess(accounts[$0], accounts[$1]) }
-                if exact == nil && m.count > 1 {
-                    let names = m.map { accounts[$0].name }.sorted(by: stringLess)
-                    result[r] = .conflict(kind: Kind.ambiguousLocalAccount, finding: Finding(
-                        kind: Kind.ambiguousLocalAccount, value: u.localName, users: [u.username], devices: [deviceName],
-                        message: "\(q(deviceName)) has \(names.count) accounts whose names differ from \(q(u.localName)) only in case (\(names.map(q).joined(separator: ", "))) and none is spelled exactly \(q(u.localName)); which one to take over is ambiguous",
-                        fix: "set the Local User Account field of \(u.username) to the exact spelling of that user's account on \(q(deviceName)), e.g. \(q(names[0]))"),
-                        localAccount: nil)
-                    continue
+            if let match = scan.first(foldedLocal) {
+                var a = match.account
+                if match.several {
+                    let localName = users[r].localName
+                    let m = scan.matches(foldedLocal)
+                    let exact = m.filter { accounts[$0].name == localName }.min { accountLess(accounts[$0], accounts[$1]) }
+                    if exact == nil {
+                        let u = users[r]
+                        let names = m.map { accounts[$0].name }.sorted(by: stringLess)
+                        result[w] = .conflict(kind: Kind.ambiguousLocalAccount, finding: Finding(
+                            kind: Kind.ambiguousLocalAccount, value: u.localName, users: [u.username], devices: [deviceName],
+                            message: "\(q(deviceName)) has \(names.count) accounts whose names differ from \(q(u.localName)) only in case (\(names.map(q).joined(separator: ", "))) and none is spelled exactly \(q(u.localName)); which one to take over is ambiguous",
+                            fix: "set the Local User Account field of \(u.username) to the exact spelling of that user's account on \(q(deviceName)), e.g. \(q(names[0]))"),
+                            localAccount: nil)
+                        continue
+                    }
+                    a = exact ?? a
                 }
-                let a = exact ?? m[0]
-                let account = accounts[a]
-                if let why = protection(account, scan.folded(a), report.platform) {
-                    result[r] = .conflict(kind: Kind.protectedAccount, finding: protectedFinding(user(r), deviceName: deviceName, account: account.name, why: why, reported: true), localAccount: account.name)
-                } else if let why = AccountNames.validateExisting(account.name, platform: report.platform) {
+                // The account's name folds to `foldedLocal` (that is how it matched).
+                var folded = ProtectedAccounts.LazyFold(folded: foldedLocal)
+                if let why = protection(accounts[a], &folded, report.platform) {
+                    let name = accounts[a].name
+                    result[w] = .conflict(kind: Kind.protectedAccount, finding: protectedFinding(user(r), deviceName: deviceName, account: name, why: why.text, reported: true), localAccount: name)
+                } else if let why = AccountNames.validateExisting(accounts[a].name, platform: report.platform) {
                     // R13 applies to the names taken over too (a record must never hold a
                     // name the platform could not have).
-                    result[r] = .conflict(kind: Kind.invalidLocalName, finding: invalidNameFinding(
-                        u, name: account.name, deviceName: deviceName, platform: report.platform, why: why, reported: true),
-                        localAccount: account.name)
+                    let name = accounts[a].name
+                    result[w] = .conflict(kind: Kind.invalidLocalName, finding: invalidNameFinding(
+                        users[r], name: name, deviceName: deviceName, platform: report.platform, why: why, reported: true),
+                        localAccount: name)
                 } else {
-                    result[r] = .takeover(account: a)
+                    result[w] = .takeover(account: a)
                 }
                 continue
             }
             // Not reported: a protected name is still never provisioned (root, `_x`, policy names).
-            if let why = protection(LocalAccount(name: u.localName), info.foldedLocal, report.platform) {
-                result[r] = .conflict(kind: Kind.protectedAccount, finding: protectedFinding(user(r), deviceName: deviceName, account: u.localName, why: why, reported: false), localAccount: nil)
+            var folded = ProtectedAccounts.LazyFold(folded: foldedLocal)
+            if let why = protection(LocalAccount(name: users[r].localName), &folded, report.platform) {
+                result[w] = .conflict(kind: Kind.protectedAccount, finding: protectedFinding(user(r), deviceName: deviceName, account: users[r].localName, why: why.text, reported: false), localAccount: nil)
                 continue
             }
-            r7.append(r)
+            r7.append(w)
         }
         guard !r7.isEmpty else { return result }
-        let likely = findLikely(Set(r7), report: report, scan: scan, heldNames: heldNames, connected: connected)
-        for r in r7 {
-            let u = users[r]
-            let l = likely[r] ?? []
+        let likely = findLikely(r7.map { wanted[$0] }, report: report, scan: scan, heldNames: heldNames, connected: connected)
+        for (c, w) in r7.enumerated() {
+            let r = wanted[w]
+            let l = likely[c]
             if !l.isEmpty && policy.onLikelyMismatch == .hold {
                 let finding = likelyFinding(user(r), deviceName: deviceName, report: report, likely: l, hold: true)
-                result[r] = .conflict(kind: Kind.likelyMismatch, finding: finding, localAccount: nil)
+                result[w] = .conflict(kind: Kind.likelyMismatch, finding: finding, localAccount: nil)
                 continue
             }
-            if let why = AccountNames.validate(u.localName, platform: report.platform) {
-                result[r] = .conflict(kind: Kind.invalidLocalName, finding: invalidNameFinding(
-                    u, name: u.localName, deviceName: deviceName, platform: report.platform, why: why, reported: false),
+            if let why = AccountNames.validate(users[r].localName, platform: report.platform) {
+                result[w] = .conflict(kind: Kind.invalidLocalName, finding: invalidNameFinding(
+                    users[r], name: users[r].localName, deviceName: deviceName, platform: report.platform, why: why, reported: false),
                     localAccount: nil)
                 continue
             }
-            result[r] = .provision(likely: l)
+            result[w] = .provision(likely: l)
         }
         return result
     }
@@ -165,22 +186,22 @@ extension DeviceStage {
             fix: fix)
     }
 
-    /// R7 from the scan's hits: unbound, unprotected accounts that share the uid number
-    /// (Linux, macOS), the home folder name or the full name with a user. An account whose
-    /// name is another user's local name is that user's when that user is connected to the
-    /// device, and no candidate then; when no such user is connected it still counts as
-    /// evidence, and the match names those users (the fix is a rename on one side).
-    private func findLikely(_ ranks: Set<Int>, report: DeviceReport, scan: AccountScan,
-                            heldNames: [String: Int], connected: [Int]) -> [Int: [LikelyMatch]] {
-        var out: [Int: [LikelyMatch]] = [:]
-        for hit in scan.hits {
-            let r = scan.candidates[hit.candidate]
-            guard ranks.contains(r) else { continue }
+    /// R7 for `ranks`: unbound, unprotected accounts that share the uid number (Linux,
+    /// macOS), the home folder name or the full name with a user. An account whose name is
+    /// another user's local name is that user's when that user is connected to the device,
+    /// and no candidate then; when no such user is connected it still counts as evidence,
+    /// and the match names those users (the fix is a rename on one side). One list per rank.
+    private func findLikely(_ ranks: [Int], report: DeviceReport, scan: AccountScan,
+                            heldNames: [String: Int], connected: [Int]) -> [[LikelyMatch]] {
+        var out = [[LikelyMatch]](repeating: [], count: ranks.count)
+        for hit in likelyHits(ranks, report: report) {
+            let r = ranks[hit.candidate]
             let a = hit.account
             let account = report.accounts[a]
             let f = scan.folded(a)
             if heldNames[f] != nil { continue }
-            if protection(account, f, report.platform) != nil { continue }
+            var folded = ProtectedAccounts.LazyFold(folded: f)
+            if protection(account, &folded, report.platform) != nil { continue }
             let owners = localOwners(f).filter { $0 != r }
             if owners.contains(where: { sortedContains(connected, $0) }) { continue }
             let why: String
@@ -189,15 +210,55 @@ extension DeviceStage {
             case .home: why = "home directory \(account.home ?? "")"
             case .fullName: why = "full name \(q(account.fullName ?? ""))"
             }
-            var list = out[r] ?? []
-            if let i = list.firstIndex(where: { $0.account == a }) { list[i].why.append(why) }
-            else { list.append(LikelyMatch(account: a, why: [why], otherOwners: owners)) }
-            out[r] = list
+            if let i = out[hit.candidate].firstIndex(where: { $0.account == a }) { out[hit.candidate][i].why.append(why) }
+            else { out[hit.candidate].append(LikelyMatch(account: a, why: [why], otherOwners: owners)) }
         }
-        for (r, list) in out where list.count > 1 {
-            out[r] = list.sorted { accountLess(report.accounts[$0.account], report.accounts[$1.account]) }
+        for c in out.indices where out[c].count > 1 {
+            out[c].sort { accountLess(report.accounts[$0.account], report.accounts[$1.account]) }
         }
         return out
+    }
+
+    enum LikelyReason { case uid, home, fullName }
+
+    /// One pass over the report's accounts for R7's evidence about `ranks`: per account in
+    /// report order, the ranks (as indices in `ranks`) that share its uid number (not on
+    /// Windows), then its home folder name (a username or local name), then its full name.
+    private func likelyHits(_ ranks: [Int], report: DeviceReport) -> [(account: Int, candidate: Int, reason: LikelyReason)] {
+        var uids = MultiIndex<Int64>(), homes = MultiIndex<String>(), fullNames = MultiIndex<String>()
+        var uidFilter = IntFilter(), homeFilter = QuickFilter(), fullFilter = QuickFilter()
+        for (c, r) in ranks.enumerated() {
+            if report.platform != .windows, let n = users[r].uidNumber {
+                uids.insert(n, c)
+                uidFilter.insert(n)
+            }
+            homes.insert(users[r].foldedName, c)
+            homeFilter.insert(folded: users[r].foldedName)
+            if users[r].foldedLocal != users[r].foldedName {
+                homes.insert(users[r].foldedLocal, c)
+                homeFilter.insert(folded: users[r].foldedLocal)
+            }
+            if let display = users[r].foldedDisplay {
+                fullNames.insert(display, c)
+                fullFilter.insert(folded: display)
+            }
+        }
+        var hits: [(account: Int, candidate: Int, reason: LikelyReason)] = []
+        report.accounts.withUnsafeBufferPointer { accounts in
+            for a in accounts.indices {
+                if !uidFilter.isEmpty, let uid = accounts[a].effectiveUID, uidFilter.mayContain(uid) {
+                    uids.forEach(uid) { hits.append((a, $0, .uid)) }
+                }
+                if !homeFilter.isEmpty, let home = accounts[a].home, homeFilter.mayContainLastComponent(of: home),
+                   let base = homeBase(home) {
+                    homes.forEach(Folding.fold(String(base))) { hits.append((a, $0, .home)) }
+                }
+                if !fullFilter.isEmpty, let full = accounts[a].fullName, !full.isEmpty, fullFilter.mayContain(full) {
+                    fullNames.forEach(Folding.fold(full)) { hits.append((a, $0, .fullName)) }
+                }
+            }
+        }
+        return hits
     }
 }
 
@@ -213,66 +274,48 @@ func homeBase(_ home: String) -> Substring? {
     return home[start..<end]
 }
 
-/// One pass over a device's accounts: where the wanted names are, and which accounts look
-/// like a candidate user's (R7: uid number, home folder, full name).
+/// One pass over a device's accounts for the local names wanted there: which accounts
+/// each folds equal to.
 struct AccountScan {
-    enum Reason { case uid, home, fullName }
-
     private var accounts: [LocalAccount] = []
-    /// Candidate index -> user rank.
-    var candidates: [Int] = []
-    var hits: [(account: Int, candidate: Int, reason: Reason)] = []
     /// Wanted folded name -> first matching account, or -1.
     private var first: [String: Int] = [:]
     private var multiple: Set<String> = []
 
     init() {}
 
-    /// - Parameters:
-    ///   - wanted: folded local names to find, each mapped to -1.
-    ///   - candidates: user ranks R7 may apply to, with their keys (values index `candidates`).
-    init(_ accounts: [LocalAccount], wanted: [String: Int], candidates: [Int] = [],
-         uids: MultiIndex<Int64> = MultiIndex(), homes: MultiIndex<String> = MultiIndex(),
-         fullNames: MultiIndex<String> = MultiIndex()) {
-        var first = wanted
+    /// - Parameter names: the folded local names to find (repeats allowed).
+    init(_ accounts: [LocalAccount], wanted names: [String]) {
+        var first: [String: Int] = [:]
+        first.reserveCapacity(names.count)
         var multiple: Set<String> = []
-        var hits: [(account: Int, candidate: Int, reason: Reason)] = []
-        var nameFilter = QuickFilter(), homeFilter = QuickFilter(), fullFilter = QuickFilter()
-        var uidFilter = IntFilter()
-        for k in wanted.keys { nameFilter.insert(folded: k) }
-        for k in homes.keys { homeFilter.insert(folded: k) }
-        for k in fullNames.keys { fullFilter.insert(folded: k) }
-        for k in uids.keys { uidFilter.insert(k) }
+        var nameFilter = QuickFilter()
+        for f in names {
+            first[f] = -1
+            nameFilter.insert(folded: f)
+        }
         accounts.withUnsafeBufferPointer { buffer in
-            for a in buffer.indices {
-                if nameFilter.mayContain(buffer[a].name) {
-                    let f = Folding.fold(buffer[a].name)
-                    if let v = first[f] {
-                        if v < 0 { first[f] = a } else { multiple.insert(f) }
-                    }
-                }
-                if !uidFilter.isEmpty, let uid = buffer[a].effectiveUID, uidFilter.mayContain(uid) {
-                    uids.forEach(uid) { hits.append((a, $0, .uid)) }
-                }
-                if !homeFilter.isEmpty, let home = buffer[a].home, homeFilter.mayContainLastComponent(of: home),
-                   let base = homeBase(home) {
-                    homes.forEach(Folding.fold(String(base))) { hits.append((a, $0, .home)) }
-                }
-                if !fullFilter.isEmpty, let full = buffer[a].fullName, !full.isEmpty, fullFilter.mayContain(full) {
-                    fullNames.forEach(Folding.fold(full)) { hits.append((a, $0, .fullName)) }
+            for a in buffer.indices where nameFilter.mayContain(buffer[a].name) {
+                let f = Folding.fold(buffer[a].name)
+                if let v = first[f] {
+                    if v < 0 { first[f] = a } else { multiple.insert(f) }
                 }
             }
         }
         self.accounts = accounts
         self.first = first
         self.multiple = multiple
-        self.candidates = candidates
-        self.hits = hits
     }
 
     func folded(_ a: Int) -> String { Folding.fold(accounts[a].name) }
 
     func has(_ f: String) -> Bool { (first[f] ?? -1) >= 0 }
+
+    /// The first account whose name folds to `f`, and whether others do too; nil when none does.
+    func first(_ f: String) -> (account: Int, several: Bool)? {
+        guard let v = first[f], v >= 0 else { return nil }
+        return (v, !multiple.isEmpty && multiple.contains(f))
+    }
 
     func matches(_ f: String) -> [Int] {
         guard let v = first[f], v >= 0 else { return [] }

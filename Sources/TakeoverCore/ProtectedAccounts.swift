@@ -31,46 +31,116 @@ public enum ProtectedAccounts {
 
     static func reason(for account: LocalAccount, folded: String, platform: Platform, policy: Policy,
                        policyNames: Set<String>) -> String? {
-        if !policyNames.isEmpty && policyNames.contains(folded) {
-            return "listed in [policy] protected_accounts"
+        var name = LazyFold(folded: folded)
+        return protection(for: account, folded: &name, platform: platform, policy: policy, policyNames: policyNames)?.text
+    }
+
+    /// Why `account` is protected, as data (`Protection.text` is the reason): no text is
+    /// made, and the name is folded only by a rule that compares it, so testing every
+    /// account of a device allocates nothing.
+    static func protection(for account: LocalAccount, folded: inout LazyFold, platform: Platform, policy: Policy,
+                           policyNames: Set<String>) -> Protection? {
+        if !policyNames.isEmpty && policyNames.contains(folded.value) {
+            return .listed
         }
         if account.realUser == false {
-            return "not a real user (JumpCloud System Insights real_user = false)"
+            return .notRealUser
         }
         switch platform {
         case .linux:
-            return linux(account, folded, policy.minUIDLinux)
+            return linux(account, &folded, policy.minUIDLinux)
         case .macos:
-            return macos(account, folded, policy.minUIDMacOS)
+            return macos(account, &folded, policy.minUIDMacOS)
         case .windows:
-            return windows(account, folded)
+            return windows(account, &folded)
         case .unknown:
             let minUID = min(policy.minUIDLinux, policy.minUIDMacOS)
-            return windows(account, folded, nameRuleOnlyWithoutFacts: true)
-                ?? macos(account, folded, minUID)
-                ?? linux(account, folded, minUID)
+            return windows(account, &folded, nameRuleOnlyWithoutFacts: true)
+                ?? macos(account, &folded, minUID)
+                ?? linux(account, &folded, minUID)
         }
     }
 
-    private static func linux(_ a: LocalAccount, _ folded: String, _ minUID: Int64) -> String? {
-        if let uid = a.effectiveUID {
-            if uid == 65534 || uid == 4_294_967_294 || uid == -2 { return "nobody (uid \(uid))" }
-            if uid < minUID { return "uid \(uid) below \(minUID)" }
+    /// What made an account protected; `text` says it.
+    enum Protection: Equatable {
+        case listed
+        case notRealUser
+        case nobodyUID(Int64)
+        case uidBelow(Int64, minimum: Int64)
+        case nobodyName
+        case noLoginShell(String)
+        case rootName
+        case macOSService
+        case macOSHidden
+        case macOSSystem(name: String)
+        case entraID(sid: String)
+        case wellKnownSID(String)
+        case builtinRID(Int64, name: String)
+        /// The osquery type as reported (`text` shows it lower-cased).
+        case accountType(String)
+        case builtinName(String)
+
+        var text: String {
+            switch self {
+            case .listed: return "listed in [policy] protected_accounts"
+            case .notRealUser: return "not a real user (JumpCloud System Insights real_user = false)"
+            case .nobodyUID(let uid): return "nobody (uid \(uid))"
+            case .uidBelow(let uid, let minimum): return "uid \(uid) below \(minimum)"
+            case .nobodyName: return "the nobody account"
+            case .noLoginShell(let shell): return "login shell \(shell)"
+            case .rootName: return "the root account"
+            case .macOSService: return "macOS service account (name starts with '_')"
+            case .macOSHidden: return "macOS hidden account"
+            case .macOSSystem(let name): return "macOS system account '\(name)'"
+            case .entraID(let sid): return "Entra ID account (SID \(sid))"
+            case .wellKnownSID(let sid): return "Windows well-known SID \(sid)"
+            case .builtinRID(let rid, let name): return "Windows built-in RID \(rid) (\(name))"
+            case .accountType(let type): return "Windows account type '\(type.lowercased())'"
+            case .builtinName(let name): return "Windows built-in account '\(name)'"
+            }
         }
-        if folded == "nobody" { return "the nobody account" }
-        if let shell = a.shell, let why = noLoginShell(shell) { return why }
-        if a.effectiveUID == nil && folded == "root" { return "the root account" }
+    }
+
+    /// An account name's fold, made on first use.
+    struct LazyFold {
+        private let name: String
+        private var folded: String?
+
+        init(name: String) { self.name = name }
+        init(folded: String) {
+            self.name = folded
+            self.folded = folded
+        }
+
+        var value: String {
+            mutating get {
+                if let folded { return folded }
+                let f = Folding.fold(name)
+                folded = f
+                return f
+            }
+        }
+    }
+
+    private static func linux(_ a: LocalAccount, _ folded: inout LazyFold, _ minUID: Int64) -> Protection? {
+        if let uid = a.effectiveUID {
+            if uid == 65534 || uid == 4_294_967_294 || uid == -2 { return .nobodyUID(uid) }
+            if uid < minUID { return .uidBelow(uid, minimum: minUID) }
+        }
+        if folded.value == "nobody" { return .nobodyName }
+        if let shell = a.shell, isNoLoginShell(shell) { return .noLoginShell(shell) }
+        if a.effectiveUID == nil && folded.value == "root" { return .rootName }
         return nil
     }
 
-    private static func macos(_ a: LocalAccount, _ folded: String, _ minUID: Int64) -> String? {
-        if let uid = a.effectiveUID, uid < minUID { return "uid \(uid) below \(minUID)" }
-        if a.name.utf8.first == UInt8(ascii: "_") { return "macOS service account (name starts with '_')" }
-        if a.hidden { return "macOS hidden account" }
-        if let shell = a.shell, let why = noLoginShell(shell) { return why }
-        if folded == "nobody" { return "the nobody account" }
-        if a.effectiveUID == nil, ["root", "daemon", "guest"].contains(folded) {
-            return "macOS system account '\(a.name)'"
+    private static func macos(_ a: LocalAccount, _ folded: inout LazyFold, _ minUID: Int64) -> Protection? {
+        if let uid = a.effectiveUID, uid < minUID { return .uidBelow(uid, minimum: minUID) }
+        if a.name.utf8.first == UInt8(ascii: "_") { return .macOSService }
+        if a.hidden { return .macOSHidden }
+        if let shell = a.shell, isNoLoginShell(shell) { return .noLoginShell(shell) }
+        if folded.value == "nobody" { return .nobodyName }
+        if a.effectiveUID == nil, ["root", "daemon", "guest"].contains(folded.value) {
+            return .macOSSystem(name: a.name)
         }
         return nil
     }
@@ -82,35 +152,93 @@ public enum ProtectedAccounts {
         "administrator", "guest", "krbtgt", "defaultaccount", "wdagutilityaccount", "system",
     ]
 
-    private static func windows(_ a: LocalAccount, _ folded: String, nameRuleOnlyWithoutFacts: Bool = false) -> String? {
+    private static func windows(_ a: LocalAccount, _ folded: inout LazyFold,
+                                nameRuleOnlyWithoutFacts: Bool = false) -> Protection? {
         var rid: Int64?
         if let sid = a.sid, !sid.isEmpty {
-            let upper = sid.uppercased()
-            if upper.hasPrefix("S-1-12-1-") { return "Entra ID account (SID \(sid))" }
-            if !upper.hasPrefix("S-1-5-21-") { return "Windows well-known SID \(sid)" }
-            if let last = upper.split(separator: "-").last { rid = Int64(last) }
+            switch sidKind(sid) {
+            case .entraID: return .entraID(sid: sid)
+            case .wellKnown: return .wellKnownSID(sid)
+            case .domainOrLocal(let last): rid = last
+            }
         } else if !nameRuleOnlyWithoutFacts {
             rid = a.uid
         }
-        if let rid, let name = builtinRIDs[rid] { return "Windows built-in RID \(rid) (\(name))" }
-        if let type = a.accountType?.lowercased(), type == "special" || type == "roaming" {
-            return "Windows account type '\(type)'"
+        if let rid, rid >= 500 && rid <= 504, let name = builtinRIDs[rid] { return .builtinRID(rid, name: name) }
+        if let type = a.accountType, isSpecialOrRoaming(type) {
+            return .accountType(type)
         }
-        if (a.sid ?? "").isEmpty && (nameRuleOnlyWithoutFacts || a.uid == nil) && builtinNames.contains(folded) {
-            return "Windows built-in account '\(a.name)'"
+        if (a.sid ?? "").isEmpty && (nameRuleOnlyWithoutFacts || a.uid == nil) && builtinNames.contains(folded.value) {
+            return .builtinName(a.name)
         }
         return nil
     }
 
-    private static func noLoginShell(_ shell: String) -> String? {
+    enum SIDKind: Equatable {
+        /// `S-1-12-1-` (Entra ID).
+        case entraID
+        /// Not under `S-1-5-21-`.
+        case wellKnown
+        /// Under `S-1-5-21-`, with the number after the last `-` (nil when it is not one).
+        case domainOrLocal(rid: Int64?)
+    }
+
+    /// Which kind of SID `sid` is, compared upper-cased. An ASCII SID is read in place;
+    /// any other takes `sidKindGeneral`, which gives every SID the same answer.
+    static func sidKind(_ sid: String) -> SIDKind {
+        let bytes = sid.utf8
+        guard bytes.allSatisfy({ $0 < 0x80 }) else { return sidKindGeneral(sid) }
+        func upperHasPrefix(_ prefix: String) -> Bool {
+            var i = bytes.startIndex
+            for p in prefix.utf8 {
+                guard i != bytes.endIndex else { return false }
+                let b = bytes[i]
+                if ((b &- 0x61 < 26) ? b & 0xDF : b) != p { return false }
+                i = bytes.index(after: i)
+            }
+            return true
+        }
+        if upperHasPrefix("S-1-12-1-") { return .entraID }
+        if !upperHasPrefix("S-1-5-21-") { return .wellKnown }
+        // The last run without '-' (the prefix guarantees there is one).
+        let dash = UInt8(ascii: "-")
+        var end = bytes.endIndex
+        while end > bytes.startIndex, bytes[bytes.index(before: end)] == dash { end = bytes.index(before: end) }
+        var start = end
+        while start > bytes.startIndex, bytes[bytes.index(before: start)] != dash { start = bytes.index(before: start) }
+        return .domainOrLocal(rid: Int64(Substring(bytes[start..<end])))
+    }
+
+    /// `sidKind` for any string: upper-cased, split at '-'.
+    static func sidKindGeneral(_ sid: String) -> SIDKind {
+        let upper = sid.uppercased()
+        if upper.hasPrefix("S-1-12-1-") { return .entraID }
+        if !upper.hasPrefix("S-1-5-21-") { return .wellKnown }
+        return .domainOrLocal(rid: upper.split(separator: "-").last.flatMap { Int64($0) })
+    }
+
+    /// osquery type `special` or `roaming`, in any case. ASCII is compared in place; any
+    /// other type is lower-cased first (`isSpecialOrRoamingGeneral`, the same answer).
+    static func isSpecialOrRoaming(_ type: String) -> Bool {
+        let bytes = type.utf8
+        guard bytes.allSatisfy({ $0 < 0x80 }) else { return isSpecialOrRoamingGeneral(type) }
+        let lower = bytes.lazy.map { $0 &- 0x41 < 26 ? $0 | 0x20 : $0 }
+        return lower.elementsEqual("special".utf8) || lower.elementsEqual("roaming".utf8)
+    }
+
+    static func isSpecialOrRoamingGeneral(_ type: String) -> Bool {
+        let lower = type.lowercased()
+        return lower == "special" || lower == "roaming"
+    }
+
+    private static func isNoLoginShell(_ shell: String) -> Bool {
         let bytes = shell.utf8
         var start = bytes.endIndex
         while start > bytes.startIndex, bytes[bytes.index(before: start)] != UInt8(ascii: "/") {
             start = bytes.index(before: start)
         }
         let last = bytes[start...]
-        if last.elementsEqual("nologin".utf8) || last.elementsEqual("false".utf8) { return "login shell \(shell)" }
-        return nil
+        return last.elementsEqual("nologin".utf8) || last.elementsEqual("false".utf8)
     }
 }
 
@@ -154,6 +282,7 @@ public enum AccountNames {
     }
 
     private static func firstBad(_ name: String, allowDollarAtEnd: Bool) -> String? {
+        if allPortable(name, allowDollarAtEnd: allowDollarAtEnd) { return nil }
         let scalars = name.unicodeScalars
         var index = scalars.startIndex
         while index != scalars.endIndex {
@@ -164,6 +293,20 @@ public enum AccountNames {
             index = next
         }
         return nil
+    }
+
+    /// The usual answer of `firstBad`, read as bytes: every byte portable (a '$' last when
+    /// allowed). False when any is not, non-ASCII included; `firstBad` then says which.
+    static func allPortable(_ name: String, allowDollarAtEnd: Bool) -> Bool {
+        let bytes = name.utf8
+        var i = bytes.startIndex
+        while i != bytes.endIndex {
+            let b = bytes[i]
+            let next = bytes.index(after: i)
+            if !isPortable(b) && !(allowDollarAtEnd && b == UInt8(ascii: "$") && next == bytes.endIndex) { return false }
+            i = next
+        }
+        return true
     }
 
     private static func describe(_ s: Unicode.Scalar) -> String {
@@ -190,12 +333,28 @@ public enum AccountNames {
     }
 
     private static let windowsForbidden: Set<Unicode.Scalar> = ["\"", "/", "\\", "[", "]", ":", "|", "<", ">", "+", "=", ";", "?", "*", ","]
+    /// `windowsForbidden` (all ASCII) as a bit per byte value.
+    private static let windowsForbiddenBits: (low: UInt64, high: UInt64) = windowsForbidden.reduce((0, 0)) { bits, s in
+        s.value < 64 ? (bits.low | 1 << UInt64(s.value), bits.high) : (bits.low, bits.high | 1 << UInt64(s.value - 64))
+    }
+
+    /// Printable ASCII without a character of `windowsForbidden`: the usual name, read as
+    /// bytes. False for anything else (non-ASCII too); the scalar loop then decides.
+    static func windowsPlain(_ name: String) -> Bool {
+        let bits = windowsForbiddenBits
+        return name.utf8.allSatisfy { b in
+            guard b >= 0x20 && b < 0x7F else { return false }
+            return (b < 64 ? bits.low >> UInt64(b) : bits.high >> UInt64(b - 64)) & 1 == 0
+        }
+    }
 
     private static func windows(_ name: String) -> String? {
         if name.utf16.count > 20 { return "longer than 20 characters (Windows SAM limit)" }
-        for s in name.unicodeScalars {
-            if windowsForbidden.contains(s) { return "contains '\(s)', not allowed in Windows account names" }
-            if s.value < 0x20 || s.value == 0x7F { return "contains the control character \(describe(s))" }
+        if !windowsPlain(name) {
+            for s in name.unicodeScalars {
+                if windowsForbidden.contains(s) { return "contains '\(s)', not allowed in Windows account names" }
+                if s.value < 0x20 || s.value == 0x7F { return "contains the control character \(describe(s))" }
+            }
         }
         if name.hasSuffix(".") { return "ends with a period" }
         return nil
