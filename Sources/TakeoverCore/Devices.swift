@@ -144,6 +144,15 @@ final class DeviceStage: Sendable {
         var foldedUser: String
         var normDN: String
         var changes: Range<Int>
+
+        /// The output order: by folded username, username, normalised DN, DN.
+        @inline(__always)
+        static func less(_ a: Pending, _ b: Pending) -> Bool {
+            var c = stringCompare(a.foldedUser, b.foldedUser); if c != 0 { return c < 0 }
+            c = stringCompare(a.decision.user, b.decision.user); if c != 0 { return c < 0 }
+            c = stringCompare(a.normDN, b.normDN); if c != 0 { return c < 0 }
+            return stringLess(a.decision.userDN, b.decision.userDN)
+        }
     }
 
     func processDevice(_ d: Int, into out: inout DeviceOutput) {
@@ -539,19 +548,16 @@ final class DeviceStage: Sendable {
             attributes.append(EntryAttribute(name: layout.recordAttribute, values: newRecords))
             out.changes.append(Change(dn: targetDN, op: .addEntry, attributes: attributes))
         }
-        if pending.count > 1 {
-            pending.sort { a, b in
-                var c = stringCompare(a.foldedUser, b.foldedUser); if c != 0 { return c < 0 }
-                c = stringCompare(a.decision.user, b.decision.user); if c != 0 { return c < 0 }
-                c = stringCompare(a.normDN, b.normDN); if c != 0 { return c < 0 }
-                return stringLess(a.decision.userDN, b.decision.userDN)
-            }
+        // Usually made in this order already (users in rank order): checked first, since a
+        // sort copies its elements even when they are in order.
+        if pending.count > 1 && pending.indices.dropFirst().contains(where: { Pending.less(pending[$0], pending[$0 - 1]) }) {
+            pending.sort(by: Pending.less)
         }
         var emitted = 0
-        for p in pending {
-            out.decisions.append(p.decision)
-            out.changes.append(contentsOf: local[p.changes])
-            emitted += p.changes.count
+        for k in pending.indices {
+            out.decisions.append(pending[k].decision)
+            out.changes.append(contentsOf: local[pending[k].changes])
+            emitted += pending[k].changes.count
         }
         if emitted < local.count {
             // Changes not tied to a decision (stale records): in the order made, which is sorted.
@@ -624,14 +630,9 @@ final class DeviceStage: Sendable {
     /// Unprotected accounts on the device, counted up to `limit`.
     func countUnprotected(_ report: DeviceReport, upTo limit: Int) -> Int {
         var count = 0
-        report.accounts.withUnsafeBufferPointer { accounts in
-            for a in accounts.indices {
-                var folded = ProtectedAccounts.LazyFold(name: accounts[a].name)
-                if protection(accounts[a], &folded, report.platform) == nil {
-                    count += 1
-                    if count >= limit { return }
-                }
-            }
+        for a in report.accounts.indices where protection(report, a) == nil {
+            count += 1
+            if count >= limit { break }
         }
         return count
     }

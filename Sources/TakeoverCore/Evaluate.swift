@@ -23,18 +23,23 @@ extension DeviceStage {
         return (a.uidSigned ?? Int64.min) < (b.uidSigned ?? Int64.min)
     }
 
-    /// Why `account` is protected on `platform` (R5), nil when it is not; its name is
-    /// folded only when a rule compares it (`folded`).
-    func protection(_ account: LocalAccount, _ folded: inout ProtectedAccounts.LazyFold,
-                    _ platform: Platform) -> ProtectedAccounts.Protection? {
-        ProtectedAccounts.protection(for: account, folded: &folded, platform: platform, policy: policy, policyNames: policyNames)
+    /// Why the report's account `a` is protected (R5), nil when it is not. The account is
+    /// read in place; its name is folded only when a rule compares it (`folded`, when the
+    /// caller knows it).
+    func protection(_ report: DeviceReport, _ a: Int, folded: String? = nil) -> ProtectedAccounts.Protection? {
+        report.accounts.withUnsafeBufferPointer { accounts in
+            precondition(accounts.indices.contains(a), "account index out of range")
+            var name = folded.map { ProtectedAccounts.LazyFold(folded: $0) } ?? ProtectedAccounts.LazyFold(name: accounts[a].name)
+            return ProtectedAccounts.protection(for: accounts.baseAddress! + a, folded: &name, platform: report.platform,
+                                                policy: policy, policyNames: policyNames)
+        }
     }
 
-    /// `protection` of the report's account `a`.
-    func protection(_ report: DeviceReport, _ a: Int) -> ProtectedAccounts.Protection? {
-        report.accounts.withUnsafeBufferPointer { accounts in
-            var folded = ProtectedAccounts.LazyFold(name: accounts[a].name)
-            return protection(accounts[a], &folded, report.platform)
+    /// `protection` of a new account `name` (folded: `folded`) on `platform`.
+    func protection(newAccount name: String, folded: String, _ platform: Platform) -> ProtectedAccounts.Protection? {
+        var f = ProtectedAccounts.LazyFold(folded: folded)
+        return withUnsafePointer(to: LocalAccount(name: name)) {
+            ProtectedAccounts.protection(for: $0, folded: &f, platform: platform, policy: policy, policyNames: policyNames)
         }
     }
 
@@ -82,8 +87,7 @@ extension DeviceStage {
                     a = exact ?? a
                 }
                 // The account's name folds to `foldedLocal` (that is how it matched).
-                var folded = ProtectedAccounts.LazyFold(folded: foldedLocal)
-                if let why = protection(accounts[a], &folded, report.platform) {
+                if let why = protection(report, a, folded: foldedLocal) {
                     let name = accounts[a].name
                     result[w] = .conflict(kind: Kind.protectedAccount, finding: protectedFinding(user(r), deviceName: deviceName, account: name, why: why.text, reported: true), localAccount: name)
                 } else if let why = AccountNames.validateExisting(accounts[a].name, platform: report.platform) {
@@ -99,8 +103,7 @@ extension DeviceStage {
                 continue
             }
             // Not reported: a protected name is still never provisioned (root, `_x`, policy names).
-            var folded = ProtectedAccounts.LazyFold(folded: foldedLocal)
-            if let why = protection(LocalAccount(name: users[r].localName), &folded, report.platform) {
+            if let why = protection(newAccount: users[r].localName, folded: foldedLocal, report.platform) {
                 result[w] = .conflict(kind: Kind.protectedAccount, finding: protectedFinding(user(r), deviceName: deviceName, account: users[r].localName, why: why.text, reported: false), localAccount: nil)
                 continue
             }
@@ -197,18 +200,16 @@ extension DeviceStage {
         for hit in likelyHits(ranks, report: report) {
             let r = ranks[hit.candidate]
             let a = hit.account
-            let account = report.accounts[a]
             let f = scan.folded(a)
-            if heldNames[f] != nil { continue }
-            var folded = ProtectedAccounts.LazyFold(folded: f)
-            if protection(account, &folded, report.platform) != nil { continue }
+            if !heldNames.isEmpty && heldNames[f] != nil { continue }
+            if protection(report, a, folded: f) != nil { continue }
             let owners = localOwners(f).filter { $0 != r }
             if owners.contains(where: { sortedContains(connected, $0) }) { continue }
             let why: String
             switch hit.reason {
-            case .uid: why = "same uid number \(account.effectiveUID ?? 0)"
-            case .home: why = "home directory \(account.home ?? "")"
-            case .fullName: why = "full name \(q(account.fullName ?? ""))"
+            case .uid: why = "same uid number \(report.accounts[a].effectiveUID ?? 0)"
+            case .home: why = "home directory \(report.accounts[a].home ?? "")"
+            case .fullName: why = "full name \(q(report.accounts[a].fullName ?? ""))"
             }
             if let i = out[hit.candidate].firstIndex(where: { $0.account == a }) { out[hit.candidate][i].why.append(why) }
             else { out[hit.candidate].append(LikelyMatch(account: a, why: [why], otherOwners: owners)) }

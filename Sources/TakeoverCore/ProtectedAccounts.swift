@@ -32,18 +32,21 @@ public enum ProtectedAccounts {
     static func reason(for account: LocalAccount, folded: String, platform: Platform, policy: Policy,
                        policyNames: Set<String>) -> String? {
         var name = LazyFold(folded: folded)
-        return protection(for: account, folded: &name, platform: platform, policy: policy, policyNames: policyNames)?.text
+        return withUnsafePointer(to: account) {
+            protection(for: $0, folded: &name, platform: platform, policy: policy, policyNames: policyNames)?.text
+        }
     }
 
-    /// Why `account` is protected, as data (`Protection.text` is the reason): no text is
-    /// made, and the name is folded only by a rule that compares it, so testing every
-    /// account of a device allocates nothing.
-    static func protection(for account: LocalAccount, folded: inout LazyFold, platform: Platform, policy: Policy,
-                           policyNames: Set<String>) -> Protection? {
+    /// Why the account is protected, as data (`Protection.text` is the reason): no text is
+    /// made, the name is folded only by a rule that compares it, and the account is read
+    /// in place (only the fields a rule looks at), so testing every account of a device
+    /// allocates and copies nothing.
+    static func protection(for account: UnsafePointer<LocalAccount>, folded: inout LazyFold, platform: Platform,
+                           policy: Policy, policyNames: Set<String>) -> Protection? {
         if !policyNames.isEmpty && policyNames.contains(folded.value) {
             return .listed
         }
-        if account.realUser == false {
+        if account.pointee.realUser == false {
             return .notRealUser
         }
         switch platform {
@@ -122,25 +125,25 @@ public enum ProtectedAccounts {
         }
     }
 
-    private static func linux(_ a: LocalAccount, _ folded: inout LazyFold, _ minUID: Int64) -> Protection? {
-        if let uid = a.effectiveUID {
+    private static func linux(_ a: UnsafePointer<LocalAccount>, _ folded: inout LazyFold, _ minUID: Int64) -> Protection? {
+        if let uid = a.pointee.effectiveUID {
             if uid == 65534 || uid == 4_294_967_294 || uid == -2 { return .nobodyUID(uid) }
             if uid < minUID { return .uidBelow(uid, minimum: minUID) }
         }
         if folded.value == "nobody" { return .nobodyName }
-        if let shell = a.shell, isNoLoginShell(shell) { return .noLoginShell(shell) }
-        if a.effectiveUID == nil && folded.value == "root" { return .rootName }
+        if let shell = a.pointee.shell, isNoLoginShell(shell) { return .noLoginShell(shell) }
+        if a.pointee.effectiveUID == nil && folded.value == "root" { return .rootName }
         return nil
     }
 
-    private static func macos(_ a: LocalAccount, _ folded: inout LazyFold, _ minUID: Int64) -> Protection? {
-        if let uid = a.effectiveUID, uid < minUID { return .uidBelow(uid, minimum: minUID) }
-        if a.name.utf8.first == UInt8(ascii: "_") { return .macOSService }
-        if a.hidden { return .macOSHidden }
-        if let shell = a.shell, isNoLoginShell(shell) { return .noLoginShell(shell) }
+    private static func macos(_ a: UnsafePointer<LocalAccount>, _ folded: inout LazyFold, _ minUID: Int64) -> Protection? {
+        if let uid = a.pointee.effectiveUID, uid < minUID { return .uidBelow(uid, minimum: minUID) }
+        if a.pointee.name.utf8.first == UInt8(ascii: "_") { return .macOSService }
+        if a.pointee.hidden { return .macOSHidden }
+        if let shell = a.pointee.shell, isNoLoginShell(shell) { return .noLoginShell(shell) }
         if folded.value == "nobody" { return .nobodyName }
-        if a.effectiveUID == nil, ["root", "daemon", "guest"].contains(folded.value) {
-            return .macOSSystem(name: a.name)
+        if a.pointee.effectiveUID == nil, ["root", "daemon", "guest"].contains(folded.value) {
+            return .macOSSystem(name: a.pointee.name)
         }
         return nil
     }
@@ -152,24 +155,24 @@ public enum ProtectedAccounts {
         "administrator", "guest", "krbtgt", "defaultaccount", "wdagutilityaccount", "system",
     ]
 
-    private static func windows(_ a: LocalAccount, _ folded: inout LazyFold,
+    private static func windows(_ a: UnsafePointer<LocalAccount>, _ folded: inout LazyFold,
                                 nameRuleOnlyWithoutFacts: Bool = false) -> Protection? {
         var rid: Int64?
-        if let sid = a.sid, !sid.isEmpty {
+        if let sid = a.pointee.sid, !sid.isEmpty {
             switch sidKind(sid) {
             case .entraID: return .entraID(sid: sid)
             case .wellKnown: return .wellKnownSID(sid)
             case .domainOrLocal(let last): rid = last
             }
         } else if !nameRuleOnlyWithoutFacts {
-            rid = a.uid
+            rid = a.pointee.uid
         }
         if let rid, rid >= 500 && rid <= 504, let name = builtinRIDs[rid] { return .builtinRID(rid, name: name) }
-        if let type = a.accountType, isSpecialOrRoaming(type) {
+        if let type = a.pointee.accountType, isSpecialOrRoaming(type) {
             return .accountType(type)
         }
-        if (a.sid ?? "").isEmpty && (nameRuleOnlyWithoutFacts || a.uid == nil) && builtinNames.contains(folded.value) {
-            return .builtinName(a.name)
+        if (a.pointee.sid ?? "").isEmpty && (nameRuleOnlyWithoutFacts || a.pointee.uid == nil) && builtinNames.contains(folded.value) {
+            return .builtinName(a.pointee.name)
         }
         return nil
     }
