@@ -36,6 +36,8 @@ public enum StableID {
 /// character (C0, DEL, C1) become `%XX` per UTF-8 byte; everything else stays as is.
 public enum RecordEscaping {
     public static func escape(_ text: String) -> String {
+        // Usually nothing to escape: printable ASCII is judged byte by byte.
+        if text.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F && !needsEscape(Unicode.Scalar($0)) }) { return text }
         guard text.unicodeScalars.contains(where: needsEscape) else { return text }
         var out = ""
         out.reserveCapacity(text.utf8.count + 8)
@@ -109,10 +111,14 @@ extension BindingLayout {
         value += name
         value += ":"
         if let id, !id.isEmpty {
-            value += "<ID=" + id + ">;"
+            value += "<ID="
+            value += id
+            value += ">;"
         }
         for former in formerDNs {
-            value += "<WAS=" + RecordEscaping.escape(former) + ">;"
+            value += "<WAS="
+            value += RecordEscaping.escape(former)
+            value += ">;"
         }
         if userDN.utf8.first == UInt8(ascii: "<") {
             value += "<DN>;"

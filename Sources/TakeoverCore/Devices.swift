@@ -162,8 +162,9 @@ final class DeviceStage: Sendable {
 
         // Binding groups of this device, primary first.
         let wantedDN = layout.groupDN(device: deviceName)
-        let wantedNorm = DNNormalizer.normalize(wantedDN)
         var groups = devices[d].groups.map { (index: $0, norm: DNNormalizer.normalize(input.bindingGroups[$0].dn)) }
+        // Only a sort of two or more compares (most devices have one group or none).
+        let wantedNorm = groups.count > 1 ? DNNormalizer.normalize(wantedDN) : ""
         groups.sort { a, b in
             if (a.norm == wantedNorm) != (b.norm == wantedNorm) { return a.norm == wantedNorm }
             let c = stringCompare(a.norm, b.norm)
@@ -297,7 +298,7 @@ final class DeviceStage: Sendable {
         var newMembers: [String] = []
         var newRecords: [String] = []
 
-        func emit(_ decision: Decision, folded: String, norm: String, from start: Int) {
+        func emit(_ decision: consuming Decision, folded: String, norm: String, from start: Int) {
             pending.append(Pending(decision: decision, foldedUser: folded, normDN: norm, changes: start..<local.count))
         }
         func groupDN(_ g: Int) -> String { input.bindingGroups[g].dn }
@@ -554,17 +555,21 @@ final class DeviceStage: Sendable {
             pending.sort(by: Pending.less)
         }
         var emitted = 0
-        for k in pending.indices {
-            out.decisions.append(pending[k].decision)
-            out.changes.append(contentsOf: local[pending[k].changes])
-            emitted += pending[k].changes.count
-        }
+        for k in pending.indices { emitted += pending[k].changes.count }
+        // Changes not tied to a decision (stale records) go last, in the order made, which is sorted.
+        var untied: [Int] = []
         if emitted < local.count {
-            // Changes not tied to a decision (stale records): in the order made, which is sorted.
             var covered = [Bool](repeating: false, count: local.count)
             for p in pending { for k in p.changes { covered[k] = true } }
-            for k in local.indices where !covered[k] { out.changes.append(local[k]) }
+            untied = local.indices.filter { !covered[$0] }
         }
+        // Each decision moves to the output (popped from the end, so the order is reversed first).
+        pending.reverse()
+        while let p = pending.popLast() {
+            out.changes.append(contentsOf: local[p.changes])
+            out.decisions.append(p.decision)
+        }
+        for k in untied { out.changes.append(local[k]) }
     }
 
     /// A bound user whose DN changed (R9 with a move): member values and records naming an

@@ -68,7 +68,7 @@ struct Sink<Element> {
         self.capacity = base == nil ? 0 : capacity
     }
 
-    mutating func append(_ element: Element) {
+    mutating func append(_ element: consuming Element) {
         if count < capacity, let base {
             (base + count).initialize(to: element)
             count += 1
