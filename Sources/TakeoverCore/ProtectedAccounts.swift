@@ -286,6 +286,11 @@ public enum AccountNames {
 
     private static func firstBad(_ name: String, allowDollarAtEnd: Bool) -> String? {
         if allPortable(name, allowDollarAtEnd: allowDollarAtEnd) { return nil }
+        return firstBadScalar(name, allowDollarAtEnd: allowDollarAtEnd)
+    }
+
+    /// `firstBad` scalar by scalar, for any name.
+    static func firstBadScalar(_ name: String, allowDollarAtEnd: Bool) -> String? {
         let scalars = name.unicodeScalars
         var index = scalars.startIndex
         while index != scalars.endIndex {
@@ -353,13 +358,17 @@ public enum AccountNames {
 
     private static func windows(_ name: String) -> String? {
         if name.utf16.count > 20 { return "longer than 20 characters (Windows SAM limit)" }
-        if !windowsPlain(name) {
-            for s in name.unicodeScalars {
-                if windowsForbidden.contains(s) { return "contains '\(s)', not allowed in Windows account names" }
-                if s.value < 0x20 || s.value == 0x7F { return "contains the control character \(describe(s))" }
-            }
-        }
+        if !windowsPlain(name), let why = windowsBadScalar(name) { return why }
         if name.hasSuffix(".") { return "ends with a period" }
+        return nil
+    }
+
+    /// The first character not allowed in a Windows account name, scalar by scalar.
+    static func windowsBadScalar(_ name: String) -> String? {
+        for s in name.unicodeScalars {
+            if windowsForbidden.contains(s) { return "contains '\(s)', not allowed in Windows account names" }
+            if s.value < 0x20 || s.value == 0x7F { return "contains the control character \(describe(s))" }
+        }
         return nil
     }
 
