@@ -632,10 +632,11 @@ final class DeviceStage: Sendable {
 
     // MARK: - R12
 
-    /// Unprotected accounts on the device, counted up to `limit`.
+    /// Unprotected accounts on the device, counted up to `limit`. From the end: reports
+    /// list people's accounts after the system's, so the limit is usually reached sooner.
     func countUnprotected(_ report: DeviceReport, upTo limit: Int) -> Int {
         var count = 0
-        for a in report.accounts.indices where protection(report, a) == nil {
+        for a in report.accounts.indices.reversed() where protection(report, a) == nil {
             count += 1
             if count >= limit { break }
         }
