@@ -306,13 +306,9 @@ public enum AccountNames {
     /// The usual answer of `firstBad`, read as bytes: every byte portable (a '$' last when
     /// allowed). False when any is not, non-ASCII included; `firstBad` then says which.
     static func allPortable(_ name: String, allowDollarAtEnd: Bool) -> Bool {
-        let bytes = name.utf8
-        var i = bytes.startIndex
-        while i != bytes.endIndex {
-            let b = bytes[i]
-            let next = bytes.index(after: i)
-            if !isPortable(b) && !(allowDollarAtEnd && b == UInt8(ascii: "$") && next == bytes.endIndex) { return false }
-            i = next
+        let last = name.utf8.count - 1
+        for (i, b) in name.utf8.enumerated() where !isPortable(b) {
+            if !(allowDollarAtEnd && b == UInt8(ascii: "$") && i == last) { return false }
         }
         return true
     }

@@ -235,14 +235,30 @@ func sharing(_ derived: String, _ original: String) -> String {
     sameBytes(derived, original) ? original : derived
 }
 
-/// A dictionary from a key to one or more small integers, allocating only for repeats.
+/// A dictionary from a key to one or more small integers. Up to `linearLimit` entries
+/// are kept in one array and found by a scan (no hashing); past that, hashed, allocating
+/// only for repeats. Either way `forEach` gives a key's values in insertion order.
 struct MultiIndex<Key: Hashable> {
+    static var linearLimit: Int { 8 }
+    private var small: [(key: Key, value: Int)] = []
     private var first: [Key: Int] = [:]
     private var more: [[Int]] = []
 
-    var isEmpty: Bool { first.isEmpty }
+    var isEmpty: Bool { small.isEmpty && first.isEmpty }
 
     mutating func insert(_ key: Key, _ value: Int) {
+        if first.isEmpty {
+            if small.count < Self.linearLimit {
+                small.append((key, value))
+                return
+            }
+            for e in small { insertHashed(e.key, e.value) }
+            small = []
+        }
+        insertHashed(key, value)
+    }
+
+    private mutating func insertHashed(_ key: Key, _ value: Int) {
         guard let v = first[key] else { first[key] = value; return }
         if v >= 0 {
             more.append([v, value])
@@ -252,9 +268,11 @@ struct MultiIndex<Key: Hashable> {
         }
     }
 
-    var keys: Dictionary<Key, Int>.Keys { first.keys }
-
     func forEach(_ key: Key, _ body: (Int) -> Void) {
+        if first.isEmpty {
+            for e in small where e.key == key { body(e.value) }
+            return
+        }
         guard let v = first[key] else { return }
         if v >= 0 { body(v) } else { for x in more[-v - 1] { body(x) } }
     }

@@ -79,6 +79,28 @@ import TestSupport
         #expect(RecordEscaping.escape("zoë") == "zoë")
     }
 
+    /// Scanned while small, hashed past `linearLimit`: a key's values in insertion order either way.
+    @Test func multiIndexSmallAndHashed() {
+        var rng = SplitMix64(seed: 3)
+        for size in [0, 1, 2, MultiIndex<String>.linearLimit, MultiIndex<String>.linearLimit + 1, 40] {
+            var index = MultiIndex<String>()
+            var expected: [String: [Int]] = [:]
+            for value in 0..<size {
+                let key = ["a", "b", "c", "d", "\u{E9}", "e\u{301}"][rng.below(6)]
+                index.insert(key, value)
+                expected[key, default: []].append(value)
+            }
+            #expect(index.isEmpty == (size == 0))
+            for key in ["a", "b", "c", "d", "\u{E9}", "x"] {
+                var found: [Int] = []
+                index.forEach(key) { found.append($0) }
+                // Keys compare as Strings do (canonical equivalence), small or hashed.
+                let same = expected.filter { $0.key == key }.values.flatMap { $0 }.sorted()
+                #expect(found == same, "\(key) at size \(size)")
+            }
+        }
+    }
+
     /// R5 reads an account in place and folds its name only when a rule compares it: the
     /// answer is the reference planner's, on every platform, for accounts made of the
     /// facts the rules look at.
