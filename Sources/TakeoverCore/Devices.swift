@@ -563,11 +563,12 @@ final class DeviceStage: Sendable {
             for p in pending { for k in p.changes { covered[k] = true } }
             untied = local.indices.filter { !covered[$0] }
         }
-        // Each decision moves to the output (popped from the end, so the order is reversed first).
-        pending.reverse()
-        while let p = pending.popLast() {
-            out.changes.append(contentsOf: local[p.changes])
-            out.decisions.append(p.decision)
+        // Each decision moves to the output: swapped out for an empty one, not copied.
+        for k in pending.indices {
+            out.changes.append(contentsOf: local[pending[k].changes])
+            var decision = Decision(user: "", userDN: "", device: "", action: .conflict, localAccount: nil, reason: "")
+            swap(&decision, &pending[k].decision)
+            out.decisions.append(decision)
         }
         for k in untied { out.changes.append(local[k]) }
     }
