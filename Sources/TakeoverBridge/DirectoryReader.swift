@@ -356,7 +356,7 @@ package struct DirectoryReader: Sendable {
 
     /// The value of the first RDN's `attribute` AVA, or nil when the RDN is another attribute.
     package static func rdnValue(_ dn: String, attribute: String) -> String? {
-        (try? DN(parsing: dn))?.firstRDNValue(type: attribute)
+        DN.firstRDNValue(of: dn, type: attribute)
     }
 
     /// `uniqueMember` values may carry an optional UID: `dn#'0101'B` (RFC 4517
