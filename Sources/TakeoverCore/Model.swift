@@ -95,47 +95,124 @@ public enum Platform: String, Sendable, Hashable, Codable, CaseIterable {
 /// One local account as a device reported it. Raw facts only; protection (R5) is decided
 /// by `ProtectedAccounts` with the policy.
 public struct LocalAccount: Sendable, Hashable {
-    // Stored properties are ordered for a compact layout (128 bytes instead of 144): a
-    // million of these is the largest input the planner holds.
+    // Ten million of these are the largest input the planner holds (a million users): the
+    // layout is 96 bytes instead of 128. The numbers and flags are packed; the two facts
+    // only Windows reports carry live in one shared box, absent on every other account.
     /// The name as the device spells it.
     public var name: String
-    /// Windows SID (osquery `uuid` on Windows, PowerShell `SID.Value`).
-    public var sid: String?
     public var home: String?
     public var shell: String?
     /// Full name / gecos / description.
     public var fullName: String?
+    private var uidBits: Int64 = 0
+    private var uidSignedBits: Int64 = 0
+    private var windows: WindowsFacts?
+    private var flags: Flags = []
+
+    private struct Flags: OptionSet, Hashable {
+        let rawValue: UInt8
+        static let hidden = Flags(rawValue: 1)
+        static let hasUID = Flags(rawValue: 2)
+        static let hasUIDSigned = Flags(rawValue: 4)
+        static let hasRealUser = Flags(rawValue: 8)
+        static let realUser = Flags(rawValue: 16)
+        static let hasEnabled = Flags(rawValue: 32)
+        static let enabled = Flags(rawValue: 64)
+    }
+
+    /// Windows SID (osquery `uuid` on Windows, PowerShell `SID.Value`).
+    public var sid: String? {
+        get { windows?.sid }
+        set { windows = WindowsFacts.make(sid: newValue, accountType: accountType) }
+    }
     /// osquery Windows `type`: local, roaming, special.
-    public var accountType: String?
+    public var accountType: String? {
+        get { windows?.accountType }
+        set { windows = WindowsFacts.make(sid: sid, accountType: newValue) }
+    }
     /// osquery `uid` (on Windows only the RID).
-    public var uid: Int64?
-    /// macOS `is_hidden = 1`.
-    public var hidden: Bool
-    /// JumpCloud System Insights `real_user`; false means a system account.
-    public var realUser: Bool?
-    /// PowerShell `Enabled`.
-    public var enabled: Bool?
+    public var uid: Int64? {
+        get { flags.contains(.hasUID) ? uidBits : nil }
+        set { (uidBits, flags) = Self.pack(newValue, uidBits, flags, .hasUID) }
+    }
     /// osquery `uid_signed` (macOS nobody is -2). Prefer this for comparisons.
-    public var uidSigned: Int64?
+    public var uidSigned: Int64? {
+        get { flags.contains(.hasUIDSigned) ? uidSignedBits : nil }
+        set { (uidSignedBits, flags) = Self.pack(newValue, uidSignedBits, flags, .hasUIDSigned) }
+    }
+    /// macOS `is_hidden = 1`.
+    public var hidden: Bool {
+        get { flags.contains(.hidden) }
+        set { if newValue { flags.insert(.hidden) } else { flags.remove(.hidden) } }
+    }
+    /// JumpCloud System Insights `real_user`; false means a system account.
+    public var realUser: Bool? {
+        get { flags.contains(.hasRealUser) ? flags.contains(.realUser) : nil }
+        set { flags = Self.pack(newValue, flags, .hasRealUser, .realUser) }
+    }
+    /// PowerShell `Enabled`.
+    public var enabled: Bool? {
+        get { flags.contains(.hasEnabled) ? flags.contains(.enabled) : nil }
+        set { flags = Self.pack(newValue, flags, .hasEnabled, .enabled) }
+    }
 
     public init(name: String, uid: Int64? = nil, uidSigned: Int64? = nil, sid: String? = nil, home: String? = nil,
                 shell: String? = nil, fullName: String? = nil, hidden: Bool = false, accountType: String? = nil,
                 realUser: Bool? = nil, enabled: Bool? = nil) {
         self.name = name
-        self.uid = uid
-        self.uidSigned = uidSigned
-        self.sid = sid
         self.home = home
         self.shell = shell
         self.fullName = fullName
+        self.windows = WindowsFacts.make(sid: sid, accountType: accountType)
+        self.uid = uid
+        self.uidSigned = uidSigned
         self.hidden = hidden
-        self.accountType = accountType
         self.realUser = realUser
         self.enabled = enabled
     }
 
     /// uid_signed when known, else uid.
     public var effectiveUID: Int64? { uidSigned ?? uid }
+
+    /// An absent number is stored as 0 with its flag clear, so equal accounts compare equal.
+    private static func pack(_ value: Int64?, _ bits: Int64, _ flags: Flags, _ has: Flags) -> (Int64, Flags) {
+        var flags = flags
+        guard let value else {
+            flags.remove(has)
+            return (0, flags)
+        }
+        flags.insert(has)
+        return (value, flags)
+    }
+
+    private static func pack(_ value: Bool?, _ flags: Flags, _ has: Flags, _ set: Flags) -> Flags {
+        var flags = flags
+        flags.remove([has, set])
+        if let value { flags.insert(value ? [has, set] : has) }
+        return flags
+    }
+}
+
+/// A Windows account's SID and type, kept out of line (other accounts have neither).
+private final class WindowsFacts: Sendable, Hashable {
+    let sid: String?
+    let accountType: String?
+
+    private init(sid: String?, accountType: String?) {
+        self.sid = sid
+        self.accountType = accountType
+    }
+
+    static func make(sid: String?, accountType: String?) -> WindowsFacts? {
+        sid == nil && accountType == nil ? nil : WindowsFacts(sid: sid, accountType: accountType)
+    }
+
+    static func == (a: WindowsFacts, b: WindowsFacts) -> Bool { a.sid == b.sid && a.accountType == b.accountType }
+
+    func hash(into hasher: inout Hasher) {
+        hasher.combine(sid)
+        hasher.combine(accountType)
+    }
 }
 
 /// The local accounts device D said it had at time T.
