@@ -50,11 +50,19 @@ extension ReportsFolder {
         }
         let budget = ReadBudget(limit: limits.maxTotalBytes)
         let slots = Slots(count: files.count)
-        // Each iteration reads and parses one file and writes only its own slot.
-        DispatchQueue.concurrentPerform(iterations: files.count) { i in
-            let name = files[i]
-            slots.set(i, readOne(fullPath: base + name, name: name, source: folderLabel + "/" + name, limits: limits,
-                                 budget: budget))
+        // One worker per processor; each takes the next unread file until none is left,
+        // reads and parses it with its own scratch memory, and writes only that file's slot.
+        let next = FileCounter()
+        let workers = max(1, min(files.count, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))))
+        DispatchQueue.concurrentPerform(iterations: workers) { _ in
+            let scratch = ParseScratch()
+            while true {
+                let i = next.take()
+                guard i < files.count else { break }
+                let name = files[i]
+                slots.set(i, readOne(fullPath: base + name, name: name, source: folderLabel + "/" + name, limits: limits,
+                                     budget: budget, scratch: scratch))
+            }
         }
         if budget.exceeded {
             return ReportsReadResult(fatal: "[devices] reports: the files in \(path) grew past [devices] max_reports_size "
@@ -180,7 +188,7 @@ extension ReportsFolder {
     /// buffer is taken from `budget` before it is allocated; when the budget is spent the
     /// file is not read (the caller then stops the whole read).
     static func readOne(fullPath: String, name: String, source: String, limits: ReportLimits,
-                        budget: ReadBudget = ReadBudget(limit: Int.max)) -> ReportsReadResult? {
+                        budget: ReadBudget = ReadBudget(limit: Int.max), scratch: ParseScratch? = nil) -> ReportsReadResult? {
         let device = ReportParser.deviceName(fromFileName: name)
         func failure(_ message: String) -> ReportsReadResult {
             ReportsReadResult(problems: [InputProblem(source: source, device: device, message: message)])
@@ -264,7 +272,8 @@ extension ReportsFolder {
         if bytes.count > limits.maxFileBytes {
             return failure(ReportParser.tooLarge(bytes.count, limits: limits))
         }
-        return ReportParser.parse(bytes: bytes, fileName: name, source: source, modificationTime: mtime, limits: limits)
+        return ReportParser.parse(bytes: bytes, fileName: name, source: source, modificationTime: mtime, limits: limits,
+                                  scratch: scratch)
     }
 
     private static func describe(errno e: Int32?) -> String? {
@@ -317,6 +326,13 @@ final class ReadBudget: Sendable {
     }
 
     var exceeded: Bool { overflowed.load(ordering: .relaxed) }
+}
+
+/// Hands out file indices 0, 1, 2, ... to the parallel workers, each once.
+final class FileCounter: Sendable {
+    private let value = Atomic<Int>(0)
+
+    func take() -> Int { value.add(1, ordering: .relaxed).oldValue }
 }
 
 /// Per-file results written from `concurrentPerform`.

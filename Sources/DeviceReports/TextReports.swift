@@ -67,12 +67,15 @@ enum Passwd {
         guard colons == 6 else { return false }
         if line.first == UInt8(ascii: "+") || line.first == UInt8(ascii: "-") { return true }
         let fields = line.split(separator: UInt8(ascii: ":"), omittingEmptySubsequences: false)
-        return fields.count == 7 && Timestamps.parseInteger(ArraySlice(fields[2])) != nil
+        return fields.count == 7 && Timestamps.parseInteger(fields[2]) != nil
     }
 
     static func read(_ text: [UInt8], into b: inout ReportBuilder) {
         let device = b.fallbackDevice
-        b.touch(device)
+        // One account per line at most: room for all of them at once.
+        var newlines = 0
+        for c in text where c == 0x0A { newlines += 1 }
+        b.reserve(newlines + (text.last == 0x0A ? 0 : 1), device: device)
         b.hint(.linux, weight: 1, device: device)
         text.withUnsafeBufferPointer { buf in
             var lines = LineCursor(buf)
@@ -103,7 +106,7 @@ enum Passwd {
                     b.error(device: device, at: .line(number), "empty account name")
                     continue
                 }
-                guard let uid = Timestamps.parseInteger(ArraySlice(fields[2])) else {
+                guard let uid = Timestamps.parseInteger(fields[2]) else {
                     b.error(device: device, at: .line(number),
                             "account \(Fields.quoted(name)): uid must be an integer, found \(Fields.quoted(TextReports.string(fields[2])))")
                     continue
@@ -220,12 +223,39 @@ enum CSVReports {
     private enum Column: String, CaseIterable {
         case device, username, uid, uidSigned = "uid_signed", sid, home, fullName = "full_name", shell, hidden
         case reportedAt = "reported_at", platform
+
+        var ordinal: Int {
+            switch self {
+            case .device: return 0
+            case .username: return 1
+            case .uid: return 2
+            case .uidSigned: return 3
+            case .sid: return 4
+            case .home: return 5
+            case .fullName: return 6
+            case .shell: return 7
+            case .hidden: return 8
+            case .reportedAt: return 9
+            case .platform: return 10
+            }
+        }
+    }
+
+    /// Column -> field index, looked up by the column's ordinal (a dictionary keyed by a
+    /// String-backed enum hashes the column's name on every row's every read).
+    private struct Columns {
+        private var index = [Int?](repeating: nil, count: Column.allCases.count)
+
+        subscript(c: Column) -> Int? {
+            get { index[c.ordinal] }
+            set { index[c.ordinal] = newValue }
+        }
     }
 
     static func read(_ text: [UInt8], into b: inout ReportBuilder) {
         text.withUnsafeBufferPointer { buf in
             var reader = CSVReader(buf)
-            var columns: [Column: Int] = [:]
+            var columns = Columns()
             var width = 0
             var haveHeader = false
             while true {
@@ -275,7 +305,7 @@ enum CSVReports {
         }
     }
 
-    private static func readRow(_ fields: [String], width: Int, columns: [Column: Int], at: Position, into b: inout ReportBuilder) {
+    private static func readRow(_ fields: [String], width: Int, columns: Columns, at: Position, into b: inout ReportBuilder) {
         /// Names and paths as written (the reader trimmed unquoted fields; quoted ones keep
         /// their spaces); numbers, dates and flags without surrounding spaces. A field of
         /// spaces only is empty.
