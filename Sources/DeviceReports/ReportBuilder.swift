@@ -355,7 +355,7 @@ struct PlatformEvidence: Sendable {
         }
         if let shell = a.shell {
             if shell.utf8.count >= 7, shell.utf8.last == UInt8(ascii: "e") || shell.utf8.last == UInt8(ascii: "E"),
-               endsWithCmdExe(shell) { windows += 10 }
+               PlatformEvidence.endsWithCmdExe(shell) { windows += 10 }
             else if `is`(shell, "/usr/sbin/nologin") || `is`(shell, "/sbin/nologin") { linux += 3 }
             else if `is`(shell, "/bin/zsh") { macos += 1 }
         }
@@ -380,7 +380,7 @@ struct PlatformEvidence: Sendable {
     }
 
     /// `s.lowercased().hasSuffix("cmd.exe")`, without making a lowercased copy when `s` is ASCII.
-    private func endsWithCmdExe(_ s: String) -> Bool {
+    static func endsWithCmdExe(_ s: String) -> Bool {
         let suffix: StaticString = "cmd.exe"
         let n = suffix.utf8CodeUnitCount
         let p = suffix.utf8Start
