@@ -88,35 +88,49 @@ enum Passwd {
                     continue
                 }
                 // Never quote the line itself: the second field may hold a password hash.
-                var fields: [Slice<UnsafeBufferPointer<UInt8>>] = []
-                fields.reserveCapacity(7)
-                var start = line.startIndex
-                for i in line.indices where buf[i] == UInt8(ascii: ":") {
-                    fields.append(buf[start..<i])
-                    start = i + 1
+                // The seven fields' bounds, without an array per line: fields[k] runs from
+                // bounds[k] to bounds[k + 1] - 1 (the colon after it).
+                var bounds = (line.startIndex, 0, 0, 0, 0, 0, 0, line.endIndex + 1)
+                var colons = 0
+                var i = line.startIndex
+                while i < line.endIndex {
+                    if buf[i] == UInt8(ascii: ":") {
+                        colons += 1
+                        switch colons {
+                        case 1: bounds.1 = i + 1
+                        case 2: bounds.2 = i + 1
+                        case 3: bounds.3 = i + 1
+                        case 4: bounds.4 = i + 1
+                        case 5: bounds.5 = i + 1
+                        case 6: bounds.6 = i + 1
+                        default: break
+                        }
+                    }
+                    i += 1
                 }
-                fields.append(buf[start..<line.endIndex])
-                guard fields.count == 7 else {
+                guard colons == 6 else {
                     b.error(device: device, at: .line(number),
-                            "expected 7 colon-separated fields (name:password:uid:gid:gecos:home:shell), found \(fields.count)")
+                            "expected 7 colon-separated fields (name:password:uid:gid:gecos:home:shell), found \(colons + 1)")
                     continue
                 }
-                let name = TextReports.string(fields[0])
+                let nameField = buf[bounds.0..<bounds.1 - 1], uidField = buf[bounds.2..<bounds.3 - 1]
+                let gecos = buf[bounds.4..<bounds.5 - 1], homeField = buf[bounds.5..<bounds.6 - 1]
+                let shellField = buf[bounds.6..<bounds.7 - 1]
+                let name = TextReports.string(nameField)
                 guard !name.isEmpty else {
                     b.error(device: device, at: .line(number), "empty account name")
                     continue
                 }
-                guard let uid = Timestamps.parseInteger(fields[2]) else {
+                guard let uid = Timestamps.parseInteger(uidField) else {
                     b.error(device: device, at: .line(number),
-                            "account \(Fields.quoted(name)): uid must be an integer, found \(Fields.quoted(TextReports.string(fields[2])))")
+                            "account \(Fields.quoted(name)): uid must be an integer, found \(Fields.quoted(TextReports.string(uidField)))")
                     continue
                 }
                 // GECOS: "Full Name,Room,Work phone,Home phone,Other"; the full name is the first part.
-                let gecos = fields[4]
                 let nameEnd = gecos.firstIndex(of: UInt8(ascii: ",")) ?? gecos.endIndex
                 let fullName = TextReports.string(buf[gecos.startIndex..<nameEnd])
-                let home = TextReports.string(fields[5])
-                let shell = TextReports.string(fields[6])
+                let home = TextReports.string(homeField)
+                let shell = TextReports.string(shellField)
                 let ids = UIDs.normalized(uid: uid, uidSigned: nil)
                 b.add(LocalAccount(name: name, uid: ids.uid, uidSigned: ids.uidSigned,
                                    home: home.isEmpty ? nil : home, shell: shell.isEmpty ? nil : shell,
