@@ -94,6 +94,9 @@ struct ReportBuilder {
     /// Accounts of one device from which duplicates are looked up in a set, not by a scan.
     static let setFrom = 16
 
+    /// Most values `shared` holds.
+    static let maxShared = 4096
+
     /// Most accounts `reserve` makes room for in one call.
     static let maxReserved = 1 << 14
 
@@ -104,6 +107,9 @@ struct ReportBuilder {
     /// `shared`: long values already held (e.g. by earlier files of the same thread).
     init(source: String, fallbackDevice: String, modificationTime: UnixTime, text: [UInt8], shared: Set<String> = []) {
         self.shared = shared
+        // Full (of earlier files' values): start this file as if with a set of its own,
+        // so its repeated values are still shared.
+        if self.shared.count >= ReportBuilder.maxShared { self.shared.removeAll(keepingCapacity: true) }
         self.source = source
         self.fallbackDevice = fallbackDevice
         self.modificationTime = modificationTime
@@ -183,7 +189,7 @@ struct ReportBuilder {
     private mutating func share(_ value: inout String?) {
         guard let v = value, v.utf8.count > 15 else { return }
         // One hash: insert answers the value already held, if any.
-        if shared.count < 4096 {
+        if shared.count < ReportBuilder.maxShared {
             let (inserted, held) = shared.insert(v)
             if !inserted { value = held }
         } else if let held = shared.firstIndex(of: v) {
