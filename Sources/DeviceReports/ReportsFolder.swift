@@ -20,7 +20,12 @@ extension ReportsFolder {
     /// Volume: the sizes of the files to read are added up before any is read; more than
     /// `limits.maxTotalBytes` (or a file growing past it while read) sets `fatal` and returns
     /// nothing else.
-    public static func read(path: String, limits: ReportLimits = ReportLimits()) -> ReportsReadResult {
+    ///
+    /// With a `gate`, one worker starts at once and the others when the gate opens (or when
+    /// the first has taken every file): the caller holds them back while something else
+    /// needs the processors more.
+    public static func read(path: String, limits: ReportLimits = ReportLimits(), gate: WorkerGate? = nil)
+        -> ReportsReadResult {
         let folderLabel = label(ofFolder: path)
         var result = ReportsReadResult()
         let listing = list(path)
@@ -58,7 +63,8 @@ extension ReportsFolder {
         // reads and parses it with its own scratch memory, and writes only that file's slot.
         let next = FileCounter()
         let workers = max(1, min(files.count, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))))
-        DispatchQueue.concurrentPerform(iterations: workers) { _ in
+        DispatchQueue.concurrentPerform(iterations: workers) { worker in
+            if worker > 0 { gate?.wait() }
             let scratch = ParseScratch()
             while true {
                 let i = next.take()
@@ -67,6 +73,8 @@ extension ReportsFolder {
                 slots.set(i, readOne(fullPath: base + name, name: name, source: folderLabel + "/" + name, limits: limits,
                                      budget: budget, scratch: scratch, folder: folder))
             }
+            // Nothing is left to take: whoever still waits may go (and find nothing).
+            gate?.open()
         }
         if budget.exceeded {
             return ReportsReadResult(fatal: "[devices] reports: the files in \(path) grew past [devices] max_reports_size "
@@ -372,6 +380,27 @@ final class ReadBudget: Sendable {
 }
 
 /// Hands out file indices 0, 1, 2, ... to the parallel workers, each once.
+/// Holds back all but the first of `ReportsFolder.read`'s workers until `open()`. Opening
+/// is once and for all; a gate is for one read.
+public final class WorkerGate: Sendable {
+    private let opened = Atomic<Bool>(false)
+    private let released = DispatchSemaphore(value: 0)
+    /// More than any number of workers (one per processor) waits at once.
+    private static let waiters = 4096
+
+    public init() {}
+
+    public func open() {
+        guard !opened.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        for _ in 0..<Self.waiters { released.signal() }
+    }
+
+    func wait() {
+        guard !opened.load(ordering: .acquiring) else { return }
+        released.wait()
+    }
+}
+
 final class FileCounter: Sendable {
     private let value = Atomic<Int>(0)
 

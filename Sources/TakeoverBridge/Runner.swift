@@ -418,6 +418,7 @@ package final class BridgeRunner {
         lap("connected", ["uri": "\(config.ldap.uri)"])
         let snapshot: DirectorySnapshot
         do {
+            defer { reportsRead?.directoryReadDone() }
             snapshot = try await DirectoryReader(config: config).read(connection)
         } catch {
             await connection.close()
@@ -651,13 +652,17 @@ package final class BridgeRunner {
 /// parses), started before the directory is read; `value` waits for it.
 final class BackgroundReportsRead: Sendable {
     private let task: Task<(ReportsReadResult, UInt64), Never>
+    /// One parser runs while the directory answers (slapd and the reader of its answers
+    /// need the other processor); the rest join once `directoryReadDone()` is called.
+    private let gate = WorkerGate()
 
     init(path: String, limits: ReportLimits) {
+        let gate = self.gate
         task = Task {
             await withCheckedContinuation { continuation in
                 DispatchQueue.global(qos: .userInitiated).async {
                     let started = DispatchTime.now().uptimeNanoseconds
-                    let result = ReportsFolder.read(path: path, limits: limits)
+                    let result = ReportsFolder.read(path: path, limits: limits, gate: gate)
                     // The parsers' scratch memory (file bytes, parse trees), spread over
                     // every thread's heap, is free now: given back before planning adds its own.
                     _ = CHardening_release_free_memory()
@@ -666,6 +671,9 @@ final class BackgroundReportsRead: Sendable {
             }
         }
     }
+
+    /// The directory read is over (or failed): every parser may run.
+    func directoryReadDone() { gate.open() }
 
     /// The result and how long the read took, in nanoseconds.
     var value: (ReportsReadResult, UInt64) {
