@@ -104,58 +104,62 @@ public struct LocalAccount: Sendable, Hashable {
     public var shell: String?
     /// Full name / gecos / description.
     public var fullName: String?
-    private var uidBits: Int64 = 0
-    private var uidSignedBits: Int64 = 0
-    private var windows: WindowsFacts?
-    private var flags: Flags = []
+    // Internal, not private, so the initialiser and the accessors can be inlined into the
+    // report parsers (another module) that make ten million of these.
+    @usableFromInline var uidBits: Int64 = 0
+    @usableFromInline var uidSignedBits: Int64 = 0
+    @usableFromInline var windows: WindowsFacts?
+    @usableFromInline var flags: Flags = []
 
-    private struct Flags: OptionSet, Hashable {
-        let rawValue: UInt8
-        static let hidden = Flags(rawValue: 1)
-        static let hasUID = Flags(rawValue: 2)
-        static let hasUIDSigned = Flags(rawValue: 4)
-        static let hasRealUser = Flags(rawValue: 8)
-        static let realUser = Flags(rawValue: 16)
-        static let hasEnabled = Flags(rawValue: 32)
-        static let enabled = Flags(rawValue: 64)
+    @usableFromInline struct Flags: OptionSet, Hashable, Sendable {
+        @usableFromInline let rawValue: UInt8
+        @inlinable init(rawValue: UInt8) { self.rawValue = rawValue }
+        @usableFromInline static let hidden = Flags(rawValue: 1)
+        @usableFromInline static let hasUID = Flags(rawValue: 2)
+        @usableFromInline static let hasUIDSigned = Flags(rawValue: 4)
+        @usableFromInline static let hasRealUser = Flags(rawValue: 8)
+        @usableFromInline static let realUser = Flags(rawValue: 16)
+        @usableFromInline static let hasEnabled = Flags(rawValue: 32)
+        @usableFromInline static let enabled = Flags(rawValue: 64)
     }
 
     /// Windows SID (osquery `uuid` on Windows, PowerShell `SID.Value`).
     public var sid: String? {
-        get { windows?.sid }
-        set { windows = WindowsFacts.make(sid: newValue, accountType: accountType) }
+        @inlinable get { windows?.sid }
+        @inlinable set { windows = WindowsFacts.make(sid: newValue, accountType: accountType) }
     }
     /// osquery Windows `type`: local, roaming, special.
     public var accountType: String? {
-        get { windows?.accountType }
-        set { windows = WindowsFacts.make(sid: sid, accountType: newValue) }
+        @inlinable get { windows?.accountType }
+        @inlinable set { windows = WindowsFacts.make(sid: sid, accountType: newValue) }
     }
     /// osquery `uid` (on Windows only the RID).
     public var uid: Int64? {
-        get { flags.contains(.hasUID) ? uidBits : nil }
-        set { (uidBits, flags) = Self.pack(newValue, uidBits, flags, .hasUID) }
+        @inlinable get { flags.contains(.hasUID) ? uidBits : nil }
+        @inlinable set { (uidBits, flags) = Self.pack(newValue, uidBits, flags, .hasUID) }
     }
     /// osquery `uid_signed` (macOS nobody is -2). Prefer this for comparisons.
     public var uidSigned: Int64? {
-        get { flags.contains(.hasUIDSigned) ? uidSignedBits : nil }
-        set { (uidSignedBits, flags) = Self.pack(newValue, uidSignedBits, flags, .hasUIDSigned) }
+        @inlinable get { flags.contains(.hasUIDSigned) ? uidSignedBits : nil }
+        @inlinable set { (uidSignedBits, flags) = Self.pack(newValue, uidSignedBits, flags, .hasUIDSigned) }
     }
     /// macOS `is_hidden = 1`.
     public var hidden: Bool {
-        get { flags.contains(.hidden) }
-        set { if newValue { flags.insert(.hidden) } else { flags.remove(.hidden) } }
+        @inlinable get { flags.contains(.hidden) }
+        @inlinable set { if newValue { flags.insert(.hidden) } else { flags.remove(.hidden) } }
     }
     /// JumpCloud System Insights `real_user`; false means a system account.
     public var realUser: Bool? {
-        get { flags.contains(.hasRealUser) ? flags.contains(.realUser) : nil }
-        set { flags = Self.pack(newValue, flags, .hasRealUser, .realUser) }
+        @inlinable get { flags.contains(.hasRealUser) ? flags.contains(.realUser) : nil }
+        @inlinable set { flags = Self.pack(newValue, flags, .hasRealUser, .realUser) }
     }
     /// PowerShell `Enabled`.
     public var enabled: Bool? {
-        get { flags.contains(.hasEnabled) ? flags.contains(.enabled) : nil }
-        set { flags = Self.pack(newValue, flags, .hasEnabled, .enabled) }
+        @inlinable get { flags.contains(.hasEnabled) ? flags.contains(.enabled) : nil }
+        @inlinable set { flags = Self.pack(newValue, flags, .hasEnabled, .enabled) }
     }
 
+    @inlinable
     public init(name: String, uid: Int64? = nil, uidSigned: Int64? = nil, sid: String? = nil, home: String? = nil,
                 shell: String? = nil, fullName: String? = nil, hidden: Bool = false, accountType: String? = nil,
                 realUser: Bool? = nil, enabled: Bool? = nil) {
@@ -172,10 +176,10 @@ public struct LocalAccount: Sendable, Hashable {
     }
 
     /// uid_signed when known, else uid.
-    public var effectiveUID: Int64? { uidSigned ?? uid }
+    @inlinable public var effectiveUID: Int64? { uidSigned ?? uid }
 
     /// An absent number is stored as 0 with its flag clear, so equal accounts compare equal.
-    private static func pack(_ value: Int64?, _ bits: Int64, _ flags: Flags, _ has: Flags) -> (Int64, Flags) {
+    @inlinable static func pack(_ value: Int64?, _ bits: Int64, _ flags: Flags, _ has: Flags) -> (Int64, Flags) {
         var flags = flags
         guard let value else {
             flags.remove(has)
@@ -185,7 +189,7 @@ public struct LocalAccount: Sendable, Hashable {
         return (value, flags)
     }
 
-    private static func pack(_ value: Bool?, _ flags: Flags, _ has: Flags, _ set: Flags) -> Flags {
+    @inlinable static func pack(_ value: Bool?, _ flags: Flags, _ has: Flags, _ set: Flags) -> Flags {
         var flags = flags
         flags.remove([has, set])
         if let value { flags.insert(value ? [has, set] : has) }
@@ -194,22 +198,22 @@ public struct LocalAccount: Sendable, Hashable {
 }
 
 /// A Windows account's SID and type, kept out of line (other accounts have neither).
-private final class WindowsFacts: Sendable, Hashable {
-    let sid: String?
-    let accountType: String?
+@usableFromInline final class WindowsFacts: Sendable, Hashable {
+    @usableFromInline let sid: String?
+    @usableFromInline let accountType: String?
 
-    private init(sid: String?, accountType: String?) {
+    @usableFromInline init(sid: String?, accountType: String?) {
         self.sid = sid
         self.accountType = accountType
     }
 
-    static func make(sid: String?, accountType: String?) -> WindowsFacts? {
+    @inlinable static func make(sid: String?, accountType: String?) -> WindowsFacts? {
         sid == nil && accountType == nil ? nil : WindowsFacts(sid: sid, accountType: accountType)
     }
 
-    static func == (a: WindowsFacts, b: WindowsFacts) -> Bool { a.sid == b.sid && a.accountType == b.accountType }
+    @usableFromInline static func == (a: WindowsFacts, b: WindowsFacts) -> Bool { a.sid == b.sid && a.accountType == b.accountType }
 
-    func hash(into hasher: inout Hasher) {
+    @usableFromInline func hash(into hasher: inout Hasher) {
         hasher.combine(sid)
         hasher.combine(accountType)
     }
