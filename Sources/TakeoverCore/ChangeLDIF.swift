@@ -35,27 +35,41 @@ public enum ChangeLDIF {
     /// LDIF for `ldapmodify`: `changetype: add` blocks for new entries and one
     /// `changetype: modify` block per operation, each block ending in a blank line.
     public static func render(_ changes: [Change]) -> String {
-        var out = ""
-        for operation in operations(changes) {
-            guard let first = operation.first else { continue }
-            out += LDIF.line("dn", first.dn)
-            if first.op == .addEntry {
-                out += "changetype: add\n"
-                for attribute in first.attributes {
-                    for value in attribute.values { out += LDIF.line(attribute.name, value) }
-                }
-            } else {
-                out += "changetype: modify\n"
-                for change in operation {
-                    let verb = (change.op == .addMember || change.op == .addRecord) ? "add" : "delete"
-                    out += "\(verb): \(change.attribute)\n"
-                    for value in change.values { out += LDIF.line(change.attribute, value) }
-                    out += "-\n"
-                }
+        report(changes).text
+    }
+
+    /// `render` as parts to write in order: the operations rendered in parallel parts.
+    public static func report(_ changes: [Change]) -> RenderedReport {
+        let blocks = operations(changes)
+        return RenderedReport(parts: renderParts(blocks.count, minimumPerPart: 8192) { range in
+            var out: [UInt8] = []
+            out.reserveCapacity(range.count * 200)
+            for i in range { append(blocks[i], to: &out) }
+            return out
+        })
+    }
+
+    /// One operation's block.
+    private static func append(_ operation: ArraySlice<Change>, to out: inout [UInt8]) {
+        guard let first = operation.first else { return }
+        LDIF.appendLine("dn", first.dn, to: &out)
+        if first.op == .addEntry {
+            out.append(contentsOf: "changetype: add\n".utf8)
+            for attribute in first.attributes {
+                for value in attribute.values { LDIF.appendLine(attribute.name, value, to: &out) }
             }
-            out += "\n"
+        } else {
+            out.append(contentsOf: "changetype: modify\n".utf8)
+            for change in operation {
+                let verb = (change.op == .addMember || change.op == .addRecord) ? "add: " : "delete: "
+                out.append(contentsOf: verb.utf8)
+                out.append(contentsOf: change.attribute.utf8)
+                out.append(UInt8(ascii: "\n"))
+                for value in change.values { LDIF.appendLine(change.attribute, value, to: &out) }
+                out.append(contentsOf: "-\n".utf8)
+            }
         }
-        return out
+        out.append(UInt8(ascii: "\n"))
     }
 
     /// The changes that undo `changes`, in reverse order: add <-> delete of the same

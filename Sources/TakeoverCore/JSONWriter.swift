@@ -12,7 +12,7 @@ package struct JSONWriter {
 
     package mutating func string(_ s: String) {
         bytes.append(UInt8(ascii: "\""))
-        if !s.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+        if Self.isPlain(s) {
             bytes.append(contentsOf: s.utf8)
             bytes.append(UInt8(ascii: "\""))
             return
@@ -35,6 +35,14 @@ package struct JSONWriter {
         bytes.append(UInt8(ascii: "\""))
     }
 
+    /// True when `s` needs no escaping (no `"`, `\\` or control character): one scan.
+    @inline(__always)
+    static func isPlain(_ s: String) -> Bool {
+        @inline(__always) func special(_ b: UInt8) -> Bool { b < 0x20 || b == UInt8(ascii: "\"") || b == UInt8(ascii: "\\") }
+        if let plain = s.utf8.withContiguousStorageIfAvailable({ !$0.contains(where: special) }) { return plain }
+        return !s.utf8.contains(where: special)
+    }
+
     package mutating func optional(_ s: String?) {
         if let s { string(s) } else { raw("null") }
     }
@@ -51,12 +59,25 @@ package struct JSONWriter {
     package mutating func array<T>(_ items: [T], _ body: (inout JSONWriter, T) -> Void) {
         if items.isEmpty { raw("[]"); return }
         raw("[\n")
-        for (i, item) in items.enumerated() {
+        elements(items, items.indices, body)
+    }
+
+    /// The elements `range` of `items` as `array` writes them (each indented, then `,` or
+    /// the closing `]`): one array rendered in parts.
+    package mutating func elements<T>(_ items: [T], _ range: Range<Int>, _ body: (inout JSONWriter, T) -> Void) {
+        for i in range {
             raw("    ")
-            body(&self, item)
+            body(&self, items[i])
             raw(i == items.count - 1 ? "\n  ]" : ",\n")
         }
     }
 
     package func result() -> String { String(decoding: bytes, as: UTF8.self) }
+
+    /// The bytes written so far; the writer is empty after.
+    package mutating func takeBytes() -> [UInt8] {
+        let out = bytes
+        bytes = []
+        return out
+    }
 }

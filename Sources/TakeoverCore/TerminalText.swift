@@ -20,7 +20,7 @@ public enum TerminalText {
     /// `\u` and four hex digits (`\u001b` for ESC, `\u009b` for CSI). Anything else is kept.
     public static func escape(_ s: String) -> String {
         // Fast path: printable ASCII only (the usual case, a few hundred thousand lines).
-        if !s.utf8.contains(where: { $0 < 0x20 || $0 >= 0x7F }) { return s }
+        if isPrintableASCII(s) { return s }
         guard s.unicodeScalars.contains(where: isUnsafe) else { return s }
         var out = ""
         out.reserveCapacity(s.utf8.count + 16)
@@ -28,6 +28,15 @@ public enum TerminalText {
             if isUnsafe(scalar) { appendEscape(scalar, to: &out) } else { out.unicodeScalars.append(scalar) }
         }
         return out
+    }
+
+    /// True when `s` is printable ASCII only (nothing to escape): one scan of its bytes.
+    @inline(__always)
+    static func isPrintableASCII(_ s: String) -> Bool {
+        if let plain = s.utf8.withContiguousStorageIfAvailable({ !$0.contains { $0 < 0x20 || $0 >= 0x7F } }) {
+            return plain
+        }
+        return !s.utf8.contains { $0 < 0x20 || $0 >= 0x7F }
     }
 
     /// `s` in double quotes, `"` and `\` escaped with a backslash and unsafe characters as
