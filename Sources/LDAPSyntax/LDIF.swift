@@ -11,11 +11,11 @@ public enum LDIF {
     /// `line(name, value)` appended to `out` as bytes.
     public static func appendLine(_ name: String, _ value: String, to out: inout [UInt8]) {
         let start = out.count
-        out.append(contentsOf: name.utf8)
+        out.appendUTF8(name)
         if isSafe(value) {
             out.append(UInt8(ascii: ":"))
             out.append(UInt8(ascii: " "))
-            out.append(contentsOf: value.utf8)
+            out.appendUTF8(value)
         } else {
             out.append(UInt8(ascii: ":"))
             out.append(UInt8(ascii: ":"))
@@ -100,3 +100,28 @@ public enum LDIF {
         }
     }
 }
+
+extension Array where Element == UInt8 {
+    /// The UTF-8 of `s` appended, copied straight from the string's storage when it has one.
+    @inline(__always)
+    package mutating func appendUTF8(_ s: String) {
+        if s.utf8.withContiguousStorageIfAvailable({ append(contentsOf: $0) }) == nil { append(contentsOf: s.utf8) }
+    }
+
+    /// `s` appended when none of its bytes is `special` (one scan), and true; else false,
+    /// nothing appended.
+    @inline(__always)
+    package mutating func appendUTF8(_ s: String, unless special: (UInt8) -> Bool) -> Bool {
+        if let plain = s.utf8.withContiguousStorageIfAvailable({ buffer -> Bool in
+            if buffer.contains(where: special) { return false }
+            append(contentsOf: buffer)
+            return true
+        }) {
+            return plain
+        }
+        if s.utf8.contains(where: special) { return false }
+        append(contentsOf: s.utf8)
+        return true
+    }
+}
+

@@ -7,6 +7,8 @@
 // hostile name is text, never markup; the Content-Security-Policy allows only the page's
 // own script (by its hash) as a second line of defence.
 
+import LDAPSyntax
+
 extension ReportRenderer {
     /// The page. Without `all`, the decisions listed are those that change something and
     /// the pairs held in conflicts; with `all`, every decision.
@@ -127,16 +129,16 @@ extension ReportRenderer {
             parts += renderParts(shown.count, minimumPerPart: 8192) { range in
                 var part = TextLines(capacity: range.count * 200)
                 for i in range {
-                    let d = decisions[shown[i]]
-                    if i == 0 || decisions[shown[i - 1]].device != d.device {
+                    let j = shown[i]
+                    if i == 0 || decisions[shown[i - 1]].device != decisions[j].device {
                         if i > 0 { part.raw("</tbody>\n") }
                         part.raw("<tbody data-device=\"")
-                        part.html(d.device)
+                        part.html(decisions[j].device)
                         part.raw("\"><tr class=\"device\"><th colspan=\"4\">")
-                        part.html(d.device)
+                        part.html(decisions[j].device)
                         part.raw("</th></tr>\n")
                     }
-                    decisionRow(&part, d)
+                    decisionRow(&part, decisions[j])
                     if i == shown.count - 1 { part.raw("</tbody>\n") }
                 }
                 return part.bytes
@@ -185,11 +187,7 @@ extension ReportRenderer {
 extension TextLines {
     /// `HTMLPage.h(s)`: copied as it is when there is nothing to escape (one scan).
     mutating func html(_ s: String) {
-        if HTMLPage.isPlain(s) {
-            bytes.append(contentsOf: s.utf8)
-        } else {
-            bytes.append(contentsOf: HTMLPage.h(s).utf8)
-        }
+        if !bytes.appendUTF8(s, unless: HTMLPage.special) { bytes.appendUTF8(HTMLPage.h(s)) }
     }
 }
 
@@ -221,11 +219,14 @@ enum HTMLPage {
     /// True when `h(s) == s`: printable ASCII without `& < > " '` (one scan).
     @inline(__always)
     static func isPlain(_ s: String) -> Bool {
-        @inline(__always) func special(_ b: UInt8) -> Bool {
-            b < 0x20 || b >= 0x7F || b == 0x26 || b == 0x3C || b == 0x3E || b == 0x22 || b == 0x27
-        }
         if let plain = s.utf8.withContiguousStorageIfAvailable({ !$0.contains(where: special) }) { return plain }
         return !s.utf8.contains(where: special)
+    }
+
+    /// A byte `h` changes: a control character or non-ASCII (checked by `TerminalText`), `& < > " '`.
+    @inline(__always)
+    static func special(_ b: UInt8) -> Bool {
+        b < 0x20 || b >= 0x7F || b == 0x26 || b == 0x3C || b == 0x3E || b == 0x22 || b == 0x27
     }
 
     /// Nothing may load from anywhere; only inline styles and this page's own script run.

@@ -32,7 +32,8 @@ public enum ReportRenderer {
             w.raw(String(v))
         }
         w.raw("},\n  \"decisions\": ")
-        arrayParts(plan.decisions, bytesEach: 420, &w, &parts, decision)
+        let decisions = plan.decisions
+        arrayParts(decisions.count, bytesEach: 420, &w, &parts) { w, i in decision(&w, decisions[i]) }
         w.raw(",\n  \"conflicts\": ")
         w.array(plan.conflicts, finding)
         w.raw(",\n  \"warnings\": ")
@@ -45,7 +46,8 @@ public enum ReportRenderer {
             w.raw("}")
         }
         w.raw(",\n  \"changes\": ")
-        arrayParts(plan.changes, bytesEach: 200, &w, &parts, change)
+        let changes = plan.changes
+        arrayParts(changes.count, bytesEach: 200, &w, &parts) { w, i in change(&w, changes[i]) }
         w.raw("\n}\n")
         parts.append(w.takeBytes())
         return RenderedReport(parts: parts)
@@ -53,17 +55,17 @@ public enum ReportRenderer {
 
     /// `w.array(items, body)`, with the elements rendered in parallel parts appended to
     /// `parts` after what `w` holds (`w` then goes on after them).
-    private static func arrayParts<T: Sendable>(_ items: [T], bytesEach: Int, _ w: inout JSONWriter, _ parts: inout [[UInt8]],
-                                                _ body: @escaping @Sendable (inout JSONWriter, T) -> Void) {
-        if items.isEmpty {
+    private static func arrayParts(_ count: Int, bytesEach: Int, _ w: inout JSONWriter, _ parts: inout [[UInt8]],
+                                   _ body: @escaping @Sendable (inout JSONWriter, Int) -> Void) {
+        if count == 0 {
             w.raw("[]")
             return
         }
         w.raw("[\n")
         parts.append(w.takeBytes())
-        parts += renderParts(items.count, minimumPerPart: 8192) { range in
+        parts += renderParts(count, minimumPerPart: 8192) { range in
             var part = JSONWriter(capacity: range.count * bytesEach)
-            part.elements(items, range, body)
+            part.elements(range, of: count, body)
             return part.takeBytes()
         }
     }
@@ -228,13 +230,13 @@ public enum ReportRenderer {
             var part = TextLines(capacity: range.count * 96)
             var current: String? = range.lowerBound > 0 ? decisions[shown[range.lowerBound - 1]].device : nil
             for i in range {
-                let d = decisions[shown[i]]
-                if current != d.device {
+                let j = shown[i]
+                if current != decisions[j].device {
                     part.blank()
-                    part.line(d.device)
-                    current = d.device
+                    part.line(decisions[j].device)
+                    current = decisions[j].device
                 }
-                decisionLine(&part, d)
+                decisionLine(&part, decisions[j])
             }
             return part.bytes
         }

@@ -1,3 +1,5 @@
+import LDAPSyntax
+
 // Reports built as bytes. A report of a large plan is tens of megabytes: its lines go
 // straight into byte buffers (no String per line), the long lists are rendered in
 // parallel parts, and the parts are written in order as they are (never joined into one
@@ -39,7 +41,7 @@ struct TextLines {
 
     /// Text of the renderer's own (no escaping).
     @inline(__always)
-    mutating func raw(_ s: String) { bytes.append(contentsOf: s.utf8) }
+    mutating func raw(_ s: String) { bytes.appendUTF8(s) }
 
     @inline(__always)
     mutating func byte(_ b: UInt8) { bytes.append(b) }
@@ -51,11 +53,7 @@ struct TextLines {
     /// `TerminalText.escape(s)`: printable ASCII copied as it is (one scan), anything
     /// else through `escape` itself.
     mutating func terminal(_ s: String) {
-        if TerminalText.isPrintableASCII(s) {
-            bytes.append(contentsOf: s.utf8)
-        } else {
-            bytes.append(contentsOf: TerminalText.escape(s).utf8)
-        }
+        if !bytes.appendUTF8(s, unless: TerminalText.notPrintableASCII) { bytes.appendUTF8(TerminalText.escape(s)) }
     }
 
     /// One line: `s` escaped, then a newline.

@@ -33,11 +33,14 @@ public enum TerminalText {
     /// True when `s` is printable ASCII only (nothing to escape): one scan of its bytes.
     @inline(__always)
     static func isPrintableASCII(_ s: String) -> Bool {
-        if let plain = s.utf8.withContiguousStorageIfAvailable({ !$0.contains { $0 < 0x20 || $0 >= 0x7F } }) {
+        if let plain = s.utf8.withContiguousStorageIfAvailable({ !$0.contains(where: notPrintableASCII) }) {
             return plain
         }
-        return !s.utf8.contains { $0 < 0x20 || $0 >= 0x7F }
+        return !s.utf8.contains(where: notPrintableASCII)
     }
+
+    @inline(__always)
+    static func notPrintableASCII(_ b: UInt8) -> Bool { b < 0x20 || b >= 0x7F }
 
     /// `s` in double quotes, `"` and `\` escaped with a backslash and unsafe characters as
     /// `escape` writes them: a value quoted inside a message or a logfmt line. With a
