@@ -39,11 +39,11 @@ public enum ChangeLDIF {
     }
 
     /// `render` as parts to write in order: the operations rendered in parallel parts.
-    public static func report(_ changes: [Change]) -> RenderedReport {
+    public static func report(_ changes: [Change], partSize: Int = RenderedReport.partSize) -> RenderedReport {
         let blocks = operations(changes)
-        return RenderedReport(parts: renderParts(blocks.count, minimumPerPart: 8192) { range in
+        return RenderedReport(parts: renderParts(blocks.count, minimumPerPart: partSize) { range in
             var out: [UInt8] = []
-            out.reserveCapacity(range.count * 200)
+            out.reserveCapacity(Change.estimatedBytes(blocks[range].joined()))
             for i in range { append(blocks[i], to: &out) }
             return out
         })

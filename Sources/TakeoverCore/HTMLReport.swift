@@ -17,7 +17,7 @@ extension ReportRenderer {
     }
 
     /// `html` as parts to write in order: the decision rows rendered in parallel parts.
-    public static func htmlReport(_ plan: Plan, all: Bool = false) -> RenderedReport {
+    public static func htmlReport(_ plan: Plan, all: Bool = false, partSize: Int = RenderedReport.partSize) -> RenderedReport {
         let s = plan.summary
         let time = UTCTime.iso8601(plan.generatedAt)
         var out = ""
@@ -77,7 +77,7 @@ extension ReportRenderer {
         }
 
         var parts: [[UInt8]] = []
-        decisionTable(&out, &parts, plan, all: all)
+        decisionTable(&out, &parts, plan, all: all, partSize: partSize)
         out += "<script>\(HTMLPage.script)</script>\n</body>\n</html>\n"
         parts.append(Array(out.utf8))
         return RenderedReport(parts: parts)
@@ -106,7 +106,7 @@ extension ReportRenderer {
 
     /// The decisions section; the rows go to `parts` (after what `out` held), `out` goes on
     /// after them.
-    private static func decisionTable(_ out: inout String, _ parts: inout [[UInt8]], _ plan: Plan, all: Bool) {
+    private static func decisionTable(_ out: inout String, _ parts: inout [[UInt8]], _ plan: Plan, all: Bool, partSize: Int) {
         let decisions = plan.decisions
         let shown = decisions.indices.filter {
             all || ReportOutline.changesSomething(decisions[$0].action) || decisions[$0].action == .conflict
@@ -126,8 +126,8 @@ extension ReportRenderer {
             out += "<table id=\"decision-table\"><thead><tr><th>user</th><th>action</th><th>local account</th><th>reason</th></tr></thead>\n"
             parts.append(Array(out.utf8))
             out = ""
-            parts += renderParts(shown.count, minimumPerPart: 8192) { range in
-                var part = TextLines(capacity: range.count * 200)
+            parts += renderParts(shown.count, minimumPerPart: partSize) { range in
+                var part = TextLines(capacity: range.count * 320)
                 for i in range {
                     let j = shown[i]
                     if i == 0 || decisions[shown[i - 1]].device != decisions[j].device {

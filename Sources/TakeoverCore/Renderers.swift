@@ -13,7 +13,7 @@ public enum ReportRenderer {
     }
 
     /// `json` as parts to write in order: decisions and changes rendered in parallel parts.
-    public static func jsonReport(_ plan: Plan) -> RenderedReport {
+    public static func jsonReport(_ plan: Plan, partSize: Int = RenderedReport.partSize) -> RenderedReport {
         var w = JSONWriter(capacity: 4096)
         var parts: [[UInt8]] = []
         let s = plan.summary
@@ -33,7 +33,7 @@ public enum ReportRenderer {
         }
         w.raw("},\n  \"decisions\": ")
         let decisions = plan.decisions
-        arrayParts(decisions.count, bytesEach: 420, &w, &parts) { w, i in decision(&w, decisions[i]) }
+        arrayParts(decisions.count, partSize, capacity: { $0.count * 420 }, &w, &parts) { w, i in decision(&w, decisions[i]) }
         w.raw(",\n  \"conflicts\": ")
         w.array(plan.conflicts, finding)
         w.raw(",\n  \"warnings\": ")
@@ -47,7 +47,7 @@ public enum ReportRenderer {
         }
         w.raw(",\n  \"changes\": ")
         let changes = plan.changes
-        arrayParts(changes.count, bytesEach: 200, &w, &parts) { w, i in change(&w, changes[i]) }
+        arrayParts(changes.count, partSize, capacity: { Change.estimatedBytes(changes[$0]) }, &w, &parts) { w, i in change(&w, changes[i]) }
         w.raw("\n}\n")
         parts.append(w.takeBytes())
         return RenderedReport(parts: parts)
@@ -55,7 +55,7 @@ public enum ReportRenderer {
 
     /// `w.array(items, body)`, with the elements rendered in parallel parts appended to
     /// `parts` after what `w` holds (`w` then goes on after them).
-    private static func arrayParts(_ count: Int, bytesEach: Int, _ w: inout JSONWriter, _ parts: inout [[UInt8]],
+    private static func arrayParts(_ count: Int, _ partSize: Int, capacity: @escaping @Sendable (Range<Int>) -> Int, _ w: inout JSONWriter, _ parts: inout [[UInt8]],
                                    _ body: @escaping @Sendable (inout JSONWriter, Int) -> Void) {
         if count == 0 {
             w.raw("[]")
@@ -63,8 +63,8 @@ public enum ReportRenderer {
         }
         w.raw("[\n")
         parts.append(w.takeBytes())
-        parts += renderParts(count, minimumPerPart: 8192) { range in
-            var part = JSONWriter(capacity: range.count * bytesEach)
+        parts += renderParts(count, minimumPerPart: partSize) { range in
+            var part = JSONWriter(capacity: capacity(range))
             part.elements(range, of: count, body)
             return part.takeBytes()
         }
@@ -184,7 +184,7 @@ public enum ReportRenderer {
     }
 
     /// `text` as parts to write in order: the decisions rendered in parallel parts.
-    public static func textReport(_ plan: Plan, all: Bool = false) -> RenderedReport {
+    public static func textReport(_ plan: Plan, all: Bool = false, partSize: Int = RenderedReport.partSize) -> RenderedReport {
         var out = TextLines(capacity: 4096)
         let s = plan.summary
         out.line("takeover-bridge plan at \(UTCTime.iso8601(plan.generatedAt))")
@@ -226,8 +226,8 @@ public enum ReportRenderer {
             out.line("  none")
         }
         var parts = [out.bytes]
-        parts += renderParts(shown.count, minimumPerPart: 8192) { range in
-            var part = TextLines(capacity: range.count * 96)
+        parts += renderParts(shown.count, minimumPerPart: partSize) { range in
+            var part = TextLines(capacity: range.count * 192)
             var current: String? = range.lowerBound > 0 ? decisions[shown[range.lowerBound - 1]].device : nil
             for i in range {
                 let j = shown[i]
@@ -374,8 +374,9 @@ enum ReportOutline {
     /// "kind\u{0}user" -> devices of the pairs held in that conflict.
     static func heldPairs(_ plan: Plan) -> [String: [String]] {
         var out: [String: [String]] = [:]
-        for d in plan.decisions where d.action == .conflict {
-            out[d.reason + "\u{0}" + d.user, default: []].append(d.device)
+        let decisions = plan.decisions
+        for i in decisions.indices where decisions[i].action == .conflict {  // no copy of the others
+            out[decisions[i].reason + "\u{0}" + decisions[i].user, default: []].append(decisions[i].device)
         }
         return out
     }

@@ -11,6 +11,10 @@ public struct RenderedReport: Sendable {
 
     public init(parts: [[UInt8]]) { self.parts = parts }
 
+    /// Items (decisions, changes, operations) a part holds at least before a list is split
+    /// into parts rendered in parallel; the renderers take another (`partSize`) for tests.
+    public static let partSize = 8192
+
     public var byteCount: Int { parts.reduce(0) { $0 + $1.count } }
 
     /// The whole report as one String (UTF-8).
@@ -63,4 +67,11 @@ struct TextLines {
     }
 
     mutating func blank() { bytes.append(10) }
+}
+
+extension Change {
+    /// About the bytes `changes` take in a report (a buffer's first capacity).
+    static func estimatedBytes(_ changes: some Sequence<Change>) -> Int {
+        changes.reduce(0) { $0 + 96 + ($1.values.count + $1.attributes.count) * 64 }
+    }
 }
