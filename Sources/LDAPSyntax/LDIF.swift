@@ -34,10 +34,9 @@ public enum LDIF {
         guard let first = bytes.first else { return true }
         if first == UInt8(ascii: " ") || first == UInt8(ascii: ":") || first == UInt8(ascii: "<") { return false }
         if bytes.last == UInt8(ascii: " ") { return false }
-        for b in bytes where b < 0x20 || b >= 0x7F {
-            return false
-        }
-        return true
+        @inline(__always) func unsafe(_ b: UInt8) -> Bool { b < 0x20 || b >= 0x7F }
+        if let safe = bytes.withContiguousStorageIfAvailable({ !$0.contains(where: unsafe) }) { return safe }
+        return !bytes.contains(where: unsafe)
     }
 
     /// Folds a line longer than 76 bytes: continuation lines start with one space.

@@ -49,24 +49,24 @@ public enum ChangeLDIF {
         })
     }
 
-    /// One operation's block.
+    /// One operation's block (the changes' fields read in place, not copied).
     private static func append(_ operation: ArraySlice<Change>, to out: inout [UInt8]) {
-        guard let first = operation.first else { return }
-        LDIF.appendLine("dn", first.dn, to: &out)
-        if first.op == .addEntry {
-            out.append(contentsOf: "changetype: add\n".utf8)
-            for attribute in first.attributes {
+        guard let first = operation.indices.first else { return }
+        LDIF.appendLine("dn", operation[first].dn, to: &out)
+        if operation[first].op == .addEntry {
+            out.appendUTF8("changetype: add\n")
+            for attribute in operation[first].attributes {
                 for value in attribute.values { LDIF.appendLine(attribute.name, value, to: &out) }
             }
         } else {
-            out.append(contentsOf: "changetype: modify\n".utf8)
-            for change in operation {
-                let verb = (change.op == .addMember || change.op == .addRecord) ? "add: " : "delete: "
-                out.append(contentsOf: verb.utf8)
-                out.append(contentsOf: change.attribute.utf8)
+            out.appendUTF8("changetype: modify\n")
+            for i in operation.indices {
+                let op = operation[i].op
+                out.appendUTF8((op == .addMember || op == .addRecord) ? "add: " : "delete: ")
+                out.appendUTF8(operation[i].attribute)
                 out.append(UInt8(ascii: "\n"))
-                for value in change.values { LDIF.appendLine(change.attribute, value, to: &out) }
-                out.append(contentsOf: "-\n".utf8)
+                for j in operation[i].values.indices { LDIF.appendLine(operation[i].attribute, operation[i].values[j], to: &out) }
+                out.appendUTF8("-\n")
             }
         }
         out.append(UInt8(ascii: "\n"))
