@@ -22,14 +22,7 @@ struct Row {
     func text(_ t: JSONText) -> String { doc.string(t) }
 
     /// A string member; missing, null or "" -> nil. Numbers and booleans are wrong types.
-    func string(_ key: StaticString) throws(FieldError) -> String? {
-        guard let v = self[key] else { return nil }
-        switch v {
-        case .string(let t): return doc.isEmpty(t) ? nil : doc.string(t)
-        case .null: return nil
-        default: throw FieldError(message: "field '\(key)' must be a string, found \(v.kindName)")
-        }
-    }
+    func string(_ key: StaticString) throws(FieldError) -> String? { try doc.stringField(self[key], key) }
 
     /// A non-empty string member, or nil when it is missing, null, "" or not a string.
     func optionalString(_ key: StaticString) -> String? {
@@ -38,44 +31,105 @@ struct Row {
     }
 
     /// An integer given as a JSON number or as a string of digits; missing, null or "" -> nil.
-    func integer(_ key: StaticString) throws(FieldError) -> Int64? {
-        guard let v = self[key] else { return nil }
+    func integer(_ key: StaticString) throws(FieldError) -> Int64? { try doc.integerField(self[key], key) }
+
+    /// A boolean given as true/false, 1/0, or the strings "true"/"false"/"1"/"0"/"yes"/"no".
+    func bool(_ key: StaticString) throws(FieldError) -> Bool? { try doc.boolField(self[key], key) }
+}
+
+/// Typed reads of one member's value (`key` names it in messages); `Row` and
+/// `OsqueryColumns` both read through these.
+extension JSONDocument {
+    func stringField(_ v: JSONValue?, _ key: StaticString) throws(FieldError) -> String? {
+        guard let v else { return nil }
+        switch v {
+        case .string(let t): return isEmpty(t) ? nil : string(t)
+        case .null: return nil
+        default: throw FieldError(message: "field '\(key)' must be a string, found \(v.kindName)")
+        }
+    }
+
+    func integerField(_ v: JSONValue?, _ key: StaticString) throws(FieldError) -> Int64? {
+        guard let v else { return nil }
         switch v {
         case .null: return nil
         case .string(let t), .number(let t):
-            if doc.isEmpty(t) { return nil }
-            if let n = doc.withBytes(t, { Timestamps.parseInteger($0) }) { return n }
-            let shown = { () -> String in if case .string = v { return Fields.quoted(doc.string(t)) } else { return doc.string(t) } }()
+            if isEmpty(t) { return nil }
+            if let n = withBytes(t, { Timestamps.parseInteger($0) }) { return n }
+            let shown = { () -> String in if case .string = v { return Fields.quoted(string(t)) } else { return string(t) } }()
             throw FieldError(message: "field '\(key)' must be an integer, found \(shown)")
         default:
             throw FieldError(message: "field '\(key)' must be an integer, found \(v.kindName)")
         }
     }
 
-    /// A boolean given as true/false, 1/0, or the strings "true"/"false"/"1"/"0"/"yes"/"no".
-    func bool(_ key: StaticString) throws(FieldError) -> Bool? {
-        guard let v = self[key] else { return nil }
+    func boolField(_ v: JSONValue?, _ key: StaticString) throws(FieldError) -> Bool? {
+        guard let v else { return nil }
         switch v {
         case .null: return nil
         case .bool(let b): return b
         case .number(let t):
-            let raw = doc.string(t)
+            let raw = string(t)
             if raw == "1" { return true }
             if raw == "0" { return false }
             throw FieldError(message: "field '\(key)' must be a boolean (0 or 1), found \(raw)")
         case .string(let t):
-            if doc.isEmpty(t) { return nil }
+            if isEmpty(t) { return nil }
             // osqueryi prints is_hidden as "0"/"1": answer those without making a String.
             if t.end - t.start == 1, !t.hasEscapes {
-                if doc.buf[t.start] == UInt8(ascii: "0") { return false }
-                if doc.buf[t.start] == UInt8(ascii: "1") { return true }
+                if buf[t.start] == UInt8(ascii: "0") { return false }
+                if buf[t.start] == UInt8(ascii: "1") { return true }
             }
-            let s = doc.string(t)
+            let s = string(t)
             if let b = Fields.parseBool(s) { return b }
             throw FieldError(message: "field '\(key)' must be a boolean, found \(Fields.quoted(s))")
         default:
             throw FieldError(message: "field '\(key)' must be a boolean, found \(v.kindName)")
         }
+    }
+}
+
+/// The members of an osquery `users` row that `OsqueryRows.account` reads, found in one
+/// pass over the row instead of one search per member. Each is the row's first member of
+/// that name, as `Row[key]` answers (escaped member names decoded).
+struct OsqueryColumns {
+    var username, uid, uidSigned, uuid, directory, shell, description, isHidden, type, realUser: JSONValue?
+
+    init(_ row: Row) {
+        let doc = row.doc
+        for m in doc.members(row.object) {
+            if m.key.hasEscapes {
+                var name = doc.string(m.key)
+                name.withUTF8 { take($0, m.value) }
+            } else {
+                take(UnsafeBufferPointer(rebasing: doc.buf[m.key.start..<max(m.key.start, m.key.end)]), m.value)
+            }
+        }
+    }
+
+    private mutating func take(_ k: UnsafeBufferPointer<UInt8>, _ v: JSONValue) {
+        @inline(__always) func first(_ slot: inout JSONValue?) { if slot == nil { slot = v } }
+        switch k.count {
+        case 3: if Self.equal(k, "uid") { first(&uid) }
+        case 4: if Self.equal(k, "uuid") { first(&uuid) } else if Self.equal(k, "type") { first(&type) }
+        case 5: if Self.equal(k, "shell") { first(&shell) }
+        case 8: if Self.equal(k, "username") { first(&username) }
+        case 9:
+            if Self.equal(k, "directory") { first(&directory) }
+            else if Self.equal(k, "is_hidden") { first(&isHidden) }
+            else if Self.equal(k, "real_user") { first(&realUser) }
+        case 10: if Self.equal(k, "uid_signed") { first(&uidSigned) }
+        case 11: if Self.equal(k, "description") { first(&description) }
+        default: break
+        }
+    }
+
+    private static func equal(_ k: UnsafeBufferPointer<UInt8>, _ name: StaticString) -> Bool {
+        let n = name.utf8CodeUnitCount
+        guard k.count == n else { return false }
+        let p = name.utf8Start
+        for i in 0..<n where k[i] != p[i] { return false }
+        return true
     }
 }
 
@@ -99,21 +153,23 @@ enum OsqueryRows {
     /// Returns nil for a row with an empty username (Windows profiles whose SID did not
     /// resolve): nothing can match it by name.
     static func account(_ row: Row) throws(FieldError) -> LocalAccount? {
-        guard let nameValue = row["username"] else {
+        let c = OsqueryColumns(row)
+        let doc = row.doc
+        guard let nameValue = c.username else {
             throw FieldError(message: "row has no 'username' field")
         }
         guard case .string(let nameText) = nameValue else {
             throw FieldError(message: "field 'username' must be a string, found \(nameValue.kindName)")
         }
-        if row.doc.isEmpty(nameText) { return nil }
-        let name = row.text(nameText)
-        var uid = try row.integer("uid")
-        let uidSigned = try row.integer("uid_signed")
+        if doc.isEmpty(nameText) { return nil }
+        let name = doc.string(nameText)
+        var uid = try doc.integerField(c.uid, "uid")
+        let uidSigned = try doc.integerField(c.uidSigned, "uid_signed")
         // uuid is the SID on Windows, a GeneratedUID on macOS (not kept), "" on Linux.
         var sid: String?
-        switch row["uuid"] {
+        switch c.uuid {
         case .string(let t)?:
-            if t.end - t.start > 4, row.doc.withBytes(t, { SIDs.looksLikeSID($0) }) { sid = SIDs.normalized(row.text(t)) }
+            if t.end - t.start > 4, doc.withBytes(t, { SIDs.looksLikeSID($0) }) { sid = SIDs.normalized(doc.string(t)) }
         case nil, .null?: break
         case let other?: throw FieldError(message: "field 'uuid' must be a string, found \(other.kindName)")
         }
@@ -124,12 +180,12 @@ enum OsqueryRows {
             uid: ids.uid,
             uidSigned: ids.uidSigned,
             sid: sid,
-            home: try row.string("directory"),
-            shell: try row.string("shell"),
-            fullName: try row.string("description"),
-            hidden: try row.bool("is_hidden") ?? false,
-            accountType: try row.string("type").map(SIDs.lowercasedIfNeeded),
-            realUser: try row.bool("real_user"),
+            home: try doc.stringField(c.directory, "directory"),
+            shell: try doc.stringField(c.shell, "shell"),
+            fullName: try doc.stringField(c.description, "description"),
+            hidden: try doc.boolField(c.isHidden, "is_hidden") ?? false,
+            accountType: try doc.stringField(c.type, "type").map(SIDs.lowercasedIfNeeded),
+            realUser: try doc.boolField(c.realUser, "real_user"),
             enabled: nil)
     }
 }

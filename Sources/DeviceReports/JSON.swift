@@ -70,6 +70,41 @@ struct JSONStorage {
     var elements: [JSONValue] = []
 }
 
+/// Memory one thread reuses from file to file while it reads the reports folder.
+/// Not shared between threads: each worker of `ReportsFolder.read` makes its own.
+final class ParseScratch {
+    /// The JSON stores of the last parse, kept for the next one unless they grew past
+    /// `keptBytes` (one huge file must not pin its memory for the rest of the read).
+    private var json = JSONStorage()
+    static let keptBytes = 8 << 20
+
+    init() {}
+
+    /// The kept stores (the scratch holds none until they are given back).
+    func takeJSON() -> JSONStorage {
+        var taken = JSONStorage()
+        swap(&taken, &json)
+        return taken
+    }
+
+    /// Long values already shared by earlier files (`ReportBuilder.shared`).
+    private var shared: Set<String> = []
+
+    func takeShared() -> Set<String> {
+        var taken: Set<String> = []
+        swap(&taken, &shared)
+        return taken
+    }
+
+    func giveBack(shared values: Set<String>) { shared = values }
+
+    func giveBack(_ storage: JSONStorage) {
+        let bytes = storage.members.capacity * MemoryLayout<JSONMember>.stride
+            + storage.elements.capacity * MemoryLayout<JSONValue>.stride
+        if bytes <= ParseScratch.keptBytes { json = storage }
+    }
+}
+
 /// The parsed text and its value stores, needed to read what values refer to.
 /// Only valid inside `JSONStorage.withDocument` (it holds unsafe views).
 struct JSONDocument {
@@ -152,12 +187,24 @@ struct JSONParser {
     /// Hard ceiling on nesting whatever the caller asks: recursion stays far from any stack limit.
     static let depthCeiling = 256
 
-    init(_ buffer: UnsafeBufferPointer<UInt8>, position: Int = 0, maxDepth: Int) {
+    /// `reusing`: the stores of an earlier parse, emptied and filled again (their memory is
+    /// reused: a fresh store for every file costs a page fault per 4 KiB written).
+    init(_ buffer: UnsafeBufferPointer<UInt8>, position: Int = 0, maxDepth: Int, reusing: JSONStorage = JSONStorage()) {
         self.buf = buffer
         self.position = position
         self.maxDepth = max(1, min(maxDepth, JSONParser.depthCeiling))
+        storage = reusing
+        storage.members.removeAll(keepingCapacity: true)
+        storage.elements.removeAll(keepingCapacity: true)
         storage.members.reserveCapacity(buffer.count / 24)
         storage.elements.reserveCapacity(64)
+    }
+
+    /// Hands the stores over (for `reusing` in the next parse); the parser is left empty.
+    mutating func takeStorage() -> JSONStorage {
+        var taken = JSONStorage()
+        swap(&taken, &storage)
+        return taken
     }
 
     var atEnd: Bool { position >= buf.count }
@@ -372,14 +419,19 @@ struct JSONParser {
         let start = position
         var escapes = false
         while position < buf.count {
-            // Eight bytes at a time while none is '"', '\\' or a control character.
+            // Eight bytes at a time while none is '"', '\\' or a control character; then
+            // straight to the first one that is (the lowest flagged byte is exact: a borrow
+            // can only flag bytes after a true hit).
             if let base = buf.baseAddress {
                 while position + 8 <= buf.count {
-                    let w = UnsafeRawPointer(base + position).loadUnaligned(as: UInt64.self)
+                    let w = UInt64(littleEndian: UnsafeRawPointer(base + position).loadUnaligned(as: UInt64.self))
                     let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
                     let q = w ^ (ones &* 0x22), bs = w ^ (ones &* 0x5C)
-                    let special = ((q &- ones) & ~q) | ((bs &- ones) & ~bs) | ((w &- ones &* 0x20) & ~w)
-                    if special & highs != 0 { break }
+                    let special = (((q &- ones) & ~q) | ((bs &- ones) & ~bs) | ((w &- ones &* 0x20) & ~w)) & highs
+                    if special != 0 {
+                        position += special.trailingZeroBitCount >> 3
+                        break
+                    }
                     position += 8
                 }
             }

@@ -6,9 +6,10 @@ import TakeoverCore
 
 enum JSONReports {
     /// `text` starts (after whitespace) with '[' or '{'.
-    static func read(_ text: [UInt8], into b: inout ReportBuilder, limits: ReportLimits) {
+    static func read(_ text: [UInt8], into b: inout ReportBuilder, limits: ReportLimits, scratch: ParseScratch? = nil) {
         text.withUnsafeBufferPointer { buf in
-            var p = JSONParser(buf, maxDepth: limits.maxJSONDepth)
+            var p = JSONParser(buf, maxDepth: limits.maxJSONDepth, reusing: scratch?.takeJSON() ?? JSONStorage())
+            defer { if let scratch { scratch.giveBack(p.takeStorage()) } }
             p.skipWhitespace()
             var values: [JSONValue] = []
             var isArray = false
@@ -113,7 +114,7 @@ enum JSONReports {
 
     private static func readOsqueryRows(_ rows: [Row], into b: inout ReportBuilder) {
         let device = b.fallbackDevice
-        b.touch(device)
+        b.reserve(rows.count, device: device)
         // The extended columns tell the platform: macOS adds is_hidden, Windows adds type.
         if let first = rows.first {
             if first.has("is_hidden") { b.hint(.macos, weight: 20, device: device) }
@@ -160,6 +161,8 @@ enum JSONReports {
                 b.fileError(at: .offset(row.offset), error.message)
                 continue
             }
+            // Usually one system per file: room for every row on the first one.
+            if row.offset == rows.first?.offset { b.reserve(rows.count, device: systemID) }
             do throws(FieldError) {
                 guard case .string(let t)? = row["collection_time"], !row.doc.isEmpty(t) else {
                     throw FieldError(message: "row has no 'collection_time' string")
@@ -182,6 +185,7 @@ enum JSONReports {
             var device = b.fallbackDevice
             // Invoke-Command adds PSComputerName: then the file carries its hosts.
             if let host = row.optionalString("PSComputerName") { device = host }
+            if row.offset == rows.first?.offset { b.reserve(rows.count, device: device) }
             b.force(.windows, device: device)
             do throws(FieldError) {
                 b.add(try powerShellAccount(row), device: device, at: .offset(row.offset))

@@ -262,6 +262,7 @@ enum OsquerydLog {
                 failed = true
             }
             if failed { continue }
+            b.reserve(states.reduce(0) { $0 + $1.1.live }, device: host)
             for (_, state) in states {
                 var mine: Set<String> = []
                 for case let row? in state.rows {

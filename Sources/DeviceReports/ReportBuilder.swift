@@ -36,6 +36,11 @@ struct ReportBuilder {
         /// below that, duplicates are found by scanning `accounts` (most devices list a few
         /// accounts, and a set per device cost more than the accounts themselves).
         var seen: Set<String>?
+        /// The folded names of `accounts`, parallel to it, until `seen` is made (a name that
+        /// folds to itself shares its storage): duplicates are looked up without folding again.
+        var keys: [String] = []
+        /// Accounts announced by `reserve`: `seen` is made that big at once.
+        var expected = 0
         var evidence = PlatformEvidence()
         var reportedAt: UnixTime?
         /// This device has an error in this file: no report from this file.
@@ -50,12 +55,15 @@ struct ReportBuilder {
         /// Records the folded name of a new account; false when an account already folds to it.
         mutating func insertFolded(_ key: String) -> Bool {
             if seen != nil { return seen!.insert(key).inserted }
-            for a in accounts where Folding.fold(a.name) == key { return false }
-            if accounts.count + 1 >= ReportBuilder.setFrom {
-                var set = Set<String>(minimumCapacity: 2 * ReportBuilder.setFrom)
-                for a in accounts { set.insert(Folding.fold(a.name)) }
+            for k in keys where k == key { return false }
+            if keys.count + 1 >= ReportBuilder.setFrom {
+                var set = Set<String>(minimumCapacity: max(2 * ReportBuilder.setFrom, expected))
+                for k in keys { set.insert(k) }
                 set.insert(key)
                 seen = set
+                keys = []
+            } else {
+                keys.append(key)
             }
             return true
         }
@@ -74,8 +82,9 @@ struct ReportBuilder {
     private var warningCount = 0
     /// Long values that repeat across accounts (shells, system accounts' descriptions), so
     /// every account shares one copy instead of holding its own (values of up to 15 UTF-8
-    /// bytes are stored inside the String and need no sharing).
-    private var shared: Set<String> = []
+    /// bytes are stored inside the String and need no sharing). Handed from file to file
+    /// by `ParseScratch`, so it is made and grown once per thread, not once per file.
+    private var shared: Set<String>
     /// Errors that cannot be pinned on one device: every device of the file fails.
     private var fileFailed = false
     private var fileErrorLines: [Int?] = []
@@ -85,11 +94,22 @@ struct ReportBuilder {
     /// Accounts of one device from which duplicates are looked up in a set, not by a scan.
     static let setFrom = 16
 
+    /// Most values `shared` holds.
+    static let maxShared = 4096
+
+    /// Most accounts `reserve` makes room for in one call.
+    static let maxReserved = 1 << 14
+
     /// Messages listed per file; further ones are counted in one summary line.
     static let maxListedErrors = 20
     static let maxListedWarnings = 20
 
-    init(source: String, fallbackDevice: String, modificationTime: UnixTime, text: [UInt8]) {
+    /// `shared`: long values already held (e.g. by earlier files of the same thread).
+    init(source: String, fallbackDevice: String, modificationTime: UnixTime, text: [UInt8], shared: Set<String> = []) {
+        self.shared = shared
+        // Full (of earlier files' values): start this file as if with a set of its own,
+        // so its repeated values are still shared.
+        if self.shared.count >= ReportBuilder.maxShared { self.shared.removeAll(keepingCapacity: true) }
         self.source = source
         self.fallbackDevice = fallbackDevice
         self.modificationTime = modificationTime
@@ -124,10 +144,22 @@ struct ReportBuilder {
     /// Makes sure `device` exists (a report may list no accounts yet).
     mutating func touch(_ device: String) { _ = slot(device) }
 
+    /// Room for `count` more accounts of `device` (a format that knows its row count), so
+    /// `finish` need not copy the accounts into an array of the right size.
+    /// At most `maxReserved` at once: a file of empty lines must not reserve room it never uses.
+    mutating func reserve(_ count: Int, device: String) {
+        let count = min(max(0, count), ReportBuilder.maxReserved)
+        let i = slot(device)
+        states[i].accounts.reserveCapacity(states[i].accounts.count + count)
+        states[i].positions.reserveCapacity(states[i].positions.count + count)
+        states[i].expected = states[i].accounts.count + count
+    }
+
     /// Adds one account; a second account whose name folds equal is a warning and is skipped.
     /// "Folds equal" is the planner's rule (`Folding.fold`, full Unicode case folding), so a
     /// report never holds two accounts the planner could not tell apart (`straße`/`STRASSE`).
-    mutating func add(_ account: LocalAccount, device: String, at position: Position) {
+    mutating func add(_ account: consuming LocalAccount, device: String, at position: Position) {
+        var account = account
         let i = slot(device)
         let key = Folding.fold(account.name)
         guard states[i].insertFolded(key) else {
@@ -139,7 +171,6 @@ struct ReportBuilder {
             return
         }
         states[i].evidence.observe(account)
-        var account = account
         share(&account.shell)
         share(&account.fullName)
         share(&account.accountType)
@@ -147,13 +178,22 @@ struct ReportBuilder {
         states[i].positions.append(position)
     }
 
+    /// Hands the shared values over (for the next file); the builder keeps none.
+    mutating func takeShared() -> Set<String> {
+        var taken: Set<String> = []
+        swap(&taken, &shared)
+        return taken
+    }
+
     /// Replaces a long value by an equal one already held, or remembers it.
     private mutating func share(_ value: inout String?) {
         guard let v = value, v.utf8.count > 15 else { return }
-        if let held = shared.firstIndex(of: v) {
+        // One hash: insert answers the value already held, if any.
+        if shared.count < ReportBuilder.maxShared {
+            let (inserted, held) = shared.insert(v)
+            if !inserted { value = held }
+        } else if let held = shared.firstIndex(of: v) {
             value = shared[held]
-        } else if shared.count < 4096 {
-            shared.insert(v)
         }
     }
 
@@ -305,23 +345,25 @@ struct PlatformEvidence: Sendable {
         }
     }
 
-    mutating func observe(_ a: LocalAccount) {
+    mutating func observe(_ a: borrowing LocalAccount) {
         if let sid = a.sid, hasPrefix(sid, "S-1-") { windows += 10 }
         if let type = a.accountType, type == "local" || type == "roaming" || type == "special" { windows += 10 }
+        // `is` compares bytes: the same answer as `==` for these ASCII literals (no string
+        // that is not these bytes is canonically equivalent to them).
         if let home = a.home {
             let h = home.utf8
-            if hasPrefix(home, "/Users/") || home == "/var/root" { macos += 10 }
+            if hasPrefix(home, "/Users/") || `is`(home, "/var/root") { macos += 10 }
             else if hasPrefix(home, "/home/") { linux += 10 }
-            else if home == "/root" { linux += 5 }
-            else if home == "/nonexistent" { linux += 3 }
-            else if home == "/var/empty" { macos += 2 }
+            else if `is`(home, "/root") { linux += 5 }
+            else if `is`(home, "/nonexistent") { linux += 3 }
+            else if `is`(home, "/var/empty") { macos += 2 }
             else if isWindowsPath(h) { windows += 10 }
         }
         if let shell = a.shell {
             if shell.utf8.count >= 7, shell.utf8.last == UInt8(ascii: "e") || shell.utf8.last == UInt8(ascii: "E"),
-               shell.lowercased().hasSuffix("cmd.exe") { windows += 10 }
-            else if shell == "/usr/sbin/nologin" || shell == "/sbin/nologin" { linux += 3 }
-            else if shell == "/bin/zsh" { macos += 1 }
+               PlatformEvidence.endsWithCmdExe(shell) { windows += 10 }
+            else if `is`(shell, "/usr/sbin/nologin") || `is`(shell, "/sbin/nologin") { linux += 3 }
+            else if `is`(shell, "/bin/zsh") { macos += 1 }
         }
         if a.name.utf8.first == UInt8(ascii: "_") { macos += 1 }
         if a.uidSigned == -2 { macos += 3 }
@@ -337,6 +379,26 @@ struct PlatformEvidence: Sendable {
         }
         if let r { return r }
         return s.utf8.starts(with: p)
+    }
+
+    private func `is`(_ s: String, _ literal: StaticString) -> Bool {
+        s.utf8.count == literal.utf8CodeUnitCount && hasPrefix(s, literal)
+    }
+
+    /// `s.lowercased().hasSuffix("cmd.exe")`, without making a lowercased copy when `s` is ASCII.
+    static func endsWithCmdExe(_ s: String) -> Bool {
+        let suffix: StaticString = "cmd.exe"
+        let n = suffix.utf8CodeUnitCount
+        let p = suffix.utf8Start
+        let ascii = s.utf8.withContiguousStorageIfAvailable { b -> Bool? in
+            guard b.allSatisfy({ $0 < 0x80 }) else { return nil }
+            guard b.count >= n else { return false }
+            let from = b.count - n
+            for i in 0..<n where ((b[from + i] &- 0x41 < 26) ? b[from + i] | 0x20 : b[from + i]) != p[i] { return false }
+            return true
+        }
+        if let answer = ascii ?? nil { return answer }
+        return s.lowercased().hasSuffix("cmd.exe")
     }
 
     private func isWindowsPath<S: Collection>(_ h: S) -> Bool where S.Element == UInt8 {

@@ -98,6 +98,13 @@ public enum ReportParser {
     /// (e.g. "reports/mbp.json") and explicit limits.
     public static func parse(bytes: [UInt8], fileName: String, source: String, modificationTime: UnixTime,
                              limits: ReportLimits) -> ReportsReadResult {
+        parse(bytes: bytes, fileName: fileName, source: source, modificationTime: modificationTime, limits: limits,
+              scratch: nil)
+    }
+
+    /// As above, reusing `scratch`'s memory (one per thread) when given.
+    static func parse(bytes: [UInt8], fileName: String, source: String, modificationTime: UnixTime,
+                      limits: ReportLimits, scratch: ParseScratch?) -> ReportsReadResult {
         let device = deviceName(fromFileName: fileName)
         func failure(_ line: Int?, _ message: String) -> ReportsReadResult {
             ReportsReadResult(problems: [InputProblem(source: source, line: line, device: device, message: message)])
@@ -114,9 +121,11 @@ public enum ReportParser {
         guard let first = text.first(where: { $0 != 0x20 && $0 != 0x09 && $0 != 0x0A && $0 != 0x0D }) else {
             return failure(nil, "empty file (only whitespace): no report")
         }
-        var builder = ReportBuilder(source: source, fallbackDevice: device, modificationTime: modificationTime, text: text)
+        var builder = ReportBuilder(source: source, fallbackDevice: device, modificationTime: modificationTime, text: text,
+                                    shared: scratch?.takeShared() ?? [])
+        defer { scratch?.giveBack(shared: builder.takeShared()) }
         if first == UInt8(ascii: "[") || first == UInt8(ascii: "{") {
-            JSONReports.read(text, into: &builder, limits: limits)
+            JSONReports.read(text, into: &builder, limits: limits, scratch: scratch)
         } else {
             switch TextReports.detect(text) {
             case .passwd?: Passwd.read(text, into: &builder)

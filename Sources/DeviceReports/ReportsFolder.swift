@@ -20,7 +20,12 @@ extension ReportsFolder {
     /// Volume: the sizes of the files to read are added up before any is read; more than
     /// `limits.maxTotalBytes` (or a file growing past it while read) sets `fatal` and returns
     /// nothing else.
-    public static func read(path: String, limits: ReportLimits = ReportLimits()) -> ReportsReadResult {
+    ///
+    /// With a `gate`, one worker starts at once and the others when the gate opens (or when
+    /// the first has taken every file): the caller holds them back while something else
+    /// needs the processors more.
+    public static func read(path: String, limits: ReportLimits = ReportLimits(), gate: WorkerGate? = nil)
+        -> ReportsReadResult {
         let folderLabel = label(ofFolder: path)
         var result = ReportsReadResult()
         let listing = list(path)
@@ -45,16 +50,31 @@ extension ReportsFolder {
         }
 
         let base = path.hasSuffix("/") ? path : path + "/"
-        if let over = volumeCheck(base: base, folderLabel: folderLabel, files: files, limits: limits) {
+        // Files are looked up relative to the folder, opened once (each lookup then walks
+        // one path component, not the whole path); by full path should that open fail.
+        let folder = FolderHandle(base: base)
+        defer { folder.close() }
+        if let over = volumeCheck(base: base, folderLabel: folderLabel, files: files, limits: limits, folder: folder) {
             return ReportsReadResult(fatal: over)
         }
         let budget = ReadBudget(limit: limits.maxTotalBytes)
         let slots = Slots(count: files.count)
-        // Each iteration reads and parses one file and writes only its own slot.
-        DispatchQueue.concurrentPerform(iterations: files.count) { i in
-            let name = files[i]
-            slots.set(i, readOne(fullPath: base + name, name: name, source: folderLabel + "/" + name, limits: limits,
-                                 budget: budget))
+        // One worker per processor; each takes the next unread file until none is left,
+        // reads and parses it with its own scratch memory, and writes only that file's slot.
+        let next = FileCounter()
+        let workers = max(1, min(files.count, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))))
+        DispatchQueue.concurrentPerform(iterations: workers) { worker in
+            if worker > 0 { gate?.wait() }
+            let scratch = ParseScratch()
+            while true {
+                let i = next.take()
+                guard i < files.count else { break }
+                let name = files[i]
+                slots.set(i, readOne(fullPath: base + name, name: name, source: folderLabel + "/" + name, limits: limits,
+                                     budget: budget, scratch: scratch, folder: folder))
+            }
+            // Nothing is left to take: whoever still waits may go (and find nothing).
+            gate?.open()
         }
         if budget.exceeded {
             return ReportsReadResult(fatal: "[devices] reports: the files in \(path) grew past [devices] max_reports_size "
@@ -147,12 +167,14 @@ extension ReportsFolder {
     /// The message when the files to read add up to more than `limits.maxTotalBytes`, from
     /// their sizes (stat, following symbolic links; only regular files count), before any
     /// byte is read; nil when they fit.
-    static func volumeCheck(base: String, folderLabel: String, files: [String], limits: ReportLimits) -> String? {
+    static func volumeCheck(base: String, folderLabel: String, files: [String], limits: ReportLimits,
+                            folder: FolderHandle? = nil) -> String? {
+        let folder = folder ?? FolderHandle(fullPathsUnder: base)
         var total = 0
         var largest: (name: String, size: Int)?
         for name in files {
             var st = stat()
-            guard stat(base + name, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { continue }
+            guard fstatat(folder.fd, folder.path(name), &st, 0) == 0, (st.st_mode & S_IFMT) == S_IFREG else { continue }
             let size = Int(st.st_size)
             total = total > Int.max - size ? Int.max : total + size
             if largest == nil || size > largest!.size { largest = (name, size) }
@@ -180,7 +202,11 @@ extension ReportsFolder {
     /// buffer is taken from `budget` before it is allocated; when the budget is spent the
     /// file is not read (the caller then stops the whole read).
     static func readOne(fullPath: String, name: String, source: String, limits: ReportLimits,
-                        budget: ReadBudget = ReadBudget(limit: Int.max)) -> ReportsReadResult? {
+                        budget: ReadBudget = ReadBudget(limit: Int.max), scratch: ParseScratch? = nil,
+                        folder: FolderHandle? = nil) -> ReportsReadResult? {
+        // `relative`: the name inside `folder` when the folder is open, else the full path.
+        let at = folder?.fd ?? AT_FDCWD
+        let relative = folder.map { $0.path(name) } ?? fullPath
         let device = ReportParser.deviceName(fromFileName: name)
         func failure(_ message: String) -> ReportsReadResult {
             ReportsReadResult(problems: [InputProblem(source: source, device: device, message: message)])
@@ -203,14 +229,14 @@ extension ReportsFolder {
         }
         // Look before opening: opening a FIFO or a device could block or have effects.
         var linkStat = stat()
-        guard lstat(fullPath, &linkStat) == 0 else {
+        guard fstatat(at, relative, &linkStat, AT_SYMLINK_NOFOLLOW) == 0 else {
             let e = errno
             return e == ENOENT ? disappeared() : failure("cannot stat: \(describe(errno: e) ?? "error \(e)")")
         }
         let isLink = (linkStat.st_mode & S_IFMT) == S_IFLNK
         if isLink {
             var target = stat()
-            guard stat(fullPath, &target) == 0 else {
+            guard fstatat(at, relative, &target, 0) == 0 else {
                 let e = errno
                 if e == ENOENT || e == ELOOP {
                     return ReportsReadResult(warnings: [InputProblem(source: source, device: device,
@@ -224,7 +250,7 @@ extension ReportsFolder {
         }
         // O_NONBLOCK: should the file be swapped for a FIFO after the check, opening it must not
         // hang the run (regular files ignore the flag); fstat below catches the swap.
-        let fd = open(fullPath, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
+        let fd = openat(at, relative, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
         if fd < 0 {
             let e = errno
             if e == ENOENT { return disappeared() }
@@ -264,7 +290,8 @@ extension ReportsFolder {
         if bytes.count > limits.maxFileBytes {
             return failure(ReportParser.tooLarge(bytes.count, limits: limits))
         }
-        return ReportParser.parse(bytes: bytes, fileName: name, source: source, modificationTime: mtime, limits: limits)
+        return ReportParser.parse(bytes: bytes, fileName: name, source: source, modificationTime: mtime, limits: limits,
+                                  scratch: scratch)
     }
 
     private static func describe(errno e: Int32?) -> String? {
@@ -273,6 +300,39 @@ extension ReportsFolder {
     }
 
 }
+
+/// The reports folder opened once, so each file is looked up by its name inside it; when
+/// the folder cannot be opened, files are looked up by full path (`fd` is AT_FDCWD).
+struct FolderHandle: Sendable {
+    let fd: Int32
+    private let base: String
+    private let owned: Bool
+
+    /// Opens `base` (a folder path ending with "/").
+    init(base: String) {
+        let opened = open(base, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        fd = opened >= 0 ? opened : AT_FDCWD
+        owned = opened >= 0
+        self.base = base
+    }
+
+    /// Looks files up by full path, opening nothing.
+    init(fullPathsUnder base: String) {
+        fd = AT_FDCWD
+        owned = false
+        self.base = base
+    }
+
+    /// What to pass with `fd` for the file `name` of the folder.
+    func path(_ name: String) -> String { owned ? name : base + name }
+
+    func close() {
+        if owned { _ = closeFile(fd) }
+    }
+}
+
+/// close(2). (A free function: inside FolderHandle, `close` names `FolderHandle.close`.)
+private func closeFile(_ fd: Int32) -> Int32 { close(fd) }
 
 /// Fills `buf` with read(2) until it is full or the file ends; returns the bytes read.
 /// (A free function: inside ReportsFolder, `read` names `ReportsFolder.read`.)
@@ -317,6 +377,34 @@ final class ReadBudget: Sendable {
     }
 
     var exceeded: Bool { overflowed.load(ordering: .relaxed) }
+}
+
+/// Hands out file indices 0, 1, 2, ... to the parallel workers, each once.
+/// Holds back all but the first of `ReportsFolder.read`'s workers until `open()`. Opening
+/// is once and for all; a gate is for one read.
+public final class WorkerGate: Sendable {
+    private let opened = Atomic<Bool>(false)
+    private let released = DispatchSemaphore(value: 0)
+    /// More than any number of workers (one per processor) waits at once.
+    private static let waiters = 4096
+
+    public init() {}
+
+    public func open() {
+        guard !opened.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        for _ in 0..<Self.waiters { released.signal() }
+    }
+
+    func wait() {
+        guard !opened.load(ordering: .acquiring) else { return }
+        released.wait()
+    }
+}
+
+final class FileCounter: Sendable {
+    private let value = Atomic<Int>(0)
+
+    func take() -> Int { value.add(1, ordering: .relaxed).oldValue }
 }
 
 /// Per-file results written from `concurrentPerform`.

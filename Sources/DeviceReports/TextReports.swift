@@ -67,12 +67,15 @@ enum Passwd {
         guard colons == 6 else { return false }
         if line.first == UInt8(ascii: "+") || line.first == UInt8(ascii: "-") { return true }
         let fields = line.split(separator: UInt8(ascii: ":"), omittingEmptySubsequences: false)
-        return fields.count == 7 && Timestamps.parseInteger(ArraySlice(fields[2])) != nil
+        return fields.count == 7 && Timestamps.parseInteger(fields[2]) != nil
     }
 
     static func read(_ text: [UInt8], into b: inout ReportBuilder) {
         let device = b.fallbackDevice
-        b.touch(device)
+        // One account per line at most: room for all of them at once.
+        var newlines = 0
+        for c in text where c == 0x0A { newlines += 1 }
+        b.reserve(newlines + (text.last == 0x0A ? 0 : 1), device: device)
         b.hint(.linux, weight: 1, device: device)
         text.withUnsafeBufferPointer { buf in
             var lines = LineCursor(buf)
@@ -85,35 +88,49 @@ enum Passwd {
                     continue
                 }
                 // Never quote the line itself: the second field may hold a password hash.
-                var fields: [Slice<UnsafeBufferPointer<UInt8>>] = []
-                fields.reserveCapacity(7)
-                var start = line.startIndex
-                for i in line.indices where buf[i] == UInt8(ascii: ":") {
-                    fields.append(buf[start..<i])
-                    start = i + 1
+                // The seven fields' bounds, without an array per line: fields[k] runs from
+                // bounds[k] to bounds[k + 1] - 1 (the colon after it).
+                var bounds = (line.startIndex, 0, 0, 0, 0, 0, 0, line.endIndex + 1)
+                var colons = 0
+                var i = line.startIndex
+                while i < line.endIndex {
+                    if buf[i] == UInt8(ascii: ":") {
+                        colons += 1
+                        switch colons {
+                        case 1: bounds.1 = i + 1
+                        case 2: bounds.2 = i + 1
+                        case 3: bounds.3 = i + 1
+                        case 4: bounds.4 = i + 1
+                        case 5: bounds.5 = i + 1
+                        case 6: bounds.6 = i + 1
+                        default: break
+                        }
+                    }
+                    i += 1
                 }
-                fields.append(buf[start..<line.endIndex])
-                guard fields.count == 7 else {
+                guard colons == 6 else {
                     b.error(device: device, at: .line(number),
-                            "expected 7 colon-separated fields (name:password:uid:gid:gecos:home:shell), found \(fields.count)")
+                            "expected 7 colon-separated fields (name:password:uid:gid:gecos:home:shell), found \(colons + 1)")
                     continue
                 }
-                let name = TextReports.string(fields[0])
+                let nameField = buf[bounds.0..<bounds.1 - 1], uidField = buf[bounds.2..<bounds.3 - 1]
+                let gecos = buf[bounds.4..<bounds.5 - 1], homeField = buf[bounds.5..<bounds.6 - 1]
+                let shellField = buf[bounds.6..<bounds.7 - 1]
+                let name = TextReports.string(nameField)
                 guard !name.isEmpty else {
                     b.error(device: device, at: .line(number), "empty account name")
                     continue
                 }
-                guard let uid = Timestamps.parseInteger(ArraySlice(fields[2])) else {
+                guard let uid = Timestamps.parseInteger(uidField) else {
                     b.error(device: device, at: .line(number),
-                            "account \(Fields.quoted(name)): uid must be an integer, found \(Fields.quoted(TextReports.string(fields[2])))")
+                            "account \(Fields.quoted(name)): uid must be an integer, found \(Fields.quoted(TextReports.string(uidField)))")
                     continue
                 }
                 // GECOS: "Full Name,Room,Work phone,Home phone,Other"; the full name is the first part.
-                let gecos = fields[4]
                 let nameEnd = gecos.firstIndex(of: UInt8(ascii: ",")) ?? gecos.endIndex
                 let fullName = TextReports.string(buf[gecos.startIndex..<nameEnd])
-                let home = TextReports.string(fields[5])
-                let shell = TextReports.string(fields[6])
+                let home = TextReports.string(homeField)
+                let shell = TextReports.string(shellField)
                 let ids = UIDs.normalized(uid: uid, uidSigned: nil)
                 b.add(LocalAccount(name: name, uid: ids.uid, uidSigned: ids.uidSigned,
                                    home: home.isEmpty ? nil : home, shell: shell.isEmpty ? nil : shell,
@@ -220,12 +237,39 @@ enum CSVReports {
     private enum Column: String, CaseIterable {
         case device, username, uid, uidSigned = "uid_signed", sid, home, fullName = "full_name", shell, hidden
         case reportedAt = "reported_at", platform
+
+        var ordinal: Int {
+            switch self {
+            case .device: return 0
+            case .username: return 1
+            case .uid: return 2
+            case .uidSigned: return 3
+            case .sid: return 4
+            case .home: return 5
+            case .fullName: return 6
+            case .shell: return 7
+            case .hidden: return 8
+            case .reportedAt: return 9
+            case .platform: return 10
+            }
+        }
+    }
+
+    /// Column -> field index, looked up by the column's ordinal (a dictionary keyed by a
+    /// String-backed enum hashes the column's name on every row's every read).
+    private struct Columns {
+        private var index = [Int?](repeating: nil, count: Column.allCases.count)
+
+        subscript(c: Column) -> Int? {
+            get { index[c.ordinal] }
+            set { index[c.ordinal] = newValue }
+        }
     }
 
     static func read(_ text: [UInt8], into b: inout ReportBuilder) {
         text.withUnsafeBufferPointer { buf in
             var reader = CSVReader(buf)
-            var columns: [Column: Int] = [:]
+            var columns = Columns()
             var width = 0
             var haveHeader = false
             while true {
@@ -275,7 +319,7 @@ enum CSVReports {
         }
     }
 
-    private static func readRow(_ fields: [String], width: Int, columns: [Column: Int], at: Position, into b: inout ReportBuilder) {
+    private static func readRow(_ fields: [String], width: Int, columns: Columns, at: Position, into b: inout ReportBuilder) {
         /// Names and paths as written (the reader trimmed unquoted fields; quoted ones keep
         /// their spaces); numbers, dates and flags without surrounding spaces. A field of
         /// spaces only is empty.

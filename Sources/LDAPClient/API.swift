@@ -122,13 +122,43 @@ public enum SearchScope: Sendable {
     case base, one, sub
 }
 
-/// One attribute value: the exact bytes, with a checked UTF-8 view.
+/// One attribute value: the exact bytes, with a checked UTF-8 view. Valid UTF-8 (nearly
+/// every value) is kept as its `String`, which holds exactly those bytes: a short value then
+/// needs no allocation at all, and reading it as text copies nothing.
 public struct LDAPValue: Sendable, Hashable {
-    public var bytes: [UInt8]
-    public init(bytes: [UInt8]) { self.bytes = bytes }
-    public init(_ string: String) { self.bytes = Array(string.utf8) }
+    private enum Storage: Sendable, Hashable {
+        case text(String)
+        case binary([UInt8])
+    }
+    private let storage: Storage
+
+    public init(bytes: [UInt8]) {
+        storage = String(validating: bytes, as: UTF8.self).map(Storage.text) ?? .binary(bytes)
+    }
+    public init(_ string: String) { storage = .text(string) }
+    /// The bytes of a libldap value (copied).
+    init(_ bytes: UnsafeRawBufferPointer) {
+        storage = String(validating: bytes, as: UTF8.self).map(Storage.text) ?? .binary(Array(bytes))
+    }
+
+    public var bytes: [UInt8] {
+        switch storage {
+        case .text(let text): Array(text.utf8)
+        case .binary(let bytes): bytes
+        }
+    }
+    /// How many bytes the value has.
+    public var count: Int {
+        switch storage {
+        case .text(let text): text.utf8.count
+        case .binary(let bytes): bytes.count
+        }
+    }
     /// The value as text; nil when the bytes are not valid UTF-8.
-    public var string: String? { String(validating: bytes, as: UTF8.self) }
+    public var string: String? {
+        if case .text(let text) = storage { return text }
+        return nil
+    }
 }
 
 public struct LDAPEntry: Sendable {

@@ -108,6 +108,13 @@ func bytes(of value: CLDAP.berval) -> [UInt8] {
     return Array(UnsafeRawBufferPointer(start: base, count: Int(value.bv_len)))
 }
 
+/// The bytes of a berval, not copied: valid while the berval's owner keeps it.
+@inline(__always)
+func buffer(of value: CLDAP.berval) -> UnsafeRawBufferPointer {
+    guard let base = value.bv_val, value.bv_len > 0 else { return UnsafeRawBufferPointer(start: nil, count: 0) }
+    return UnsafeRawBufferPointer(start: base, count: Int(value.bv_len))
+}
+
 @inline(__always)
 func string(of value: CLDAP.berval) -> String {
     guard let base = value.bv_val, value.bv_len > 0 else { return "" }
@@ -147,7 +154,7 @@ func parseEntry(_ ld: OpaquePointer, _ message: OpaquePointer) -> LDAPEntry? {
         if let values {
             var index = 0
             while values[index].bv_val != nil {
-                list.append(LDAPValue(bytes: bytes(of: values[index])))
+                list.append(LDAPValue(buffer(of: values[index])))
                 index += 1
             }
         }

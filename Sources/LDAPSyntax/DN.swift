@@ -72,6 +72,18 @@ public struct DN: Sendable, Hashable, CustomStringConvertible {
         rdns.first?.first { $0.type.caseInsensitiveEquals(type) }?.value
     }
 
+    /// `(try? DN(parsing: text))?.firstRDNValue(type: type)`, without building the DN when
+    /// the text is plain (what servers return for nearly every entry): printable ASCII with
+    /// no space, escape, quote, `#`, `+` or `;`, every RDN `type=value` with a valid type.
+    /// Anything else goes through the parser, so both give the same answer.
+    public static func firstRDNValue(of text: String, type: String) -> String? {
+        let plain = text.utf8.withContiguousStorageIfAvailable { bytes -> PlainFirstRDN in
+            plainFirstRDN(bytes, type: type)
+        }
+        if case .value(let value)? = plain { return value }
+        return (try? DN(parsing: text))?.firstRDNValue(type: type)
+    }
+
     /// The DN without its first RDN; nil for the root DN.
     public var parent: DN? {
         rdns.isEmpty ? nil : DN(rdns: Array(rdns.dropFirst()))
@@ -247,6 +259,53 @@ private struct DNParser {
         }
         return text
     }
+}
+
+private enum PlainFirstRDN {
+    case value(String?)
+    case notPlain
+}
+
+/// The fast path of `DN.firstRDNValue(of:type:)`: checks the whole DN (a DN that would not
+/// parse must not yield a value) and cuts the first value out of it.
+private func plainFirstRDN(_ bytes: UnsafeBufferPointer<UInt8>, type: String) -> PlainFirstRDN {
+    guard !bytes.isEmpty else { return .notPlain }
+    var first: Range<Int>?
+    var firstType: Range<Int>?
+    var start = 0
+    while start <= bytes.count {
+        var end = start
+        var equals = -1
+        while end < bytes.count, bytes[end] != UInt8(ascii: ",") {
+            let b = bytes[end]
+            guard b > 0x20, b < 0x7F, b != UInt8(ascii: "\\"), b != UInt8(ascii: "#"), b != UInt8(ascii: "+"),
+                  b != UInt8(ascii: ";"), b != UInt8(ascii: "\"") else { return .notPlain }
+            if equals < 0, b == UInt8(ascii: "=") { equals = end }
+            end += 1
+        }
+        guard equals > start, plainType(bytes, start..<equals) else { return .notPlain }
+        if first == nil {
+            firstType = start..<equals
+            first = (equals + 1)..<end
+        }
+        if end == bytes.count { break }
+        start = end + 1
+        guard start < bytes.count else { return .notPlain }  // a trailing ','
+    }
+    guard let first, let firstType else { return .notPlain }
+    let typeBytes = UnsafeBufferPointer(rebasing: bytes[firstType])
+    guard String(decoding: typeBytes, as: UTF8.self).caseInsensitiveEquals(type) else { return .value(nil) }
+    return .value(String(decoding: UnsafeBufferPointer(rebasing: bytes[first]), as: UTF8.self))
+}
+
+/// descr (`ALPHA *(ALPHA / DIGIT / "-")`) or numericoid, as `DNParser.parseType` takes them.
+private func plainType(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> Bool {
+    let first = bytes[range.lowerBound]
+    if isAlpha(first) {
+        return bytes[range].allSatisfy { isAlpha($0) || isDigit($0) || $0 == UInt8(ascii: "-") }
+    }
+    guard isDigit(first), bytes[range.upperBound - 1] != UInt8(ascii: ".") else { return false }
+    return bytes[range].allSatisfy { isDigit($0) || $0 == UInt8(ascii: ".") }
 }
 
 @inline(__always) private func isAlpha(_ b: UInt8) -> Bool { (b >= 65 && b <= 90) || (b >= 97 && b <= 122) }

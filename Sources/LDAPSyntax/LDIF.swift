@@ -3,13 +3,26 @@
 public enum LDIF {
     /// One `name: value` (or `name:: base64`) line, folded, ending in "\n".
     public static func line(_ name: String, _ value: String) -> String {
-        let raw: String
+        var out: [UInt8] = []
+        appendLine(name, value, to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// `line(name, value)` appended to `out` as bytes.
+    public static func appendLine(_ name: String, _ value: String, to out: inout [UInt8]) {
+        let start = out.count
+        out.appendUTF8(name)
         if isSafe(value) {
-            raw = "\(name): \(value)"
+            out.append(UInt8(ascii: ":"))
+            out.append(UInt8(ascii: " "))
+            out.appendUTF8(value)
         } else {
-            raw = "\(name):: \(base64(Array(value.utf8)))"
+            out.append(UInt8(ascii: ":"))
+            out.append(UInt8(ascii: ":"))
+            out.append(UInt8(ascii: " "))
+            appendBase64(Array(value.utf8), to: &out)
         }
-        return fold(raw)
+        foldTail(&out, from: start, width: 76)
     }
 
     /// RFC 2849 SAFE-STRING: no NUL, LF, CR; non-ASCII needs base64; must not start with
@@ -21,19 +34,28 @@ public enum LDIF {
         guard let first = bytes.first else { return true }
         if first == UInt8(ascii: " ") || first == UInt8(ascii: ":") || first == UInt8(ascii: "<") { return false }
         if bytes.last == UInt8(ascii: " ") { return false }
-        for b in bytes where b < 0x20 || b >= 0x7F {
-            return false
-        }
-        return true
+        @inline(__always) func unsafe(_ b: UInt8) -> Bool { b < 0x20 || b >= 0x7F }
+        if let safe = bytes.withContiguousStorageIfAvailable({ !$0.contains(where: unsafe) }) { return safe }
+        return !bytes.contains(where: unsafe)
     }
 
     /// Folds a line longer than 76 bytes: continuation lines start with one space.
     /// Folding never splits a UTF-8 sequence (values with non-ASCII are base64 anyway).
     public static func fold(_ line: String, width: Int = 76) -> String {
-        let bytes = Array(line.utf8)
-        if bytes.count <= width { return line + "\n" }
-        var out = [UInt8]()
-        out.reserveCapacity(bytes.count + bytes.count / width * 2 + 2)
+        var out = Array(line.utf8)
+        foldTail(&out, from: 0, width: width)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// `fold` of the line `out[start...]`, in place: the line folded, then "\n".
+    static func foldTail(_ out: inout [UInt8], from start: Int, width: Int) {
+        if out.count - start <= width {
+            out.append(UInt8(ascii: "\n"))
+            return
+        }
+        let bytes = Array(out[start...])
+        out.removeSubrange(start...)
+        out.reserveCapacity(start + bytes.count + bytes.count / width * 2 + 2)
         var index = 0
         var first = true
         while index < bytes.count {
@@ -46,13 +68,18 @@ public enum LDIF {
             index = end
             first = false
         }
-        return String(decoding: out, as: UTF8.self)
     }
 
     public static func base64(_ bytes: [UInt8]) -> String {
-        let table = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
         var out = [UInt8]()
-        out.reserveCapacity((bytes.count + 2) / 3 * 4)
+        appendBase64(bytes, to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// `base64(bytes)` appended to `out`.
+    static func appendBase64(_ bytes: [UInt8], to out: inout [UInt8]) {
+        let table = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+        out.reserveCapacity(out.count + (bytes.count + 2) / 3 * 4)
         var i = 0
         while i + 2 < bytes.count {
             let n = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2])
@@ -70,6 +97,30 @@ public enum LDIF {
             out.append(table[Int(n >> 18 & 63)]); out.append(table[Int(n >> 12 & 63)])
             out.append(table[Int(n >> 6 & 63)]); out.append(UInt8(ascii: "="))
         }
-        return String(decoding: out, as: UTF8.self)
     }
 }
+
+extension Array where Element == UInt8 {
+    /// The UTF-8 of `s` appended, copied straight from the string's storage when it has one.
+    @inline(__always)
+    package mutating func appendUTF8(_ s: String) {
+        if s.utf8.withContiguousStorageIfAvailable({ append(contentsOf: $0) }) == nil { append(contentsOf: s.utf8) }
+    }
+
+    /// `s` appended when none of its bytes is `special` (one scan), and true; else false,
+    /// nothing appended.
+    @inline(__always)
+    package mutating func appendUTF8(_ s: String, unless special: (UInt8) -> Bool) -> Bool {
+        if let plain = s.utf8.withContiguousStorageIfAvailable({ buffer -> Bool in
+            if buffer.contains(where: special) { return false }
+            append(contentsOf: buffer)
+            return true
+        }) {
+            return plain
+        }
+        if s.utf8.contains(where: special) { return false }
+        append(contentsOf: s.utf8)
+        return true
+    }
+}
+

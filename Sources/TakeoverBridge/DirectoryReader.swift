@@ -339,16 +339,16 @@ package struct DirectoryReader: Sendable {
 
     /// The UTF-8 values of `attribute`; every other value is skipped with a warning naming the DN.
     private func strings<Item>(_ entry: LDAPEntry, _ attribute: String, _ collector: inout Collector<Item>) -> [String] {
-        let values = entry.values(attribute)
         var out: [String] = []
-        out.reserveCapacity(values.count)
-        for value in values {
-            if let s = value.string {
-                out.append(s)
-            } else {
-                collector.warnings.append(InputProblem(
-                    source: entry.dn, message: "a value of \(attribute) is not valid UTF-8 "
-                        + "(\(value.bytes.count) bytes); it is skipped"))
+        for found in entry.attributes where found.name.caseInsensitiveEquals(attribute) {
+            for value in found.values {
+                if let s = value.string {
+                    out.append(s)
+                } else {
+                    collector.warnings.append(InputProblem(
+                        source: entry.dn, message: "a value of \(attribute) is not valid UTF-8 "
+                            + "(\(value.count) bytes); it is skipped"))
+                }
             }
         }
         return out
@@ -356,7 +356,7 @@ package struct DirectoryReader: Sendable {
 
     /// The value of the first RDN's `attribute` AVA, or nil when the RDN is another attribute.
     package static func rdnValue(_ dn: String, attribute: String) -> String? {
-        (try? DN(parsing: dn))?.firstRDNValue(type: attribute)
+        DN.firstRDNValue(of: dn, type: attribute)
     }
 
     /// `uniqueMember` values may carry an optional UID: `dn#'0101'B` (RFC 4517

@@ -30,6 +30,12 @@ package struct RunFailure: Error, Sendable, CustomStringConvertible {
 /// Where results go.
 package protocol OutputSink: Sendable {
     func write(_ text: String)
+    /// A rendered report, its parts in order (by default as one String).
+    func write(_ report: RenderedReport)
+}
+
+extension OutputSink {
+    package func write(_ report: RenderedReport) { write(report.text) }
 }
 
 /// Standard output, written in full with write(2).
@@ -38,24 +44,36 @@ package struct StandardOutput: OutputSink {
     package func write(_ text: String) {
         _ = writeFully(1, text)
     }
+    package func write(_ report: RenderedReport) {
+        _ = writeFully(1, report)
+    }
 }
 
 /// Writes all of `text` to `fd` from the string's own UTF-8 storage (no copy: a plan's
 /// report can be hundreds of megabytes); false on an error other than EINTR (`errno` set).
 func writeFully(_ fd: Int32, _ text: String) -> Bool {
     var text = text
-    return text.withUTF8 { bytes in
-        var offset = 0
-        while offset < bytes.count {
-            let n = Foundation.write(fd, bytes.baseAddress.map { $0 + offset }, bytes.count - offset)
-            if n < 0 {
-                if errno == EINTR { continue }
-                return false
-            }
-            offset += n
+    return text.withUTF8 { writeFully(fd, UnsafeRawBufferPointer($0)) }
+}
+
+/// Writes every part of `report` to `fd`, in order, from the parts' own storage.
+func writeFully(_ fd: Int32, _ report: RenderedReport) -> Bool {
+    for part in report.parts where !part.withUnsafeBytes({ writeFully(fd, $0) }) { return false }
+    return true
+}
+
+/// Writes all of `bytes` to `fd`; false on an error other than EINTR (`errno` set).
+func writeFully(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Bool {
+    var offset = 0
+    while offset < bytes.count {
+        let n = Foundation.write(fd, bytes.baseAddress.map { $0 + offset }, bytes.count - offset)
+        if n < 0 {
+            if errno == EINTR { continue }
+            return false
         }
-        return true
+        offset += n
     }
+    return true
 }
 
 package enum PlanFormat: String, Sendable, CaseIterable {
@@ -137,21 +155,21 @@ package final class BridgeRunner {
             // The output needs only the plan: the inputs go before the report is made.
             prepared.dropInputs()
             let rendering = DispatchTime.now().uptimeNanoseconds
-            var text: String
+            var report: RenderedReport
             switch format {
-            case .text: text = ReportRenderer.text(plan, all: all)
+            case .text: report = ReportRenderer.textReport(plan, all: all)
             case .json:
-                text = ReportRenderer.json(plan)
-                text += "\n"  // a text file ends in a newline
-            case .csv: text = ReportRenderer.csv(plan)
-            case .ldif: text = ChangeLDIF.render(plan.changes)
-            case .html: text = ReportRenderer.html(plan, all: all)
+                report = ReportRenderer.jsonReport(plan)
+                report.parts.append([UInt8(ascii: "\n")])  // a text file ends in a newline
+            case .csv: report = ReportRenderer.csvReport(plan)
+            case .ldif: report = ChangeLDIF.report(plan.changes)
+            case .html: report = ReportRenderer.htmlReport(plan, all: all)
             }
             summary["render_ms"] = Self.millis(since: rendering)
-            logger.debug("rendered", metadata: ["ms": Self.millis(since: rendering), "bytes": "\(text.utf8.count)",
+            logger.debug("rendered", metadata: ["ms": Self.millis(since: rendering), "bytes": "\(report.byteCount)",
                                                 "rss_mb": "\(Self.residentMegabytes() ?? -1)"])
             let writing = DispatchTime.now().uptimeNanoseconds
-            try emit(text, to: outputFile)
+            try emit(report, to: outputFile)
             summary["write_ms"] = Self.millis(since: writing)
             note(plan: plan, written: 0)
             if check && plan.hasChanges { status = status.combined(with: .changesPending) }
@@ -418,6 +436,7 @@ package final class BridgeRunner {
         lap("connected", ["uri": "\(config.ldap.uri)"])
         let snapshot: DirectorySnapshot
         do {
+            defer { reportsRead?.directoryReadDone() }
             snapshot = try await DirectoryReader(config: config).read(connection)
         } catch {
             await connection.close()
@@ -512,12 +531,26 @@ package final class BridgeRunner {
             output.write(text)
             return
         }
+        try emit(to: file) { writeFully($0, text) }
+    }
+
+    /// `emit` of a rendered report, its parts written in order.
+    func emit(_ report: RenderedReport, to file: String?) throws(RunFailure) {
+        guard let file else {
+            output.write(report)
+            return
+        }
+        try emit(to: file) { writeFully($0, report) }
+    }
+
+    /// Writes `file` atomically: `write` fills a temporary file, renamed over it.
+    private func emit(to file: String, _ write: (Int32) -> Bool) throws(RunFailure) {
         let temporary = file + ".tmp-\(getpid())"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o640)
         guard fd >= 0 else {
             throw RunFailure(.failure, "cannot write \(file): \(String(cString: strerror(errno)))")
         }
-        if fchmod(fd, 0o640) != 0 || !writeFully(fd, text) {
+        if fchmod(fd, 0o640) != 0 || !write(fd) {
             let message = String(cString: strerror(errno))
             close(fd)
             unlink(temporary)
@@ -651,13 +684,17 @@ package final class BridgeRunner {
 /// parses), started before the directory is read; `value` waits for it.
 final class BackgroundReportsRead: Sendable {
     private let task: Task<(ReportsReadResult, UInt64), Never>
+    /// One parser runs while the directory answers (slapd and the reader of its answers
+    /// need the other processor); the rest join once `directoryReadDone()` is called.
+    private let gate = WorkerGate()
 
     init(path: String, limits: ReportLimits) {
+        let gate = self.gate
         task = Task {
             await withCheckedContinuation { continuation in
                 DispatchQueue.global(qos: .userInitiated).async {
                     let started = DispatchTime.now().uptimeNanoseconds
-                    let result = ReportsFolder.read(path: path, limits: limits)
+                    let result = ReportsFolder.read(path: path, limits: limits, gate: gate)
                     // The parsers' scratch memory (file bytes, parse trees), spread over
                     // every thread's heap, is free now: given back before planning adds its own.
                     _ = CHardening_release_free_memory()
@@ -666,6 +703,9 @@ final class BackgroundReportsRead: Sendable {
             }
         }
     }
+
+    /// The directory read is over (or failed): every parser may run.
+    func directoryReadDone() { gate.open() }
 
     /// The result and how long the read took, in nanoseconds.
     var value: (ReportsReadResult, UInt64) {

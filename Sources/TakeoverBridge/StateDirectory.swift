@@ -292,7 +292,7 @@ package final class StateDirectory: Sendable {
             + "# Apply with: ldapmodify -f \(RunRecordText.commentSafe(undoPath)) (plus your bind options)\n\n"
         do {
             try StateDirectory.writeAll(recordFD, "# takeover-bridge run record\n" + header + "\n", path: recordPath, sync: false)
-            try StateDirectory.writeAll(recordFD, ChangeLDIF.render(record.applied), path: recordPath)
+            try StateDirectory.writeAll(recordFD, ChangeLDIF.report(record.applied), path: recordPath)
             try StateDirectory.writeAll(undoFD, undoHeader, path: undoPath, sync: false)
             try StateDirectory.writeAll(undoFD, ChangeLDIF.renderInverse(record.applied), path: undoPath)
         } catch {
@@ -315,6 +315,16 @@ package final class StateDirectory: Sendable {
     /// Writes all of `text` (from the string's own storage) and, with `sync`, waits until it is on disk.
     static func writeAll(_ fd: Int32, _ text: String, path: String, sync: Bool = true) throws(StateError) {
         if !writeFully(fd, text) { throw StateError(path: path, message: errnoText()) }
+        try syncIf(sync, fd, path: path)
+    }
+
+    /// A rendered report's parts, from their own storage (never joined into one String).
+    static func writeAll(_ fd: Int32, _ report: RenderedReport, path: String, sync: Bool = true) throws(StateError) {
+        if !writeFully(fd, report) { throw StateError(path: path, message: errnoText()) }
+        try syncIf(sync, fd, path: path)
+    }
+
+    private static func syncIf(_ sync: Bool, _ fd: Int32, path: String) throws(StateError) {
         if sync, fsync(fd) != 0 && errno != EINVAL {
             throw StateError(path: path, message: errnoText())
         }

@@ -35,27 +35,41 @@ public enum ChangeLDIF {
     /// LDIF for `ldapmodify`: `changetype: add` blocks for new entries and one
     /// `changetype: modify` block per operation, each block ending in a blank line.
     public static func render(_ changes: [Change]) -> String {
-        var out = ""
-        for operation in operations(changes) {
-            guard let first = operation.first else { continue }
-            out += LDIF.line("dn", first.dn)
-            if first.op == .addEntry {
-                out += "changetype: add\n"
-                for attribute in first.attributes {
-                    for value in attribute.values { out += LDIF.line(attribute.name, value) }
-                }
-            } else {
-                out += "changetype: modify\n"
-                for change in operation {
-                    let verb = (change.op == .addMember || change.op == .addRecord) ? "add" : "delete"
-                    out += "\(verb): \(change.attribute)\n"
-                    for value in change.values { out += LDIF.line(change.attribute, value) }
-                    out += "-\n"
-                }
+        report(changes).text
+    }
+
+    /// `render` as parts to write in order: the operations rendered in parallel parts.
+    public static func report(_ changes: [Change], partSize: Int = RenderedReport.partSize) -> RenderedReport {
+        let blocks = operations(changes)
+        return RenderedReport(parts: renderParts(blocks.count, minimumPerPart: partSize) { range in
+            var out: [UInt8] = []
+            out.reserveCapacity(Change.estimatedBytes(blocks[range].joined()))
+            for i in range { append(blocks[i], to: &out) }
+            return out
+        })
+    }
+
+    /// One operation's block (the changes' fields read in place, not copied).
+    private static func append(_ operation: ArraySlice<Change>, to out: inout [UInt8]) {
+        guard let first = operation.indices.first else { return }
+        LDIF.appendLine("dn", operation[first].dn, to: &out)
+        if operation[first].op == .addEntry {
+            out.appendUTF8("changetype: add\n")
+            for attribute in operation[first].attributes {
+                for value in attribute.values { LDIF.appendLine(attribute.name, value, to: &out) }
             }
-            out += "\n"
+        } else {
+            out.appendUTF8("changetype: modify\n")
+            for i in operation.indices {
+                let op = operation[i].op
+                out.appendUTF8((op == .addMember || op == .addRecord) ? "add: " : "delete: ")
+                out.appendUTF8(operation[i].attribute)
+                out.append(UInt8(ascii: "\n"))
+                for j in operation[i].values.indices { LDIF.appendLine(operation[i].attribute, operation[i].values[j], to: &out) }
+                out.appendUTF8("-\n")
+            }
         }
-        return out
+        out.append(UInt8(ascii: "\n"))
     }
 
     /// The changes that undo `changes`, in reverse order: add <-> delete of the same

@@ -7,14 +7,21 @@
 // hostile name is text, never markup; the Content-Security-Policy allows only the page's
 // own script (by its hash) as a second line of defence.
 
+import LDAPSyntax
+
 extension ReportRenderer {
     /// The page. Without `all`, the decisions listed are those that change something and
     /// the pairs held in conflicts; with `all`, every decision.
     public static func html(_ plan: Plan, all: Bool = false) -> String {
+        htmlReport(plan, all: all).text
+    }
+
+    /// `html` as parts to write in order: the decision rows rendered in parallel parts.
+    public static func htmlReport(_ plan: Plan, all: Bool = false, partSize: Int = RenderedReport.partSize) -> RenderedReport {
         let s = plan.summary
         let time = UTCTime.iso8601(plan.generatedAt)
         var out = ""
-        out.reserveCapacity(16_384 + plan.decisions.count * (all ? 300 : 60))
+        out.reserveCapacity(65_536)
         out += """
             <!DOCTYPE html>
             <html lang="en">
@@ -69,9 +76,11 @@ extension ReportRenderer {
             out += "</tbody></table></section>\n"
         }
 
-        decisionTable(&out, plan, all: all)
+        var parts: [[UInt8]] = []
+        decisionTable(&out, &parts, plan, all: all, partSize: partSize)
         out += "<script>\(HTMLPage.script)</script>\n</body>\n</html>\n"
-        return out
+        parts.append(Array(out.utf8))
+        return RenderedReport(parts: parts)
     }
 
     private static func findingTable(_ out: inout String, id: String, title: String, _ findings: [Finding],
@@ -95,38 +104,44 @@ extension ReportRenderer {
         out += "</table></section>\n"
     }
 
-    private static func decisionTable(_ out: inout String, _ plan: Plan, all: Bool) {
-        let shown = all ? plan.decisions
-            : plan.decisions.filter { ReportOutline.changesSomething($0.action) || $0.action == .conflict }
+    /// The decisions section; the rows go to `parts` (after what `out` held), `out` goes on
+    /// after them.
+    private static func decisionTable(_ out: inout String, _ parts: inout [[UInt8]], _ plan: Plan, all: Bool, partSize: Int) {
+        let decisions = plan.decisions
+        let shown = decisions.indices.filter {
+            all || ReportOutline.changesSomething(decisions[$0].action) || decisions[$0].action == .conflict
+        }
         let title = all ? "Decisions by device" : "Changes and held pairs by device"
         out += "<section id=\"decisions\"><h2>\(title) (\(shown.count))</h2>\n"
         if shown.isEmpty {
             out += "<p>None.</p>\n"
         } else {
             var present = Set<Action>()
-            for d in shown { present.insert(d.action) }
+            for i in shown { present.insert(decisions[i].action) }
             out += "<div class=\"filter\"><label>Filter <input id=\"filter\" type=\"search\" placeholder=\"device, user or account\"></label>\n"
             for action in Action.allCases where present.contains(action) {
                 out += "<label><input type=\"checkbox\" data-action=\"\(action.rawValue)\" checked> \(action.rawValue)</label>\n"
             }
             out += "<span id=\"shown\" aria-live=\"polite\">\(shown.count) \(plural(shown.count, "decision"))</span></div>\n"
             out += "<table id=\"decision-table\"><thead><tr><th>user</th><th>action</th><th>local account</th><th>reason</th></tr></thead>\n"
-            var index = 0
-            while index < shown.count {
-                let device = shown[index].device
-                out += "<tbody data-device=\"\(HTMLPage.h(device))\"><tr class=\"device\"><th colspan=\"4\">\(HTMLPage.h(device))</th></tr>\n"
-                while index < shown.count && shown[index].device == device {
-                    let d = shown[index]
-                    out += "<tr class=\"d\" data-action=\"\(d.action.rawValue)\"><td>\(HTMLPage.h(d.user))</td>"
-                    out += "<td><span class=\"a \(d.action.rawValue)\">\(d.action.rawValue)</span></td>"
-                    out += "<td>\(d.localAccount.map(HTMLPage.h) ?? "")</td><td>\(HTMLPage.h(d.reason))"
-                    if !d.notices.isEmpty {
-                        out += "<ul class=\"notes\">" + d.notices.map { "<li>" + HTMLPage.h($0) + "</li>" }.joined() + "</ul>"
+            parts.append(Array(out.utf8))
+            out = ""
+            parts += renderParts(shown.count, minimumPerPart: partSize) { range in
+                var part = TextLines(capacity: range.count * 320)
+                for i in range {
+                    let j = shown[i]
+                    if i == 0 || decisions[shown[i - 1]].device != decisions[j].device {
+                        if i > 0 { part.raw("</tbody>\n") }
+                        part.raw("<tbody data-device=\"")
+                        part.html(decisions[j].device)
+                        part.raw("\"><tr class=\"device\"><th colspan=\"4\">")
+                        part.html(decisions[j].device)
+                        part.raw("</th></tr>\n")
                     }
-                    out += "</td></tr>\n"
-                    index += 1
+                    decisionRow(&part, decisions[j])
+                    if i == shown.count - 1 { part.raw("</tbody>\n") }
                 }
-                out += "</tbody>\n"
+                return part.bytes
             }
             out += "</table>\n"
         }
@@ -141,11 +156,47 @@ extension ReportRenderer {
     }
 }
 
+extension ReportRenderer {
+    /// One decision's row.
+    private static func decisionRow(_ out: inout TextLines, _ d: Decision) {
+        out.raw("<tr class=\"d\" data-action=\"")
+        out.raw(d.action.rawValue)
+        out.raw("\"><td>")
+        out.html(d.user)
+        out.raw("</td><td><span class=\"a ")
+        out.raw(d.action.rawValue)
+        out.raw("\">")
+        out.raw(d.action.rawValue)
+        out.raw("</span></td><td>")
+        if let account = d.localAccount { out.html(account) }
+        out.raw("</td><td>")
+        out.html(d.reason)
+        if !d.notices.isEmpty {
+            out.raw("<ul class=\"notes\">")
+            for n in d.notices {
+                out.raw("<li>")
+                out.html(n)
+                out.raw("</li>")
+            }
+            out.raw("</ul>")
+        }
+        out.raw("</td></tr>\n")
+    }
+}
+
+extension TextLines {
+    /// `HTMLPage.h(s)`: copied as it is when there is nothing to escape (one scan).
+    mutating func html(_ s: String) {
+        if !bytes.appendUTF8(s, unless: HTMLPage.special) { bytes.appendUTF8(HTMLPage.h(s)) }
+    }
+}
+
 /// The fixed parts of the page and its escaping.
 enum HTMLPage {
     /// Text for HTML content and double-quoted attributes: control characters made
     /// visible (`TerminalText`), then `& < > " '` as character references.
     static func h(_ s: String) -> String {
+        if isPlain(s) { return s }
         let visible = TerminalText.escape(s)
         guard visible.utf8.contains(where: { $0 == 0x26 || $0 == 0x3C || $0 == 0x3E || $0 == 0x22 || $0 == 0x27 }) else {
             return visible
@@ -163,6 +214,19 @@ enum HTMLPage {
             }
         }
         return out
+    }
+
+    /// True when `h(s) == s`: printable ASCII without `& < > " '` (one scan).
+    @inline(__always)
+    static func isPlain(_ s: String) -> Bool {
+        if let plain = s.utf8.withContiguousStorageIfAvailable({ !$0.contains(where: special) }) { return plain }
+        return !s.utf8.contains(where: special)
+    }
+
+    /// A byte `h` changes: a control character or non-ASCII (checked by `TerminalText`), `& < > " '`.
+    @inline(__always)
+    static func special(_ b: UInt8) -> Bool {
+        b < 0x20 || b >= 0x7F || b == 0x26 || b == 0x3C || b == 0x3E || b == 0x22 || b == 0x27
     }
 
     /// Nothing may load from anywhere; only inline styles and this page's own script run.

@@ -95,47 +95,128 @@ public enum Platform: String, Sendable, Hashable, Codable, CaseIterable {
 /// One local account as a device reported it. Raw facts only; protection (R5) is decided
 /// by `ProtectedAccounts` with the policy.
 public struct LocalAccount: Sendable, Hashable {
-    // Stored properties are ordered for a compact layout (128 bytes instead of 144): a
-    // million of these is the largest input the planner holds.
+    // Ten million of these are the largest input the planner holds (a million users): the
+    // layout is 96 bytes instead of 128. The numbers and flags are packed; the two facts
+    // only Windows reports carry live in one shared box, absent on every other account.
     /// The name as the device spells it.
     public var name: String
-    /// Windows SID (osquery `uuid` on Windows, PowerShell `SID.Value`).
-    public var sid: String?
     public var home: String?
     public var shell: String?
     /// Full name / gecos / description.
     public var fullName: String?
-    /// osquery Windows `type`: local, roaming, special.
-    public var accountType: String?
-    /// osquery `uid` (on Windows only the RID).
-    public var uid: Int64?
-    /// macOS `is_hidden = 1`.
-    public var hidden: Bool
-    /// JumpCloud System Insights `real_user`; false means a system account.
-    public var realUser: Bool?
-    /// PowerShell `Enabled`.
-    public var enabled: Bool?
-    /// osquery `uid_signed` (macOS nobody is -2). Prefer this for comparisons.
-    public var uidSigned: Int64?
+    // Internal, not private, so the initialiser and the accessors can be inlined into the
+    // report parsers (another module) that make ten million of these.
+    @usableFromInline var uidBits: Int64 = 0
+    @usableFromInline var uidSignedBits: Int64 = 0
+    @usableFromInline var windows: WindowsFacts?
+    @usableFromInline var flags: Flags = []
 
+    @usableFromInline struct Flags: OptionSet, Hashable, Sendable {
+        @usableFromInline let rawValue: UInt8
+        @inlinable init(rawValue: UInt8) { self.rawValue = rawValue }
+        @usableFromInline static let hidden = Flags(rawValue: 1)
+        @usableFromInline static let hasUID = Flags(rawValue: 2)
+        @usableFromInline static let hasUIDSigned = Flags(rawValue: 4)
+        @usableFromInline static let hasRealUser = Flags(rawValue: 8)
+        @usableFromInline static let realUser = Flags(rawValue: 16)
+        @usableFromInline static let hasEnabled = Flags(rawValue: 32)
+        @usableFromInline static let enabled = Flags(rawValue: 64)
+    }
+
+    /// Windows SID (osquery `uuid` on Windows, PowerShell `SID.Value`).
+    public var sid: String? {
+        @inlinable get { windows?.sid }
+        @inlinable set { windows = WindowsFacts.make(sid: newValue, accountType: accountType) }
+    }
+    /// osquery Windows `type`: local, roaming, special.
+    public var accountType: String? {
+        @inlinable get { windows?.accountType }
+        @inlinable set { windows = WindowsFacts.make(sid: sid, accountType: newValue) }
+    }
+    /// osquery `uid` (on Windows only the RID).
+    public var uid: Int64? {
+        @inlinable get { flags.contains(.hasUID) ? uidBits : nil }
+        @inlinable set { (uidBits, flags) = Self.pack(newValue, uidBits, flags, .hasUID) }
+    }
+    /// osquery `uid_signed` (macOS nobody is -2). Prefer this for comparisons.
+    public var uidSigned: Int64? {
+        @inlinable get { flags.contains(.hasUIDSigned) ? uidSignedBits : nil }
+        @inlinable set { (uidSignedBits, flags) = Self.pack(newValue, uidSignedBits, flags, .hasUIDSigned) }
+    }
+    /// macOS `is_hidden = 1`.
+    public var hidden: Bool {
+        @inlinable get { flags.contains(.hidden) }
+        @inlinable set { if newValue { flags.insert(.hidden) } else { flags.remove(.hidden) } }
+    }
+    /// JumpCloud System Insights `real_user`; false means a system account.
+    public var realUser: Bool? {
+        @inlinable get { flags.contains(.hasRealUser) ? flags.contains(.realUser) : nil }
+        @inlinable set { flags = Self.pack(newValue, flags, .hasRealUser, .realUser) }
+    }
+    /// PowerShell `Enabled`.
+    public var enabled: Bool? {
+        @inlinable get { flags.contains(.hasEnabled) ? flags.contains(.enabled) : nil }
+        @inlinable set { flags = Self.pack(newValue, flags, .hasEnabled, .enabled) }
+    }
+
+    @inlinable
     public init(name: String, uid: Int64? = nil, uidSigned: Int64? = nil, sid: String? = nil, home: String? = nil,
                 shell: String? = nil, fullName: String? = nil, hidden: Bool = false, accountType: String? = nil,
                 realUser: Bool? = nil, enabled: Bool? = nil) {
         self.name = name
-        self.uid = uid
-        self.uidSigned = uidSigned
-        self.sid = sid
         self.home = home
         self.shell = shell
         self.fullName = fullName
+        self.windows = WindowsFacts.make(sid: sid, accountType: accountType)
+        self.uid = uid
+        self.uidSigned = uidSigned
         self.hidden = hidden
-        self.accountType = accountType
         self.realUser = realUser
         self.enabled = enabled
     }
 
     /// uid_signed when known, else uid.
-    public var effectiveUID: Int64? { uidSigned ?? uid }
+    @inlinable public var effectiveUID: Int64? { uidSigned ?? uid }
+
+    /// An absent number is stored as 0 with its flag clear, so equal accounts compare equal.
+    @inlinable static func pack(_ value: Int64?, _ bits: Int64, _ flags: Flags, _ has: Flags) -> (Int64, Flags) {
+        var flags = flags
+        guard let value else {
+            flags.remove(has)
+            return (0, flags)
+        }
+        flags.insert(has)
+        return (value, flags)
+    }
+
+    @inlinable static func pack(_ value: Bool?, _ flags: Flags, _ has: Flags, _ set: Flags) -> Flags {
+        var flags = flags
+        flags.remove([has, set])
+        if let value { flags.insert(value ? [has, set] : has) }
+        return flags
+    }
+}
+
+/// A Windows account's SID and type, kept out of line (other accounts have neither).
+@usableFromInline final class WindowsFacts: Sendable, Hashable {
+    @usableFromInline let sid: String?
+    @usableFromInline let accountType: String?
+
+    @usableFromInline init(sid: String?, accountType: String?) {
+        self.sid = sid
+        self.accountType = accountType
+    }
+
+    @inlinable static func make(sid: String?, accountType: String?) -> WindowsFacts? {
+        sid == nil && accountType == nil ? nil : WindowsFacts(sid: sid, accountType: accountType)
+    }
+
+    @usableFromInline static func == (a: WindowsFacts, b: WindowsFacts) -> Bool { a.sid == b.sid && a.accountType == b.accountType }
+
+    @usableFromInline func hash(into hasher: inout Hasher) {
+        hasher.combine(sid)
+        hasher.combine(accountType)
+    }
 }
 
 /// The local accounts device D said it had at time T.

@@ -206,7 +206,7 @@ final class Planning {
         let source = input.users
         // Folding and normalising every entry is independent work: done in parallel chunks,
         // each writing its own range of the array.
-        users = parallelArray(count: source.count, minimumPerChunk: tuning.indexChunkMinimum) { i in
+        let unsorted = parallelArray(count: source.count, minimumPerChunk: tuning.indexChunkMinimum) { i in
             let u = source[i]
             let name = Folding.fold(u.username)
             let field = u.localAccountField.map(Folding.fold)
@@ -217,10 +217,20 @@ final class Planning {
                 uidNumber: u.uidNumber, source: Int32(i), hasField: field != nil,
                 severalUsernames: u.usernameValueCount > 1)
         }
-        users.sort { a, b in
-            let c = stringCompare(a.foldedName, b.foldedName)
-            return c != 0 ? c < 0 : userTieLess(source[Int(a.source)], a.normDN, source[Int(b.source)], b.normDN)
+        // Sorted as indices (the structs hold seven strings: moving them costs reference
+        // counting), most comparisons decided by the folded names' prefix keys.
+        let keys = unsorted.map { orderPrefix($0.foldedName) }
+        var order = [Int32](unsafeUninitializedCapacity: unsorted.count) { buffer, initialized in
+            for i in 0..<unsorted.count { buffer[i] = Int32(i) }
+            initialized = unsorted.count
         }
+        order.sort { i, j in
+            let a = Int(i), b = Int(j)
+            if let less = prefixLess(keys[a], keys[b]) { return less }
+            let c = stringCompare(unsorted[a].foldedName, unsorted[b].foldedName)
+            return c != 0 ? c < 0 : userTieLess(source[a], unsorted[a].normDN, source[b], unsorted[b].normDN)
+        }
+        users = ContiguousArray(order.lazy.map { unsorted[Int($0)] })
         // One entry per DN (the first in rank order), compacted in place.
         byDN.reserveCapacity(users.count)
         var duplicates: [String: [Int]] = [:]

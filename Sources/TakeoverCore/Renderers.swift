@@ -9,7 +9,13 @@ public enum ReportRenderer {
     /// The report object: keys in the order of docs/product.md section 5, one array element per
     /// line, UTF-8, ending in a newline.
     public static func json(_ plan: Plan) -> String {
-        var w = JSONWriter(capacity: 4096 + plan.decisions.count * 420 + plan.changes.count * 200)
+        jsonReport(plan).text
+    }
+
+    /// `json` as parts to write in order: decisions and changes rendered in parallel parts.
+    public static func jsonReport(_ plan: Plan, partSize: Int = RenderedReport.partSize) -> RenderedReport {
+        var w = JSONWriter(capacity: 4096)
+        var parts: [[UInt8]] = []
         let s = plan.summary
         w.raw("{\n  \"version\": 1,\n  \"generatedAt\": ")
         w.string(UTCTime.iso8601(plan.generatedAt))
@@ -26,16 +32,8 @@ public enum ReportRenderer {
             w.raw(String(v))
         }
         w.raw("},\n  \"decisions\": ")
-        w.array(plan.decisions) { w, d in
-            w.raw("{\"user\": "); w.string(d.user)
-            w.raw(", \"userDN\": "); w.string(d.userDN)
-            w.raw(", \"device\": "); w.string(d.device)
-            w.raw(", \"action\": "); w.string(d.action.rawValue)
-            w.raw(", \"localAccount\": "); w.optional(d.localAccount)
-            w.raw(", \"reason\": "); w.string(d.reason)
-            w.raw(", \"notices\": "); w.strings(d.notices)
-            w.raw("}")
-        }
+        let decisions = plan.decisions
+        arrayParts(decisions.count, partSize, capacity: { $0.count * 420 }, &w, &parts) { w, i in decision(&w, decisions[i]) }
         w.raw(",\n  \"conflicts\": ")
         w.array(plan.conflicts, finding)
         w.raw(",\n  \"warnings\": ")
@@ -48,27 +46,59 @@ public enum ReportRenderer {
             w.raw("}")
         }
         w.raw(",\n  \"changes\": ")
-        w.array(plan.changes) { w, c in
-            w.raw("{\"dn\": "); w.string(c.dn)
-            w.raw(", \"op\": "); w.string(c.op.rawValue)
-            if c.op == .addEntry {
-                w.raw(", \"attributes\": [")
-                for (i, a) in c.attributes.enumerated() {
-                    w.raw(i == 0 ? "{\"name\": " : ", {\"name\": ")
-                    w.string(a.name)
-                    w.raw(", \"values\": ")
-                    w.strings(a.values)
-                    w.raw("}")
-                }
-                w.raw("]")
-            } else {
-                w.raw(", \"attribute\": "); w.string(c.attribute)
-                w.raw(", \"values\": "); w.strings(c.values)
-            }
-            w.raw("}")
-        }
+        let changes = plan.changes
+        arrayParts(changes.count, partSize, capacity: { Change.estimatedBytes(changes[$0]) }, &w, &parts) { w, i in change(&w, changes[i]) }
         w.raw("\n}\n")
-        return w.result()
+        parts.append(w.takeBytes())
+        return RenderedReport(parts: parts)
+    }
+
+    /// `w.array(items, body)`, with the elements rendered in parallel parts appended to
+    /// `parts` after what `w` holds (`w` then goes on after them).
+    private static func arrayParts(_ count: Int, _ partSize: Int, capacity: @escaping @Sendable (Range<Int>) -> Int, _ w: inout JSONWriter, _ parts: inout [[UInt8]],
+                                   _ body: @escaping @Sendable (inout JSONWriter, Int) -> Void) {
+        if count == 0 {
+            w.raw("[]")
+            return
+        }
+        w.raw("[\n")
+        parts.append(w.takeBytes())
+        parts += renderParts(count, minimumPerPart: partSize) { range in
+            var part = JSONWriter(capacity: capacity(range))
+            part.elements(range, of: count, body)
+            return part.takeBytes()
+        }
+    }
+
+    private static func decision(_ w: inout JSONWriter, _ d: Decision) {
+        w.raw("{\"user\": "); w.string(d.user)
+        w.raw(", \"userDN\": "); w.string(d.userDN)
+        w.raw(", \"device\": "); w.string(d.device)
+        w.raw(", \"action\": "); w.string(d.action.rawValue)
+        w.raw(", \"localAccount\": "); w.optional(d.localAccount)
+        w.raw(", \"reason\": "); w.string(d.reason)
+        w.raw(", \"notices\": "); w.strings(d.notices)
+        w.raw("}")
+    }
+
+    private static func change(_ w: inout JSONWriter, _ c: Change) {
+        w.raw("{\"dn\": "); w.string(c.dn)
+        w.raw(", \"op\": "); w.string(c.op.rawValue)
+        if c.op == .addEntry {
+            w.raw(", \"attributes\": [")
+            for (i, a) in c.attributes.enumerated() {
+                w.raw(i == 0 ? "{\"name\": " : ", {\"name\": ")
+                w.string(a.name)
+                w.raw(", \"values\": ")
+                w.strings(a.values)
+                w.raw("}")
+            }
+            w.raw("]")
+        } else {
+            w.raw(", \"attribute\": "); w.string(c.attribute)
+            w.raw(", \"values\": "); w.strings(c.values)
+        }
+        w.raw("}")
     }
 
     private static func finding(_ w: inout JSONWriter, _ f: Finding) {
@@ -88,6 +118,11 @@ public enum ReportRenderer {
     /// `+`, `-`, `@`, tab or CR gets a `'` in front, so a spreadsheet shows it as text and
     /// never runs it as a formula (a user named `=HYPERLINK(...)`).
     public static func csv(_ plan: Plan) -> String {
+        csvReport(plan).text
+    }
+
+    /// `csv` as one part to write.
+    public static func csvReport(_ plan: Plan) -> RenderedReport {
         var out = [UInt8]()
         out.reserveCapacity(plan.decisions.count * 160 + 64)
         out.append(contentsOf: "device,user,userDN,action,localAccount,reason,notices\r\n".utf8)
@@ -101,7 +136,7 @@ public enum ReportRenderer {
             field(&out, d.notices.joined(separator: " | "))
             out.append(contentsOf: [13, 10])
         }
-        return String(decoding: out, as: UTF8.self)
+        return RenderedReport(parts: [out])
     }
 
     private static func field(_ out: inout [UInt8], _ value: String) {
@@ -145,7 +180,12 @@ public enum ReportRenderer {
     /// the one-line summary. Every line is passed through `TerminalText.escape`: a name
     /// from the directory or a report never starts a line or reaches the terminal raw.
     public static func text(_ plan: Plan, all: Bool = false) -> String {
-        var out = TextLines()
+        textReport(plan, all: all).text
+    }
+
+    /// `text` as parts to write in order: the decisions rendered in parallel parts.
+    public static func textReport(_ plan: Plan, all: Bool = false, partSize: Int = RenderedReport.partSize) -> RenderedReport {
+        var out = TextLines(capacity: 4096)
         let s = plan.summary
         out.line("takeover-bridge plan at \(UTCTime.iso8601(plan.generatedAt))")
         out.line("\(s.users) \(plural(s.users, "user")), \(s.devices) \(plural(s.devices, "device"))")
@@ -170,40 +210,67 @@ public enum ReportRenderer {
             }
         }
 
-        let shown = all ? plan.decisions : plan.decisions.filter { ReportOutline.changesSomething($0.action) }
+        let decisions = plan.decisions
+        let shown = all ? Array(decisions.indices)
+            : decisions.indices.filter { ReportOutline.changesSomething(decisions[$0].action) }
         out.blank()
-        let deviceCount = ReportOutline.deviceCount(shown)
+        let deviceCount = ReportOutline.deviceCount(decisions, shown)
         if all {
             out.line("decisions by device (all \(shown.count) on \(deviceCount) \(plural(deviceCount, "device")))")
         } else {
             out.line("changes by device (\(shown.count) \(plural(shown.count, "decision")) on \(deviceCount) \(plural(deviceCount, "device")))")
         }
-        if plan.decisions.isEmpty {
+        if decisions.isEmpty {
             out.line("  none: nobody is connected or bound to a device")
         } else if shown.isEmpty {
             out.line("  none")
         }
-        var current: String?
-        let width = 9
-        for d in shown {
-            if current != d.device {
-                out.blank()
-                out.line(d.device)
-                current = d.device
+        var parts = [out.bytes]
+        parts += renderParts(shown.count, minimumPerPart: partSize) { range in
+            var part = TextLines(capacity: range.count * 192)
+            var current: String? = range.lowerBound > 0 ? decisions[shown[range.lowerBound - 1]].device : nil
+            for i in range {
+                let j = shown[i]
+                if current != decisions[j].device {
+                    part.blank()
+                    part.line(decisions[j].device)
+                    current = decisions[j].device
+                }
+                decisionLine(&part, decisions[j])
             }
-            let action = d.action.rawValue + String(repeating: " ", count: max(1, width + 1 - d.action.rawValue.count))
-            var line = "  " + action + d.user
-            if let account = d.localAccount { line += " -> " + q(account) }
-            line += ": " + d.reason
-            out.line(line)
-            for n in d.notices { out.line("  " + String(repeating: " ", count: width + 1) + "note: " + n) }
+            return part.bytes
         }
-        out.blank()
-        out.line("summary: \(s.users) users, \(s.devices) devices: \(s.takeover) takeover, \(s.provision) provision, "
+        var tail = TextLines(capacity: 512)
+        tail.blank()
+        tail.line("summary: \(s.users) users, \(s.devices) devices: \(s.takeover) takeover, \(s.provision) provision, "
             + "\(s.bound) bound, \(s.unbind) unbind, \(s.deferred) deferred, \(s.conflict) conflict; "
             + "\(s.changes) \(plural(s.changes, "change")), \(plan.conflicts.count) \(plural(plan.conflicts.count, "conflict")) to fix, "
             + "\(plan.warnings.count) \(plural(plan.warnings.count, "warning"))")
-        return out.text
+        parts.append(tail.bytes)
+        return RenderedReport(parts: parts)
+    }
+
+    /// `  takeover  jdoe -> 'jd': reason` and its notes, each value escaped
+    /// (`TerminalText.escape` of the whole line, piece by piece: it maps each character).
+    private static func decisionLine(_ out: inout TextLines, _ d: Decision) {
+        let width = 9
+        let action = d.action.rawValue
+        out.raw("  ")
+        out.raw(action)
+        out.spaces(max(1, width + 1 - action.utf8.count))
+        out.terminal(d.user)
+        if let account = d.localAccount {
+            out.raw(" -> '")
+            out.terminal(account)
+            out.byte(UInt8(ascii: "'"))
+        }
+        out.raw(": ")
+        out.line(d.reason)
+        for n in d.notices {
+            out.spaces(2 + width + 1)
+            out.raw("note: ")
+            out.line(n)
+        }
     }
 
     /// Findings grouped by kind (in the planner's order), a count per kind, each with its
@@ -234,19 +301,6 @@ public enum ReportRenderer {
     }
 
     static func plural(_ n: Int, _ word: String) -> String { n == 1 ? word : word + "s" }
-}
-
-/// Lines for a terminal: each one escaped (`TerminalText`), so only the renderer's own
-/// newlines end a line.
-struct TextLines {
-    private(set) var text = ""
-
-    mutating func line(_ s: String) {
-        text += TerminalText.escape(s)
-        text += "\n"
-    }
-
-    mutating func blank() { text += "\n" }
 }
 
 /// What the text and HTML reports share: the steps an admin takes, the counts, the pairs
@@ -294,12 +348,13 @@ enum ReportOutline {
         return parts.joined(separator: ", ")
     }
 
-    static func deviceCount(_ decisions: [Decision]) -> Int {
+    /// Devices among `decisions[shown]` (sorted by device).
+    static func deviceCount(_ decisions: [Decision], _ shown: [Int]) -> Int {
         var count = 0
         var last: String?
-        for d in decisions where d.device != last {
+        for i in shown where decisions[i].device != last {
             count += 1
-            last = d.device
+            last = decisions[i].device
         }
         return count
     }
@@ -319,8 +374,9 @@ enum ReportOutline {
     /// "kind\u{0}user" -> devices of the pairs held in that conflict.
     static func heldPairs(_ plan: Plan) -> [String: [String]] {
         var out: [String: [String]] = [:]
-        for d in plan.decisions where d.action == .conflict {
-            out[d.reason + "\u{0}" + d.user, default: []].append(d.device)
+        let decisions = plan.decisions
+        for i in decisions.indices where decisions[i].action == .conflict {  // no copy of the others
+            out[decisions[i].reason + "\u{0}" + decisions[i].user, default: []].append(decisions[i].device)
         }
         return out
     }

@@ -20,7 +20,7 @@ public enum TerminalText {
     /// `\u` and four hex digits (`\u001b` for ESC, `\u009b` for CSI). Anything else is kept.
     public static func escape(_ s: String) -> String {
         // Fast path: printable ASCII only (the usual case, a few hundred thousand lines).
-        if !s.utf8.contains(where: { $0 < 0x20 || $0 >= 0x7F }) { return s }
+        if isPrintableASCII(s) { return s }
         guard s.unicodeScalars.contains(where: isUnsafe) else { return s }
         var out = ""
         out.reserveCapacity(s.utf8.count + 16)
@@ -29,6 +29,18 @@ public enum TerminalText {
         }
         return out
     }
+
+    /// True when `s` is printable ASCII only (nothing to escape): one scan of its bytes.
+    @inline(__always)
+    static func isPrintableASCII(_ s: String) -> Bool {
+        if let plain = s.utf8.withContiguousStorageIfAvailable({ !$0.contains(where: notPrintableASCII) }) {
+            return plain
+        }
+        return !s.utf8.contains(where: notPrintableASCII)
+    }
+
+    @inline(__always)
+    static func notPrintableASCII(_ b: UInt8) -> Bool { b < 0x20 || b >= 0x7F }
 
     /// `s` in double quotes, `"` and `\` escaped with a backslash and unsafe characters as
     /// `escape` writes them: a value quoted inside a message or a logfmt line. With a

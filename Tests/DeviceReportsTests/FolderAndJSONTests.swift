@@ -78,6 +78,13 @@ struct TempFolder {
         let again = ReportsFolder.read(path: dir.path)
         #expect(again == r)
         #expect(r.reports.map(\.device) == r.reports.map(\.device).sorted())
+        // Held back behind a gate nobody opens, the first worker reads every file and lets
+        // the others go: the read ends, with the same result; opened early, the same too.
+        #expect(ReportsFolder.read(path: dir.path, gate: WorkerGate()) == r)
+        let opened = WorkerGate()
+        opened.open()
+        opened.open()
+        #expect(ReportsFolder.read(path: dir.path, gate: opened) == r)
     }
 
     @Test func capsOnFileCountAndSize() throws {

@@ -121,6 +121,36 @@ struct DNComparisonPropertyTests {
         }
     }
 
+    /// `DN.firstRDNValue(of:type:)` cuts plain DNs without the parser: it must answer
+    /// exactly as parsing does, for plain texts, near-plain ones and broken ones.
+    @Test func firstRDNValueOfText() {
+        var rng = SplitMix64(seed: 0xD0_0005)
+        let pieces = ["uid", "UID", "cn", "1.2.3", "1.", "9", "x-y", "-x", "=", "=", ",", ",", ",", "a", "bob",
+                      "b=c", ";", "+", "\\", "\\2C", "#", "#04", "\"", " ", "é", "ou=people", "dc=x", ""]
+        for _ in 0..<50_000 {
+            var text = ""
+            for _ in 0..<(1 + rng.below(8)) { text += rng.pick(pieces) }
+            if rng.chance(60) { text = rng.pick(["uid=", "cn=", "UID=", "1.2="]) + text }
+            for type in ["uid", "cn", "1.2"] {
+                let parsed = (try? DN(parsing: text))?.firstRDNValue(type: type)
+                let fast = DN.firstRDNValue(of: text, type: type)
+                let same = switch (fast, parsed) {
+                case (nil, nil): true
+                case let (f?, p?): f.utf8.elementsEqual(p.utf8)
+                default: false
+                }
+                #expect(same, "\(text.debugDescription) type \(type): \(String(describing: fast)) \(String(describing: parsed))")
+            }
+        }
+        #expect(DN.firstRDNValue(of: "uid=bob,ou=people,dc=x", type: "UID") == "bob")
+        #expect(DN.firstRDNValue(of: "uid=bob,ou=people,dc=x", type: "cn") == nil)
+        #expect(DN.firstRDNValue(of: "uid=bob,ou=people,", type: "uid") == nil)
+        #expect(DN.firstRDNValue(of: "uid=bob,,dc=x", type: "uid") == nil)
+        #expect(DN.firstRDNValue(of: "uid=a=b,dc=x", type: "uid") == "a=b")
+        #expect(DN.firstRDNValue(of: "uid=,dc=x", type: "uid") == "")
+        #expect(DN.firstRDNValue(of: "uid=b\\2Cc,dc=x", type: "uid") == "b,c")
+    }
+
     @Test func firstRDNValue() {
         var rng = SplitMix64(seed: 0xD0_0004)
         for _ in 0..<20_000 {

@@ -1,0 +1,86 @@
+import Foundation
+import LDAPSyntax
+import Testing
+@testable import TakeoverCore
+
+/// The byte renderers' fast paths (a value copied as it is when no byte needs escaping)
+/// give what the escaping functions give, and a report rendered in many parallel parts is
+/// byte for byte the report rendered in one.
+@Suite struct ReportBytesTests {
+    /// Plain ASCII, every hostile sequence, non-ASCII that needs no escape, and the
+    /// characters each format escapes.
+    static let values: [String] = ["", "jdoe", "Bob's MacBook", "a \"quoted\" \\ value", "<b>&amp;</b>", "=1+2",
+                                   "ünïcödé", "名前", "emoji 🙂", " leading", "trailing ", ":colon", "<angle",
+                                   String(repeating: "long-value-", count: 20), String(repeating: "é", count: 60)]
+        + HostileOutputTests.sequences.map(\.1)
+
+    @Test func terminalBytesAreEscape() {
+        for value in Self.values {
+            var out = TextLines(capacity: 0)
+            out.terminal(value)
+            #expect(String(decoding: out.bytes, as: UTF8.self) == TerminalText.escape(value), "\(value.debugDescription)")
+            #expect(TerminalText.isPrintableASCII(value) == !value.utf8.contains { $0 < 0x20 || $0 >= 0x7F })
+        }
+    }
+
+    @Test func htmlBytesAreH() {
+        for value in Self.values {
+            var out = TextLines(capacity: 0)
+            out.html(value)
+            #expect(String(decoding: out.bytes, as: UTF8.self) == HTMLPage.h(value), "\(value.debugDescription)")
+            if HTMLPage.isPlain(value) { #expect(HTMLPage.h(value) == value) }
+        }
+    }
+
+    /// JSON strings read back as the value; a value without `"` `\` or a control
+    /// character is written as it is.
+    @Test func jsonStringsRoundTrip() throws {
+        for value in Self.values {
+            var w = JSONWriter()
+            w.strings([value, value])
+            let text = w.result()
+            let back = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String]
+            #expect(back == [value, value], "\(value.debugDescription)")
+            if !value.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) {
+                #expect(text == "[\"\(value)\", \"\(value)\"]")
+            }
+        }
+    }
+
+    /// `appendLine` after other bytes writes what `line` writes: `fold` of `name: value`
+    /// or `name:: base64`.
+    @Test func ldifLinesAppend() {
+        for value in Self.values {
+            var out = Array("x\n".utf8)
+            LDIF.appendLine("member", value, to: &out)
+            let raw = LDIF.isSafe(value) ? "member: " + value : "member:: " + LDIF.base64(Array(value.utf8))
+            #expect(String(decoding: out, as: UTF8.self) == "x\n" + LDIF.fold(raw), "\(value.debugDescription)")
+            #expect(LDIF.line("member", value) == LDIF.fold(raw))
+        }
+        #expect(LDIF.fold(String(repeating: "a", count: 80)) == String(repeating: "a", count: 76) + "\n aaaa\n")
+    }
+
+    /// Every report of random worlds, split into parts of one to three items, is the
+    /// report in one part; and the split really happened.
+    @Test func partsJoinToTheWhole() {
+        var split = 0
+        for input in RandomWorld.worlds(seed: 0x5EED_0107, count: 150) {
+            let plan = Planner.plan(input)
+            for size in [1, 2, 3] {
+                for all in [false, true] {
+                    let text = ReportRenderer.textReport(plan, all: all, partSize: size)
+                    #expect(text.text == ReportRenderer.textReport(plan, all: all, partSize: .max).text)
+                    #expect(text.byteCount == text.text.utf8.count)
+                    let html = ReportRenderer.htmlReport(plan, all: all, partSize: size)
+                    #expect(html.text == ReportRenderer.htmlReport(plan, all: all, partSize: .max).text)
+                }
+                let json = ReportRenderer.jsonReport(plan, partSize: size)
+                #expect(json.text == ReportRenderer.jsonReport(plan, partSize: .max).text)
+                let ldif = ChangeLDIF.report(plan.changes, partSize: size)
+                #expect(ldif.text == ChangeLDIF.report(plan.changes, partSize: .max).text)
+                if json.parts.count > 4 { split += 1 }
+            }
+        }
+        #expect(split > 100)
+    }
+}
