@@ -10,6 +10,15 @@ extension String {
     public func caseInsensitiveEquals(_ other: String) -> Bool {
         let a = utf8, b = other.utf8
         guard a.count == b.count else { return false }
+        // Over the two strings' bytes in place (attribute names are compared for every
+        // value of every entry read); the view walk only for strings without contiguous bytes.
+        let inPlace = a.withContiguousStorageIfAvailable { x in
+            b.withContiguousStorageIfAvailable { y in
+                for k in 0..<x.count where x[k] != y[k] && asciiLowercase(x[k]) != asciiLowercase(y[k]) { return false }
+                return true
+            }
+        }
+        if let inPlace, let equal = inPlace { return equal }
         for (x, y) in zip(a, b) where x != y {
             if asciiLowercase(x) != asciiLowercase(y) { return false }
         }
