@@ -130,33 +130,46 @@ extension BindingLayout {
     /// Splits a record value; nil for values without the prefix (a person's `description`)
     /// or without a local name or a DN.
     public func parseRecord(_ value: String) -> BindingRecord? {
-        guard value.utf8.starts(with: recordPrefix.utf8) else { return nil }
-        let rest = value.utf8.dropFirst(recordPrefix.utf8.count)
-        guard let colon = rest.firstIndex(of: UInt8(ascii: ":")) else { return nil }
-        let name = RecordEscaping.unescape(String(decoding: rest[rest.startIndex..<colon], as: UTF8.self))
-        var tail = rest[rest.index(after: colon)...]
+        // Over the value's bytes in place (every record of every binding group is read on
+        // each run); the generic walk only for a string without contiguous bytes.
+        if let parsed = value.utf8.withContiguousStorageIfAvailable({ parseRecord(bytes: $0) }) { return parsed }
+        return Array(value.utf8).withUnsafeBufferPointer { parseRecord(bytes: $0) }
+    }
+
+    private func parseRecord(bytes: UnsafeBufferPointer<UInt8>) -> BindingRecord? {
+        func text(_ range: Range<Int>) -> String { String(decoding: UnsafeBufferPointer(rebasing: bytes[range]), as: UTF8.self) }
+        func find(_ byte: UInt8, from: Int) -> Int? {
+            var k = from
+            while k < bytes.count { if bytes[k] == byte { return k }; k += 1 }
+            return nil
+        }
+        let prefix = recordPrefix.utf8
+        guard bytes.count >= prefix.count, bytes[0..<prefix.count].elementsEqual(prefix) else { return nil }
+        let start = prefix.count
+        guard let colon = find(UInt8(ascii: ":"), from: start) else { return nil }
+        let name = RecordEscaping.unescape(text(start..<colon))
+        var tail = colon + 1
         var stableID: String?
         var formerDNs: [String] = []
         // `<TAG=value>;` fields (values escaped, so no '>' inside), then the DN.
-        while tail.first == UInt8(ascii: "<") {
-            if tail.starts(with: "<DN>;".utf8) {
-                tail = tail.dropFirst(5)
+        let dnMarker = "<DN>;".utf8
+        while tail < bytes.count, bytes[tail] == UInt8(ascii: "<") {
+            if bytes.count - tail >= dnMarker.count, bytes[tail..<(tail + dnMarker.count)].elementsEqual(dnMarker) {
+                tail += dnMarker.count
                 break
             }
-            guard let equals = tail.firstIndex(of: UInt8(ascii: "=")),
-                  let close = tail.firstIndex(of: UInt8(ascii: ">")), equals < close,
-                  tail.index(after: close) < tail.endIndex,
-                  tail[tail.index(after: close)] == UInt8(ascii: ";") else { return nil }
-            let tag = String(decoding: tail[tail.index(after: tail.startIndex)..<equals], as: UTF8.self)
-            let field = RecordEscaping.unescape(String(decoding: tail[tail.index(after: equals)..<close], as: UTF8.self))
-            switch tag {
-            case "ID": stableID = field.isEmpty ? nil : field
-            case "WAS": if !field.isEmpty { formerDNs.append(field) }
-            default: break // a field of a later version
-            }
-            tail = tail[tail.index(close, offsetBy: 2)...]
+            guard let equals = find(UInt8(ascii: "="), from: tail), let close = find(UInt8(ascii: ">"), from: tail),
+                  equals < close, close + 1 < bytes.count, bytes[close + 1] == UInt8(ascii: ";") else { return nil }
+            let tag = bytes[(tail + 1)..<equals]
+            let field = RecordEscaping.unescape(text((equals + 1)..<close))
+            if tag.elementsEqual("ID".utf8) {
+                stableID = field.isEmpty ? nil : field
+            } else if tag.elementsEqual("WAS".utf8) {
+                if !field.isEmpty { formerDNs.append(field) }
+            }  // else a field of a later version
+            tail = close + 2
         }
-        let dn = String(decoding: tail, as: UTF8.self)
+        let dn = text(tail..<bytes.count)
         if name.isEmpty || dn.isEmpty { return nil }
         return BindingRecord(localName: name, userDN: dn, stableID: stableID, formerDNs: formerDNs)
     }

@@ -578,11 +578,14 @@ final class DeviceStage: Sendable {
     /// name and gains the stable id), per group in one modify. Returns the earlier DN, or
     /// nil when nothing names one.
     func followMove(_ e: BindingEntry, rank r: Int, subject dn: String, into local: inout [Change]) -> String? {
-        let norm = users[r].normDN
-        let oldMembers = e.members.filter { DNNormalizer.normalize($0.raw) != norm }
+        let norm = users[r].normDN, own = users[r].dn
+        // The user's DN as the directory returned it needs no normalising to be the user's
+        // (what the bindings hold once written); any other spelling is compared normalised.
+        func isUsers(_ dn: String) -> Bool { dn.utf8.elementsEqual(own.utf8) || DNNormalizer.normalize(dn) == norm }
+        let oldMembers = e.members.filter { !isUsers($0.raw) }
         var oldRecords: [(group: Int, raw: String, record: BindingRecord)] = []
         for rec in e.records {
-            if let parsed = layout.parseRecord(rec.raw), DNNormalizer.normalize(parsed.userDN) != norm {
+            if let parsed = layout.parseRecord(rec.raw), !isUsers(parsed.userDN) {
                 oldRecords.append((rec.group, rec.raw, parsed))
             }
         }
@@ -590,7 +593,7 @@ final class DeviceStage: Sendable {
         var byGroup: [Int] = []
         for m in oldMembers where !byGroup.contains(m.group) { byGroup.append(m.group) }
         for o in oldRecords where !byGroup.contains(o.group) { byGroup.append(o.group) }
-        let hasCurrentMember = Set(e.members.filter { DNNormalizer.normalize($0.raw) == norm }.map(\.group))
+        let hasCurrentMember = Set(e.members.filter { isUsers($0.raw) }.map(\.group))
         for g in byGroup {
             let groupDN = input.bindingGroups[g].dn
             let members = oldMembers.filter { $0.group == g }.map(\.raw)

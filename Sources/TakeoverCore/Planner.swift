@@ -269,10 +269,23 @@ final class Planning {
         guard !stableIDs.isEmpty else { return [:] }
         var out: [String: Int] = [:]
         var spellings: [Int: [String: String]] = [:]
-        for group in input.bindingGroups {
-            for raw in group.records {
-                guard let rec = layout.parseRecord(raw), let id = rec.stableID, let r = stableIDs[StableID.key(id)] else { continue }
-                for dn in [rec.userDN] + rec.formerDNs {
+        // Reading the records is independent work, in parallel by group; a record naming its
+        // user by the very DN the directory returned, with no former DNs, adds nothing (the
+        // usual case once bindings are written) and is passed over without normalising.
+        let groups = input.bindingGroups, layout = layout, ids = stableIDs, sorted = users
+        let minimum = max(1, tuning.indexChunkMinimum / 8)
+        let found = parallelArray(count: groups.count, minimumPerChunk: minimum) { g -> [(rank: Int, dns: [String])] in
+            var hits: [(rank: Int, dns: [String])] = []
+            for raw in groups[g].records {
+                guard let rec = layout.parseRecord(raw), let id = rec.stableID, let r = ids[StableID.key(id)] else { continue }
+                if rec.formerDNs.isEmpty && rec.userDN.utf8.elementsEqual(sorted[r].dn.utf8) { continue }
+                hits.append((r, [rec.userDN] + rec.formerDNs))
+            }
+            return hits
+        }
+        for hits in found {
+            for (r, dns) in hits {
+                for dn in dns {
                     let norm = DNNormalizer.normalize(dn)
                     if norm != users[r].normDN && byDN[norm] == nil {
                         out[norm] = r
