@@ -149,7 +149,7 @@ package final class BridgeRunner {
         var status = ExitStatus.ok
         do {
             let config = try loadConfig()
-            var prepared = try await prepare(config)
+            var prepared = try await prepare(config, keepConnection: false, releasingConnections: true).prepared
             let plan = prepared.plan
             let refusals = refusalsFor(prepared, allowUnbinds: nil)
             // The output needs only the plan: the inputs go before the report is made.
@@ -233,7 +233,7 @@ package final class BridgeRunner {
         if !lock.leftoverLeaseRuns.isEmpty { lock.noteLease(runs: lock.leftoverLeaseRuns) }
         do {
             let connector = Connector(config: config, password: try password(config))
-            var run = try await prepare(config, keepConnection: true, connector: connector,
+            var run = try await prepare(config, keepConnection: true, releasingConnections: true, connector: connector,
                                         leftoverLeaseRuns: lock.leftoverLeaseRuns)
             prepared = true
             let plan = run.prepared.plan
@@ -387,7 +387,11 @@ package final class BridgeRunner {
     /// Connects, reads the directory and the reports, and plans.
     /// `leftoverLeaseRuns` (apply only): the lease is seen just before the directory is
     /// read (`Lease.observe`); another run holding it is exit 75 at once.
-    func prepare(_ config: BridgeConfig, keepConnection: Bool, connector given: Connector? = nil,
+    /// `releasingConnections`: the caller needs the device entries' connections no more
+    /// once planned (`plan`, `apply`); the planner lets them go before its device stage,
+    /// and the prepared run has none.
+    func prepare(_ config: BridgeConfig, keepConnection: Bool, releasingConnections: Bool = false,
+                 connector given: Connector? = nil,
                  leftoverLeaseRuns: [String]? = nil) async throws(RunFailure)
         -> (prepared: PreparedRun, connection: LDAPConnection, lease: LeaseSeen?) {
         let connector: Connector
@@ -434,7 +438,7 @@ package final class BridgeRunner {
         }
         summary["connect_ms"] = Self.millis(since: phase)
         lap("connected", ["uri": "\(config.ldap.uri)"])
-        let snapshot: DirectorySnapshot
+        var snapshot: DirectorySnapshot
         do {
             defer { reportsRead?.directoryReadDone() }
             snapshot = try await DirectoryReader(config: config).read(connection)
@@ -479,11 +483,17 @@ package final class BridgeRunner {
         if hidden > 0 { logger.warning("\(hidden) more report problems and warnings not shown (see the plan's errors)") }
 
         // Screened (R8 max_clock_skew), so explain shows the reports the plan used.
-        let input = Planner.screened(PlanInput(
+        var input = Planner.screened(PlanInput(
             users: snapshot.users, connections: snapshot.connections, knownDevices: snapshot.knownDevices,
             reports: reports.reports, problems: reports.problems + snapshot.problems, bindingGroups: snapshot.bindingGroups,
             layout: config.layout(), policy: config.corePolicy(), now: clock()))
-        let plan = Planner.plan(input)
+        let plan: Plan
+        if releasingConnections {
+            snapshot.connections = []  // the planner's copy is then the only one
+            plan = Planner.plan(releasingConnections: &input)
+        } else {
+            plan = Planner.plan(input)
+        }
         summary["plan_ms"] = Self.millis(since: phase)
         lap("planned", ["changes": "\(plan.changes.count)", "decisions": "\(plan.decisions.count)"])
         let prepared = PreparedRun(config: config, connector: connector, snapshot: snapshot, reports: reports,
@@ -543,28 +553,46 @@ package final class BridgeRunner {
         try emit(to: file) { writeFully($0, report) }
     }
 
-    /// Writes `file` atomically: `write` fills a temporary file, renamed over it.
+    /// Writes `file`: a regular file (or a new one) atomically, `write` filling a temporary
+    /// file renamed over it; anything else that is there (`/dev/null`, a FIFO, a terminal,
+    /// `/dev/stdout`, or a symbolic link to one) is written in place, as the shell's `>`
+    /// would: renaming over it would replace a device node with a file (as root,
+    /// `--output /dev/null` did). The temporary file is created new (`O_EXCL`, never
+    /// through a symbolic link) next to `file`.
     private func emit(to file: String, _ write: (Int32) -> Bool) throws(RunFailure) {
-        let temporary = file + ".tmp-\(getpid())"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o640)
-        guard fd >= 0 else {
-            throw RunFailure(.failure, "cannot write \(file): \(String(cString: strerror(errno)))")
+        func failure(_ message: String) -> RunFailure { RunFailure(.failure, "cannot write \(file): \(message)") }
+        var target = stat()
+        if stat(file, &target) == 0 {
+            switch target.st_mode & S_IFMT {
+            case S_IFREG: break
+            case S_IFDIR: throw failure("it is a folder")
+            default:
+                let fd = open(file, O_WRONLY | O_CLOEXEC | O_NOCTTY)
+                guard fd >= 0 else { throw failure(String(cString: strerror(errno))) }
+                let written = write(fd)
+                let message = String(cString: strerror(errno))
+                if close(fd) != 0 || !written { throw failure(written ? String(cString: strerror(errno)) : message) }
+                return
+            }
         }
+        let temporary = file + ".tmp-\(getpid())"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o640)
+        guard fd >= 0 else { throw failure(String(cString: strerror(errno))) }
         if fchmod(fd, 0o640) != 0 || !write(fd) {
             let message = String(cString: strerror(errno))
             close(fd)
             unlink(temporary)
-            throw RunFailure(.failure, "cannot write \(file): \(message)")
+            throw failure(message)
         }
         if close(fd) != 0 {
             let message = String(cString: strerror(errno))
             unlink(temporary)
-            throw RunFailure(.failure, "cannot write \(file): \(message)")
+            throw failure(message)
         }
         if rename(temporary, file) != 0 {
             let message = String(cString: strerror(errno))
             unlink(temporary)
-            throw RunFailure(.failure, "cannot write \(file): \(message)")
+            throw failure(message)
         }
     }
 

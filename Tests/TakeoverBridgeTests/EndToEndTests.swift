@@ -109,6 +109,20 @@ struct EndToEndTests {
         #expect(toFile.stdout.isEmpty)
         let written = try String(contentsOfFile: out, encoding: .utf8)
         #expect(written.contains("\"version\": 1"))
+        // Something that is not a regular file is written in place, never replaced: the
+        // link still leads to /dev/null, which is still the device (a rename over the
+        // path had once made /dev/null a regular file).
+        let link = s.folder + "/discard"
+        #expect(symlink("/dev/null", link) == 0)
+        let discarded = try s.bridge(["plan", "--output", link])
+        #expect(discarded.status == 3, "\(discarded.all)")
+        var info = stat()
+        #expect(lstat(link, &info) == 0 && (info.st_mode & S_IFMT) == S_IFLNK, "the link was replaced")
+        #expect(stat("/dev/null", &info) == 0 && (info.st_mode & S_IFMT) == S_IFCHR)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: s.folder).allSatisfy { !$0.hasPrefix("discard.tmp-") })
+        // A folder is refused by name.
+        let folderOut = try s.bridge(["plan", "--output", s.folder])
+        #expect(folderOut.status != 0 && folderOut.stderr.contains("it is a folder"), "\(folderOut.all)")
     }
 
     /// Times (generatedAt, report times) become `<time>`; the users' stable ids in binding

@@ -86,6 +86,20 @@ import TestSupport
         coverage.check()
     }
 
+    /// `plan` and `apply` plan with `Planner.plan(releasingConnections:)`: the same plan,
+    /// and the input handed back without its connections.
+    @Test func releasingTheConnectionsPlansTheSame() {
+        for seed in Self.seeds.prefix(20) {
+            let input = RichWorld.make(seed: seed)
+            var given = input
+            let plan = Planner.plan(releasingConnections: &given)
+            #expect(plan == Planner.plan(input), "RichWorld.make(seed: \(seed))")
+            #expect(given.connections.isEmpty)
+            #expect(given.users == input.users && given.reports == input.reports
+                    && given.bindingGroups == input.bindingGroups)
+        }
+    }
+
     @Test func plannerEqualsTheReferenceOverTheWorldsOfThePropertyTests() {
         for (i, input) in RandomWorld.worlds(seed: 0x5EED_00AA, count: 100).enumerated() {
             if let report = Self.disagreement(input, Planner.plan(input), label: "RandomWorld \(i) from seed 0x5EED_00AA") {
