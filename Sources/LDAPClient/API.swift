@@ -175,10 +175,14 @@ public struct LDAPEntry: Sendable {
     /// Values of the attribute whose name equals `name` ignoring ASCII case (options included literally).
     public func values(_ name: String) -> [LDAPValue] {
         var found: [LDAPValue] = []
-        for attribute in attributes where attribute.name.caseInsensitiveEquals(name) {
-            found.append(contentsOf: attribute.values)
-        }
+        forEachValue(name) { found.append($0) }
         return found
+    }
+    /// `values(name)` one by one, without gathering them into an array (the read path).
+    public func forEachValue(_ name: String, _ body: (LDAPValue) throws -> Void) rethrows {
+        for attribute in attributes where attribute.name.caseInsensitiveEquals(name) {
+            for value in attribute.values { try body(value) }
+        }
     }
     /// The UTF-8 values of `name`; non-UTF-8 values are left out.
     public func strings(_ name: String) -> [String] {

@@ -340,15 +340,13 @@ package struct DirectoryReader: Sendable {
     /// The UTF-8 values of `attribute`; every other value is skipped with a warning naming the DN.
     private func strings<Item>(_ entry: LDAPEntry, _ attribute: String, _ collector: inout Collector<Item>) -> [String] {
         var out: [String] = []
-        for found in entry.attributes where found.name.caseInsensitiveEquals(attribute) {
-            for value in found.values {
-                if let s = value.string {
-                    out.append(s)
-                } else {
-                    collector.warnings.append(InputProblem(
-                        source: entry.dn, message: "a value of \(attribute) is not valid UTF-8 "
-                            + "(\(value.count) bytes); it is skipped"))
-                }
+        entry.forEachValue(attribute) { value in
+            if let s = value.string {
+                out.append(s)
+            } else {
+                collector.warnings.append(InputProblem(
+                    source: entry.dn, message: "a value of \(attribute) is not valid UTF-8 "
+                        + "(\(value.count) bytes); it is skipped"))
             }
         }
         return out
