@@ -93,7 +93,10 @@ package struct PreparedRun: Sendable {
     /// and gives the freed memory back to the system: what follows (rendering, writing)
     /// needs the plan, the configuration and the layout only. The counts the safety limits
     /// use must be taken before.
+    /// They are freed on a thread of their own (`Disposal`) while the run goes on.
     package mutating func dropInputs() {
+        let inputs = (snapshot, reports, input.users, input.connections, input.knownDevices, input.reports,
+                      input.problems, input.bindingGroups)
         snapshot = DirectorySnapshot()
         reports = ReportsReadResult()
         input.users = []
@@ -102,7 +105,7 @@ package struct PreparedRun: Sendable {
         input.reports = []
         input.problems = []
         input.bindingGroups = []
-        _ = CHardening_release_free_memory()
+        Disposal.release(inputs, thenTrim: true)
     }
 }
 
@@ -178,6 +181,9 @@ package final class BridgeRunner {
                 logger.warning("apply would refuse this plan: \(refusal.message)", metadata: ["limit": "\(refusal.limit)"])
             }
             if !refusals.isEmpty { status = status.combined(with: .safetyLimit) }
+            // The plan and the report are freed on a thread of their own: the process is
+            // about to exit, and a run in a test goes on without waiting for it.
+            Disposal.release((consume prepared, consume plan, consume report))
         } catch {
             status = report(error)
         }
@@ -464,6 +470,17 @@ package final class BridgeRunner {
             throw RunFailure(.failure, "[devices] reports: \(config.devices.reports) is not a readable folder; "
                 + "check the path, its permissions and that it is mounted")
         }
+        // Planning starts on the directory's part (users, device entries, connections) while
+        // the reports are still parsed; the reports are added when they are in.
+        let layout = config.layout(), policy = config.corePolicy()
+        let directoryPart = PlanInput(
+            users: snapshot.users, connections: snapshot.connections, knownDevices: snapshot.knownDevices,
+            reports: [], problems: [], bindingGroups: snapshot.bindingGroups, layout: layout, policy: policy,
+            now: 0)
+        let underway = Task.detached {
+            Planner.begin(directoryPart, releasingConnections: releasingConnections)
+        }
+        if releasingConnections { snapshot.connections = [] }  // the planner's copy is then the only one
         let (reports, reportsNanos) = await reportsRead.value
         summary["reports_ms"] = "\(reportsNanos / 1_000_000)"
         if let fatal = reports.fatal {
@@ -483,17 +500,13 @@ package final class BridgeRunner {
         if hidden > 0 { logger.warning("\(hidden) more report problems and warnings not shown (see the plan's errors)") }
 
         // Screened (R8 max_clock_skew), so explain shows the reports the plan used.
-        var input = Planner.screened(PlanInput(
+        let input = Planner.screened(PlanInput(
             users: snapshot.users, connections: snapshot.connections, knownDevices: snapshot.knownDevices,
             reports: reports.reports, problems: reports.problems + snapshot.problems, bindingGroups: snapshot.bindingGroups,
-            layout: config.layout(), policy: config.corePolicy(), now: clock()))
-        let plan: Plan
-        if releasingConnections {
-            snapshot.connections = []  // the planner's copy is then the only one
-            plan = Planner.plan(releasingConnections: &input)
-        } else {
-            plan = Planner.plan(input)
-        }
+            layout: layout, policy: policy, now: clock()))
+        let plan = await underway.value.finish(input)
+        // The planner's indexes are freed while the run goes on.
+        Disposal.release(consume underway)
         summary["plan_ms"] = Self.millis(since: phase)
         lap("planned", ["changes": "\(plan.changes.count)", "decisions": "\(plan.decisions.count)"])
         let prepared = PreparedRun(config: config, connector: connector, snapshot: snapshot, reports: reports,

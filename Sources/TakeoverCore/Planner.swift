@@ -48,6 +48,40 @@ public enum Planner {
     static func plan(_ input: PlanInput, tuning: Tuning) -> Plan {
         Planning(input, tuning: tuning).run()
     }
+
+    /// Starts planning from the directory alone, while the reports folder is still read:
+    /// the users are folded, sorted and indexed (R1-R3), the device entries gathered and the
+    /// connections resolved. `directory`'s reports and problems are not looked at. `finish`
+    /// completes the plan once the reports are in; the plan is the one `plan(_:)` makes of
+    /// the whole input. With `releasingConnections` the connections are let go once resolved
+    /// (see `plan(releasingConnections:)`; the caller must drop its own copies).
+    public static func begin(_ directory: consuming PlanInput, releasingConnections: Bool = false) -> PlanUnderway {
+        let planning = Planning(directory, tuning: Tuning())
+        planning.releaseConnections = releasingConnections
+        planning.runDirectoryPart()
+        return PlanUnderway(planning)
+    }
+}
+
+/// A plan whose directory part is done (`Planner.begin`): `finish` adds the reports.
+///
+/// Safety of `@unchecked Sendable`: the planning state is only ever used by one thread at a
+/// time. `Planner.begin` makes it and hands it over whole when it returns (e.g. as the value
+/// of the task that ran it); `finish` may be called once, after that.
+public final class PlanUnderway: @unchecked Sendable {
+    private let planning: Planning
+    private var finished = false
+
+    fileprivate init(_ planning: Planning) { self.planning = planning }
+
+    /// The plan of `input`, which must hold the users, connections, device entries, binding
+    /// groups, layout and policy that `Planner.begin` was given, now with the reports, the
+    /// problems and the run's clock (its connections are not looked at again).
+    public func finish(_ input: PlanInput) -> Plan {
+        precondition(!finished, "PlanUnderway.finish called twice")
+        finished = true
+        return planning.runReportsPart(input)
+    }
 }
 
 /// A directory user with everything the planner compares, in rank (output) order.
@@ -148,6 +182,9 @@ final class Planning {
     var twinDevices: [String: [Int]] = [:]
     /// Errors found while planning (reports that could belong to several device entries).
     var planErrors: [InputProblem] = []
+    /// Connections naming no user read, by "dn:"/"name:" and the folded value: warned about
+    /// once the reports have named every device (`warnUnknownMembers`).
+    var unknown: [String: (spelling: String, devices: Set<Int>, byDN: Bool)] = [:]
 
     var decisions: [Decision] = []
     var conflicts: [Finding] = []
@@ -168,7 +205,6 @@ final class Planning {
 
     init(_ input: PlanInput, tuning: Planner.Tuning) {
         self.tuning = tuning
-        let input = Planning.withoutFutureReports(input)
         self.input = input
         self.layout = input.layout
         self.policy = input.policy
@@ -177,13 +213,29 @@ final class Planning {
     }
 
     func run() -> Plan {
+        runDirectoryPart()
+        return runReportsPart(input)
+    }
+
+    /// Everything that needs only the directory (`Planner.begin`): users, their conflicts,
+    /// the device entries and the connections.
+    func runDirectoryPart() {
         indexUsers()
         findUserConflicts()
-        indexDevices()
+        indexDeviceEntries()
         stableIDs = stableIDIndex()
         formerDNs = formerDNIndex()
         resolveConnections()
         if releaseConnections { input.connections = [] }
+    }
+
+    /// The rest, once the reports are in: `full` is the whole input (see `PlanUnderway.finish`).
+    func runReportsPart(_ full: PlanInput) -> Plan {
+        var screened = Planning.withoutFutureReports(full)
+        if releaseConnections { screened.connections = [] }
+        input = screened
+        indexReportedDevices()
+        warnUnknownMembers()
         var order = Array(devices.indices)
         order.sort { a, b in
             let c = stringCompare(devices[a].folded, devices[b].folded)
@@ -444,8 +496,10 @@ final class Planning {
         return devices.count - 1
     }
 
-    private func indexDevices() {
-        let expected = input.reports.count + input.knownDevices.count + input.bindingGroups.count / 2
+    /// The devices of the directory's entries (their connections and the entries read).
+    private func indexDeviceEntries() {
+        // Reports are counted when they are in (`indexReportedDevices`).
+        let expected = input.knownDevices.count + input.bindingGroups.count / 2
         deviceIndex.reserveCapacity(expected)
         devices.reserveCapacity(expected)
         connectionDevice.reserveCapacity(input.connections.count)
@@ -467,6 +521,12 @@ final class Planning {
         }
         for entry in input.knownDevices { _ = entryDevice(entry.name, dn: entry.dn) }
         markTwins()
+    }
+
+    /// The devices the reports, the problems and the binding groups name, after the entries'.
+    private func indexReportedDevices() {
+        deviceIndex.reserveCapacity(devices.count + input.reports.count)
+        devices.reserveCapacity(devices.count + input.reports.count)
         var reported = Set<String>()
         let reports = input.reports
         for i in reports.indices {
@@ -522,7 +582,6 @@ final class Planning {
 
     private func resolveConnections() {
         defer { connectionDevice = [] }
-        var unknown: [String: (spelling: String, devices: Set<Int>, byDN: Bool)] = [:]
         // Resolve into flat pairs first, then give each device one exactly sized array.
         var pairDevice: [Int32] = [], pairUser: [Int32] = []
         pairDevice.reserveCapacity(input.connections.count)
@@ -588,6 +647,12 @@ final class Planning {
             list.removeLast(list.count - w)
             devices[d].connected = list
         }
+    }
+
+    /// A warning for each member no user answers to, once every device is named
+    /// (`name(_:)` may spell a device as its report does).
+    private func warnUnknownMembers() {
+        defer { unknown = [:] }
         for (_, u) in unknown {
             let names = u.devices.sorted { a, b in
                 let c = stringCompare(devices[a].folded, devices[b].folded)

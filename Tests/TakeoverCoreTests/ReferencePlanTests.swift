@@ -100,6 +100,26 @@ import TestSupport
         }
     }
 
+    /// `plan` and `apply` begin planning from the directory alone while the reports are read
+    /// (`Planner.begin`), then finish with the whole input: the same plan as planning it at
+    /// once, whatever reports, problems and clock the directory part was (not) given.
+    @Test func planningBegunFromTheDirectoryPlansTheSame() {
+        var worlds = Self.seeds.prefix(20).map { RichWorld.make(seed: $0) }
+        worlds += RandomWorld.worlds(seed: 0x5EED_00AB, count: 40)
+        for (i, input) in worlds.enumerated() {
+            var directory = input
+            directory.reports = []
+            directory.problems = [InputProblem(source: "not looked at", device: "x", message: "m")]
+            directory.now = 0
+            for releasing in [false, true] {
+                let underway = Planner.begin(directory, releasingConnections: releasing)
+                var full = input
+                if releasing { full.connections = [] }
+                #expect(underway.finish(full) == Planner.plan(input), "world \(i), releasing \(releasing)")
+            }
+        }
+    }
+
     @Test func plannerEqualsTheReferenceOverTheWorldsOfThePropertyTests() {
         for (i, input) in RandomWorld.worlds(seed: 0x5EED_00AA, count: 100).enumerated() {
             if let report = Self.disagreement(input, Planner.plan(input), label: "RandomWorld \(i) from seed 0x5EED_00AA") {
