@@ -279,59 +279,48 @@ func homeBase(_ home: String) -> Substring? {
 /// each folds equal to.
 struct AccountScan {
     private var accounts: [LocalAccount] = []
-    /// The distinct wanted folded names, each with its first matching account (-1: none)
-    /// and whether others match too.
-    private var found: [(name: String, first: Int, several: Bool)] = []
-    /// Name -> place in `found`, kept only past `linearLimit` names: fewer (a device has
-    /// a handful of connected users) are found by comparing, without hashing.
-    private var place: [String: Int] = [:]
-    static var linearLimit: Int { 16 }
+    /// Wanted folded name -> first matching account, or -1.
+    private var first: [String: Int] = [:]
+    private var multiple: Set<String> = []
 
     init() {}
 
     /// - Parameter names: the folded local names to find (repeats allowed).
     init(_ accounts: [LocalAccount], wanted names: [String]) {
+        var first: [String: Int] = [:]
+        first.reserveCapacity(names.count)
+        var multiple: Set<String> = []
         var nameFilter = QuickFilter()
-        found.reserveCapacity(names.count)
-        for f in names where self.place(of: f) == nil {
-            if found.count == Self.linearLimit {
-                place.reserveCapacity(names.count)
-                for (k, e) in found.enumerated() { place[e.name] = k }
-            }
-            if !place.isEmpty { place[f] = found.count }
-            found.append((f, -1, false))
+        for f in names {
+            first[f] = -1
             nameFilter.insert(folded: f)
         }
         accounts.withUnsafeBufferPointer { buffer in
             for a in buffer.indices where nameFilter.mayContain(buffer[a].name) {
-                guard let k = place(of: Folding.fold(buffer[a].name)) else { continue }
-                if found[k].first < 0 { found[k].first = a } else { found[k].several = true }
+                let f = Folding.fold(buffer[a].name)
+                if let v = first[f] {
+                    if v < 0 { first[f] = a } else { multiple.insert(f) }
+                }
             }
         }
         self.accounts = accounts
-    }
-
-    private func place(of f: String) -> Int? {
-        if place.isEmpty {
-            for k in found.indices where found[k].name == f { return k }
-            return nil
-        }
-        return place[f]
+        self.first = first
+        self.multiple = multiple
     }
 
     func folded(_ a: Int) -> String { Folding.fold(accounts[a].name) }
 
-    func has(_ f: String) -> Bool { first(f) != nil }
+    func has(_ f: String) -> Bool { (first[f] ?? -1) >= 0 }
 
     /// The first account whose name folds to `f`, and whether others do too; nil when none does.
     func first(_ f: String) -> (account: Int, several: Bool)? {
-        guard let k = place(of: f), found[k].first >= 0 else { return nil }
-        return (found[k].first, found[k].several)
+        guard let v = first[f], v >= 0 else { return nil }
+        return (v, !multiple.isEmpty && multiple.contains(f))
     }
 
     func matches(_ f: String) -> [Int] {
-        guard let match = first(f) else { return [] }
-        if !match.several { return [match.account] }
+        guard let v = first[f], v >= 0 else { return [] }
+        if !multiple.contains(f) { return [v] }
         return accounts.indices.filter { folded($0) == f }
     }
 }

@@ -50,27 +50,4 @@ import TestSupport
             }
         }
     }
-
-    /// The account scan finds the same accounts for a few wanted names (compared one by one)
-    /// as for many (hashed), repeats and canonically equivalent spellings included.
-    @Test func accountScanSmallAndHashed() {
-        var rng = SplitMix64(seed: 0x5343_414E)
-        let pieces = ["a", "B", "c", "\u{E9}", "e\u{301}", "SS", "\u{DF}", "x"]
-        for wantedCount in [0, 1, 2, AccountScan.linearLimit - 1, AccountScan.linearLimit, AccountScan.linearLimit + 1, 40] {
-            for _ in 0..<40 {
-                let accounts = (0..<rng.below(30)).map { _ in LocalAccount(name: Self.sample(&rng, pieces, upTo: 3)) }
-                let wanted = (0..<wantedCount).map { _ in Folding.fold(Self.sample(&rng, pieces, upTo: 3)) }
-                let scan = AccountScan(accounts, wanted: wanted)
-                for f in wanted + ["zz", "a"] {
-                    let matching = accounts.indices.filter { Folding.fold(accounts[$0].name) == f }
-                    let isWanted = wanted.contains(f)
-                    let first = scan.first(f)
-                    #expect(first?.account == (isWanted ? matching.first : nil), "\(f) of \(wanted)")
-                    #expect(first?.several == (isWanted && !matching.isEmpty ? matching.count > 1 : nil))
-                    #expect(scan.has(f) == (isWanted && !matching.isEmpty))
-                    #expect(scan.matches(f) == (isWanted ? matching : []))
-                }
-            }
-        }
-    }
 }
