@@ -37,8 +37,7 @@ public enum StableID {
 public enum RecordEscaping {
     public static func escape(_ text: String) -> String {
         // Usually nothing to escape: printable ASCII is judged byte by byte.
-        if isPlain(text) { return text }
-        guard text.unicodeScalars.contains(where: needsEscape) else { return text }
+        guard !isPlain(text), text.unicodeScalars.contains(where: needsEscape) else { return text }
         var out = ""
         out.reserveCapacity(text.utf8.count + 8)
         for scalar in text.unicodeScalars {

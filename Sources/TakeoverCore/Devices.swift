@@ -298,9 +298,8 @@ final class DeviceStage: Sendable {
         var newMembers: [String] = []
         var newRecords: [String] = []
 
-        @inline(__always)
         func emit(_ decision: consuming Decision, folded: String, norm: String, from start: Int) {
-            pending.append(Pending(decision: consume decision, foldedUser: folded, normDN: norm, changes: start..<local.count))
+            pending.append(Pending(decision: decision, foldedUser: folded, normDN: norm, changes: start..<local.count))
         }
         func groupDN(_ g: Int) -> String { input.bindingGroups[g].dn }
         func unbindChanges(_ e: BindingEntry, subject: String) {
