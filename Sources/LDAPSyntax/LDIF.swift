@@ -102,14 +102,15 @@ public enum LDIF {
 
 extension Array where Element == UInt8 {
     /// The UTF-8 of `s` appended, copied straight from the string's storage when it has one.
-    @inline(__always)
+    @inlinable @inline(__always)
     package mutating func appendUTF8(_ s: String) {
         if s.utf8.withContiguousStorageIfAvailable({ append(contentsOf: $0) }) == nil { append(contentsOf: s.utf8) }
     }
 
     /// `s` appended when none of its bytes is `special` (one scan), and true; else false,
     /// nothing appended.
-    @inline(__always)
+    /// Inlinable, so `special` is inlined into the scan in the renderers' module.
+    @inlinable @inline(__always)
     package mutating func appendUTF8(_ s: String, unless special: (UInt8) -> Bool) -> Bool {
         if let plain = s.utf8.withContiguousStorageIfAvailable({ buffer -> Bool in
             if buffer.contains(where: special) { return false }

@@ -37,8 +37,7 @@ public enum StableID {
 public enum RecordEscaping {
     public static func escape(_ text: String) -> String {
         // Usually nothing to escape: printable ASCII is judged byte by byte.
-        if text.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F && !needsEscape(Unicode.Scalar($0)) }) { return text }
-        guard text.unicodeScalars.contains(where: needsEscape) else { return text }
+        guard !isPlain(text), text.unicodeScalars.contains(where: needsEscape) else { return text }
         var out = ""
         out.reserveCapacity(text.utf8.count + 8)
         for scalar in text.unicodeScalars {
@@ -78,6 +77,18 @@ public enum RecordEscaping {
 
     private static let hex: [Character] = Array("0123456789ABCDEF")
 
+    /// Whether `text` is printable ASCII with nothing to escape (its bytes read in place).
+    static func isPlain(_ text: String) -> Bool {
+        if let plain = text.utf8.withContiguousStorageIfAvailable({ $0.allSatisfy(isPlainByte) }) { return plain }
+        return text.utf8.allSatisfy(isPlainByte)
+    }
+
+    /// Printable ASCII other than `%`, `:`, `;`, `<` and `>`.
+    @inline(__always)
+    static func isPlainByte(_ b: UInt8) -> Bool {
+        b >= 0x20 && b < 0x7F && b != 0x25 && b != 0x3A && b != 0x3B && b != 0x3C && b != 0x3E
+    }
+
     private static func needsEscape(_ scalar: Unicode.Scalar) -> Bool {
         switch scalar.value {
         case 0x00...0x1F, 0x7F...0x9F: return true
@@ -102,6 +113,9 @@ extension BindingLayout {
     /// (`<GUID=...>;dn`), as are the user's former DNs (`<WAS=...>;`): a DN never begins
     /// with `<`, so the forms cannot be confused; a string that does is written after `<DN>;`.
     public func recordValue(localName: String, userDN: String, stableID: String? = nil, formerDNs: [String] = []) -> String {
+        if formerDNs.isEmpty, let value = plainRecordValue(localName: localName, userDN: userDN, stableID: stableID ?? "") {
+            return value
+        }
         let name = RecordEscaping.escape(localName)
         let id = stableID.map(RecordEscaping.escape)
         // Sized once: a plan holds one of these per new binding.
@@ -125,6 +139,43 @@ extension BindingLayout {
         }
         value += userDN
         return value
+    }
+
+    /// `recordValue` of a binding with no former DNs whose local name and stable id (empty:
+    /// none) need no escaping, the usual new binding: its bytes written in one allocation.
+    /// Nil when something needs escaping or a string has no contiguous UTF-8.
+    func plainRecordValue(localName: String, userDN: String, stableID id: String) -> String? {
+        guard RecordEscaping.isPlain(localName), RecordEscaping.isPlain(id) else { return nil }
+        let dnNeedsMark = userDN.utf8.first == UInt8(ascii: "<")
+        let capacity = recordPrefix.utf8.count + localName.utf8.count + 1 + (id.isEmpty ? 0 : 6 + id.utf8.count)
+            + (dnNeedsMark ? 5 : 0) + userDN.utf8.count
+        // Every piece copied, else nothing (an empty string: a record is never empty).
+        let value = String(unsafeUninitializedCapacity: capacity) { out -> Int in
+            var n = 0
+            guard Self.copy(recordPrefix, to: out, at: &n), Self.copy(localName, to: out, at: &n),
+                  Self.copy(":", to: out, at: &n) else { return 0 }
+            if !id.isEmpty {
+                guard Self.copy("<ID=", to: out, at: &n), Self.copy(id, to: out, at: &n),
+                      Self.copy(">;", to: out, at: &n) else { return 0 }
+            }
+            if dnNeedsMark { guard Self.copy("<DN>;", to: out, at: &n) else { return 0 } }
+            guard Self.copy(userDN, to: out, at: &n) else { return 0 }
+            return n
+        }
+        return value.isEmpty ? nil : value
+    }
+
+    /// Copies the UTF-8 of `s` to `out` at `n` and moves `n` past it; false when it does not
+    /// fit or `s` has no contiguous UTF-8.
+    private static func copy(_ s: String, to out: UnsafeMutableBufferPointer<UInt8>, at n: inout Int) -> Bool {
+        let end = s.utf8.withContiguousStorageIfAvailable { bytes -> Int? in
+            guard bytes.count <= out.count - n else { return nil }
+            _ = UnsafeMutableBufferPointer(rebasing: out[n..<(n + bytes.count)]).initialize(from: bytes)
+            return n + bytes.count
+        }
+        guard let end = end ?? nil else { return false }
+        n = end
+        return true
     }
 
     /// Splits a record value; nil for values without the prefix (a person's `description`)

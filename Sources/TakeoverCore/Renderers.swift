@@ -228,15 +228,22 @@ public enum ReportRenderer {
         var parts = [out.bytes]
         parts += renderParts(shown.count, minimumPerPart: partSize) { range in
             var part = TextLines(capacity: range.count * 192)
-            var current: String? = range.lowerBound > 0 ? decisions[shown[range.lowerBound - 1]].device : nil
-            for i in range {
-                let j = shown[i]
-                if current != decisions[j].device {
-                    part.blank()
-                    part.line(decisions[j].device)
-                    current = decisions[j].device
+            // Each decision read in place (a copy of each would retain its every string).
+            decisions.withUnsafeBufferPointer { buffer in
+                func decision(_ i: Int) -> UnsafePointer<Decision> {
+                    precondition(buffer.indices.contains(shown[i]), "decision index out of range")
+                    return buffer.baseAddress! + shown[i]
                 }
-                decisionLine(&part, decisions[j])
+                var current: String? = range.lowerBound > 0 ? decision(range.lowerBound - 1).pointee.device : nil
+                for i in range {
+                    let d = decision(i)
+                    if current != d.pointee.device {
+                        part.blank()
+                        part.line(d.pointee.device)
+                        current = d.pointee.device
+                    }
+                    decisionLine(&part, d)
+                }
             }
             return part.bytes
         }
@@ -252,21 +259,21 @@ public enum ReportRenderer {
 
     /// `  takeover  jdoe -> 'jd': reason` and its notes, each value escaped
     /// (`TerminalText.escape` of the whole line, piece by piece: it maps each character).
-    private static func decisionLine(_ out: inout TextLines, _ d: Decision) {
+    private static func decisionLine(_ out: inout TextLines, _ d: UnsafePointer<Decision>) {
         let width = 9
-        let action = d.action.rawValue
+        let action = d.pointee.action.rawValue
         out.raw("  ")
         out.raw(action)
         out.spaces(max(1, width + 1 - action.utf8.count))
-        out.terminal(d.user)
-        if let account = d.localAccount {
+        out.terminal(d.pointee.user)
+        if let account = d.pointee.localAccount {
             out.raw(" -> '")
             out.terminal(account)
             out.byte(UInt8(ascii: "'"))
         }
         out.raw(": ")
-        out.line(d.reason)
-        for n in d.notices {
+        out.line(d.pointee.reason)
+        for n in d.pointee.notices {
             out.spaces(2 + width + 1)
             out.raw("note: ")
             out.line(n)
