@@ -227,8 +227,11 @@ struct JSONParser {
     mutating func seek(to offset: Int) { position = max(0, min(offset, buf.count)) }
 
     /// The byte at the current position, or nil at the end.
-    var current: UInt8? { position < buf.count ? buf[position] : nil }
+    var current: UInt8? {
+        @inline(__always) get { position < buf.count ? buf[position] : nil }
+    }
 
+    @inline(__always)
     mutating func skipWhitespace() {
         while position < buf.count {
             switch buf[position] {

@@ -322,9 +322,10 @@ struct ReportBuilder {
 }
 
 /// Long values seen lately, so equal values share one copy: a table indexed by a hash of
-/// the value's bytes. A value equal to the one in its slot is answered with that one (the
-/// caller keeps it instead of its own copy); any other long value takes the slot. Two
-/// values that land on one slot only share less, never wrongly: `==` decides.
+/// the value's bytes. A value with the bytes of the one in its slot is answered with that
+/// one (the caller keeps it instead of its own copy); any other long value takes the slot.
+/// Two values that land on one slot only share less, never wrongly: the bytes decide, so
+/// sharing never changes a value (not even to a canonically equivalent one).
 struct SharedValues {
     private var slots: [String] = []
     /// Slots (a power of two).
@@ -332,37 +333,51 @@ struct SharedValues {
 
     init() {}
 
-    /// The held value equal to `value` (nil when none is, or when `value` is nil or short
-    /// enough to live inside its String); otherwise `value` is held from now on.
+    /// The held value with the bytes of `value` (nil when none is, or when `value` is nil or
+    /// short enough to live inside its String); otherwise `value` is held from now on.
     mutating func held(_ value: String?) -> String? {
         guard let value, value.utf8.count > 15 else { return nil }
+        let answer = value.utf8.withContiguousStorageIfAvailable { bytes -> String? in
+            let i = slot(bytes)
+            if SharedValues.same(slots[i], bytes) { return slots[i] }
+            slots[i] = value
+            return nil
+        }
+        return answer ?? nil
+    }
+
+    private mutating func slot(_ bytes: UnsafeBufferPointer<UInt8>) -> Int {
         if slots.isEmpty { slots = Array(repeating: "", count: SharedValues.size) }
-        let i = Int(truncatingIfNeeded: SharedValues.hash(value) >> 32) & (SharedValues.size - 1)
-        if slots[i] == value { return slots[i] }
-        slots[i] = value
-        return nil
+        return Int(truncatingIfNeeded: SharedValues.hash(bytes) >> 32) & (SharedValues.size - 1)
+    }
+
+    private static func same(_ s: String, _ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard s.utf8.count == bytes.count else { return false }
+        let equal = s.utf8.withContiguousStorageIfAvailable { $0.elementsEqual(bytes) }
+        return equal ?? s.utf8.elementsEqual(bytes)
     }
 
     /// A quick hash of the UTF-8 bytes (not for hostile keys: where it is used, a collision
     /// only costs some sharing or one more comparison).
     static func hash(_ s: String) -> UInt64 {
-        let answer = s.utf8.withContiguousStorageIfAvailable { b -> UInt64 in
-            var h = UInt64(b.count) &* 0x9E37_79B9_7F4A_7C15
-            guard let base = b.baseAddress else { return h }
-            let raw = UnsafeRawPointer(base)
-            var i = 0
-            while i + 8 <= b.count {
-                h = (h ^ raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)) &* 0xFF51_AFD7_ED55_8CCD
-                h ^= h >> 29
-                i += 8
-            }
-            while i < b.count {
-                h = (h ^ UInt64(b[i])) &* 0x100_0000_01B3
-                i += 1
-            }
-            return h ^ (h >> 31)
+        s.utf8.withContiguousStorageIfAvailable { hash($0) } ?? UInt64(s.utf8.count)
+    }
+
+    static func hash(_ b: UnsafeBufferPointer<UInt8>) -> UInt64 {
+        var h = UInt64(b.count) &* 0x9E37_79B9_7F4A_7C15
+        guard let base = b.baseAddress else { return h }
+        let raw = UnsafeRawPointer(base)
+        var i = 0
+        while i + 8 <= b.count {
+            h = (h ^ raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)) &* 0xFF51_AFD7_ED55_8CCD
+            h ^= h >> 29
+            i += 8
         }
-        return answer ?? UInt64(s.utf8.count)
+        while i < b.count {
+            h = (h ^ UInt64(b[i])) &* 0x100_0000_01B3
+            i += 1
+        }
+        return h ^ (h >> 31)
     }
 }
 
