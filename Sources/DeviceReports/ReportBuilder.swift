@@ -351,9 +351,25 @@ struct SharedValues {
         return Int(truncatingIfNeeded: SharedValues.hash(bytes) >> 32) & (SharedValues.size - 1)
     }
 
+    /// `s` has these bytes (the same storage, mostly: then nothing is compared).
     private static func same(_ s: String, _ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
         guard s.utf8.count == bytes.count else { return false }
-        let equal = s.utf8.withContiguousStorageIfAvailable { $0.elementsEqual(bytes) }
+        let equal = s.utf8.withContiguousStorageIfAvailable { held -> Bool in
+            guard let a = held.baseAddress, let b = bytes.baseAddress else { return true }
+            if a == b { return true }
+            let n = bytes.count
+            var i = 0
+            while i + 8 <= n {
+                if UnsafeRawPointer(a).loadUnaligned(fromByteOffset: i, as: UInt64.self)
+                    != UnsafeRawPointer(b).loadUnaligned(fromByteOffset: i, as: UInt64.self) { return false }
+                i += 8
+            }
+            while i < n {
+                if a[i] != b[i] { return false }
+                i += 1
+            }
+            return true
+        }
         return equal ?? s.utf8.elementsEqual(bytes)
     }
 
