@@ -165,11 +165,7 @@ enum Fields {
 enum OsqueryRows {
     /// Returns nil for a row with an empty username (Windows profiles whose SID did not
     /// resolve): nothing can match it by name.
-    static func account(_ row: Row) throws(FieldError) -> LocalAccount? {
-        try account(OsqueryColumns(row), doc: row.doc)
-    }
-
-    /// As `account(_:)`, from the row's columns (`doc` holds the text they point into).
+    /// `c`: the row's columns (`doc` holds the text they point into).
     static func account(_ c: OsqueryColumns, doc: JSONDocument) throws(FieldError) -> LocalAccount? {
         guard let nameValue = c.username else {
             throw FieldError(message: "row has no 'username' field")

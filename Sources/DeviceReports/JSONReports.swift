@@ -150,10 +150,6 @@ enum JSONReports {
 
     /// The account of an osquery `users` row (osquery and JumpCloud), or a warning for a row
     /// without a username.
-    static func addAccount(_ row: Row, device: String, into b: inout ReportBuilder) throws(FieldError) {
-        try addAccount(OsqueryColumns(row), doc: row.doc, offset: row.offset, device: device, into: &b)
-    }
-
     static func addAccount(_ columns: OsqueryColumns, doc: JSONDocument, offset: Int, device: String,
                            into b: inout ReportBuilder) throws(FieldError) {
         if let account = try OsqueryRows.account(columns, doc: doc) {

@@ -269,7 +269,8 @@ enum OsquerydLog {
                 var mine: Set<String> = []
                 for case let row? in state.rows {
                     do throws(FieldError) {
-                        guard let account = try OsqueryRows.account(row) else {
+                        let columns = OsqueryColumns(row)
+                        guard let account = try OsqueryRows.account(columns, doc: row.doc) else {
                             b.warn(device: host, at: .offset(row.offset), "row with an empty username skipped")
                             continue
                         }
@@ -278,7 +279,7 @@ enum OsquerydLog {
                             if taken.contains(folded) { continue }
                             mine.insert(folded)
                         }
-                        if row.has("is_hidden") { b.hint(.macos, weight: 20, device: host) }
+                        if columns.isHidden != nil { b.hint(.macos, weight: 20, device: host) }
                         b.add(account, device: host, at: .offset(row.offset))
                     } catch {
                         b.error(device: host, at: .offset(row.offset),
