@@ -39,9 +39,6 @@ struct ReportBuilder {
         /// The folded names of `accounts`, parallel to it, until `seen` is made (a name that
         /// folds to itself shares its storage): duplicates are looked up without folding again.
         var keys: [String] = []
-        /// A hash of each of `keys` (`SharedValues.hash`), parallel to it: only names with the
-        /// same hash are compared.
-        var prints: [UInt32] = []
         /// Accounts announced by `reserve`: `seen` is made that big at once.
         var expected = 0
         var evidence = PlatformEvidence()
@@ -58,22 +55,15 @@ struct ReportBuilder {
         /// Records the folded name of a new account; false when an account already folds to it.
         mutating func insertFolded(_ key: String) -> Bool {
             if seen != nil { return seen!.insert(key).inserted }
-            let print = UInt32(truncatingIfNeeded: SharedValues.hash(key))
-            let found = prints.withUnsafeBufferPointer { p -> Bool in
-                for j in 0..<p.count where p[j] == print && keys[j] == key { return true }
-                return false
-            }
-            if found { return false }
+            for k in keys where k == key { return false }
             if keys.count + 1 >= ReportBuilder.setFrom {
                 var set = Set<String>(minimumCapacity: max(2 * ReportBuilder.setFrom, expected))
                 for k in keys { set.insert(k) }
                 set.insert(key)
                 seen = set
                 keys = []
-                prints = []
             } else {
                 keys.append(key)
-                prints.append(print)
             }
             return true
         }
@@ -101,9 +91,8 @@ struct ReportBuilder {
     /// Indices in `problems` of file-wide errors (device still nil).
     private var fileErrorIndices: [Int] = []
 
-    /// Accounts of one device from which duplicates are looked up in a set, not by a scan
-    /// (of hashes: a scan of this many costs less than hashing with the set's hasher).
-    static let setFrom = 64
+    /// Accounts of one device from which duplicates are looked up in a set, not by a scan.
+    static let setFrom = 16
 
     /// Most accounts `reserve` makes room for in one call.
     static let maxReserved = 1 << 14
@@ -373,12 +362,7 @@ struct SharedValues {
         return equal ?? s.utf8.elementsEqual(bytes)
     }
 
-    /// A quick hash of the UTF-8 bytes (not for hostile keys: where it is used, a collision
-    /// only costs some sharing or one more comparison).
-    static func hash(_ s: String) -> UInt64 {
-        s.utf8.withContiguousStorageIfAvailable { hash($0) } ?? UInt64(s.utf8.count)
-    }
-
+    /// A quick hash of UTF-8 bytes (not for hostile keys: a collision only costs sharing).
     static func hash(_ b: UnsafeBufferPointer<UInt8>) -> UInt64 {
         var h = UInt64(b.count) &* 0x9E37_79B9_7F4A_7C15
         guard let base = b.baseAddress else { return h }
