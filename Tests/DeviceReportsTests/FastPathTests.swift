@@ -131,6 +131,20 @@ import TestSupport
         #expect(shared.held(copy).map { Array($0.utf8) } == Array(decomposed.utf8))
     }
 
+    /// A CSV reported_at equal to the row before is not parsed again: each device still gets
+    /// the newest of its times, and every bad time is still an error on its own line.
+    @Test func csvTimesRepeatedOrNot() {
+        let csv = "device,username,reported_at\n"
+            + "a,root,2026-11-30T10:00:00Z\na,bin,2026-11-30T10:00:00Z\na,adm, 2026-11-30T12:00:00Z\n"
+            + "b,root,soon\nb,bin,soon\nc,root,2026-11-30T10:00:00Z\nc,bin,1796036400\nc,adm,1796036400\n"
+        let r = parseText(csv, fileName: "f.csv")
+        #expect(r.report("a")?.reportedAt == 1_796_040_000)
+        #expect(r.report("a")?.names == ["root", "bin", "adm"])
+        #expect(r.report("b") == nil)
+        #expect(r.problems.filter { $0.device == "b" && $0.message.contains("not a date") }.compactMap(\.line) == [5, 6])
+        #expect(r.report("c")?.reportedAt == 1_796_036_400)
+    }
+
     @Test func cmdExeCheckMatchesLowercasedSuffix() {
         let shells = ["C:\\Windows\\system32\\cmd.exe", "C:\\WINDOWS\\SYSTEM32\\CMD.EXE", "cmd.exe", "CmD.ExE", "md.exe",
                       "xcmd.exe", "cmd.exe ", "cmd.ex", "", "/bin/bash", "ÇMD.EXE", "é\\cmd.exe", "cmd.exé",
