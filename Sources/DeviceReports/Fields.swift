@@ -94,6 +94,11 @@ extension JSONDocument {
 /// that name, as `Row[key]` answers (escaped member names decoded).
 struct OsqueryColumns {
     var username, uid, uidSigned, uuid, directory, shell, description, isHidden, type, realUser: JSONValue?
+    /// JumpCloud System Insights adds these.
+    var systemID, collectionTime: JSONValue?
+
+    /// No column yet (`take` fills them).
+    init() {}
 
     init(_ row: Row) {
         let doc = row.doc
@@ -107,7 +112,7 @@ struct OsqueryColumns {
         }
     }
 
-    private mutating func take(_ k: UnsafeBufferPointer<UInt8>, _ v: JSONValue) {
+    mutating func take(_ k: UnsafeBufferPointer<UInt8>, _ v: JSONValue) {
         @inline(__always) func first(_ slot: inout JSONValue?) { if slot == nil { slot = v } }
         switch k.count {
         case 3: if Self.equal(k, "uid") { first(&uid) }
@@ -118,13 +123,21 @@ struct OsqueryColumns {
             if Self.equal(k, "directory") { first(&directory) }
             else if Self.equal(k, "is_hidden") { first(&isHidden) }
             else if Self.equal(k, "real_user") { first(&realUser) }
+            else if Self.equal(k, "system_id") { first(&systemID) }
         case 10: if Self.equal(k, "uid_signed") { first(&uidSigned) }
         case 11: if Self.equal(k, "description") { first(&description) }
+        case 15: if Self.equal(k, "collection_time") { first(&collectionTime) }
         default: break
         }
     }
 
-    private static func equal(_ k: UnsafeBufferPointer<UInt8>, _ name: StaticString) -> Bool {
+    /// The username when it is a non-empty string, as `Row.optionalString("username")`.
+    func username(in doc: JSONDocument) -> String? {
+        if case .string(let t)? = username, !doc.isEmpty(t) { return doc.string(t) }
+        return nil
+    }
+
+    static func equal(_ k: UnsafeBufferPointer<UInt8>, _ name: StaticString) -> Bool {
         let n = name.utf8CodeUnitCount
         guard k.count == n else { return false }
         let p = name.utf8Start
@@ -152,9 +165,8 @@ enum Fields {
 enum OsqueryRows {
     /// Returns nil for a row with an empty username (Windows profiles whose SID did not
     /// resolve): nothing can match it by name.
-    static func account(_ row: Row) throws(FieldError) -> LocalAccount? {
-        let c = OsqueryColumns(row)
-        let doc = row.doc
+    /// `c`: the row's columns (`doc` holds the text they point into).
+    static func account(_ c: OsqueryColumns, doc: JSONDocument) throws(FieldError) -> LocalAccount? {
         guard let nameValue = c.username else {
             throw FieldError(message: "row has no 'username' field")
         }

@@ -88,15 +88,29 @@ final class ParseScratch {
     }
 
     /// Long values already shared by earlier files (`ReportBuilder.shared`).
-    private var shared: Set<String> = []
+    private var shared = SharedValues()
 
-    func takeShared() -> Set<String> {
-        var taken: Set<String> = []
+    func takeShared() -> SharedValues {
+        var taken = SharedValues()
         swap(&taken, &shared)
         return taken
     }
 
-    func giveBack(shared values: Set<String>) { shared = values }
+    func giveBack(shared values: SharedValues) { shared = values }
+
+    /// The rows of the last osqueryi array read from the bytes (`JSONParser.osqueryRows`),
+    /// kept for the next one under the same cap as the JSON stores.
+    private var rows: [OsqueryRow] = []
+
+    func takeRows() -> [OsqueryRow] {
+        var taken: [OsqueryRow] = []
+        swap(&taken, &rows)
+        return taken
+    }
+
+    func giveBack(rows given: [OsqueryRow]) {
+        if given.capacity * MemoryLayout<OsqueryRow>.stride <= ParseScratch.keptBytes { rows = given }
+    }
 
     func giveBack(_ storage: JSONStorage) {
         let bytes = storage.members.capacity * MemoryLayout<JSONMember>.stride
@@ -175,9 +189,9 @@ struct JSONParseError: Error, Equatable {
 }
 
 struct JSONParser {
-    private let buf: UnsafeBufferPointer<UInt8>
-    private(set) var position: Int
-    private let maxDepth: Int
+    let buf: UnsafeBufferPointer<UInt8>
+    var position: Int
+    let maxDepth: Int
     /// Members and elements of every finished object and array, in one place each.
     private(set) var storage = JSONStorage()
     /// Members and elements of objects and arrays still open (a stack; nested ones on top).
@@ -213,8 +227,11 @@ struct JSONParser {
     mutating func seek(to offset: Int) { position = max(0, min(offset, buf.count)) }
 
     /// The byte at the current position, or nil at the end.
-    var current: UInt8? { position < buf.count ? buf[position] : nil }
+    var current: UInt8? {
+        @inline(__always) get { position < buf.count ? buf[position] : nil }
+    }
 
+    @inline(__always)
     mutating func skipWhitespace() {
         while position < buf.count {
             switch buf[position] {
@@ -363,7 +380,7 @@ struct JSONParser {
         return JSONArray(start: start, count: count)
     }
 
-    private mutating func literal(_ word: StaticString) throws(JSONParseError) {
+    mutating func literal(_ word: StaticString) throws(JSONParseError) {
         let count = word.utf8CodeUnitCount
         let start = word.utf8Start
         for i in 0..<count {
@@ -377,7 +394,7 @@ struct JSONParser {
         position += count
     }
 
-    private mutating func parseNumber() throws(JSONParseError) -> JSONText {
+    mutating func parseNumber() throws(JSONParseError) -> JSONText {
         let start = position
         if buf[position] == UInt8(ascii: "-") { position += 1 }
         guard position < buf.count, isDigit(buf[position]) else {
@@ -413,7 +430,7 @@ struct JSONParser {
 
     /// Checks a string at the opening quote and returns its content range; escapes are
     /// validated here and decoded by `unescape` when the value is read.
-    private mutating func parseString() throws(JSONParseError) -> JSONText {
+    mutating func parseString() throws(JSONParseError) -> JSONText {
         let open = position
         position += 1
         let start = position

@@ -5,8 +5,10 @@
 import TakeoverCore
 
 enum JSONReports {
-    /// `text` starts (after whitespace) with '[' or '{'.
-    static func read(_ text: [UInt8], into b: inout ReportBuilder, limits: ReportLimits, scratch: ParseScratch? = nil) {
+    /// `text` starts (after whitespace) with '[' or '{'. `fastPath`: false reads an osqueryi
+    /// array as a tree too (tests compare the two).
+    static func read(_ text: [UInt8], into b: inout ReportBuilder, limits: ReportLimits, scratch: ParseScratch? = nil,
+                     fastPath: Bool = true) {
         text.withUnsafeBufferPointer { buf in
             var p = JSONParser(buf, maxDepth: limits.maxJSONDepth, reusing: scratch?.takeJSON() ?? JSONStorage())
             defer { if let scratch { scratch.giveBack(p.takeStorage()) } }
@@ -14,6 +16,20 @@ enum JSONReports {
             var values: [JSONValue] = []
             var isArray = false
             if p.current == UInt8(ascii: "[") {
+                // The common osqueryi array straight from the bytes; anything else as a tree.
+                let start = p.position
+                var rows = scratch?.takeRows() ?? []
+                defer { scratch?.giveBack(rows: rows) }
+                if fastPath, let kind = p.osqueryRows(into: &rows) {
+                    p.storage.withDocument(buf) { doc in
+                        switch kind {
+                        case .osqueryRows: readOsqueryRows(rows, doc: doc, into: &b)
+                        case .jumpCloud: readJumpCloud(rows, doc: doc, into: &b)
+                        }
+                    }
+                    return
+                }
+                p.seek(to: start)
                 do throws(JSONParseError) {
                     let value = try p.parseDocument()
                     guard case .array = value else { return }
@@ -104,43 +120,48 @@ enum JSONReports {
         }
         switch kind {
         case .osquerydLog: OsquerydLog.read(rows, into: &b)
-        case .jumpCloud: readJumpCloud(rows, into: &b)
+        case .jumpCloud:
+            readJumpCloud(rows.map { OsqueryRow(columns: OsqueryColumns($0), offset: $0.offset) }, doc: doc, into: &b)
         case .powerShell: readPowerShell(rows, into: &b)
-        case .osqueryRows: readOsqueryRows(rows, into: &b)
+        case .osqueryRows:
+            readOsqueryRows(rows.map { OsqueryRow(columns: OsqueryColumns($0), offset: $0.offset) }, doc: doc, into: &b)
         }
     }
 
     // MARK: osqueryi --json
 
-    private static func readOsqueryRows(_ rows: [Row], into b: inout ReportBuilder) {
+    /// The rows of an osqueryi users array (from the tree, or `JSONParser.osqueryRows`).
+    static func readOsqueryRows(_ rows: [OsqueryRow], doc: JSONDocument, into b: inout ReportBuilder) {
         let device = b.fallbackDevice
         b.reserve(rows.count, device: device)
         // The extended columns tell the platform: macOS adds is_hidden, Windows adds type.
         if let first = rows.first {
-            if first.has("is_hidden") { b.hint(.macos, weight: 20, device: device) }
-            if first.has("type") { b.hint(.windows, weight: 5, device: device) }
+            if first.columns.isHidden != nil { b.hint(.macos, weight: 20, device: device) }
+            if first.columns.type != nil { b.hint(.windows, weight: 5, device: device) }
         }
         for row in rows {
             do throws(FieldError) {
-                try addAccount(row, device: device, into: &b)
+                try addAccount(row.columns, doc: doc, offset: row.offset, device: device, into: &b)
             } catch {
-                b.error(device: device, at: .offset(row.offset), rowMessage(row, error))
+                b.error(device: device, at: .offset(row.offset), rowMessage(row.columns.username(in: doc), error))
             }
         }
     }
 
     /// The account of an osquery `users` row (osquery and JumpCloud), or a warning for a row
     /// without a username.
-    static func addAccount(_ row: Row, device: String, into b: inout ReportBuilder) throws(FieldError) {
-        if let account = try OsqueryRows.account(row) {
-            b.add(account, device: device, at: .offset(row.offset))
+    static func addAccount(_ columns: OsqueryColumns, doc: JSONDocument, offset: Int, device: String,
+                           into b: inout ReportBuilder) throws(FieldError) {
+        if let account = try OsqueryRows.account(columns, doc: doc) {
+            b.add(account, device: device, at: .offset(offset))
         } else {
-            b.warn(device: device, at: .offset(row.offset), "row with an empty username skipped")
+            b.warn(device: device, at: .offset(offset), "row with an empty username skipped")
         }
     }
 
-    static func rowMessage(_ row: Row, _ error: FieldError) -> String {
-        if let name = row.optionalString("username") {
+    /// `error` about the row of `username` (`Row.optionalString("username")`).
+    static func rowMessage(_ username: String?, _ error: FieldError) -> String {
+        if let name = username {
             return "account \(Fields.quoted(name)): \(error.message)"
         }
         return error.message
@@ -148,11 +169,13 @@ enum JSONReports {
 
     // MARK: JumpCloud System Insights users
 
-    private static func readJumpCloud(_ rows: [Row], into b: inout ReportBuilder) {
+    /// The rows of a JumpCloud users array (from the tree, or `JSONParser.osqueryRows`).
+    static func readJumpCloud(_ rows: [OsqueryRow], doc: JSONDocument, into b: inout ReportBuilder) {
         for row in rows {
+            let c = row.columns
             let systemID: String
             do throws(FieldError) {
-                guard let id = try row.string("system_id") else {
+                guard let id = try doc.stringField(c.systemID, "system_id") else {
                     b.fileError(at: .offset(row.offset), "row has no 'system_id': cannot tell which device it belongs to")
                     continue
                 }
@@ -164,16 +187,16 @@ enum JSONReports {
             // Usually one system per file: room for every row on the first one.
             if row.offset == rows.first?.offset { b.reserve(rows.count, device: systemID) }
             do throws(FieldError) {
-                guard case .string(let t)? = row["collection_time"], !row.doc.isEmpty(t) else {
+                guard case .string(let t)? = c.collectionTime, !doc.isEmpty(t) else {
                     throw FieldError(message: "row has no 'collection_time' string")
                 }
-                guard let time = row.doc.withBytes(t, { Timestamps.parse(bytes: $0) }) else {
-                    throw FieldError(message: "field 'collection_time' is not a date, found \(Fields.quoted(row.text(t)))")
+                guard let time = doc.withBytes(t, { Timestamps.parse(bytes: $0) }) else {
+                    throw FieldError(message: "field 'collection_time' is not a date, found \(Fields.quoted(doc.string(t)))")
                 }
                 b.noteTime(time, device: systemID)
-                try addAccount(row, device: systemID, into: &b)
+                try addAccount(c, doc: doc, offset: row.offset, device: systemID, into: &b)
             } catch {
-                b.error(device: systemID, at: .offset(row.offset), rowMessage(row, error))
+                b.error(device: systemID, at: .offset(row.offset), rowMessage(c.username(in: doc), error))
             }
         }
     }

@@ -263,21 +263,27 @@ enum OsquerydLog {
             }
             if failed { continue }
             b.reserve(states.reduce(0) { $0 + $1.1.live }, device: host)
+            // One query (the usual case): no name is taken by another.
+            let several = states.count > 1
             for (_, state) in states {
                 var mine: Set<String> = []
                 for case let row? in state.rows {
                     do throws(FieldError) {
-                        guard let account = try OsqueryRows.account(row) else {
+                        let columns = OsqueryColumns(row)
+                        guard let account = try OsqueryRows.account(columns, doc: row.doc) else {
                             b.warn(device: host, at: .offset(row.offset), "row with an empty username skipped")
                             continue
                         }
-                        let folded = Folding.fold(account.name)
-                        if taken.contains(folded) { continue }
-                        mine.insert(folded)
-                        if row.has("is_hidden") { b.hint(.macos, weight: 20, device: host) }
+                        if several {
+                            let folded = Folding.fold(account.name)
+                            if taken.contains(folded) { continue }
+                            mine.insert(folded)
+                        }
+                        if columns.isHidden != nil { b.hint(.macos, weight: 20, device: host) }
                         b.add(account, device: host, at: .offset(row.offset))
                     } catch {
-                        b.error(device: host, at: .offset(row.offset), JSONReports.rowMessage(row, error))
+                        b.error(device: host, at: .offset(row.offset),
+                                JSONReports.rowMessage(row.optionalString("username"), error))
                     }
                 }
                 taken.formUnion(mine)

@@ -83,8 +83,8 @@ struct ReportBuilder {
     /// Long values that repeat across accounts (shells, system accounts' descriptions), so
     /// every account shares one copy instead of holding its own (values of up to 15 UTF-8
     /// bytes are stored inside the String and need no sharing). Handed from file to file
-    /// by `ParseScratch`, so it is made and grown once per thread, not once per file.
-    private var shared: Set<String>
+    /// by `ParseScratch`, so it is made once per thread, not once per file.
+    private var shared: SharedValues
     /// Errors that cannot be pinned on one device: every device of the file fails.
     private var fileFailed = false
     private var fileErrorLines: [Int?] = []
@@ -94,9 +94,6 @@ struct ReportBuilder {
     /// Accounts of one device from which duplicates are looked up in a set, not by a scan.
     static let setFrom = 16
 
-    /// Most values `shared` holds.
-    static let maxShared = 4096
-
     /// Most accounts `reserve` makes room for in one call.
     static let maxReserved = 1 << 14
 
@@ -105,11 +102,9 @@ struct ReportBuilder {
     static let maxListedWarnings = 20
 
     /// `shared`: long values already held (e.g. by earlier files of the same thread).
-    init(source: String, fallbackDevice: String, modificationTime: UnixTime, text: [UInt8], shared: Set<String> = []) {
+    init(source: String, fallbackDevice: String, modificationTime: UnixTime, text: [UInt8],
+         shared: SharedValues = SharedValues()) {
         self.shared = shared
-        // Full (of earlier files' values): start this file as if with a set of its own,
-        // so its repeated values are still shared.
-        if self.shared.count >= ReportBuilder.maxShared { self.shared.removeAll(keepingCapacity: true) }
         self.source = source
         self.fallbackDevice = fallbackDevice
         self.modificationTime = modificationTime
@@ -159,7 +154,6 @@ struct ReportBuilder {
     /// "Folds equal" is the planner's rule (`Folding.fold`, full Unicode case folding), so a
     /// report never holds two accounts the planner could not tell apart (`straße`/`STRASSE`).
     mutating func add(_ account: consuming LocalAccount, device: String, at position: Position) {
-        var account = account
         let i = slot(device)
         let key = Folding.fold(account.name)
         guard states[i].insertFolded(key) else {
@@ -171,30 +165,19 @@ struct ReportBuilder {
             return
         }
         states[i].evidence.observe(account)
-        share(&account.shell)
-        share(&account.fullName)
-        share(&account.accountType)
-        states[i].accounts.append(account)
+        if let held = shared.held(account.shell) { account.shell = held }
+        if let held = shared.held(account.fullName) { account.fullName = held }
+        // Set only when shared: setting the type makes a new Windows box.
+        if let held = shared.held(account.accountType) { account.accountType = held }
+        states[i].accounts.append(consume account)
         states[i].positions.append(position)
     }
 
     /// Hands the shared values over (for the next file); the builder keeps none.
-    mutating func takeShared() -> Set<String> {
-        var taken: Set<String> = []
+    mutating func takeShared() -> SharedValues {
+        var taken = SharedValues()
         swap(&taken, &shared)
         return taken
-    }
-
-    /// Replaces a long value by an equal one already held, or remembers it.
-    private mutating func share(_ value: inout String?) {
-        guard let v = value, v.utf8.count > 15 else { return }
-        // One hash: insert answers the value already held, if any.
-        if shared.count < ReportBuilder.maxShared {
-            let (inserted, held) = shared.insert(v)
-            if !inserted { value = held }
-        } else if let held = shared.firstIndex(of: v) {
-            value = shared[held]
-        }
     }
 
     /// The report time of `device` is the newest time any of its rows carries.
@@ -327,6 +310,77 @@ struct ReportBuilder {
     }
 }
 
+/// Long values seen lately, so equal values share one copy: a table indexed by a hash of
+/// the value's bytes. A value with the bytes of the one in its slot is answered with that
+/// one (the caller keeps it instead of its own copy); any other long value takes the slot.
+/// Two values that land on one slot only share less, never wrongly: the bytes decide, so
+/// sharing never changes a value (not even to a canonically equivalent one).
+struct SharedValues {
+    private var slots: [String] = []
+    /// Slots (a power of two).
+    static let size = 1024
+
+    init() {}
+
+    /// The held value with the bytes of `value` (nil when none is, or when `value` is nil or
+    /// short enough to live inside its String); otherwise `value` is held from now on.
+    mutating func held(_ value: String?) -> String? {
+        guard let value, value.utf8.count > 15 else { return nil }
+        let answer = value.utf8.withContiguousStorageIfAvailable { bytes -> String? in
+            let i = slot(bytes)
+            if SharedValues.same(slots[i], bytes) { return slots[i] }
+            slots[i] = value
+            return nil
+        }
+        return answer ?? nil
+    }
+
+    private mutating func slot(_ bytes: UnsafeBufferPointer<UInt8>) -> Int {
+        if slots.isEmpty { slots = Array(repeating: "", count: SharedValues.size) }
+        return Int(truncatingIfNeeded: SharedValues.hash(bytes) >> 32) & (SharedValues.size - 1)
+    }
+
+    /// `s` has these bytes (the same storage, mostly: then nothing is compared).
+    private static func same(_ s: String, _ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard s.utf8.count == bytes.count else { return false }
+        let equal = s.utf8.withContiguousStorageIfAvailable { held -> Bool in
+            guard let a = held.baseAddress, let b = bytes.baseAddress else { return true }
+            if a == b { return true }
+            let n = bytes.count
+            var i = 0
+            while i + 8 <= n {
+                if UnsafeRawPointer(a).loadUnaligned(fromByteOffset: i, as: UInt64.self)
+                    != UnsafeRawPointer(b).loadUnaligned(fromByteOffset: i, as: UInt64.self) { return false }
+                i += 8
+            }
+            while i < n {
+                if a[i] != b[i] { return false }
+                i += 1
+            }
+            return true
+        }
+        return equal ?? s.utf8.elementsEqual(bytes)
+    }
+
+    /// A quick hash of UTF-8 bytes (not for hostile keys: a collision only costs sharing).
+    static func hash(_ b: UnsafeBufferPointer<UInt8>) -> UInt64 {
+        var h = UInt64(b.count) &* 0x9E37_79B9_7F4A_7C15
+        guard let base = b.baseAddress else { return h }
+        let raw = UnsafeRawPointer(base)
+        var i = 0
+        while i + 8 <= b.count {
+            h = (h ^ raw.loadUnaligned(fromByteOffset: i, as: UInt64.self)) &* 0xFF51_AFD7_ED55_8CCD
+            h ^= h >> 29
+            i += 8
+        }
+        while i < b.count {
+            h = (h ^ UInt64(b[i])) &* 0x100_0000_01B3
+            i += 1
+        }
+        return h ^ (h >> 31)
+    }
+}
+
 /// Weighted clues about the platform of one device. Strong clues (a SID, `/Users/` or
 /// `/home/` homes, `cmd.exe`, the `is_hidden` column) outweigh weak ones (`_` names,
 /// `/var/empty`), so a Debian `_apt` account does not make a Linux box a Mac.
@@ -346,43 +400,47 @@ struct PlatformEvidence: Sendable {
     }
 
     mutating func observe(_ a: borrowing LocalAccount) {
-        if let sid = a.sid, hasPrefix(sid, "S-1-") { windows += 10 }
+        if let sid = a.sid, PlatformEvidence.bytes(of: sid, { PlatformEvidence.starts($0, "S-1-") }) { windows += 10 }
         if let type = a.accountType, type == "local" || type == "roaming" || type == "special" { windows += 10 }
-        // `is` compares bytes: the same answer as `==` for these ASCII literals (no string
-        // that is not these bytes is canonically equivalent to them).
+        // Byte comparisons: the same answer as `==` and `hasPrefix` for these ASCII literals
+        // (no string that is not these bytes is canonically equivalent to them).
         if let home = a.home {
-            let h = home.utf8
-            if hasPrefix(home, "/Users/") || `is`(home, "/var/root") { macos += 10 }
-            else if hasPrefix(home, "/home/") { linux += 10 }
-            else if `is`(home, "/root") { linux += 5 }
-            else if `is`(home, "/nonexistent") { linux += 3 }
-            else if `is`(home, "/var/empty") { macos += 2 }
-            else if isWindowsPath(h) { windows += 10 }
+            PlatformEvidence.bytes(of: home) { h in
+                if PlatformEvidence.starts(h, "/Users/") || PlatformEvidence.equals(h, "/var/root") { macos += 10 }
+                else if PlatformEvidence.starts(h, "/home/") { linux += 10 }
+                else if PlatformEvidence.equals(h, "/root") { linux += 5 }
+                else if PlatformEvidence.equals(h, "/nonexistent") { linux += 3 }
+                else if PlatformEvidence.equals(h, "/var/empty") { macos += 2 }
+                else if isWindowsPath(h) { windows += 10 }
+            }
         }
         if let shell = a.shell {
-            if shell.utf8.count >= 7, shell.utf8.last == UInt8(ascii: "e") || shell.utf8.last == UInt8(ascii: "E"),
-               PlatformEvidence.endsWithCmdExe(shell) { windows += 10 }
-            else if `is`(shell, "/usr/sbin/nologin") || `is`(shell, "/sbin/nologin") { linux += 3 }
-            else if `is`(shell, "/bin/zsh") { macos += 1 }
+            PlatformEvidence.bytes(of: shell) { s in
+                if s.count >= 7, s[s.count - 1] | 0x20 == UInt8(ascii: "e"), PlatformEvidence.endsWithCmdExe(shell) { windows += 10 }
+                else if PlatformEvidence.equals(s, "/usr/sbin/nologin") || PlatformEvidence.equals(s, "/sbin/nologin") { linux += 3 }
+                else if PlatformEvidence.equals(s, "/bin/zsh") { macos += 1 }
+            }
         }
         if a.name.utf8.first == UInt8(ascii: "_") { macos += 1 }
         if a.uidSigned == -2 { macos += 3 }
     }
 
-    private func hasPrefix(_ s: String, _ prefix: StaticString) -> Bool {
-        let n = prefix.utf8CodeUnitCount
-        let p = UnsafeBufferPointer(start: prefix.utf8Start, count: n)
-        let r = s.utf8.withContiguousStorageIfAvailable { b -> Bool in
-            guard b.count >= n else { return false }
-            for i in 0..<n where b[i] != p[i] { return false }
-            return true
-        }
-        if let r { return r }
-        return s.utf8.starts(with: p)
+    /// Runs `body` with the UTF-8 bytes of `s` (native strings lend their storage).
+    private static func bytes<R>(of s: String, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
+        if let r = s.utf8.withContiguousStorageIfAvailable(body) { return r }
+        return Array(s.utf8).withUnsafeBufferPointer(body)
     }
 
-    private func `is`(_ s: String, _ literal: StaticString) -> Bool {
-        s.utf8.count == literal.utf8CodeUnitCount && hasPrefix(s, literal)
+    private static func starts(_ b: UnsafeBufferPointer<UInt8>, _ prefix: StaticString) -> Bool {
+        let n = prefix.utf8CodeUnitCount
+        guard b.count >= n else { return false }
+        let p = prefix.utf8Start
+        for i in 0..<n where b[i] != p[i] { return false }
+        return true
+    }
+
+    private static func equals(_ b: UnsafeBufferPointer<UInt8>, _ literal: StaticString) -> Bool {
+        b.count == literal.utf8CodeUnitCount && starts(b, literal)
     }
 
     /// `s.lowercased().hasSuffix("cmd.exe")`, without making a lowercased copy when `s` is ASCII.

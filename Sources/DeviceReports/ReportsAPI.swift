@@ -122,7 +122,7 @@ public enum ReportParser {
             return failure(nil, "empty file (only whitespace): no report")
         }
         var builder = ReportBuilder(source: source, fallbackDevice: device, modificationTime: modificationTime, text: text,
-                                    shared: scratch?.takeShared() ?? [])
+                                    shared: scratch?.takeShared() ?? SharedValues())
         defer { scratch?.giveBack(shared: builder.takeShared()) }
         if first == UInt8(ascii: "[") || first == UInt8(ascii: "{") {
             JSONReports.read(text, into: &builder, limits: limits, scratch: scratch)

@@ -127,6 +127,25 @@ enum TextDecoding {
                     littleEndian ? UInt32(src[at]) | UInt32(src[at + 1]) << 8 : UInt32(src[at]) << 8 | UInt32(src[at + 1])
                 }
                 while i + 1 < n {
+                    // UTF-16LE (what PowerShell writes) four ASCII units at a time, while none
+                    // of them is NUL (the unit-by-unit path below reports that).
+                    if littleEndian, let base = src.baseAddress {
+                        let ones: UInt64 = 0x0001_0001_0001_0001, highs: UInt64 = 0x8000_8000_8000_8000
+                        while i + 8 <= n {
+                            let w = UInt64(littleEndian: UnsafeRawPointer(base + i).loadUnaligned(as: UInt64.self))
+                            // Every unit below 0x80, then none zero (exact per lane: no borrow crosses one).
+                            guard w & 0xFF80_FF80_FF80_FF80 == 0, ~((w | highs) &- ones) & highs == 0 else { break }
+                            let newlines = w ^ (ones &* 0x0A)
+                            line += (~((newlines | highs) &- ones) & highs).nonzeroBitCount
+                            dst[o] = UInt8(truncatingIfNeeded: w)
+                            dst[o + 1] = UInt8(truncatingIfNeeded: w >> 16)
+                            dst[o + 2] = UInt8(truncatingIfNeeded: w >> 32)
+                            dst[o + 3] = UInt8(truncatingIfNeeded: w >> 48)
+                            o += 4
+                            i += 8
+                        }
+                        guard i + 1 < n else { break }
+                    }
                     var scalar = unit(i)
                     i += 2
                     if scalar < 0x80 {

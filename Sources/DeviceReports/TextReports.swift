@@ -272,6 +272,8 @@ enum CSVReports {
             var columns = Columns()
             var width = 0
             var haveHeader = false
+            // The rows of one device usually carry one reported_at: parsed once.
+            var lastTime: (text: String, time: UnixTime)?
             while true {
                 let record: (fields: [String], line: Int)
                 do throws(CSVError) {
@@ -313,13 +315,15 @@ enum CSVReports {
                     haveHeader = true
                     continue
                 }
-                readRow(fields, width: width, columns: columns, at: at, into: &b)
+                readRow(fields, width: width, columns: columns, at: at, lastTime: &lastTime, into: &b)
             }
             if !haveHeader { b.fileError(at: nil, "CSV file has no header line") }
         }
     }
 
-    private static func readRow(_ fields: [String], width: Int, columns: Columns, at: Position, into b: inout ReportBuilder) {
+    /// `lastTime`: the last reported_at text parsed and its time.
+    private static func readRow(_ fields: [String], width: Int, columns: Columns, at: Position,
+                                lastTime: inout (text: String, time: UnixTime)?, into b: inout ReportBuilder) {
         /// Names and paths as written (the reader trimmed unquoted fields; quoted ones keep
         /// their spaces); numbers, dates and flags without surrounding spaces. A field of
         /// spaces only is empty.
@@ -368,10 +372,15 @@ enum CSVReports {
                 hidden = v
             }
             if let t = field(.reportedAt) {
-                guard let time = Timestamps.parse(t) else {
-                    throw FieldError(message: "column 'reported_at' is not a date (ISO 8601 or Unix seconds), found \(Fields.quoted(t))")
+                if let last = lastTime, last.text.utf8.elementsEqual(t.utf8) {
+                    b.noteTime(last.time, device: device)
+                } else {
+                    guard let time = Timestamps.parse(t) else {
+                        throw FieldError(message: "column 'reported_at' is not a date (ISO 8601 or Unix seconds), found \(Fields.quoted(t))")
+                    }
+                    lastTime = (t, time)
+                    b.noteTime(time, device: device)
                 }
-                b.noteTime(time, device: device)
             }
             if let p = field(.platform) {
                 guard let platform = platformNamed(p) else {
@@ -402,6 +411,10 @@ extension String {
     /// Without leading and trailing spaces and tabs.
     var trimmingSpaces: String {
         let u = utf8
+        // Nothing to trim (the usual case): answered from the two ends.
+        if let first = u.first, first != 0x20 && first != 0x09, let last = u.last, last != 0x20 && last != 0x09 {
+            return self
+        }
         guard let first = u.firstIndex(where: { $0 != 0x20 && $0 != 0x09 }),
               let last = u.lastIndex(where: { $0 != 0x20 && $0 != 0x09 }) else { return "" }
         if first == u.startIndex && last == u.index(before: u.endIndex) { return self }

@@ -94,6 +94,57 @@ import TestSupport
         }
     }
 
+    /// UTF-16LE is transcoded four ASCII units at a time, UTF-16BE unit by unit: the same
+    /// text in both gives the same bytes, or the same error on the same line, wherever the
+    /// non-ASCII units, NULs, newlines and broken surrogates fall in a word.
+    @Test func utf16WordPathMatchesUnitPath() {
+        var rng = SplitMix64(seed: 0x16_1E)
+        let pieces: [[UInt16]] = [[0x61], [0x41], [0x20], [0x0A], [0x0D, 0x0A], [0x7F], [0x80], [0xE9], [0x7FF], [0x800],
+                                  [0xFFFD], [0xD83D, 0xDE00], [0x00], [0xD800], [0xDC00], [0xD800, 0x41]]
+        for _ in 0..<3000 {
+            var units: [UInt16] = []
+            for _ in 0..<rng.below(40) {
+                units += rng.chance(80) ? rng.pick(Array(pieces.prefix(5))) : rng.pick(pieces)
+            }
+            let le: [UInt8] = [0xFF, 0xFE] + units.flatMap { u -> [UInt8] in [UInt8(u & 0xFF), UInt8(u >> 8)] }
+            let be: [UInt8] = [0xFE, 0xFF] + units.flatMap { u -> [UInt8] in [UInt8(u >> 8), UInt8(u & 0xFF)] }
+            switch (TextDecoding.utf8Bytes(le), TextDecoding.utf8Bytes(be)) {
+            case (.success(let a), .success(let b)):
+                #expect(a == b, "\(units)")
+                #expect(a == Array(String(decoding: units, as: UTF16.self).utf8), "\(units)")
+            case (.failure(let a), .failure(let b)):
+                #expect(a.line == b.line && a.message == b.message, "\(units)")
+            default:
+                Issue.record("LE and BE disagree on \(units)")
+            }
+        }
+    }
+
+    /// Sharing answers only a value with the same bytes: never a canonically equivalent one.
+    @Test func sharingKeepsTheBytes() {
+        var shared = SharedValues()
+        let composed = "Administrateur du système", decomposed = "Administrateur du syste\u{300}me"
+        #expect(composed == decomposed)
+        #expect(shared.held(composed) == nil)
+        #expect(shared.held(decomposed) == nil)
+        let copy = String(decoding: Array(decomposed.utf8), as: UTF8.self)
+        #expect(shared.held(copy).map { Array($0.utf8) } == Array(decomposed.utf8))
+    }
+
+    /// A CSV reported_at equal to the row before is not parsed again: each device still gets
+    /// the newest of its times, and every bad time is still an error on its own line.
+    @Test func csvTimesRepeatedOrNot() {
+        let csv = "device,username,reported_at\n"
+            + "a,root,2026-11-30T10:00:00Z\na,bin,2026-11-30T10:00:00Z\na,adm, 2026-11-30T12:00:00Z\n"
+            + "b,root,soon\nb,bin,soon\nc,root,2026-11-30T10:00:00Z\nc,bin,1796036400\nc,adm,1796036400\n"
+        let r = parseText(csv, fileName: "f.csv")
+        #expect(r.report("a")?.reportedAt == 1_796_040_000)
+        #expect(r.report("a")?.names == ["root", "bin", "adm"])
+        #expect(r.report("b") == nil)
+        #expect(r.problems.filter { $0.device == "b" && $0.message.contains("not a date") }.compactMap(\.line) == [5, 6])
+        #expect(r.report("c")?.reportedAt == 1_796_036_400)
+    }
+
     @Test func cmdExeCheckMatchesLowercasedSuffix() {
         let shells = ["C:\\Windows\\system32\\cmd.exe", "C:\\WINDOWS\\SYSTEM32\\CMD.EXE", "cmd.exe", "CmD.ExE", "md.exe",
                       "xcmd.exe", "cmd.exe ", "cmd.ex", "", "/bin/bash", "ÇMD.EXE", "é\\cmd.exe", "cmd.exé",
