@@ -93,10 +93,10 @@ package struct PreparedRun: Sendable {
     /// and gives the freed memory back to the system: what follows (rendering, writing)
     /// needs the plan, the configuration and the layout only. The counts the safety limits
     /// use must be taken before.
-    /// They are freed on a thread of their own (`Disposal`) while the run goes on.
+    /// The reports and the directory's part are freed on two processors at once (`Disposal`).
     package mutating func dropInputs() {
-        let inputs = (snapshot, reports, input.users, input.connections, input.knownDevices, input.reports,
-                      input.problems, input.bindingGroups)
+        let fromReports = (reports, input.reports, input.problems)
+        let fromDirectory = (snapshot, input.users, input.connections, input.knownDevices, input.bindingGroups)
         snapshot = DirectorySnapshot()
         reports = ReportsReadResult()
         input.users = []
@@ -105,7 +105,7 @@ package struct PreparedRun: Sendable {
         input.reports = []
         input.problems = []
         input.bindingGroups = []
-        Disposal.release(inputs, thenTrim: true)
+        Disposal.releaseTogether(fromReports, fromDirectory)
     }
 }
 
@@ -505,8 +505,6 @@ package final class BridgeRunner {
             reports: reports.reports, problems: reports.problems + snapshot.problems, bindingGroups: snapshot.bindingGroups,
             layout: layout, policy: policy, now: clock()))
         let plan = await underway.value.finish(input)
-        // The planner's indexes are freed while the run goes on.
-        Disposal.release(consume underway)
         summary["plan_ms"] = Self.millis(since: phase)
         lap("planned", ["changes": "\(plan.changes.count)", "decisions": "\(plan.decisions.count)"])
         let prepared = PreparedRun(config: config, connector: connector, snapshot: snapshot, reports: reports,
