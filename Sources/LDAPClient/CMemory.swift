@@ -131,7 +131,9 @@ func string(ofC pointer: UnsafePointer<CChar>?) -> String? {
 /// Reads one search entry with `ldap_get_dn_ber` / `ldap_get_attribute_ber`: the DN and
 /// attribute names point into the message's BER buffer (no copies by libldap), the
 /// value array is freed with `ber_memfree`, the BerElement with `ber_free(ber, 0)`.
-func parseEntry(_ ld: OpaquePointer, _ message: OpaquePointer) -> LDAPEntry? {
+/// `hasOptions`: whether any attribute description has an option (`;`), the only way one
+/// can carry a range.
+func parseEntry(_ ld: OpaquePointer, _ message: OpaquePointer) -> (entry: LDAPEntry, hasOptions: Bool)? {
     var ber: OpaquePointer?
     var dnValue = CLDAP.berval()
     guard ldap_get_dn_ber(ld, message, &ber, &dnValue) == LDAP_SUCCESS else {
@@ -141,6 +143,8 @@ func parseEntry(_ ld: OpaquePointer, _ message: OpaquePointer) -> LDAPEntry? {
     defer { if let ber { ber_free(ber, 0) } }
     let dn = string(of: dnValue)
     var attributes: [(name: String, values: [LDAPValue])] = []
+    attributes.reserveCapacity(8)
+    var hasOptions = false
     var name = CLDAP.berval()
     var values: UnsafeMutablePointer<CLDAP.berval>?
     while true {
@@ -152,13 +156,14 @@ func parseEntry(_ ld: OpaquePointer, _ message: OpaquePointer) -> LDAPEntry? {
         guard rc == LDAP_SUCCESS, name.bv_val != nil else { break }
         var list: [LDAPValue] = []
         if let values {
-            var index = 0
-            while values[index].bv_val != nil {
-                list.append(LDAPValue(buffer(of: values[index])))
-                index += 1
-            }
+            var count = 0
+            while values[count].bv_val != nil { count += 1 }
+            list.reserveCapacity(count)
+            for index in 0..<count { list.append(LDAPValue(buffer(of: values[index]))) }
         }
+        let nameBytes = buffer(of: name)
+        if !hasOptions && nameBytes.contains(UInt8(ascii: ";")) { hasOptions = true }
         attributes.append((name: string(of: name), values: list))
     }
-    return LDAPEntry(dn: dn, attributes: attributes)
+    return (LDAPEntry(dn: dn, attributes: attributes), hasOptions)
 }

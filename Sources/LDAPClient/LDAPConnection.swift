@@ -343,7 +343,7 @@ public actor LDAPConnection {
                 let type = ldap_msgtype(message)
                 switch UInt(bitPattern: Int(type)) {
                 case LDAP_RES_SEARCH_ENTRY:
-                    guard var entry = parseEntry(handle, message) else {
+                    guard let parsed = parseEntry(handle, message) else {
                         ldap_msgfree(message)
                         ldap_abandon_ext(handle, msgid, nil, nil)
                         throw LDAPError(code: .decodingError, operation: .search, message: "Decoding error",
@@ -351,8 +351,9 @@ public actor LDAPConnection {
                     }
                     ldap_msgfree(message)
                     result.entries += 1
+                    var entry = parsed.entry
                     do {
-                        if followRanges && entry.hasRangedAttribute { entry = try completingRanges(entry) }
+                        if followRanges && parsed.hasOptions && entry.hasRangedAttribute { entry = try completingRanges(entry) }
                         try handler(entry)
                     } catch {
                         ldap_abandon_ext(handle, msgid, nil, nil)
