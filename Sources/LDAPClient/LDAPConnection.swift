@@ -269,8 +269,12 @@ public actor LDAPConnection {
     // MARK: - Search
 
     /// Paged (RFC 2696) search. `handler` runs synchronously on the connection's queue for
-    /// each entry as it arrives off the network (never after collecting a page or the
-    /// whole result); throwing from it abandons the search and rethrows that error.
+    /// each entry, in the order the server sent them, once the entry's page has arrived
+    /// (never after collecting the whole result): the next page is requested before a
+    /// page's entries are converted and handed over, so the server prepares it meanwhile.
+    /// At most one page of entries is held; an unpaged search (or a server that sends
+    /// more than a page) hands entries over as they arrive. Throwing from the handler
+    /// abandons the search and rethrows that error.
     ///
     /// `attributes` empty means all user attributes. `pageSize` 0 sends no paging control.
     /// `sizeLimit`/`timeLimit` (0 = none) are sent to the server; hitting either, or any
@@ -313,8 +317,8 @@ public actor LDAPConnection {
         defer { if cookie.bv_val != nil { ber_memfree(cookie.bv_val) } }
         var result = SearchResult(entries: 0, pages: 0)
 
-        repeat {
-            // Send one page request.
+        /// Sends one page request (the cookie of the page before, if any); its message id.
+        func sendPage() throws(LDAPError) -> Int32 {
             var control: UnsafeMutablePointer<LDAPControl>?
             if pageSize > 0 {
                 let rc = ldap_create_page_control(handle, ber_int_t(clamping: pageSize), &cookie, 0, &control)
@@ -335,29 +339,64 @@ public actor LDAPConnection {
             }
             if sent != LDAP_SUCCESS { throw handleError(sent, .search, dn: base) }
             result.pages += 1
+            return msgid
+        }
 
-            // Read its messages one at a time, handing entries over as they come.
-            var pageDone = false
-            while !pageDone {
+        /// Converts one entry message (and frees it) and hands the entry over; on any
+        /// failure the request `outstanding` (one still being answered, if any) is abandoned.
+        func handOver(_ message: OpaquePointer, outstanding: Int32?) throws {
+            guard let parsed = parseEntry(handle, message) else {
+                ldap_msgfree(message)
+                if let outstanding { ldap_abandon_ext(handle, outstanding, nil, nil) }
+                throw LDAPError(code: .decodingError, operation: .search, message: "Decoding error",
+                                diagnostic: "cannot decode a search entry", dn: base)
+            }
+            ldap_msgfree(message)
+            var entry = parsed.entry
+            do {
+                if followRanges && parsed.hasOptions && entry.hasRangedAttribute { entry = try completingRanges(entry) }
+                try handler(entry)
+            } catch {
+                if let outstanding { ldap_abandon_ext(handle, outstanding, nil, nil) }
+                throw error
+            }
+        }
+
+        // A page's entry messages are held (unconverted, at most a page of them) until its
+        // result arrives; the next page is asked for before they are handed over, so the
+        // server works on it meanwhile instead of waiting for this client between pages.
+        var held: [OpaquePointer] = []
+        var handed = 0 // held[..<handed] are freed
+        defer { for message in held[handed...] { ldap_msgfree(message) } }
+        func handOverHeld(outstanding: Int32?) throws {
+            while handed < held.count {
+                let message = held[handed]
+                handed += 1
+                try handOver(message, outstanding: outstanding)
+            }
+            held.removeAll(keepingCapacity: true)
+            handed = 0
+        }
+        if pageSize > 0 { held.reserveCapacity(min(pageSize, 1000)) }
+
+        var msgid = try sendPage()
+        while true {
+            // Read one page's messages.
+            var pageError: LDAPError?
+            var more = false
+            reading: while true {
                 let message = try nextMessage(handle, msgid: msgid, all: LDAP_MSG_ONE, operation: .search, dn: base)
                 let type = ldap_msgtype(message)
                 switch UInt(bitPattern: Int(type)) {
                 case LDAP_RES_SEARCH_ENTRY:
-                    guard let parsed = parseEntry(handle, message) else {
-                        ldap_msgfree(message)
-                        ldap_abandon_ext(handle, msgid, nil, nil)
-                        throw LDAPError(code: .decodingError, operation: .search, message: "Decoding error",
-                                        diagnostic: "cannot decode a search entry", dn: base)
-                    }
-                    ldap_msgfree(message)
                     result.entries += 1
-                    var entry = parsed.entry
-                    do {
-                        if followRanges && parsed.hasOptions && entry.hasRangedAttribute { entry = try completingRanges(entry) }
-                        try handler(entry)
-                    } catch {
-                        ldap_abandon_ext(handle, msgid, nil, nil)
-                        throw error
+                    if pageSize > 0 && held.count < pageSize {
+                        held.append(message)
+                    } else {
+                        // Unpaged, or a server sending more than a page: there is no next
+                        // request to send early, so entries are handed over as they arrive.
+                        try handOverHeld(outstanding: msgid)
+                        try handOver(message, outstanding: msgid)
                     }
                 case LDAP_RES_SEARCH_REFERENCE:
                     var referrals: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?
@@ -372,27 +411,41 @@ public actor LDAPConnection {
                     ldap_msgfree(message)
                 case LDAP_RES_SEARCH_RESULT:
                     var controls: UnsafeMutablePointer<UnsafeMutablePointer<LDAPControl>?>?
-                    if let error = parseResult(handle, message, operation: .search, dn: base, free: true, controls: &controls) {
-                        if let controls { ldap_controls_free(controls) }
-                        throw error
-                    }
                     defer { if let controls { ldap_controls_free(controls) } }
+                    if let error = parseResult(handle, message, operation: .search, dn: base, free: true, controls: &controls) {
+                        pageError = error
+                        break reading
+                    }
                     if cookie.bv_val != nil { ber_memfree(cookie.bv_val) }
                     cookie = CLDAP.berval()
                     if pageSize > 0, let controls,
                        let response = ldap_control_find(LDAP_CONTROL_PAGEDRESULTS, controls, nil) {
                         var estimate: ber_int_t = 0
                         let rc = ldap_parse_pageresponse_control(handle, response, &estimate, &cookie)
-                        if rc != LDAP_SUCCESS { throw handleError(rc, .search, dn: base) }
+                        if rc != LDAP_SUCCESS { pageError = handleError(rc, .search, dn: base) }
                     }
-                    pageDone = true
+                    more = pageError == nil && pageSize > 0 && cookie.bv_len > 0
+                    break reading
                 default:
                     // Intermediate responses or unsolicited notifications: not ours.
                     ldap_msgfree(message)
                 }
             }
-        } while pageSize > 0 && cookie.bv_len > 0
-        return result
+            // The next page is asked for first; then this page's entries are handed over,
+            // and only then does a failure of this page (or of that request) count.
+            var following: Int32?
+            if more {
+                do throws(LDAPError) {
+                    following = try sendPage()
+                } catch {
+                    pageError = error
+                }
+            }
+            try handOverHeld(outstanding: following)
+            if let pageError { throw pageError }
+            guard let following else { return result }
+            msgid = following
+        }
     }
 
     // MARK: - Writes
