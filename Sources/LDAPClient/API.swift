@@ -133,7 +133,7 @@ public struct LDAPValue: Sendable, Hashable {
     private let storage: Storage
 
     public init(bytes: [UInt8]) {
-        storage = String(validating: bytes, as: UTF8.self).map(Storage.text) ?? .binary(bytes)
+        storage = bytes.withUnsafeBytes(LDAPValue.text).map(Storage.text) ?? .binary(bytes)
     }
     public init(_ string: String) { storage = .text(string) }
     /// The bytes of a libldap value (copied).
