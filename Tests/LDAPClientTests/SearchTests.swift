@@ -131,8 +131,9 @@ struct SearchTests {
     }
 
     /// Entries larger than the connection's read-ahead buffer, attributes with thousands of
-    /// values, values that are not UTF-8 and many small entries read the same over plain
-    /// LDAP, StartTLS and LDAPS (the TLS layer reads through the read-ahead layer).
+    /// values, values that are not UTF-8, empty values, entries without attributes and many
+    /// small entries read the same over plain LDAP, StartTLS and LDAPS (the TLS layer reads
+    /// through the read-ahead layer; values are read in place from the message).
     @Test func largeManyValuedAndBinaryEntriesReadTheSameOverEveryTransport() async throws {
         let server = try sharedServer()
         let ou = try await makeSubtree(server, prefix: "big")
@@ -142,6 +143,11 @@ struct SearchTests {
         try await root.add(dn: "uid=photo,\(ou)", values: [
             ("objectClass", [LDAPValue("inetOrgPerson")]), ("uid", [LDAPValue("photo")]), ("cn", [LDAPValue("Ünïcode Photo")]),
             ("sn", [LDAPValue("P")]), ("jpegPhoto", [LDAPValue(bytes: photo)]),
+        ])
+        try await root.add(dn: "uid=empty,\(ou)", values: [
+            ("objectClass", [LDAPValue("inetOrgPerson")]), ("uid", [LDAPValue("empty")]),
+            ("cn", [LDAPValue("E1"), LDAPValue("E2")]), ("sn", [LDAPValue("E")]),
+            ("jpegPhoto", [LDAPValue(bytes: [])]),
         ])
         let members = (0..<5_000).map { "uid=m\($0),\(ou)" }
         try await root.add(dn: "cn=many,\(ou)", attributes: [("objectClass", ["groupOfNames"]), ("cn", ["many"]), ("member", members)])
@@ -155,12 +161,22 @@ struct SearchTests {
                                                      attributes: ["uid", "cn", "jpegPhoto", "member"], pageSize: 250) { entry in
                 entries[entry.dn] = entry.attributes.flatMap { attribute in [LDAPValue(attribute.name)] + attribute.values }
             }
-            #expect(result.entries == 602)
+            #expect(result.entries == 603)
+            // No attributes at all ("1.1"): every entry, none with an attribute.
+            var bare = 0
+            _ = try await connection.search(base: ou, scope: .one, filter: "(objectClass=*)", attributes: ["1.1"], pageSize: 100) { entry in
+                #expect(entry.attributes.isEmpty)
+                bare += 1
+            }
+            #expect(bare == 603)
             await connection.close()
             return entries
         }
         let plain = try await read(LDAPConnectionOptions(uri: server.ldapURI))
-        #expect(plain.count == 602)
+        #expect(plain.count == 603)
+        // An empty value is a value (of zero bytes, and empty text).
+        #expect(plain["uid=empty,\(ou)"] == [LDAPValue("uid"), LDAPValue("empty"), LDAPValue("cn"), LDAPValue("E1"), LDAPValue("E2"),
+                                             LDAPValue("jpegPhoto"), LDAPValue(bytes: [])])
         let photoEntry = try #require(plain["uid=photo,\(ou)"])
         #expect(photoEntry.contains(LDAPValue(bytes: photo)))
         #expect(photoEntry.contains(LDAPValue("Ünïcode Photo")))
