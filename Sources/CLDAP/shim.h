@@ -21,4 +21,18 @@ static inline void CLDAP_mod_set_bvalues(LDAPMod *mod, struct berval **values) {
     mod->mod_bvalues = values;
 }
 
+// Puts liblber's read-ahead layer over the connection's TCP layer, as libldap itself does
+// only for UDP: ber_get_next then takes each message out of one buffer of `size` bytes
+// instead of two read(2) calls (tag and length, then the rest) with a poll(2) before each.
+// A TLS layer above reads through it. The layer belongs to the handle's Sockbuf and is
+// freed with it (ldap_unbind_ext). A helper because Swift 6 cannot take the address of
+// the mutable C global ber_sockbuf_io_readahead. Returns 0 when added, 1 when the handle
+// has no Sockbuf (nothing added), -1 when the layer's buffer could not be allocated
+// (it is then linked without one: the caller must not go on).
+static inline int CLDAP_add_readahead(LDAP *ld, int size) {
+    Sockbuf *sb = NULL;
+    if (ldap_get_option(ld, LDAP_OPT_SOCKBUF, &sb) != LDAP_OPT_SUCCESS || sb == NULL) return 1;
+    return ber_sockbuf_add_io(sb, &ber_sockbuf_io_readahead, LBER_SBIOD_LEVEL_PROVIDER, &size) == 0 ? 0 : -1;
+}
+
 #endif

@@ -128,37 +128,75 @@ func string(ofC pointer: UnsafePointer<CChar>?) -> String? {
     return String(cString: pointer)
 }
 
-/// Reads one search entry with `ldap_get_dn_ber` / `ldap_get_attribute_ber`: the DN and
-/// attribute names point into the message's BER buffer (no copies by libldap), the
-/// value array is freed with `ber_memfree`, the BerElement with `ber_free(ber, 0)`.
-func parseEntry(_ ld: OpaquePointer, _ message: OpaquePointer) -> LDAPEntry? {
-    var ber: OpaquePointer?
+/// liblber's "no tag" answer, `LBER_DEFAULT` (`(ber_tag_t) -1`, a cast Swift does not import).
+private let berDefault = ber_tag_t.max
+
+/// Reads one search entry: the DN with `ldap_get_dn_ber` (which leaves the BerElement at
+/// the first attribute, bounded by the attribute list), then every attribute
+/// (`SEQUENCE { type, SET OF value }`) in place with liblber's element calls: the type and
+/// the values are read where they lie in the message's buffer, with no value array
+/// allocated per attribute (as `ldap_get_attribute_ber` does), and copied into Swift
+/// values once. The BerElement is freed with `ber_free(ber, 0)` (the buffer is the
+/// message's). nil when the entry does not decode: liblber checks every length against the
+/// buffer, and each attribute's values must end exactly where its set does.
+/// `hasOptions`: whether any attribute description has an option (`;`), the only way one
+/// can carry a range.
+func parseEntry(_ ld: OpaquePointer, _ message: OpaquePointer) -> (entry: LDAPEntry, hasOptions: Bool)? {
+    var berElement: OpaquePointer?
     var dnValue = CLDAP.berval()
-    guard ldap_get_dn_ber(ld, message, &ber, &dnValue) == LDAP_SUCCESS else {
-        if let ber { ber_free(ber, 0) }
+    guard ldap_get_dn_ber(ld, message, &berElement, &dnValue) == LDAP_SUCCESS, let ber = berElement else {
+        if let berElement { ber_free(berElement, 0) }
         return nil
     }
-    defer { if let ber { ber_free(ber, 0) } }
+    defer { ber_free(ber, 0) }
+    func remaining() -> Int? {
+        var bytes: ber_len_t = 0
+        guard ber_get_option(UnsafeMutableRawPointer(ber), LBER_OPT_BER_REMAINING_BYTES, &bytes) == LBER_OPT_SUCCESS
+        else { return nil }
+        return Int(bytes)
+    }
     let dn = string(of: dnValue)
     var attributes: [(name: String, values: [LDAPValue])] = []
-    var name = CLDAP.berval()
-    var values: UnsafeMutablePointer<CLDAP.berval>?
-    while true {
-        let rc = ldap_get_attribute_ber(ld, message, ber, &name, &values)
-        defer {
-            if let values { ber_memfree(values) }
-            values = nil
+    attributes.reserveCapacity(8)
+    var hasOptions = false
+    guard var more = remaining().map({ $0 > 0 }) else { return nil }
+    var end: UnsafeMutablePointer<CChar>? // the attribute list's end, known from the first type on
+    while more {
+        var length: ber_len_t = 0
+        var type = CLDAP.berval()
+        guard ber_skip_tag(ber, &length) != berDefault, ber_get_stringbv(ber, &type, LBER_BV_NOTERM) != berDefault,
+              let typeStart = type.bv_val else { return nil }
+        if end == nil {
+            guard let left = remaining() else { return nil }
+            end = typeStart + Int(type.bv_len) + left
         }
-        guard rc == LDAP_SUCCESS, name.bv_val != nil else { break }
-        var list: [LDAPValue] = []
-        if let values {
-            var index = 0
-            while values[index].bv_val != nil {
-                list.append(LDAPValue(buffer(of: values[index])))
-                index += 1
+        var last: UnsafeMutablePointer<CChar>?
+        var tag = ber_first_element(ber, &length, &last)
+        guard let last, let listEnd = end else { return nil }
+        var values: [LDAPValue] = []
+        if tag == berDefault {
+            // An empty set, or a first value that does not decode.
+            guard let left = remaining(), listEnd - left == last else { return nil }
+        }
+        var position = last
+        while tag != berDefault {
+            var value = CLDAP.berval()
+            guard ber_get_stringbv(ber, &value, LBER_BV_NOTERM) != berDefault, let start = value.bv_val else { return nil }
+            let count = Int(value.bv_len)
+            position = start + count
+            if values.isEmpty {
+                // Room for as many more values of this one's size as the set has bytes
+                // for (each takes at least two more bytes of tag and length).
+                values.reserveCapacity(1 + max(0, last - position) / (count + 2))
             }
+            values.append(LDAPValue(UnsafeRawBufferPointer(start: start, count: count)))
+            tag = ber_next_element(ber, &length, last)
         }
-        attributes.append((name: string(of: name), values: list))
+        guard position == last else { return nil }
+        let typeBytes = UnsafeRawBufferPointer(start: typeStart, count: Int(type.bv_len))
+        if !hasOptions && typeBytes.contains(UInt8(ascii: ";")) { hasOptions = true }
+        attributes.append((name: string(of: type), values: values))
+        more = last != listEnd
     }
-    return LDAPEntry(dn: dn, attributes: attributes)
+    return (LDAPEntry(dn: dn, attributes: attributes), hasOptions)
 }

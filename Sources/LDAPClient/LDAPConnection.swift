@@ -70,6 +70,8 @@ public actor LDAPConnection {
                 let rc = ldap_connect(handle)
                 if rc != LDAP_SUCCESS { throw explainTLS(handleError(rc, .connect)) }
             }
+            // Messages read out of a 64 KB buffer: one read(2) per buffer, not two per message.
+            if CLDAP_add_readahead(handle, 64 * 1024) < 0 { fatalError("out of memory") }
         } catch {
             ldap_unbind_ext(handle, nil, nil)
             ld = nil
@@ -264,134 +266,6 @@ public actor LDAPConnection {
             throw LDAPError(code: .other, operation: .search, message: errorText(LDAP_OTHER),
                             diagnostic: "unexpected error \(error)", dn: base)
         }
-    }
-
-    // MARK: - Search
-
-    /// Paged (RFC 2696) search. `handler` runs synchronously on the connection's queue for
-    /// each entry as it arrives off the network (never after collecting a page or the
-    /// whole result); throwing from it abandons the search and rethrows that error.
-    ///
-    /// `attributes` empty means all user attributes. `pageSize` 0 sends no paging control.
-    /// `sizeLimit`/`timeLimit` (0 = none) are sent to the server; hitting either, or any
-    /// other non-success result, THROWS (after the entries already handed over): an error
-    /// never looks like "no more entries". The connection's timeout bounds each wait for
-    /// the next message (`ldap_result`); on expiry the search is abandoned and a timeout
-    /// (-5) is thrown.
-    ///
-    /// The handler is non-escaping and need not be `@Sendable`: it runs before `search`
-    /// returns, on the actor, so it may capture and mutate the caller's local state.
-    ///
-    /// With `followRanges` (the default), an entry whose value list came back ranged
-    /// (`member;range=0-1499`, Active Directory) is completed with base searches before it
-    /// is handed over; a list that cannot be read whole is in `incompleteAttributes`.
-    /// Entries per page of a paged search when none is given (also `[ldap] page_size`'s default):
-    /// Active Directory's default MaxPageSize.
-    public static let defaultPageSize = 1000
-
-    public func search(base: String, scope: SearchScope, filter: String, attributes: [String],
-                       pageSize: Int = LDAPConnection.defaultPageSize, sizeLimit: Int = 0, timeLimit: Int = 0, followRanges: Bool = true,
-                       handler: (LDAPEntry) throws -> Void) throws -> SearchResult {
-        let handle = try live(.search, dn: base)
-        let arena = CArena()
-        guard let cBase = arena.cString(base), let cFilter = arena.cString(filter),
-              let cAttributes = arena.attributeList(attributes) else {
-            throw nulError(.search, dn: base)
-        }
-        let cScope: Int32
-        switch scope {
-        case .base: cScope = LDAP_SCOPE_BASE
-        case .one: cScope = LDAP_SCOPE_ONELEVEL
-        case .sub: cScope = LDAP_SCOPE_SUBTREE
-        }
-        // The server-side time limit travels in ldap_search_ext's timeout argument.
-        let serverTimeLimit = UnsafeMutablePointer<timeval>.allocate(capacity: 1)
-        serverTimeLimit.initialize(to: timeval(tv_sec: timeLimit, tv_usec: 0))
-        defer { serverTimeLimit.deallocate() }
-        let timeLimitArgument = timeLimit > 0 ? serverTimeLimit : nil
-        var cookie = CLDAP.berval()
-        defer { if cookie.bv_val != nil { ber_memfree(cookie.bv_val) } }
-        var result = SearchResult(entries: 0, pages: 0)
-
-        repeat {
-            // Send one page request.
-            var control: UnsafeMutablePointer<LDAPControl>?
-            if pageSize > 0 {
-                let rc = ldap_create_page_control(handle, ber_int_t(clamping: pageSize), &cookie, 0, &control)
-                if rc != LDAP_SUCCESS { throw handleError(rc, .search, dn: base) }
-            }
-            var msgid: Int32 = 0
-            let sent: Int32
-            if let control {
-                var controls: [UnsafeMutablePointer<LDAPControl>?] = [control, nil]
-                sent = controls.withUnsafeMutableBufferPointer { buffer in
-                    ldap_search_ext(handle, cBase, cScope, cFilter, cAttributes, 0, buffer.baseAddress, nil,
-                                    timeLimitArgument, Int32(clamping: sizeLimit), &msgid)
-                }
-                ldap_control_free(control)
-            } else {
-                sent = ldap_search_ext(handle, cBase, cScope, cFilter, cAttributes, 0, nil, nil,
-                                       timeLimitArgument, Int32(clamping: sizeLimit), &msgid)
-            }
-            if sent != LDAP_SUCCESS { throw handleError(sent, .search, dn: base) }
-            result.pages += 1
-
-            // Read its messages one at a time, handing entries over as they come.
-            var pageDone = false
-            while !pageDone {
-                let message = try nextMessage(handle, msgid: msgid, all: LDAP_MSG_ONE, operation: .search, dn: base)
-                let type = ldap_msgtype(message)
-                switch UInt(bitPattern: Int(type)) {
-                case LDAP_RES_SEARCH_ENTRY:
-                    guard var entry = parseEntry(handle, message) else {
-                        ldap_msgfree(message)
-                        ldap_abandon_ext(handle, msgid, nil, nil)
-                        throw LDAPError(code: .decodingError, operation: .search, message: "Decoding error",
-                                        diagnostic: "cannot decode a search entry", dn: base)
-                    }
-                    ldap_msgfree(message)
-                    result.entries += 1
-                    do {
-                        if followRanges && entry.hasRangedAttribute { entry = try completingRanges(entry) }
-                        try handler(entry)
-                    } catch {
-                        ldap_abandon_ext(handle, msgid, nil, nil)
-                        throw error
-                    }
-                case LDAP_RES_SEARCH_REFERENCE:
-                    var referrals: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?
-                    if ldap_parse_reference(handle, message, &referrals, nil, 0) == LDAP_SUCCESS, let referrals {
-                        var index = 0
-                        while let uri = referrals[index] {
-                            result.references.append(String(cString: uri))
-                            index += 1
-                        }
-                        ldap_memvfree(UnsafeMutableRawPointer(referrals).assumingMemoryBound(to: UnsafeMutableRawPointer?.self))
-                    }
-                    ldap_msgfree(message)
-                case LDAP_RES_SEARCH_RESULT:
-                    var controls: UnsafeMutablePointer<UnsafeMutablePointer<LDAPControl>?>?
-                    if let error = parseResult(handle, message, operation: .search, dn: base, free: true, controls: &controls) {
-                        if let controls { ldap_controls_free(controls) }
-                        throw error
-                    }
-                    defer { if let controls { ldap_controls_free(controls) } }
-                    if cookie.bv_val != nil { ber_memfree(cookie.bv_val) }
-                    cookie = CLDAP.berval()
-                    if pageSize > 0, let controls,
-                       let response = ldap_control_find(LDAP_CONTROL_PAGEDRESULTS, controls, nil) {
-                        var estimate: ber_int_t = 0
-                        let rc = ldap_parse_pageresponse_control(handle, response, &estimate, &cookie)
-                        if rc != LDAP_SUCCESS { throw handleError(rc, .search, dn: base) }
-                    }
-                    pageDone = true
-                default:
-                    // Intermediate responses or unsolicited notifications: not ours.
-                    ldap_msgfree(message)
-                }
-            }
-        } while pageSize > 0 && cookie.bv_len > 0
-        return result
     }
 
     // MARK: - Writes
@@ -616,7 +490,7 @@ public actor LDAPConnection {
 
     // MARK: - Helpers
 
-    private func live(_ operation: LDAPOperation, dn: String? = nil) throws(LDAPError) -> OpaquePointer {
+    func live(_ operation: LDAPOperation, dn: String? = nil) throws(LDAPError) -> OpaquePointer {
         guard let ld else {
             throw LDAPError(code: .serverDown, operation: operation, message: "Connection closed", dn: dn)
         }
@@ -626,7 +500,7 @@ public actor LDAPConnection {
     private var operationTimeout: timeval? { timeval(seconds: options.timeout) }
 
     /// `ldap_result` for one message of `msgid`, bounded by the operation timeout.
-    private func nextMessage(_ handle: OpaquePointer, msgid: Int32, all: Int32, operation: LDAPOperation, dn: String?) throws(LDAPError) -> OpaquePointer {
+    func nextMessage(_ handle: OpaquePointer, msgid: Int32, all: Int32, operation: LDAPOperation, dn: String?) throws(LDAPError) -> OpaquePointer {
         var message: OpaquePointer?
         var rc: Int32
         if var timeout = operationTimeout {
@@ -652,7 +526,7 @@ public actor LDAPConnection {
     }
 
     /// `ldap_parse_result`: nil on success, else the error. Frees the message when `free`.
-    private func parseResult(_ handle: OpaquePointer, _ message: OpaquePointer, operation: LDAPOperation, dn: String?, free: Bool,
+    func parseResult(_ handle: OpaquePointer, _ message: OpaquePointer, operation: LDAPOperation, dn: String?, free: Bool,
                              controls: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<LDAPControl>?>?>? = nil) -> LDAPError? {
         var code: Int32 = 0
         var matched: UnsafeMutablePointer<CChar>?
@@ -682,7 +556,7 @@ public actor LDAPConnection {
     }
 
     /// An error from a libldap call's return code plus the handle's diagnostic text.
-    private func handleError(_ rc: Int32, _ operation: LDAPOperation, dn: String? = nil) -> LDAPError {
+    func handleError(_ rc: Int32, _ operation: LDAPOperation, dn: String? = nil) -> LDAPError {
         var diagnostic: UnsafeMutablePointer<CChar>?
         var text: String?
         if let ld, ldap_get_option(ld, LDAP_OPT_DIAGNOSTIC_MESSAGE, &diagnostic) == LDAP_OPT_SUCCESS, let diagnostic {
@@ -706,7 +580,7 @@ public actor LDAPConnection {
         return code == LDAP_SUCCESS ? LDAP_SERVER_DOWN : code
     }
 
-    private func nulError(_ operation: LDAPOperation, dn: String?) -> LDAPError {
+    func nulError(_ operation: LDAPOperation, dn: String?) -> LDAPError {
         LDAPError(code: .paramError, operation: operation, message: errorText(LDAP_PARAM_ERROR),
                   diagnostic: "a DN, filter, attribute name or value contains a NUL character (escape it)", dn: dn)
     }

@@ -118,22 +118,25 @@ package struct DirectoryReader: Sendable {
         if !all.contains(username) { all.insert(username, at: 0) }
         var local: String?
         if !u.localAccountAttribute.isEmpty {
-            let values = strings(entry, u.localAccountAttribute, &collector)
-            local = values.first(where: { !$0.isEmpty })
-            if values.count > 1 {
+            var count = 0
+            forEachString(entry, u.localAccountAttribute, &collector) { value in
+                count += 1
+                if local == nil && !value.isEmpty { local = value }
+            }
+            if count > 1 {
                 collector.warnings.append(InputProblem(
-                    source: entry.dn, message: "\(u.localAccountAttribute) has \(values.count) values; the first, "
+                    source: entry.dn, message: "\(u.localAccountAttribute) has \(count) values; the first, "
                         + "'\(local ?? "")', is used"))
             }
         }
         var uidNumber: Int64?
-        for value in strings(entry, u.uidNumberAttribute, &collector) {
-            if let n = Int64(value.trimmingSpaces()) {
-                uidNumber = n
-                break
-            }
+        forEachString(entry, u.uidNumberAttribute, &collector) { value in
+            if uidNumber == nil, let n = Int64(value.trimmingSpaces()) { uidNumber = n }
         }
-        let display = strings(entry, u.displayNameAttribute, &collector).first
+        var display: String?
+        forEachString(entry, u.displayNameAttribute, &collector) { value in
+            if display == nil { display = value }
+        }
         let stableID = StableIdentity.read(entry, attribute: u.idAttribute)
         return DirectoryUser(dn: entry.dn, username: username, allUsernames: all, localAccountField: local,
                              uidNumber: uidNumber, displayName: display, stableID: stableID)
@@ -340,16 +343,23 @@ package struct DirectoryReader: Sendable {
     /// The UTF-8 values of `attribute`; every other value is skipped with a warning naming the DN.
     private func strings<Item>(_ entry: LDAPEntry, _ attribute: String, _ collector: inout Collector<Item>) -> [String] {
         var out: [String] = []
+        forEachString(entry, attribute, &collector) { out.append($0) }
+        return out
+    }
+
+    /// `strings(entry, attribute, &collector)` one by one, without the array (the same
+    /// warnings, in the same order).
+    private func forEachString<Item>(_ entry: LDAPEntry, _ attribute: String, _ collector: inout Collector<Item>,
+                                     _ body: (String) -> Void) {
         entry.forEachValue(attribute) { value in
             if let s = value.string {
-                out.append(s)
+                body(s)
             } else {
                 collector.warnings.append(InputProblem(
                     source: entry.dn, message: "a value of \(attribute) is not valid UTF-8 "
                         + "(\(value.count) bytes); it is skipped"))
             }
         }
-        return out
     }
 
     /// The value of the first RDN's `attribute` AVA, or nil when the RDN is another attribute.
@@ -374,6 +384,9 @@ package struct DirectoryReader: Sendable {
 
 extension String {
     func trimmingSpaces() -> String {
+        // Nearly every value neither starts nor ends with a space or tab: kept as it is.
+        guard let head = utf8.first, let tail = utf8.last else { return self }
+        if head != 0x20 && head != 0x09 && tail != 0x20 && tail != 0x09 { return self }
         var s = Substring(self)
         while let f = s.first, f == " " || f == "\t" { s.removeFirst() }
         while let l = s.last, l == " " || l == "\t" { s.removeLast() }
@@ -393,7 +406,7 @@ package enum StableIdentity {
     /// as its UTF-8 text; nil when there is none.
     package static func read(_ entry: LDAPEntry, attribute: String) -> String? {
         for name in attribute.isEmpty ? automatic : [attribute] {
-            guard let value = entry.values(name).first else { continue }
+            guard let value = entry.firstValue(name) else { continue }
             if name.caseInsensitiveEquals("objectGUID") {
                 if let text = guidText(value.bytes) { return text }
                 continue

@@ -88,6 +88,108 @@ struct SearchTests {
         try await removeSubtree(server, ou)
     }
 
+    /// A page is read whole and the next one asked for before its entries are handed over:
+    /// every entry still comes exactly once, in the server's order, and a handler that
+    /// stops inside a held page (the next page's request outstanding) leaves the
+    /// connection usable.
+    @Test func pagesReadAheadKeepOrderAndTheHandlerCanStopInsideAHeldPage() async throws {
+        let server = try sharedServer()
+        let ou = try await makeSubtree(server, prefix: "ahead")
+        try seedPeople(server, base: ou, count: 350)
+        let connection = try await server.connect(as: .bind)
+        var unpaged: [String] = []
+        _ = try await connection.search(base: ou, scope: .one, filter: "(uid=*)", attributes: ["uid"], pageSize: 0) {
+            unpaged.append($0.dn)
+        }
+        for pageSize in [1, 100, 349, 350, 351] {
+            var paged: [String] = []
+            let result = try await connection.search(base: ou, scope: .one, filter: "(uid=*)", attributes: ["uid"],
+                                                     pageSize: pageSize) { paged.append($0.dn) }
+            #expect(paged == unpaged, "page size \(pageSize)")
+            #expect(result.entries == 350)
+            // A last page that is exactly full may be followed by an empty one.
+            #expect((350 + pageSize - 1) / pageSize...(350 / pageSize + 1) ~= result.pages, "page size \(pageSize)")
+        }
+        for stop in [1, 100, 150, 299, 350] {
+            var handled = 0
+            do {
+                _ = try await connection.search(base: ou, scope: .one, filter: "(uid=*)", attributes: ["uid"], pageSize: 100) { _ in
+                    handled += 1
+                    if handled == stop { throw StopEarly() }
+                }
+                Issue.record("the handler's error was not rethrown")
+            } catch is StopEarly {
+                // expected
+            }
+            #expect(handled == stop)
+            let again = try await connection.search(base: ou, scope: .one, filter: "(uid=*)", attributes: ["uid"], pageSize: 100) { _ in }
+            #expect(again.entries == 350)
+        }
+        #expect(try await connection.whoAmI() == "dn:\(server.bindDN)")
+        await connection.close()
+        try await removeSubtree(server, ou)
+    }
+
+    /// Entries larger than the connection's read-ahead buffer, attributes with thousands of
+    /// values, values that are not UTF-8, empty values, entries without attributes and many
+    /// small entries read the same over plain LDAP, StartTLS and LDAPS (the TLS layer reads
+    /// through the read-ahead layer; values are read in place from the message).
+    @Test func largeManyValuedAndBinaryEntriesReadTheSameOverEveryTransport() async throws {
+        let server = try sharedServer()
+        let ou = try await makeSubtree(server, prefix: "big")
+        try seedPeople(server, base: ou, count: 600)
+        let root = try await server.connect(as: .root)
+        let photo = (0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 0x80) } // far beyond 64 KB, not UTF-8
+        try await root.add(dn: "uid=photo,\(ou)", values: [
+            ("objectClass", [LDAPValue("inetOrgPerson")]), ("uid", [LDAPValue("photo")]), ("cn", [LDAPValue("Ünïcode Photo")]),
+            ("sn", [LDAPValue("P")]), ("jpegPhoto", [LDAPValue(bytes: photo)]),
+        ])
+        try await root.add(dn: "uid=empty,\(ou)", values: [
+            ("objectClass", [LDAPValue("inetOrgPerson")]), ("uid", [LDAPValue("empty")]),
+            ("cn", [LDAPValue("E1"), LDAPValue("E2")]), ("sn", [LDAPValue("E")]),
+            ("jpegPhoto", [LDAPValue(bytes: [])]),
+        ])
+        let members = (0..<5_000).map { "uid=m\($0),\(ou)" }
+        try await root.add(dn: "cn=many,\(ou)", attributes: [("objectClass", ["groupOfNames"]), ("cn", ["many"]), ("member", members)])
+        await root.close()
+
+        func read(_ options: LDAPConnectionOptions) async throws -> [String: [LDAPValue]] {
+            let connection = try await LDAPConnection.connect(options)
+            try await connection.bind(.simple(dn: server.bindDN, password: server.bindPassword()))
+            var entries: [String: [LDAPValue]] = [:]
+            let result = try await connection.search(base: ou, scope: .one, filter: "(objectClass=*)",
+                                                     attributes: ["uid", "cn", "jpegPhoto", "member"], pageSize: 250) { entry in
+                entries[entry.dn] = entry.attributes.flatMap { attribute in [LDAPValue(attribute.name)] + attribute.values }
+            }
+            #expect(result.entries == 603)
+            // No attributes at all ("1.1"): every entry, none with an attribute.
+            var bare = 0
+            _ = try await connection.search(base: ou, scope: .one, filter: "(objectClass=*)", attributes: ["1.1"], pageSize: 100) { entry in
+                #expect(entry.attributes.isEmpty)
+                bare += 1
+            }
+            #expect(bare == 603)
+            await connection.close()
+            return entries
+        }
+        let plain = try await read(LDAPConnectionOptions(uri: server.ldapURI))
+        #expect(plain.count == 603)
+        // An empty value is a value (of zero bytes, and empty text).
+        #expect(plain["uid=empty,\(ou)"] == [LDAPValue("uid"), LDAPValue("empty"), LDAPValue("cn"), LDAPValue("E1"), LDAPValue("E2"),
+                                             LDAPValue("jpegPhoto"), LDAPValue(bytes: [])])
+        let photoEntry = try #require(plain["uid=photo,\(ou)"])
+        #expect(photoEntry.contains(LDAPValue(bytes: photo)))
+        #expect(photoEntry.contains(LDAPValue("Ünïcode Photo")))
+        let group = try #require(plain["cn=many,\(ou)"])
+        #expect(Set(group.compactMap(\.string).filter { $0.hasPrefix("uid=m") }) == Set(members))
+        #expect(plain["uid=u599,\(ou)"]?.contains(LDAPValue("Person 599")) == true)
+        let startTLS = try await read(LDAPConnectionOptions(uri: server.ldapURI, startTLS: true, tlsCACertFile: server.caCert))
+        #expect(startTLS == plain)
+        let ldaps = try await read(LDAPConnectionOptions(uri: server.ldapsURI, tlsCACertFile: server.caCert))
+        #expect(ldaps == plain)
+        try await removeSubtree(server, ou)
+    }
+
     @Test func searchErrorsAreThrownNotEmpty() async throws {
         let server = try sharedServer()
         let connection = try await server.connect(as: .bind)

@@ -13,6 +13,39 @@ struct ValueTests {
         #expect(LDAPValue(bytes: []).string == "")
     }
 
+    /// `LDAPValue` takes ASCII by a fast path and everything else through
+    /// `String(validating:as:)`: both must give the answer `String(validating:as:)` gives.
+    @Test func theASCIIPathAndTheValidatingPathAgree() {
+        func check(_ bytes: [UInt8]) {
+            let expected = String(validating: bytes, as: UTF8.self)
+            let value = LDAPValue(bytes: bytes)
+            #expect(value.string == expected, "\(bytes)")
+            #expect(value.bytes == bytes)
+            #expect(value.count == bytes.count)
+        }
+        // Every value of one and two bytes (ASCII, stray continuation bytes, lead bytes
+        // without their continuation, overlong forms, valid two-byte characters).
+        for a in 0...255 {
+            check([UInt8(a)])
+            for b in 0...255 { check([UInt8(a), UInt8(b)]) }
+        }
+        // One non-ASCII byte or character at every position of ASCII values of 0 to 33
+        // bytes (the eight-byte steps, the tail after them, both ends).
+        let odd: [[UInt8]] = [[0x80], [0xFF], [0xC3], [0xC3, 0xA9], [0xE2, 0x82, 0xAC], [0xED, 0xA0, 0x80],
+                              [0xF0, 0x9F, 0x98, 0x80], [0xF4, 0x90, 0x80, 0x80], [0xC0, 0xAF], [0x00]]
+        for length in 0...33 {
+            let ascii = (0..<length).map { UInt8(0x20 + $0 % 0x5F) }
+            check(ascii)
+            for position in 0...length {
+                for insert in odd { check(Array(ascii[..<position]) + insert + Array(ascii[position...])) }
+            }
+        }
+        // Longer text in several scripts, and the empty value.
+        for text in ["Zoë Ångström", "日本語のテキスト", "ascii only and long enough to take several steps", "", "\u{0}"] {
+            check(Array(text.utf8))
+        }
+    }
+
     @Test func entryLookupsIgnoreASCIICaseOnly() {
         let entry = LDAPEntry(dn: "uid=a,dc=x", attributes: [
             (name: "objectClass", values: [LDAPValue("top"), LDAPValue("person")]),
@@ -26,6 +59,9 @@ struct ValueTests {
         #expect(entry.first("CN") == "Alice") // first UTF-8 value
         #expect(entry.strings("cn") == ["Alice"]) // options are part of the name
         #expect(entry.first("cn;LANG-EN") == "Alice EN")
+        #expect(entry.firstValue("JPEGPHOTO") == LDAPValue(bytes: [0xFF, 0x00]))
+        #expect(entry.firstValue("cn") == LDAPValue(bytes: [0xFF])) // UTF-8 or not
+        #expect(entry.firstValue("sn") == nil)
         #expect(entry.values("sn").isEmpty)
         #expect(entry.first("sn") == nil)
         #expect(entry.has("Cn") && !entry.has("sn"))

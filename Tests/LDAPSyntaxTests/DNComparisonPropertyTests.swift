@@ -142,6 +142,16 @@ struct DNComparisonPropertyTests {
                 #expect(same, "\(text.debugDescription) type \(type): \(String(describing: fast)) \(String(describing: parsed))")
             }
         }
+        // Every byte (and every character of up to two bytes) in the first value and in a
+        // later RDN: the plain-byte check agrees with the parser on each.
+        for scalar in (0x00...0x7FF).compactMap(Unicode.Scalar.init) {
+            for text in ["uid=a\(scalar)b,dc=x", "uid=ab,dc=x\(scalar)y", "uid=\(scalar),dc=x"] {
+                let parsed = (try? DN(parsing: text))?.firstRDNValue(type: "uid")
+                let fast = DN.firstRDNValue(of: text, type: "uid")
+                #expect(fast?.utf8.elementsEqual(parsed?.utf8 ?? "".utf8) ?? (parsed == nil), "\(text.debugDescription)")
+                #expect((fast == nil) == (parsed == nil), "\(text.debugDescription)")
+            }
+        }
         #expect(DN.firstRDNValue(of: "uid=bob,ou=people,dc=x", type: "UID") == "bob")
         #expect(DN.firstRDNValue(of: "uid=bob,ou=people,dc=x", type: "cn") == nil)
         #expect(DN.firstRDNValue(of: "uid=bob,ou=people,", type: "uid") == nil)
