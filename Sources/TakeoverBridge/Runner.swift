@@ -93,10 +93,17 @@ package struct PreparedRun: Sendable {
     /// and gives the freed memory back to the system: what follows (rendering, writing)
     /// needs the plan, the configuration and the layout only. The counts the safety limits
     /// use must be taken before.
-    /// The reports and the directory's part are freed on two processors at once (`Disposal`).
+    /// They are freed on two processors at once (`Disposal`): half of the reports (the bulk)
+    /// on one, the other half and the directory's part on the other.
     package mutating func dropInputs() {
-        let fromReports = (reports, input.reports, input.problems)
-        let fromDirectory = (snapshot, input.users, input.connections, input.knownDevices, input.bindingGroups)
+        let half = input.reports.count / 2
+        let firstHalf = Array(input.reports[..<half])
+        let secondHalf = Array(input.reports[half...])
+        // The whole lists go here (their elements live on in the halves).
+        input.reports = []
+        reports.reports = []
+        let fromReports = (reports, secondHalf, input.problems)
+        let fromDirectory = (firstHalf, snapshot, input.users, input.connections, input.knownDevices, input.bindingGroups)
         snapshot = DirectorySnapshot()
         reports = ReportsReadResult()
         input.users = []

@@ -35,8 +35,9 @@ public enum Planner {
     /// How devices are split for parallel processing; tests vary it to show the result
     /// never depends on it.
     struct Tuning {
-        /// Devices are processed in this many chunks...
-        var chunks = 16
+        /// Devices are processed in this many chunks (many more than processors: the
+        /// processors run out of work together, not one idling while another ends a big chunk)...
+        var chunks = 64
         /// ...when there are at least this many devices.
         var parallelFrom = 256
         /// Divides the output bounds (tests force the overflow path with a large value).
