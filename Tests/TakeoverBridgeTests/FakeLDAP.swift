@@ -171,14 +171,14 @@ enum LoopbackSocket {
     /// A proxy's accept loop on a thread of its own, until `listener` is shut down (then
     /// closed here, after the last accept): each client is connected to `upstreamPort`,
     /// and `serve` starts the two pumps of the pair.
-    static func proxy(listener: Int32, upstreamPort: Int, sockets: SocketSet,
+    static func proxy(listener: ListeningSocket, upstreamPort: Int, sockets: SocketSet,
                       serve: @escaping @Sendable (_ client: Int32, _ server: Int32, _ pair: SocketPair) -> Void) {
         Thread {
             while true {
-                let client = accept(listener, nil, nil)
+                let client = accept(listener.fd, nil, nil)
                 if client < 0 {
                     if errno == EINTR { continue }
-                    close(listener)
+                    listener.close()
                     return
                 }
                 guard let server = LoopbackSocket.connect(port: upstreamPort) else {
@@ -231,6 +231,40 @@ final class SocketSet: @unchecked Sendable {
     }
 }
 
+/// A listening socket shared by an accept loop and the `stop()` of its test server or proxy:
+/// shut down at most once, closed once (by the accept loop, after its last accept), and
+/// never touched after that, so a second `stop()` (a `defer` after an explicit one) never
+/// shuts down whatever socket has since been given the descriptor's number: another test's
+/// LDAP connection, which then failed with "Can't contact LDAP server".
+final class ListeningSocket: @unchecked Sendable {
+    // @unchecked: `state` is only touched while holding `lock`.
+    let fd: Int32
+    private let lock = NSLock()
+    private var state = State.listening
+
+    private enum State { case listening, shutDown, closed }
+
+    init(_ fd: Int32) { self.fd = fd }
+
+    func shutDown() {
+        lock.lock()
+        if state == .listening {
+            shutdown(fd, Int32(SHUT_RDWR))
+            state = .shutDown
+        }
+        lock.unlock()
+    }
+
+    func close() {
+        lock.lock()
+        if state != .closed {
+            Glibc.close(fd)
+            state = .closed
+        }
+        lock.unlock()
+    }
+}
+
 /// Two sockets pumped by two threads: the first thread to finish shuts both down (so the
 /// other's read ends), the second closes them (so no descriptor is closed while in use).
 final class SocketPair: @unchecked Sendable {
@@ -266,7 +300,7 @@ final class FakeLDAPServer: @unchecked Sendable {
     // @unchecked: the counters are only touched while holding `lock`.
     let address: String
     let port: Int
-    private let listener: Int32
+    private let listener: ListeningSocket
     private let lock = NSLock()
     private var connectionCount = 0
     private var bindNames: [String] = []
@@ -275,14 +309,15 @@ final class FakeLDAPServer: @unchecked Sendable {
 
     init(address: String = "127.0.0.1", answering: Bool = true) throws {
         self.address = address
-        (listener, port) = try LoopbackSocket.listen(address: address)
+        let (fd, port) = try LoopbackSocket.listen(address: address)
+        (self.listener, self.port) = (ListeningSocket(fd), port)
         let listener = self.listener
         let thread = Thread { [self] in
             while true {
-                let fd = accept(listener, nil, nil)
+                let fd = accept(listener.fd, nil, nil)
                 if fd < 0 {
                     if errno == EINTR { continue }
-                    close(listener)  // stopped: closed here, after the last accept
+                    listener.close()  // stopped: closed here, after the last accept
                     return
                 }
                 self.sockets.add(fd)
@@ -316,7 +351,7 @@ final class FakeLDAPServer: @unchecked Sendable {
 
     /// Wakes the accept loop (which closes the listener) and ends every connection.
     func stop() {
-        shutdown(listener, Int32(SHUT_RDWR))
+        listener.shutDown()
         sockets.shutdownAll()
     }
 }
@@ -329,7 +364,7 @@ final class FakeLDAPServer: @unchecked Sendable {
 final class ReferringProxy: @unchecked Sendable {
     // @unchecked: `referralList` and `writes` are only touched while holding `lock`.
     let port: Int
-    private let listener: Int32
+    private let listener: ListeningSocket
     private let lock = NSLock()
     private var referralList: [String]
     private var writeCount = 0
@@ -340,7 +375,8 @@ final class ReferringProxy: @unchecked Sendable {
     init(upstreamPort: Int, referrals: [String], passThrough: String? = nil) throws {
         referralList = referrals
         let passBytes = passThrough.map { Array($0.utf8) }
-        (listener, port) = try LoopbackSocket.listen(address: "127.0.0.1")
+        let (fd, port) = try LoopbackSocket.listen(address: "127.0.0.1")
+        (listener, self.port) = (ListeningSocket(fd), port)
         LoopbackSocket.proxy(listener: listener, upstreamPort: upstreamPort, sockets: sockets) { [self] client, server, pair in
             let clientLock = NSLock()  // whole messages only, from either direction
             Thread {
@@ -385,7 +421,7 @@ final class ReferringProxy: @unchecked Sendable {
 
     /// Wakes the accept loop (which closes the listener) and ends every connection.
     func stop() {
-        shutdown(listener, Int32(SHUT_RDWR))
+        listener.shutDown()
         sockets.shutdownAll()
     }
 }
@@ -399,7 +435,7 @@ final class ReferringProxy: @unchecked Sendable {
 final class HoldingProxy: @unchecked Sendable {
     // @unchecked: `open`, `stopped` and `heldCount` are only touched while holding `gate`.
     let port: Int
-    private let listener: Int32
+    private let listener: ListeningSocket
     private let gate = NSCondition()
     private var open = false
     private var stopped = false
@@ -408,7 +444,8 @@ final class HoldingProxy: @unchecked Sendable {
 
     /// `hold(request)`: true for a request (a whole LDAPMessage) that must wait.
     init(upstreamPort: Int, hold: @escaping @Sendable ([UInt8]) -> Bool) throws {
-        (listener, port) = try LoopbackSocket.listen(address: "127.0.0.1")
+        let (fd, port) = try LoopbackSocket.listen(address: "127.0.0.1")
+        (listener, self.port) = (ListeningSocket(fd), port)
         LoopbackSocket.proxy(listener: listener, upstreamPort: upstreamPort, sockets: sockets) { [self] client, server, pair in
             Thread {
                 LoopbackSocket.messages(server) { LoopbackSocket.sendAll(client, $0) }
@@ -459,7 +496,7 @@ final class HoldingProxy: @unchecked Sendable {
         stopped = true
         gate.broadcast()
         gate.unlock()
-        shutdown(listener, Int32(SHUT_RDWR))
+        listener.shutDown()
         sockets.shutdownAll()
     }
 }
