@@ -246,15 +246,15 @@ package final class BridgeRunner {
         if !lock.leftoverLeaseRuns.isEmpty { lock.noteLease(runs: lock.leftoverLeaseRuns) }
         do {
             let connector = Connector(config: config, password: try password(config))
-            var run = try await prepare(config, keepConnection: true, releasingConnections: true, connector: connector,
-                                        leftoverLeaseRuns: lock.leftoverLeaseRuns)
+            var (preparedRun, readConnection, leaseSeen) = try await prepare(config, keepConnection: true, releasingConnections: true, connector: connector,
+                                                                              leftoverLeaseRuns: lock.leftoverLeaseRuns)
             prepared = true
-            let plan = run.prepared.plan
-            let refusals = refusalsFor(run.prepared, allowUnbinds: allowUnbinds)
+            let plan = preparedRun.plan
+            let refusals = refusalsFor(preparedRun, allowUnbinds: allowUnbinds)
             // Writing needs the plan's changes and the layout only.
-            run.prepared.dropInputs()
+            preparedRun.dropInputs()
             if !refusals.isEmpty {
-                await run.connection.close()
+                await readConnection.close()
                 for refusal in refusals {
                     logger.error("safety limit: \(refusal.message)", metadata: ["limit": "\(refusal.limit)"])
                 }
@@ -262,7 +262,7 @@ package final class BridgeRunner {
                 note(plan: plan, written: 0)
                 throw RunFailure(.safetyLimit, "nothing written: \(refusals.count) safety limit\(refusals.count == 1 ? "" : "s") tripped")
             }
-            if plan.hasChanges, let seen = run.lease {
+            if plan.hasChanges, let seen = leaseSeen {
                 // The token is noted in the lock file before the lease is taken: if this run
                 // dies or loses the server holding it, the next run here takes it over at
                 // once. Earlier tokens stay noted until this run holds the lease (or finds
@@ -274,7 +274,7 @@ package final class BridgeRunner {
                                                     leftover: lock.leftoverLeaseRuns, run: leaseRun)
                     lock.noteLease(runs: [leaseRun])
                 } catch {
-                    await run.connection.close()
+                    await readConnection.close()
                     switch error {
                     case .held, .stale:
                         lock.noteLease(runs: [])  // another run's value is there, none of ours
@@ -292,7 +292,7 @@ package final class BridgeRunner {
                                                                           "unbind": "\(plan.summary.unbind)"])
             }
             let writing = DispatchTime.now().uptimeNanoseconds
-            let result = await write(plan, prepared: run.prepared, readConnection: run.connection, lease: lease)
+            let result = await write(plan, prepared: preparedRun, readConnection: readConnection, lease: lease)
             summary["write_ms"] = Self.millis(since: writing)
             record.applied = result.applied
             record.alreadyDone = result.alreadyDone
@@ -301,13 +301,16 @@ package final class BridgeRunner {
             summary["already_done"] = "\(result.alreadyDone.count)"
             summary["failed"] = "\(result.failed.count + result.notWritten.count)"
             if !result.isComplete {
-                logWriteFailures(result, total: plan.changes.count, layout: run.prepared.input.layout)
+                logWriteFailures(result, total: plan.changes.count, layout: preparedRun.input.layout)
                 record.outcome = result.gaveUp != nil ? "failed: gave up" : "failed: \(result.failed.count) refused"
                 status = .failure
             } else {
                 record.outcome = plan.conflicts.isEmpty ? "ok" : "conflicts"
             }
             if !plan.conflicts.isEmpty { status = status.combined(with: .conflicts) }
+            // The plan and what is left of its inputs are freed on a thread of their own
+            // (the process exits soon after the run record is written).
+            Disposal.release((consume preparedRun, consume plan))
         } catch {
             status = status.combined(with: report(error))
             if let failure = error as? RunFailure, record.outcome == "failed" {
