@@ -246,8 +246,9 @@ package final class BridgeRunner {
         if !lock.leftoverLeaseRuns.isEmpty { lock.noteLease(runs: lock.leftoverLeaseRuns) }
         do {
             let connector = Connector(config: config, password: try password(config))
-            var (preparedRun, readConnection, leaseSeen) = try await prepare(config, keepConnection: true, releasingConnections: true, connector: connector,
-                                                                              leftoverLeaseRuns: lock.leftoverLeaseRuns)
+            var (preparedRun, readConnection, leaseSeen) = try await prepare(
+                config, keepConnection: true, releasingConnections: true, connector: connector,
+                leftoverLeaseRuns: lock.leftoverLeaseRuns)
             prepared = true
             let plan = preparedRun.plan
             let refusals = refusalsFor(preparedRun, allowUnbinds: allowUnbinds)
@@ -514,7 +515,11 @@ package final class BridgeRunner {
             users: snapshot.users, connections: snapshot.connections, knownDevices: snapshot.knownDevices,
             reports: reports.reports, problems: reports.problems + snapshot.problems, bindingGroups: snapshot.bindingGroups,
             layout: layout, policy: policy, now: clock()))
-        let plan = await underway.value.finish(input)
+        let begun = await underway.value
+        // The free memory the planner's directory part left (its sorting and resolving) goes
+        // back to the system before the device stage adds the decisions: the peak is then.
+        _ = CHardening_release_free_memory()
+        let plan = begun.finish(input)
         summary["plan_ms"] = Self.millis(since: phase)
         lap("planned", ["changes": "\(plan.changes.count)", "decisions": "\(plan.decisions.count)"])
         let prepared = PreparedRun(config: config, connector: connector, snapshot: snapshot, reports: reports,
