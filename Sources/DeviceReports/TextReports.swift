@@ -1,5 +1,6 @@
 // Text report formats: getent passwd / /etc/passwd, and CSV with a header (RFC 4180).
 
+import LDAPSyntax
 import TakeoverCore
 
 /// Lines of UTF-8 text: each without its line ending ("\n" or "\r\n"), with its number.
@@ -404,20 +405,5 @@ enum CSVReports {
         case "windows", "win": return .windows
         default: return nil
         }
-    }
-}
-
-extension String {
-    /// Without leading and trailing spaces and tabs.
-    var trimmingSpaces: String {
-        let u = utf8
-        // Nothing to trim (the usual case): answered from the two ends.
-        if let first = u.first, first != 0x20 && first != 0x09, let last = u.last, last != 0x20 && last != 0x09 {
-            return self
-        }
-        guard let first = u.firstIndex(where: { $0 != 0x20 && $0 != 0x09 }),
-              let last = u.lastIndex(where: { $0 != 0x20 && $0 != 0x09 }) else { return "" }
-        if first == u.startIndex && last == u.index(before: u.endIndex) { return self }
-        return String(self[first...last])
     }
 }

@@ -130,13 +130,12 @@ extension LDAPConnection {
                 switch UInt(bitPattern: Int(type)) {
                 case LDAP_RES_SEARCH_ENTRY:
                     result.entries += 1
-                    if pageSize > 0 && held.count < pageSize {
-                        held.append(message)
-                    } else {
+                    // Held first, so that it is freed (by the defer) however this ends.
+                    held.append(message)
+                    if pageSize <= 0 || held.count > pageSize {
                         // Unpaged, or a server sending more than a page: there is no next
                         // request to send early, so entries are handed over as they arrive.
                         try handOverHeld(outstanding: msgid)
-                        try handOver(message, outstanding: msgid)
                     }
                 case LDAP_RES_SEARCH_REFERENCE:
                     var referrals: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?

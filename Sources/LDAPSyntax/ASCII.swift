@@ -5,6 +5,18 @@
 // matter: they fold with `Folding` (caseIgnoreMatch).
 
 extension String {
+    /// Without leading and trailing spaces and tabs (the bytes 0x20 and 0x09; the rest of
+    /// the text is kept as it is, so the result is valid UTF-8 as the input was).
+    package var trimmingSpaces: String {
+        let u = utf8
+        // Nothing to trim (nearly every value): answered from the two ends.
+        guard let head = u.first, let tail = u.last else { return self }
+        if head != 0x20 && head != 0x09 && tail != 0x20 && tail != 0x09 { return self }
+        guard let first = u.firstIndex(where: { $0 != 0x20 && $0 != 0x09 }),
+              let last = u.lastIndex(where: { $0 != 0x20 && $0 != 0x09 }) else { return "" }
+        return String(self[first...last])
+    }
+
     /// True when the two differ at most in the case of ASCII letters (`objectGUID`,
     /// `objectguid`); any other byte must be the same.
     public func caseInsensitiveEquals(_ other: String) -> Bool {

@@ -131,7 +131,7 @@ package struct DirectoryReader: Sendable {
         }
         var uidNumber: Int64?
         forEachString(entry, u.uidNumberAttribute, &collector) { value in
-            if uidNumber == nil, let n = Int64(value.trimmingSpaces()) { uidNumber = n }
+            if uidNumber == nil, let n = Int64(value.trimmingSpaces) { uidNumber = n }
         }
         var display: String?
         forEachString(entry, u.displayNameAttribute, &collector) { value in
@@ -168,7 +168,7 @@ package struct DirectoryReader: Sendable {
             }
             for value in strings(entry, memberAttribute, &collector) {
                 if byName {
-                    let name = value.trimmingSpaces()
+                    let name = value.trimmingSpaces
                     if !name.isEmpty {
                         collector.items.append(Connection(device: device, member: .name(name), sourceDN: entry.dn))
                     }
@@ -382,17 +382,6 @@ package struct DirectoryReader: Sendable {
     }
 }
 
-extension String {
-    func trimmingSpaces() -> String {
-        // Nearly every value neither starts nor ends with a space or tab: kept as it is.
-        guard let head = utf8.first, let tail = utf8.last else { return self }
-        if head != 0x20 && head != 0x09 && tail != 0x20 && tail != 0x09 { return self }
-        var s = Substring(self)
-        while let f = s.first, f == " " || f == "\t" { s.removeFirst() }
-        while let l = s.last, l == " " || l == "\t" { s.removeLast() }
-        return String(s)
-    }
-}
 
 // MARK: - Stable identity (issue 10 item 7)
 
@@ -411,7 +400,7 @@ package enum StableIdentity {
                 if let text = guidText(value.bytes) { return text }
                 continue
             }
-            if let text = value.string?.trimmingSpaces(), !text.isEmpty { return text }
+            if let text = value.string?.trimmingSpaces, !text.isEmpty { return text }
         }
         return nil
     }
