@@ -62,6 +62,10 @@ extension ReportsFolder {
         // One worker per processor; each takes the next unread file until none is left,
         // reads and parses it with its own scratch memory, and writes only that file's slot.
         let next = FileCounter()
+        // The files are asked of the disk ahead of the parsers (a folder read once an hour is
+        // not in the page cache, or has been paged out since): it reads while they parse.
+        let ahead = ReadAhead(folder: folder, files: files, taken: next)
+        defer { ahead.stop() }  // before the folder is closed: it opens files inside it
         let workers = max(1, min(files.count, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))))
         DispatchQueue.concurrentPerform(iterations: workers) { worker in
             if worker > 0 { gate?.wait() }
@@ -405,6 +409,52 @@ final class FileCounter: Sendable {
     private let value = Atomic<Int>(0)
 
     func take() -> Int { value.add(1, ordering: .relaxed).oldValue }
+
+    /// How many have been taken.
+    var taken: Int { value.load(ordering: .relaxed) }
+}
+
+/// Tells the kernel the folder's files will be read (`posix_fadvise` WILLNEED), in order, on
+/// a thread of its own, skipping those a parser has already taken: files that are not in
+/// the page cache are then read from disk while the parsers work, instead of one at a time
+/// as each parser reaches one (measured on this project's machines: 0.3 to 0.5 s of waiting
+/// per 100,000-user run once the folder had not been read for a minute). Only regular files
+/// are opened, looked at first as `readOne` does (opening a FIFO or a device could block or
+/// have effects) and never through a symbolic link; nothing is read, and any failure just
+/// leaves that file to its parser.
+final class ReadAhead: Sendable {
+    private let stopped = Atomic<Bool>(false)
+    private let finished = DispatchSemaphore(value: 0)
+
+    init(folder: FolderHandle, files: [String], taken: FileCounter) {
+        DispatchQueue.global(qos: .utility).async { [self] in
+            defer { finished.signal() }
+            for i in files.indices {
+                if stopped.load(ordering: .relaxed) { return }
+                if taken.taken > i { continue }
+                ReadAhead.advise(folder, files[i])
+            }
+        }
+    }
+
+    /// Stops and waits for the thread (the folder's descriptor must outlive it).
+    func stop() {
+        stopped.store(true, ordering: .relaxed)
+        finished.wait()
+    }
+
+    static func advise(_ folder: FolderHandle, _ name: String) {
+        let path = folder.path(name)
+        var st = stat()
+        guard fstatat(folder.fd, path, &st, AT_SYMLINK_NOFOLLOW) == 0, (st.st_mode & S_IFMT) == S_IFREG,
+              st.st_size > 0 else { return }
+        let fd = openat(folder.fd, path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY | O_NOFOLLOW)
+        guard fd >= 0 else { return }
+        #if canImport(Glibc) || canImport(Musl)
+        _ = posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED)
+        #endif
+        _ = closeFile(fd)
+    }
 }
 
 /// Per-file results written from `concurrentPerform`.

@@ -15,19 +15,21 @@ enum Disposal {
         DispatchQueue.global(qos: .utility).async { held.drop() }
     }
 
-    /// Drops `first` on another thread while this one drops `second`, waits for both and
-    /// gives the freed memory back to the system (`malloc_trim`): for inputs let go before
-    /// more memory is taken (a report rendered), so that the peak stays where it was.
-    static func releaseTogether<A: Sendable, B: Sendable>(_ first: consuming A, _ second: consuming B) {
-        let held = Held(first)
-        let done = DispatchSemaphore(value: 0)
-        DispatchQueue.global(qos: .userInitiated).async {
-            held.drop()
-            done.signal()
+    /// Drops `first` and `second` on two threads of their own and gives the freed memory back
+    /// to the system (`malloc_trim`) once both are gone, while the caller goes on with
+    /// something that waits on another process (`apply` writing to the directory).
+    static func releaseInBackground<A: Sendable, B: Sendable>(_ first: consuming A, _ second: consuming B) {
+        let one = Held(first), other = Held(second)
+        DispatchQueue.global(qos: .utility).async {
+            let done = DispatchSemaphore(value: 0)
+            DispatchQueue.global(qos: .utility).async {
+                one.drop()
+                done.signal()
+            }
+            other.drop()
+            done.wait()
+            _ = CHardening_release_free_memory()
         }
-        _ = consume second
-        done.wait()
-        _ = CHardening_release_free_memory()
     }
 }
 

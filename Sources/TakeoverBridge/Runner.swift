@@ -56,10 +56,21 @@ func writeFully(_ fd: Int32, _ text: String) -> Bool {
     return text.withUTF8 { writeFully(fd, UnsafeRawBufferPointer($0)) }
 }
 
-/// Writes every part of `report` to `fd`, in order, from the parts' own storage.
+/// Writes every part of `report` to `fd`, in order, from the parts' own storage, each
+/// list part as soon as it is rendered (`RenderedReport.forEachPart`). `writing` adds up
+/// the nanoseconds spent in the writes themselves (the rest was rendering).
+func writeFully(_ fd: Int32, _ report: RenderedReport, writing: inout UInt64) -> Bool {
+    report.forEachPart { part in
+        let started = DispatchTime.now().uptimeNanoseconds
+        defer { writing += DispatchTime.now().uptimeNanoseconds - started }
+        return part.withUnsafeBytes { writeFully(fd, $0) }
+    }
+}
+
+/// `writeFully(_:_:writing:)` without the count.
 func writeFully(_ fd: Int32, _ report: RenderedReport) -> Bool {
-    for part in report.parts where !part.withUnsafeBytes({ writeFully(fd, $0) }) { return false }
-    return true
+    var writing: UInt64 = 0
+    return writeFully(fd, report, writing: &writing)
 }
 
 /// Writes all of `bytes` to `fd`; false on an error other than EINTR (`errno` set).
@@ -88,13 +99,15 @@ package struct PreparedRun: Sendable {
     package var reports: ReportsReadResult
     package var input: PlanInput
     package var plan: Plan
+    /// The planner's own state (its indexes of the users and devices), let go with the inputs.
+    var planning: PlanUnderway?
 
-    /// Lets go of what only planning needed (users, connections, reports, binding groups)
-    /// and gives the freed memory back to the system: what follows (rendering, writing)
-    /// needs the plan, the configuration and the layout only. The counts the safety limits
-    /// use must be taken before.
-    /// They are freed on two processors at once (`Disposal`): half of the reports (the bulk)
-    /// on one, the other half and the directory's part on the other.
+    /// Lets go of what only planning needed (users, connections, reports, binding groups,
+    /// the planner's indexes) while the caller goes on (`apply`, whose writes wait on the
+    /// directory), and gives the freed memory back to the system once they are gone: what
+    /// follows needs the plan, the configuration and the layout only. The counts the safety
+    /// limits use must be taken before. They are freed on two threads (`Disposal`): half of
+    /// the reports (the bulk) on one, the other half and the directory's part on the other.
     package mutating func dropInputs() {
         let half = input.reports.count / 2
         let firstHalf = Array(input.reports[..<half])
@@ -102,7 +115,8 @@ package struct PreparedRun: Sendable {
         // The whole lists go here (their elements live on in the halves).
         input.reports = []
         reports.reports = []
-        let fromReports = (reports, secondHalf, input.problems)
+        let fromReports = (reports, secondHalf, input.problems, planning)
+        planning = nil
         let fromDirectory = (firstHalf, snapshot, input.users, input.connections, input.knownDevices, input.bindingGroups)
         snapshot = DirectorySnapshot()
         reports = ReportsReadResult()
@@ -112,7 +126,7 @@ package struct PreparedRun: Sendable {
         input.reports = []
         input.problems = []
         input.bindingGroups = []
-        Disposal.releaseTogether(fromReports, fromDirectory)
+        Disposal.releaseInBackground(fromReports, fromDirectory)
     }
 }
 
@@ -159,28 +173,31 @@ package final class BridgeRunner {
         var status = ExitStatus.ok
         do {
             let config = try loadConfig()
-            var prepared = try await prepare(config, keepConnection: false, releasingConnections: true).prepared
+            let prepared = try await prepare(config, keepConnection: false, releasingConnections: true).prepared
             let plan = prepared.plan
             let refusals = refusalsFor(prepared, allowUnbinds: nil)
-            // The output needs only the plan: the inputs go before the report is made.
-            prepared.dropInputs()
+            // The inputs are not freed first: the report's long lists are rendered a few
+            // parts at a time as they are written, so it adds little to the peak, and the
+            // process gives everything back at once when it exits.
             let rendering = DispatchTime.now().uptimeNanoseconds
             var report: RenderedReport
             switch format {
             case .text: report = ReportRenderer.textReport(plan, all: all)
             case .json:
                 report = ReportRenderer.jsonReport(plan)
-                report.parts.append([UInt8(ascii: "\n")])  // a text file ends in a newline
+                report.append([UInt8(ascii: "\n")])  // a text file ends in a newline
             case .csv: report = ReportRenderer.csvReport(plan)
             case .ldif: report = ChangeLDIF.report(plan.changes)
             case .html: report = ReportRenderer.htmlReport(plan, all: all)
             }
-            summary["render_ms"] = Self.millis(since: rendering)
-            logger.debug("rendered", metadata: ["ms": Self.millis(since: rendering), "bytes": "\(report.byteCount)",
-                                                "rss_mb": "\(Self.residentMegabytes() ?? -1)"])
-            let writing = DispatchTime.now().uptimeNanoseconds
-            try emit(report, to: outputFile)
-            summary["write_ms"] = Self.millis(since: writing)
+            // The lists are rendered while they are written: render_ms is the whole minus
+            // the time spent in the writes.
+            let writing = try emit(report, to: outputFile)
+            let whole = DispatchTime.now().uptimeNanoseconds - rendering
+            summary["render_ms"] = "\((whole - min(whole, writing)) / 1_000_000)"
+            summary["write_ms"] = "\(writing / 1_000_000)"
+            logger.debug("rendered and written", metadata: ["ms": "\(whole / 1_000_000)",
+                                                            "rss_mb": "\(Self.residentMegabytes() ?? -1)"])
             note(plan: plan, written: 0)
             if check && plan.hasChanges { status = status.combined(with: .changesPending) }
             if !plan.conflicts.isEmpty { status = status.combined(with: .conflicts) }
@@ -252,7 +269,8 @@ package final class BridgeRunner {
             prepared = true
             let plan = preparedRun.plan
             let refusals = refusalsFor(preparedRun, allowUnbinds: allowUnbinds)
-            // Writing needs the plan's changes and the layout only.
+            // Writing needs the plan's changes and the layout only: the inputs are freed
+            // while the directory answers the writes.
             preparedRun.dropInputs()
             if !refusals.isEmpty {
                 await readConnection.close()
@@ -522,8 +540,9 @@ package final class BridgeRunner {
         let plan = begun.finish(input)
         summary["plan_ms"] = Self.millis(since: phase)
         lap("planned", ["changes": "\(plan.changes.count)", "decisions": "\(plan.decisions.count)"])
+        // The planner's state is let go with the inputs (`dropInputs`), not here on this thread.
         let prepared = PreparedRun(config: config, connector: connector, snapshot: snapshot, reports: reports,
-                                   input: input, plan: plan)
+                                   input: input, plan: plan, planning: begun)
         return (prepared, connection, leaseSeen)
     }
 
@@ -570,13 +589,18 @@ package final class BridgeRunner {
         try emit(to: file) { writeFully($0, text) }
     }
 
-    /// `emit` of a rendered report, its parts written in order.
-    func emit(_ report: RenderedReport, to file: String?) throws(RunFailure) {
+    /// `emit` of a rendered report, its parts written in order; returns the nanoseconds
+    /// spent writing (to standard output: the whole call).
+    @discardableResult
+    func emit(_ report: RenderedReport, to file: String?) throws(RunFailure) -> UInt64 {
         guard let file else {
+            let started = DispatchTime.now().uptimeNanoseconds
             output.write(report)
-            return
+            return DispatchTime.now().uptimeNanoseconds - started
         }
-        try emit(to: file) { writeFully($0, report) }
+        var writing: UInt64 = 0
+        try emit(to: file) { writeFully($0, report, writing: &writing) }
+        return writing
     }
 
     /// Writes `file`: a regular file (or a new one) atomically, `write` filling a temporary

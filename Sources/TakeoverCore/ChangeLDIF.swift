@@ -41,12 +41,12 @@ public enum ChangeLDIF {
     /// `render` as parts to write in order: the operations rendered in parallel parts.
     public static func report(_ changes: [Change], partSize: Int = RenderedReport.partSize) -> RenderedReport {
         let blocks = operations(changes)
-        return RenderedReport(parts: renderParts(blocks.count, minimumPerPart: partSize) { range in
+        return RenderedReport(pieces: [renderParts(blocks.count, minimumPerPart: partSize) { range in
             var out: [UInt8] = []
             out.reserveCapacity(Change.estimatedBytes(blocks[range].joined()))
             for i in range { append(blocks[i], to: &out) }
             return out
-        })
+        }])
     }
 
     /// One operation's block (the changes' fields read in place, not copied).

@@ -76,11 +76,11 @@ extension ReportRenderer {
             out += "</tbody></table></section>\n"
         }
 
-        var parts: [[UInt8]] = []
+        var parts: [RenderedReport.Piece] = []
         decisionTable(&out, &parts, plan, all: all, partSize: partSize)
         out += "<script>\(HTMLPage.script)</script>\n</body>\n</html>\n"
-        parts.append(Array(out.utf8))
-        return RenderedReport(parts: parts)
+        parts.append(.bytes(Array(out.utf8)))
+        return RenderedReport(pieces: parts)
     }
 
     private static func findingTable(_ out: inout String, id: String, title: String, _ findings: [Finding],
@@ -106,7 +106,7 @@ extension ReportRenderer {
 
     /// The decisions section; the rows go to `parts` (after what `out` held), `out` goes on
     /// after them.
-    private static func decisionTable(_ out: inout String, _ parts: inout [[UInt8]], _ plan: Plan, all: Bool, partSize: Int) {
+    private static func decisionTable(_ out: inout String, _ parts: inout [RenderedReport.Piece], _ plan: Plan, all: Bool, partSize: Int) {
         let decisions = plan.decisions
         let shown = decisions.indices.filter {
             all || ReportOutline.changesSomething(decisions[$0].action) || decisions[$0].action == .conflict
@@ -124,9 +124,9 @@ extension ReportRenderer {
             }
             out += "<span id=\"shown\" aria-live=\"polite\">\(shown.count) \(plural(shown.count, "decision"))</span></div>\n"
             out += "<table id=\"decision-table\"><thead><tr><th>user</th><th>action</th><th>local account</th><th>reason</th></tr></thead>\n"
-            parts.append(Array(out.utf8))
+            parts.append(.bytes(Array(out.utf8)))
             out = ""
-            parts += renderParts(shown.count, minimumPerPart: partSize) { range in
+            parts.append(renderParts(shown.count, minimumPerPart: partSize) { range in
                 var part = TextLines(capacity: range.count * 320)
                 for i in range {
                     let j = shown[i]
@@ -142,7 +142,7 @@ extension ReportRenderer {
                     if i == shown.count - 1 { part.raw("</tbody>\n") }
                 }
                 return part.bytes
-            }
+            })
             out += "</table>\n"
         }
         if !all {

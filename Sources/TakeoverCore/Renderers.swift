@@ -15,7 +15,7 @@ public enum ReportRenderer {
     /// `json` as parts to write in order: decisions and changes rendered in parallel parts.
     public static func jsonReport(_ plan: Plan, partSize: Int = RenderedReport.partSize) -> RenderedReport {
         var w = JSONWriter(capacity: 4096)
-        var parts: [[UInt8]] = []
+        var parts: [RenderedReport.Piece] = []
         let s = plan.summary
         w.raw("{\n  \"version\": 1,\n  \"generatedAt\": ")
         w.string(UTCTime.iso8601(plan.generatedAt))
@@ -49,25 +49,25 @@ public enum ReportRenderer {
         let changes = plan.changes
         arrayParts(changes.count, partSize, capacity: { Change.estimatedBytes(changes[$0]) }, &w, &parts) { w, i in change(&w, changes[i]) }
         w.raw("\n}\n")
-        parts.append(w.takeBytes())
-        return RenderedReport(parts: parts)
+        parts.append(.bytes(w.takeBytes()))
+        return RenderedReport(pieces: parts)
     }
 
     /// `w.array(items, body)`, with the elements rendered in parallel parts appended to
     /// `parts` after what `w` holds (`w` then goes on after them).
-    private static func arrayParts(_ count: Int, _ partSize: Int, capacity: @escaping @Sendable (Range<Int>) -> Int, _ w: inout JSONWriter, _ parts: inout [[UInt8]],
+    private static func arrayParts(_ count: Int, _ partSize: Int, capacity: @escaping @Sendable (Range<Int>) -> Int, _ w: inout JSONWriter, _ parts: inout [RenderedReport.Piece],
                                    _ body: @escaping @Sendable (inout JSONWriter, Int) -> Void) {
         if count == 0 {
             w.raw("[]")
             return
         }
         w.raw("[\n")
-        parts.append(w.takeBytes())
-        parts += renderParts(count, minimumPerPart: partSize) { range in
+        parts.append(.bytes(w.takeBytes()))
+        parts.append(renderParts(count, minimumPerPart: partSize) { range in
             var part = JSONWriter(capacity: capacity(range))
             part.elements(range, of: count, body)
             return part.takeBytes()
-        }
+        })
     }
 
     private static func decision(_ w: inout JSONWriter, _ d: Decision) {
@@ -225,8 +225,8 @@ public enum ReportRenderer {
         } else if shown.isEmpty {
             out.line("  none")
         }
-        var parts = [out.bytes]
-        parts += renderParts(shown.count, minimumPerPart: partSize) { range in
+        var parts: [RenderedReport.Piece] = [.bytes(out.bytes)]
+        parts.append(renderParts(shown.count, minimumPerPart: partSize) { range in
             var part = TextLines(capacity: range.count * 192)
             // Each decision read in place (a copy of each would retain its every string).
             decisions.withUnsafeBufferPointer { buffer in
@@ -246,15 +246,15 @@ public enum ReportRenderer {
                 }
             }
             return part.bytes
-        }
+        })
         var tail = TextLines(capacity: 512)
         tail.blank()
         tail.line("summary: \(s.users) users, \(s.devices) devices: \(s.takeover) takeover, \(s.provision) provision, "
             + "\(s.bound) bound, \(s.unbind) unbind, \(s.deferred) deferred, \(s.conflict) conflict; "
             + "\(s.changes) \(plural(s.changes, "change")), \(plan.conflicts.count) \(plural(plan.conflicts.count, "conflict")) to fix, "
             + "\(plan.warnings.count) \(plural(plan.warnings.count, "warning"))")
-        parts.append(tail.bytes)
-        return RenderedReport(parts: parts)
+        parts.append(.bytes(tail.bytes))
+        return RenderedReport(pieces: parts)
     }
 
     /// `  takeover  jdoe -> 'jd': reason` and its notes, each value escaped

@@ -215,9 +215,15 @@ private let pageSize = max(4096, sysconf(Int32(_SC_PAGESIZE)))
 
 /// Byte equality of two strings (not canonical equivalence), reading them in place.
 func sameBytes(_ a: String, _ b: String) -> Bool {
-    guard a.utf8.count == b.utf8.count else { return false }
+    let count = a.utf8.count
+    guard count == b.utf8.count else { return false }
+    // One storage shared by both (a connection's device name and its entry's) is equal
+    // without reading it; otherwise memcmp, not a generic walk byte by byte.
     let fast = a.utf8.withContiguousStorageIfAvailable { x in
-        b.utf8.withContiguousStorageIfAvailable { y in x.elementsEqual(y) }
+        b.utf8.withContiguousStorageIfAvailable { y -> Bool in
+            guard let p = x.baseAddress, let q = y.baseAddress, p != q else { return true }
+            return memcmp(p, q, count) == 0
+        }
     }
     return (fast ?? nil) ?? a.utf8.elementsEqual(b.utf8)
 }

@@ -83,4 +83,48 @@ import Testing
         }
         #expect(split > 100)
     }
+
+    /// A long list is rendered as it is written: no more than `partsInFlight` parts are made
+    /// ahead of the one handed over, the parts come in order, and writing stops at the
+    /// first part the writer refuses. A list of a million items is cut into parts of at
+    /// most about four times the minimum (a few megabytes each), more than 16 of them.
+    @Test func listsAreRenderedAsTheyAreWritten() {
+        final class Made: @unchecked Sendable {
+            let lock = NSLock()
+            var count = 0
+            func add() { lock.lock(); count += 1; lock.unlock() }
+            var value: Int { lock.lock(); defer { lock.unlock() }; return count }
+        }
+        let made = Made()
+        let items = 1_000_000
+        let piece = renderParts(items, minimumPerPart: 1000) { range in
+            made.add()
+            return Array("\(range.lowerBound)-\(range.upperBound);".utf8)
+        }
+        guard case .list(let list) = piece else {
+            Issue.record("a long list is not rendered lazily")
+            return
+        }
+        #expect(list.count == 250)
+        let report = RenderedReport(pieces: [.bytes(Array("head;".utf8)), piece, .bytes(Array("tail".utf8))])
+        #expect(made.value == 0)
+        var handed = 0, end = 0, ahead = 0
+        let complete = report.forEachPart { part in
+            let text = String(decoding: part, as: UTF8.self)
+            if handed > 0 && text != "tail" {
+                let bounds = text.dropLast().split(separator: "-").compactMap { Int($0) }
+                #expect(bounds.count == 2 && bounds[0] == end)
+                end = bounds.last ?? end
+                ahead = max(ahead, made.value - handed)
+            }
+            handed += 1
+            return true
+        }
+        #expect(complete && end == items && handed == 252)
+        #expect(ahead <= RenderedReport.partsInFlight)
+        let before = made.value
+        var taken = 0
+        #expect(!report.forEachPart { _ in taken += 1; return taken < 3 })
+        #expect(taken == 3 && made.value - before <= 2 * RenderedReport.partsInFlight)
+    }
 }
