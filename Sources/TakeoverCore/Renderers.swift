@@ -200,8 +200,24 @@ public enum ReportRenderer {
         let unchanged = ReportOutline.unchanged(plan)
         if !unchanged.isEmpty { out.line("unchanged: " + unchanged + (all ? "" : " (plan --all lists them)")) }
 
-        findingSection(&out, "conflicts", plan.conflicts, held: ReportOutline.heldPairs(plan))
-        findingSection(&out, "warnings", plan.warnings, held: [:])
+        // The findings sections (tens of megabytes at a million users) are rendered when
+        // written, as the decisions are: never all of the report in memory at once.
+        var parts: [RenderedReport.Piece] = [.bytes(out.bytes)]
+        out = TextLines(capacity: 4096)
+        if !plan.conflicts.isEmpty {
+            parts.append(renderLater {
+                var section = TextLines(capacity: 4096)
+                findingSection(&section, "conflicts", plan.conflicts, held: ReportOutline.heldPairs(plan))
+                return section.bytes
+            })
+        }
+        if !plan.warnings.isEmpty {
+            parts.append(renderLater {
+                var section = TextLines(capacity: 4096)
+                findingSection(&section, "warnings", plan.warnings, held: [:])
+                return section.bytes
+            })
+        }
         if !plan.errors.isEmpty {
             out.blank()
             out.line("errors (\(plan.errors.count)): input that could not be used; a device without a valid report is deferred")
@@ -211,8 +227,9 @@ public enum ReportRenderer {
         }
 
         let decisions = plan.decisions
-        let shown = all ? Array(decisions.indices)
-            : decisions.indices.filter { ReportOutline.changesSomething(decisions[$0].action) }
+        // Positions as Int32 (a decision list is far shorter than 2^31): 8 MB less at a million users.
+        let shown: [Int32] = all ? decisions.indices.map { Int32($0) }
+            : decisions.indices.compactMap { ReportOutline.changesSomething(decisions[$0].action) ? Int32($0) : nil }
         out.blank()
         let deviceCount = ReportOutline.deviceCount(decisions, shown)
         if all {
@@ -225,14 +242,14 @@ public enum ReportRenderer {
         } else if shown.isEmpty {
             out.line("  none")
         }
-        var parts: [RenderedReport.Piece] = [.bytes(out.bytes)]
+        parts.append(.bytes(out.bytes))
         parts.append(renderParts(shown.count, minimumPerPart: partSize) { range in
             var part = TextLines(capacity: range.count * 192)
             // Each decision read in place (a copy of each would retain its every string).
             decisions.withUnsafeBufferPointer { buffer in
                 func decision(_ i: Int) -> UnsafePointer<Decision> {
-                    precondition(buffer.indices.contains(shown[i]), "decision index out of range")
-                    return buffer.baseAddress! + shown[i]
+                    precondition(buffer.indices.contains(Int(shown[i])), "decision index out of range")
+                    return buffer.baseAddress! + Int(shown[i])
                 }
                 var current: String? = range.lowerBound > 0 ? decision(range.lowerBound - 1).pointee.device : nil
                 for i in range {
@@ -356,12 +373,12 @@ enum ReportOutline {
     }
 
     /// Devices among `decisions[shown]` (sorted by device).
-    static func deviceCount(_ decisions: [Decision], _ shown: [Int]) -> Int {
+    static func deviceCount<Position: BinaryInteger>(_ decisions: [Decision], _ shown: [Position]) -> Int {
         var count = 0
         var last: String?
-        for i in shown where decisions[i].device != last {
+        for i in shown where decisions[Int(i)].device != last {
             count += 1
-            last = decisions[i].device
+            last = decisions[Int(i)].device
         }
         return count
     }

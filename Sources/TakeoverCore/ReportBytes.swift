@@ -97,6 +97,11 @@ func renderParts(_ count: Int, minimumPerPart: Int, _ render: @escaping @Sendabl
     return .list(RenderedReport.ListParts(items: count, count: parts, render: render))
 }
 
+/// A piece rendered only when it is written (`RenderedReport.forEachPart`), in one part.
+func renderLater(_ render: @escaping @Sendable () -> [UInt8]) -> RenderedReport.Piece {
+    .list(RenderedReport.ListParts(items: 1, count: 1, render: { _ in render() }))
+}
+
 /// A byte buffer for text a person reads: `terminal` appends a value as
 /// `TerminalText.escape` writes it.
 struct TextLines {
