@@ -421,14 +421,22 @@ final class FileCounter: Sendable {
 /// per 100,000-user run once the folder had not been read for a minute). Only regular files
 /// are opened, looked at first as `readOne` does (opening a FIFO or a device could block or
 /// have effects) and never through a symbolic link; nothing is read, and any failure just
-/// leaves that file to its parser.
+/// leaves that file to its parser. A thread of its own, not a dispatch queue's: `stop` waits
+/// for it, and a queue whose threads are all busy (the parsers) might never start it.
 final class ReadAhead: Sendable {
-    private let stopped = Atomic<Bool>(false)
-    private let finished = DispatchSemaphore(value: 0)
+    private final class Job: Sendable {
+        let folder: FolderHandle
+        let files: [String]
+        let taken: FileCounter
+        let stopped = Atomic<Bool>(false)
 
-    init(folder: FolderHandle, files: [String], taken: FileCounter) {
-        DispatchQueue.global(qos: .utility).async { [self] in
-            defer { finished.signal() }
+        init(folder: FolderHandle, files: [String], taken: FileCounter) {
+            self.folder = folder
+            self.files = files
+            self.taken = taken
+        }
+
+        func run() {
             for i in files.indices {
                 if stopped.load(ordering: .relaxed) { return }
                 if taken.taken > i { continue }
@@ -437,10 +445,36 @@ final class ReadAhead: Sendable {
         }
     }
 
-    /// Stops and waits for the thread (the folder's descriptor must outlive it).
+    private let job: Job
+    #if canImport(Glibc) || canImport(Musl)
+    private let thread: pthread_t?
+    #endif
+
+    init(folder: FolderHandle, files: [String], taken: FileCounter) {
+        let job = Job(folder: folder, files: files, taken: taken)
+        self.job = job
+        #if canImport(Glibc) || canImport(Musl)
+        var started = pthread_t()
+        let context = Unmanaged.passRetained(job).toOpaque()
+        if pthread_create(&started, nil, { raw in
+            guard let raw else { return nil }
+            Unmanaged<Job>.fromOpaque(raw).takeRetainedValue().run()
+            return nil
+        }, context) == 0 {
+            thread = started
+        } else {
+            Unmanaged<Job>.fromOpaque(context).release()  // no read-ahead; the parsers read as before
+            thread = nil
+        }
+        #endif
+    }
+
+    /// Stops and waits for the thread (the folder's descriptor must outlive it). Once only.
     func stop() {
-        stopped.store(true, ordering: .relaxed)
-        finished.wait()
+        job.stopped.store(true, ordering: .relaxed)
+        #if canImport(Glibc) || canImport(Musl)
+        if let thread { pthread_join(thread, nil) }
+        #endif
     }
 
     static func advise(_ folder: FolderHandle, _ name: String) {
