@@ -20,16 +20,11 @@ enum Disposal {
     /// something that waits on another process (`apply` writing to the directory).
     static func releaseInBackground<A: Sendable, B: Sendable>(_ first: consuming A, _ second: consuming B) {
         let one = Held(first), other = Held(second)
-        DispatchQueue.global(qos: .utility).async {
-            let done = DispatchSemaphore(value: 0)
-            DispatchQueue.global(qos: .utility).async {
-                one.drop()
-                done.signal()
-            }
-            other.drop()
-            done.wait()
-            _ = CHardening_release_free_memory()
-        }
+        let both = DispatchGroup()
+        DispatchQueue.global(qos: .utility).async(group: both) { one.drop() }
+        DispatchQueue.global(qos: .utility).async(group: both) { other.drop() }
+        // No thread waits for them: the trim is queued once both are done.
+        both.notify(queue: .global(qos: .utility)) { _ = CHardening_release_free_memory() }
     }
 }
 
