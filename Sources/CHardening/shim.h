@@ -29,4 +29,23 @@ static inline int CHardening_release_free_memory(void) { return malloc_trim(0); 
 static inline int CHardening_release_free_memory(void) { return 0; }
 #endif
 
+// An unnamed regular file (mode 0600) in the folder `dirfd`: O_TMPFILE, which Swift's Glibc
+// module does not import. A run record is written into one while the directory answers
+// the writes and is given its name only when the run ends, so a run that dies leaves no
+// half-written record behind. -1 with errno set where the kernel or the file system has
+// none: the caller then writes the record the ordinary way.
+#include <fcntl.h>
+#include <errno.h>
+static inline int CHardening_open_unnamed_file(int dirfd) {
+#if defined(O_TMPFILE)
+    return openat(dirfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+#elif defined(__linux__) && (defined(__x86_64__) || defined(__aarch64__))
+    // __O_TMPFILE is 020000000 on these two; O_TMPFILE adds O_DIRECTORY.
+    return openat(dirfd, ".", 020000000 | O_DIRECTORY | O_WRONLY | O_CLOEXEC, 0600);
+#else
+    errno = EOPNOTSUPP;
+    return -1;
+#endif
+}
+
 #endif

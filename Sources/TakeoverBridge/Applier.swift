@@ -113,6 +113,11 @@ package final class Applier {
     /// Asked before every wave and chunk: a reason to stop writing (the run's lease in
     /// the directory was lost or could not be renewed), or nil.
     package var leaseCheck: (@Sendable () async -> String?)?
+    /// Handed the changes the server performed as they become known, in the order of
+    /// `result.applied` (the run record drafted while the writes go on: RunRecordDraft).
+    package var appliedSink: (@Sendable ([Change]) -> Void)?
+    /// How much of `result.applied` the sink has been handed.
+    private var handedToSink = 0
 
     /// `connection`: an open, bound connection to `uri` to start with (nil: opened on first use).
     package init(connector: Connector, layout: BindingLayout, uri: String, connection: LDAPConnection?,
@@ -141,7 +146,15 @@ package final class Applier {
             }
             remaining = rest
         }
+        handAppliedToSink()
         return result
+    }
+
+    /// Hands the sink what `result.applied` gained since the last call (it only grows).
+    private func handAppliedToSink() {
+        guard let appliedSink, handedToSink < result.applied.count else { return }
+        appliedSink(Array(result.applied[handedToSink...]))
+        handedToSink = result.applied.count
     }
 
     /// Closes the write connection (when this applier opened or took it over).
@@ -202,6 +215,7 @@ package final class Applier {
             let end = min(start + max(options.chunk, 1), wave.count)
             do {
                 try await writePipelined(Array(wave[start..<end]))
+                handAppliedToSink()
             } catch {
                 for operation in wave[end...] { result.notWritten += operation.changes }
                 throw error

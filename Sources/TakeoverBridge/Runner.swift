@@ -255,6 +255,8 @@ package final class BridgeRunner {
         var record = RunRecord(startedAt: startedAt, finishedAt: startedAt, host: BridgeRunner.hostName(),
                                configPath: config.sourcePath, applied: [], outcome: "failed")
         var prepared = false
+        // The run record, written while the directory answers the writes (RunRecordDraft).
+        var draft: RunRecordDraft?
         // The lease across hosts (docs/product.md section 6): seen just before the directory
         // is read, taken only when there is something to write (Lease.swift).
         var lease: Lease?
@@ -310,8 +312,14 @@ package final class BridgeRunner {
                 logger.notice("unbinds allowed for this run", metadata: ["allow_unbinds": "\(allowUnbinds)",
                                                                           "unbind": "\(plan.summary.unbind)"])
             }
+            if plan.hasChanges {
+                var expected = record
+                expected.applied = plan.changes
+                expected.outcome = plan.conflicts.isEmpty ? "ok" : "conflicts"
+                draft = state.draftRunRecord(expected)
+            }
             let writing = DispatchTime.now().uptimeNanoseconds
-            let result = await write(plan, prepared: preparedRun, readConnection: readConnection, lease: lease)
+            let result = await write(plan, prepared: preparedRun, readConnection: readConnection, lease: lease, draft: draft)
             summary["write_ms"] = Self.millis(since: writing)
             record.applied = result.applied
             record.alreadyDone = result.alreadyDone
@@ -347,7 +355,7 @@ package final class BridgeRunner {
         record.finishedAt = clock()
         let recording = DispatchTime.now().uptimeNanoseconds
         do {
-            let paths = try state.writeRunRecordFiles(record)
+            let paths = try state.writeRunRecordFiles(record, draft: draft)
             summary["record"] = "\(paths.record)"
             logger.info("run record written", metadata: ["record": "\(paths.record)", "undo": "\(paths.undo)"])
         } catch {
@@ -555,7 +563,8 @@ package final class BridgeRunner {
 
     /// Writes the plan's changes: to `write_uri` on a connection of its own when set,
     /// else on the read connection.
-    func write(_ plan: Plan, prepared: PreparedRun, readConnection: LDAPConnection, lease: Lease? = nil) async -> ApplyResult {
+    func write(_ plan: Plan, prepared: PreparedRun, readConnection: LDAPConnection, lease: Lease? = nil,
+               draft: RunRecordDraft? = nil) async -> ApplyResult {
         let connector = prepared.connector
         guard plan.hasChanges else {
             await readConnection.close()
@@ -569,6 +578,7 @@ package final class BridgeRunner {
         let applier = Applier(connector: connector, layout: prepared.input.layout, uri: connector.writeURI,
                               connection: first, options: applyOptions, logger: logger)
         if let lease { applier.leaseCheck = { await lease.problem() } }
+        if let draft { applier.appliedSink = { draft.append($0) } }
         let result = await applier.apply(plan.changes)
         await applier.close()
         for change in result.applied {

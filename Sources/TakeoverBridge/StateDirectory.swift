@@ -192,7 +192,7 @@ package final class StateDirectory: Sendable {
     }
 
     /// `runs`, created 0700 when missing, opened as a folder without following a symlink.
-    private func openRunsFolder() throws(StateError) -> Int32 {
+    func openRunsFolder() throws(StateError) -> Int32 {
         if mkdirat(fd, "runs", 0o700) != 0 && errno != EEXIST {
             throw StateError(path: runsPath, message: "cannot create: " + StateDirectory.errnoText())
         }
@@ -251,22 +251,28 @@ package final class StateDirectory: Sendable {
         try writeRunRecordFiles(record).record
     }
 
-    /// Like `writeRunRecord`, returning both paths.
-    package func writeRunRecordFiles(_ record: RunRecord) throws(StateError) -> RunRecordPaths {
+    /// Like `writeRunRecord`, returning both paths. With a `draft` that holds this run's
+    /// applied changes already (`RunRecordDraft`), the record is that file, its header
+    /// made true and the file named; otherwise (or when the draft cannot be used) it is
+    /// written here.
+    package func writeRunRecordFiles(_ record: RunRecord, draft: RunRecordDraft? = nil) throws(StateError) -> RunRecordPaths {
         // The journal first: a FIFO or symlink there is refused before anything is written.
         let journalFD = try openFile("runs.jsonl", in: fd, folderPath: path, flags: O_WRONLY | O_CREAT | O_APPEND)
         defer { close(journalFD) }
         let runs = try openRunsFolder()
         defer { close(runs) }
-        let stem = "\(UTCTime.compact(record.startedAt))-\(getpid())"
-        var attempt = 0
         var recordName = ""
         var recordFD: Int32 = -1
+        let drafted = draft?.complete(record, in: runs)
+        if let drafted, let draft {
+            recordName = draft.recordName
+            recordFD = drafted
+        }
+        var attempt = 0
         while recordFD < 0 {
-            let suffix = attempt == 0 ? "" : "-\(attempt)"
-            recordName = "\(stem)\(suffix).ldif"
+            recordName = RunRecordText.recordName(startedAt: record.startedAt, attempt: attempt)
             var existing = stat()
-            if fstatat(runs, "\(stem)\(suffix)-undo.ldif", &existing, AT_SYMLINK_NOFOLLOW) == 0 { attempt += 1; continue }
+            if fstatat(runs, RunRecordText.undoName(recordName), &existing, AT_SYMLINK_NOFOLLOW) == 0 { attempt += 1; continue }
             // O_EXCL with O_CREAT never follows a symlink: a planted link is EEXIST.
             recordFD = openat(runs, recordName, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
             if recordFD < 0 {
@@ -275,7 +281,7 @@ package final class StateDirectory: Sendable {
             }
         }
         let recordPath = "\(runsPath)/\(recordName)"
-        let undoName = String(recordName.dropLast(".ldif".count)) + "-undo.ldif"
+        let undoName = RunRecordText.undoName(recordName)
         let undoPath = "\(runsPath)/\(undoName)"
         let undoFD = openat(runs, undoName, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
         if undoFD < 0 {
@@ -291,8 +297,10 @@ package final class StateDirectory: Sendable {
             + header
             + "# Apply with: ldapmodify -f \(RunRecordText.commentSafe(undoPath)) (plus your bind options)\n\n"
         do {
-            try StateDirectory.writeAll(recordFD, "# takeover-bridge run record\n" + header + "\n", path: recordPath, sync: false)
-            try StateDirectory.writeAll(recordFD, ChangeLDIF.report(record.applied), path: recordPath)
+            if drafted == nil {
+                try StateDirectory.writeAll(recordFD, RunRecordText.recordStart + header + "\n", path: recordPath, sync: false)
+                try StateDirectory.writeAll(recordFD, ChangeLDIF.report(record.applied), path: recordPath)
+            }
             try StateDirectory.writeAll(undoFD, undoHeader, path: undoPath, sync: false)
             try StateDirectory.writeAll(undoFD, ChangeLDIF.renderInverse(record.applied), path: undoPath)
         } catch {
@@ -463,6 +471,19 @@ enum RunRecordText {
             }
         }
         return out
+    }
+
+    /// The first line of every run record.
+    static let recordStart = "# takeover-bridge run record\n"
+
+    /// `<time>-<pid>.ldif`, then `<time>-<pid>-1.ldif` and on while a name is taken.
+    static func recordName(startedAt: UnixTime, attempt: Int) -> String {
+        "\(UTCTime.compact(startedAt))-\(getpid())\(attempt == 0 ? "" : "-\(attempt)").ldif"
+    }
+
+    /// The undo file that goes with the record `recordName`.
+    static func undoName(_ recordName: String) -> String {
+        String(recordName.dropLast(".ldif".count)) + "-undo.ldif"
     }
 
     static func header(_ r: RunRecord, recordPath: String, undoPath: String) -> String {

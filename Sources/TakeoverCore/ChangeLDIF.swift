@@ -49,6 +49,41 @@ public enum ChangeLDIF {
         }])
     }
 
+    /// `render` fed a few changes at a time, as they become known (a run record written
+    /// while the directory answers the writes): the same bytes, each operation's block
+    /// appended once a later change (or `finish`) shows it complete.
+    public struct Stream: Sendable {
+        /// The changes of the operation not yet complete (grouped as `operations` does).
+        private var open: [Change] = []
+        /// Operations rendered so far: `operations(changes).count` once finished.
+        public private(set) var operationCount = 0
+        /// Changes added so far.
+        public private(set) var changeCount = 0
+
+        public init() {}
+
+        public mutating func add(_ changes: some Sequence<Change>, to out: inout [UInt8]) {
+            for change in changes {
+                changeCount += 1
+                if let first = open.first, first.op != .addEntry, change.op != .addEntry,
+                   change.dn == first.dn, change.subject == first.subject {
+                    open.append(change)
+                } else {
+                    finish(to: &out)
+                    open.append(change)
+                }
+            }
+        }
+
+        /// Appends the operation still open, if any.
+        public mutating func finish(to out: inout [UInt8]) {
+            guard !open.isEmpty else { return }
+            ChangeLDIF.append(open[...], to: &out)
+            operationCount += 1
+            open.removeAll(keepingCapacity: true)
+        }
+    }
+
     /// One operation's block (the changes' fields read in place, not copied).
     private static func append(_ operation: ArraySlice<Change>, to out: inout [UInt8]) {
         guard let first = operation.indices.first else { return }

@@ -137,7 +137,7 @@ struct TextLines {
 
 extension Change {
     /// About the bytes `changes` take in a report (a buffer's first capacity).
-    static func estimatedBytes(_ changes: some Sequence<Change>) -> Int {
+    package static func estimatedBytes(_ changes: some Sequence<Change>) -> Int {
         changes.reduce(0) { $0 + 96 + ($1.values.count + $1.attributes.count) * 64 }
     }
 }

@@ -412,6 +412,69 @@ func canonical(_ d: FakeDirectory) -> [String: [String: [String]]] {
         }
     }
 
+    /// A record drafted while the writes go on (RunRecordDraft) is byte for byte the
+    /// record written at the end. It gives way to that record when its header cannot stand
+    /// (changes already in place), when it was not handed every applied change, and when
+    /// its name was taken meanwhile (what is there is left alone); a draft never completed
+    /// leaves nothing in runs/.
+    @Test func draftedRunRecordsAreTheOrdinaryOnes() throws {
+        let group = "cn=lnx-dev01,ou=bindings,dc=example,dc=org"
+        let sara = "uid=sara,ou=people,dc=example,dc=org"
+        let bob = "uid=bob,ou=people,dc=example,dc=org"
+        let applied = [
+            Change(dn: group, op: .addEntry, attributes: [EntryAttribute(name: "objectClass", values: ["top", "takeoverBindingGroup"]),
+                                                         EntryAttribute(name: "member", values: [sara])], subject: sara),
+            Change(dn: group, op: .addMember, attribute: "member", values: [bob], subject: bob),
+            Change(dn: group, op: .addRecord, attribute: "takeoverBoundAccount", values: ["bob:" + bob], subject: bob),
+            Change(dn: group, op: .deleteMember, attribute: "member", values: ["uid=gone"], subject: "uid=gone"),
+        ]
+        func record(finished: UnixTime, alreadyDone: [Change] = []) -> RunRecord {
+            RunRecord(startedAt: 1_795_939_200, finishedAt: finished, host: "cron1", configPath: "/etc/takeover-bridge/config.toml",
+                      applied: applied, alreadyDone: alreadyDone, outcome: "ok")
+        }
+        func files(_ dir: String) throws -> [String: String] {
+            var out: [String: String] = [:]
+            for name in try FileManager.default.contentsOfDirectory(atPath: dir + "/runs") {
+                out[name] = try String(contentsOfFile: dir + "/runs/" + name, encoding: .utf8).replacingOccurrences(of: dir, with: "DIR")
+            }
+            out["runs.jsonl"] = try String(contentsOfFile: dir + "/runs.jsonl", encoding: .utf8).replacingOccurrences(of: dir, with: "DIR")
+            return out
+        }
+        for ending in ["complete", "already in place", "short", "name taken"] {
+            let drafted = try makeTemporaryFolder()
+            let ordinary = try makeTemporaryFolder()
+            defer { cleanup(drafted); cleanup(ordinary) }
+            let state = try StateDirectory(path: drafted)
+            let draft = try #require(state.draftRunRecord(record(finished: 1_795_939_200)))
+            draft.append(Array(applied[0..<2]))
+            draft.append(Array(applied[2...].prefix(ending == "short" ? 1 : 2)))
+            #expect(try FileManager.default.contentsOfDirectory(atPath: drafted + "/runs").isEmpty)
+            if ending == "name taken" { try writeFile(drafted + "/runs/" + draft.recordName, "planted") }
+            let final = record(finished: 1_795_939_263, alreadyDone: ending == "already in place" ? [applied[1]] : [])
+            let paths = try state.writeRunRecordFiles(final, draft: draft)
+            #expect(draft.becameRecord == (ending == "complete"), "\(ending)")
+            let expected = try StateDirectory(path: ordinary)
+            if ending == "name taken" {
+                mkdir(ordinary + "/runs", 0o700)
+                try writeFile(ordinary + "/runs/" + draft.recordName, "planted")
+            }
+            let expectedPaths = try expected.writeRunRecordFiles(final)
+            #expect(paths.record.replacingOccurrences(of: drafted, with: "DIR") == expectedPaths.record.replacingOccurrences(of: ordinary, with: "DIR"))
+            #expect(try files(drafted) == files(ordinary), "\(ending)")
+            var st = stat()
+            #expect(stat(paths.record, &st) == 0 && st.st_mode & 0o777 == 0o600)
+        }
+        // Dropped without completing: nothing named.
+        let dir = try makeTemporaryFolder()
+        defer { cleanup(dir) }
+        let state = try StateDirectory(path: dir)
+        var draft = state.draftRunRecord(record(finished: 1_795_939_200))
+        #expect(draft != nil)
+        draft?.append(applied)
+        draft = nil
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir + "/runs").isEmpty)
+    }
+
     @Test func utcTimes() {
         #expect(UTCTime.iso8601(0) == "1970-01-01T00:00:00Z")
         #expect(UTCTime.iso8601(1_795_939_200) == "2026-11-29T08:00:00Z")

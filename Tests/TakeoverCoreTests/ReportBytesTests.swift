@@ -1,6 +1,7 @@
 import Foundation
 import LDAPSyntax
 import Testing
+import TestSupport
 @testable import TakeoverCore
 
 /// The byte renderers' fast paths (a value copied as it is when no byte needs escaping)
@@ -82,6 +83,43 @@ import Testing
             }
         }
         #expect(split > 100)
+    }
+
+    /// The LDIF of changes fed a few at a time (`ChangeLDIF.Stream`, how a run record is
+    /// written while the directory answers the writes) is `render` of them all: the plans'
+    /// changes, the same reordered (the applier's waves can bring two changes of one entry
+    /// and subject together) and cut into single values, fed in random runs.
+    @Test func streamedLDIFIsTheRenderedLDIF() {
+        var rng = SplitMix64(seed: 0x5EED_0113)
+        var merged = 0
+        for input in RandomWorld.worlds(seed: 0x5EED_0113, count: 120) {
+            let changes = Planner.plan(input).changes
+            var reordered = changes
+            reordered.shuffle(using: &rng)
+            let singles = changes.flatMap { change in
+                change.op == .addEntry ? [change] : change.values.map {
+                    var single = change
+                    single.values = [$0]
+                    return single
+                }
+            }
+            for list in [changes, reordered, singles] {
+                var stream = ChangeLDIF.Stream()
+                var out: [UInt8] = []
+                var next = 0
+                while next < list.count {
+                    let end = min(list.count, next + 1 + rng.below(7))
+                    stream.add(list[next..<end], to: &out)
+                    next = end
+                }
+                stream.finish(to: &out)
+                #expect(String(decoding: out, as: UTF8.self) == ChangeLDIF.render(list))
+                #expect(stream.operationCount == ChangeLDIF.operations(list).count)
+                #expect(stream.changeCount == list.count)
+                if ChangeLDIF.operations(list).count < list.count { merged += 1 }
+            }
+        }
+        #expect(merged > 50)
     }
 
     /// A long list is rendered as it is written: no more than `partsInFlight` parts are made
