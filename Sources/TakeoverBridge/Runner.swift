@@ -257,6 +257,10 @@ package final class BridgeRunner {
         var prepared = false
         // The run record, written while the directory answers the writes (RunRecordDraft).
         var draft: RunRecordDraft?
+        // The plan and what is left of its inputs, held until the run record is written
+        // (freeing them would take processor time from writing it), then let go on a
+        // thread of their own as the process exits.
+        var keptUntilRecorded: (PreparedRun, Plan)?
         // The lease across hosts (docs/product.md section 6): seen just before the directory
         // is read, taken only when there is something to write (Lease.swift).
         var lease: Lease?
@@ -335,9 +339,7 @@ package final class BridgeRunner {
                 record.outcome = plan.conflicts.isEmpty ? "ok" : "conflicts"
             }
             if !plan.conflicts.isEmpty { status = status.combined(with: .conflicts) }
-            // The plan and what is left of its inputs are freed on a thread of their own
-            // (the process exits soon after the run record is written).
-            Disposal.release((consume preparedRun, consume plan))
+            keptUntilRecorded = (consume preparedRun, consume plan)
         } catch {
             status = status.combined(with: report(error))
             if let failure = error as? RunFailure, record.outcome == "failed" {
@@ -363,6 +365,7 @@ package final class BridgeRunner {
             status = status.combined(with: error.isInsecure ? .configuration : .failure)
         }
         summary["render_ms"] = Self.millis(since: recording)
+        Disposal.release(consume keptUntilRecorded)
         finish(status)
         return status
     }

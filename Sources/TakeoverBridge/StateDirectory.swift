@@ -11,6 +11,7 @@
 
 import Foundation
 import LDAPSyntax
+import Synchronization
 import TakeoverCore
 
 #if canImport(Glibc)
@@ -263,7 +264,22 @@ package final class StateDirectory: Sendable {
         defer { close(runs) }
         var recordName = ""
         var recordFD: Int32 = -1
-        let drafted = draft?.complete(record, in: runs)
+        var drafted: Int32?
+        var undoBody: String?
+        if let draft {
+            // The undo is rendered while the draft is finished and synced.
+            let done = Mutex<(record: Int32?, undo: String?)>((nil, nil))
+            DispatchQueue.concurrentPerform(iterations: 2) { job in
+                if job == 0 {
+                    let fd = draft.complete(record, in: runs)
+                    done.withLock { $0.record = fd }
+                } else {
+                    let undo = ChangeLDIF.renderInverse(record.applied)
+                    done.withLock { $0.undo = undo }
+                }
+            }
+            (drafted, undoBody) = done.withLock { $0 }
+        }
         if let drafted, let draft {
             recordName = draft.recordName
             recordFD = drafted
@@ -302,7 +318,7 @@ package final class StateDirectory: Sendable {
                 try StateDirectory.writeAll(recordFD, ChangeLDIF.report(record.applied), path: recordPath)
             }
             try StateDirectory.writeAll(undoFD, undoHeader, path: undoPath, sync: false)
-            try StateDirectory.writeAll(undoFD, ChangeLDIF.renderInverse(record.applied), path: undoPath)
+            try StateDirectory.writeAll(undoFD, undoBody ?? ChangeLDIF.renderInverse(record.applied), path: undoPath)
         } catch {
             close(recordFD)
             close(undoFD)
