@@ -20,16 +20,18 @@ public enum ChangeLDIF {
         var start = changes.startIndex
         while start < changes.endIndex {
             var end = start + 1
-            if changes[start].op != .addEntry {
-                while end < changes.endIndex, changes[end].op != .addEntry, changes[end].dn == changes[start].dn,
-                      changes[end].subject == changes[start].subject {
-                    end += 1
-                }
-            }
+            while end < changes.endIndex, joins(changes[end], operationOf: changes[start]) { end += 1 }
             out.append(changes[start..<end])
             start = end
         }
         return out
+    }
+
+    /// Whether `change` belongs to the same LDAP operation as `first` (the operation's first
+    /// change, directly before it): both modifications of one entry for one subject.
+    @inline(__always)
+    static func joins(_ change: Change, operationOf first: Change) -> Bool {
+        first.op != .addEntry && change.op != .addEntry && change.dn == first.dn && change.subject == first.subject
     }
 
     /// LDIF for `ldapmodify`: `changetype: add` blocks for new entries and one
@@ -65,8 +67,7 @@ public enum ChangeLDIF {
         public mutating func add(_ changes: some Sequence<Change>, to out: inout [UInt8]) {
             for change in changes {
                 changeCount += 1
-                if let first = open.first, first.op != .addEntry, change.op != .addEntry,
-                   change.dn == first.dn, change.subject == first.subject {
+                if let first = open.first, ChangeLDIF.joins(change, operationOf: first) {
                     open.append(change)
                 } else {
                     finish(to: &out)
