@@ -30,12 +30,19 @@ package struct RunFailure: Error, Sendable, CustomStringConvertible {
 /// Where results go.
 package protocol OutputSink: Sendable {
     func write(_ text: String)
-    /// A rendered report, its parts in order (by default as one String).
-    func write(_ report: RenderedReport)
+    /// A rendered report, its parts in order (by default as one String); returns the
+    /// nanoseconds spent in the writes themselves (by default the whole call).
+    @discardableResult
+    func write(_ report: RenderedReport) -> UInt64
 }
 
 extension OutputSink {
-    package func write(_ report: RenderedReport) { write(report.text) }
+    @discardableResult
+    package func write(_ report: RenderedReport) -> UInt64 {
+        let started = DispatchTime.now().uptimeNanoseconds
+        write(report.text)
+        return DispatchTime.now().uptimeNanoseconds - started
+    }
 }
 
 /// Standard output, written in full with write(2).
@@ -44,8 +51,11 @@ package struct StandardOutput: OutputSink {
     package func write(_ text: String) {
         _ = writeFully(1, text)
     }
-    package func write(_ report: RenderedReport) {
-        _ = writeFully(1, report)
+    @discardableResult
+    package func write(_ report: RenderedReport) -> UInt64 {
+        var writing: UInt64 = 0
+        _ = writeFully(1, report, writing: &writing)
+        return writing
     }
 }
 
@@ -603,20 +613,10 @@ package final class BridgeRunner {
     }
 
     /// `emit` of a rendered report, its parts written in order; returns the nanoseconds
-    /// spent in the writes (to another sink than standard output, a test's: the whole call).
+    /// spent in the writes (`OutputSink.write`).
     @discardableResult
     func emit(_ report: RenderedReport, to file: String?) throws(RunFailure) -> UInt64 {
-        guard let file else {
-            var writing: UInt64 = 0
-            if output is StandardOutput {
-                _ = writeFully(1, report, writing: &writing)
-            } else {
-                let started = DispatchTime.now().uptimeNanoseconds
-                output.write(report)
-                writing = DispatchTime.now().uptimeNanoseconds - started
-            }
-            return writing
-        }
+        guard let file else { return output.write(report) }
         var writing: UInt64 = 0
         try emit(to: file) { writeFully($0, report, writing: &writing) }
         return writing
