@@ -291,7 +291,7 @@ final class Planning {
         let source = input.users
         // Folding and normalising every entry is independent work: done in parallel chunks,
         // each writing its own range of the array.
-        let unsorted = parallelArray(count: source.count, minimumPerChunk: tuning.indexChunkMinimum) { i in
+        var unsorted = parallelArray(count: source.count, minimumPerChunk: tuning.indexChunkMinimum) { i in
             let u = source[i]
             let name = Folding.fold(u.username)
             let field = u.localAccountField.map(Folding.fold)
@@ -315,19 +315,20 @@ final class Planning {
             let c = stringCompare(unsorted[a].foldedName, unsorted[b].foldedName)
             return c != 0 ? c < 0 : userTieLess(source[a], unsorted[a].normDN, source[b], unsorted[b].normDN)
         }
-        users = ContiguousArray(order.lazy.map { unsorted[Int($0)] })
+        permute(&unsorted, by: order)
+        users = consume unsorted
         // One entry per DN (the first in rank order), compacted in place.
         byDN.reserveCapacity(users.count)
         var duplicates: [String: [Int]] = [:]
         var kept = 0
         for k in users.indices {
-            let info = users[k]
-            if let first = byDN[info.normDN] {
-                duplicates[info.normDN, default: [Int(users[first].source)]].append(Int(info.source))
+            let norm = users[k].normDN
+            if let first = byDN[norm] {
+                duplicates[norm, default: [Int(users[first].source)]].append(Int(users[k].source))
                 continue
             }
-            byDN[info.normDN] = kept
-            users[kept] = info
+            byDN[norm] = kept
+            if kept != k { users.swapAt(kept, k) }
             kept += 1
         }
         users.removeLast(users.count - kept)
@@ -339,12 +340,10 @@ final class Planning {
                 fix: "check [users] search_base and filter: one entry must be read once"))
         }
         fieldNext = [Int](repeating: -1, count: users.count)
-        for r in users.indices.reversed() {
-            let u = users[r]
-            if u.hasField {
-                if let next = fieldHead[u.foldedLocal] { fieldNext[r] = next }
-                fieldHead[u.foldedLocal] = r
-            }
+        for r in users.indices.reversed() where users[r].hasField {
+            let folded = users[r].foldedLocal
+            if let next = fieldHead[folded] { fieldNext[r] = next }
+            fieldHead[folded] = r
         }
     }
 

@@ -16,6 +16,7 @@ import Glibc
 // - `MultiIndex`, `QuickFilter`, `IntFilter`: one scan of a device's accounts rules out
 //   most of them with a few bit tests before any folding or hashing.
 // - `sameBytes`: byte equality of two strings read in place.
+// - `permute`: an array put in a computed order by moving its elements, not copying them.
 //
 // Nothing here knows a rule; every function is exercised by the property tests through
 // `Planner.Tuning` (chunk counts, bounds too small, parallel or not: the same plan).
@@ -45,6 +46,33 @@ func parallelArray<T>(count: Int, minimumPerChunk: Int, _ make: @Sendable (Int) 
             for i in range { (base + i).initialize(to: make(i)) }
         }
         initialized = count
+    }
+}
+
+/// Rearranges `array` so that element `k` is the one that was at `order[k]`, following the
+/// permutation's cycles: every element is moved once, none is copied (a struct of strings
+/// copied costs a reference count per string, and the original's release later).
+/// `order` must hold each index of `array` exactly once.
+func permute<T>(_ array: inout ContiguousArray<T>, by order: [Int32]) {
+    precondition(order.count == array.count, "permute: the order must have one index per element")
+    var placed = [Bool](repeating: false, count: order.count)
+    array.withUnsafeMutableBufferPointer { buffer in
+        guard let base = buffer.baseAddress else { return }
+        for start in 0..<order.count where !placed[start] {
+            let first = (base + start).move()
+            var j = start
+            while true {
+                placed[j] = true
+                let k = Int(order[j])
+                precondition(k >= 0 && k < order.count && (k == start || !placed[k]), "permute: the order is not a permutation")
+                if k == start {
+                    (base + j).initialize(to: first)
+                    break
+                }
+                (base + j).moveInitialize(from: base + k, count: 1)
+                j = k
+            }
+        }
     }
 }
 

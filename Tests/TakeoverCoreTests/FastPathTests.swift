@@ -129,4 +129,22 @@ import TestSupport
             }
         }
     }
+
+    /// `permute` puts every element where the order says, whatever the permutation's
+    /// cycles (fixed points, one long cycle, random ones), and leaves every string intact.
+    @Test func permuteMovesEveryElementWhereTheOrderSays() {
+        var rng = SplitMix64(seed: 41)
+        for count in [0, 1, 2, 3, 17, 1000] {
+            var orders: [[Int32]] = [Array(0..<Int32(count)), Array((0..<Int32(count)).reversed())]
+            orders.append(count > 0 ? (0..<Int32(count)).map { ($0 + 1) % Int32(count) } : [])
+            for _ in 0..<5 { orders.append(Array(0..<Int32(count)).shuffled(using: &rng)) }
+            for order in orders {
+                // Long strings: heap storage, so a double free or a lost element would show.
+                let original = ContiguousArray((0..<count).map { "element \($0) " + String(repeating: "x", count: 40) })
+                var array = original
+                permute(&array, by: order)
+                #expect(Array(array) == order.map { original[Int($0)] }, "count \(count), order \(order.prefix(8))")
+            }
+        }
+    }
 }
