@@ -9,8 +9,9 @@
 //   holder was killed blocks nobody.
 // - Run records: the undo LDIF of an apply, applied with ldapmodify, restores the tree.
 // - Faults: unreachable server, refused bind, size limit, timeout, server killed in the
-//   middle of an apply (exit 5 listing what was written; the next run converges), and a
-//   short run of scripts/fault-test.sh.
+//   middle of an apply (exit 5 listing what was written; the next run converges), an
+//   apply killed in the middle of its writes (nothing left in runs/), and a short run of
+//   scripts/fault-test.sh.
 // - Concurrent edits by a person during a big apply survive.
 //
 // Every suite here starts a private slapd of its own (`TestDirectory.privateServer()`,
@@ -453,10 +454,9 @@ extension SerializedServerTests {
             #expect(try world.members()["read-1"] == Set(uids(2992...3000, prefix: "r").map(world.userDN)))
         }
 
-        @Test func aServerKilledMidApplyIsExit5ListingWhatWasWritten() throws {
-            let world = try Scenario.world(on: try Self.server.get())
-            let server = try Self.server.get()
-            // 900 devices with 1-2 users each: 900 entries to add, one after another.
+        /// 900 devices with 1-2 users each and a report for each: a first apply adds 900
+        /// entries, one after another. The bindings the tree must end with.
+        func manyDevicesWorld(_ world: Scenario, on server: TestDirectory) throws -> [String: Set<String>] {
             let users = uids(1...300, prefix: "k")
             try world.addUsers(users)
             var expected: [String: Set<String>] = [:]
@@ -475,13 +475,25 @@ extension SerializedServerTests {
                 csv += "\(device),root,0,/root,,/bin/bash,\(time)\n"
             }
             try world.writeFile(world.reports + "/all.csv", csv, mode: 0o644)
+            return expected
+        }
 
-            let apply = try world.startBridge(["apply"])
-            // Kill the server once the first groups are there.
-            let started = waitUntil(seconds: 60) {
+        /// Waits (up to a minute) until the apply has written its first binding groups.
+        func waitForWrites(_ world: Scenario, on server: TestDirectory) -> Bool {
+            waitUntil(seconds: 60) {
                 let out = try? server.root("ldapsearch", ["-LLL", "-b", world.bindings, "-s", "one", "(cn=*)", "1.1"])
                 return (out?.components(separatedBy: "dn:").count ?? 0) > 20
             }
+        }
+
+        @Test func aServerKilledMidApplyIsExit5ListingWhatWasWritten() throws {
+            let world = try Scenario.world(on: try Self.server.get())
+            let server = try Self.server.get()
+            let expected = try manyDevicesWorld(world, on: server)
+
+            let apply = try world.startBridge(["apply"])
+            // Kill the server once the first groups are there.
+            let started = waitForWrites(world, on: server)
             server.killHard()
             let outcome = apply.finish(timeout: 120)
             try server.restart()
@@ -510,6 +522,54 @@ extension SerializedServerTests {
             expectStatus(next, 0, "apply after the restart")
             expectStatus(try world.bridge(["plan", "--check"]), 0, "plan --check after convergence")
             #expect(try world.members() == expected)
+        }
+
+        /// An apply killed in the middle of its writes (a reboot, the OOM killer) leaves no
+        /// file in runs/: its record was being drafted in a file without a name, which the
+        /// kernel drops with the process. The next run converges and records as usual.
+        @Test func anApplyKilledMidWritesLeavesNothingInRuns() throws {
+            let server = try Self.server.get()
+            let world = try Scenario.world(on: server)
+            let expected = try manyDevicesWorld(world, on: server)
+            let runs = world.state + "/runs"
+            let before = (try? FileManager.default.contentsOfDirectory(atPath: runs)) ?? []
+            let journalBefore = world.journalLines()
+
+            let apply = try world.startBridge(["apply"])
+            let started = waitForWrites(world, on: server)
+            // Frozen first, so what it holds open can be looked at before it dies.
+            kill(apply.pid, SIGSTOP)
+            var draft: [String] = []
+            if getuid() == 0 {  // the bridge makes itself non-dumpable: only root reads its fds
+                let fds = "/proc/\(apply.pid)/fd"
+                let runsPath = URL(fileURLWithPath: runs).resolvingSymlinksInPath().path
+                for fd in (try? FileManager.default.contentsOfDirectory(atPath: fds)) ?? [] {
+                    if let target = try? FileManager.default.destinationOfSymbolicLink(atPath: fds + "/" + fd),
+                       target.hasPrefix(runsPath + "/"), target.hasSuffix(" (deleted)") {
+                        draft.append(target)
+                    }
+                }
+            }
+            kill(apply.pid, SIGKILL)
+            let outcome = apply.finish(timeout: 30)
+            #expect(started, "the apply never started writing")
+            #expect(outcome.signalled, "the apply was not killed: \(outcome)")
+            if getuid() == 0 {
+                #expect(draft.count == 1, "one unnamed draft in runs/ while writing: \(draft)")
+            }
+            let after = (try? FileManager.default.contentsOfDirectory(atPath: runs)) ?? []
+            #expect(after.sorted() == before.sorted(), "the killed apply left files in runs/: \(Set(after).subtracting(before))")
+            #expect(world.journalLines() == journalBefore, "the killed apply wrote a journal line")
+
+            // The next run converges, with its record named as usual.
+            expectStatus(try world.bridge(["apply"]), 0, "apply after the killed one")
+            #expect(try world.members() == expected)
+            let record = try world.lastRunRecord()
+            #expect(record.line.contains("\"outcome\":\"ok\""), "\(record.line)")
+            #expect(FileManager.default.fileExists(atPath: record.record) && FileManager.default.fileExists(atPath: record.undo))
+            let named = try FileManager.default.contentsOfDirectory(atPath: runs).filter { !before.contains($0) }
+            #expect(Set(named) == [URL(fileURLWithPath: record.record).lastPathComponent,
+                                   URL(fileURLWithPath: record.undo).lastPathComponent], "\(named)")
         }
 
         @Test func theFaultScriptPassesAShortRun() throws {
