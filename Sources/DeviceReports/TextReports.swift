@@ -159,6 +159,10 @@ struct CSVReader {
     private let buf: UnsafeBufferPointer<UInt8>
     private var position = 0
     private var line = 1
+    /// Fields in the last record: room for as many is made at once for the next (records of
+    /// one file have the same width; growing an array field by field reallocates it). At
+    /// most 64: one very wide record does not make every later one reserve as much.
+    private var width = 0
 
     init(_ buf: UnsafeBufferPointer<UInt8>) { self.buf = buf }
 
@@ -167,6 +171,8 @@ struct CSVReader {
         guard position < buf.count else { return nil }
         let startLine = line
         var fields: [String] = []
+        fields.reserveCapacity(min(width, 64))
+        defer { width = fields.count }
         while true {
             if position < buf.count, buf[position] == UInt8(ascii: "\"") {
                 let open = line
