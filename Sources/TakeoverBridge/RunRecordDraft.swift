@@ -84,9 +84,10 @@ package final class RunRecordDraft: @unchecked Sendable {
     }
 
     /// The record's descriptor, complete, synced and named `recordName` in `runsFolder`
-    /// (the caller closes it); nil when this draft cannot be the record of `record`: the
-    /// caller writes it the ordinary way (and this draft's file, unnamed, is gone).
-    func complete(_ record: RunRecord, in runsFolder: Int32) -> Int32? {
+    /// (the caller closes it), and the header written into it (the undo file repeats it);
+    /// nil when this draft cannot be the record of `record`: the caller writes it the
+    /// ordinary way (and this draft's file, unnamed, is gone).
+    func complete(_ record: RunRecord, in runsFolder: Int32) -> (fd: Int32, header: String)? {
         let drafted: Bool = queue.sync {
             guard !failed, !finished else { return false }
             finished = true
@@ -109,10 +110,10 @@ package final class RunRecordDraft: @unchecked Sendable {
         let named = fd
         fd = -1
         becameRecord = true
-        return named
+        return (named, header)
     }
 
-    private func discard() -> Int32? {
+    private func discard() -> (fd: Int32, header: String)? {
         if fd >= 0 { close(fd) }
         fd = -1
         return nil

@@ -264,15 +264,15 @@ package final class StateDirectory: Sendable {
         defer { close(runs) }
         var recordName = ""
         var recordFD: Int32 = -1
-        var drafted: Int32?
+        var drafted: (fd: Int32, header: String)?
         var undoBody: String?
         if let draft {
             // The undo is rendered while the draft is finished and synced.
-            let done = Mutex<(record: Int32?, undo: String?)>((nil, nil))
+            let done = Mutex<(record: (fd: Int32, header: String)?, undo: String?)>((nil, nil))
             DispatchQueue.concurrentPerform(iterations: 2) { job in
                 if job == 0 {
-                    let fd = draft.complete(record, in: runs)
-                    done.withLock { $0.record = fd }
+                    let completed = draft.complete(record, in: runs)
+                    done.withLock { $0.record = completed }
                 } else {
                     let undo = ChangeLDIF.renderInverse(record.applied)
                     done.withLock { $0.undo = undo }
@@ -282,7 +282,7 @@ package final class StateDirectory: Sendable {
         }
         if let drafted, let draft {
             recordName = draft.recordName
-            recordFD = drafted
+            recordFD = drafted.fd
         }
         var attempt = 0
         while recordFD < 0 {
@@ -306,7 +306,8 @@ package final class StateDirectory: Sendable {
             throw StateError(path: undoPath, message: text)
         }
 
-        let header = RunRecordText.header(record, recordPath: recordPath, undoPath: undoPath)
+        // A drafted record's header is the one it was completed with (the same paths).
+        let header = drafted?.header ?? RunRecordText.header(record, recordPath: recordPath, undoPath: undoPath)
         // Written piece by piece: the changes of a large first run are hundreds of megabytes,
         // never copied into one more string.
         let undoHeader = "# takeover-bridge undo for the run record \(RunRecordText.commentSafe(recordPath))\n"
